@@ -1,0 +1,84 @@
+// Types shared between the pure core and its adapters (batch, node, forwarder).
+// The core never does I/O: bytes + mapping row + secret in, bytes out.
+
+/** One validated row of the researcher's mapping CSV. */
+export interface MappingRow {
+  /** 1-based line number in the CSV file (header is line 1). */
+  line: number;
+  /** Column 1 (MRN); null when empty or "no information" (5+ underscores). */
+  mrn: string | null;
+  /** Column 2 (Accession); null when empty or "no information". */
+  accession: string | null;
+  /** New_Patient_ID: the research ID; safe as a folder name and a DICOM LO value. */
+  researchId: string;
+  /** Surgery_Date, YYYY-MM-DD. */
+  surgeryDate: string;
+  /** Anchor_Date, YYYY-MM-DD (default 2024-06-15). */
+  anchorDate: string;
+  /** Anchor_Date - Surgery_Date, in whole days: added to every date. */
+  dayOffset: number;
+  /** Notes ('' when absent). */
+  notes: string;
+}
+
+/** Which lookup step found the row (in lookup order). */
+export type MatchedBy =
+  | 'mrn' // DICOM PatientID found in the MRN column
+  | 'accession' // DICOM AccessionNumber found in the Accession column
+  | 'mrn-in-accession-column' // PatientID found in the Accession column (swapped columns)
+  | 'accession-in-mrn-column'; // AccessionNumber found in the MRN column (swapped columns)
+
+export interface Match {
+  row: MappingRow;
+  matchedBy: MatchedBy;
+}
+
+/** The few identifying keys the adapters need before de-identifying (matching, counters). */
+export interface InstanceKeys {
+  transferSyntaxUid: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  patientId: string;
+  accessionNumber: string;
+  patientName: string;
+  patientBirthDate: string;
+  studyDate: string;
+  patientAge: string;
+}
+
+/** What the adapter decided for one instance; everything the core needs besides the bytes. */
+export interface DeidPlan {
+  researchId: string;
+  /** The new AccessionNumber, already `{researchId}_{N}` cut to 16 characters. */
+  accessionNumber: string;
+  dayOffset: number;
+  notes: string;
+  /** Project secret for HMAC UID remapping (from the SQLite state). */
+  uidSecret: Buffer;
+}
+
+export interface DeidResult {
+  /** The de-identified Part 10 file. */
+  bytes: Buffer;
+  transferSyntaxUid: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  /** De-identified values usable for naming (never identifying). */
+  modality: string;
+  seriesNumber: string;
+  seriesDescription: string;
+}
+
+/** Thrown by the core for input it cannot de-identify safely; message is one clear line. */
+export class DicomFormatError extends Error {
+  override name = 'DicomFormatError';
+}
+
+/** Thrown for a mapping CSV that does not validate; message names the row and value. */
+export class MappingError extends Error {
+  override name = 'MappingError';
+}
