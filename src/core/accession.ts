@@ -1,9 +1,14 @@
+/** The session folder name `{researchId}_{n}`. */
+export function sessionFolderName(researchId: string, n: number): string {
+  return `${researchId}_${n}`;
+}
+
 /**
- * The new AccessionNumber / session folder name `{researchId}_{n}`, at most 16 characters
- * (the SH limit of AccessionNumber). When too long, the research ID is shortened, never the
- * index: cutting the suffix would give two sessions the same accession.
+ * The new AccessionNumber `{researchId}_{n}`, at most 16 characters (the SH limit). When too
+ * long, the research ID is shortened, never the index: cutting the suffix would give two
+ * sessions of one patient the same accession.
  */
-export function sessionName(researchId: string, n: number): string {
+export function newAccessionNumber(researchId: string, n: number): string {
   const suffix = `_${n}`;
   return researchId.slice(0, Math.max(0, 16 - suffix.length)) + suffix;
 }
