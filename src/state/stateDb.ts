@@ -1,0 +1,177 @@
+// Durable project state in SQLite: the UID secret and the session indices ({researchId}_{n}).
+//
+// This database is KEY MATERIAL: the secret makes UID remapping reproducible, and the session keys
+// contain accession numbers / Study Instance UIDs / source folder names. Keep it outside the
+// output tree; it is created with mode 0600 in a 0700 directory.
+//
+// Concurrency: several processes (node + batch runs) may share one file. WAL mode, a 10 s busy
+// timeout and BEGIN IMMEDIATE write transactions serialise every read-modify-write, so indices are
+// unique and gap-free per research ID and all processes agree on one secret.
+//
+// Keep this module free of local imports (node builtins and better-sqlite3 only): the concurrency
+// test transpiles it alone and runs it in child processes.
+
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+/** Current schema version (PRAGMA user_version). */
+export const STATE_SCHEMA_VERSION = 1;
+
+const UID_SECRET_KEY = 'uid_secret';
+const UID_SECRET_BYTES = 32;
+
+/** Migrations: index i upgrades user_version i -> i+1. */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS session_index (
+    research_id TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    n           INTEGER NOT NULL CHECK (n >= 1),
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (research_id, key),
+    UNIQUE (research_id, n)
+  );
+  `,
+];
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+/** Runs fn, retrying while SQLite reports BUSY (some lock waits bypass the busy handler). */
+function retryBusy<T>(fn: () => T, timeoutMs = 10_000): T {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isBusy(err) || Date.now() > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 + Math.floor(Math.random() * 20));
+    }
+  }
+}
+
+export class StateDb {
+  readonly db: Database.Database;
+  private secret: Buffer | null = null;
+
+  private readonly stmtGet: Database.Statement<[string, string], { n: number }>;
+  private readonly stmtMax: Database.Statement<[string], { m: number | null }>;
+  private readonly stmtInsert: Database.Statement<[string, string, number]>;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+    this.stmtGet = db.prepare('SELECT n FROM session_index WHERE research_id = ? AND key = ?');
+    this.stmtMax = db.prepare('SELECT MAX(n) AS m FROM session_index WHERE research_id = ?');
+    this.stmtInsert = db.prepare('INSERT INTO session_index (research_id, key, n) VALUES (?, ?, ?)');
+  }
+
+  /**
+   * Opens (creating if needed) the state database: parent directories, WAL mode, busy_timeout
+   * 10000, synchronous=FULL, schema migrated to STATE_SCHEMA_VERSION. Throws if the file was
+   * written by a newer schema version.
+   */
+  static open(file: string): StateDb {
+    if (file !== ':memory:') {
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600)); // private before any content
+    }
+    const db = new Database(file);
+    try {
+      db.pragma('busy_timeout = 10000');
+      retryBusy(() => db.pragma('journal_mode = WAL'));
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      retryBusy(() =>
+        db
+          .transaction(() => {
+            let v = db.pragma('user_version', { simple: true }) as number;
+            if (v > STATE_SCHEMA_VERSION) {
+              throw new Error(
+                `state database ${file} has schema version ${v}; this version of dicom-deid supports up to ${STATE_SCHEMA_VERSION}`,
+              );
+            }
+            for (; v < STATE_SCHEMA_VERSION; v++) {
+              db.exec(MIGRATIONS[v]!);
+              db.pragma(`user_version = ${v + 1}`);
+            }
+          })
+          .immediate(),
+      );
+      return new StateDb(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * The project's 32-byte UID secret: created once (inside an IMMEDIATE transaction, so processes
+   * opening a new database at the same time agree) and kept forever.
+   */
+  uidSecret(): Buffer {
+    if (this.secret) return Buffer.from(this.secret);
+    const get = this.db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?');
+    const secret = this.db
+      .transaction((): Buffer => {
+        const row = get.get(UID_SECRET_KEY);
+        if (row) return Buffer.from(row.value);
+        const fresh = randomBytes(UID_SECRET_BYTES);
+        this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run(UID_SECRET_KEY, fresh);
+        return fresh;
+      })
+      .immediate();
+    if (secret.length !== UID_SECRET_BYTES) {
+      throw new Error(`state database: UID secret has ${secret.length} bytes, expected ${UID_SECRET_BYTES}`);
+    }
+    this.secret = secret;
+    return Buffer.from(secret);
+  }
+
+  /**
+   * The session index for (researchId, key): the existing one, or the next free number
+   * (max + 1, starting at 1) for that research ID, assigned in one BEGIN IMMEDIATE transaction.
+   */
+  sessionIndex(researchId: string, key: string): number {
+    return this.sessionIndices(researchId, [key]).get(key)!;
+  }
+
+  /**
+   * Batch form: every key gets its existing index; keys not known yet get the next free numbers in
+   * the ORDER GIVEN (callers pass alphabetical order). Duplicate keys are allowed and get one
+   * index. One BEGIN IMMEDIATE transaction.
+   */
+  sessionIndices(researchId: string, keys: string[]): Map<string, number> {
+    if (researchId === '') throw new Error('sessionIndices: empty research ID');
+    return this.db
+      .transaction((): Map<string, number> => {
+        const out = new Map<string, number>();
+        let next: number | null = null;
+        for (const key of keys) {
+          if (out.has(key)) continue;
+          const row = this.stmtGet.get(researchId, key);
+          if (row) {
+            out.set(key, row.n);
+            continue;
+          }
+          if (next === null) next = (this.stmtMax.get(researchId)?.m ?? 0) + 1;
+          this.stmtInsert.run(researchId, key, next);
+          out.set(key, next);
+          next++;
+        }
+        return out;
+      })
+      .immediate();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
