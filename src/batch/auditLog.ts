@@ -1,0 +1,81 @@
+// The batch audit log: one CSV row per input file. It maps source paths (which hold patient
+// folder names) to research IDs, so it is key material: it lives outside the output tree.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FileStatus } from './protocol.js';
+
+export interface AuditRow {
+  sourcePath: string;
+  status: FileStatus;
+  matchedBy?: string;
+  researchId?: string;
+  newAccession?: string;
+  dayOffset?: number;
+  outputPath?: string;
+  message?: string;
+}
+
+export const AUDIT_HEADER = [
+  'source_path',
+  'status',
+  'matched_by',
+  'research_id',
+  'new_accession',
+  'day_offset',
+  'output_path',
+  'message',
+];
+
+export function csvField(v: string): string {
+  return /[",\r\n]/.test(v) || /^\s|\s$/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+}
+
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+export function auditLogName(d: Date): string {
+  return `deid_log_${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}_${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}.csv`;
+}
+
+export class AuditLog {
+  readonly file: string;
+  private fd: number;
+  private buffer: string[] = [];
+
+  constructor(logDir: string, now = new Date()) {
+    fs.mkdirSync(logDir, { recursive: true });
+    const base = auditLogName(now);
+    let file = path.join(logDir, base);
+    for (let i = 2; fs.existsSync(file); i++) file = path.join(logDir, base.replace(/\.csv$/, `_${i}.csv`));
+    this.file = file;
+    this.fd = fs.openSync(file, 'wx', 0o600);
+    fs.writeSync(this.fd, '\uFEFF' + AUDIT_HEADER.join(',') + '\r\n');
+  }
+
+  write(row: AuditRow): void {
+    const fields = [
+      row.sourcePath,
+      row.status,
+      row.matchedBy ?? '',
+      row.researchId ?? '',
+      row.newAccession ?? '',
+      row.dayOffset === undefined ? '' : String(row.dayOffset),
+      row.outputPath ?? '',
+      row.message ?? '',
+    ];
+    this.buffer.push(fields.map(csvField).join(',') + '\r\n');
+    if (this.buffer.length >= 256) this.flush();
+  }
+
+  flush(): void {
+    if (this.buffer.length === 0) return;
+    fs.writeSync(this.fd, this.buffer.join(''));
+    this.buffer = [];
+  }
+
+  close(): void {
+    this.flush();
+    fs.closeSync(this.fd);
+  }
+}

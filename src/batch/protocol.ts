@@ -1,0 +1,53 @@
+// Messages between the batch main thread and its workers.
+import type { MappingRow, MatchedBy } from '../core/types.js';
+
+export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error';
+
+export interface WorkerInit {
+  rows: MappingRow[];
+  uidSecret: Uint8Array;
+  inputDir: string;
+  outputDir: string;
+}
+
+export interface JobMessage {
+  type: 'job';
+  jobId: number;
+  /** Relative source path, '/' separated. */
+  rel: string;
+}
+
+export interface SessionReply {
+  type: 'session';
+  reqId: number;
+  n?: number;
+  error?: string;
+}
+
+export type MainToWorker = JobMessage | SessionReply;
+
+export interface SessionRequest {
+  type: 'session';
+  reqId: number;
+  researchId: string;
+  patientFolder: string | null;
+  key: string;
+}
+
+export interface JobResult {
+  type: 'result';
+  jobId: number;
+  status: FileStatus;
+  matchedBy?: MatchedBy;
+  researchId?: string;
+  /** Line of the mapping row that matched (to find its notes). */
+  rowLine?: number;
+  accessionNumber?: string;
+  dayOffset?: number;
+  sessionName?: string;
+  /** Output path relative to the output folder, '/' separated. */
+  outRel?: string;
+  message?: string;
+}
+
+export type WorkerToMain = SessionRequest | JobResult;

@@ -1,0 +1,406 @@
+// The batch command's engine: validate the CSV, walk the input tree, de-identify every DICOM
+// file on a pool of worker threads, write the audit log and the summary.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { parseMappingCsv } from '../core/mapping/mappingCsv.js';
+import { MappingTable } from '../core/mapping/mappingTable.js';
+import { sessionFolderName } from '../core/accession.js';
+import type { MappingRow } from '../core/types.js';
+import { StateDb } from '../state/stateDb.js';
+import { UsageError } from '../commands/errors.js';
+import type { Logger } from '../log.js';
+import { AuditLog, type AuditRow } from './auditLog.js';
+import {
+  containsIdentifier,
+  folderSessionKey,
+  identifierSet,
+  outputDeeperDirs,
+  sourceLayout,
+} from './layout.js';
+import { Progress } from './progress.js';
+import type { FileStatus, JobMessage, JobResult, MainToWorker, SessionRequest, WorkerInit, WorkerToMain } from './protocol.js';
+import { walkTree } from './walk.js';
+
+export interface BatchOptions {
+  csv: string;
+  input: string;
+  output: string;
+  /** SQLite state; default `<csv dir>/dicom-deid-state.sqlite`. */
+  db?: string;
+  /** Audit log directory; default `<csv dir>/dicom-deid-logs`. */
+  logDir?: string;
+  copyOtherFiles?: boolean;
+  workers?: number;
+  quiet?: boolean;
+  /** Progress bar (default: when stderr is a TTY and not quiet). */
+  progress?: boolean;
+  logger?: Logger;
+  /** Where the summary goes (default stdout). */
+  out?: (line: string) => void;
+}
+
+export interface BatchSummary {
+  counts: Record<FileStatus, number>;
+  otherFilesLeftOut: number;
+  otherFilesCopied: number;
+  /** researchId -> session folder name -> number of files written. */
+  sessions: Map<string, Map<string, number>>;
+  auditLog: string;
+  exitCode: 0 | 1;
+}
+
+/** Jobs sent to one worker before its earlier ones finish (bounds memory: ~2 files/worker). */
+const IN_FLIGHT_PER_WORKER = 2;
+
+export function defaultStatePath(csv: string): string {
+  return path.join(path.dirname(path.resolve(csv)), 'dicom-deid-state.sqlite');
+}
+
+export function defaultLogDir(csv: string): string {
+  return path.join(path.dirname(path.resolve(csv)), 'dicom-deid-logs');
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/** Reads and validates the mapping CSV. Throws MappingError (exit 2) or UsageError. */
+export function loadMapping(csv: string): { rows: MappingRow[]; table: MappingTable } {
+  let text: string;
+  try {
+    text = fs.readFileSync(csv, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read the mapping CSV ${csv}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const rows = parseMappingCsv(text, path.basename(csv));
+  const table = new MappingTable(rows);
+  return { rows, table };
+}
+
+export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
+  const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  const say = opts.quiet ? () => {} : out;
+  const log = opts.logger;
+  const csv = path.resolve(opts.csv);
+  const input = path.resolve(opts.input);
+  const output = path.resolve(opts.output);
+  const dbPath = path.resolve(opts.db ?? defaultStatePath(csv));
+  const logDir = path.resolve(opts.logDir ?? defaultLogDir(csv));
+
+  // --- Everything that can be a usage error, before any file is touched. ---
+  let inputStat: fs.Stats;
+  try {
+    inputStat = fs.statSync(input);
+  } catch {
+    throw new UsageError(`input folder not found: ${opts.input}`);
+  }
+  if (!inputStat.isDirectory()) throw new UsageError(`--input is not a folder: ${opts.input}`);
+  if (isInside(output, input)) throw new UsageError('--output must not be inside --input');
+  if (fs.existsSync(output) && !fs.statSync(output).isDirectory()) {
+    throw new UsageError(`--output exists and is not a folder: ${opts.output}`);
+  }
+  const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
+  const { rows } = loadMapping(csv);
+  if (isInside(logDir, output) || isInside(dbPath, output)) {
+    // Key material inside the shareable tree: allowed (the user asked) but loudly.
+    process.stderr.write(
+      'dicom-deid: warning: the audit log or state database is inside the output folder; ' +
+        'they hold identifiers: remove them before sharing the output\n',
+    );
+  }
+
+  const walked = await walkTree(input);
+  const files = walked.files;
+  const sessionFolders = new Map<string, string[]>();
+  for (const rel of files) {
+    const l = sourceLayout(rel);
+    if (l.patientFolder !== null && l.sessionFolder !== null) {
+      const list = sessionFolders.get(l.patientFolder) ?? [];
+      if (list[list.length - 1] !== l.sessionFolder && !list.includes(l.sessionFolder)) list.push(l.sessionFolder);
+      sessionFolders.set(l.patientFolder, list);
+    }
+  }
+  // Alphabetical (code point) order: N is assigned in this order the first time a folder is seen.
+  for (const list of sessionFolders.values()) list.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+
+  fs.mkdirSync(path.dirname(dbPath), { recursive: true });
+  const state = StateDb.open(dbPath);
+  const audit = new AuditLog(logDir);
+  const started = Date.now();
+  log?.info('batch started', { files: files.length, workers: workerCount, mappingRows: rows.length });
+
+  const counts: Record<FileStatus, number> = { ok: 0, 'no-mapping': 0, 'not-dicom': 0, error: 0 };
+  const sessions = new Map<string, Map<string, number>>();
+  const notesBySession = new Map<string, Set<string>>();
+  const rowsByLine = new Map(rows.map((r) => [r.line, r]));
+  const researchIdsOfPatientFolder = new Map<string, Set<string>>();
+  const outputs = new Map<string, string>();
+  const notDicom: string[] = [];
+
+  // --- Session numbers: the main thread is the only SQLite user. ---
+  const sessionCache = new Map<string, number>();
+  const initialisedPatientFolders = new Set<string>();
+  function sessionIndex(req: SessionRequest): number {
+    const ck = (k: string) => req.researchId + '\0' + k;
+    if (req.patientFolder !== null) {
+      const pk = req.researchId + '\0' + req.patientFolder;
+      if (!initialisedPatientFolders.has(pk)) {
+        initialisedPatientFolders.add(pk);
+        const keys = (sessionFolders.get(req.patientFolder) ?? []).map((s) => folderSessionKey(req.patientFolder!, s));
+        if (keys.length > 0) {
+          for (const [k, n] of state.sessionIndices(req.researchId, keys)) sessionCache.set(ck(k), n);
+        }
+      }
+    }
+    let n = sessionCache.get(ck(req.key));
+    if (n === undefined) {
+      n = state.sessionIndices(req.researchId, [req.key]).get(req.key);
+      if (n === undefined) throw new Error('state database returned no session index');
+      sessionCache.set(ck(req.key), n);
+    }
+    return n;
+  }
+
+  for (const e of walked.errors) {
+    counts.error++;
+    audit.write({ sourcePath: e.rel, status: 'error', message: e.message });
+  }
+
+  const progress = new Progress(files.length, (opts.progress ?? process.stderr.isTTY === true) && !opts.quiet);
+  let done = 0;
+
+  function record(rel: string, r: Omit<JobResult, 'type' | 'jobId'>): void {
+    if (r.status === 'not-dicom') {
+      notDicom.push(rel);
+      return; // audited after the copy decision
+    }
+    counts[r.status]++;
+    let message = r.message;
+    if (r.status === 'ok' && r.outRel && r.researchId && r.sessionName) {
+      const previous = outputs.get(r.outRel);
+      if (previous !== undefined && previous !== rel) {
+        message = `same output path as ${previous}: one of them was overwritten`;
+        log?.warn('two input files were written to the same output path');
+      }
+      outputs.set(r.outRel, rel);
+      const s = sessions.get(r.researchId) ?? new Map<string, number>();
+      s.set(r.sessionName, (s.get(r.sessionName) ?? 0) + 1);
+      sessions.set(r.researchId, s);
+      const notes = r.rowLine !== undefined ? rowsByLine.get(r.rowLine)?.notes ?? '' : '';
+      const sessionRel = `${r.researchId}/${r.sessionName}`;
+      if (notes.trim() !== '') {
+        const set = notesBySession.get(sessionRel) ?? new Set<string>();
+        set.add(notes.trim());
+        notesBySession.set(sessionRel, set);
+      }
+      const pf = sourceLayout(rel).patientFolder;
+      if (pf !== null) {
+        const set = researchIdsOfPatientFolder.get(pf) ?? new Set<string>();
+        set.add(r.researchId);
+        researchIdsOfPatientFolder.set(pf, set);
+      }
+    }
+    const row: AuditRow = {
+      sourcePath: rel,
+      status: r.status,
+      matchedBy: r.matchedBy,
+      researchId: r.researchId,
+      newAccession: r.accessionNumber,
+      dayOffset: r.dayOffset,
+      outputPath: r.status === 'ok' ? r.outRel : undefined,
+      message,
+    };
+    audit.write(row);
+  }
+
+  // --- The worker pool. ---
+  const init: WorkerInit = { rows, uidSecret: new Uint8Array(state.uidSecret()), inputDir: input, outputDir: output };
+  let next = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      if (files.length === 0) return resolve();
+      const poolSize = Math.min(workerCount, files.length);
+      let live = 0;
+      let finished = false;
+
+      const startWorker = (): void => {
+        const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+        const inFlight = new Map<number, string>();
+        live++;
+        const feed = (): void => {
+          while (inFlight.size < IN_FLIGHT_PER_WORKER && next < files.length) {
+            const jobId = next++;
+            inFlight.set(jobId, files[jobId]!);
+            const msg: JobMessage = { type: 'job', jobId, rel: files[jobId]! };
+            worker.postMessage(msg);
+          }
+          if (inFlight.size === 0) {
+            void worker.terminate();
+          }
+        };
+        worker.on('message', (msg: WorkerToMain) => {
+          if (msg.type === 'session') {
+            let reply: MainToWorker;
+            try {
+              reply = { type: 'session', reqId: msg.reqId, n: sessionIndex(msg) };
+            } catch (err) {
+              reply = { type: 'session', reqId: msg.reqId, error: err instanceof Error ? err.message : String(err) };
+            }
+            worker.postMessage(reply);
+            return;
+          }
+          const rel = inFlight.get(msg.jobId);
+          if (rel === undefined) return;
+          inFlight.delete(msg.jobId);
+          record(rel, msg);
+          done++;
+          progress.update(done, counts);
+          feed();
+        });
+        let failed = false;
+        worker.on('error', (err) => {
+          failed = true;
+          log?.error('batch worker crashed', { error: err.message });
+          for (const rel of inFlight.values()) {
+            record(rel, { status: 'error', message: `worker crashed: ${err.message.split('\n')[0]}` });
+            done++;
+          }
+          inFlight.clear();
+        });
+        worker.on('exit', () => {
+          live--;
+          if (finished) return;
+          if (failed && next < files.length) {
+            // Replace a crashed worker; give up if the very first ones cannot even start.
+            if (done === 0 && live === 0) {
+              finished = true;
+              reject(new Error('batch workers failed to start'));
+              return;
+            }
+            startWorker();
+            return;
+          }
+          if (live === 0) {
+            finished = true;
+            resolve();
+          }
+        });
+        feed();
+      };
+      for (let i = 0; i < poolSize; i++) startWorker();
+    });
+
+    // --- Non-DICOM files: left out unless --copy-other-files and safely placeable. ---
+    let otherCopied = 0;
+    const rowIds = new Map<string, string[]>();
+    for (const r of rows) {
+      const l = rowIds.get(r.researchId) ?? [];
+      if (r.mrn) l.push(r.mrn);
+      if (r.accession) l.push(r.accession);
+      rowIds.set(r.researchId, l);
+    }
+    const secret = Buffer.from(init.uidSecret);
+    for (const rel of notDicom) {
+      counts['not-dicom']++;
+      let message = 'not DICOM: left out';
+      let outRel: string | undefined;
+      let researchId: string | undefined;
+      if (opts.copyOtherFiles) {
+        const l = sourceLayout(rel);
+        const ids = l.patientFolder !== null ? researchIdsOfPatientFolder.get(l.patientFolder) : undefined;
+        if (l.patientFolder === null) message = 'not DICOM: left out (outside any patient folder)';
+        else if (!ids || ids.size !== 1) {
+          message = ids ? 'not DICOM: left out (patient folder maps to several research IDs)' : 'not DICOM: left out (no de-identified DICOM in its patient folder)';
+        } else {
+          const rid = [...ids][0]!;
+          const dirIds = identifierSet([...(rowIds.get(rid) ?? []), l.patientFolder]);
+          if (containsIdentifier(l.fileName, dirIds)) message = 'not DICOM: left out (its name contains an identifier)';
+          else {
+            const parts: string[] = [rid];
+            if (l.sessionFolder !== null) {
+              const n = sessionCache.get(rid + '\0' + folderSessionKey(l.patientFolder, l.sessionFolder));
+              parts.push(sessionFolderName(rid, n ?? sessionIndex({ type: 'session', reqId: 0, researchId: rid, patientFolder: l.patientFolder, key: folderSessionKey(l.patientFolder, l.sessionFolder) })));
+            }
+            parts.push(...outputDeeperDirs(l, dirIds, secret), l.fileName);
+            try {
+              copyAtomic(path.join(input, ...rel.split('/')), path.join(output, ...parts));
+              outRel = parts.join('/');
+              researchId = rid;
+              message = 'not DICOM: copied (--copy-other-files)';
+              otherCopied++;
+            } catch (err) {
+              message = `not DICOM: copy failed: ${(err as Error).message.split('\n')[0]}`;
+            }
+          }
+        }
+      }
+      audit.write({ sourcePath: rel, status: 'not-dicom', researchId, outputPath: outRel, message });
+    }
+
+    // --- notes.txt in each session folder whose row has Notes. ---
+    for (const [sessionRel, notes] of notesBySession) {
+      const file = path.join(output, ...sessionRel.split('/'), 'notes.txt');
+      writeAtomicText(file, [...notes].join('\n') + '\n');
+    }
+
+    const summary: BatchSummary = {
+      counts,
+      otherFilesLeftOut: counts['not-dicom'] - otherCopied,
+      otherFilesCopied: otherCopied,
+      sessions,
+      auditLog: audit.file,
+      exitCode: counts['no-mapping'] + counts.error > 0 ? 1 : 0,
+    };
+    progress.finish();
+    const secs = (Date.now() - started) / 1000;
+    log?.info('batch finished', { ...counts, otherLeftOut: summary.otherFilesLeftOut, seconds: secs });
+    printSummary(summary, secs, say);
+    return summary;
+  } finally {
+    progress.finish();
+    audit.close();
+    state.close();
+  }
+}
+
+function copyAtomic(src: string, dest: string): void {
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${process.pid}.tmp`);
+  fs.copyFileSync(src, tmp);
+  fs.renameSync(tmp, dest);
+}
+
+function writeAtomicText(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+/** The summary never shows source paths (they may hold names): those are in the audit log. */
+function printSummary(s: BatchSummary, secs: number, say: (line: string) => void): void {
+  const c = s.counts;
+  const total = c.ok + c['no-mapping'] + c['not-dicom'] + c.error;
+  say(`Processed ${total} files in ${secs.toFixed(1)} s`);
+  say(`  de-identified (ok): ${c.ok}`);
+  say(`  no mapping row:     ${c['no-mapping']}`);
+  say(`  errors:             ${c.error}`);
+  say(`  not DICOM:          ${c['not-dicom']} (${s.otherFilesLeftOut} left out${s.otherFilesCopied ? `, ${s.otherFilesCopied} copied` : ''})`);
+  const ids = [...s.sessions.keys()].sort();
+  if (ids.length > 0) say(`Research patients: ${ids.length}`);
+  for (const id of ids) {
+    const sess = [...s.sessions.get(id)!.entries()].sort(([a], [b]) => sessionOrder(a, b));
+    say(`  ${id}: ${sess.length} session${sess.length === 1 ? '' : 's'}: ${sess.map(([n, k]) => `${n} (${k} files)`).join(', ')}`);
+  }
+  say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);
+  if (c['no-mapping'] + c.error > 0) say('Some DICOM files were not de-identified: see the audit log.');
+}
+
+function sessionOrder(a: string, b: string): number {
+  const na = Number(a.slice(a.lastIndexOf('_') + 1));
+  const nb = Number(b.slice(b.lastIndexOf('_') + 1));
+  return na - nb || (a < b ? -1 : a > b ? 1 : 0);
+}

@@ -1,0 +1,42 @@
+// Recursive walk of the input tree: relative '/'-separated paths of regular files, sorted.
+// Symbolic links to files are followed; links to folders are not (no cycles). A folder that
+// cannot be read is reported, and the walk goes on.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export interface WalkResult {
+  files: string[];
+  /** Sub-folders that could not be listed (relative path + reason). */
+  errors: { rel: string; message: string }[];
+}
+
+export async function walkTree(root: string): Promise<WalkResult> {
+  const files: string[] = [];
+  const errors: WalkResult['errors'] = [];
+  async function visit(dir: string, rel: string): Promise<void> {
+    let entries;
+    try {
+      entries = await fs.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (rel === '') throw err;
+      errors.push({ rel, message: `unreadable folder: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const childRel = rel ? `${rel}/${e.name}` : e.name;
+      const abs = path.join(dir, e.name);
+      if (e.isDirectory()) await visit(abs, childRel);
+      else if (e.isFile()) files.push(childRel);
+      else if (e.isSymbolicLink()) {
+        try {
+          if ((await fs.stat(abs)).isFile()) files.push(childRel);
+        } catch {
+          /* dangling link */
+        }
+      }
+    }
+  }
+  await visit(root, '');
+  return { files, errors };
+}

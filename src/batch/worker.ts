@@ -1,0 +1,194 @@
+// Batch worker thread: read a file, match it, de-identify it, write it atomically.
+// Session numbers come from the main thread (the only one that talks to SQLite).
+import fs from 'node:fs';
+import path from 'node:path';
+import { parentPort, workerData, threadId } from 'node:worker_threads';
+import { deidentify, readInstanceKeys } from '../core/deidentify.js';
+import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
+import { MappingTable } from '../core/mapping/mappingTable.js';
+import type { MappingRow } from '../core/types.js';
+import {
+  containsIdentifier,
+  folderSessionKey,
+  identifierSet,
+  nameParts,
+  outputDeeperDirs,
+  sourceLayout,
+  studySessionKey,
+} from './layout.js';
+import type { JobMessage, JobResult, MainToWorker, SessionRequest, WorkerInit } from './protocol.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const secret = Buffer.from(init.uidSecret);
+const table = new MappingTable(init.rows);
+
+/** Identifiers of every row of a research ID (a patient may have one row per accession). */
+const rowIdentifiers = new Map<string, string[]>();
+for (const row of init.rows) {
+  const list = rowIdentifiers.get(row.researchId) ?? [];
+  if (row.mrn) list.push(row.mrn);
+  if (row.accession) list.push(row.accession);
+  rowIdentifiers.set(row.researchId, list);
+}
+
+const sessionCache = new Map<string, number>();
+const pendingSessions = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+let nextReqId = 1;
+
+function sessionIndex(researchId: string, patientFolder: string | null, key: string): Promise<number> | number {
+  const cacheKey = researchId + '\0' + key;
+  const cached = sessionCache.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const reqId = nextReqId++;
+  return new Promise<number>((resolve, reject) => {
+    pendingSessions.set(reqId, {
+      resolve: (n) => {
+        sessionCache.set(cacheKey, n);
+        resolve(n);
+      },
+      reject,
+    });
+    const msg: SessionRequest = { type: 'session', reqId, researchId, patientFolder, key };
+    port.postMessage(msg);
+  });
+}
+
+const madeDirs = new Set<string>();
+let tmpCounter = 0;
+
+function writeAtomic(file: string, bytes: Uint8Array): void {
+  const dir = path.dirname(file);
+  if (!madeDirs.has(dir)) {
+    fs.mkdirSync(dir, { recursive: true });
+    madeDirs.add(dir);
+  }
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}-${threadId}-${++tmpCounter}.tmp`);
+  try {
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
+    throw err;
+  }
+}
+
+function isDicomPart10(fd: number): boolean {
+  const buf = Buffer.alloc(132);
+  const n = fs.readSync(fd, buf, 0, 132, 0);
+  return n === 132 && buf.toString('latin1', 128, 132) === 'DICM';
+}
+
+function errorMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0]!.trim();
+}
+
+async function processJob(job: JobMessage): Promise<JobResult> {
+  const base = { type: 'result' as const, jobId: job.jobId };
+  const abs = path.join(init.inputDir, ...job.rel.split('/'));
+  let bytes: Buffer;
+  try {
+    const fd = fs.openSync(abs, 'r');
+    try {
+      if (!isDicomPart10(fd)) return { ...base, status: 'not-dicom' };
+    } finally {
+      fs.closeSync(fd);
+    }
+    bytes = fs.readFileSync(abs);
+  } catch (err) {
+    return { ...base, status: 'error', message: `unreadable: ${errorMessage(err)}` };
+  }
+
+  let keys;
+  try {
+    keys = readInstanceKeys(bytes);
+  } catch (err) {
+    return { ...base, status: 'error', message: errorMessage(err) };
+  }
+  const match = table.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
+  if (!match) return { ...base, status: 'no-mapping', message: 'no row matches PatientID or AccessionNumber' };
+  const { row, matchedBy } = match;
+  const info = {
+    ...base,
+    matchedBy,
+    researchId: row.researchId,
+    rowLine: row.line,
+    dayOffset: row.dayOffset,
+  };
+
+  try {
+    const layout = sourceLayout(job.rel);
+    const key =
+      layout.patientFolder !== null && layout.sessionFolder !== null
+        ? folderSessionKey(layout.patientFolder, layout.sessionFolder)
+        : studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
+    const n = await sessionIndex(row.researchId, layout.patientFolder, key);
+    const sessionName = sessionFolderName(row.researchId, n);
+    const accessionNumber = newAccessionNumber(row.researchId, n);
+
+    const result = deidentify(bytes, {
+      researchId: row.researchId,
+      accessionNumber,
+      dayOffset: row.dayOffset,
+      notes: row.notes,
+      uidSecret: secret,
+    });
+
+    const dirIds = identifierSet([...(rowIdentifiers.get(row.researchId) ?? []), layout.patientFolder]);
+    const fileIds = identifierSet([
+      ...dirIds,
+      keys.patientId,
+      keys.accessionNumber,
+      ...nameParts(keys.patientName),
+    ]);
+    const fileName = containsIdentifier(layout.fileName, fileIds)
+      ? `${result.sopInstanceUid}.dcm`
+      : layout.fileName;
+    const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
+    writeAtomic(path.join(init.outputDir, ...outParts), result.bytes);
+    return { ...info, status: 'ok', accessionNumber, sessionName, outRel: outParts.join('/') };
+  } catch (err) {
+    return { ...info, status: 'error', message: errorMessage(err) };
+  }
+}
+
+// Jobs run one at a time per worker (the main thread keeps a small number in flight).
+const queue: JobMessage[] = [];
+let running = false;
+
+async function drain(): Promise<void> {
+  if (running) return;
+  running = true;
+  try {
+    while (queue.length > 0) {
+      const job = queue.shift()!;
+      let result: JobResult;
+      try {
+        result = await processJob(job);
+      } catch (err) {
+        result = { type: 'result', jobId: job.jobId, status: 'error', message: errorMessage(err) };
+      }
+      port.postMessage(result);
+    }
+  } finally {
+    running = false;
+  }
+}
+
+port.on('message', (msg: MainToWorker) => {
+  if (msg.type === 'job') {
+    queue.push(msg);
+    void drain();
+  } else if (msg.type === 'session') {
+    const pending = pendingSessions.get(msg.reqId);
+    if (!pending) return;
+    pendingSessions.delete(msg.reqId);
+    if (msg.error !== undefined || msg.n === undefined) pending.reject(new Error(msg.error ?? 'no session index'));
+    else pending.resolve(msg.n);
+  }
+});

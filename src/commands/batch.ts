@@ -1,0 +1,79 @@
+// `dicom-deid batch`: de-identify a folder tree of DICOM files with a mapping CSV.
+import os from 'node:os';
+import type { Argv, CommandModule } from 'yargs';
+import { closeLogger, createLogger } from '../log.js';
+import { defaultLogDir, runBatch } from '../batch/runBatch.js';
+import { UsageError, wrapText } from './errors.js';
+
+interface BatchArgs {
+  csv: string;
+  input: string;
+  output: string;
+  db?: string;
+  'log-dir'?: string;
+  'copy-other-files': boolean;
+  workers?: number;
+  quiet: boolean;
+  verbose?: boolean;
+}
+
+const command: CommandModule<object, BatchArgs> = {
+  command: 'batch',
+  describe: 'De-identify a folder tree (patient/session/...) using a mapping CSV',
+  builder: (y: Argv) =>
+    y
+      .usage(
+        '$0 batch --csv mapping.csv --input ./Raw_Scans --output ./Anonymized_Data',
+      )
+      .epilogue(
+        wrapText(
+        'Top-level folders are patients (renamed to New_Patient_ID), second-level folders are ' +
+          'sessions (renamed to New_Patient_ID_N). Exit status: 0 every DICOM file was de-identified; 1 some were skipped or failed (see the ' +
+          'audit log); 2 usage or mapping CSV error. The audit log and the state database hold ' +
+          'identifiers: keep them, never share them.',
+        ),
+      )
+      .option('csv', { type: 'string', demandOption: true, describe: 'Mapping CSV (MRN, Accession, New_Patient_ID, Surgery_Date, [Anchor_Date], [Notes])' })
+      .option('input', { type: 'string', demandOption: true, describe: 'Folder of raw scans (one folder per patient)' })
+      .option('output', { type: 'string', demandOption: true, describe: 'Folder for the de-identified tree (created)' })
+      .option('db', { type: 'string', describe: 'SQLite state (UID secret, session numbers) [default: <csv dir>/dicom-deid-state.sqlite]' })
+      .option('log-dir', { type: 'string', describe: 'Folder for the audit log and run log [default: <csv dir>/dicom-deid-logs]' })
+      .option('copy-other-files', { type: 'boolean', default: false, describe: 'Also copy non-DICOM files (never those whose name holds an identifier)' })
+      .option('workers', { type: 'number', describe: `Worker threads [default: number of cores, ${os.availableParallelism()}]` })
+      .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar and no summary' })
+      .check((a) => {
+        if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1 || a.workers > 256)) {
+          throw new UsageError('--workers must be a whole number from 1 to 256');
+        }
+        for (const k of ['csv', 'input', 'output'] as const) {
+          if (typeof a[k] !== 'string' || a[k] === '') throw new UsageError(`--${k} needs a value`);
+        }
+        return true;
+      }) as unknown as Argv<BatchArgs>,
+  handler: async (args) => {
+    const logDir = args['log-dir'] ?? defaultLogDir(args.csv);
+    const logger = createLogger({
+      logDir: undefined,
+      level: args.verbose || process.env.DEBUG === '1' ? 'debug' : 'warn',
+      console: !args.quiet,
+    });
+    try {
+      const summary = await runBatch({
+        csv: args.csv,
+        input: args.input,
+        output: args.output,
+        db: args.db,
+        logDir,
+        copyOtherFiles: args['copy-other-files'],
+        workers: args.workers,
+        quiet: args.quiet,
+        logger,
+      });
+      process.exitCode = summary.exitCode;
+    } finally {
+      await closeLogger(logger);
+    }
+  },
+};
+
+export default command;

@@ -1,0 +1,9 @@
+// The CLI's commands. Adding one is one line here: a yargs CommandModule default-exported
+// from src/commands/<name>.ts.
+import type { CommandModule } from 'yargs';
+import batch from './batch.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [
+  batch,
+];

@@ -1,0 +1,80 @@
+// Logger shared by the batch command and the DICOM node.
+//
+// JSON lines go to `<logDir>/dicom-deid.log`; readable lines go to stderr. Never pass patient
+// identifiers (names, MRNs, accessions, source paths, original UIDs) to this logger: its file
+// is meant to be shareable with support. Identifying detail belongs in the audit CSV only.
+import fs from 'node:fs';
+import path from 'node:path';
+import winston from 'winston';
+
+export type Logger = winston.Logger;
+
+export interface LoggerOptions {
+  /** Directory for the JSON-lines log file; no file transport when absent. */
+  logDir?: string;
+  /** winston level (error, warn, info, debug); default info, or debug when DEBUG=1. */
+  level?: string;
+  /** Readable lines on stderr (default true). */
+  console?: boolean;
+  /** Log file name inside logDir (default dicom-deid.log). */
+  fileName?: string;
+}
+
+const consoleFormat = winston.format.printf((info) => {
+  const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
+  const extra = Object.keys(rest).filter((k) => typeof k === 'string');
+  const fields = extra.length
+    ? ' ' + extra.map((k) => `${k}=${formatValue(rest[k])}`).join(' ')
+    : '';
+  return `${String(timestamp)} ${String(level)}: ${String(message)}${fields}`;
+});
+
+function formatValue(v: unknown): string {
+  if (typeof v === 'string') return /\s/.test(v) ? JSON.stringify(v) : v;
+  if (v instanceof Error) return JSON.stringify(v.message);
+  return JSON.stringify(v);
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? (process.env.DEBUG === '1' ? 'debug' : 'info');
+  const transports: winston.transport[] = [];
+  if (options.console !== false) {
+    transports.push(
+      new winston.transports.Console({
+        stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'],
+        format: winston.format.combine(
+          winston.format.timestamp({ format: 'HH:mm:ss' }),
+          winston.format.colorize({ all: false }),
+          consoleFormat,
+        ),
+      }),
+    );
+  }
+  if (options.logDir) {
+    fs.mkdirSync(options.logDir, { recursive: true });
+    transports.push(
+      new winston.transports.File({
+        filename: path.join(options.logDir, options.fileName ?? 'dicom-deid.log'),
+        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+      }),
+    );
+  }
+  if (transports.length === 0) transports.push(new winston.transports.Console({ silent: true }));
+  return winston.createLogger({ level, transports });
+}
+
+/** Flushes file transports before exit (winston writes asynchronously). */
+export function closeLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (!done) {
+        done = true;
+        resolve();
+      }
+    };
+    logger.on('finish', finish);
+    logger.end();
+    setTimeout(finish, 2000).unref();
+  });
+}
