@@ -1,0 +1,84 @@
+// Destination parsing: "AET@host:port" <-> { aeTitle, host, port }.
+
+/** A DICOM peer we forward to. */
+export interface Destination {
+  /** Called AE title of the peer (1..16 chars, no backslash, not all spaces). */
+  aeTitle: string;
+  /** Hostname, IPv4 address, or IPv6 address (without brackets). */
+  host: string;
+  /** TCP port, 1..65535. */
+  port: number;
+}
+
+/** Thrown for a destination string that does not parse; message is one clear line. */
+export class DestinationError extends Error {
+  override name = 'DestinationError';
+}
+
+const AE_TITLE_RE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/; // printable ASCII except backslash
+const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const IPV6_RE = /^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?$/;
+
+/** Validates an AE title; returns it trimmed or throws DestinationError. */
+export function validateAeTitle(aeTitle: string, what = 'AE title'): string {
+  const t = aeTitle.trim();
+  if (t.length === 0) throw new DestinationError(`${what} is empty`);
+  if (!AE_TITLE_RE.test(t)) {
+    throw new DestinationError(
+      `${what} "${aeTitle}" is invalid: 1-16 printable ASCII characters, no backslash`,
+    );
+  }
+  return t;
+}
+
+/**
+ * Parses "AET@host:port" (IPv6 hosts in brackets: "AET@[::1]:104").
+ * Throws DestinationError with a one-line message naming what is wrong.
+ */
+export function parseDestination(input: string): Destination {
+  const s = input.trim();
+  const at = s.lastIndexOf('@');
+  if (at < 0) {
+    throw new DestinationError(`destination "${input}" must look like AET@host:port (missing "@")`);
+  }
+  const aeTitle = validateAeTitle(s.slice(0, at), `AE title in destination "${input}"`);
+  const hostPort = s.slice(at + 1);
+  let host: string;
+  let portText: string;
+  if (hostPort.startsWith('[')) {
+    const close = hostPort.indexOf(']');
+    if (close < 0 || hostPort[close + 1] !== ':') {
+      throw new DestinationError(`destination "${input}" must look like AET@[ipv6]:port`);
+    }
+    host = hostPort.slice(1, close);
+    portText = hostPort.slice(close + 2);
+    if (!host || !IPV6_RE.test(host)) {
+      throw new DestinationError(`host "${host}" in destination "${input}" is not a valid IPv6 address`);
+    }
+  } else {
+    const colon = hostPort.lastIndexOf(':');
+    if (colon < 0) {
+      throw new DestinationError(`destination "${input}" must look like AET@host:port (missing ":port")`);
+    }
+    host = hostPort.slice(0, colon);
+    portText = hostPort.slice(colon + 1);
+    if (!host) throw new DestinationError(`destination "${input}" has an empty host`);
+    if (!HOSTNAME_RE.test(host)) {
+      throw new DestinationError(`host "${host}" in destination "${input}" is not a valid hostname or IPv4 address`);
+    }
+  }
+  if (!/^[0-9]{1,5}$/.test(portText)) {
+    throw new DestinationError(`port "${portText}" in destination "${input}" must be a number 1-65535`);
+  }
+  const port = Number(portText);
+  if (port < 1 || port > 65535) {
+    throw new DestinationError(`port ${port} in destination "${input}" is out of range 1-65535`);
+  }
+  return { aeTitle, host, port };
+}
+
+/** Formats a destination as "AET@host:port" (the queue's destination key). */
+export function formatDestination(d: Destination): string {
+  const host = d.host.includes(':') ? `[${d.host}]` : d.host;
+  return `${d.aeTitle}@${host}:${d.port}`;
+}

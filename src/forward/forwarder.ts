@@ -1,0 +1,302 @@
+// Forwarder: drains the persistent forward_queue to each destination, with capped exponential
+// backoff (with jitter) while a destination is unreachable or answers temporary failures.
+//
+// Per destination, one loop: claim due items (<= maxPerAssociation), send them in one
+// association, record every outcome in one transaction, repeat. Permanent refusals go dead at
+// once; transient failures are retried until they have been failing for giveUpAfterMs.
+// "Destination down" / "destination back" are logged once per transition, never per file.
+// Log lines carry queue ids, file paths (de-identified names) and reasons, never patient data.
+
+import type { Database } from 'better-sqlite3';
+import { formatDestination, type Destination } from './destination.js';
+import {
+  claimDue,
+  clearWaitingFailed,
+  ensureSchema,
+  markDead,
+  markDelivered,
+  markRetry,
+  markWaitingFailed,
+  nextDueAt,
+  recoverInFlight,
+  type QueueItem,
+} from './forwardQueue.js';
+import { sendFiles, type SendReport, type StoreScuOptions } from './storeScu.js';
+
+/** The subset of a (winston) logger the forwarder uses. */
+export interface ForwardLogger {
+  info(message: string, ...meta: any[]): unknown;
+  warn(message: string, ...meta: any[]): unknown;
+  error(message: string, ...meta: any[]): unknown;
+  debug(message: string, ...meta: any[]): unknown;
+}
+
+export interface ForwarderOptions {
+  /** better-sqlite3 handle (e.g. StateDb.db); the forwarder creates its own table. */
+  db: Database;
+  destinations: Destination[];
+  /** Our calling AE title. */
+  callingAet: string;
+  logger: ForwardLogger;
+  /** Instances per association (default 100). */
+  maxPerAssociation?: number;
+  /** Retry backoff: initialMs (default 2000) doubling up to maxMs (default 300000), jittered. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** A transiently failing item goes dead after failing this long (default 24 h). */
+  giveUpAfterMs?: number;
+  /** Network timeouts passed to the SCU (defaults in storeScu.ts). */
+  scu?: Omit<StoreScuOptions, 'callingAet' | 'maxPerAssociation'>;
+  /** Injectable send function (defaults to storeScu.sendFiles). */
+  send?: typeof sendFiles;
+}
+
+interface DestState {
+  dest: Destination;
+  key: string;
+  down: boolean;
+  downSince: number;
+  downReason: string;
+  /** Consecutive failed rounds (for the backoff exponent). */
+  failures: number;
+  /** No claiming before this time (destination backoff). */
+  holdUntil: number;
+  loop?: Promise<void>;
+  wake?: () => void;
+}
+
+export class Forwarder {
+  private readonly db: Database;
+  private readonly logger: ForwardLogger;
+  private readonly callingAet: string;
+  private readonly maxPer: number;
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+  private readonly giveUpAfterMs: number;
+  private readonly scu: ForwarderOptions['scu'];
+  private readonly send: typeof sendFiles;
+  private readonly dests: DestState[];
+  private running = false;
+  private stopping = false;
+
+  constructor(opts: ForwarderOptions) {
+    this.db = opts.db;
+    this.logger = opts.logger;
+    this.callingAet = opts.callingAet;
+    this.maxPer = Math.max(1, opts.maxPerAssociation ?? 100);
+    this.initialMs = Math.max(1, opts.backoff?.initialMs ?? 2000);
+    this.maxMs = Math.max(this.initialMs, opts.backoff?.maxMs ?? 300_000);
+    this.giveUpAfterMs = opts.giveUpAfterMs ?? 24 * 3600 * 1000;
+    this.scu = opts.scu;
+    this.send = opts.send ?? sendFiles;
+    const seen = new Set<string>();
+    this.dests = [];
+    for (const dest of opts.destinations) {
+      const key = formatDestination(dest);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      this.dests.push({ dest, key, down: false, downSince: 0, downReason: '', failures: 0, holdUntil: 0 });
+    }
+  }
+
+  /** Destination keys ("AET@host:port") this forwarder serves, as used in the queue. */
+  get destinationKeys(): string[] {
+    return this.dests.map((d) => d.key);
+  }
+
+  /** Creates the schema, returns interrupted (in_flight) items to pending, starts one loop per destination. */
+  start(): void {
+    if (this.running) return;
+    ensureSchema(this.db);
+    for (const d of this.dests) {
+      const n = recoverInFlight(this.db, d.key);
+      if (n > 0) this.logger.info(`forward ${d.key}: ${n} interrupted item(s) from a previous run are pending again`);
+    }
+    this.running = true;
+    this.stopping = false;
+    for (const d of this.dests) d.loop = this.runLoop(d);
+  }
+
+  /** Something new was enqueued: wake idle loops (a destination in backoff keeps waiting). */
+  kick(): void {
+    for (const d of this.dests) d.wake?.();
+  }
+
+  /** Lets in-flight associations finish and their results be recorded, then stops. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    for (const d of this.dests) d.wake?.();
+    await Promise.all(this.dests.map((d) => d.loop));
+    this.running = false;
+  }
+
+  /** Current view of destination health (for a status command). */
+  status(): { destination: string; down: boolean; downSince: number | null; reason: string | null }[] {
+    return this.dests.map((d) => ({
+      destination: d.key,
+      down: d.down,
+      downSince: d.down ? d.downSince : null,
+      reason: d.down ? d.downReason : null,
+    }));
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private sleep(d: DestState, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, Math.max(0, ms));
+      function done(): void {
+        clearTimeout(t);
+        if (d.wake === done) d.wake = undefined;
+        resolve();
+      }
+      d.wake = done;
+    });
+  }
+
+  private backoffDelay(failures: number): number {
+    const base = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
+    // "Equal jitter": between half and the full delay.
+    return Math.round(base / 2 + Math.random() * (base / 2));
+  }
+
+  private async runLoop(d: DestState): Promise<void> {
+    while (!this.stopping) {
+      try {
+        const now = Date.now();
+        if (now < d.holdUntil) {
+          await this.sleepHold(d);
+          continue;
+        }
+        const items = claimDue(this.db, d.key, this.maxPer, now);
+        if (items.length === 0) {
+          const next = nextDueAt(this.db, d.key);
+          // Idle: wait for a kick, the next due retry, or a periodic re-check (other writers).
+          const wait = next === null ? 5000 : Math.min(5000, Math.max(0, next - Date.now()));
+          await this.sleep(d, wait);
+          continue;
+        }
+        let report: SendReport;
+        try {
+          report = await this.send(
+            items.map((i) => i.filePath),
+            d.dest,
+            { ...this.scu, callingAet: this.callingAet, maxPerAssociation: this.maxPer },
+          );
+        } catch (err) {
+          // sendFiles is not supposed to throw; treat as a transient, destination-level problem.
+          report = {
+            outcomes: items.map((i) => ({
+              filePath: i.filePath,
+              outcome: { kind: 'transient-failure', reason: `internal error: ${(err as Error)?.message ?? err}` },
+            })),
+            connectionProblem: `internal error: ${(err as Error)?.message ?? err}`,
+            associations: 0,
+          };
+        }
+        this.record(d, items, report);
+      } catch (err) {
+        // Database or programming error: do not spin; back off and try again.
+        this.logger.error(`forward ${d.key}: loop error: ${(err as Error)?.message ?? err}`);
+        await this.sleep(d, this.backoffDelay(3));
+      }
+    }
+  }
+
+  private async sleepHold(d: DestState): Promise<void> {
+    // A kick must not bypass the backoff; only stop() ends the wait early.
+    while (!this.stopping && Date.now() < d.holdUntil) {
+      await this.sleep(d, d.holdUntil - Date.now());
+    }
+  }
+
+  private record(d: DestState, items: QueueItem[], report: SendReport): void {
+    const now = Date.now();
+    let delivered = 0;
+    let transient = 0;
+    let dead = 0;
+    const itemOutcomes = items.map((item, i) => ({ item, outcome: report.outcomes[i]!.outcome }));
+    const unhealthy = !!report.connectionProblem || itemOutcomes.every((x) => x.outcome.kind === 'transient-failure');
+    const anyDelivered = itemOutcomes.some((x) => x.outcome.kind === 'delivered' || x.outcome.kind === 'warning');
+    // Destination-level backoff: grows while the destination fails, resets once it delivers.
+    const failures = anyDelivered ? 0 : unhealthy ? d.failures + 1 : d.failures;
+    const retryDelay = this.backoffDelay(Math.max(1, failures));
+    const deadLogs: string[] = [];
+
+    this.db.transaction(() => {
+      for (const { item, outcome } of itemOutcomes) {
+        switch (outcome.kind) {
+          case 'delivered':
+            markDelivered(this.db, item.id, outcome.status, null, now);
+            delivered++;
+            break;
+          case 'warning':
+            markDelivered(this.db, item.id, outcome.status, outcome.reason, now);
+            delivered++;
+            break;
+          case 'permanent-failure':
+            markDead(this.db, item.id, outcome.reason, outcome.status ?? null, now);
+            deadLogs.push(`forward ${d.key}: item ${item.id} (${item.filePath}) is dead: ${outcome.reason}`);
+            dead++;
+            break;
+          case 'transient-failure': {
+            const since = item.firstFailureAt ?? now;
+            if (now - since >= this.giveUpAfterMs) {
+              const reason = `gave up after ${fmtDuration(now - since)} of failures; last: ${outcome.reason}`;
+              markDead(this.db, item.id, reason, outcome.status ?? null, now);
+              deadLogs.push(`forward ${d.key}: item ${item.id} (${item.filePath}) is dead: ${reason}`);
+              dead++;
+            } else {
+              // Item-level backoff follows its own attempts, destination-level follows the round.
+              const own = this.backoffDelay(item.attempts + 1);
+              markRetry(this.db, item.id, outcome.reason, now + Math.max(own, unhealthy ? retryDelay : 0), outcome.status ?? null, now);
+              transient++;
+            }
+            break;
+          }
+        }
+      }
+      if (unhealthy) markWaitingFailed(this.db, d.key, now);
+      else if (anyDelivered) clearWaitingFailed(this.db, d.key);
+    })();
+
+    for (const line of deadLogs) this.logger.warn(line);
+    this.logger.debug(
+      `forward ${d.key}: ${items.length} sent in ${report.associations} association(s): ` +
+        `${delivered} delivered, ${transient} to retry, ${dead} dead`,
+    );
+
+    d.failures = failures;
+    if (unhealthy) {
+      d.holdUntil = now + retryDelay;
+      if (!d.down) {
+        d.down = true;
+        d.downSince = now;
+        d.downReason =
+          report.connectionProblem ??
+          (itemOutcomes.find((x) => x.outcome.kind === 'transient-failure')?.outcome as { reason: string } | undefined)
+            ?.reason ??
+          'temporary failure';
+        this.logger.warn(`forward destination ${d.key} is down: ${d.downReason}; retrying with backoff`);
+      }
+    } else {
+      d.holdUntil = 0;
+      if (d.down) {
+        d.down = false;
+        this.logger.info(
+          `forward destination ${d.key} is back after ${fmtDuration(now - d.downSince)} ` +
+            `(${delivered} delivered in the first round)`,
+        );
+      }
+    }
+  }
+}
+
+function fmtDuration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m} min`;
+  return `${(m / 60).toFixed(1)} h`;
+}
