@@ -1,11 +1,255 @@
-// STUB — being written by the lead (element-level editor over the original bytes).
-// Signatures are the contract; do not change them without the lead.
-import type { DeidPlan, DeidResult, InstanceKeys } from './types.js';
+// The de-identification core: instance bytes + plan in, instance bytes out, no I/O.
+// It edits at the element level over the original bytes: untouched elements are copied
+// verbatim (pixel data, compressed or not, is never decoded), only the elements the rules
+// change are re-encoded, and every rewritten sequence is written with undefined lengths.
+import { deflateRawSync } from 'node:zlib';
+import { ageFromDates, binAge } from './age.js';
+import { shiftDA, shiftDT } from './dates.js';
+import {
+  encodeHeader,
+  encodeRaw,
+  encodeText,
+  itemEnd,
+  itemStart,
+  sequenceEnd,
+  sequenceStart,
+} from './dicom/encoder.js';
+import { findElement, parsePart10, stringValue, type Element, type ParsedInstance } from './dicom/parser.js';
+import {
+  EXPLICIT_LE,
+  EXPLICIT_VR_LE,
+  IMPLICIT_VR_LE,
+  transferSyntaxInfo,
+  type Encoding,
+} from './dicom/transferSyntax.js';
+import { dictionaryVr } from './dicom/vrDictionary.js';
+import { actionFor, PATIENT_AGE } from './profile/rules.js';
+import { createUidRemapper } from './uidRemap.js';
+import { DicomFormatError, type DeidPlan, type DeidResult, type InstanceKeys } from './types.js';
 
-/** Reads the keys needed for matching and counters. Throws DicomFormatError on bad input. */
+export const IMPLEMENTATION_CLASS_UID = '2.25.284931705384462313129838186547853740817';
+export const IMPLEMENTATION_VERSION_NAME = 'DICOMDEID_0_1';
+export const DEIDENTIFICATION_METHOD =
+  'PS3.15 E.1 Basic Profile, Modified Dates Option (dicom-deid)'; // LO: max 64
+
+const T = {
+  MediaStorageSOPClassUID: 0x00020002,
+  SpecificCharacterSet: 0x00080005,
+  StudyDate: 0x00080020,
+  SOPClassUID: 0x00080016,
+  SOPInstanceUID: 0x00080018,
+  AccessionNumber: 0x00080050,
+  Modality: 0x00080060,
+  SeriesDescription: 0x0008103e,
+  PatientName: 0x00100010,
+  PatientID: 0x00100020,
+  PatientBirthDate: 0x00100030,
+  PatientComments: 0x00104000,
+  PatientIdentityRemoved: 0x00120062,
+  DeidentificationMethod: 0x00120063,
+  DeidentificationMethodCodeSequence: 0x00120064,
+  StudyInstanceUID: 0x0020000d,
+  SeriesInstanceUID: 0x0020000e,
+  SeriesNumber: 0x00200011,
+  LongitudinalTemporalInformationModified: 0x00280303,
+  CodeValue: 0x00080100,
+  CodingSchemeDesignator: 0x00080102,
+  CodeMeaning: 0x00080104,
+} as const;
+
+const METHOD_CODES: ReadonlyArray<readonly [string, string]> = [
+  ['113100', 'Basic Application Confidentiality Profile'],
+  ['113107', 'Retain Longitudinal Temporal Information Modified Dates Option'],
+];
+
+// Parsing is shared by readInstanceKeys and deidentify on the same bytes (adapters call both).
+const parseCache = new WeakMap<Uint8Array, ParsedInstance>();
+
+function parse(bytes: Uint8Array): ParsedInstance {
+  let p = parseCache.get(bytes);
+  if (!p) {
+    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    try {
+      p = parsePart10(buf);
+    } catch (e) {
+      if (e instanceof DicomFormatError) throw e;
+      // Bounds errors from Buffer reads are truncation in disguise.
+      throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);
+    }
+    parseCache.set(bytes, p);
+  }
+  return p;
+}
+
+function isUtf8(p: ParsedInstance): boolean {
+  const cs = findElement(p.elements, T.SpecificCharacterSet);
+  return cs ? /ISO_IR 192/.test(stringValue(p.data, cs)) : false;
+}
+
+function topString(p: ParsedInstance, tag: number): string {
+  const el = findElement(p.elements, tag);
+  return el ? stringValue(p.data, el, isUtf8(p)) : '';
+}
+
 export function readInstanceKeys(bytes: Uint8Array): InstanceKeys {
-  void bytes;
-  throw new Error('readInstanceKeys: not implemented yet');
+  const p = parse(bytes);
+  const metaSopInstance = findElement(p.meta, 0x00020003);
+  const metaSopClass = findElement(p.meta, T.MediaStorageSOPClassUID);
+  return {
+    transferSyntaxUid: p.transferSyntaxUid,
+    sopClassUid: topString(p, T.SOPClassUID) || (metaSopClass ? stringValue(p.file, metaSopClass) : ''),
+    sopInstanceUid: topString(p, T.SOPInstanceUID) || (metaSopInstance ? stringValue(p.file, metaSopInstance) : ''),
+    studyInstanceUid: topString(p, T.StudyInstanceUID),
+    seriesInstanceUid: topString(p, T.SeriesInstanceUID),
+    patientId: topString(p, T.PatientID),
+    accessionNumber: topString(p, T.AccessionNumber),
+    patientName: topString(p, T.PatientName),
+    patientBirthDate: topString(p, T.PatientBirthDate),
+    studyDate: topString(p, T.StudyDate),
+    patientAge: topString(p, PATIENT_AGE),
+  };
+}
+
+interface Context {
+  data: Buffer;
+  dayOffset: number;
+  remap: (uid: string) => string;
+  utf8: boolean;
+}
+
+/** Dummy text by VR for D actions (valid for the VR's length and character rules). */
+const DUMMY_TEXT: Record<string, string> = {
+  AE: 'ANONYMOUS',
+  AS: '000Y',
+  CS: 'ANONYMIZED',
+  DA: '19000101',
+  DS: '0',
+  DT: '19000101',
+  IS: '0',
+  LO: 'ANONYMIZED',
+  LT: 'ANONYMIZED',
+  PN: 'ANONYMIZED',
+  SH: 'ANONYMIZED',
+  ST: 'ANONYMIZED',
+  TM: '000000',
+  UC: 'ANONYMIZED',
+  UR: 'urn:anonymized',
+  UT: 'ANONYMIZED',
+};
+
+function processElement(el: Element, enc: Encoding, ctx: Context, out: Buffer[]): void {
+  const effVr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? 'UN') : el.vr;
+  let action = actionFor(el.tag, el.vr);
+  // A public UN element whose real VR is a sequence but whose items did not parse cannot be
+  // inspected: it goes.
+  if (effVr === 'SQ' && !el.items && action !== 'remove' && action !== 'empty') action = 'remove';
+  switch (action) {
+    case 'remove':
+      return;
+    case 'keep':
+    case 'dummy':
+      if (el.items) return writeSequence(el, enc, ctx, out);
+      if (action === 'keep') {
+        out.push(ctx.data.subarray(el.start, el.end));
+        return;
+      }
+      out.push(dummyElement(el, effVr, enc, ctx));
+      return;
+    case 'empty':
+      if (el.items || effVr === 'SQ') {
+        out.push(sequenceStart(el.tag, el.vr, enc), sequenceEnd(el.itemEncoding ?? enc));
+      } else {
+        out.push(encodeHeader(el.tag, el.vr, 0, enc));
+      }
+      return;
+    case 'uid': {
+      const v = stringValue(ctx.data, el);
+      out.push(encodeText(el.tag, el.vr, v === '' ? '' : ctx.remap(v), enc));
+      return;
+    }
+    case 'shift': {
+      const v = stringValue(ctx.data, el);
+      const shifted = effVr === 'DT' ? shiftDT(v, ctx.dayOffset) : shiftDA(v, ctx.dayOffset);
+      out.push(encodeText(el.tag, el.vr, shifted, enc));
+      return;
+    }
+    case 'age':
+      out.push(encodeText(el.tag, el.vr, binAge(stringValue(ctx.data, el)), enc));
+      return;
+  }
+}
+
+function dummyElement(el: Element, effVr: string, enc: Encoding, ctx: Context): Buffer {
+  if (effVr === 'UI') return encodeText(el.tag, el.vr, ctx.remap(stringValue(ctx.data, el)), enc);
+  const text = DUMMY_TEXT[effVr];
+  if (text !== undefined) return encodeText(el.tag, el.vr, text, enc);
+  // Binary VRs: zeros of the same length keep the value multiplicity valid.
+  const len = el.length === 0xffffffff ? 0 : el.length;
+  return encodeRaw(el.tag, el.vr, Buffer.alloc(len), enc);
+}
+
+function writeSequence(el: Element, enc: Encoding, ctx: Context, out: Buffer[]): void {
+  const inner = el.itemEncoding ?? enc;
+  out.push(sequenceStart(el.tag, el.vr, enc));
+  for (const item of el.items ?? []) {
+    out.push(itemStart(inner));
+    for (const child of item.elements) processElement(child, inner, ctx, out);
+    out.push(itemEnd(inner));
+  }
+  out.push(sequenceEnd(inner));
+}
+
+function codeSequence(enc: Encoding): Buffer {
+  const parts: Buffer[] = [sequenceStart(T.DeidentificationMethodCodeSequence, 'SQ', enc)];
+  for (const [value, meaning] of METHOD_CODES) {
+    parts.push(
+      itemStart(enc),
+      encodeText(T.CodeValue, 'SH', value, enc),
+      encodeText(T.CodingSchemeDesignator, 'SH', 'DCM', enc),
+      encodeText(T.CodeMeaning, 'LO', meaning, enc),
+      itemEnd(enc),
+    );
+  }
+  parts.push(sequenceEnd(enc));
+  return Buffer.concat(parts);
+}
+
+/** Text for PatientComments in the data set's character set (ASCII when unknown). */
+function notesText(notes: string, charset: string): { text: string; utf8: boolean } {
+  const text = `IMPORT_NOTES: ${notes}`;
+  if (/ISO_IR 192/.test(charset)) return { text, utf8: true };
+  if (charset.trim() === 'ISO_IR 100') return { text: text.replace(/[^\x00-\xff]/g, '?'), utf8: false };
+  return { text: text.replace(/[^\x20-\x7e]/g, '?'), utf8: false };
+}
+
+function buildMeta(sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string): Buffer {
+  const body = Buffer.concat([
+    encodeRaw(0x00020001, 'OB', Buffer.from([0, 1]), EXPLICIT_LE),
+    encodeText(0x00020002, 'UI', sopClassUid, EXPLICIT_LE),
+    encodeText(0x00020003, 'UI', sopInstanceUid, EXPLICIT_LE),
+    encodeText(0x00020010, 'UI', transferSyntaxUid, EXPLICIT_LE),
+    encodeText(0x00020012, 'UI', IMPLEMENTATION_CLASS_UID, EXPLICIT_LE),
+    encodeText(0x00020013, 'SH', IMPLEMENTATION_VERSION_NAME, EXPLICIT_LE),
+  ]);
+  const groupLength = Buffer.alloc(4);
+  groupLength.writeUInt32LE(body.length);
+  return Buffer.concat([
+    Buffer.alloc(128),
+    Buffer.from('DICM', 'latin1'),
+    encodeRaw(0x00020000, 'UL', groupLength, EXPLICIT_LE),
+    body,
+  ]);
+}
+
+// One remapper (with its cache) per secret: studies repeat the same UIDs in every instance.
+const remappers = new WeakMap<Buffer, (uid: string) => string>();
+function remapperFor(secret: Buffer): (uid: string) => string {
+  let r = remappers.get(secret);
+  if (!r) {
+    r = createUidRemapper(secret);
+    remappers.set(secret, r);
+  }
+  return r;
 }
 
 /**
@@ -13,6 +257,87 @@ export function readInstanceKeys(bytes: Uint8Array): InstanceKeys {
  * plus the project's kept attributes). Pure: no I/O. Throws DicomFormatError on bad input.
  */
 export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
-  void bytes; void plan;
-  throw new Error('deidentify: not implemented yet');
+  const p = parse(bytes);
+  parseCache.delete(bytes);
+  const metaClass = findElement(p.meta, T.MediaStorageSOPClassUID);
+  if (metaClass && stringValue(p.file, metaClass) === '1.2.840.10008.1.3.10') {
+    throw new DicomFormatError('a DICOMDIR is an index, not an instance: not copied');
+  }
+  // A data set written implicit VR under an explicit VR LE label is relabelled honestly;
+  // under any other label it cannot be repaired without re-encoding, so it is refused.
+  let transferSyntaxUid = p.transferSyntaxUid;
+  if (p.encoding.explicitVr !== transferSyntaxInfo(p.transferSyntaxUid).encoding.explicitVr) {
+    if (p.transferSyntaxUid !== EXPLICIT_VR_LE || p.deflated) {
+      throw new DicomFormatError(`data set is implicit VR but transfer syntax ${p.transferSyntaxUid} says explicit`);
+    }
+    transferSyntaxUid = IMPLICIT_VR_LE;
+  }
+  const keys = readInstanceKeys(bytes);
+  if (!keys.sopInstanceUid) throw new DicomFormatError('no SOPInstanceUID');
+  if (!keys.sopClassUid) throw new DicomFormatError('no SOPClassUID');
+  if (!Number.isInteger(plan.dayOffset)) throw new RangeError('day offset must be a whole number');
+  const ctx: Context = {
+    data: p.data,
+    dayOffset: plan.dayOffset,
+    remap: remapperFor(plan.uidSecret),
+    utf8: isUtf8(p),
+  };
+  const enc = p.encoding;
+  const charset = topString(p, T.SpecificCharacterSet);
+
+  // Values the workflow sets at the top level, replacing whatever the profile would do there.
+  const overrides = new Map<number, Buffer | null>();
+  overrides.set(T.AccessionNumber, encodeText(T.AccessionNumber, 'SH', plan.accessionNumber, enc));
+  overrides.set(T.PatientName, encodeText(T.PatientName, 'PN', plan.researchId, enc));
+  overrides.set(T.PatientID, encodeText(T.PatientID, 'LO', plan.researchId, enc));
+  overrides.set(T.PatientBirthDate, encodeHeader(T.PatientBirthDate, 'DA', 0, enc));
+  if (!findElement(p.elements, PATIENT_AGE)) {
+    const age = ageFromDates(keys.patientBirthDate, keys.studyDate);
+    if (age) overrides.set(PATIENT_AGE, encodeText(PATIENT_AGE, 'AS', age, enc));
+  }
+  if (plan.notes.trim() !== '') {
+    const n = notesText(plan.notes.trim(), charset);
+    overrides.set(T.PatientComments, encodeText(T.PatientComments, 'LT', n.text, enc, n.utf8));
+  } else {
+    overrides.set(T.PatientComments, null);
+  }
+  overrides.set(T.PatientIdentityRemoved, encodeText(T.PatientIdentityRemoved, 'CS', 'YES', enc));
+  overrides.set(T.DeidentificationMethod, encodeText(T.DeidentificationMethod, 'LO', DEIDENTIFICATION_METHOD, enc));
+  overrides.set(T.DeidentificationMethodCodeSequence, codeSequence(enc));
+  overrides.set(
+    T.LongitudinalTemporalInformationModified,
+    encodeText(T.LongitudinalTemporalInformationModified, 'CS', 'MODIFIED', enc),
+  );
+
+  const out: Buffer[] = [];
+  const pending = [...overrides.entries()].filter(([, b]) => b !== null).sort((a, b) => a[0] - b[0]);
+  let next = 0;
+  for (const el of p.elements) {
+    // Insert new elements before the first larger tag (data sets are in ascending tag order).
+    while (next < pending.length && pending[next]![0] < el.tag) out.push(pending[next++]![1]!);
+    if (overrides.has(el.tag)) {
+      const b = overrides.get(el.tag);
+      if (b) out.push(b);
+      if (next < pending.length && pending[next]![0] === el.tag) next++;
+      continue;
+    }
+    processElement(el, enc, ctx, out);
+  }
+  while (next < pending.length) out.push(pending[next++]![1]!);
+
+  let dataSet = Buffer.concat(out);
+  if (p.deflated) dataSet = deflateRawSync(dataSet);
+  const sopInstanceUid = ctx.remap(keys.sopInstanceUid);
+  const meta = buildMeta(keys.sopClassUid, sopInstanceUid, transferSyntaxUid);
+  return {
+    bytes: Buffer.concat([meta, dataSet]),
+    transferSyntaxUid,
+    sopClassUid: keys.sopClassUid,
+    sopInstanceUid,
+    studyInstanceUid: keys.studyInstanceUid ? ctx.remap(keys.studyInstanceUid) : '',
+    seriesInstanceUid: keys.seriesInstanceUid ? ctx.remap(keys.seriesInstanceUid) : '',
+    modality: topString(p, T.Modality),
+    seriesNumber: topString(p, T.SeriesNumber),
+    seriesDescription: topString(p, T.SeriesDescription),
+  };
 }
