@@ -127,6 +127,12 @@ function shiftOneDT(v: string, days: number): string {
     const mm = Number(offset.slice(3, 5));
     if (hh > 14 || mm > 59) return '';
   }
+  if (time !== '') {
+    const hh = Number(time.slice(0, 2));
+    const mi = time.length >= 4 ? Number(time.slice(2, 4)) : 0;
+    const ss = time.length >= 6 ? Number(time.slice(4, 6)) : 0;
+    if (hh > 23 || mi > 59 || ss > 60) return ''; // 60: leap second
+  }
   // Year-only and year-month values are shifted from the 1st of the year/month and keep their
   // precision (the day/month part of the shifted date is dropped again).
   const n = dayNumber(Number(y), mo === undefined ? 1 : Number(mo), d === undefined ? 1 : Number(d));
