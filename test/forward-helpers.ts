@@ -1,0 +1,168 @@
+// Shared helpers for test/forward-*.test.ts: free ports, real dcmtk peers, byte comparison.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readP10Header } from '../src/forward/p10.js';
+import type { ForwardLogger } from '../src/forward/forwarder.js';
+
+export const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
+export const F = {
+  ctExplicit: join(TEST_FILES, 'CT_small.dcm'), // Explicit VR LE, CT
+  mrImplicit: join(TEST_FILES, 'MR_small_implicit.dcm'), // Implicit VR LE, MR
+  jpeg2000: join(TEST_FILES, 'JPEG2000.dcm'), // JPEG 2000, SC
+  jpegLossy: join(TEST_FILES, 'JPEG-lossy.dcm'), // JPEG extended, SC
+  rtplanImplicit: join(TEST_FILES, 'rtplan.dcm'), // Implicit VR LE, RT Plan
+};
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `fwd-${prefix}-`));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`port ${port} did not open within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+export interface Peer {
+  proc: ChildProcess;
+  port: number;
+  dir: string;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+const children = new Set<ChildProcess>();
+
+/** Starts `storescp [args] -od dir port` (TCP_NODELAY=1) and waits until it listens. */
+export async function startStorescp(args: string[], port: number, dir: string): Promise<Peer> {
+  const proc = spawn('storescp', [...args, '-od', dir, String(port)], {
+    env: { ...process.env, TCP_NODELAY: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return track(proc, port, dir);
+}
+
+export async function track(proc: ChildProcess, port: number, dir: string, timeoutMs = 10_000): Promise<Peer> {
+  children.add(proc);
+  let out = '';
+  proc.stdout?.on('data', (b) => (out += b));
+  proc.stderr?.on('data', (b) => (out += b));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    }
+    children.delete(proc);
+  };
+  try {
+    await Promise.race([
+      waitForPort(port, timeoutMs),
+      exited.then(() => {
+        throw new Error(`peer exited early: ${out}`);
+      }),
+    ]);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { proc, port, dir, output: () => out, stop };
+}
+
+/** Kills every peer still running (call from afterEach/afterAll). */
+export async function stopAllPeers(): Promise<void> {
+  await Promise.all(
+    [...children].map(
+      (p) =>
+        new Promise<void>((r) => {
+          if (p.exitCode !== null || p.signalCode !== null) return r();
+          p.once('exit', () => r());
+          p.kill('SIGKILL');
+        }),
+    ),
+  );
+  children.clear();
+}
+
+/** The data set bytes of a Part 10 file (everything after group 0002). */
+export function dataSetBytes(path: string): Buffer {
+  const h = readP10Header(path);
+  return readFileSync(path).subarray(h.dataSetOffset);
+}
+
+/** Received Part 10 files in `dir`, keyed by SOP Instance UID (from their meta). */
+export function receivedBySopInstance(dir: string): Map<string, { path: string; ts: string }[]> {
+  const m = new Map<string, { path: string; ts: string }[]>();
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    let h;
+    try {
+      h = readP10Header(path);
+    } catch {
+      continue; // not (yet) a Part 10 file
+    }
+    const list = m.get(h.sopInstanceUid) ?? [];
+    list.push({ path, ts: h.transferSyntaxUid });
+    m.set(h.sopInstanceUid, list);
+  }
+  return m;
+}
+
+/** A logger that records lines in memory. */
+export function memoryLogger(): ForwardLogger & { lines: { level: string; msg: string }[] } {
+  const lines: { level: string; msg: string }[] = [];
+  const at = (level: string) => (msg: string) => {
+    lines.push({ level, msg });
+  };
+  return { lines, info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') };
+}
+
+export function writeFileIn(dir: string, name: string, content: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, content);
+  return p;
+}
+
+export function rmrf(p: string): void {
+  rmSync(p, { recursive: true, force: true });
+}

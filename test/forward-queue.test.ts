@@ -1,0 +1,140 @@
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { DestinationError, formatDestination, parseDestination } from '../src/forward/destination.js';
+import {
+  claimDue,
+  counts,
+  enqueue,
+  ensureSchema,
+  getItem,
+  markDead,
+  markDelivered,
+  markRetry,
+  recoverInFlight,
+  retryDead,
+} from '../src/forward/forwardQueue.js';
+import { classifyStoreStatus } from '../src/forward/storeScu.js';
+
+function db(): Database.Database {
+  const d = new Database(':memory:');
+  ensureSchema(d);
+  ensureSchema(d); // idempotent
+  return d;
+}
+const D1 = 'RESEARCH@127.0.0.1:11112';
+const D2 = 'OTHER@pacs.example.org:104';
+
+describe('destination', () => {
+  it('parses and formats AET@host:port', () => {
+    expect(parseDestination('RESEARCH@127.0.0.1:11112')).toEqual({ aeTitle: 'RESEARCH', host: '127.0.0.1', port: 11112 });
+    expect(parseDestination(' PACS@pacs.example.org:104 ')).toEqual({ aeTitle: 'PACS', host: 'pacs.example.org', port: 104 });
+    expect(parseDestination('A B@[::1]:4242')).toEqual({ aeTitle: 'A B', host: '::1', port: 4242 });
+    expect(formatDestination({ aeTitle: 'X', host: '::1', port: 5 })).toBe('X@[::1]:5');
+    expect(formatDestination(parseDestination('RESEARCH@h:1'))).toBe('RESEARCH@h:1');
+  });
+  it('rejects bad input with one-line messages', () => {
+    const bad = ['', 'RESEARCH', 'RESEARCH@host', '@host:1', 'A@:1', 'A@host:0', 'A@host:65536', 'A@host:x',
+      'THIS_AE_IS_TOO_LONG@h:1', 'A\\B@h:1', 'A@bad_host!:1', 'A@[::1]1'];
+    for (const s of bad) {
+      let err: unknown;
+      try {
+        parseDestination(s);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, s).toBeInstanceOf(DestinationError);
+      expect((err as Error).message).not.toContain('\n');
+    }
+  });
+});
+
+describe('classifyStoreStatus', () => {
+  it('maps C-STORE statuses', () => {
+    expect(classifyStoreStatus(0).kind).toBe('delivered');
+    for (const s of [0xb000, 0xb006, 0xb007, 0x0111]) expect(classifyStoreStatus(s).kind).toBe('warning');
+    for (const s of [0xa700, 0xa7ff, 0x0110, 0x0213]) expect(classifyStoreStatus(s).kind).toBe('transient-failure');
+    for (const s of [0xa900, 0xc000, 0xc123, 0x0122]) expect(classifyStoreStatus(s).kind).toBe('permanent-failure');
+  });
+});
+
+describe('forward queue', () => {
+  it('enqueue is idempotent per file+destination and works inside the caller transaction', () => {
+    const d = db();
+    const a = enqueue(d, { filePath: '/out/a.dcm', destination: D1 }, 1000);
+    const again = enqueue(d, { filePath: '/out/a.dcm', destination: D1 }, 2000);
+    expect(a.inserted).toBe(true);
+    expect(again).toEqual({ id: a.id, inserted: false });
+    expect(enqueue(d, { filePath: '/out/a.dcm', destination: D2 }).inserted).toBe(true);
+
+    // committed together with the caller's own write
+    d.exec('CREATE TABLE filing(x TEXT)');
+    d.transaction(() => {
+      d.prepare('INSERT INTO filing VALUES (?)').run('b');
+      enqueue(d, { filePath: '/out/b.dcm', destination: D1 });
+    })();
+    // rolled back together with the caller's own write
+    expect(() =>
+      d.transaction(() => {
+        d.prepare('INSERT INTO filing VALUES (?)').run('c');
+        enqueue(d, { filePath: '/out/c.dcm', destination: D1 });
+        throw new Error('filing failed');
+      })(),
+    ).toThrow('filing failed');
+    const paths = d.prepare('SELECT file_path FROM forward_queue WHERE destination = ? ORDER BY id').all(D1);
+    expect(paths).toEqual([{ file_path: '/out/a.dcm' }, { file_path: '/out/b.dcm' }]);
+  });
+
+  it('claims due items once, retries, kills, counts and revives', () => {
+    const d = db();
+    const ids = [1, 2, 3, 4].map((i) => enqueue(d, { filePath: `/out/${i}.dcm`, destination: D1 }, 1000 + i).id);
+    enqueue(d, { filePath: '/out/x.dcm', destination: D2 }, 500);
+
+    const first = claimDue(d, D1, 3, 5000);
+    expect(first.map((i) => i.id)).toEqual(ids.slice(0, 3));
+    expect(first.every((i) => i.state === 'in_flight')).toBe(true);
+    expect(claimDue(d, D1, 10, 5000).map((i) => i.id)).toEqual([ids[3]]); // not re-claimed
+    expect(claimDue(d, D1, 10, 5000)).toEqual([]);
+
+    markDelivered(d, ids[0]!, 0, null, 6000);
+    markRetry(d, ids[1]!, 'no response: connection refused', 9000, null, 6000);
+    markDead(d, ids[2]!, 'peer does not accept SOP class X', 0x0122, 6000);
+    expect(getItem(d, ids[1]!)).toMatchObject({ state: 'pending', attempts: 1, firstFailureAt: 6000, nextAttemptAt: 9000 });
+    expect(getItem(d, ids[2]!)).toMatchObject({ state: 'dead', lastError: 'peer does not accept SOP class X', lastStatus: 0x0122 });
+
+    expect(claimDue(d, D1, 10, 8999)).toEqual([]); // retry not due yet
+    expect(counts(d)).toEqual([
+      { destination: D2, pending: 1, inFlight: 0, delivered: 0, dead: 0, oldestPendingAt: 500 },
+      { destination: D1, pending: 1, inFlight: 1, delivered: 1, dead: 1, oldestPendingAt: 1002 },
+    ]);
+
+    // a process that died with items in flight: they are pending again on the next start
+    expect(recoverInFlight(d, D1)).toBe(1);
+    expect(getItem(d, ids[3]!)?.state).toBe('pending');
+
+    expect(retryDead(d, D2)).toBe(0);
+    expect(retryDead(d, D1, 7000)).toBe(1);
+    expect(getItem(d, ids[2]!)).toMatchObject({ state: 'pending', attempts: 0, firstFailureAt: null, nextAttemptAt: 7000 });
+    expect(claimDue(d, D1, 10, 9000).map((i) => i.id).sort()).toEqual([ids[1], ids[2], ids[3]].sort());
+  });
+
+  it('persists across reopening the database file', async () => {
+    const { tempDir, rmrf } = await import('./forward-helpers.js');
+    const dir = tempDir('q');
+    try {
+      const path = `${dir}/state.sqlite`;
+      const d1 = new Database(path);
+      ensureSchema(d1);
+      const { id } = enqueue(d1, { filePath: '/out/a.dcm', destination: D1 });
+      claimDue(d1, D1, 10); // claimed, then the "process dies"
+      d1.close();
+      const d2 = new Database(path);
+      ensureSchema(d2);
+      expect(getItem(d2, id)?.state).toBe('in_flight');
+      recoverInFlight(d2);
+      expect(claimDue(d2, D1, 10).map((i) => i.id)).toEqual([id]);
+      d2.close();
+    } finally {
+      rmrf(dir);
+    }
+  });
+});
