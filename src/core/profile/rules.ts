@@ -25,6 +25,13 @@ export const KEPT_ATTRIBUTES: ReadonlyMap<number, string> = new Map([
 export const PATIENT_AGE = 0x00101010;
 
 /**
+ * Free text the table does not list but that carries identity in practice: SR TextValue
+ * (Content Sequence is D, and we do not implement Clean Structured Content). A dummy keeps the
+ * content item valid.
+ */
+const EXTRA_DUMMY = new Set([0x0040a160]);
+
+/**
  * UI attributes that name a class, a syntax or a coding scheme rather than an instance: they
  * are never remapped, even outside the standard root (a private SOP class must stay valid).
  */
@@ -79,6 +86,7 @@ export function actionFor(tag: number, vr: string): Action {
   if (isCurveOrOverlay(group)) return 'remove'; // 50xx,xxxx X; overlays: data and comments X
   if (KEPT_ATTRIBUTES.has(tag)) return 'keep';
   if (tag === PATIENT_AGE) return 'age';
+  if (EXTRA_DUMMY.has(tag)) return 'dummy';
   const effVr = vr === 'UN' ? (dictionaryVr(tag) ?? 'UN') : vr;
   const row = TABLE.get(tag);
   if (row) {
