@@ -218,28 +218,52 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
 
   // --- The worker pool. ---
   const init: WorkerInit = { rows, uidSecret: new Uint8Array(state.uidSecret()), inputDir: input, outputDir: output };
+  // Files inside session folders first, then files outside any session folder (whose session
+  // numbers are assigned by study, in order of arrival, after every session folder got its own).
+  const foldered = files.filter((f) => sourceLayout(f).sessionFolder !== null);
+  const loose = files.filter((f) => sourceLayout(f).sessionFolder === null);
+  const order = [...foldered, ...loose];
+  const barrier = foldered.length;
   let next = 0;
+  let inFlightTotal = 0;
   try {
     await new Promise<void>((resolve, reject) => {
-      if (files.length === 0) return resolve();
-      const poolSize = Math.min(workerCount, files.length);
+      if (order.length === 0) return resolve();
+      const poolSize = Math.min(workerCount, order.length);
+      const feeders = new Set<() => void>();
       let live = 0;
       let finished = false;
+      const feedAll = (): void => {
+        for (const f of [...feeders]) f();
+      };
 
       const startWorker = (): void => {
         const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
         const inFlight = new Map<number, string>();
         live++;
         const feed = (): void => {
-          while (inFlight.size < IN_FLIGHT_PER_WORKER && next < files.length) {
+          while (inFlight.size < IN_FLIGHT_PER_WORKER && next < order.length) {
+            if (next === barrier && inFlightTotal > 0) break; // wait for the session folders
             const jobId = next++;
-            inFlight.set(jobId, files[jobId]!);
-            const msg: JobMessage = { type: 'job', jobId, rel: files[jobId]! };
+            inFlight.set(jobId, order[jobId]!);
+            inFlightTotal++;
+            const msg: JobMessage = { type: 'job', jobId, rel: order[jobId]! };
             worker.postMessage(msg);
           }
-          if (inFlight.size === 0) {
+          if (inFlight.size === 0 && next >= order.length) {
+            feeders.delete(feed);
             void worker.terminate();
           }
+        };
+        feeders.add(feed);
+        const settle = (jobId: number, r: Omit<JobResult, 'type' | 'jobId'>): void => {
+          const rel = inFlight.get(jobId);
+          if (rel === undefined) return;
+          inFlight.delete(jobId);
+          inFlightTotal--;
+          record(rel, r);
+          done++;
+          progress.update(done, counts);
         };
         worker.on('message', (msg: WorkerToMain) => {
           if (msg.type === 'session') {
@@ -252,28 +276,24 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
             worker.postMessage(reply);
             return;
           }
-          const rel = inFlight.get(msg.jobId);
-          if (rel === undefined) return;
-          inFlight.delete(msg.jobId);
-          record(rel, msg);
-          done++;
-          progress.update(done, counts);
-          feed();
+          settle(msg.jobId, msg);
+          if (next === barrier && inFlightTotal === 0) feedAll();
+          else feed();
         });
         let failed = false;
         worker.on('error', (err) => {
           failed = true;
+          feeders.delete(feed);
           log?.error('batch worker crashed', { error: err.message });
-          for (const rel of inFlight.values()) {
-            record(rel, { status: 'error', message: `worker crashed: ${err.message.split('\n')[0]}` });
-            done++;
+          for (const jobId of [...inFlight.keys()]) {
+            settle(jobId, { status: 'error', message: `worker crashed: ${err.message.split('\n')[0]}` });
           }
-          inFlight.clear();
         });
         worker.on('exit', () => {
           live--;
+          feeders.delete(feed);
           if (finished) return;
-          if (failed && next < files.length) {
+          if (failed && next < order.length) {
             // Replace a crashed worker; give up if the very first ones cannot even start.
             if (done === 0 && live === 0) {
               finished = true;
@@ -286,7 +306,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
           if (live === 0) {
             finished = true;
             resolve();
-          }
+          } else feedAll();
         });
         feed();
       };

@@ -1,0 +1,75 @@
+// The CLI's help, usage errors and mapping CSV errors (built CLI, dist/).
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const repo = path.resolve(import.meta.dirname, '..');
+const cli = path.join(repo, 'dist', 'cli.js');
+let tmp: string;
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, DEBUG: '' } });
+}
+
+beforeAll(() => {
+  if (!fs.existsSync(cli)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'pipe' });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deid-cli-'));
+  fs.mkdirSync(path.join(tmp, 'in', 'P1', 'S1'), { recursive: true });
+  fs.writeFileSync(path.join(tmp, 'in', 'P1', 'S1', 'a.dcm'), Buffer.alloc(200));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('dicom-deid CLI', () => {
+  it('--help lists the commands', () => {
+    const r = run(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/dicom-deid batch/);
+  });
+
+  it('batch --help documents every option', () => {
+    const r = run(['batch', '--help']);
+    expect(r.status).toBe(0);
+    for (const o of ['--csv', '--input', '--output', '--db', '--log-dir', '--copy-other-files', '--workers', '--quiet']) {
+      expect(r.stdout).toContain(o);
+    }
+  });
+
+  it.each([
+    [[] as string[], /Missing command/],
+    [['nope'], /Unknown argument: nope/],
+    [['batch', '--csv', 'x.csv'], /Missing required arguments: input, output/],
+    [['batch', '--csv', 'x.csv', '--input', '.', '--output', 'o', '--workers', '0'], /--workers/],
+  ])('usage error %j: one line, exit 2', (args, re) => {
+    const r = run(args);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(re);
+  });
+
+  it('a bad mapping CSV: exit 2, one line naming the row and value, nothing written', () => {
+    const csv = path.join(tmp, 'mapping.csv');
+    fs.writeFileSync(csv, 'MRN,Accession,New_Patient_ID,Surgery_Date\nM1,A1,R001,2023-01-02\nM2,A2,R002,2023-02-31\n');
+    const out = path.join(tmp, 'out');
+    const r = run(['batch', '--csv', csv, '--input', path.join(tmp, 'in'), '--output', out]);
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/mapping\.csv line 3: .*2023-02-31/);
+    expect(fs.existsSync(out)).toBe(false);
+    expect(fs.existsSync(path.join(tmp, 'dicom-deid-logs'))).toBe(false);
+    expect(fs.existsSync(path.join(tmp, 'dicom-deid-state.sqlite'))).toBe(false);
+  });
+
+  it('a missing input folder or CSV: exit 2, one line', () => {
+    const csv = path.join(tmp, 'ok.csv');
+    fs.writeFileSync(csv, 'MRN,Accession,New_Patient_ID,Surgery_Date\nM1,A1,R001,2023-01-02\n');
+    let r = run(['batch', '--csv', csv, '--input', path.join(tmp, 'missing'), '--output', path.join(tmp, 'o2')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^dicom-deid: input folder not found/);
+    r = run(['batch', '--csv', path.join(tmp, 'none.csv'), '--input', path.join(tmp, 'in'), '--output', path.join(tmp, 'o2')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
