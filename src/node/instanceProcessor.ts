@@ -1,0 +1,161 @@
+// One received instance, from the spool (or the quarantine, on replay) to the output tree:
+// match -> session index -> de-identify -> durable write -> one transaction (filing record +
+// forward enqueue) -> audit row. Unmatched or undecodable instances go to quarantine.
+// Idempotent: the output path depends only on the instance and the state, so a replay after a
+// crash rewrites the same file with the same bytes.
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join, relative } from 'node:path';
+import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
+import { deidentify, readInstanceKeys } from '../core/deidentify.js';
+import { isNoInformation } from '../core/mapping/mappingCsv.js';
+import type { MappingTable } from '../core/mapping/mappingTable.js';
+import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
+import type { AuditRow } from '../batch/auditLog.js';
+import { enqueue } from '../forward/forwardQueue.js';
+import { writeFileDurable } from '../io/durableWrite.js';
+import type { StateDb } from '../state/stateDb.js';
+import { recordFiled } from './filedInstances.js';
+import { quarantineFile, type QuarantineReason } from './quarantine.js';
+
+export interface ProcessorDeps {
+  state: StateDb;
+  mapping: () => MappingTable;
+  outputDir: string;
+  quarantineDir: string;
+  /** Forward destinations ("AET@host:port") every filed instance is queued for. */
+  forwardTo: string[];
+  audit: (row: AuditRow) => void;
+}
+
+export interface Source {
+  callingAet: string;
+  receivedAt: Date;
+}
+
+export type Outcome =
+  | { status: 'filed'; outputPath: string; researchId: string; accession: string; newSopUid: string }
+  | { status: 'quarantined'; reason: QuarantineReason; message: string; file: string }
+  | { status: 'unmatched'; message: string }; // replay: still no mapping, left where it was
+
+/** Series folder from de-identified values only: modality, series number, new series UID hash. */
+export function seriesFolderName(r: DeidResult): string {
+  const clean = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '').slice(0, 16);
+  const hash = createHash('sha256').update(r.seriesInstanceUid || r.sopInstanceUid).digest('hex').slice(0, 8);
+  return `${clean(r.modality) || 'OT'}_S${clean(r.seriesNumber) || '0'}_${hash}`;
+}
+
+/** The per-patient session key of the node: the original accession, else the study UID. */
+export function studyKey(keys: InstanceKeys): string {
+  if (keys.accessionNumber && !isNoInformation(keys.accessionNumber)) return `study:${keys.accessionNumber}`;
+  return `study-uid:${keys.studyInstanceUid}`;
+}
+
+/**
+ * Processes one Part 10 file. With `leaveUnmatched` (quarantine replay) an instance that still
+ * has no mapping stays where it is; otherwise it is moved to quarantine. The source file is
+ * removed once its outcome is durable.
+ */
+export async function processInstance(
+  deps: ProcessorDeps,
+  file: string,
+  source: Source,
+  leaveUnmatched = false,
+): Promise<Outcome> {
+  const bytes = await fsp.readFile(file);
+  const sourceLabel = `${source.callingAet}:${file.split('/').pop()}`;
+  let keys: InstanceKeys;
+  try {
+    keys = readInstanceKeys(bytes);
+  } catch (e) {
+    if (!(e instanceof DicomFormatError)) throw e;
+    return quarantine(deps, file, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
+  }
+  const match: Match | null = deps.mapping().match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
+  if (!match) {
+    return quarantine(deps, file, source, 'no-mapping', 'no mapping row for this patient or accession', keys, sourceLabel, leaveUnmatched);
+  }
+  const { row } = match;
+  const n = deps.state.sessionIndex(row.researchId, studyKey(keys));
+  const accession = newAccessionNumber(row.researchId, n);
+  let result: DeidResult;
+  try {
+    result = deidentify(bytes, {
+      researchId: row.researchId,
+      accessionNumber: accession,
+      dayOffset: row.dayOffset,
+      notes: row.notes,
+      uidSecret: deps.state.uidSecret(),
+    });
+  } catch (e) {
+    if (!(e instanceof DicomFormatError)) throw e;
+    return quarantine(deps, file, source, 'not-deidentifiable', e.message, keys, sourceLabel, leaveUnmatched);
+  }
+  const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
+  const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
+  await writeFileDurable(outputPath, result.bytes);
+  if (row.notes.trim() !== '') {
+    const notesFile = join(sessionDir, 'notes.txt');
+    const text = row.notes.trim() + '\n';
+    const current = await fsp.readFile(notesFile, 'utf8').catch(() => null);
+    if (current !== text) await writeFileDurable(notesFile, text);
+  }
+  const rel = relative(deps.outputDir, outputPath);
+  const db = deps.state.db;
+  db.transaction(() => {
+    recordFiled(db, {
+      newSopUid: result.sopInstanceUid,
+      originalSopUid: keys.sopInstanceUid,
+      researchId: row.researchId,
+      sessionN: n,
+      outputPath: rel,
+      callingAet: source.callingAet,
+    });
+    for (const destination of deps.forwardTo) enqueue(db, { filePath: outputPath, destination });
+  })();
+  deps.audit({
+    sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
+    status: 'ok',
+    matchedBy: match.matchedBy,
+    researchId: row.researchId,
+    newAccession: accession,
+    dayOffset: row.dayOffset,
+    outputPath: rel,
+    message: '',
+  });
+  await fsp.rm(file, { force: true });
+  return { status: 'filed', outputPath: rel, researchId: row.researchId, accession, newSopUid: result.sopInstanceUid };
+}
+
+async function quarantine(
+  deps: ProcessorDeps,
+  file: string,
+  source: Source,
+  reason: QuarantineReason,
+  message: string,
+  keys: Partial<InstanceKeys>,
+  sourceLabel: string,
+  leave: boolean,
+): Promise<Outcome> {
+  if (leave) return { status: 'unmatched', message };
+  const dest = await quarantineFile(deps.quarantineDir, file, {
+    reason,
+    message,
+    receivedAt: source.receivedAt.toISOString(),
+    callingAet: source.callingAet,
+    keys: {
+      patientId: keys.patientId,
+      accessionNumber: keys.accessionNumber,
+      studyInstanceUid: keys.studyInstanceUid,
+      sopInstanceUid: keys.sopInstanceUid,
+      studyDate: keys.studyDate,
+    },
+  });
+  deps.audit({
+    sourcePath: `${sourceLabel}${keys.sopInstanceUid ? ` (${keys.sopInstanceUid})` : ''}`,
+    status: reason === 'no-mapping' ? 'no-mapping' : 'error',
+    outputPath: '',
+    message: `quarantined (${reason}): ${message} -> ${dest}`,
+  });
+  return { status: 'quarantined', reason, message, file: dest };
+}

@@ -1,0 +1,79 @@
+// The node's quarantine: instances it accepted but could not file (no mapping row, or not
+// de-identifiable), kept as received (Part 10) with a JSON sidecar of the keys tried. It is key
+// material (the files are the original, identified instances) and lives outside the output tree.
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { InstanceKeys } from '../core/types.js';
+import { moveFileDurable, writeFileDurable } from '../io/durableWrite.js';
+
+export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
+
+export interface QuarantineSidecar {
+  reason: QuarantineReason;
+  message: string;
+  receivedAt: string;
+  callingAet: string;
+  /** The keys tried against the mapping CSV (identifying: this folder is key material). */
+  keys: Partial<Pick<InstanceKeys, 'patientId' | 'accessionNumber' | 'studyInstanceUid' | 'sopInstanceUid' | 'studyDate'>>;
+}
+
+export interface QuarantinedInstance {
+  file: string;
+  sidecar: QuarantineSidecar;
+}
+
+/** Folder per study, named by a hash so no identifier appears in a path. */
+function studyFolder(root: string, keys: QuarantineSidecar['keys']): string {
+  const id = keys.studyInstanceUid || keys.accessionNumber || 'unknown-study';
+  return join(root, createHash('sha256').update(id).digest('hex').slice(0, 16));
+}
+
+/** Moves `file` into quarantine, durably, with its sidecar. Returns the new path. */
+export async function quarantineFile(root: string, file: string, sidecar: QuarantineSidecar): Promise<string> {
+  const dest = join(studyFolder(root, sidecar.keys), basename(file).replace(/(\.dcm)?$/, '.dcm'));
+  // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
+  // never a file that nobody knows why it is there.
+  await writeFileDurable(`${dest}.json`, JSON.stringify(sidecar, null, 2) + '\n', 0o600);
+  await moveFileDurable(file, dest);
+  return dest;
+}
+
+export async function listQuarantine(root: string): Promise<QuarantinedInstance[]> {
+  const out: QuarantinedInstance[] = [];
+  let dirs: string[];
+  try {
+    dirs = await fsp.readdir(root);
+  } catch {
+    return out;
+  }
+  for (const d of dirs.sort()) {
+    const dir = join(root, d);
+    let files: string[];
+    try {
+      files = await fsp.readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const f of files.sort()) {
+      if (!f.endsWith('.dcm')) continue;
+      const file = join(dir, f);
+      try {
+        const sidecar = JSON.parse(await fsp.readFile(`${file}.json`, 'utf8')) as QuarantineSidecar;
+        out.push({ file, sidecar });
+      } catch {
+        out.push({
+          file,
+          sidecar: { reason: 'unreadable', message: 'sidecar missing', receivedAt: '', callingAet: '', keys: {} },
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** Removes a quarantined instance (after a successful replay). */
+export async function removeFromQuarantine(file: string): Promise<void> {
+  await fsp.rm(file, { force: true });
+  await fsp.rm(`${file}.json`, { force: true });
+}
