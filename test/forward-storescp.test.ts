@@ -1,0 +1,231 @@
+// End-to-end forwarding against dcmtk storescp as the research PACS (real peer, no mocks).
+
+import Database from 'better-sqlite3';
+import net from 'node:net';
+import { readdirSync } from 'node:fs';
+import dimse from 'dcmjs-dimse';
+import { afterEach, describe, expect, it } from 'vitest';
+import { formatDestination, type Destination } from '../src/forward/destination.js';
+import { counts, enqueue, ensureSchema, claimDue, getItem, type QueueItem } from '../src/forward/forwardQueue.js';
+import { Forwarder } from '../src/forward/forwarder.js';
+import { readP10Header } from '../src/forward/p10.js';
+import { sendFiles } from '../src/forward/storeScu.js';
+import {
+  dataSetBytes,
+  F,
+  freePort,
+  memoryLogger,
+  receivedBySopInstance,
+  rmrf,
+  startStorescp,
+  stopAllPeers,
+  tempDir,
+  waitFor,
+  writeFileIn,
+} from './forward-helpers.js';
+
+dimse.log.setLevel('silent');
+
+const CALLING = 'DEID';
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  await stopAllPeers();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function setup(port: number): { db: Database.Database; dest: Destination; key: string; out: string } {
+  const db = new Database(':memory:');
+  ensureSchema(db);
+  const out = tempDir('scp');
+  cleanups.push(() => rmrf(out));
+  cleanups.push(() => db.close());
+  const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
+  return { db, dest, key: formatDestination(dest), out };
+}
+
+function items(db: Database.Database, key: string): QueueItem[] {
+  const rows = db.prepare('SELECT id FROM forward_queue WHERE destination = ? ORDER BY id').all(key) as { id: number }[];
+  return rows.map((r) => getItem(db, r.id)!);
+}
+
+function startForwarder(db: Database.Database, dest: Destination, extra: Partial<ConstructorParameters<typeof Forwarder>[0]> = {}) {
+  const logger = memoryLogger();
+  const fwd = new Forwarder({
+    db,
+    destinations: [dest],
+    callingAet: CALLING,
+    logger,
+    backoff: { initialMs: 100, maxMs: 400 },
+    scu: { connectTimeoutMs: 3000, associationTimeoutMs: 5000, pduTimeoutMs: 10_000, overallTimeoutMs: 20_000 },
+    ...extra,
+  });
+  fwd.start();
+  cleanups.push(() => fwd.stop());
+  return { fwd, logger };
+}
+
+describe('forwarding to storescp', () => {
+  it('delivers explicit LE, implicit LE, JPEG 2000 and JPEG files with byte-identical data sets', async () => {
+    const port = await freePort();
+    const { db, dest, key, out } = setup(port);
+    await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, out);
+    const files = [F.ctExplicit, F.mrImplicit, F.jpeg2000, F.jpegLossy, F.rtplanImplicit];
+    for (const f of files) enqueue(db, { filePath: f, destination: key });
+    const { fwd, logger } = startForwarder(db, dest, { maxPerAssociation: 3 });
+    fwd.kick();
+    await waitFor(() => counts(db)[0]?.delivered === files.length, 20_000, 'all delivered');
+    await fwd.stop();
+
+    const got = receivedBySopInstance(out);
+    for (const f of files) {
+      const h = readP10Header(f);
+      const rec = got.get(h.sopInstanceUid);
+      expect(rec, f).toHaveLength(1);
+      expect(rec![0]!.ts, f).toBe(h.transferSyntaxUid); // sent verbatim, in its own TS
+      expect(dataSetBytes(rec![0]!.path).equals(dataSetBytes(f)), `data set bytes of ${f}`).toBe(true);
+    }
+    expect(items(db, key).every((i) => i.state === 'delivered' && i.lastStatus === 0)).toBe(true);
+    expect(logger.lines.filter((l) => l.level !== 'debug')).toEqual([]);
+  });
+
+  it('keeps items pending while the destination is down, then delivers each exactly once', async () => {
+    const port = await freePort();
+    const { db, dest, key, out } = setup(port);
+    const files = [F.ctExplicit, F.mrImplicit, F.jpeg2000];
+    for (const f of files) enqueue(db, { filePath: f, destination: key });
+    const { fwd, logger } = startForwarder(db, dest, { maxPerAssociation: 2 });
+    fwd.kick();
+
+    // Nobody listens: retried with backoff, nothing lost, "down" logged once.
+    await waitFor(() => items(db, key).some((i) => i.attempts >= 3), 15_000, 'several failed attempts');
+    const during = items(db, key);
+    expect(during.every((i) => i.state === 'pending' || i.state === 'in_flight')).toBe(true);
+    expect(during[0]!.lastError).toMatch(/ECONNREFUSED/);
+    expect(fwd.status()[0]!.down).toBe(true);
+
+    await startStorescp(['+B', '+xa', '+uf', '-aet', 'RESEARCH'], port, out);
+    await waitFor(() => counts(db)[0]?.delivered === files.length, 20_000, 'all delivered after recovery');
+    await fwd.stop();
+
+    const got = receivedBySopInstance(out);
+    expect(readdirSync(out)).toHaveLength(files.length); // +uf: a duplicate would be a second file
+    for (const f of files) expect(got.get(readP10Header(f).sopInstanceUid), f).toHaveLength(1);
+    const warn = logger.lines.filter((l) => l.level !== 'debug');
+    expect(warn.filter((l) => /is down/.test(l.msg))).toHaveLength(1);
+    expect(warn.filter((l) => /is back/.test(l.msg))).toHaveLength(1);
+    expect(warn).toHaveLength(2);
+  });
+
+  it('a refused SOP class ends dead at once with a reason naming it; others are delivered', async () => {
+    const port = await freePort();
+    const { db, dest, key, out } = setup(port);
+    const cfg = writeFileIn(
+      out,
+      '../ctonly-' + port + '.cfg',
+      [
+        '[[TransferSyntaxes]]',
+        '[Uncompressed]',
+        'TransferSyntax1 = LocalEndianExplicit',
+        'TransferSyntax2 = LittleEndianImplicit',
+        '[[PresentationContexts]]',
+        '[CTOnly]',
+        'PresentationContext1 = VerificationSOPClass\\Uncompressed',
+        'PresentationContext2 = CTImageStorage\\Uncompressed',
+        '[[Profiles]]',
+        '[CTOnly]',
+        'PresentationContexts = CTOnly',
+        '',
+      ].join('\n'),
+    );
+    cleanups.push(() => rmrf(cfg));
+    await startStorescp(['+B', '-xf', cfg, 'CTOnly', '-aet', 'RESEARCH'], port, out);
+    const ct = enqueue(db, { filePath: F.ctExplicit, destination: key }).id;
+    const mr = enqueue(db, { filePath: F.mrImplicit, destination: key }).id;
+    const { fwd, logger } = startForwarder(db, dest);
+    fwd.kick();
+    await waitFor(() => getItem(db, mr)!.state === 'dead' && getItem(db, ct)!.state === 'delivered', 15_000, 'outcomes');
+    await fwd.stop();
+    expect(getItem(db, mr)!.lastError).toMatch(/MrImageStorage \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.4\)/);
+    expect(getItem(db, mr)!.attempts).toBe(1);
+    expect(logger.lines.filter((l) => l.level === 'warn' && /is dead/.test(l.msg))).toHaveLength(1);
+    expect([...receivedBySopInstance(out).keys()]).toEqual([readP10Header(F.ctExplicit).sopInstanceUid]);
+  });
+
+  it('never lets the library transcode: peer accepting only implicit LE gets no near-empty explicit file', async () => {
+    const port = await freePort();
+    const { db, dest, key, out } = setup(port);
+    await startStorescp(['+B', '+xi', '-aet', 'RESEARCH'], port, out);
+    const ct = enqueue(db, { filePath: F.ctExplicit, destination: key }).id; // explicit LE
+    const mr = enqueue(db, { filePath: F.mrImplicit, destination: key }).id; // implicit LE
+    const { fwd } = startForwarder(db, dest);
+    fwd.kick();
+    await waitFor(() => getItem(db, ct)!.state === 'dead' && getItem(db, mr)!.state === 'delivered', 15_000, 'outcomes');
+    await fwd.stop();
+    expect(getItem(db, ct)!.lastError).toMatch(
+      /does not accept transfer syntax ExplicitVRLittleEndian \(1\.2\.840\.10008\.1\.2\.1\) for SOP class CtImageStorage/,
+    );
+    const got = receivedBySopInstance(out);
+    expect([...got.keys()]).toEqual([readP10Header(F.mrImplicit).sopInstanceUid]);
+    expect(dataSetBytes(got.get(readP10Header(F.mrImplicit).sopInstanceUid)![0]!.path).equals(dataSetBytes(F.mrImplicit))).toBe(true);
+  });
+
+  it('resumes items left in flight by a process that died', async () => {
+    const port = await freePort();
+    const { db, dest, key, out } = setup(port);
+    await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, out);
+    enqueue(db, { filePath: F.ctExplicit, destination: key });
+    enqueue(db, { filePath: F.jpeg2000, destination: key });
+    expect(claimDue(db, key, 10)).toHaveLength(2); // "crash" after claiming
+    const { fwd, logger } = startForwarder(db, dest);
+    await waitFor(() => counts(db)[0]?.delivered === 2, 15_000, 'resumed delivery');
+    await fwd.stop();
+    expect(logger.lines.some((l) => /2 interrupted item/.test(l.msg))).toBe(true);
+  });
+});
+
+describe('storeScu failure modes', () => {
+  it('association refused -> permanent; abort after C-STORE-RQ -> transient without hanging', async () => {
+    const port = await freePort();
+    const out = tempDir('scp');
+    cleanups.push(() => rmrf(out));
+    const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
+    const refusing = await startStorescp(['--refuse', '-aet', 'RESEARCH'], port, out);
+    const r1 = await sendFiles([F.ctExplicit], dest, { callingAet: CALLING });
+    expect(r1.outcomes[0]!.outcome).toMatchObject({ kind: 'permanent-failure', reason: expect.stringMatching(/association rejected \(permanent\)/) });
+    await refusing.stop();
+
+    await startStorescp(['--abort-after', '+xa', '-aet', 'RESEARCH'], port, out);
+    const t0 = Date.now();
+    const r2 = await sendFiles([F.ctExplicit, F.mrImplicit], dest, { callingAet: CALLING });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(r2.connectionProblem).toBeTruthy();
+    for (const o of r2.outcomes) expect(o.outcome.kind).toBe('transient-failure');
+    expect(r2.outcomes[0]!.outcome).toMatchObject({ reason: expect.stringMatching(/abort|closed/) });
+  });
+
+  it('a peer that accepts TCP but never answers cannot hang the sender', async () => {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const s of sockets) s.destroy();
+          server.close(() => r());
+        }),
+    );
+    const port = (server.address() as net.AddressInfo).port;
+    const t0 = Date.now();
+    const r = await sendFiles([F.ctExplicit], { aeTitle: 'RESEARCH', host: '127.0.0.1', port }, {
+      callingAet: CALLING,
+      associationTimeoutMs: 1500,
+      overallTimeoutMs: 4000,
+    });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(r.outcomes[0]!.outcome.kind).toBe('transient-failure');
+    expect(r.connectionProblem).toBeTruthy();
+  });
+});
