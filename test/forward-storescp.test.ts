@@ -183,6 +183,22 @@ describe('forwarding to storescp', () => {
   });
 });
 
+describe('giving up', () => {
+  it('an item failing transiently for longer than giveUpAfterMs goes dead with its last reason', async () => {
+    const port = await freePort(); // nobody listens
+    const { db, dest, key } = setup(port);
+    const ids = [F.ctExplicit, F.mrImplicit].map((f) => enqueue(db, { filePath: f, destination: key }).id);
+    const { fwd, logger } = startForwarder(db, dest, { giveUpAfterMs: 500 });
+    fwd.kick();
+    await waitFor(() => ids.every((id) => getItem(db, id)!.state === 'dead'), 10_000, 'dead after giving up');
+    await fwd.stop();
+    for (const id of ids) expect(getItem(db, id)!.lastError).toMatch(/^gave up after .* of failures; last: .*ECONNREFUSED/);
+    const warns = logger.lines.filter((l) => l.level === 'warn');
+    expect(warns.filter((l) => /is down/.test(l.msg))).toHaveLength(1);
+    expect(warns.filter((l) => /2 items are dead: .*gave up after/.test(l.msg))).toHaveLength(1);
+  });
+});
+
 describe('storeScu failure modes', () => {
   it('association refused -> permanent; abort after C-STORE-RQ -> transient without hanging', async () => {
     const port = await freePort();

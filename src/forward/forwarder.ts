@@ -221,7 +221,13 @@ export class Forwarder {
     // Destination-level backoff: grows while the destination fails, resets once it delivers.
     const failures = anyDelivered ? 0 : unhealthy ? d.failures + 1 : d.failures;
     const retryDelay = this.backoffDelay(Math.max(1, failures));
-    const deadLogs: string[] = [];
+    // Dead items are logged grouped by reason (one line per reason per round, not per file).
+    const deadByReason = new Map<string, QueueItem[]>();
+    const noteDead = (item: QueueItem, reason: string): void => {
+      const list = deadByReason.get(reason) ?? [];
+      list.push(item);
+      deadByReason.set(reason, list);
+    };
 
     this.db.transaction(() => {
       for (const { item, outcome } of itemOutcomes) {
@@ -236,7 +242,7 @@ export class Forwarder {
             break;
           case 'permanent-failure':
             markDead(this.db, item.id, outcome.reason, outcome.status ?? null, now);
-            deadLogs.push(`forward ${d.key}: item ${item.id} (${item.filePath}) is dead: ${outcome.reason}`);
+            noteDead(item, outcome.reason);
             dead++;
             break;
           case 'transient-failure': {
@@ -244,7 +250,7 @@ export class Forwarder {
             if (now - since >= this.giveUpAfterMs) {
               const reason = `gave up after ${fmtDuration(now - since)} of failures; last: ${outcome.reason}`;
               markDead(this.db, item.id, reason, outcome.status ?? null, now);
-              deadLogs.push(`forward ${d.key}: item ${item.id} (${item.filePath}) is dead: ${reason}`);
+              noteDead(item, reason);
               dead++;
             } else {
               // Item-level backoff follows its own attempts, destination-level follows the round.
@@ -260,7 +266,12 @@ export class Forwarder {
       else if (anyDelivered) clearWaitingFailed(this.db, d.key);
     })();
 
-    for (const line of deadLogs) this.logger.warn(line);
+    for (const [reason, list] of deadByReason) {
+      const shown = list.slice(0, 3).map((i) => `item ${i.id} (${i.filePath})`).join(', ');
+      const more = list.length > 3 ? ` and ${list.length - 3} more` : '';
+      const what = list.length === 1 ? `${shown} is dead` : `${list.length} items are dead: ${shown}${more}`;
+      this.logger.warn(`forward ${d.key}: ${what}: ${reason}`);
+    }
     this.logger.debug(
       `forward ${d.key}: ${items.length} sent in ${report.associations} association(s): ` +
         `${delivered} delivered, ${transient} to retry, ${dead} dead`,

@@ -420,7 +420,8 @@ function sendOneAssociation(items: Prepared[], dest: Destination, opts: StoreScu
     });
     client.on('associationReleased', () => settle(undefined, false));
     client.on('networkError', (err: Error) => {
-      settle(`${associated ? 'network error' : 'cannot connect'}: ${err?.message ?? String(err)} (${where})`, true);
+      const msg = (err?.message ?? String(err)).replace(/^.*?->\s*/, '');
+      settle(`${associated ? 'network error' : 'cannot connect'}: ${msg} (${where})`, true);
     });
     client.on('closed', () => settle(`connection to ${where} closed`, true));
 
