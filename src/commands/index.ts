@@ -2,8 +2,10 @@
 // from src/commands/<name>.ts.
 import type { CommandModule } from 'yargs';
 import batch from './batch.js';
+import serve from './serve.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   batch,
+  serve,
 ];

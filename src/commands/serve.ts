@@ -1,0 +1,43 @@
+// `dicom-deid serve`: run the DICOM node until SIGTERM/SIGINT.
+import type { Argv, CommandModule } from 'yargs';
+import { closeLogger, createLogger } from '../log.js';
+import { DeidNode } from '../node/deidNode.js';
+import { UsageError } from './errors.js';
+import { nodeConfigFrom, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+
+const command: CommandModule<object, NodeArgs> = {
+  command: 'serve',
+  describe: 'Run the DICOM node: receive by C-STORE, de-identify, file, forward',
+  builder: (y: Argv) => withNodeOptions(y),
+  handler: async (args) => {
+    const config = nodeConfigFrom(args);
+    const logger = createLogger({ logDir: config.logDir });
+    const node = new DeidNode(config, logger);
+    try {
+      await node.start();
+    } catch (e) {
+      await node.stop().catch(() => undefined);
+      await closeLogger(logger);
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'EADDRINUSE') throw new UsageError(`port ${config.port} is already in use`);
+      if (err.code === 'EACCES') throw new UsageError(`not allowed to listen on port ${config.port} or to write a folder: ${err.message}`);
+      if (err.name === 'MappingError') throw new UsageError(err.message);
+      throw e;
+    }
+    await new Promise<void>((resolve) => {
+      const onSignal = (sig: string) => {
+        logger.info(`${sig}: stopping (finishing in-flight instances)`);
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        resolve();
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+    await node.stop();
+    await closeLogger(logger);
+    process.exitCode = 0;
+  },
+};
+
+export default command;

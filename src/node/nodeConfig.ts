@@ -1,0 +1,116 @@
+// The node's configuration: embedded defaults (config/default.json), then a config file, then
+// command-line flags. Relative paths are resolved against the working directory.
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDestination } from '../forward/destination.js';
+
+export interface NodeConfig {
+  aeTitle: string;
+  host: string;
+  port: number;
+  allowedAets: string[];
+  csv: string;
+  output: string;
+  db: string;
+  quarantine: string;
+  spool: string;
+  logDir: string;
+  forward: string[];
+  callingAet: string;
+  maxAssociations: number;
+  maxPduLength: number;
+  maxInstanceMB: number;
+  forwardGiveUpHours: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
+
+const STRINGS = ['aeTitle', 'host', 'csv', 'output', 'db', 'quarantine', 'spool', 'logDir', 'callingAet'] as const;
+const NUMBERS = ['port', 'maxAssociations', 'maxPduLength', 'maxInstanceMB', 'forwardGiveUpHours'] as const;
+const LISTS = ['allowedAets', 'forward'] as const;
+const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
+
+function readJson(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new ConfigError(`config file ${file}: ${(e as Error).message}`);
+  }
+}
+
+function validAet(v: string, what: string): string {
+  const t = v.trim();
+  if (t.length < 1 || t.length > 16 || /[\\\x00-\x1f]/.test(t)) {
+    throw new ConfigError(`${what} "${v}" is not a valid AE title (1-16 characters, no backslash)`);
+  }
+  return t;
+}
+
+/** Merges `layer` into `base`, checking names and types; `where` names the source in errors. */
+function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where: string): Partial<NodeConfig> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(layer)) {
+    if (v === undefined) continue;
+    if ((STRINGS as readonly string[]).includes(k)) {
+      if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(`${where}: "${k}" must be a non-empty string`);
+      out[k] = v;
+    } else if ((NUMBERS as readonly string[]).includes(k)) {
+      const n = typeof v === 'string' ? Number(v) : v;
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new ConfigError(`${where}: "${k}" must be a number >= 0`);
+      out[k] = n;
+    } else if ((LISTS as readonly string[]).includes(k)) {
+      const list = typeof v === 'string' ? v.split(',') : v;
+      if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) {
+        throw new ConfigError(`${where}: "${k}" must be a list of strings`);
+      }
+      out[k] = list.map((x: string) => x.trim()).filter((x: string) => x !== '');
+    } else {
+      throw new ConfigError(`${where}: unknown setting "${k}"`);
+    }
+  }
+  return out as Partial<NodeConfig>;
+}
+
+/** Loads and validates the node configuration. */
+export function loadNodeConfig(configFile: string | undefined, flags: Record<string, unknown>): NodeConfig {
+  let cfg = merge({}, readJson(DEFAULT_CONFIG_FILE), DEFAULT_CONFIG_FILE);
+  if (configFile) cfg = merge(cfg, readJson(configFile), configFile);
+  cfg = merge(cfg, flags, 'command line');
+  const c = cfg as NodeConfig;
+  for (const k of [...STRINGS, ...NUMBERS, ...LISTS]) {
+    if (c[k] === undefined) throw new ConfigError(`missing setting "${k}"`);
+  }
+  if (!Number.isInteger(c.port) || c.port > 65535) throw new ConfigError(`port ${c.port} is not a TCP port`);
+  c.aeTitle = validAet(c.aeTitle, 'aeTitle');
+  c.callingAet = validAet(c.callingAet, 'callingAet');
+  c.allowedAets = c.allowedAets.map((a) => validAet(a, 'allowed AE'));
+  for (const f of c.forward) {
+    try {
+      parseDestination(f);
+    } catch (e) {
+      throw new ConfigError(`forward destination "${f}": ${(e as Error).message}`);
+    }
+  }
+  for (const k of PATHS) c[k] = resolve(c[k]);
+  const out = resolve(c.output);
+  for (const k of ['db', 'quarantine', 'spool', 'logDir', 'csv'] as const) {
+    const p = resolve(c[k]);
+    if (p === out || p.startsWith(out + '/')) {
+      throw new ConfigError(`${k} (${p}) is inside the output tree (${out}): key material must live outside it`);
+    }
+  }
+  return c;
+}
