@@ -16,6 +16,8 @@ export interface LoggerOptions {
   level?: string;
   /** Readable lines on stderr (default true). */
   console?: boolean;
+  /** Level of the console lines (default: level). */
+  consoleLevel?: string;
   /** Log file name inside logDir (default dicom-deid.log). */
   fileName?: string;
 }
@@ -41,6 +43,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (options.console !== false) {
     transports.push(
       new winston.transports.Console({
+        level: options.consoleLevel ?? level,
         stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'],
         format: winston.format.combine(
           winston.format.timestamp({ format: 'HH:mm:ss' }),

@@ -37,6 +37,8 @@ export interface BatchOptions {
   /** Progress bar (default: when stderr is a TTY and not quiet). */
   progress?: boolean;
   logger?: Logger;
+  /** Makes the logger once the options are validated (nothing is written before). */
+  createLog?: (logDir: string) => Logger;
   /** Where the summary goes (default stdout). */
   out?: (line: string) => void;
 }
@@ -83,7 +85,7 @@ export function loadMapping(csv: string): { rows: MappingRow[]; table: MappingTa
 export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
   const say = opts.quiet ? () => {} : out;
-  const log = opts.logger;
+  let log = opts.logger;
   const csv = path.resolve(opts.csv);
   const input = path.resolve(opts.input);
   const output = path.resolve(opts.output);
@@ -129,6 +131,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   fs.mkdirSync(path.dirname(dbPath), { recursive: true });
   const state = StateDb.open(dbPath);
   const audit = new AuditLog(logDir);
+  if (!log && opts.createLog) log = opts.createLog(logDir);
   const started = Date.now();
   log?.info('batch started', { files: files.length, workers: workerCount, mappingRows: rows.length });
 

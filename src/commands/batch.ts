@@ -1,7 +1,7 @@
 // `dicom-deid batch`: de-identify a folder tree of DICOM files with a mapping CSV.
 import os from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
-import { closeLogger, createLogger } from '../log.js';
+import { closeLogger, createLogger, type Logger } from '../log.js';
 import { defaultLogDir, runBatch } from '../batch/runBatch.js';
 import { UsageError, wrapText } from './errors.js';
 
@@ -52,11 +52,14 @@ const command: CommandModule<object, BatchArgs> = {
       }) as unknown as Argv<BatchArgs>,
   handler: async (args) => {
     const logDir = args['log-dir'] ?? defaultLogDir(args.csv);
-    const logger = createLogger({
-      logDir: undefined,
-      level: args.verbose || process.env.DEBUG === '1' ? 'debug' : 'warn',
-      console: !args.quiet,
-    });
+    let logger: Logger | undefined;
+    const createLog = (dir: string): Logger =>
+      (logger = createLogger({
+        logDir: dir,
+        level: args.verbose || process.env.DEBUG === '1' ? 'debug' : 'info',
+        consoleLevel: args.verbose || process.env.DEBUG === '1' ? 'debug' : 'warn',
+        console: !args.quiet,
+      }));
     try {
       const summary = await runBatch({
         csv: args.csv,
@@ -67,11 +70,11 @@ const command: CommandModule<object, BatchArgs> = {
         copyOtherFiles: args['copy-other-files'],
         workers: args.workers,
         quiet: args.quiet,
-        logger,
+        createLog,
       });
       process.exitCode = summary.exitCode;
     } finally {
-      await closeLogger(logger);
+      if (logger) await closeLogger(logger);
     }
   },
 };
