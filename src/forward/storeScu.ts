@@ -52,7 +52,10 @@ export interface StoreScuOptions {
   callingAet: string;
   /** Maximum instances per association (default 100). */
   maxPerAssociation?: number;
-  /** TCP connect timeout, ms (default 10 s). */
+  /**
+   * TCP connect timeout, ms (default 60 s). dcmjs-dimse also uses it as the socket's idle timeout
+   * for the whole association, so it must exceed the peer's slowest C-STORE response time.
+   */
   connectTimeoutMs?: number;
   /** Max wait for A-ASSOCIATE-AC/RJ, ms (default 30 s). */
   associationTimeoutMs?: number;
@@ -427,7 +430,7 @@ function sendOneAssociation(items: Prepared[], dest: Destination, opts: StoreScu
 
     try {
       client.send(dest.host, dest.port, opts.callingAet, dest.aeTitle, {
-        connectTimeout: opts.connectTimeoutMs ?? 10_000,
+        connectTimeout: opts.connectTimeoutMs ?? 60_000,
         associationTimeout: opts.associationTimeoutMs ?? 30_000,
         pduTimeout: opts.pduTimeoutMs ?? 60_000,
       });
