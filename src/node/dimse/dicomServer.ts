@@ -1,0 +1,760 @@
+// DIMSE receive transport: a C-STORE / C-ECHO SCP that spools every received data set,
+// byte-identical, as a Part 10 file and hands it to a StoreHandler. No de-identification here.
+//
+// Built on dcmjs-dimse 0.3.3 (see /work/shared/research/dcmjs-dimse.md), with these deviations
+// from the library's intended use, each for a measured defect:
+// * Its `Server` is not used. `Server.listen(port)` ignores the host (binds every interface),
+//   has no association limit and never prunes its client list on close. We own the net.Server,
+//   bind opts.host, cap raw connections and count associations.
+// * `_wrapSocket()` is overridden with a no-op and the socket is wired here instead: our
+//   PduReader replaces the library's accumulator (quadratic Buffer.concat, no PDU size cap,
+//   late detection of garbage), we apply our own timeouts (the library aborts an association
+//   whose response we are still computing once its PDU timeout passes) and real backpressure.
+// * P-DATA-TF PDUs are parsed by us (zero-copy PDV views) and fed PDV by PDV to the library's
+//   `_processPDataTf()` state machine, after validating the PDV sequence: a data PDV with no
+//   pending command, a command PDV in the middle of a data set or a PDV on a context that was
+//   not accepted abort the association (the library would silently mix those bytes into the
+//   stored data set). A data set for anything but C-STORE aborts the association before the
+//   library parses it with dcmjs (which can hang on hostile input).
+// * The data set never goes through dcmjs: createStoreWritableStream() returns a SpoolWriter
+//   that writes the received bytes after our own file meta; the instance is fsync'd, renamed
+//   and its directory fsync'd before onStore runs and before any status is returned.
+// * Async-ops negotiation is forced to synchronous (the library echoes whatever is proposed,
+//   while its receive path can only hold one DIMSE message at a time), and the A-ASSOCIATE-AC
+//   announces opts.maxPduLength (the library mirrors the requestor's value instead).
+// Internal members used (not in index.d.ts): _wrapSocket, _processPdu, _processPDataTf, dimse.
+// They are pinned to dcmjs-dimse 0.3.3; re-check them when upgrading.
+import fs from 'node:fs';
+import net from 'node:net';
+import type { Writable } from 'node:stream';
+import dimse from 'dcmjs-dimse';
+import { decideAssociation, negotiateContext, ContextResult, normalizeAet } from './associationPolicy.js';
+import { buildFileMeta } from './part10Meta.js';
+import { AbortReason, AbortSource, PdvView, abortPdu, parsePdvs } from './pdataTf.js';
+import { PduError, PduReader, PduType } from './pduReader.js';
+import { silenceLibraryLogs } from './silenceLibraryLogs.js';
+import { DirSyncer, DiscardSink, SpoolWriter } from './spoolWriter.js';
+import { isValidUid } from './storageSopClasses.js';
+
+type Association = InstanceType<typeof dimse.association.Association>;
+type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
+type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
+type CStoreResponse = InstanceType<typeof dimse.responses.CStoreResponse>;
+type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
+type CEchoResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
+type Dataset = InstanceType<typeof dimse.Dataset>;
+
+export interface ReceivedInstance {
+  /** A complete Part 10 file: our file meta + the received data set bytes, byte-identical; fsync'd, renamed into place, directory fsync'd. */
+  spoolPath: string;
+  callingAet: string;
+  calledAet: string;
+  remoteAddress: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  /** Data set bytes received (the file meta we prepend is not counted). */
+  byteLength: number;
+}
+
+/**
+ * Called once per received instance, after it is durably in the spool; returns the DIMSE status
+ * to answer (0x0000 success, 0xB000 coercion warning, 0xA700 out of resources, 0xC000 cannot
+ * understand...). The handler owns the spool file from then on (also when it fails). If it
+ * throws, 0xA700 is answered (0xC000 for a DicomFormatError) and the error name is logged.
+ */
+export type StoreHandler = (inst: ReceivedInstance) => Promise<number>;
+
+export interface DicomServerLogger {
+  info(msg: string, meta?: object): void;
+  warn(msg: string, meta?: object): void;
+  error(msg: string, meta?: object): void;
+  debug?(msg: string, meta?: object): void;
+}
+
+export interface DicomServerOptions {
+  aeTitle: string;
+  /** Interface to bind, e.g. '127.0.0.1' or '0.0.0.0'. */
+  host: string;
+  /** 0 = pick a free port (returned by start()). */
+  port: number;
+  /** Empty or absent = any calling AE. */
+  allowedCallingAets?: string[];
+  /** Incoming files land here (`<uuid>.part`, renamed to `<uuid>.dcm`); created if missing. */
+  spoolDir: string;
+  /** Concurrent associations; beyond -> A-ASSOCIATE-RJ transient / local limit exceeded. Default 8. */
+  maxAssociations?: number;
+  /** Max PDU length we announce and accept; a bigger incoming PDU aborts the association. Default 262144. */
+  maxPduLength?: number;
+  /** Data set size cap; beyond, the association is aborted and the partial file deleted. Default 2 GiB. */
+  maxInstanceBytes?: number;
+  /**
+   * Milliseconds. connect: TCP accept -> complete A-ASSOCIATE-RQ (default 15000);
+   * association: idle time between DIMSE messages (default 60000);
+   * pdu: silence in the middle of a PDU or message (default 30000).
+   * Never counted while we are writing/fsyncing or the handler runs.
+   */
+  timeouts?: { connect?: number; association?: number; pdu?: number };
+  /** Never receives patient identifiers or UIDs: AE titles, addresses, counts, error codes only. */
+  logger: DicomServerLogger;
+  onStore: StoreHandler;
+}
+
+export interface DicomServerStats {
+  /** Open TCP connections (associated or not). */
+  connections: number;
+  activeAssociations: number;
+  associationsAccepted: number;
+  associationsRejected: number;
+  /** Associations that ended without an A-RELEASE (peer abort, our abort, disconnect, timeout). */
+  associationsAborted: number;
+  /** Instances durably spooled and handed to onStore. */
+  instancesStored: number;
+  /** Instances answered with a failure status (write error, refused, handler failure/status). */
+  instancesFailed: number;
+  /** Partial data sets deleted because the association ended mid-instance. */
+  partialsDiscarded: number;
+  bytesReceived: number;
+}
+
+interface ResolvedOptions {
+  aeTitle: string;
+  host: string;
+  port: number;
+  allowedCallingAets: string[];
+  spoolDir: string;
+  maxAssociations: number;
+  maxPduLength: number;
+  maxInstanceBytes: number;
+  timeouts: { connect: number; association: number; pdu: number };
+  logger: DicomServerLogger;
+  onStore: StoreHandler;
+}
+
+interface ServerContext {
+  opts: ResolvedOptions;
+  dirSyncer: DirSyncer;
+  stats: Omit<DicomServerStats, 'connections' | 'activeAssociations'>;
+  activeAssociations: number;
+  stopping: boolean;
+  connections: Set<DimseAssociation>;
+  /** Store completions and partial-file deletions not finished yet. */
+  pending: Set<Promise<unknown>>;
+}
+
+/** dcmjs-dimse internals we rely on (0.3.3; see the header comment). */
+interface LibraryInternals {
+  association?: Association;
+  dimse?: { getCommandFieldType(): number };
+  _processPdu(pdu: Buffer): Promise<void>;
+  _processPDataTf(pdu: { getPdvs(): PdvView[] }): Promise<void>;
+}
+
+const C_STORE_RQ = 0x0001;
+const STATUS_SUCCESS = 0x0000;
+const STATUS_OUT_OF_RESOURCES = 0xa700;
+const STATUS_CANNOT_UNDERSTAND = 0xc000;
+const STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122;
+/** Largest non-P-DATA PDU accepted (an A-ASSOCIATE-RQ with many contexts is ~20 KB). */
+const MAX_CONTROL_PDU = 256 * 1024;
+/** Largest DIMSE command set accepted (a C-STORE-RQ command is ~200 bytes). */
+const MAX_COMMAND_BYTES = 64 * 1024;
+
+function cleanUid(uid: string | undefined): string {
+  return (uid ?? '').replace(/[\0 ]+$/, '');
+}
+
+function errorCode(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; name?: unknown };
+    if (typeof e.code === 'string') return e.code;
+    if (typeof e.name === 'string') return e.name;
+  }
+  return typeof err;
+}
+
+/** One TCP connection / association. dcmjs-dimse creates the DIMSE state; we own the socket. */
+class DimseAssociation extends dimse.Scp {
+  // No field may shadow a library property (socket, association, dimse...): with ES2022 class
+  // fields they would be reset to undefined after super() returns.
+  private readonly ctx: ServerContext;
+  private readonly sock: net.Socket;
+  private readonly reader: PduReader;
+  readonly remoteAddress: string;
+  private readonly connectedAt = Date.now();
+  lastActivity = Date.now();
+  private callingAet = '';
+  private calledAet = '';
+  associated = false;
+  private rqSeen = false;
+  ending = false;
+  private closed = false;
+  private released = false;
+  private readonly acceptedContexts = new Map<number, string>();
+  private commandPcId: number | undefined;
+  private commandBytes = 0;
+  /** Sink of the data set being received, until its last fragment. */
+  private receiving: SpoolWriter | DiscardSink | undefined;
+  storesInFlight = 0;
+  pressurePaused = false;
+  private releaseDeferred = false;
+  private instances = 0;
+  private instanceBytes = 0;
+
+  constructor(socket: net.Socket, ctx: ServerContext) {
+    super(socket, {});
+    this.ctx = ctx;
+    this.sock = socket;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.reader = new PduReader({
+      maxLength: (type) => (type === PduType.PDataTf ? ctx.opts.maxPduLength : MAX_CONTROL_PDU),
+      onPdu: (type, pdu) => this.onPdu(type, pdu),
+    });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.debug('socket error', { code: errorCode(err) }));
+    socket.on('close', () => this.onClose());
+    this.on('networkError', (err: unknown) => {
+      this.protocolAbort(`DIMSE error (${errorCode(err)})`);
+    });
+  }
+
+  private get lib(): LibraryInternals {
+    return this as unknown as LibraryInternals;
+  }
+
+  /** Replaces the library's socket wiring (called from its constructor); see header comment. */
+  _wrapSocket(): void {}
+
+  /** True while a PDU or a DIMSE message is partially received. */
+  get midMessage(): boolean {
+    return this.reader.midPdu || this.lib.dimse !== undefined || this.commandBytes > 0;
+  }
+
+  get connectedAtMs(): number {
+    return this.connectedAt;
+  }
+
+  // --- input --------------------------------------------------------------------------------
+  private onData(chunk: Buffer): void {
+    this.lastActivity = Date.now();
+    this.ctx.stats.bytesReceived += chunk.length;
+    if (this.ending) return;
+    try {
+      this.reader.push(chunk);
+    } catch (err) {
+      this.protocolAbort(err instanceof PduError ? err.message : `receive error (${errorCode(err)})`);
+    }
+  }
+
+  private onPdu(type: number, pdu: Buffer): void {
+    if (!this.associated) {
+      if (type !== PduType.AssociateRq || this.rqSeen) throw new PduError(`unexpected PDU type ${type} before association`);
+      this.rqSeen = true;
+      this.runLibrary(pdu);
+      return;
+    }
+    switch (type) {
+      case PduType.PDataTf:
+        this.onPData(pdu);
+        return;
+      case PduType.ReleaseRq:
+      case PduType.Abort:
+        this.runLibrary(pdu);
+        return;
+      default:
+        throw new PduError(`unexpected PDU type ${type} on an established association`);
+    }
+  }
+
+  private runLibrary(pdu: Buffer): void {
+    this.lib._processPdu(pdu).catch((err: unknown) => this.protocolAbort(`PDU error (${errorCode(err)})`));
+  }
+
+  private onPData(pdu: Buffer): void {
+    for (const pdv of parsePdvs(pdu)) {
+      if (this.ending) return;
+      const pcId = pdv.presentationContextId;
+      if (!this.acceptedContexts.has(pcId)) throw new PduError('PDV on a presentation context that was not accepted');
+      const pending = this.lib.dimse;
+      if (pdv.isCommand()) {
+        if (pending) throw new PduError('command PDV in the middle of a data set');
+        if (this.commandBytes > 0 && this.commandPcId !== pcId) throw new PduError('command fragments on different contexts');
+        this.commandPcId = pcId;
+        this.commandBytes += pdv.value.length;
+        if (this.commandBytes > MAX_COMMAND_BYTES) throw new PduError('command set too large');
+        if (pdv.isLastFragment()) this.commandBytes = 0;
+      } else {
+        if (!pending) throw new PduError('data PDV without a pending command');
+        if (pcId !== this.commandPcId) throw new PduError('data set on a different context than its command');
+      }
+      this.lib._processPDataTf({ getPdvs: () => [pdv] }).catch((err: unknown) =>
+        this.protocolAbort(`DIMSE error (${errorCode(err)})`),
+      );
+      const waiting = this.lib.dimse;
+      if (waiting && waiting.getCommandFieldType() !== C_STORE_RQ) {
+        throw new PduError(`unsupported DIMSE command 0x${waiting.getCommandFieldType().toString(16)} with a data set`);
+      }
+    }
+  }
+
+  // --- association --------------------------------------------------------------------------
+  override associationRequested(association: Association): void {
+    try {
+      const { opts } = this.ctx;
+      this.callingAet = normalizeAet(association.getCallingAeTitle());
+      this.calledAet = normalizeAet(association.getCalledAeTitle());
+      const decision = decideAssociation(
+        this.callingAet,
+        this.calledAet,
+        opts,
+        this.ctx.activeAssociations,
+        this.ctx.stopping,
+      );
+      if (!decision.accept) {
+        this.ctx.stats.associationsRejected++;
+        opts.logger.warn('association rejected', {
+          reason: decision.why,
+          callingAet: this.callingAet,
+          calledAet: this.calledAet,
+          remoteAddress: this.remoteAddress,
+        });
+        this.sendAssociationReject(decision.result, decision.source, decision.reason);
+        this.finishSoon();
+        return;
+      }
+      let accepted = 0;
+      for (const { id, context } of association.getPresentationContexts()) {
+        const answer = negotiateContext(context.getAbstractSyntaxUid(), [...context.getTransferSyntaxUids()]);
+        context.setResult(answer.result, answer.transferSyntaxUid);
+        if (answer.result === ContextResult.Accept) {
+          this.acceptedContexts.set(id, context.getAbstractSyntaxUid());
+          accepted++;
+        }
+      }
+      // One operation at a time: the library's receive path holds a single DIMSE message.
+      association.setNegotiateAsyncOps(false);
+      association.setMaxAsyncOpsInvoked(1);
+      association.setMaxAsyncOpsPerformed(1);
+      // Announce our own receive limit (the library would send min(requestor's, global max)).
+      association.setMaxPduLength(opts.maxPduLength);
+      const previous = dimse.Implementation.getMaxPduLength();
+      dimse.Implementation.setMaxPduLength(opts.maxPduLength);
+      try {
+        this.sendAssociationAccept();
+      } finally {
+        dimse.Implementation.setMaxPduLength(previous);
+      }
+      this.associated = true;
+      this.lastActivity = Date.now();
+      this.ctx.activeAssociations++;
+      this.ctx.stats.associationsAccepted++;
+      opts.logger.info('association accepted', {
+        callingAet: this.callingAet,
+        calledAet: this.calledAet,
+        remoteAddress: this.remoteAddress,
+        contextsAccepted: accepted,
+        contextsProposed: association.getPresentationContexts().length,
+      });
+    } catch (err) {
+      this.protocolAbort(`association negotiation failed (${errorCode(err)})`);
+    }
+  }
+
+  override associationReleaseRequested(): void {
+    if (this.storesInFlight > 0) {
+      // A well-behaved requestor waits for the response first; answer the release afterwards.
+      this.releaseDeferred = true;
+      return;
+    }
+    this.completeRelease();
+  }
+
+  private completeRelease(): void {
+    if (this.ending) return;
+    try {
+      this.sendAssociationReleaseResponse();
+    } catch (err) {
+      this.debug('release response failed', { code: errorCode(err) });
+    }
+    this.released = true;
+    this.finishSoon();
+  }
+
+  /** A-ABORT received from the peer. */
+  override abort(_source: number, _reason: number): void {
+    this.ctx.opts.logger.info('association aborted by peer', { callingAet: this.callingAet, remoteAddress: this.remoteAddress });
+    this.ending = true;
+    this.reader.stop();
+    this.sock.destroy();
+  }
+
+  override cEchoRequest(request: CEchoRequest, callback: (response: CEchoResponse) => void): void {
+    try {
+      const response = dimse.responses.CEchoResponse.fromRequest(request);
+      response.setStatus(STATUS_SUCCESS);
+      callback(response);
+    } catch (err) {
+      this.protocolAbort(`C-ECHO failed (${errorCode(err)})`);
+    }
+  }
+
+  // --- C-STORE ------------------------------------------------------------------------------
+  override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
+    const { opts } = this.ctx;
+    const sopClassUid = cleanUid(request.getAffectedSopClassUid());
+    const sopInstanceUid = cleanUid(request.getAffectedSopInstanceUid());
+    const transferSyntaxUid = cleanUid(context.getAcceptedTransferSyntaxUid());
+    const onOverflow = (): void => {
+      this.ctx.stats.instancesFailed++;
+      this.protocolAbort('instance exceeds maxInstanceBytes');
+    };
+    let sink: SpoolWriter | DiscardSink;
+    if (!isValidUid(sopClassUid) || !isValidUid(sopInstanceUid)) {
+      sink = new DiscardSink(STATUS_CANNOT_UNDERSTAND, opts.maxInstanceBytes, onOverflow);
+    } else if (sopClassUid !== cleanUid(context.getAbstractSyntaxUid())) {
+      sink = new DiscardSink(STATUS_SOP_CLASS_NOT_SUPPORTED, opts.maxInstanceBytes, onOverflow);
+    } else {
+      sink = new SpoolWriter({
+        dir: opts.spoolDir,
+        dirSyncer: this.ctx.dirSyncer,
+        transferSyntaxUid,
+        meta: buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.callingAet }),
+        maxBytes: opts.maxInstanceBytes,
+        onOverflow,
+        onPressure: (paused) => this.setPressure(paused),
+      });
+    }
+    this.receiving = sink;
+    return sink as unknown as Writable;
+  }
+
+  override createDatasetFromStoreWritableStream(
+    writable: Writable,
+    _context: PresentationContext,
+    callback: (dataset: Dataset) => void,
+  ): void {
+    // The sink travels to cStoreRequest as the request's "dataset"; nothing is parsed.
+    this.receiving = undefined;
+    callback(writable as unknown as Dataset);
+  }
+
+  override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponse) => void): void {
+    this.storesInFlight++;
+    const sink = (request as unknown as { getDataset(): unknown }).getDataset();
+    const done = this.completeStore(request, sink)
+      .catch((err: unknown) => {
+        this.ctx.opts.logger.error('C-STORE processing failed', { code: errorCode(err), callingAet: this.callingAet });
+        return STATUS_OUT_OF_RESOURCES;
+      })
+      .then((status) => {
+        if (status !== STATUS_SUCCESS && (status & 0xf000) !== 0xb000) this.ctx.stats.instancesFailed++;
+        this.answer(request, callback, status);
+      })
+      .catch((err: unknown) => this.debug('C-STORE answer failed', { code: errorCode(err) }))
+      .finally(() => {
+        this.storesInFlight--;
+        this.lastActivity = Date.now();
+        this.ctx.pending.delete(done);
+        if (this.releaseDeferred && this.storesInFlight === 0) {
+          this.releaseDeferred = false;
+          this.completeRelease();
+        }
+      });
+    this.ctx.pending.add(done);
+  }
+
+  private async completeStore(request: CStoreRequest, sink: unknown): Promise<number> {
+    const { opts } = this.ctx;
+    if (sink instanceof DiscardSink) {
+      opts.logger.warn('C-STORE refused', { status: sink.status, callingAet: this.callingAet });
+      return sink.status;
+    }
+    if (!(sink instanceof SpoolWriter)) {
+      opts.logger.warn('C-STORE without a data set', { callingAet: this.callingAet });
+      return STATUS_CANNOT_UNDERSTAND;
+    }
+    let spoolPath: string;
+    try {
+      spoolPath = await sink.finish();
+    } catch (err) {
+      opts.logger.error('spool write failed; answering out of resources', {
+        code: errorCode(err),
+        callingAet: this.callingAet,
+      });
+      return STATUS_OUT_OF_RESOURCES;
+    }
+    if (this.ending || this.closed) {
+      // Nobody can receive our answer: drop the file, the sender will send the instance again.
+      await sink.discard();
+      this.ctx.stats.partialsDiscarded++;
+      return STATUS_OUT_OF_RESOURCES;
+    }
+    this.ctx.stats.instancesStored++;
+    this.instances++;
+    this.instanceBytes += sink.bytes;
+    const instance: ReceivedInstance = {
+      spoolPath,
+      callingAet: this.callingAet,
+      calledAet: this.calledAet,
+      remoteAddress: this.remoteAddress,
+      sopClassUid: cleanUid(request.getAffectedSopClassUid()),
+      sopInstanceUid: cleanUid(request.getAffectedSopInstanceUid()),
+      transferSyntaxUid: sink.transferSyntaxUid,
+      byteLength: sink.bytes,
+    };
+    let status: unknown;
+    try {
+      status = await opts.onStore(instance);
+    } catch (err) {
+      const formatError = (err as { name?: unknown } | null)?.name === 'DicomFormatError';
+      opts.logger.error('store handler failed', { error: errorCode(err), callingAet: this.callingAet });
+      return formatError ? STATUS_CANNOT_UNDERSTAND : STATUS_OUT_OF_RESOURCES;
+    }
+    if (typeof status !== 'number' || !Number.isInteger(status) || status < 0 || status > 0xffff) {
+      opts.logger.error('store handler returned an invalid status', { callingAet: this.callingAet });
+      return STATUS_OUT_OF_RESOURCES;
+    }
+    return status;
+  }
+
+  private answer(request: CStoreRequest, callback: (response: CStoreResponse) => void, status: number): void {
+    if (this.ending || this.closed || this.sock.destroyed) return;
+    const response = dimse.responses.CStoreResponse.fromRequest(request);
+    response.setStatus(status); // the library's default is 0x0110 Processing Failure
+    callback(response);
+  }
+
+  // --- flow control and teardown ------------------------------------------------------------
+  private setPressure(paused: boolean): void {
+    this.pressurePaused = paused;
+    if (this.closed) return;
+    if (paused) this.sock.pause();
+    else {
+      this.lastActivity = Date.now();
+      this.sock.resume();
+    }
+  }
+
+  /** Protocol violation, limit exceeded or timeout: A-ABORT (when associated) and close. */
+  protocolAbort(why: string): void {
+    if (this.ending || this.closed) return;
+    this.ctx.opts.logger.warn('aborting association', {
+      reason: why,
+      callingAet: this.callingAet,
+      remoteAddress: this.remoteAddress,
+    });
+    this.ending = true;
+    this.reader.stop();
+    this.dropPartial();
+    if (this.rqSeen) {
+      this.sock.write(abortPdu(AbortSource.ServiceProvider, AbortReason.NotSpecified), () => undefined);
+    }
+    this.sock.end();
+    setTimeout(() => this.sock.destroy(), 1000).unref();
+  }
+
+  /** After A-ASSOCIATE-RJ or A-RELEASE-RP: let the peer close, force it after a grace period. */
+  private finishSoon(): void {
+    this.ending = true;
+    this.reader.stop();
+    this.sock.end();
+    setTimeout(() => this.sock.destroy(), 2000).unref();
+  }
+
+  /** Server shutdown. */
+  shutdown(): void {
+    if (this.closed) return;
+    if (!this.ending && this.associated) {
+      this.sock.write(abortPdu(AbortSource.ServiceProvider, AbortReason.NotSpecified), () => undefined);
+    }
+    this.ending = true;
+    this.reader.stop();
+    this.dropPartial();
+    this.sock.destroy();
+  }
+
+  private dropPartial(): void {
+    const sink = this.receiving;
+    if (!sink) return;
+    this.receiving = undefined;
+    if (sink instanceof SpoolWriter) this.ctx.stats.partialsDiscarded++;
+    const p = sink.discard().finally(() => this.ctx.pending.delete(p));
+    this.ctx.pending.add(p);
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ending = true;
+    this.reader.stop();
+    if (this.receiving) {
+      this.ctx.opts.logger.warn('connection closed in the middle of an instance', {
+        callingAet: this.callingAet,
+        remoteAddress: this.remoteAddress,
+      });
+      this.dropPartial();
+    }
+    if (this.associated) {
+      this.ctx.activeAssociations--;
+      if (!this.released) this.ctx.stats.associationsAborted++;
+      this.ctx.opts.logger.info('association closed', {
+        callingAet: this.callingAet,
+        remoteAddress: this.remoteAddress,
+        released: this.released,
+        instances: this.instances,
+        bytes: this.instanceBytes,
+      });
+    }
+    this.ctx.connections.delete(this);
+  }
+
+  private debug(msg: string, meta?: object): void {
+    this.ctx.opts.logger.debug?.(msg, meta);
+  }
+}
+
+/** The DICOM receive node's network side. */
+export class DicomServer {
+  private readonly ctx: ServerContext;
+  private server: net.Server | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private stopPromise: Promise<void> | undefined;
+
+  constructor(options: DicomServerOptions) {
+    const opts: ResolvedOptions = {
+      aeTitle: options.aeTitle,
+      host: options.host,
+      port: options.port,
+      allowedCallingAets: [...(options.allowedCallingAets ?? [])],
+      spoolDir: options.spoolDir,
+      maxAssociations: options.maxAssociations ?? 8,
+      maxPduLength: options.maxPduLength ?? 262144,
+      maxInstanceBytes: options.maxInstanceBytes ?? 2 * 1024 * 1024 * 1024,
+      timeouts: {
+        connect: options.timeouts?.connect ?? 15_000,
+        association: options.timeouts?.association ?? 60_000,
+        pdu: options.timeouts?.pdu ?? 30_000,
+      },
+      logger: options.logger,
+      onStore: options.onStore,
+    };
+    const aet = normalizeAet(opts.aeTitle);
+    if (aet.length === 0 || aet.length > 16 || /[\\\x00-\x1f]/.test(aet)) throw new RangeError('aeTitle must be 1-16 characters');
+    if (!Number.isInteger(opts.maxAssociations) || opts.maxAssociations < 1) throw new RangeError('maxAssociations must be >= 1');
+    // PS3.8: a receive limit below 4096 is not interoperable; the PDU length field is 32 bits.
+    if (!Number.isInteger(opts.maxPduLength) || opts.maxPduLength < 4096 || opts.maxPduLength > 0xffffffff) {
+      throw new RangeError('maxPduLength must be between 4096 and 4294967295');
+    }
+    if (!(opts.maxInstanceBytes > 0)) throw new RangeError('maxInstanceBytes must be > 0');
+    silenceLibraryLogs();
+    this.ctx = {
+      opts,
+      dirSyncer: new DirSyncer(opts.spoolDir),
+      stats: {
+        associationsAccepted: 0,
+        associationsRejected: 0,
+        associationsAborted: 0,
+        instancesStored: 0,
+        instancesFailed: 0,
+        partialsDiscarded: 0,
+        bytesReceived: 0,
+      },
+      activeAssociations: 0,
+      stopping: false,
+      connections: new Set(),
+      pending: new Set(),
+    };
+  }
+
+  get stats(): DicomServerStats {
+    return {
+      ...this.ctx.stats,
+      connections: this.ctx.connections.size,
+      activeAssociations: this.ctx.activeAssociations,
+    };
+  }
+
+  async start(): Promise<{ port: number }> {
+    if (this.server) throw new Error('DicomServer already started');
+    const { opts } = this.ctx;
+    await fs.promises.mkdir(opts.spoolDir, { recursive: true });
+    const server = net.createServer((socket) => this.onConnection(socket));
+    // Unassociated sockets count too; keep a margin for peers we must answer with a reject.
+    server.maxConnections = opts.maxAssociations * 2 + 4;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: opts.host, port: opts.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => opts.logger.error('DICOM listener error', { code: errorCode(err) }));
+    const { timeouts } = opts;
+    const tick = Math.max(100, Math.min(1000, Math.floor(Math.min(timeouts.connect, timeouts.association, timeouts.pdu) / 4)));
+    this.sweeper = setInterval(() => this.sweepTimeouts(), tick);
+    this.sweeper.unref();
+    const port = (server.address() as net.AddressInfo).port;
+    opts.logger.info('DICOM node listening', { aeTitle: opts.aeTitle, host: opts.host, port });
+    return { port };
+  }
+
+  /** Stops accepting, waits until the stores already received are answered, then closes everything. */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.doStop();
+    return this.stopPromise;
+  }
+
+  private async doStop(): Promise<void> {
+    const { ctx } = this;
+    ctx.stopping = true;
+    const server = this.server;
+    const closed = server
+      ? new Promise<void>((resolve) => server.close(() => resolve()))
+      : Promise.resolve();
+    await Promise.allSettled([...ctx.pending]);
+    for (const a of [...ctx.connections]) a.shutdown();
+    while (ctx.pending.size > 0) await Promise.allSettled([...ctx.pending]);
+    await closed;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    ctx.opts.logger.info('DICOM node stopped', { ...this.stats });
+  }
+
+  private onConnection(socket: net.Socket): void {
+    if (this.ctx.stopping) {
+      socket.destroy();
+      return;
+    }
+    try {
+      const association = new DimseAssociation(socket, this.ctx);
+      this.ctx.connections.add(association);
+    } catch (err) {
+      this.ctx.opts.logger.error('could not set up connection', { code: errorCode(err) });
+      socket.destroy();
+    }
+  }
+
+  private sweepTimeouts(): void {
+    const now = Date.now();
+    const { timeouts } = this.ctx.opts;
+    for (const a of this.ctx.connections) {
+      try {
+        if (a.ending) continue;
+        if (!a.associated) {
+          if (now - a.connectedAtMs > timeouts.connect) a.protocolAbort('no association request in time');
+          continue;
+        }
+        if (a.storesInFlight > 0 || a.pressurePaused) {
+          a.lastActivity = now; // we hold the ball
+          continue;
+        }
+        const limit = a.midMessage ? timeouts.pdu : timeouts.association;
+        if (now - a.lastActivity > limit) a.protocolAbort(a.midMessage ? 'PDU timeout' : 'idle association timeout');
+      } catch (err) {
+        this.ctx.opts.logger.error('timeout sweep failed', { code: errorCode(err) });
+      }
+    }
+  }
+}

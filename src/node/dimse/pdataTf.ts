@@ -1,0 +1,64 @@
+// Zero-copy parsing of P-DATA-TF PDUs (PS3.8 9.3.5), and the A-ABORT PDU we send.
+//
+// dcmjs-dimse parses P-DATA-TF through its SmartBuffer-based RawPdu/PDataTF classes, copying the
+// PDU body and every PDV value. The receiver parses the PDV items itself and hands the library
+// objects with the same four methods its _processPDataTf() uses, whose values are views into
+// the PDU buffer.
+import { PduError } from './pduReader.js';
+
+/** One presentation data value item; method names match dcmjs-dimse's Pdv. */
+export class PdvView {
+  constructor(
+    readonly presentationContextId: number,
+    private readonly header: number,
+    readonly value: Buffer,
+  ) {}
+  getPresentationContextId(): number {
+    return this.presentationContextId;
+  }
+  getValue(): Buffer {
+    return this.value;
+  }
+  isCommand(): boolean {
+    return (this.header & 0x01) !== 0;
+  }
+  isLastFragment(): boolean {
+    return (this.header & 0x02) !== 0;
+  }
+}
+
+/** Splits a complete P-DATA-TF PDU (header included) into its PDV items. */
+export function parsePdvs(pdu: Buffer): PdvView[] {
+  const end = 6 + pdu.readUInt32BE(2);
+  if (end !== pdu.length) throw new PduError('P-DATA-TF length mismatch');
+  const pdvs: PdvView[] = [];
+  let off = 6;
+  while (off < end) {
+    if (end - off < 6) throw new PduError('truncated PDV item');
+    const itemLength = pdu.readUInt32BE(off);
+    if (itemLength < 2 || itemLength > end - off - 4) throw new PduError('invalid PDV item length');
+    const pcId = pdu[off + 4]!;
+    const header = pdu[off + 5]!;
+    if ((header & 0xfc) !== 0) throw new PduError('invalid PDV message control header');
+    pdvs.push(new PdvView(pcId, header, pdu.subarray(off + 6, off + 4 + itemLength)));
+    off += 4 + itemLength;
+  }
+  if (pdvs.length === 0) throw new PduError('P-DATA-TF without PDV items');
+  return pdvs;
+}
+
+/** A-ABORT source values (PS3.8 9.3.8). */
+export const AbortSource = { ServiceUser: 0, ServiceProvider: 2 } as const;
+/** A-ABORT reasons when the source is the service provider. */
+export const AbortReason = {
+  NotSpecified: 0,
+  UnrecognizedPdu: 1,
+  UnexpectedPdu: 2,
+  UnrecognizedPduParameter: 4,
+  UnexpectedPduParameter: 5,
+  InvalidPduParameterValue: 6,
+} as const;
+
+export function abortPdu(source: number, reason: number): Buffer {
+  return Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, source, reason]);
+}

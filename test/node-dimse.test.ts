@@ -1,0 +1,510 @@
+// DIMSE receive transport against real peers: dcmtk echoscu/storescu and raw TCP clients.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DicomServer, type ReceivedInstance } from '../src/node/dimse/dicomServer.js';
+
+const FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
+const HOST = '127.0.0.1';
+const AET = 'DEID_TEST';
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+const children = new Set<ChildProcess>();
+
+interface RunResult {
+  code: number | null;
+  out: string;
+}
+
+/** Runs a dcmtk tool with Nagle disabled; killed after timeoutMs. */
+function run(cmd: string, args: string[], timeoutMs = 20_000): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, out });
+    });
+  });
+}
+
+/** Byte offset where the data set starts in a Part 10 file (after the group 0002). */
+function datasetOffset(file: Buffer): number {
+  expect(file.toString('latin1', 128, 132)).toBe('DICM');
+  expect(file.readUInt16LE(132)).toBe(0x0002);
+  expect(file.readUInt16LE(134)).toBe(0x0000);
+  return 144 + file.readUInt32LE(140);
+}
+
+function dataset(file: Buffer): Buffer {
+  return file.subarray(datasetOffset(file));
+}
+
+/** Reads (0002,xxxx) string values of our own file meta. */
+function metaValue(file: Buffer, element: number): string {
+  const end = datasetOffset(file);
+  let off = 144;
+  while (off < end) {
+    const el = file.readUInt16LE(off + 2);
+    const vr = file.toString('latin1', off + 4, off + 6);
+    let len: number;
+    let valueAt: number;
+    if (vr === 'OB') {
+      len = file.readUInt32LE(off + 8);
+      valueAt = off + 12;
+    } else {
+      len = file.readUInt16LE(off + 6);
+      valueAt = off + 8;
+    }
+    if (el === element) return file.toString('latin1', valueAt, valueAt + len).replace(/[\0 ]+$/, '');
+    off = valueAt + len;
+  }
+  return '';
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, HOST, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: HOST, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() - start > 5000) throw new Error(`port ${port} not listening`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function listSpool(dir: string): string[] {
+  return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+}
+
+async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function silentLogger() {
+  const lines: string[] = [];
+  const rec = (level: string) => (msg: string, meta?: object) => lines.push(`${level} ${msg} ${JSON.stringify(meta ?? {})}`);
+  return { lines, logger: { info: rec('info'), warn: rec('warn'), error: rec('error'), debug: rec('debug') } };
+}
+
+// --- a minimal raw DICOM UL client, to misbehave on purpose ----------------------------------
+
+function item(type: number, body: Buffer): Buffer {
+  const h = Buffer.alloc(4);
+  h[0] = type;
+  h.writeUInt16BE(body.length, 2);
+  return Buffer.concat([h, body]);
+}
+const uidItem = (type: number, uid: string) => item(type, Buffer.from(uid, 'latin1'));
+const ae = (s: string) => Buffer.from(s.padEnd(16, ' '), 'latin1');
+
+function pdu(type: number, body: Buffer): Buffer {
+  const h = Buffer.alloc(6);
+  h[0] = type;
+  h.writeUInt32BE(body.length, 2);
+  return Buffer.concat([h, body]);
+}
+
+function associateRq(calling: string, called: string, abstract: string, ts: string): Buffer {
+  const maxLen = Buffer.alloc(4);
+  maxLen.writeUInt32BE(16384);
+  return pdu(
+    0x01,
+    Buffer.concat([
+      Buffer.from([0, 1, 0, 0]),
+      ae(called),
+      ae(calling),
+      Buffer.alloc(32),
+      uidItem(0x10, '1.2.840.10008.3.1.1.1'),
+      item(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0]), uidItem(0x30, abstract), uidItem(0x40, ts)])),
+      item(0x50, Buffer.concat([item(0x51, maxLen), uidItem(0x52, '1.2.3.4.5')])),
+    ]),
+  );
+}
+
+function pdata(pcId: number, control: number, value: Buffer): Buffer {
+  const h = Buffer.alloc(6);
+  h.writeUInt32BE(value.length + 2, 0);
+  h[4] = pcId;
+  h[5] = control;
+  return pdu(0x04, Buffer.concat([h, value]));
+}
+
+function element(el: number, value: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h.writeUInt16LE(0x0000, 0);
+  h.writeUInt16LE(el, 2);
+  h.writeUInt32LE(value.length, 4);
+  return Buffer.concat([h, value]);
+}
+const us = (n: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(n);
+  return b;
+};
+const ui = (s: string) => Buffer.from(s.length % 2 ? s + '\0' : s, 'latin1');
+
+function cStoreRq(sopClass: string, sopInstance: string): Buffer {
+  const body = Buffer.concat([
+    element(0x0002, ui(sopClass)),
+    element(0x0100, us(0x0001)),
+    element(0x0110, us(1)),
+    element(0x0700, us(0)),
+    element(0x0800, us(0x0000)),
+    element(0x1000, ui(sopInstance)),
+  ]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(body.length);
+  return Buffer.concat([element(0x0000, len), body]);
+}
+
+/** Connects, collects received bytes; resolves `closed` when the server closes. */
+function rawClient(port: number) {
+  const sock = net.connect({ host: HOST, port });
+  sock.setNoDelay(true);
+  let received = Buffer.alloc(0);
+  sock.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
+  sock.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+  const connected = new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+  return {
+    sock,
+    connected,
+    closed,
+    received: () => received,
+    waitBytes: (n: number) => waitFor(() => received.length >= n),
+  };
+}
+
+const CT_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+// ---------------------------------------------------------------------------------------------
+
+afterEach(() => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+describe('DicomServer (shared instance)', () => {
+  let tmp: string;
+  let spool: string;
+  let server: DicomServer;
+  let port: number;
+  const received: ReceivedInstance[] = [];
+  let nextStatus = 0x0000;
+  const log = silentLogger();
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-dimse-'));
+    spool = path.join(tmp, 'spool');
+    server = new DicomServer({
+      aeTitle: AET,
+      host: HOST,
+      port: 0,
+      allowedCallingAets: ['STORESCU', 'ECHOSCU', 'RAWSCU'],
+      spoolDir: spool,
+      maxAssociations: 8,
+      maxPduLength: 65536,
+      maxInstanceBytes: 64 * 1024 * 1024,
+      timeouts: { connect: 600, association: 5000, pdu: 5000 },
+      logger: log.logger,
+      onStore: async (inst) => {
+        received.push(inst);
+        return nextStatus;
+      },
+    });
+    ({ port } = await server.start());
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('answers C-ECHO with success', async () => {
+    const r = await run('echoscu', ['-aec', AET, HOST, String(port)]);
+    expect(r.code, r.out).toBe(0);
+  });
+
+  it('stores what storescu sends, byte for byte, in the transfer syntax it was sent in', async () => {
+    // storescu always re-serializes (it drops group lengths, fixes padding), so the reference is
+    // dcmtk's own bit-preserving receiver, fed by the same storescu command line.
+    const refDir = path.join(tmp, 'ref');
+    fs.mkdirSync(refDir);
+    const refPort = await freePort();
+    const ref = spawn('storescp', ['+B', '+xa', '-od', refDir, '-fe', '.dcm', String(refPort)], {
+      env: { ...process.env, TCP_NODELAY: '1' },
+      stdio: 'ignore',
+    });
+    children.add(ref);
+    try {
+      await waitForPort(refPort);
+      // -R: propose only the contexts the file needs (one context per transfer syntax), so
+      // storescu uses the context matching the file and sends it without conversion.
+      const cases: Array<[string, string[], string]> = [
+        ['CT_small.dcm', [], '1.2.840.10008.1.2.1'],
+        ['MR_small_implicit.dcm', ['-R', '-xi'], '1.2.840.10008.1.2'],
+        ['JPEG2000.dcm', ['-R', '-xw'], '1.2.840.10008.1.2.4.91'],
+        ['JPEG-lossy.dcm', ['-R', '-xx'], '1.2.840.10008.1.2.4.51'],
+        ['SC_rgb_rle.dcm', ['-R', '-xr'], '1.2.840.10008.1.2.5'],
+        ['MR_small_bigendian.dcm', ['-R', '-xb'], '1.2.840.10008.1.2.2'],
+        ['rtplan.dcm', ['-R', '-xi'], '1.2.840.10008.1.2'],
+      ];
+      for (const [name, opts, ts] of cases) {
+        const file = path.join(FILES, name);
+        const before = received.length;
+        const r = await run('storescu', ['-aec', AET, ...opts, HOST, String(port), file]);
+        expect(r.code, `${name}: ${r.out}`).toBe(0);
+        expect(received.length, name).toBe(before + 1);
+        const inst = received[received.length - 1]!;
+        expect(inst.transferSyntaxUid, name).toBe(ts);
+        expect(inst.callingAet).toBe('STORESCU');
+        expect(inst.calledAet).toBe(AET);
+        expect(inst.remoteAddress).toMatch(/127\.0\.0\.1/);
+        expect(path.dirname(inst.spoolPath)).toBe(spool);
+        expect(inst.spoolPath.endsWith('.dcm')).toBe(true);
+        const stored = fs.readFileSync(inst.spoolPath);
+        expect(inst.byteLength).toBe(dataset(stored).length);
+        expect(metaValue(stored, 0x0010), name).toBe(ts);
+        expect(metaValue(stored, 0x0002)).toBe(inst.sopClassUid);
+        expect(metaValue(stored, 0x0003)).toBe(inst.sopInstanceUid);
+        expect(metaValue(stored, 0x0016)).toBe('STORESCU');
+
+        const refRun = await run('storescu', ['-aec', 'ANY-SCP', ...opts, HOST, String(refPort), file]);
+        expect(refRun.code, refRun.out).toBe(0);
+        const refFiles = fs.readdirSync(refDir);
+        expect(refFiles.length, name).toBe(1);
+        const reference = fs.readFileSync(path.join(refDir, refFiles[0]!));
+        expect(metaValue(reference, 0x0010), name).toBe(ts);
+        expect(dataset(stored).equals(dataset(reference)), `${name}: data set differs from storescp +B`).toBe(true);
+        fs.rmSync(path.join(refDir, refFiles[0]!));
+      }
+    } finally {
+      ref.kill('SIGKILL');
+    }
+    // dcmdump reads what we wrote (meta and data set) without complaint.
+    const dump = await run('dcmdump', ['-q', ...received.slice(-7).map((i) => i.spoolPath)]);
+    expect(dump.code, dump.out).toBe(0);
+    expect(listSpool(spool).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('keeps an unmodified data set byte-identical (raw peer, group lengths and all)', async () => {
+    const original = fs.readFileSync(path.join(FILES, 'CT_small.dcm'));
+    const sopInstance = metaValue(original, 0x0003);
+    const c = rawClient(port);
+    c.sock.write(associateRq('RAWSCU', AET, CT_STORAGE, EXPLICIT_LE));
+    await c.waitBytes(6);
+    expect(c.received()[0]).toBe(0x02);
+    const acLength = 6 + c.received().readUInt32BE(2);
+    c.sock.write(pdata(1, 0x03, cStoreRq(CT_STORAGE, sopInstance)));
+    const body = dataset(original);
+    // Fragments of assorted sizes, several PDUs per socket write and PDUs split across writes.
+    const pdus: Buffer[] = [];
+    for (let off = 0, i = 0; off < body.length; i++) {
+      const n = [1000, 7, 16000, 333][i % 4]!;
+      const end = Math.min(body.length, off + n);
+      pdus.push(pdata(1, end === body.length ? 0x02 : 0x00, body.subarray(off, end)));
+      off = end;
+    }
+    const stream = Buffer.concat(pdus);
+    for (let off = 0; off < stream.length; off += 5000) c.sock.write(stream.subarray(off, off + 5000));
+    await waitFor(() => c.received().length > acLength);
+    const response = c.received().subarray(acLength);
+    expect(response[0]).toBe(0x04);
+    // Status (0000,0900) US in the C-STORE-RSP command.
+    const statusAt = response.indexOf(Buffer.from([0x00, 0x00, 0x00, 0x09, 0x02, 0x00, 0x00, 0x00]));
+    expect(statusAt).toBeGreaterThan(0);
+    expect(response.readUInt16LE(statusAt + 8)).toBe(0x0000);
+    const inst = received[received.length - 1]!;
+    expect(inst.sopInstanceUid).toBe(sopInstance);
+    expect(inst.callingAet).toBe('RAWSCU');
+    expect(dataset(fs.readFileSync(inst.spoolPath)).equals(body)).toBe(true);
+    c.sock.write(pdu(0x05, Buffer.alloc(4)));
+    await c.closed;
+  });
+
+  it('serves three storescu associations at once', async () => {
+    const before = received.length;
+    const files = ['CT_small.dcm', 'MR_small.dcm', 'rtplan.dcm'].map((f) => path.join(FILES, f));
+    const results = await Promise.all([0, 1, 2].map(() => run('storescu', ['-aec', AET, HOST, String(port), ...files])));
+    for (const r of results) expect(r.code, r.out).toBe(0);
+    expect(received.length).toBe(before + 9);
+  });
+
+  it('rejects a wrong called AE title and a calling AE that is not allowed', async () => {
+    const before = server.stats.associationsRejected;
+    const wrongCalled = await run('echoscu', ['-aec', 'SOMEONE_ELSE', HOST, String(port)]);
+    expect(wrongCalled.code).not.toBe(0);
+    expect(wrongCalled.out).toMatch(/Called AE Title Not Recognized/i);
+    const wrongCalling = await run('echoscu', ['-aet', 'INTRUDER', '-aec', AET, HOST, String(port)]);
+    expect(wrongCalling.code).not.toBe(0);
+    expect(wrongCalling.out).toMatch(/Calling AE Title Not Recognized/i);
+    expect(server.stats.associationsRejected).toBe(before + 2);
+  });
+
+  it('answers the status returned by the handler', async () => {
+    nextStatus = 0xa700;
+    try {
+      const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
+      expect(r.out).toMatch(/0xa700|Out of Resources|Refused/i);
+      expect(r.out).not.toMatch(/Status: Success/i);
+    } finally {
+      nextStatus = 0x0000;
+    }
+  });
+
+  it('survives garbage, an oversized PDU, a silent peer and a disconnect mid-instance', async () => {
+    // Garbage bytes: dropped at once.
+    const garbage = rawClient(port);
+    await garbage.connected;
+    garbage.sock.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await garbage.closed;
+
+    // A peer that connects and never speaks: closed after the connect timeout (600 ms).
+    const silent = rawClient(port);
+    const t0 = Date.now();
+    await silent.closed;
+    expect(Date.now() - t0).toBeLessThan(4000);
+
+    // An oversized P-DATA-TF after a valid association: A-ABORT and close.
+    const big = rawClient(port);
+    big.sock.write(associateRq('RAWSCU', AET, CT_STORAGE, EXPLICIT_LE));
+    await big.waitBytes(6);
+    expect(big.received()[0]).toBe(0x02); // A-ASSOCIATE-AC
+    const hdr = Buffer.alloc(6);
+    hdr[0] = 0x04;
+    hdr.writeUInt32BE(65536 + 1, 2);
+    big.sock.write(hdr);
+    await big.closed;
+    expect(big.received().includes(Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04]))).toBe(true);
+
+    // A C-STORE whose data set stops half-way, then the peer vanishes: the partial is deleted.
+    const discardedBefore = server.stats.partialsDiscarded;
+    const cut = rawClient(port);
+    cut.sock.write(associateRq('RAWSCU', AET, CT_STORAGE, EXPLICIT_LE));
+    await cut.waitBytes(6);
+    expect(cut.received()[0]).toBe(0x02);
+    const original = fs.readFileSync(path.join(FILES, 'CT_small.dcm'));
+    cut.sock.write(pdata(1, 0x03, cStoreRq(CT_STORAGE, '1.2.3.4.5.6.7')));
+    cut.sock.write(pdata(1, 0x00, dataset(original).subarray(0, 20000)));
+    await waitFor(() => listSpool(spool).some((f) => f.endsWith('.part')));
+    cut.sock.destroy();
+    await waitFor(() => server.stats.partialsDiscarded === discardedBefore + 1);
+    await waitFor(() => !listSpool(spool).some((f) => f.endsWith('.part')));
+
+    // Still serving.
+    const r = await run('echoscu', ['-aec', AET, HOST, String(port)]);
+    expect(r.code, r.out).toBe(0);
+    await waitFor(() => server.stats.connections === 0);
+    expect(server.stats.activeAssociations).toBe(0);
+  });
+
+  it('never logs the UIDs it received', () => {
+    const all = log.lines.join('\n');
+    for (const inst of received) {
+      expect(all).not.toContain(inst.sopInstanceUid);
+      expect(all).not.toContain(inst.spoolPath);
+    }
+  });
+});
+
+describe('DicomServer failure paths', () => {
+  let tmp: string;
+  let server: DicomServer | undefined;
+
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-dimse-f-'));
+  });
+
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  afterAll(() => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('answers a failure, never success, when the spool cannot be written', async () => {
+    const spool = path.join(tmp, 'vanishing');
+    let called = 0;
+    server = new DicomServer({
+      aeTitle: AET,
+      host: HOST,
+      port: 0,
+      spoolDir: spool,
+      logger: silentLogger().logger,
+      onStore: async () => {
+        called++;
+        return 0;
+      },
+    });
+    const { port } = await server.start();
+    // The spool directory is replaced by a regular file: every open() fails with ENOTDIR.
+    fs.rmSync(spool, { recursive: true });
+    fs.writeFileSync(spool, 'not a directory');
+    const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
+    expect(r.out).toMatch(/0xa700|Out of Resources|Refused/i);
+    expect(called).toBe(0);
+    expect(server.stats.instancesFailed).toBe(1);
+    expect(server.stats.instancesStored).toBe(0);
+  });
+
+  it('aborts an instance above maxInstanceBytes and deletes the partial file', async () => {
+    const spool = path.join(tmp, 'small');
+    let called = 0;
+    server = new DicomServer({
+      aeTitle: AET,
+      host: HOST,
+      port: 0,
+      spoolDir: spool,
+      maxInstanceBytes: 10_000,
+      maxPduLength: 4096,
+      logger: silentLogger().logger,
+      onStore: async () => {
+        called++;
+        return 0;
+      },
+    });
+    const { port } = await server.start();
+    const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
+    expect(r.out).toMatch(/abort/i);
+    expect(r.out).not.toMatch(/Success/i);
+    expect(called).toBe(0);
+    await waitFor(() => server!.stats.connections === 0);
+    expect(listSpool(spool)).toEqual([]);
+    // And the next association is served normally.
+    const echo = await run('echoscu', ['-aec', AET, HOST, String(port)]);
+    expect(echo.code, echo.out).toBe(0);
+  });
+});
