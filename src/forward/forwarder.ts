@@ -253,9 +253,10 @@ export class Forwarder {
               noteDead(item, reason);
               dead++;
             } else {
-              // Item-level backoff follows its own attempts, destination-level follows the round.
-              const own = this.backoffDelay(item.attempts + 1);
-              markRetry(this.db, item.id, outcome.reason, now + Math.max(own, unhealthy ? retryDelay : 0), outcome.status ?? null, now);
+              // Destination unhealthy: the whole batch waits for the destination's backoff (and stays
+              // together); otherwise the item backs off on its own attempts.
+              const delay = unhealthy ? retryDelay : this.backoffDelay(item.attempts + 1);
+              markRetry(this.db, item.id, outcome.reason, now + delay, outcome.status ?? null, now);
               transient++;
             }
             break;
