@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatDestination, type Destination } from '../src/forward/destination.js';
-import { counts, enqueue, ensureSchema, claimDue, getItem, type QueueItem } from '../src/forward/forwardQueue.js';
+import { counts, enqueue, ensureSchema, claimDue, getItem, retryDead, type QueueItem } from '../src/forward/forwardQueue.js';
 import { Forwarder } from '../src/forward/forwarder.js';
 import { readP10Header } from '../src/forward/p10.js';
 import { sendFiles } from '../src/forward/storeScu.js';
@@ -180,6 +180,42 @@ describe('forwarding to storescp', () => {
     await waitFor(() => counts(db)[0]?.delivered === 2, 15_000, 'resumed delivery');
     await fwd.stop();
     expect(logger.lines.some((l) => /2 interrupted item/.test(l.msg))).toBe(true);
+  });
+});
+
+describe('other writers', () => {
+  it('an idle destination picks up items enqueued (or revived) by another process without a kick', async () => {
+    const port = await freePort();
+    const out = tempDir('scp');
+    cleanups.push(() => rmrf(out));
+    const dbDir = tempDir('polldb');
+    cleanups.push(() => rmrf(dbDir));
+    const dbPath = `${dbDir}/state.sqlite`;
+    const db = new Database(dbPath);
+    db.pragma('journal_mode = WAL');
+    ensureSchema(db);
+    cleanups.push(() => db.close());
+    const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
+    const key = formatDestination(dest);
+    await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, out);
+    const { fwd } = startForwarder(db, dest, { idlePollMs: 200 });
+    await new Promise((r) => setTimeout(r, 300)); // the loop is idle now
+    // "Another process": a second connection writes the queue; nobody calls fwd.kick().
+    const other = new Database(dbPath);
+    try {
+      enqueue(other, { filePath: F.ctExplicit, destination: key });
+      const dead = enqueue(other, { filePath: F.mrImplicit, destination: key }).id;
+      other.prepare(`UPDATE forward_queue SET state = 'dead', last_error = 'x' WHERE id = ?`).run(dead);
+      await waitFor(() => counts(db)[0]?.delivered === 1, 5000, 'polled delivery');
+      expect(retryDead(other)).toBe(1); // `dicom-deid queue retry` from another process
+      await waitFor(() => counts(db)[0]?.delivered === 2, 5000, 'revived item delivered');
+    } finally {
+      other.close();
+    }
+    await fwd.stop();
+    expect([...receivedBySopInstance(out).keys()].sort()).toEqual(
+      [F.ctExplicit, F.mrImplicit].map((f) => readP10Header(f).sopInstanceUid).sort(),
+    );
   });
 });
 

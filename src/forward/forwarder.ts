@@ -48,6 +48,11 @@ export interface ForwarderOptions {
   scu?: Omit<StoreScuOptions, 'callingAet' | 'maxPerAssociation'>;
   /** Injectable send function (defaults to storeScu.sendFiles). */
   send?: typeof sendFiles;
+  /**
+   * An idle destination re-reads the queue this often (default 5000 ms), so items enqueued by
+   * another process (quarantine replay, `queue retry`) are sent without a kick().
+   */
+  idlePollMs?: number;
 }
 
 interface DestState {
@@ -74,6 +79,7 @@ export class Forwarder {
   private readonly giveUpAfterMs: number;
   private readonly scu: ForwarderOptions['scu'];
   private readonly send: typeof sendFiles;
+  private readonly idlePollMs: number;
   private readonly dests: DestState[];
   private running = false;
   private stopping = false;
@@ -88,6 +94,7 @@ export class Forwarder {
     this.giveUpAfterMs = opts.giveUpAfterMs ?? 24 * 3600 * 1000;
     this.scu = opts.scu;
     this.send = opts.send ?? sendFiles;
+    this.idlePollMs = Math.max(10, opts.idlePollMs ?? 5000);
     const seen = new Set<string>();
     this.dests = [];
     for (const dest of opts.destinations) {
@@ -171,8 +178,10 @@ export class Forwarder {
         const items = claimDue(this.db, d.key, this.maxPer, now);
         if (items.length === 0) {
           const next = nextDueAt(this.db, d.key);
-          // Idle: wait for a kick, the next due retry, or a periodic re-check (other writers).
-          const wait = next === null ? 5000 : Math.min(5000, Math.max(0, next - Date.now()));
+          // Idle: wait for a kick, the next due retry, or a periodic re-check: other processes
+          // (quarantine replay, `queue retry`) write the same queue and cannot kick us.
+          const poll = this.idlePollMs;
+          const wait = next === null ? poll : Math.min(poll, Math.max(0, next - Date.now()));
           await this.sleep(d, wait);
           continue;
         }
