@@ -1,7 +1,7 @@
 // Shared helpers for test/forward-*.test.ts: free ports, real dcmtk peers, byte comparison.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -165,4 +165,72 @@ export function writeFileIn(dir: string, name: string, content: string): string 
 
 export function rmrf(p: string): void {
   rmSync(p, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orthanc (Debian package `orthanc`) as a research PACS
+
+/** Path of the Orthanc binary, or undefined when it is not installed (tests skip then). */
+export const ORTHANC_BIN = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc', '/usr/local/bin/Orthanc'].find((p) => existsSync(p));
+
+export interface OrthancPeer extends Peer {
+  httpPort: number;
+  dicomPort: number;
+  /** http://127.0.0.1:<httpPort> */
+  base: string;
+  /** GET `${base}${path}` as JSON. */
+  get<T = unknown>(path: string): Promise<T>;
+  /** GET `${base}${path}` as bytes. */
+  getBytes(path: string): Promise<Buffer>;
+}
+
+/**
+ * Starts Orthanc on loopback with its own config and storage under `dir` (AE title `aet`, any
+ * called AE accepted, no auth, no plugins) and waits until both its HTTP and DICOM ports listen.
+ * Stopped by peer.stop() or stopAllPeers().
+ */
+export async function startOrthanc(dir: string, aet = 'ORTHANC'): Promise<OrthancPeer> {
+  if (!ORTHANC_BIN) throw new Error('Orthanc is not installed');
+  const httpPort = await freePort();
+  const dicomPort = await freePort();
+  mkdirSync(join(dir, 'storage'), { recursive: true });
+  mkdirSync(join(dir, 'index'), { recursive: true });
+  const cfg = join(dir, 'orthanc.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      Name: 'fwd-test',
+      StorageDirectory: join(dir, 'storage'),
+      IndexDirectory: join(dir, 'index'),
+      HttpPort: httpPort,
+      DicomPort: dicomPort,
+      DicomAet: aet,
+      DicomCheckCalledAet: false,
+      RemoteAccessAllowed: false,
+      AuthenticationEnabled: false,
+      HttpServerEnabled: true,
+      DicomServerEnabled: true,
+      Plugins: [],
+      StorageCompression: false,
+      ConcurrentJobs: 1,
+      HttpThreadsCount: 4,
+    }),
+  );
+  const proc = spawn(ORTHANC_BIN, [cfg], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
+  const peer = await track(proc, httpPort, dir, 30_000);
+  try {
+    await waitForPort(dicomPort, 30_000);
+  } catch (e) {
+    await peer.stop();
+    throw e;
+  }
+  const base = `http://127.0.0.1:${httpPort}`;
+  return {
+    ...peer,
+    httpPort,
+    dicomPort,
+    base,
+    get: async <T>(path: string) => (await (await fetch(`${base}${path}`)).json()) as T,
+    getBytes: async (path: string) => Buffer.from(await (await fetch(`${base}${path}`)).arrayBuffer()),
+  };
 }

@@ -2,8 +2,8 @@
 // Skipped only when the Orthanc binary is absent.
 
 import Database from 'better-sqlite3';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { formatDestination } from '../src/forward/destination.js';
 import { counts, enqueue, ensureSchema, getItem } from '../src/forward/forwardQueue.js';
 import { Forwarder } from '../src/forward/forwarder.js';
 import { readP10Header } from '../src/forward/p10.js';
-import { dataSetBytes, F, freePort, memoryLogger, rmrf, stopAllPeers, tempDir, track, waitFor, waitForPort } from './forward-helpers.js';
+import { dataSetBytes, F, memoryLogger, ORTHANC_BIN, rmrf, startOrthanc, stopAllPeers, tempDir, waitFor } from './forward-helpers.js';
 
 dimse.log.setLevel('silent');
 
@@ -25,43 +25,14 @@ function normalizedDump(path: string): string[] {
     .map((l) => l.replace(/\s*#.*$/, '').replace(/(Sequence|Item) with (explicit|undefined) length/, '$1'));
 }
 
-const ORTHANC = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc', '/usr/local/bin/Orthanc'].find((p) => existsSync(p));
-
-describe.skipIf(!ORTHANC)(`forwarding to Orthanc${ORTHANC ? '' : ' (skipped: Orthanc binary not installed)'}`, () => {
+describe.skipIf(!ORTHANC_BIN)(`forwarding to Orthanc${ORTHANC_BIN ? '' : ' (skipped: Orthanc binary not installed)'}`, () => {
   let dir = '';
   let httpPort = 0;
   let dicomPort = 0;
 
   beforeAll(async () => {
     dir = tempDir('orthanc');
-    httpPort = await freePort();
-    dicomPort = await freePort();
-    mkdirSync(join(dir, 'storage'));
-    mkdirSync(join(dir, 'index'));
-    const cfg = join(dir, 'orthanc.json');
-    writeFileSync(
-      cfg,
-      JSON.stringify({
-        Name: 'fwd-test',
-        StorageDirectory: join(dir, 'storage'),
-        IndexDirectory: join(dir, 'index'),
-        HttpPort: httpPort,
-        DicomPort: dicomPort,
-        DicomAet: 'ORTHANC',
-        DicomCheckCalledAet: false,
-        RemoteAccessAllowed: false,
-        AuthenticationEnabled: false,
-        HttpServerEnabled: true,
-        DicomServerEnabled: true,
-        Plugins: [],
-        StorageCompression: false,
-        ConcurrentJobs: 1,
-        HttpThreadsCount: 4,
-      }),
-    );
-    const proc = spawn(ORTHANC!, [cfg], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-    await track(proc, httpPort, dir, 30_000);
-    await waitForPort(dicomPort, 30_000);
+    ({ httpPort, dicomPort } = await startOrthanc(dir));
   });
 
   afterAll(async () => {
