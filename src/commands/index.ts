@@ -3,9 +3,13 @@
 import type { CommandModule } from 'yargs';
 import batch from './batch.js';
 import serve from './serve.js';
+import quarantine from './quarantine.js';
+import queue from './queue.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const commands: CommandModule<any, any>[] = [
   batch,
   serve,
+  quarantine,
+  queue,
 ];

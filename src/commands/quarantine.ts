@@ -1,0 +1,49 @@
+// `dicom-deid quarantine list|replay`: what the node could not file, and filing it after the
+// mapping CSV was fixed. Output here shows identifiers (it is for the researcher holding the key).
+import type { Argv, CommandModule } from 'yargs';
+import { listQuarantine } from '../node/quarantine.js';
+import { replayQuarantine } from '../node/quarantineReplay.js';
+import { nodeConfigFrom, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+
+interface QArgs extends NodeArgs {
+  action: 'list' | 'replay';
+}
+
+const command: CommandModule<object, QArgs> = {
+  command: 'quarantine <action>',
+  describe: 'List quarantined instances grouped by study, or replay them after fixing the CSV',
+  builder: (y: Argv) =>
+    withNodeOptions(
+      y.positional('action', { choices: ['list', 'replay'] as const, describe: 'list or replay', demandOption: true }),
+    ) as unknown as Argv<QArgs>,
+  handler: async (args) => {
+    const config = nodeConfigFrom(args);
+    if (args.action === 'list') {
+      const items = await listQuarantine(config.quarantine);
+      if (items.length === 0) {
+        process.stdout.write(`quarantine is empty (${config.quarantine})\n`);
+        return;
+      }
+      const studies = new Map<string, typeof items>();
+      for (const it of items) {
+        const key = it.sidecar.keys.studyInstanceUid || it.sidecar.keys.accessionNumber || '(unknown study)';
+        studies.set(key, [...(studies.get(key) ?? []), it]);
+      }
+      process.stdout.write(`${items.length} instance(s) in ${studies.size} study(ies) in ${config.quarantine}\n`);
+      for (const [study, list] of studies) {
+        const k = list[0]!.sidecar.keys;
+        const reasons = [...new Set(list.map((i) => i.sidecar.reason))].join(', ');
+        process.stdout.write(
+          `- study ${study}: ${list.length} instance(s); PatientID "${k.patientId ?? ''}", Accession "${k.accessionNumber ?? ''}", ` +
+            `StudyDate ${k.studyDate || '-'}; reason: ${reasons}; first received ${list[0]!.sidecar.receivedAt} from ${list[0]!.sidecar.callingAet}\n`,
+        );
+      }
+      return;
+    }
+    const s = await replayQuarantine(config);
+    process.stdout.write(`replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still without a mapping row (left in quarantine)\n`);
+    process.exitCode = s.stillUnmatched > 0 ? 1 : 0;
+  },
+};
+
+export default command;

@@ -1,0 +1,49 @@
+// Re-runs quarantined instances through the node's processor (after the CSV was fixed).
+// Still-unmatched instances stay in quarantine untouched.
+import { AuditLog } from '../batch/auditLog.js';
+import { formatDestination, parseDestination } from '../forward/destination.js';
+import { ensureSchema as ensureQueueSchema } from '../forward/forwardQueue.js';
+import { StateDb } from '../state/stateDb.js';
+import { ensureFiledSchema } from './filedInstances.js';
+import { processInstance } from './instanceProcessor.js';
+import { loadMapping } from './mappingWatcher.js';
+import type { NodeConfig } from './nodeConfig.js';
+import { listQuarantine, removeFromQuarantine } from './quarantine.js';
+
+export interface ReplaySummary {
+  filed: number;
+  stillUnmatched: number;
+}
+
+export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
+  const mapping = loadMapping(c.csv);
+  const state = StateDb.open(c.db);
+  const audit = new AuditLog(c.logDir);
+  try {
+    ensureFiledSchema(state.db);
+    ensureQueueSchema(state.db);
+    const deps = {
+      state,
+      mapping: () => mapping,
+      outputDir: c.output,
+      quarantineDir: c.quarantine,
+      forwardTo: c.forward.map((f) => formatDestination(parseDestination(f))),
+      audit: (row: Parameters<AuditLog['write']>[0]) => audit.write({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
+    };
+    const summary: ReplaySummary = { filed: 0, stillUnmatched: 0 };
+    for (const q of await listQuarantine(c.quarantine)) {
+      const receivedAt = q.sidecar.receivedAt ? new Date(q.sidecar.receivedAt) : new Date();
+      const outcome = await processInstance(deps, q.file, { callingAet: q.sidecar.callingAet || 'quarantine', receivedAt }, true);
+      if (outcome.status === 'filed') {
+        await removeFromQuarantine(q.file);
+        summary.filed++;
+      } else {
+        summary.stillUnmatched++;
+      }
+    }
+    return summary;
+  } finally {
+    audit.close();
+    state.close();
+  }
+}
