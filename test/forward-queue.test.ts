@@ -138,3 +138,51 @@ describe('forward queue', () => {
     }
   });
 });
+
+describe('forwarder dead-item log throttling (injected send)', () => {
+  it('one full line per reason per window, then one "N more" summary; other reasons are logged at once', async () => {
+    const { Forwarder } = await import('../src/forward/forwarder.js');
+    const { memoryLogger, waitFor } = await import('./forward-helpers.js');
+    const d = db();
+    const dest = parseDestination(D1);
+    const logger = memoryLogger();
+    const refuse = 'peer does not accept SOP class MrImageStorage (1.2.840.10008.5.1.4.1.1.4)';
+    const fwd = new Forwarder({
+      db: d,
+      destinations: [dest],
+      callingAet: 'DEID',
+      logger,
+      idlePollMs: 20,
+      deadLogWindowMs: 400,
+      send: async (files) => ({
+        associations: 1,
+        outcomes: files.map((filePath) => ({
+          filePath,
+          outcome: filePath.includes('ct')
+            ? { kind: 'permanent-failure' as const, reason: 'error 0xA900: data set does not match SOP class' }
+            : { kind: 'permanent-failure' as const, reason: refuse },
+        })),
+      }),
+    });
+    fwd.start();
+    try {
+      // Files arrive one by one (one round each), as they do at a node.
+      for (let i = 0; i < 5; i++) {
+        enqueue(d, { filePath: `/out/mr${i}.dcm`, destination: D1 });
+        fwd.kick();
+        await waitFor(() => counts(d)[0]?.dead === i + 1, 2000, `mr${i} dead`);
+      }
+      enqueue(d, { filePath: '/out/ct.dcm', destination: D1 });
+      fwd.kick();
+      await waitFor(() => counts(d)[0]?.dead === 6, 2000, 'ct dead');
+      const warns = () => logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg);
+      expect(warns().filter((m) => m.includes('MrImageStorage'))).toHaveLength(1);
+      expect(warns().filter((m) => m.includes('0xA900'))).toHaveLength(1);
+      await waitFor(() => warns().length === 3, 2000, 'summary at the end of the window');
+      expect(warns()[2]).toBe(`forward ${D1}: 4 more items are dead (since the last such message): ${refuse}`);
+    } finally {
+      await fwd.stop();
+      d.close();
+    }
+  });
+});

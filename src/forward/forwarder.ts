@@ -53,6 +53,12 @@ export interface ForwarderOptions {
    * another process (quarantine replay, `queue retry`) are sent without a kick().
    */
   idlePollMs?: number;
+  /**
+   * Dead items are logged once per reason per window (default 60000 ms): the first round with a
+   * reason is logged in full, later ones in that window are summed into one "N more" line at its
+   * end, so a refused 500-image series arriving file by file does not log 500 lines.
+   */
+  deadLogWindowMs?: number;
 }
 
 interface DestState {
@@ -67,6 +73,8 @@ interface DestState {
   holdUntil: number;
   loop?: Promise<void>;
   wake?: () => void;
+  /** Dead-item log throttling, per reason. */
+  deadLog: Map<string, { windowStart: number; suppressed: number }>;
 }
 
 export class Forwarder {
@@ -80,6 +88,7 @@ export class Forwarder {
   private readonly scu: ForwarderOptions['scu'];
   private readonly send: typeof sendFiles;
   private readonly idlePollMs: number;
+  private readonly deadLogWindowMs: number;
   private readonly dests: DestState[];
   private running = false;
   private stopping = false;
@@ -95,13 +104,14 @@ export class Forwarder {
     this.scu = opts.scu;
     this.send = opts.send ?? sendFiles;
     this.idlePollMs = Math.max(10, opts.idlePollMs ?? 5000);
+    this.deadLogWindowMs = Math.max(0, opts.deadLogWindowMs ?? 60_000);
     const seen = new Set<string>();
     this.dests = [];
     for (const dest of opts.destinations) {
       const key = formatDestination(dest);
       if (seen.has(key)) continue;
       seen.add(key);
-      this.dests.push({ dest, key, down: false, downSince: 0, downReason: '', failures: 0, holdUntil: 0 });
+      this.dests.push({ dest, key, down: false, downSince: 0, downReason: '', failures: 0, holdUntil: 0, deadLog: new Map() });
     }
   }
 
@@ -134,6 +144,7 @@ export class Forwarder {
     this.stopping = true;
     for (const d of this.dests) d.wake?.();
     await Promise.all(this.dests.map((d) => d.loop));
+    for (const d of this.dests) this.flushDeadLog(d, Infinity);
     this.running = false;
   }
 
@@ -171,6 +182,7 @@ export class Forwarder {
     while (!this.stopping) {
       try {
         const now = Date.now();
+        this.flushDeadLog(d, now);
         if (now < d.holdUntil) {
           await this.sleepHold(d);
           continue;
@@ -208,6 +220,18 @@ export class Forwarder {
         // Database or programming error: do not spin; back off and try again.
         this.logger.error(`forward ${d.key}: loop error: ${(err as Error)?.message ?? err}`);
         await this.sleep(d, this.backoffDelay(3));
+      }
+    }
+  }
+
+  /** Logs the "N more" summary of every dead-log window that ended by `now` (all of them: Infinity). */
+  private flushDeadLog(d: DestState, now: number): void {
+    for (const [reason, w] of d.deadLog) {
+      if (now - w.windowStart < this.deadLogWindowMs) continue;
+      d.deadLog.delete(reason);
+      if (w.suppressed > 0) {
+        const n = w.suppressed === 1 ? '1 more item is dead' : `${w.suppressed} more items are dead`;
+        this.logger.warn(`forward ${d.key}: ${n} (since the last such message): ${reason}`);
       }
     }
   }
@@ -277,6 +301,12 @@ export class Forwarder {
     })();
 
     for (const [reason, list] of deadByReason) {
+      const window = d.deadLog.get(reason);
+      if (window && now - window.windowStart < this.deadLogWindowMs) {
+        window.suppressed += list.length;
+        continue;
+      }
+      d.deadLog.set(reason, { windowStart: now, suppressed: 0 });
       const shown = list.slice(0, 3).map((i) => `item ${i.id} (${i.filePath})`).join(', ');
       const more = list.length > 3 ? ` and ${list.length - 3} more` : '';
       const what = list.length === 1 ? `${shown} is dead` : `${list.length} items are dead: ${shown}${more}`;
