@@ -76,16 +76,16 @@ function clean(uid: string): string {
 
 /**
  * Picks the transfer syntax to accept among `proposed` (a copy is taken; the caller's list may
- * be the library's live array). Preference: Explicit VR LE > Implicit VR LE > the first other
- * accepted syntax in the proposer's order. Returns undefined when none is acceptable.
+ * be the library's live array): the first one we accept, in the proposer's order. A sender lists
+ * the syntax its data is in first; taking it means the sender never transcodes, so compressed
+ * pixel data arrives as it was stored (preferring explicit LE would make storescu try to
+ * decompress JPEG 2000, which it cannot, and fail the store). Returns undefined when none is
+ * acceptable.
  */
 export function pickTransferSyntax(
   proposed: readonly string[],
   verification = false,
 ): string | undefined {
-  const list = proposed.map(clean);
   const allowed = verification ? VERIFICATION_TRANSFER_SYNTAXES : ACCEPTED_TRANSFER_SYNTAXES;
-  if (list.includes(EXPLICIT_VR_LE)) return EXPLICIT_VR_LE;
-  if (list.includes(IMPLICIT_VR_LE)) return IMPLICIT_VR_LE;
-  return list.find((ts) => allowed.has(ts));
+  return proposed.map(clean).find((ts) => allowed.has(ts));
 }
