@@ -2,7 +2,17 @@
 // After it resolves the file survives a crash or power loss with exactly these bytes; before,
 // readers never see a partial file under the final name.
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  promises as fsp,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -50,5 +60,61 @@ export async function moveFileDurable(from: string, to: string): Promise<void> {
     if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
     await writeFileDurable(to, await fsp.readFile(from));
     await fsp.rm(from, { force: true });
+  }
+}
+
+// Synchronous twins, for worker threads: they never touch libuv's shared thread pool, so a
+// processing thread cannot delay the receiving thread's spool writes.
+
+const knownDirs = new Set<string>();
+
+function mkdirpSync(dir: string): void {
+  if (knownDirs.has(dir)) return;
+  mkdirSync(dir, { recursive: true });
+  knownDirs.add(dir);
+}
+
+export function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeFileDurableSync(file: string, data: Uint8Array | string, mode = 0o644): void {
+  const dir = dirname(file);
+  mkdirpSync(dir);
+  const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, file);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDirSync(dir);
+}
+
+export function moveFileDurableSync(from: string, to: string): void {
+  mkdirpSync(dirname(to));
+  try {
+    renameSync(from, to);
+    fsyncDirSync(dirname(to));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    writeFileDurableSync(to, readFileSync(from));
+    rmSync(from, { force: true });
   }
 }

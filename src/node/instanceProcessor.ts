@@ -4,7 +4,7 @@
 // Idempotent: the output path depends only on the instance and the state, so a replay after a
 // crash rewrites the same file with the same bytes.
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { deidentify, readInstanceKeys } from '../core/deidentify.js';
@@ -13,7 +13,7 @@ import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
 import type { AuditRow } from '../batch/auditLog.js';
 import { enqueue } from '../forward/forwardQueue.js';
-import { writeFileDurable } from '../io/durableWrite.js';
+import { writeFileDurableSync } from '../io/durableWrite.js';
 import type { StateDb } from '../state/stateDb.js';
 import { recordFiled } from './filedInstances.js';
 import { quarantineFile, type QuarantineReason } from './quarantine.js';
@@ -56,13 +56,8 @@ export function studyKey(keys: InstanceKeys): string {
  * has no mapping stays where it is; otherwise it is moved to quarantine. The source file is
  * removed once its outcome is durable.
  */
-export async function processInstance(
-  deps: ProcessorDeps,
-  file: string,
-  source: Source,
-  leaveUnmatched = false,
-): Promise<Outcome> {
-  const bytes = await fsp.readFile(file);
+export function processInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Outcome {
+  const bytes = readFileSync(file);
   const sourceLabel = `${source.callingAet}:${file.split('/').pop()}`;
   let keys: InstanceKeys;
   try {
@@ -93,12 +88,17 @@ export async function processInstance(
   }
   const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
   const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
-  await writeFileDurable(outputPath, result.bytes);
+  writeFileDurableSync(outputPath, result.bytes);
   if (row.notes.trim() !== '') {
     const notesFile = join(sessionDir, 'notes.txt');
     const text = row.notes.trim() + '\n';
-    const current = await fsp.readFile(notesFile, 'utf8').catch(() => null);
-    if (current !== text) await writeFileDurable(notesFile, text);
+    let current: string | null = null;
+    try {
+      current = readFileSync(notesFile, 'utf8');
+    } catch {
+      current = null;
+    }
+    if (current !== text) writeFileDurableSync(notesFile, text);
   }
   const rel = relative(deps.outputDir, outputPath);
   const db = deps.state.db;
@@ -123,11 +123,11 @@ export async function processInstance(
     outputPath: rel,
     message: '',
   });
-  await fsp.rm(file, { force: true });
+  rmSync(file, { force: true });
   return { status: 'filed', outputPath: rel, researchId: row.researchId, accession, newSopUid: result.sopInstanceUid };
 }
 
-async function quarantine(
+function quarantine(
   deps: ProcessorDeps,
   file: string,
   source: Source,
@@ -136,9 +136,9 @@ async function quarantine(
   keys: Partial<InstanceKeys>,
   sourceLabel: string,
   leave: boolean,
-): Promise<Outcome> {
+): Outcome {
   if (leave) return { status: 'unmatched', message };
-  const dest = await quarantineFile(deps.quarantineDir, file, {
+  const dest = quarantineFile(deps.quarantineDir, file, {
     reason,
     message,
     receivedAt: source.receivedAt.toISOString(),

@@ -24,6 +24,7 @@ export class MappingWatcher {
     readonly file: string,
     private readonly logger: WatcherLogger,
     private readonly intervalMs = 1000,
+    private readonly onReload: (table: MappingTable) => void = () => undefined,
   ) {
     this.table = loadMapping(file);
     statSync(file);
@@ -46,6 +47,7 @@ export class MappingWatcher {
   reload(): boolean {
     try {
       this.table = loadMapping(this.file);
+      this.onReload(this.table);
       this.logger.info(`mapping CSV reloaded: ${this.table.rows.length} rows`);
       return true;
     } catch (e) {

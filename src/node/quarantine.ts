@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { InstanceKeys } from '../core/types.js';
-import { moveFileDurable, writeFileDurable } from '../io/durableWrite.js';
+import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js';
 
 export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
 
@@ -30,12 +30,12 @@ function studyFolder(root: string, keys: QuarantineSidecar['keys']): string {
 }
 
 /** Moves `file` into quarantine, durably, with its sidecar. Returns the new path. */
-export async function quarantineFile(root: string, file: string, sidecar: QuarantineSidecar): Promise<string> {
+export function quarantineFile(root: string, file: string, sidecar: QuarantineSidecar): string {
   const dest = join(studyFolder(root, sidecar.keys), basename(file).replace(/(\.dcm)?$/, '.dcm'));
   // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
   // never a file that nobody knows why it is there.
-  await writeFileDurable(`${dest}.json`, JSON.stringify(sidecar, null, 2) + '\n', 0o600);
-  await moveFileDurable(file, dest);
+  writeFileDurableSync(`${dest}.json`, JSON.stringify(sidecar, null, 2) + '\n', 0o600);
+  moveFileDurableSync(file, dest);
   return dest;
 }
 

@@ -33,7 +33,7 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
     const summary: ReplaySummary = { filed: 0, stillUnmatched: 0 };
     for (const q of await listQuarantine(c.quarantine)) {
       const receivedAt = q.sidecar.receivedAt ? new Date(q.sidecar.receivedAt) : new Date();
-      const outcome = await processInstance(deps, q.file, { callingAet: q.sidecar.callingAet || 'quarantine', receivedAt }, true);
+      const outcome = processInstance(deps, q.file, { callingAet: q.sidecar.callingAet || 'quarantine', receivedAt }, true);
       if (outcome.status === 'filed') {
         await removeFromQuarantine(q.file);
         summary.filed++;
