@@ -29,7 +29,15 @@ export function writeFileDurableSync(file: string, data: Uint8Array | string, mo
   const dir = dirname(file);
   mkdirpSync(dir);
   const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'wx', mode);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'wx', mode);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    knownDirs.delete(dir); // the folder was removed behind our back: create it again
+    mkdirpSync(dir);
+    fd = openSync(tmp, 'wx', mode);
+  }
   try {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     let off = 0;
