@@ -51,6 +51,8 @@ export interface BatchSummary {
   sessions: Map<string, Map<string, number>>;
   auditLog: string;
   exitCode: 0 | 1;
+  /** Absolute paths of the de-identified files written by this run. */
+  written: string[];
 }
 
 /** Jobs sent to one worker before its earlier ones finish (bounds memory: ~2 files/worker). */
@@ -376,6 +378,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       sessions,
       auditLog: audit.file,
       exitCode: counts['no-mapping'] + counts.error > 0 ? 1 : 0,
+      written: [...outputs.keys()].map((rel) => path.join(output, ...rel.split('/'))),
     };
     progress.finish();
     const secs = (Date.now() - started) / 1000;

@@ -2,7 +2,10 @@
 import os from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger, type Logger } from '../log.js';
-import { defaultLogDir, runBatch } from '../batch/runBatch.js';
+import { defaultLogDir, defaultStatePath, runBatch } from '../batch/runBatch.js';
+import { forwardBatch } from '../batch/forwardBatch.js';
+import { parseDestination } from '../forward/destination.js';
+import { StateDb } from '../state/stateDb.js';
 import { UsageError, wrapText } from './errors.js';
 
 interface BatchArgs {
@@ -15,6 +18,9 @@ interface BatchArgs {
   workers?: number;
   quiet: boolean;
   verbose?: boolean;
+  forward?: string[];
+  'calling-aet': string;
+  'forward-wait': number;
 }
 
 const command: CommandModule<object, BatchArgs> = {
@@ -41,9 +47,19 @@ const command: CommandModule<object, BatchArgs> = {
       .option('copy-other-files', { type: 'boolean', default: false, describe: 'Also copy non-DICOM files (never those whose name holds an identifier)' })
       .option('workers', { type: 'number', describe: `Worker threads [default: number of cores, ${os.availableParallelism()}]` })
       .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar and no summary' })
+      .option('forward', { type: 'string', array: true, describe: 'Also send the de-identified files to AET@host:port (repeatable)' })
+      .option('calling-aet', { type: 'string', default: 'DEID', describe: 'Our AE title when forwarding' })
+      .option('forward-wait', { type: 'number', default: 300, describe: 'Seconds to keep trying before leaving the rest queued' })
       .check((a) => {
         if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1 || a.workers > 256)) {
           throw new UsageError('--workers must be a whole number from 1 to 256');
+        }
+        for (const f of a.forward ?? []) {
+          try {
+            parseDestination(f);
+          } catch (e) {
+            throw new UsageError((e as Error).message);
+          }
         }
         for (const k of ['csv', 'input', 'output'] as const) {
           if (typeof a[k] !== 'string' || a[k] === '') throw new UsageError(`--${k} needs a value`);
@@ -73,6 +89,26 @@ const command: CommandModule<object, BatchArgs> = {
         createLog,
       });
       process.exitCode = summary.exitCode;
+      if (args.forward && args.forward.length > 0 && summary.written.length > 0) {
+        const state = StateDb.open(args.db ?? defaultStatePath(args.csv));
+        try {
+          const results = await forwardBatch(
+            state,
+            summary.written,
+            args.forward,
+            args['calling-aet'],
+            logger ?? createLog(logDir),
+            args['forward-wait'] * 1000,
+          );
+          for (const r of results) {
+            process.stdout.write(`forward ${r.destination}: ${r.delivered} delivered, ${r.dead} dead, ${r.pending} still queued\n`);
+            if (r.dead > 0 || r.pending > 0) process.exitCode = 1;
+          }
+          if (results.some((r) => r.dead > 0)) process.stdout.write('dead items and their reasons: dicom-deid queue --db <state>\n');
+        } finally {
+          state.close();
+        }
+      }
     } finally {
       if (logger) await closeLogger(logger);
     }
