@@ -222,6 +222,7 @@ describe('DicomServer (shared instance)', () => {
   let port: number;
   const received: ReceivedInstance[] = [];
   let nextStatus = 0x0000;
+  let throwInHandler = false;
   const log = silentLogger();
 
   beforeAll(async () => {
@@ -240,6 +241,7 @@ describe('DicomServer (shared instance)', () => {
       logger: log.logger,
       onStore: async (inst) => {
         received.push(inst);
+        if (throwInHandler) throw new Error('handler exploded');
         return nextStatus;
       },
     });
@@ -383,6 +385,18 @@ describe('DicomServer (shared instance)', () => {
     }
   });
 
+  it('answers out of resources when the handler throws, and keeps serving', async () => {
+    throwInHandler = true;
+    try {
+      const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
+      expect(r.out).toMatch(/0xa700|Out of Resources|Refused/i);
+    } finally {
+      throwInHandler = false;
+    }
+    const echo = await run('echoscu', ['-aec', AET, HOST, String(port)]);
+    expect(echo.code, echo.out).toBe(0);
+  });
+
   it('survives garbage, an oversized PDU, a silent peer and a disconnect mid-instance', async () => {
     // Garbage bytes: dropped at once.
     const garbage = rawClient(port);
@@ -478,6 +492,33 @@ describe('DicomServer failure paths', () => {
     expect(called).toBe(0);
     expect(server.stats.instancesFailed).toBe(1);
     expect(server.stats.instancesStored).toBe(0);
+  });
+
+  it('rejects associations beyond maxAssociations as transient', async () => {
+    server = new DicomServer({
+      aeTitle: AET,
+      host: HOST,
+      port: 0,
+      spoolDir: path.join(tmp, 'limit'),
+      maxAssociations: 1,
+      logger: silentLogger().logger,
+      onStore: async () => 0,
+    });
+    const { port } = await server.start();
+    const holder = rawClient(port);
+    holder.sock.write(associateRq('RAWSCU', AET, CT_STORAGE, EXPLICIT_LE));
+    await holder.waitBytes(6);
+    expect(holder.received()[0]).toBe(0x02);
+    const rejected = await run('echoscu', ['-aec', AET, HOST, String(port)]);
+    expect(rejected.code).not.toBe(0);
+    expect(rejected.out).toMatch(/Transient/i);
+    expect(rejected.out).toMatch(/Local Limit Exceeded/i);
+    holder.sock.write(pdu(0x05, Buffer.alloc(4))); // A-RELEASE-RQ
+    await holder.closed;
+    expect(holder.received().includes(Buffer.from([0x06, 0x00, 0x00, 0x00, 0x00, 0x04]))).toBe(true);
+    await waitFor(() => server!.stats.activeAssociations === 0);
+    const echo = await run('echoscu', ['-aec', AET, HOST, String(port)]);
+    expect(echo.code, echo.out).toBe(0);
   });
 
   it('aborts an instance above maxInstanceBytes and deletes the partial file', async () => {

@@ -442,25 +442,29 @@ class DimseAssociation extends dimse.Scp {
   override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponse) => void): void {
     this.storesInFlight++;
     const sink = (request as unknown as { getDataset(): unknown }).getDataset();
-    const done = this.completeStore(request, sink)
-      .catch((err: unknown) => {
+    const done = (async () => {
+      let status: number;
+      try {
+        status = await this.completeStore(request, sink);
+      } catch (err) {
         this.ctx.opts.logger.error('C-STORE processing failed', { code: errorCode(err), callingAet: this.callingAet });
-        return STATUS_OUT_OF_RESOURCES;
-      })
-      .then((status) => {
+        status = STATUS_OUT_OF_RESOURCES;
+      }
+      try {
         if (status !== STATUS_SUCCESS && (status & 0xf000) !== 0xb000) this.ctx.stats.instancesFailed++;
         this.answer(request, callback, status);
-      })
-      .catch((err: unknown) => this.debug('C-STORE answer failed', { code: errorCode(err) }))
-      .finally(() => {
-        this.storesInFlight--;
-        this.lastActivity = Date.now();
-        this.ctx.pending.delete(done);
-        if (this.releaseDeferred && this.storesInFlight === 0) {
-          this.releaseDeferred = false;
-          this.completeRelease();
-        }
-      });
+      } catch (err) {
+        this.debug('C-STORE answer failed', { code: errorCode(err) });
+      }
+      this.storesInFlight--;
+      this.lastActivity = Date.now();
+      if (this.releaseDeferred && this.storesInFlight === 0) {
+        this.releaseDeferred = false;
+        this.completeRelease();
+      }
+    })()
+      .catch((err: unknown) => this.debug('C-STORE completion failed', { code: errorCode(err) }))
+      .finally(() => this.ctx.pending.delete(done));
     this.ctx.pending.add(done);
   }
 
@@ -717,6 +721,7 @@ export class DicomServer {
     for (const a of [...ctx.connections]) a.shutdown();
     while (ctx.pending.size > 0) await Promise.allSettled([...ctx.pending]);
     await closed;
+    await ctx.dirSyncer.close();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
     ctx.opts.logger.info('DICOM node stopped', { ...this.stats });

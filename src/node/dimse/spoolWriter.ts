@@ -16,8 +16,12 @@ import { randomUUID } from 'node:crypto';
 const HIGH_WATER = 8 * 1024 * 1024;
 const LOW_WATER = 2 * 1024 * 1024;
 
-/** Coalesces directory fsyncs: concurrent callers share the next sync that starts after them. */
+/**
+ * fsyncs the spool directory (making renames durable) through one directory descriptor kept
+ * open, and coalesces concurrent requests: callers share the next sync that starts after them.
+ */
 export class DirSyncer {
+  private fd: number | undefined;
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
 
@@ -42,12 +46,28 @@ export class DirSyncer {
     return this.queued;
   }
 
+  /** Closes the directory descriptor (after the last sync). */
+  async close(): Promise<void> {
+    await this.running?.catch(() => undefined);
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+  }
+
   private async syncOnce(): Promise<void> {
-    const fh = await fs.promises.open(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    if (this.fd === undefined) {
+      this.fd = await new Promise<number>((resolve, reject) =>
+        fs.open(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (err, fd) => (err ? reject(err) : resolve(fd))),
+      );
+    }
+    const fd = this.fd;
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+    } catch (err) {
+      // Reopen next time (the directory may have been replaced).
+      this.fd = undefined;
+      fs.close(fd, () => undefined);
+      throw err;
     }
   }
 }
@@ -146,16 +166,15 @@ export class SpoolWriter {
       if (this.overflowed) throw new Error('instance exceeds the size limit');
       if (this.error) throw this.error;
       const fd = this.fd!;
+      await new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
       await new Promise<void>((resolve, reject) =>
-        fs.fsync(fd, (err) => (err ? reject(err) : resolve())),
+        fs.rename(this.partPath, this.finalPath, (err) => (err ? reject(err) : resolve())),
       );
-      this.fd = undefined;
-      await new Promise<void>((resolve, reject) =>
-        fs.close(fd, (err) => (err ? reject(err) : resolve())),
-      );
-      await fs.promises.rename(this.partPath, this.finalPath);
       this.state = 'done';
-      await this.opts.dirSyncer.sync();
+      this.fd = undefined;
+      // The data is durable once fsync succeeded: a close error changes nothing.
+      const closed = new Promise<void>((resolve) => fs.close(fd, () => resolve()));
+      await Promise.all([this.opts.dirSyncer.sync(), closed]);
       return this.finalPath;
     } catch (err) {
       await this.discard();
