@@ -25,7 +25,8 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-export function writeFileDurableSync(file: string, data: Uint8Array | string, mode = 0o644): void {
+/** With `syncDir` false the caller fsyncs the folder itself (once for many files). */
+export function writeFileDurableSync(file: string, data: Uint8Array | string, mode = 0o644, syncDir = true): void {
   const dir = dirname(file);
   mkdirpSync(dir);
   const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -54,7 +55,7 @@ export function writeFileDurableSync(file: string, data: Uint8Array | string, mo
     rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDirSync(dir);
+  if (syncDir) fsyncDirSync(dir);
 }
 
 /** Moves a file durably: rename on the same file system, else a durable copy then removal. */

@@ -5,7 +5,7 @@
 // crash rewrites the same file with the same bytes.
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { deidentify, readInstanceKeys } from '../core/deidentify.js';
 import { isNoInformation } from '../core/mapping/mappingCsv.js';
@@ -13,7 +13,7 @@ import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
 import type { AuditRow } from '../batch/auditLog.js';
 import { enqueue } from '../forward/forwardQueue.js';
-import { writeFileDurableSync } from '../io/durableWrite.js';
+import { fsyncDirSync, writeFileDurableSync } from '../io/durableWrite.js';
 import type { StateDb } from '../state/stateDb.js';
 import { recordFiled } from './filedInstances.js';
 import { quarantineFile, type QuarantineReason } from './quarantine.js';
@@ -26,6 +26,8 @@ export interface ProcessorDeps {
   /** Forward destinations ("AET@host:port") every filed instance is queued for. */
   forwardTo: string[];
   audit: (row: AuditRow) => void;
+  /** (researchId, study key) -> session number already given. */
+  sessionCache?: Map<string, number>;
 }
 
 export interface Source {
@@ -51,12 +53,26 @@ export function studyKey(keys: InstanceKeys): string {
   return `study-uid:${keys.studyInstanceUid}`;
 }
 
+/** An instance written to the output tree whose filing is not committed yet. */
+export interface Staged {
+  file: string;
+  outputPath: string;
+  rel: string;
+  researchId: string;
+  sessionN: number;
+  accession: string;
+  newSopUid: string;
+  originalSopUid: string;
+  callingAet: string;
+  audit: AuditRow;
+}
+
 /**
- * Processes one Part 10 file. With `leaveUnmatched` (quarantine replay) an instance that still
- * has no mapping stays where it is; otherwise it is moved to quarantine. The source file is
- * removed once its outcome is durable.
+ * First half of filing one Part 10 file: match, session number, de-identify, write the output
+ * file (data fsync'd; its folder is fsync'd by commitStaged). Unmatched or undecodable instances
+ * are quarantined at once (or, with `leaveUnmatched` for a quarantine replay, left where they are).
  */
-export function processInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Outcome {
+export function stageInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Staged | Outcome {
   const bytes = readFileSync(file);
   const sourceLabel = `${source.callingAet}:${file.split('/').pop()}`;
   let keys: InstanceKeys;
@@ -71,7 +87,7 @@ export function processInstance(deps: ProcessorDeps, file: string, source: Sourc
     return quarantine(deps, file, source, 'no-mapping', 'no mapping row for this patient or accession', keys, sourceLabel, leaveUnmatched);
   }
   const { row } = match;
-  const n = deps.state.sessionIndex(row.researchId, studyKey(keys));
+  const n = sessionIndex(deps, row.researchId, studyKey(keys));
   const accession = newAccessionNumber(row.researchId, n);
   let result: DeidResult;
   try {
@@ -88,7 +104,7 @@ export function processInstance(deps: ProcessorDeps, file: string, source: Sourc
   }
   const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
   const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
-  writeFileDurableSync(outputPath, result.bytes);
+  writeFileDurableSync(outputPath, result.bytes, 0o644, false);
   if (row.notes.trim() !== '') {
     const notesFile = join(sessionDir, 'notes.txt');
     const text = row.notes.trim() + '\n';
@@ -101,30 +117,81 @@ export function processInstance(deps: ProcessorDeps, file: string, source: Sourc
     if (current !== text) writeFileDurableSync(notesFile, text);
   }
   const rel = relative(deps.outputDir, outputPath);
+  return {
+    file,
+    outputPath,
+    rel,
+    researchId: row.researchId,
+    sessionN: n,
+    accession,
+    newSopUid: result.sopInstanceUid,
+    originalSopUid: keys.sopInstanceUid,
+    callingAet: source.callingAet,
+    audit: {
+      sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
+      status: 'ok',
+      matchedBy: match.matchedBy,
+      researchId: row.researchId,
+      newAccession: accession,
+      dayOffset: row.dayOffset,
+      outputPath: rel,
+      message: '',
+    },
+  };
+}
+
+/**
+ * Second half, for any number of staged instances at once (group commit): fsync each output
+ * folder once, record every filing and its forward enqueues in one transaction, write the audit
+ * rows, then remove the source files. Only after this is a spool file gone.
+ */
+export function commitStaged(deps: ProcessorDeps, staged: Staged[]): Outcome[] {
+  if (staged.length === 0) return [];
+  for (const dir of new Set(staged.map((s) => dirname(s.outputPath)))) fsyncDirSync(dir);
   const db = deps.state.db;
   db.transaction(() => {
-    recordFiled(db, {
-      newSopUid: result.sopInstanceUid,
-      originalSopUid: keys.sopInstanceUid,
-      researchId: row.researchId,
-      sessionN: n,
-      outputPath: rel,
-      callingAet: source.callingAet,
-    });
-    for (const destination of deps.forwardTo) enqueue(db, { filePath: outputPath, destination });
+    for (const s of staged) {
+      recordFiled(db, {
+        newSopUid: s.newSopUid,
+        originalSopUid: s.originalSopUid,
+        researchId: s.researchId,
+        sessionN: s.sessionN,
+        outputPath: s.rel,
+        callingAet: s.callingAet,
+      });
+      for (const destination of deps.forwardTo) enqueue(db, { filePath: s.outputPath, destination });
+    }
   })();
-  deps.audit({
-    sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
-    status: 'ok',
-    matchedBy: match.matchedBy,
-    researchId: row.researchId,
-    newAccession: accession,
-    dayOffset: row.dayOffset,
-    outputPath: rel,
-    message: '',
-  });
-  rmSync(file, { force: true });
-  return { status: 'filed', outputPath: rel, researchId: row.researchId, accession, newSopUid: result.sopInstanceUid };
+  for (const s of staged) deps.audit(s.audit);
+  for (const s of staged) rmSync(s.file, { force: true });
+  return staged.map((s) => ({
+    status: 'filed',
+    outputPath: s.rel,
+    researchId: s.researchId,
+    accession: s.accession,
+    newSopUid: s.newSopUid,
+  }));
+}
+
+export function isStaged(x: Staged | Outcome): x is Staged {
+  return (x as Staged).outputPath !== undefined && (x as Outcome).status === undefined;
+}
+
+/** Files one Part 10 file completely (stage + commit). */
+export function processInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Outcome {
+  const staged = stageInstance(deps, file, source, leaveUnmatched);
+  return isStaged(staged) ? commitStaged(deps, [staged])[0]! : staged;
+}
+
+/** Session numbers never change once given, so they are cached per processor. */
+function sessionIndex(deps: ProcessorDeps, researchId: string, key: string): number {
+  const cacheKey = `${researchId}\0${key}`;
+  let n = deps.sessionCache?.get(cacheKey);
+  if (n === undefined) {
+    n = deps.state.sessionIndex(researchId, key);
+    deps.sessionCache?.set(cacheKey, n);
+  }
+  return n;
 }
 
 function quarantine(

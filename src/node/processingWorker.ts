@@ -6,7 +6,7 @@ import { AuditLog } from '../batch/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import type { MappingRow } from '../core/types.js';
 import { StateDb } from '../state/stateDb.js';
-import { processInstance, type Outcome } from './instanceProcessor.js';
+import { commitStaged, isStaged, stageInstance, type Outcome, type Staged } from './instanceProcessor.js';
 
 export interface ProcessingInit {
   db: string;
@@ -38,27 +38,59 @@ const deps = {
   outputDir: init.output,
   quarantineDir: init.quarantine,
   forwardTo: init.forwardTo,
-  audit: (row: Parameters<AuditLog['write']>[0]) => {
-    audit.write(row);
-    audit.flush();
-  },
+  audit: (row: Parameters<AuditLog['write']>[0]) => audit.write(row),
+  sessionCache: new Map<string, number>(),
 };
+
+/** Instances waiting; processed in groups so folder fsyncs and the SQLite commit are shared. */
+const pending: Extract<ToWorker, { type: 'process' }>[] = [];
+let scheduled = false;
+const GROUP = 32;
+
+function errorCode(e: unknown): string {
+  // Only a code or a name: nothing from a message reaches the application log.
+  const err = e as NodeJS.ErrnoException;
+  return err.code ?? err.name ?? 'Error';
+}
+
+function drain(): void {
+  scheduled = false;
+  const group = pending.splice(0, GROUP);
+  const staged: Staged[] = [];
+  const replies: FromWorker[] = [];
+  for (const msg of group) {
+    try {
+      const r = stageInstance(deps, msg.file, { callingAet: msg.callingAet, receivedAt: new Date(msg.receivedAt) });
+      if (isStaged(r)) staged.push(r);
+      else replies.push({ type: 'done', file: msg.file, outcome: r });
+    } catch (e) {
+      replies.push({ type: 'failed', file: msg.file, error: errorCode(e) });
+    }
+  }
+  try {
+    const outcomes = commitStaged(deps, staged);
+    staged.forEach((s, i) => replies.push({ type: 'done', file: s.file, outcome: outcomes[i]! }));
+  } catch (e) {
+    // Nothing of the group is committed; the spool files stay and are retried.
+    for (const s of staged) replies.push({ type: 'failed', file: s.file, error: errorCode(e) });
+  }
+  audit.flush();
+  for (const r of replies) port.postMessage(r);
+  if (pending.length > 0) schedule();
+}
+
+function schedule(): void {
+  if (scheduled) return;
+  scheduled = true;
+  setImmediate(drain);
+}
 
 port.on('message', (msg: ToWorker) => {
   if (msg.type === 'mapping') {
     table = new MappingTable(msg.rows);
   } else if (msg.type === 'process') {
-    let reply: FromWorker;
-    try {
-      const outcome = processInstance(deps, msg.file, { callingAet: msg.callingAet, receivedAt: new Date(msg.receivedAt) });
-      reply = { type: 'done', file: msg.file, outcome };
-    } catch (e) {
-      // Only an error code or name: messages of I/O errors carry paths, which carry no
-      // identifiers here (spool names are random), but keep the contract simple.
-      const err = e as NodeJS.ErrnoException;
-      reply = { type: 'failed', file: msg.file, error: err.code ?? err.name ?? 'Error' };
-    }
-    port.postMessage(reply);
+    pending.push(msg);
+    schedule();
   } else if (msg.type === 'close') {
     audit.close();
     state.close();
