@@ -22,10 +22,14 @@
 // * Async-ops negotiation is forced to synchronous (the library echoes whatever is proposed,
 //   while its receive path can only hold one DIMSE message at a time), and the A-ASSOCIATE-AC
 //   announces opts.maxPduLength (the library mirrors the requestor's value instead).
+// Negotiation: Verification plus every storage SOP class; documented choice in
+// storageSopClasses.ts (the PS3.6 storage list, plus unknown UIDs as possible newer/private
+// storage classes; known non-storage services are refused). Transfer syntax: transferSyntaxes.ts.
 // Internal members used (not in index.d.ts): _wrapSocket, _processPdu, _processPDataTf, dimse.
 // They are pinned to dcmjs-dimse 0.3.3; re-check them when upgrading.
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import { decideAssociation, negotiateContext, ContextResult, normalizeAet } from './associationPolicy.js';
@@ -683,6 +687,15 @@ export class DicomServer {
     if (this.server) throw new Error('DicomServer already started');
     const { opts } = this.ctx;
     await fs.promises.mkdir(opts.spoolDir, { recursive: true });
+    // Partial files of a previous run were never acknowledged: the senders will resend them.
+    // (Complete `.dcm` files are left alone: they belong to the StoreHandler's owner.)
+    let stale = 0;
+    for (const name of await fs.promises.readdir(opts.spoolDir)) {
+      if (!name.endsWith('.part')) continue;
+      await fs.promises.rm(path.join(opts.spoolDir, name), { force: true });
+      stale++;
+    }
+    if (stale > 0) opts.logger.warn('deleted partial files left by a previous run', { count: stale });
     const server = net.createServer((socket) => this.onConnection(socket));
     // Unassociated sockets count too; keep a margin for peers we must answer with a reject.
     server.maxConnections = opts.maxAssociations * 2 + 4;

@@ -1,6 +1,6 @@
 // Abstract syntaxes the DIMSE receiver accepts, and the ones it refuses.
 //
-// Policy (documented choice, see dicomServer.ts): accept Verification, every standard storage
+// Policy (documented choice): accept Verification, every standard storage
 // SOP class below, and any other syntactically valid UID that is NOT a known non-storage
 // UID. Unknown UIDs are accepted because new storage SOP classes appear in every edition of
 // the standard and vendors use private storage SOP classes (e.g. Siemens CSA Non-Image);
