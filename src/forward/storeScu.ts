@@ -13,7 +13,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import { formatDestination, type Destination } from './destination.js';
 import { P10Error, readP10Header, type P10Header } from './p10.js';
-import { quietDimseLibrary } from './quietLibrary.js';
+import { silenceLibraryLogs } from '../dimse/silenceLibraryLogs.js';
 
 const { Client, Dataset, constants } = dimse;
 const { CStoreRequest } = dimse.requests;
@@ -225,7 +225,7 @@ export async function sendFiles(
   destination: Destination,
   opts: StoreScuOptions,
 ): Promise<SendReport> {
-  quietDimseLibrary();
+  silenceLibraryLogs();
   const outcomes: (StoreOutcome | undefined)[] = new Array(filePaths.length).fill(undefined);
   const prepared: Prepared[] = [];
   filePaths.forEach((filePath, index) => {

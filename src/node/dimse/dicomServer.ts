@@ -36,7 +36,7 @@ import { decideAssociation, negotiateContext, ContextResult, normalizeAet } from
 import { buildFileMeta } from './part10Meta.js';
 import { AbortReason, AbortSource, PdvView, abortPdu, parsePdvs } from './pdataTf.js';
 import { PduError, PduReader, PduType } from './pduReader.js';
-import { silenceLibraryLogs } from './silenceLibraryLogs.js';
+import { silenceLibraryLogs } from '../../dimse/silenceLibraryLogs.js';
 import { DirSyncer, DiscardSink, SpoolWriter } from './spoolWriter.js';
 import { isValidUid } from './storageSopClasses.js';
 
