@@ -1,7 +1,8 @@
 // Messages between the batch main thread and its workers.
 import type { MappingRow, MatchedBy } from '../core/types.js';
 
-export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error';
+export type { FileStatus } from '../audit/auditLog.js';
+import type { FileStatus } from '../audit/auditLog.js';
 
 export interface WorkerInit {
   rows: MappingRow[];

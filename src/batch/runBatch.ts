@@ -11,7 +11,7 @@ import type { MappingRow } from '../core/types.js';
 import { StateDb } from '../state/stateDb.js';
 import { UsageError } from '../commands/errors.js';
 import type { Logger } from '../log.js';
-import { AuditLog, type AuditRow } from './auditLog.js';
+import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import {
   containsIdentifier,
   folderSessionKey,

@@ -11,7 +11,7 @@ import { deidentify, readInstanceKeys } from '../core/deidentify.js';
 import { isNoInformation } from '../core/mapping/mappingCsv.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
-import type { AuditRow } from '../batch/auditLog.js';
+import type { AuditRow } from '../audit/auditLog.js';
 import { enqueue } from '../forward/forwardQueue.js';
 import { fsyncDirSync, writeFileDurableSync } from '../io/durableWrite.js';
 import type { StateDb } from '../state/stateDb.js';

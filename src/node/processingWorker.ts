@@ -2,7 +2,7 @@
 // synchronous I/O, so the receiving thread's event loop and libuv's thread pool stay free for
 // the network and the spool. It owns its own SQLite connection and the audit log.
 import { parentPort, workerData } from 'node:worker_threads';
-import { AuditLog } from '../batch/auditLog.js';
+import { AuditLog } from '../audit/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import type { MappingRow } from '../core/types.js';
 import { StateDb } from '../state/stateDb.js';

@@ -1,6 +1,6 @@
 // Re-runs quarantined instances through the node's processor (after the CSV was fixed).
 // Still-unmatched instances stay in quarantine untouched.
-import { AuditLog } from '../batch/auditLog.js';
+import { AuditLog } from '../audit/auditLog.js';
 import { formatDestination, parseDestination } from '../forward/destination.js';
 import { ensureSchema as ensureQueueSchema } from '../forward/forwardQueue.js';
 import { StateDb } from '../state/stateDb.js';

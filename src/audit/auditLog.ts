@@ -1,8 +1,11 @@
-// The batch audit log: one CSV row per input file. It maps source paths (which hold patient
-// folder names) to research IDs, so it is key material: it lives outside the output tree.
+// The audit log: one CSV row per input file (batch) or received instance (node). It maps source
+// paths and original UIDs to research IDs, so it is key material: it lives outside the output
+// tree.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FileStatus } from './protocol.js';
+
+/** What happened to one input: written, no mapping row, not DICOM, or refused/failed. */
+export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error';
 
 export interface AuditRow {
   sourcePath: string;
