@@ -11,12 +11,15 @@ import { StateDb } from '../state/stateDb.js';
 import { DicomServer, type ReceivedInstance } from './dimse/dicomServer.js';
 import { ensureFiledSchema } from './filedInstances.js';
 import { ProcessingThread } from './processingThread.js';
+import { quarantineFile } from './quarantine.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
 
 const SUCCESS = 0x0000;
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
+/** Non-I/O failures of one instance before it goes to quarantine. */
+const MAX_FAULTS = 3;
 
 export interface NodeCounts {
   received: number;
@@ -32,6 +35,7 @@ export class DeidNode {
   private forwarder: Forwarder | null = null;
   private processing!: ProcessingThread;
   private retryTimer: NodeJS.Timeout | null = null;
+  private readonly faults = new Map<string, number>();
   private stopping = false;
   readonly counts: NodeCounts = { received: 0, filed: 0, quarantined: 0, failed: 0 };
 
@@ -69,12 +73,7 @@ export class DeidNode {
             this.logger.warn(`instance quarantined (${outcome.reason}); see the audit log`);
           }
         },
-        onFailed: (file, error) => {
-          // Disk full, permissions...: the spool file stays; it is retried on the next scan.
-          this.counts.failed++;
-          this.logger.error(`processing failed, will retry: ${error}`, { spoolFile: file.split('/').pop() });
-          this.scheduleRetry();
-        },
+        onFailed: (file, error) => this.onFailed(file, error),
         onCrash: (e) => this.logger.error(`processing thread crashed: ${e.name}; restarting it`),
       },
     );
@@ -118,6 +117,37 @@ export class DeidNode {
     this.counts.received++;
     this.processing.process(inst.spoolPath, inst.callingAet, new Date());
     return SUCCESS;
+  }
+
+  /**
+   * Disk full, permissions... (an errno code): the spool file stays and is retried on the next
+   * scan, for as long as it takes. Anything else is a fault tied to this instance: after
+   * MAX_FAULTS tries it goes to quarantine, so one bad instance cannot loop for ever.
+   */
+  private onFailed(file: string, error: string): void {
+    this.counts.failed++;
+    const name = file.split('/').pop();
+    const faults = (this.faults.get(file) ?? 0) + 1;
+    this.faults.set(file, faults);
+    if (!/^E[A-Z0-9]+$/.test(error) && faults >= MAX_FAULTS) {
+      this.faults.delete(file);
+      try {
+        quarantineFile(this.config.quarantine, file, {
+          reason: 'not-deidentifiable',
+          message: `processing failed ${faults} times (${error})`,
+          receivedAt: new Date().toISOString(),
+          callingAet: 'spool',
+          keys: {},
+        });
+        this.counts.quarantined++;
+        this.logger.error(`processing failed ${faults} times (${error}): instance moved to quarantine`, { spoolFile: name });
+        return;
+      } catch {
+        // could not move it: keep retrying like an I/O error
+      }
+    }
+    this.logger.error(`processing failed, will retry: ${error}`, { spoolFile: name });
+    this.scheduleRetry();
   }
 
   private scheduleRetry(): void {
