@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData, threadId } from 'node:worker_threads';
 import { deidentify, readInstanceKeys } from '../core/deidentify.js';
+import { writevAll } from '../io/durableWrite.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import type { MappingRow } from '../core/types.js';
@@ -57,7 +58,7 @@ function sessionIndex(researchId: string, patientFolder: string | null, key: str
 const madeDirs = new Set<string>();
 let tmpCounter = 0;
 
-function writeAtomic(file: string, bytes: Uint8Array): void {
+function writeAtomic(file: string, parts: Buffer[]): void {
   const dir = path.dirname(file);
   if (!madeDirs.has(dir)) {
     fs.mkdirSync(dir, { recursive: true });
@@ -65,7 +66,12 @@ function writeAtomic(file: string, bytes: Uint8Array): void {
   }
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}-${threadId}-${++tmpCounter}.tmp`);
   try {
-    fs.writeFileSync(tmp, bytes);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      writevAll(fd, parts);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(tmp, file);
   } catch (err) {
     try {
@@ -77,10 +83,27 @@ function writeAtomic(file: string, bytes: Uint8Array): void {
   }
 }
 
-function isDicomPart10(fd: number): boolean {
-  const buf = Buffer.alloc(132);
-  const n = fs.readSync(fd, buf, 0, 132, 0);
-  return n === 132 && buf.toString('latin1', 128, 132) === 'DICM';
+/**
+ * Reads a file if it is DICOM Part 10 (the `DICM` magic at offset 128), through one open: the
+ * magic first, so a large non-DICOM file is never read whole. Null when it is not DICOM.
+ */
+function readIfDicom(file: string): Buffer | null {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < 132) return null;
+    const bytes = Buffer.allocUnsafe(size);
+    if (fs.readSync(fd, bytes, 0, 132, 0) !== 132 || bytes.toString('latin1', 128, 132) !== 'DICM') return null;
+    let off = 132;
+    while (off < size) {
+      const n = fs.readSync(fd, bytes, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return off < size ? bytes.subarray(0, off) : bytes;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function errorMessage(err: unknown): string {
@@ -93,13 +116,9 @@ async function processJob(job: JobMessage): Promise<JobResult> {
   const abs = path.join(init.inputDir, ...job.rel.split('/'));
   let bytes: Buffer;
   try {
-    const fd = fs.openSync(abs, 'r');
-    try {
-      if (!isDicomPart10(fd)) return { ...base, status: 'not-dicom' };
-    } finally {
-      fs.closeSync(fd);
-    }
-    bytes = fs.readFileSync(abs);
+    const read = readIfDicom(abs);
+    if (read === null) return { ...base, status: 'not-dicom' };
+    bytes = read;
   } catch (err) {
     return { ...base, status: 'error', message: `unreadable: ${errorMessage(err)}` };
   }
@@ -150,7 +169,7 @@ async function processJob(job: JobMessage): Promise<JobResult> {
       ? `${result.sopInstanceUid}.dcm`
       : layout.fileName;
     const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
-    writeAtomic(path.join(init.outputDir, ...outParts), result.bytes);
+    writeAtomic(path.join(init.outputDir, ...outParts), result.parts);
     return { ...info, status: 'ok', accessionNumber, sessionName, outRel: outParts.join('/') };
   } catch (err) {
     return { ...info, status: 'error', message: errorMessage(err) };

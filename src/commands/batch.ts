@@ -3,7 +3,6 @@ import os from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger, type Logger } from '../log.js';
 import { defaultLogDir, defaultStatePath, runBatch } from '../batch/runBatch.js';
-import { forwardBatch } from '../batch/forwardBatch.js';
 import { parseDestination } from '../forward/destination.js';
 import { StateDb } from '../state/stateDb.js';
 import { UsageError, wrapText } from './errors.js';
@@ -90,6 +89,7 @@ const command: CommandModule<object, BatchArgs> = {
       });
       process.exitCode = summary.exitCode;
       if (args.forward && args.forward.length > 0 && summary.written.length > 0) {
+        const { forwardBatch } = await import('../batch/forwardBatch.js'); // DIMSE stack: only when used
         const state = StateDb.open(args.db ?? defaultStatePath(args.csv));
         try {
           const results = await forwardBatch(

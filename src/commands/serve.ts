@@ -1,7 +1,6 @@
 // `dicom-deid serve`: run the DICOM node until SIGTERM/SIGINT.
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger } from '../log.js';
-import { DeidNode } from '../node/deidNode.js';
 import { UsageError } from './errors.js';
 import { nodeConfigFrom, withNodeOptions, type NodeArgs } from './nodeOptions.js';
 
@@ -12,6 +11,9 @@ const command: CommandModule<object, NodeArgs> = {
   handler: async (args) => {
     const config = nodeConfigFrom(args);
     const logger = createLogger({ logDir: config.logDir });
+    // Loaded here, not at the top: the DIMSE stack (dcmjs-dimse, dcmjs) takes ~0.1 s to load,
+    // which every other command would pay for nothing.
+    const { DeidNode } = await import('../node/deidNode.js');
     const node = new DeidNode(config, logger);
     try {
       await node.start();

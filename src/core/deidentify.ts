@@ -241,6 +241,29 @@ function buildMeta(sopClassUid: string, sopInstanceUid: string, transferSyntaxUi
   ]);
 }
 
+/**
+ * Merges runs of small pieces (element headers, short values) into one buffer each and keeps
+ * large ones (pixel data) as views: a handful of pieces for writev, with no copy of the pixels.
+ */
+function coalesce(pieces: Buffer[], large = 64 * 1024): Buffer[] {
+  const out: Buffer[] = [];
+  let run: Buffer[] = [];
+  const flush = () => {
+    if (run.length > 0) out.push(run.length === 1 ? run[0]! : Buffer.concat(run));
+    run = [];
+  };
+  for (const b of pieces) {
+    if (b.length >= large) {
+      flush();
+      out.push(b);
+    } else {
+      run.push(b);
+    }
+  }
+  flush();
+  return out;
+}
+
 // One remapper (with its cache) per secret: studies repeat the same UIDs in every instance.
 const remappers = new WeakMap<Buffer, (uid: string) => string>();
 function remapperFor(secret: Buffer): (uid: string) => string {
@@ -325,12 +348,16 @@ export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
   }
   while (next < pending.length) out.push(pending[next++]![1]!);
 
-  let dataSet = Buffer.concat(out);
-  if (p.deflated) dataSet = deflateRawSync(dataSet);
   const sopInstanceUid = ctx.remap(keys.sopInstanceUid);
   const meta = buildMeta(keys.sopClassUid, sopInstanceUid, transferSyntaxUid);
+  const parts = p.deflated ? [meta, deflateRawSync(Buffer.concat(out))] : coalesce([meta, ...out]);
+  let joined: Buffer | undefined;
   return {
-    bytes: Buffer.concat([meta, dataSet]),
+    get bytes(): Buffer {
+      joined ??= Buffer.concat(parts);
+      return joined;
+    },
+    parts,
     transferSyntaxUid,
     sopClassUid: keys.sopClassUid,
     sopInstanceUid,

@@ -60,8 +60,11 @@ export interface DeidPlan {
 }
 
 export interface DeidResult {
-  /** The de-identified Part 10 file. */
-  bytes: Buffer;
+  /** The de-identified Part 10 file (concatenated on first access). */
+  readonly bytes: Buffer;
+  /** The same file as consecutive pieces (views into the input where unchanged): write them
+   *  with writev to avoid copying the pixel data once more. */
+  parts: Buffer[];
   transferSyntaxUid: string;
   sopClassUid: string;
   sopInstanceUid: string;

@@ -5,7 +5,7 @@
 // touch libuv's shared thread pool, so processing cannot delay the receiving thread's spool
 // writes.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 const knownDirs = new Set<string>();
@@ -26,7 +26,12 @@ export function fsyncDirSync(dir: string): void {
 }
 
 /** With `syncDir` false the caller fsyncs the folder itself (once for many files). */
-export function writeFileDurableSync(file: string, data: Uint8Array | string, mode = 0o644, syncDir = true): void {
+export function writeFileDurableSync(
+  file: string,
+  data: Uint8Array | string | Buffer[],
+  mode = 0o644,
+  syncDir = true,
+): void {
   const dir = dirname(file);
   mkdirpSync(dir);
   const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -40,9 +45,13 @@ export function writeFileDurableSync(file: string, data: Uint8Array | string, mo
     fd = openSync(tmp, 'wx', mode);
   }
   try {
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    if (Array.isArray(data)) {
+      writevAll(fd, data);
+    } else {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    }
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, file);
@@ -56,6 +65,16 @@ export function writeFileDurableSync(file: string, data: Uint8Array | string, mo
     throw e;
   }
   if (syncDir) fsyncDirSync(dir);
+}
+
+/** writev until every byte is written (a short write continues where it stopped). */
+export function writevAll(fd: number, parts: Buffer[]): void {
+  let rest = parts.filter((p) => p.length > 0);
+  while (rest.length > 0) {
+    let n = writevSync(fd, rest);
+    while (rest.length > 0 && n >= rest[0]!.length) n -= rest.shift()!.length;
+    if (n > 0) rest[0] = rest[0]!.subarray(n);
+  }
 }
 
 /** Moves a file durably: rename on the same file system, else a durable copy then removal. */

@@ -104,7 +104,7 @@ export function stageInstance(deps: ProcessorDeps, file: string, source: Source,
   }
   const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
   const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
-  writeFileDurableSync(outputPath, result.bytes, 0o644, false);
+  writeFileDurableSync(outputPath, result.parts, 0o644, false);
   if (row.notes.trim() !== '') {
     const notesFile = join(sessionDir, 'notes.txt');
     const text = row.notes.trim() + '\n';
