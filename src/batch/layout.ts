@@ -44,10 +44,7 @@ export function folderSessionKey(patientFolder: string, sessionFolder: string): 
 }
 
 /** The StateDb key of a study outside any session folder. */
-export function studySessionKey(accessionNumber: string, studyInstanceUid: string): string {
-  if (!isNoInformation(accessionNumber)) return `study:${accessionNumber.trim()}`;
-  return `study-uid:${studyInstanceUid.trim() || 'unknown'}`;
-}
+export { studySessionKey } from '../core/accession.js';
 
 /** Normalised identifier strings worth looking for in names (lower case, non-trivial). */
 export function identifierSet(values: Iterable<string | null | undefined>): string[] {

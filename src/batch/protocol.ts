@@ -46,6 +46,9 @@ export interface JobResult {
   accessionNumber?: string;
   dayOffset?: number;
   sessionName?: string;
+  /** The session number, and the study's own session key (linked to it in the state). */
+  sessionN?: number;
+  studyKey?: string;
   /** Output path relative to the output folder, '/' separated. */
   outRel?: string;
   message?: string;

@@ -177,6 +177,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const progress = new Progress(files.length, (opts.progress ?? process.stderr.isTTY === true) && !opts.quiet);
   let done = 0;
 
+  const studyLinks = new Map<string, Map<string, number>>();
   function record(rel: string, r: Omit<JobResult, 'type' | 'jobId'>): void {
     if (r.status === 'not-dicom') {
       notDicom.push(rel);
@@ -184,6 +185,12 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     }
     counts[r.status]++;
     let message = r.message;
+    if (r.status === 'ok' && r.researchId && r.studyKey && r.sessionN !== undefined) {
+      // The node later gives a re-sent study of this folder the same session number.
+      const links = studyLinks.get(r.researchId) ?? new Map<string, number>();
+      if (!links.has(r.studyKey)) links.set(r.studyKey, r.sessionN);
+      studyLinks.set(r.researchId, links);
+    }
     if (r.status === 'ok' && r.outRel && r.researchId && r.sessionName) {
       const previous = outputs.get(r.outRel);
       if (previous !== undefined && previous !== rel) {
@@ -364,6 +371,9 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       }
       audit.write({ sourcePath: rel, status: 'not-dicom', researchId, outputPath: outRel, message });
     }
+
+    // --- Studies found in session folders keep their numbers in the node too. ---
+    for (const [researchId, links] of studyLinks) state.linkSessionKeys(researchId, links);
 
     // --- notes.txt in each session folder whose row has Notes. ---
     for (const [sessionRel, notes] of notesBySession) {

@@ -170,7 +170,8 @@ async function processJob(job: JobMessage): Promise<JobResult> {
       : layout.fileName;
     const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
     writeAtomic(path.join(init.outputDir, ...outParts), result.parts);
-    return { ...info, status: 'ok', accessionNumber, sessionName, outRel: outParts.join('/') };
+    const studyKey = studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
+    return { ...info, status: 'ok', accessionNumber, sessionName, sessionN: n, studyKey, outRel: outParts.join('/') };
   } catch (err) {
     return { ...info, status: 'error', message: errorMessage(err) };
   }

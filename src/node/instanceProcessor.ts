@@ -6,9 +6,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
+import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
 import { deidentify, readInstanceKeys } from '../core/deidentify.js';
-import { isNoInformation } from '../core/mapping/mappingCsv.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
 import type { AuditRow } from '../audit/auditLog.js';
@@ -47,11 +46,6 @@ export function seriesFolderName(r: DeidResult): string {
   return `${clean(r.modality) || 'OT'}_S${clean(r.seriesNumber) || '0'}_${hash}`;
 }
 
-/** The per-patient session key of the node: the original accession, else the study UID. */
-export function studyKey(keys: InstanceKeys): string {
-  if (keys.accessionNumber && !isNoInformation(keys.accessionNumber)) return `study:${keys.accessionNumber}`;
-  return `study-uid:${keys.studyInstanceUid}`;
-}
 
 /** An instance written to the output tree whose filing is not committed yet. */
 export interface Staged {
@@ -87,7 +81,7 @@ export function stageInstance(deps: ProcessorDeps, file: string, source: Source,
     return quarantine(deps, file, source, 'no-mapping', 'no mapping row for this patient or accession', keys, sourceLabel, leaveUnmatched);
   }
   const { row } = match;
-  const n = sessionIndex(deps, row.researchId, studyKey(keys));
+  const n = sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));
   const accession = newAccessionNumber(row.researchId, n);
   let result: DeidResult;
   try {

@@ -17,7 +17,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
 /** Current schema version (PRAGMA user_version). */
-export const STATE_SCHEMA_VERSION = 1;
+export const STATE_SCHEMA_VERSION = 2;
 
 const UID_SECRET_KEY = 'uid_secret';
 const UID_SECRET_BYTES = 32;
@@ -36,6 +36,16 @@ const MIGRATIONS: string[] = [
     created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     PRIMARY KEY (research_id, key),
     UNIQUE (research_id, n)
+  );
+  `,
+  // v2: other keys of an already numbered session (batch mode links the studies it found in a
+  // session folder, so the node later gives a re-sent study the same number).
+  `
+  CREATE TABLE IF NOT EXISTS session_alias (
+    research_id TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (research_id, key)
   );
   `,
 ];
@@ -63,12 +73,16 @@ export class StateDb {
   private secret: Buffer | null = null;
 
   private readonly stmtGet: Database.Statement<[string, string], { n: number }>;
+  private readonly stmtGetAlias: Database.Statement<[string, string], { n: number }>;
+  private readonly stmtAlias: Database.Statement<[string, string, number]>;
   private readonly stmtMax: Database.Statement<[string], { m: number | null }>;
   private readonly stmtInsert: Database.Statement<[string, string, number]>;
 
   private constructor(db: Database.Database) {
     this.db = db;
     this.stmtGet = db.prepare('SELECT n FROM session_index WHERE research_id = ? AND key = ?');
+    this.stmtGetAlias = db.prepare('SELECT n FROM session_alias WHERE research_id = ? AND key = ?');
+    this.stmtAlias = db.prepare('INSERT OR IGNORE INTO session_alias (research_id, key, n) VALUES (?, ?, ?)');
     this.stmtMax = db.prepare('SELECT MAX(n) AS m FROM session_index WHERE research_id = ?');
     this.stmtInsert = db.prepare('INSERT INTO session_index (research_id, key, n) VALUES (?, ?, ?)');
   }
@@ -156,7 +170,7 @@ export class StateDb {
         let next: number | null = null;
         for (const key of keys) {
           if (out.has(key)) continue;
-          const row = this.stmtGet.get(researchId, key);
+          const row = this.stmtGet.get(researchId, key) ?? this.stmtGetAlias.get(researchId, key);
           if (row) {
             out.set(key, row.n);
             continue;
@@ -167,6 +181,20 @@ export class StateDb {
           next++;
         }
         return out;
+      })
+      .immediate();
+  }
+
+  /**
+   * Records that `key` names session `n` of `researchId` as well (e.g. the study a batch session
+   * folder holds), unless the key already has a number. One transaction for all links.
+   */
+  linkSessionKeys(researchId: string, links: Iterable<readonly [key: string, n: number]>): void {
+    this.db
+      .transaction(() => {
+        for (const [key, n] of links) {
+          if (!this.stmtGet.get(researchId, key)) this.stmtAlias.run(researchId, key, n);
+        }
       })
       .immediate();
   }
