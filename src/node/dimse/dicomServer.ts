@@ -9,7 +9,8 @@
 // * `_wrapSocket()` is overridden with a no-op and the socket is wired here instead: our
 //   PduReader replaces the library's accumulator (quadratic Buffer.concat, no PDU size cap,
 //   late detection of garbage), we apply our own timeouts (the library aborts an association
-//   whose response we are still computing once its PDU timeout passes) and real backpressure.
+//   whose response we are still computing once its PDU timeout passes). Spool writes are
+//   synchronous (see spoolWriter.ts), so nothing queues and no backpressure is needed.
 // * P-DATA-TF PDUs are parsed by us (zero-copy PDV views) and fed PDV by PDV to the library's
 //   `_processPDataTf()` state machine, after validating the PDV sequence: a data PDV with no
 //   pending command, a command PDV in the middle of a data set or a PDV on a context that was
@@ -200,7 +201,6 @@ class DimseAssociation extends dimse.Scp {
   /** Sink of the data set being received, until its last fragment. */
   private receiving: SpoolWriter | DiscardSink | undefined;
   storesInFlight = 0;
-  pressurePaused = false;
   private releaseDeferred = false;
   private instances = 0;
   private instanceBytes = 0;
@@ -426,7 +426,6 @@ class DimseAssociation extends dimse.Scp {
         meta: buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.callingAet }),
         maxBytes: opts.maxInstanceBytes,
         onOverflow,
-        onPressure: (paused) => this.setPressure(paused),
       });
     }
     this.receiving = sink;
@@ -533,17 +532,7 @@ class DimseAssociation extends dimse.Scp {
     callback(response);
   }
 
-  // --- flow control and teardown ------------------------------------------------------------
-  private setPressure(paused: boolean): void {
-    this.pressurePaused = paused;
-    if (this.closed) return;
-    if (paused) this.sock.pause();
-    else {
-      this.lastActivity = Date.now();
-      this.sock.resume();
-    }
-  }
-
+  // --- teardown -----------------------------------------------------------------------------
   /** Protocol violation, limit exceeded or timeout: A-ABORT (when associated) and close. */
   protocolAbort(why: string): void {
     if (this.ending || this.closed) return;
@@ -764,7 +753,7 @@ export class DicomServer {
           if (now - a.connectedAtMs > timeouts.connect) a.protocolAbort('no association request in time');
           continue;
         }
-        if (a.storesInFlight > 0 || a.pressurePaused) {
+        if (a.storesInFlight > 0) {
           a.lastActivity = now; // we hold the ball
           continue;
         }
