@@ -45,7 +45,7 @@ const deps = {
 /** Instances waiting; processed in groups so folder fsyncs and the SQLite commit are shared. */
 const pending: Extract<ToWorker, { type: 'process' }>[] = [];
 let scheduled = false;
-const GROUP = 32;
+const GROUP = 16;
 
 function errorCode(e: unknown): string {
   // Only a code or a name: nothing from a message reaches the application log.
@@ -79,10 +79,31 @@ function drain(): void {
   if (pending.length > 0) schedule();
 }
 
+/**
+ * Waits a few milliseconds for more instances unless a full group is ready: larger groups share
+ * one folder fsync and one SQLite commit, which leaves the disk to the receiving thread.
+ */
+const GATHER_MS = 10;
+let gatherTimer: NodeJS.Timeout | undefined;
+
 function schedule(): void {
-  if (scheduled) return;
-  scheduled = true;
-  setImmediate(drain);
+  if (pending.length >= GROUP) {
+    if (gatherTimer) clearTimeout(gatherTimer);
+    gatherTimer = undefined;
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(drain);
+    }
+    return;
+  }
+  if (scheduled || gatherTimer) return;
+  gatherTimer = setTimeout(() => {
+    gatherTimer = undefined;
+    if (!scheduled) {
+      scheduled = true;
+      drain();
+    }
+  }, GATHER_MS);
 }
 
 port.on('message', (msg: ToWorker) => {
