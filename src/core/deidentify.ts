@@ -138,8 +138,9 @@ const DUMMY_TEXT: Record<string, string> = {
 };
 
 function processElement(el: Element, enc: Encoding, ctx: Context, out: Buffer[]): void {
-  const effVr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? 'UN') : el.vr;
-  let action = actionFor(el.tag, el.vr);
+  // An element of unknown VR whose value parsed as a sequence (undefined length) is judged as one.
+  const effVr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? (el.items ? 'SQ' : 'UN')) : el.vr;
+  let action = actionFor(el.tag, effVr);
   // A public UN element whose real VR is a sequence but whose items did not parse cannot be
   // inspected: it goes.
   if (effVr === 'SQ' && !el.items && action !== 'remove' && action !== 'empty') action = 'remove';
@@ -156,7 +157,10 @@ function processElement(el: Element, enc: Encoding, ctx: Context, out: Buffer[])
       out.push(dummyElement(el, effVr, enc, ctx));
       return;
     case 'empty':
-      if (el.items || effVr === 'SQ') {
+      if (el.vr === 'UN') {
+        // Zero items of a UN sequence: a zero-length UN (see writeSequence).
+        out.push(encodeHeader(el.tag, el.vr, 0, enc));
+      } else if (el.items || effVr === 'SQ') {
         out.push(sequenceStart(el.tag, el.vr, enc), sequenceEnd(el.itemEncoding ?? enc));
       } else {
         out.push(encodeHeader(el.tag, el.vr, 0, enc));
@@ -190,13 +194,22 @@ function dummyElement(el: Element, effVr: string, enc: Encoding, ctx: Context): 
 
 function writeSequence(el: Element, enc: Encoding, ctx: Context, out: Buffer[]): void {
   const inner = el.itemEncoding ?? enc;
-  out.push(sequenceStart(el.tag, el.vr, enc));
+  const body: Buffer[] = [];
   for (const item of el.items ?? []) {
-    out.push(itemStart(inner));
-    for (const child of item.elements) processElement(child, inner, ctx, out);
-    out.push(itemEnd(inner));
+    body.push(itemStart(inner));
+    for (const child of item.elements) processElement(child, inner, ctx, body);
+    body.push(itemEnd(inner));
   }
-  out.push(sequenceEnd(inner));
+  if (el.vr === 'UN' && enc.explicitVr) {
+    // A sequence sent as UN keeps VR UN (its items are implicit VR LE, which an SQ header would
+    // misdescribe) and gets a defined length: a reader that does not know the tag then skips an
+    // opaque value instead of hunting for a delimiter whose byte order (implicit LE inside a big
+    // endian data set) it has to guess. pydicom cannot read it back otherwise.
+    const value = Buffer.concat(body);
+    out.push(encodeHeader(el.tag, el.vr, value.length, enc), value);
+    return;
+  }
+  out.push(sequenceStart(el.tag, el.vr, enc), ...body, sequenceEnd(inner));
 }
 
 function codeSequence(enc: Encoding): Buffer {

@@ -32,6 +32,24 @@ export const PATIENT_AGE = 0x00101010;
 const EXTRA_DUMMY = new Set([0x0040a160]);
 
 /**
+ * Attributes Table E.1-1 does not list that are identifying by definition and that no by-VR rule
+ * can reach, removed (X):
+ * - the patient's birth and death dates written in an alternative calendar (LO, so the date shift
+ *   cannot move them; Patient's Birth Date itself is Z with no date option keeping it);
+ * - locators of the source system (Retrieve URL/URI, Storage URL, Pixel Data Provider URL): they
+ *   mean what Retrieve AE Title and Display URI mean (both X), name the institution's host and
+ *   embed the original Study/Series/SOP Instance UIDs in their paths, which no remapping reaches.
+ */
+const EXTRA_REMOVE = new Set([
+  0x00100033, // PatientBirthDateInAlternativeCalendar
+  0x00100034, // PatientDeathDateInAlternativeCalendar
+  0x00081190, // RetrieveURL
+  0x0040e010, // RetrieveURI
+  0x00404073, // StorageURL
+  0x00287fe0, // PixelDataProviderURL
+]);
+
+/**
  * UI attributes that name a class, a syntax or a coding scheme rather than an instance: they
  * are never remapped, even outside the standard root (a private SOP class must stay valid).
  */
@@ -87,6 +105,7 @@ export function actionFor(tag: number, vr: string): Action {
   if (KEPT_ATTRIBUTES.has(tag)) return 'keep';
   if (tag === PATIENT_AGE) return 'age';
   if (EXTRA_DUMMY.has(tag)) return 'dummy';
+  if (EXTRA_REMOVE.has(tag)) return 'remove';
   const effVr = vr === 'UN' ? (dictionaryVr(tag) ?? 'UN') : vr;
   const row = TABLE.get(tag);
   if (row) {
@@ -97,9 +116,17 @@ export function actionFor(tag: number, vr: string): Action {
     return basicAction(row.basic, effVr === 'SQ');
   }
   // Not in the table: technical and clinical data stay, but dates move and instance UIDs are
-  // remapped wherever they are (PS3.15 suggests handling dates and UIDs by VR).
+  // remapped wherever they are (PS3.15 suggests handling dates and UIDs by VR). A person name is
+  // identifying whatever attribute holds it (DICONDE reviewer names, trial-era author names, tags
+  // newer than the dictionary): every PN the table does not list is emptied, like Z.
   if (effVr === 'DA' || effVr === 'DT') return 'shift';
   if (effVr === 'UI' && !CLASS_UIDS.has(tag)) return 'uid';
+  if (effVr === 'PN') return 'empty';
+  // A public attribute whose VR nobody here knows (implicit VR, or UN, and not in the dictionary)
+  // could hold a name, a date or a UID the rules above would have changed: it cannot be judged,
+  // so it goes. (A UN of undefined length that parsed as a sequence is kept and its items are
+  // processed: see deidentify.ts.)
+  if (effVr === 'UN') return 'remove';
   return 'keep';
 }
 
