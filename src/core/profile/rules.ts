@@ -122,6 +122,10 @@ export function actionFor(tag: number, vr: string): Action {
   if (effVr === 'DA' || effVr === 'DT') return 'shift';
   if (effVr === 'UI' && !CLASS_UIDS.has(tag)) return 'uid';
   if (effVr === 'PN') return 'empty';
+  // Long free text (LT, ST, UT) the table does not list (procedure step comments, document
+  // titles, HL7 instance identifiers...) is where people write names and history; no technical
+  // or clinical attribute a research image needs is free text of these VRs, so it goes.
+  if (effVr === 'LT' || effVr === 'ST' || effVr === 'UT') return 'remove';
   // A public attribute whose VR nobody here knows (implicit VR, or UN, and not in the dictionary)
   // could hold a name, a date or a UID the rules above would have changed: it cannot be judged,
   // so it goes. (A UN of undefined length that parsed as a sequence is kept and its items are
