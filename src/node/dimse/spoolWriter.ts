@@ -13,6 +13,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { writevAll } from '../../io/durableWrite.js';
+
+/** Closes a descriptor whose data no longer matters (already fsync'd, or being discarded). */
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
 
 /** fsyncs the spool directory (making renames durable) through one descriptor kept open. */
 export class DirSyncer {
@@ -39,13 +49,7 @@ export class DirSyncer {
   private closeFd(): void {
     const fd = this.fd;
     this.fd = undefined;
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* already closed */
-      }
-    }
+    if (fd !== undefined) closeQuietly(fd);
   }
 }
 
@@ -134,12 +138,7 @@ export class SpoolWriter {
       fs.renameSync(this.partPath, this.finalPath);
       this.state = 'done';
       this.fd = undefined;
-      // The data is durable once fsync succeeded: a close error changes nothing.
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* ignore */
-      }
+      closeQuietly(fd); // the data is durable once fsync succeeded: a close error changes nothing
       this.opts.dirSyncer.sync();
       return this.finalPath;
     } catch (err) {
@@ -154,26 +153,13 @@ export class SpoolWriter {
     this.state = 'discarded';
     const fd = this.fd;
     this.fd = undefined;
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* ignore */
-      }
-    }
+    if (fd !== undefined) closeQuietly(fd);
     fs.rmSync(wasDone ? this.finalPath : this.partPath, { force: true });
   }
 
   // --- internals ----------------------------------------------------------------------------
-  /** writev until every byte is on its way to the page cache (short writes continue). */
   private writeAll(parts: Buffer[]): void {
-    if (this.fd === undefined) return;
-    let rest = parts.filter((p) => p.length > 0);
-    while (rest.length > 0) {
-      let n = fs.writevSync(this.fd, rest);
-      while (rest.length > 0 && n >= rest[0]!.length) n -= rest.shift()!.length;
-      if (n > 0) rest[0] = rest[0]!.subarray(n);
-    }
+    if (this.fd !== undefined) writevAll(this.fd, parts);
   }
 
   private fail(err: NodeJS.ErrnoException): void {
