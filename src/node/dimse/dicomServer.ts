@@ -426,6 +426,7 @@ class DimseAssociation extends dimse.Scp {
         meta: buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.callingAet }),
         maxBytes: opts.maxInstanceBytes,
         onOverflow,
+        alone: () => this.ctx.activeAssociations <= 1,
       });
     }
     this.receiving = sink;
