@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { StateDb } from '../state/stateDb.js';
 import { DicomServer, type ReceivedInstance } from './dimse/dicomServer.js';
 import { ensureFiledSchema } from './filedInstances.js';
+import { AuditLog } from '../audit/auditLog.js';
 import { ProcessingThread } from './processingThread.js';
 import { quarantineFile } from './quarantine.js';
 import { MappingWatcher } from './mappingWatcher.js';
@@ -34,6 +35,7 @@ export class DeidNode {
   private server!: DicomServer;
   private forwarder: Forwarder | null = null;
   private processing!: ProcessingThread;
+  private audit!: AuditLog;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly faults = new Map<string, number>();
   private stopping = false;
@@ -54,16 +56,20 @@ export class DeidNode {
     ensureFiledSchema(this.state.db);
     ensureQueueSchema(this.state.db);
     const forwardTo = c.forward.map((f) => formatDestination(parseDestination(f)));
+    this.audit = new AuditLog(c.logDir);
     this.processing = new ProcessingThread(
       {
         db: c.db,
         output: c.output,
         quarantine: c.quarantine,
-        logDir: c.logDir,
         forwardTo,
         rows: [...this.watcher.current.rows],
       },
       {
+        onAudit: (rows) => {
+          for (const row of rows) this.audit.write(row);
+          this.audit.flush();
+        },
         onDone: (_file, outcome) => {
           if (outcome.status === 'filed') {
             this.counts.filed++;
@@ -189,6 +195,7 @@ export class DeidNode {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.server?.stop();
     await this.processing?.close();
+    this.audit?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();
     this.state?.close();

@@ -1,8 +1,9 @@
 // The node's processing thread: de-identifies and files spooled instances one at a time with
 // synchronous I/O, so the receiving thread's event loop and libuv's thread pool stay free for
-// the network and the spool. It owns its own SQLite connection and the audit log.
+// the network and the spool. It has its own SQLite connection; its audit rows go to the main
+// thread.
 import { parentPort, workerData } from 'node:worker_threads';
-import { AuditLog } from '../audit/auditLog.js';
+import type { AuditRow } from '../audit/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import type { MappingRow } from '../core/types.js';
 import { StateDb } from '../state/stateDb.js';
@@ -12,7 +13,6 @@ export interface ProcessingInit {
   db: string;
   output: string;
   quarantine: string;
-  logDir: string;
   forwardTo: string[];
   rows: MappingRow[];
 }
@@ -23,6 +23,7 @@ export type ToWorker =
   | { type: 'close' };
 
 export type FromWorker =
+  | { type: 'audit'; rows: AuditRow[] }
   | { type: 'done'; file: string; outcome: Outcome }
   | { type: 'failed'; file: string; error: string }
   | { type: 'closed' };
@@ -30,7 +31,8 @@ export type FromWorker =
 const init = workerData as ProcessingInit;
 const port = parentPort!;
 const state = StateDb.open(init.db);
-const audit = new AuditLog(init.logDir);
+/** Audit rows go to the main thread, which owns the one audit log of the node. */
+const auditRows: AuditRow[] = [];
 let table = new MappingTable(init.rows);
 const deps = {
   state,
@@ -38,7 +40,7 @@ const deps = {
   outputDir: init.output,
   quarantineDir: init.quarantine,
   forwardTo: init.forwardTo,
-  audit: (row: Parameters<AuditLog['write']>[0]) => audit.write(row),
+  audit: (row: AuditRow) => auditRows.push(row),
   sessionCache: new Map<string, number>(),
 };
 
@@ -74,7 +76,7 @@ function drain(): void {
     // Nothing of the group is committed; the spool files stay and are retried.
     for (const s of staged) replies.push({ type: 'failed', file: s.file, error: errorCode(e) });
   }
-  audit.flush();
+  if (auditRows.length > 0) port.postMessage({ type: 'audit', rows: auditRows.splice(0) } satisfies FromWorker);
   for (const r of replies) port.postMessage(r);
   if (pending.length > 0) schedule();
 }
@@ -113,7 +115,6 @@ port.on('message', (msg: ToWorker) => {
     pending.push(msg);
     schedule();
   } else if (msg.type === 'close') {
-    audit.close();
     state.close();
     port.postMessage({ type: 'closed' } satisfies FromWorker);
     port.close();
