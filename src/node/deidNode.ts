@@ -199,6 +199,6 @@ export class DeidNode {
     this.watcher?.stop();
     await this.forwarder?.stop();
     this.state?.close();
-    this.logger.info('stopped', { ...this.counts });
+    if (this.server) this.logger.info('stopped', { ...this.counts });
   }
 }

@@ -4,6 +4,7 @@ import { readFileSync, statSync, unwatchFile, watchFile, type Stats } from 'node
 import { basename } from 'node:path';
 import { parseMappingCsv } from '../core/mapping/mappingCsv.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
+import { MappingError } from '../core/types.js';
 
 export interface WatcherLogger {
   info(msg: string): unknown;
@@ -12,7 +13,13 @@ export interface WatcherLogger {
 
 /** Reads and validates the CSV; throws MappingError (message names the row and value). */
 export function loadMapping(file: string): MappingTable {
-  return new MappingTable(parseMappingCsv(readFileSync(file, 'utf8'), basename(file)));
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new MappingError(`cannot read the mapping CSV ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return new MappingTable(parseMappingCsv(text, basename(file)));
 }
 
 export class MappingWatcher {
