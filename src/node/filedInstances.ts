@@ -33,7 +33,3 @@ export function recordFiled(db: Database, f: FiledInstance, now = Date.now()): v
      ON CONFLICT(new_sop_uid) DO UPDATE SET output_path = excluded.output_path, filed_at = excluded.filed_at`,
   ).run(f.newSopUid, f.originalSopUid, f.researchId, f.sessionN, f.outputPath, f.callingAet, now);
 }
-
-export function countFiled(db: Database): number {
-  return (db.prepare('SELECT COUNT(*) AS n FROM filed_instance').get() as { n: number }).n;
-}
