@@ -284,10 +284,3 @@ export function getItem(db: Database, id: number): QueueItem | undefined {
 }
 
 /** Items of a destination in a given state (for status/inspection; bounded by `limit`). */
-export function listItems(db: Database, destination: string, state: QueueState, limit = 100): QueueItem[] {
-  return (
-    db
-      .prepare(`SELECT * FROM forward_queue WHERE destination = ? AND state = ? ORDER BY id LIMIT ?`)
-      .all(destination, state, limit) as Row[]
-  ).map(toItem);
-}
