@@ -5,10 +5,12 @@
 // payloads are accepted (JPIP referenced pixel data, MIME/XML encodings and the SMPTE ST 2110
 // real-time syntaxes are refused; the sender can then fall back to another proposal).
 
-export const IMPLICIT_VR_LE = '1.2.840.10008.1.2';
-export const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
-export const DEFLATED_EXPLICIT_VR_LE = '1.2.840.10008.1.2.1.99';
-export const EXPLICIT_VR_BE = '1.2.840.10008.1.2.2';
+import {
+  DEFLATED_EXPLICIT_VR_LE,
+  EXPLICIT_VR_BE,
+  EXPLICIT_VR_LE,
+  IMPLICIT_VR_LE,
+} from '../../core/dicom/transferSyntax.js';
 
 /** Every transfer syntax a storage context may be accepted with. */
 export const ACCEPTED_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([
