@@ -2,6 +2,7 @@
 // Reads only the header bytes; never parses the data set.
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { LONG_VRS } from '../core/dicom/parser.js';
 
 export interface P10Header {
   /** (0002,0002) MediaStorageSOPClassUID */
@@ -21,7 +22,6 @@ export class P10Error extends Error {
   override name = 'P10Error';
 }
 
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const MAX_META = 1 << 20; // a sane upper bound for group 0002
 
 function uidValue(buf: Buffer, start: number, len: number): string {

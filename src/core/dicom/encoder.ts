@@ -1,9 +1,7 @@
 // Encodes the few elements the editor writes itself: replaced strings, empty values, binary
 // dummies and sequence framing (always undefined length, so no length needs recomputing).
 import type { Encoding } from './transferSyntax.js';
-import { ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from './parser.js';
-
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+import { ITEM, ITEM_DELIMITATION, LONG_VRS, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from './parser.js';
 
 function writeTag(b: Buffer, pos: number, tag: number, le: boolean): void {
   if (le) {
