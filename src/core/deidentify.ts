@@ -15,13 +15,8 @@ import {
   sequenceStart,
 } from './dicom/encoder.js';
 import { findElement, parsePart10, stringValue, type Element, type ParsedInstance } from './dicom/parser.js';
-import {
-  EXPLICIT_LE,
-  EXPLICIT_VR_LE,
-  IMPLICIT_VR_LE,
-  transferSyntaxInfo,
-  type Encoding,
-} from './dicom/transferSyntax.js';
+import { buildFileMeta } from './dicom/fileMeta.js';
+import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, transferSyntaxInfo, type Encoding } from './dicom/transferSyntax.js';
 import { dictionaryVr } from './dicom/vrDictionary.js';
 import { actionFor, PATIENT_AGE } from './profile/rules.js';
 import { createUidRemapper } from './uidRemap.js';
@@ -235,25 +230,6 @@ function notesText(notes: string, charset: string): { text: string; utf8: boolea
   return { text: text.replace(/[^\x20-\x7e]/g, '?'), utf8: false };
 }
 
-function buildMeta(sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string): Buffer {
-  const body = Buffer.concat([
-    encodeRaw(0x00020001, 'OB', Buffer.from([0, 1]), EXPLICIT_LE),
-    encodeText(0x00020002, 'UI', sopClassUid, EXPLICIT_LE),
-    encodeText(0x00020003, 'UI', sopInstanceUid, EXPLICIT_LE),
-    encodeText(0x00020010, 'UI', transferSyntaxUid, EXPLICIT_LE),
-    encodeText(0x00020012, 'UI', IMPLEMENTATION_CLASS_UID, EXPLICIT_LE),
-    encodeText(0x00020013, 'SH', IMPLEMENTATION_VERSION_NAME, EXPLICIT_LE),
-  ]);
-  const groupLength = Buffer.alloc(4);
-  groupLength.writeUInt32LE(body.length);
-  return Buffer.concat([
-    Buffer.alloc(128),
-    Buffer.from('DICM', 'latin1'),
-    encodeRaw(0x00020000, 'UL', groupLength, EXPLICIT_LE),
-    body,
-  ]);
-}
-
 /**
  * Merges runs of small pieces (element headers, short values) into one buffer each and keeps
  * large ones (pixel data) as views: a handful of pieces for writev, with no copy of the pixels.
@@ -362,7 +338,13 @@ export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
   while (next < pending.length) out.push(pending[next++]![1]!);
 
   const sopInstanceUid = ctx.remap(keys.sopInstanceUid);
-  const meta = buildMeta(keys.sopClassUid, sopInstanceUid, transferSyntaxUid);
+  const meta = buildFileMeta({
+    sopClassUid: keys.sopClassUid,
+    sopInstanceUid,
+    transferSyntaxUid,
+    implementationClassUid: IMPLEMENTATION_CLASS_UID,
+    implementationVersionName: IMPLEMENTATION_VERSION_NAME,
+  });
   const parts = p.deflated ? [meta, deflateRawSync(Buffer.concat(out))] : coalesce([meta, ...out]);
   let joined: Buffer | undefined;
   return {
