@@ -4,10 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { parseMappingCsv } from '../core/mapping/mappingCsv.js';
-import { MappingTable } from '../core/mapping/mappingTable.js';
 import { sessionFolderName } from '../core/accession.js';
-import type { MappingRow } from '../core/types.js';
+import { readMappingFile } from '../io/mappingFile.js';
 import { StateDb } from '../state/stateDb.js';
 import { UsageError } from '../commands/errors.js';
 import type { Logger } from '../log.js';
@@ -71,19 +69,6 @@ function isInside(child: string, parent: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
-/** Reads and validates the mapping CSV. Throws MappingError (exit 2) or UsageError. */
-export function loadMapping(csv: string): { rows: MappingRow[]; table: MappingTable } {
-  let text: string;
-  try {
-    text = fs.readFileSync(csv, 'utf8');
-  } catch (err) {
-    throw new UsageError(`cannot read the mapping CSV ${csv}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  const rows = parseMappingCsv(text, path.basename(csv));
-  const table = new MappingTable(rows);
-  return { rows, table };
-}
-
 export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
   const say = opts.quiet ? () => {} : out;
@@ -107,7 +92,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     throw new UsageError(`--output exists and is not a folder: ${opts.output}`);
   }
   const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
-  const { rows } = loadMapping(csv);
+  // An unreadable CSV is a usage error; one that does not validate, a MappingError (both exit 2).
+  const rows = readMappingFile(csv, (message) => new UsageError(message));
   if (isInside(logDir, output) || isInside(dbPath, output)) {
     // Key material inside the shareable tree: allowed (the user asked) but loudly.
     process.stderr.write(

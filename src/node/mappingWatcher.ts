@@ -1,10 +1,8 @@
 // Keeps the mapping CSV current while the node runs: reloaded when the file changes on disk; an
 // edit that does not validate keeps the previous mapping and logs one clear error.
-import { readFileSync, statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
-import { basename } from 'node:path';
-import { parseMappingCsv } from '../core/mapping/mappingCsv.js';
+import { statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { MappingTable } from '../core/mapping/mappingTable.js';
-import { MappingError } from '../core/types.js';
+import { readMappingFile } from '../io/mappingFile.js';
 
 export interface WatcherLogger {
   info(msg: string): unknown;
@@ -13,13 +11,7 @@ export interface WatcherLogger {
 
 /** Reads and validates the CSV; throws MappingError (message names the row and value). */
 export function loadMapping(file: string): MappingTable {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new MappingError(`cannot read the mapping CSV ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  return new MappingTable(parseMappingCsv(text, basename(file)));
+  return new MappingTable(readMappingFile(file));
 }
 
 export class MappingWatcher {
