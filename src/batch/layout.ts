@@ -16,9 +16,6 @@
 import { createHmac } from 'node:crypto';
 import { isNoInformation } from '../core/mapping/mappingCsv.js';
 
-/** "No information" (empty or 5+ underscores): the mapping module's rule, for DICOM values too. */
-export { isNoInformation };
-
 export interface SourceLayout {
   /** Top-level folder (a patient) or null for a file at the top level of the input. */
   patientFolder: string | null;
@@ -89,9 +86,4 @@ export function outputDeeperDirs(
       ? hashedFolderName(secret, [...prefix, ...layout.deeperDirs.slice(0, i + 1)].join('/'))
       : d,
   );
-}
-
-/** A name that is safe as a single path component on every platform we care about. */
-export function isSafePathComponent(name: string): boolean {
-  return name !== '' && name !== '.' && name !== '..' && !/[\\/\0]/.test(name);
 }

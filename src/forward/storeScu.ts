@@ -69,11 +69,6 @@ export interface StoreScuOptions {
   overallTimeoutMs?: number;
 }
 
-/** Is the outcome a delivery (success or warning)? */
-export function isDelivered(o: StoreOutcome): boolean {
-  return o.kind === 'delivered' || o.kind === 'warning';
-}
-
 // ---------------------------------------------------------------------------------------------
 // Names for messages
 

@@ -63,8 +63,3 @@ export const sequenceStart = (tag: number, vr: string, enc: Encoding): Buffer =>
 export const itemStart = (enc: Encoding): Buffer => marker(ITEM, UNDEFINED_LENGTH, enc);
 export const itemEnd = (enc: Encoding): Buffer => marker(ITEM_DELIMITATION, 0, enc);
 export const sequenceEnd = (enc: Encoding): Buffer => marker(SEQUENCE_DELIMITATION, 0, enc);
-
-/** An empty sequence (zero items). */
-export function emptySequence(tag: number, vr: string, enc: Encoding): Buffer {
-  return Buffer.concat([sequenceStart(tag, vr, enc), sequenceEnd(enc)]);
-}

@@ -79,17 +79,9 @@ for (const [tag, , basic, modifiedDates] of PROFILE_ROWS) {
   TABLE.set(parseInt(tag.replace(',', ''), 16), { basic, modifiedDates });
 }
 
-export function isPrivate(tag: number): boolean {
-  return ((tag >>> 16) & 1) === 1;
-}
-
 /** Curve groups (50xx, retired) and overlay groups (60xx) are removed whole. */
 function isCurveOrOverlay(group: number): boolean {
   return ((group & 0xff00) === 0x5000 || (group & 0xff00) === 0x6000) && (group & 0xff) <= 0x1e && !(group & 1);
-}
-
-export function isClassUid(tag: number): boolean {
-  return CLASS_UIDS.has(tag);
 }
 
 /**
