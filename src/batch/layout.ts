@@ -15,6 +15,7 @@
 // workers, reveals nothing).
 import { createHmac } from 'node:crypto';
 import { isNoInformation } from '../core/mapping/mappingCsv.js';
+import type { MappingRow } from '../core/types.js';
 
 export interface SourceLayout {
   /** Top-level folder (a patient) or null for a file at the top level of the input. */
@@ -52,6 +53,18 @@ export function identifierSet(values: Iterable<string | null | undefined>): stri
     if (t.length >= 2) out.add(t);
   }
   return [...out];
+}
+
+/** The MRNs and accessions of every row, by research ID (a patient may have one row per accession). */
+export function rowIdentifiers(rows: readonly MappingRow[]): Map<string, string[]> {
+  const byId = new Map<string, string[]>();
+  for (const row of rows) {
+    const list = byId.get(row.researchId) ?? [];
+    if (row.mrn) list.push(row.mrn);
+    if (row.accession) list.push(row.accession);
+    byId.set(row.researchId, list);
+  }
+  return byId;
 }
 
 /** Person-name parts (PN: '^' and '=' separated) long enough to be meaningful in a name. */

@@ -15,6 +15,7 @@ import {
   folderSessionKey,
   identifierSet,
   outputDeeperDirs,
+  rowIdentifiers,
   sourceLayout,
 } from './layout.js';
 import { Progress } from './progress.js';
@@ -313,13 +314,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
 
     // --- Non-DICOM files: left out unless --copy-other-files and safely placeable. ---
     let otherCopied = 0;
-    const rowIds = new Map<string, string[]>();
-    for (const r of rows) {
-      const l = rowIds.get(r.researchId) ?? [];
-      if (r.mrn) l.push(r.mrn);
-      if (r.accession) l.push(r.accession);
-      rowIds.set(r.researchId, l);
-    }
+    const rowIds = rowIdentifiers(rows);
     const secret = Buffer.from(init.uidSecret);
     for (const rel of notDicom) {
       counts['not-dicom']++;

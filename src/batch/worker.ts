@@ -7,13 +7,13 @@ import { deidentify, readInstanceKeys } from '../core/deidentify.js';
 import { writevAll } from '../io/durableWrite.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
-import type { MappingRow } from '../core/types.js';
 import {
   containsIdentifier,
   folderSessionKey,
   identifierSet,
   nameParts,
   outputDeeperDirs,
+  rowIdentifiers,
   sourceLayout,
   studySessionKey,
 } from './layout.js';
@@ -24,14 +24,8 @@ const port = parentPort!;
 const secret = Buffer.from(init.uidSecret);
 const table = new MappingTable(init.rows);
 
-/** Identifiers of every row of a research ID (a patient may have one row per accession). */
-const rowIdentifiers = new Map<string, string[]>();
-for (const row of init.rows) {
-  const list = rowIdentifiers.get(row.researchId) ?? [];
-  if (row.mrn) list.push(row.mrn);
-  if (row.accession) list.push(row.accession);
-  rowIdentifiers.set(row.researchId, list);
-}
+/** Identifiers of every row of a research ID. */
+const identifiersOf = rowIdentifiers(init.rows);
 
 const sessionCache = new Map<string, number>();
 const pendingSessions = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
@@ -158,7 +152,7 @@ async function processJob(job: JobMessage): Promise<JobResult> {
       uidSecret: secret,
     });
 
-    const dirIds = identifierSet([...(rowIdentifiers.get(row.researchId) ?? []), layout.patientFolder]);
+    const dirIds = identifierSet([...(identifiersOf.get(row.researchId) ?? []), layout.patientFolder]);
     const fileIds = identifierSet([
       ...dirIds,
       keys.patientId,
