@@ -39,7 +39,7 @@ import { AbortReason, AbortSource, PdvView, abortPdu, parsePdvs } from './pdataT
 import { PduError, PduReader, PduType } from './pduReader.js';
 import { silenceLibraryLogs } from '../../dimse/silenceLibraryLogs.js';
 import { DirSyncer, DiscardSink, SpoolWriter } from './spoolWriter.js';
-import { isValidUid } from './storageSopClasses.js';
+import { cleanUid, isValidUid } from './storageSopClasses.js';
 
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
@@ -164,10 +164,6 @@ const STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122;
 const MAX_CONTROL_PDU = 256 * 1024;
 /** Largest DIMSE command set accepted (a C-STORE-RQ command is ~200 bytes). */
 const MAX_COMMAND_BYTES = 64 * 1024;
-
-function cleanUid(uid: string | undefined): string {
-  return (uid ?? '').replace(/[\0 ]+$/, '');
-}
 
 function errorCode(err: unknown): string {
   if (err && typeof err === 'object') {

@@ -479,6 +479,11 @@ export const NON_STORAGE_UIDS: ReadonlySet<string> = new Set([
 
 const UID_RE = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$/;
 
+/** A UID as received, without the trailing NUL or space padding some peers add. */
+export function cleanUid(uid: string | undefined): string {
+  return (uid ?? '').replace(/[\0 ]+$/, '');
+}
+
 /** True for a syntactically valid DICOM UID (PS3.5 9.1: digits and dots, at most 64 chars). */
 export function isValidUid(uid: string): boolean {
   return uid.length > 0 && uid.length <= 64 && UID_RE.test(uid);

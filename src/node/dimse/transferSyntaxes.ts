@@ -11,6 +11,7 @@ import {
   EXPLICIT_VR_LE,
   IMPLICIT_VR_LE,
 } from '../../core/dicom/transferSyntax.js';
+import { cleanUid } from './storageSopClasses.js';
 
 /** Every transfer syntax a storage context may be accepted with. */
 export const ACCEPTED_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([
@@ -71,11 +72,6 @@ export const ACCEPTED_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([
 /** Transfer syntaxes allowed for the Verification SOP class (no data set is ever sent). */
 const VERIFICATION_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
 
-function clean(uid: string): string {
-  // Some peers pad UIDs with a trailing NUL or space.
-  return uid.replace(/[\0 ]+$/, '');
-}
-
 /**
  * Picks the transfer syntax to accept among `proposed` (a copy is taken; the caller's list may
  * be the library's live array): the first one we accept, in the proposer's order. A sender lists
@@ -89,5 +85,5 @@ export function pickTransferSyntax(
   verification = false,
 ): string | undefined {
   const allowed = verification ? VERIFICATION_TRANSFER_SYNTAXES : ACCEPTED_TRANSFER_SYNTAXES;
-  return proposed.map(clean).find((ts) => allowed.has(ts));
+  return proposed.map(cleanUid).find((ts) => allowed.has(ts));
 }
