@@ -87,7 +87,10 @@ function topString(p: ParsedInstance, tag: number): string {
 }
 
 export function readInstanceKeys(bytes: Uint8Array): InstanceKeys {
-  const p = parse(bytes);
+  return instanceKeys(parse(bytes));
+}
+
+function instanceKeys(p: ParsedInstance): InstanceKeys {
   const metaSopInstance = findElement(p.meta, 0x00020003);
   const metaSopClass = findElement(p.meta, T.MediaStorageSOPClassUID);
   return {
@@ -284,7 +287,7 @@ export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
     }
     transferSyntaxUid = IMPLICIT_VR_LE;
   }
-  const keys = readInstanceKeys(bytes);
+  const keys = instanceKeys(p);
   if (!keys.sopInstanceUid) throw new DicomFormatError('no SOPInstanceUID');
   if (!keys.sopClassUid) throw new DicomFormatError('no SOPClassUID');
   if (!Number.isInteger(plan.dayOffset)) throw new RangeError('day offset must be a whole number');
