@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDestination } from '../forward/destination.js';
+import { isValidAeTitle } from './dimse/associationPolicy.js';
 
 export interface NodeConfig {
   aeTitle: string;
@@ -53,7 +54,7 @@ function readJson(file: string): Record<string, unknown> {
 
 function validAet(v: string, what: string): string {
   const t = v.trim();
-  if (t.length < 1 || t.length > 16 || /[\\\x00-\x1f]/.test(t)) {
+  if (!isValidAeTitle(t)) {
     throw new ConfigError(`${what} "${v}" is not a valid AE title (1-16 characters, no backslash)`);
   }
   return t;

@@ -34,6 +34,11 @@ export type AssociationDecision =
   | { accept: true }
   | { accept: false; result: number; source: number; reason: number; why: string };
 
+/** An AE title we can be configured with: 1-16 characters, no backslash or control character. */
+export function isValidAeTitle(aet: string): boolean {
+  return aet.length >= 1 && aet.length <= 16 && !/[\\\x00-\x1f]/.test(aet);
+}
+
 /** AE titles are compared exactly after removing padding spaces/NULs. */
 export function normalizeAet(aet: string): string {
   return aet.replace(/^[ \0]+|[ \0]+$/g, '');

@@ -33,7 +33,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
-import { decideAssociation, negotiateContext, ContextResult, normalizeAet } from './associationPolicy.js';
+import { decideAssociation, negotiateContext, ContextResult, isValidAeTitle, normalizeAet } from './associationPolicy.js';
 import { buildFileMeta } from './part10Meta.js';
 import { AbortReason, AbortSource, PdvView, abortPdu, parsePdvs } from './pdataTf.js';
 import { PduError, PduReader, PduType } from './pduReader.js';
@@ -634,7 +634,7 @@ export class DicomServer {
       onStore: options.onStore,
     };
     const aet = normalizeAet(opts.aeTitle);
-    if (aet.length === 0 || aet.length > 16 || /[\\\x00-\x1f]/.test(aet)) throw new RangeError('aeTitle must be 1-16 characters');
+    if (!isValidAeTitle(aet)) throw new RangeError('aeTitle must be 1-16 characters');
     if (!Number.isInteger(opts.maxAssociations) || opts.maxAssociations < 1) throw new RangeError('maxAssociations must be >= 1');
     // PS3.8: a receive limit below 4096 is not interoperable; the PDU length field is 32 bits.
     if (!Number.isInteger(opts.maxPduLength) || opts.maxPduLength < 4096 || opts.maxPduLength > 0xffffffff) {
