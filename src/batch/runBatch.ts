@@ -106,8 +106,12 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const walked = await walkTree(input);
   const files = walked.files;
   const sessionFolders = new Map<string, string[]>();
+  // Files inside session folders go to the workers first, then the others (see the pool below).
+  const foldered: string[] = [];
+  const loose: string[] = [];
   for (const rel of files) {
     const l = sourceLayout(rel);
+    (l.sessionFolder !== null ? foldered : loose).push(rel);
     if (l.patientFolder !== null && l.sessionFolder !== null) {
       const list = sessionFolders.get(l.patientFolder) ?? [];
       if (list[list.length - 1] !== l.sessionFolder && !list.includes(l.sessionFolder)) list.push(l.sessionFolder);
@@ -219,8 +223,6 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const init: WorkerInit = { rows, uidSecret: new Uint8Array(state.uidSecret()), inputDir: input, outputDir: output };
   // Files inside session folders first, then files outside any session folder (whose session
   // numbers are assigned by study, in order of arrival, after every session folder got its own).
-  const foldered = files.filter((f) => sourceLayout(f).sessionFolder !== null);
-  const loose = files.filter((f) => sourceLayout(f).sessionFolder === null);
   const order = [...foldered, ...loose];
   const barrier = foldered.length;
   let next = 0;
