@@ -90,7 +90,7 @@ export function stageInstance(deps: ProcessorDeps, file: string, source: Source,
       accessionNumber: accession,
       dayOffset: row.dayOffset,
       notes: row.notes,
-      uidSecret: deps.state.uidSecret(),
+      uidSecret: uidSecretOf(deps.state),
     });
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
@@ -175,6 +175,20 @@ export function isStaged(x: Staged | Outcome): x is Staged {
 export function processInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Outcome {
   const staged = stageInstance(deps, file, source, leaveUnmatched);
   return isStaged(staged) ? commitStaged(deps, [staged])[0]! : staged;
+}
+
+/**
+ * The state's UID secret, one Buffer per state: StateDb.uidSecret() returns a new copy on every
+ * call, and deidentify keeps its UID remapping cache per secret Buffer.
+ */
+const uidSecrets = new WeakMap<StateDb, Buffer>();
+function uidSecretOf(state: StateDb): Buffer {
+  let secret = uidSecrets.get(state);
+  if (secret === undefined) {
+    secret = state.uidSecret();
+    uidSecrets.set(state, secret);
+  }
+  return secret;
 }
 
 /** Session numbers never change once given, so they are cached per processor. */
