@@ -136,10 +136,11 @@ async function processJob(job: JobMessage): Promise<JobResult> {
 
   try {
     const layout = sourceLayout(job.rel);
+    const studyKey = studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
     const key =
       layout.patientFolder !== null && layout.sessionFolder !== null
         ? folderSessionKey(layout.patientFolder, layout.sessionFolder)
-        : studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
+        : studyKey;
     const n = await sessionIndex(row.researchId, layout.patientFolder, key);
     const sessionName = sessionFolderName(row.researchId, n);
     const accessionNumber = newAccessionNumber(row.researchId, n);
@@ -164,7 +165,6 @@ async function processJob(job: JobMessage): Promise<JobResult> {
       : layout.fileName;
     const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
     writeAtomic(path.join(init.outputDir, ...outParts), result.parts);
-    const studyKey = studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
     return { ...info, status: 'ok', accessionNumber, sessionName, sessionN: n, studyKey, outRel: outParts.join('/') };
   } catch (err) {
     return { ...info, status: 'error', message: errorMessage(err) };
