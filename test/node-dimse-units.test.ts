@@ -1,6 +1,7 @@
 // Pure parts of the DIMSE receiver: PDU framing, PDV parsing, negotiation policy, file meta.
 import { describe, expect, it } from 'vitest';
 import { decideAssociation, negotiateContext, ContextResult } from '../src/node/dimse/associationPolicy.js';
+import { CommandSetError, commandPdu, encodeResponse, parseCommand } from '../src/node/dimse/commandSet.js';
 import { buildFileMeta } from '../src/node/dimse/part10Meta.js';
 import { parsePdvs } from '../src/node/dimse/pdataTf.js';
 import { PduError, PduReader } from '../src/node/dimse/pduReader.js';
@@ -120,5 +121,79 @@ describe('buildFileMeta', () => {
     expect(meta.length % 2).toBe(0);
     expect(meta.includes(Buffer.from('1.2.840.10008.1.2\0'))).toBe(true);
     expect(meta.includes(Buffer.from('MOD '))).toBe(true);
+  });
+});
+
+describe('command sets', () => {
+  function el(element: number, value: Buffer): Buffer {
+    const h = Buffer.alloc(8);
+    h.writeUInt16LE(element, 2);
+    h.writeUInt32LE(value.length, 4);
+    return Buffer.concat([h, value]);
+  }
+  const us = (v: number) => Buffer.from([v & 0xff, v >> 8]);
+  const CT = '1.2.840.10008.5.1.4.1.1.2';
+
+  it('reads a C-STORE-RQ as dcmtk writes it (odd UIDs NUL-padded, group length first)', () => {
+    const body = Buffer.concat([
+      el(0x0002, Buffer.from(`${CT}\0`, 'latin1')),
+      el(0x0100, us(0x0001)),
+      el(0x0110, us(77)),
+      el(0x0700, us(0)),
+      el(0x0800, us(0x0000)),
+      el(0x1000, Buffer.from('1.2.3.4 ', 'latin1')),
+      el(0x1030, Buffer.from('MOVER ', 'latin1')),
+    ]);
+    const cmd = parseCommand(Buffer.concat([el(0x0000, Buffer.from([body.length, 0, 0, 0])), body]));
+    expect(cmd).toEqual({ commandField: 1, messageId: 77, affectedSopClassUid: CT, affectedSopInstanceUid: '1.2.3.4', hasDataSet: true });
+    expect(parseCommand(Buffer.concat([el(0x0100, us(0x0030)), el(0x0800, us(0x0101))])).hasDataSet).toBe(false);
+  });
+
+  it('refuses malformed command sets', () => {
+    const bad = [
+      Buffer.alloc(5), // truncated element header
+      Buffer.concat([el(0x0100, us(1)), el(0x0800, us(0x0101))]).subarray(0, 17), // value cut short
+      Buffer.concat([el(0x0100, Buffer.alloc(4)), el(0x0800, us(0x0101))]), // US of 4 bytes
+      el(0x0800, us(0x0101)), // no command field
+      el(0x0100, us(0x0001)), // no data set type
+      (() => {
+        const b = el(0x0100, us(1));
+        b.writeUInt16LE(0x0008, 0); // not group 0000
+        return b;
+      })(),
+    ];
+    for (const b of bad) expect(() => parseCommand(b), b.toString('hex')).toThrow(CommandSetError);
+  });
+
+  it('writes a C-STORE-RSP with ascending tags, a correct group length and even UIDs, in one PDV', () => {
+    const rsp = encodeResponse({
+      commandField: 0x8001,
+      messageIdBeingRespondedTo: 77,
+      status: 0xb000,
+      affectedSopClassUid: CT,
+      affectedSopInstanceUid: '1.2.3',
+    });
+    const tags: number[] = [];
+    for (let off = 0; off < rsp.length; off += 8 + rsp.readUInt32LE(off + 4)) {
+      expect(rsp.readUInt16LE(off)).toBe(0);
+      expect(rsp.readUInt32LE(off + 4) % 2).toBe(0);
+      tags.push(rsp.readUInt16LE(off + 2));
+    }
+    expect(tags).toEqual([0x0000, 0x0002, 0x0100, 0x0120, 0x0800, 0x0900, 0x1000]);
+    expect(rsp.readUInt32LE(8)).toBe(rsp.length - 12);
+    const back = parseCommand(rsp);
+    expect(back).toMatchObject({ commandField: 0x8001, affectedSopClassUid: CT, affectedSopInstanceUid: '1.2.3', hasDataSet: false });
+    expect(rsp.readUInt16LE(rsp.indexOf(Buffer.from([0, 0, 0x20, 0x01])) + 8)).toBe(77);
+    expect(rsp.readUInt16LE(rsp.indexOf(Buffer.from([0, 0, 0x00, 0x09])) + 8)).toBe(0xb000);
+    // C-ECHO-RSP: no Affected SOP Instance UID.
+    const echo = encodeResponse({ commandField: 0x8030, messageIdBeingRespondedTo: 1, status: 0, affectedSopClassUid: '1.2.840.10008.1.1' });
+    expect(echo.indexOf(Buffer.from([0, 0, 0x00, 0x10]))).toBe(-1);
+    const framed = commandPdu(5, echo);
+    const [pdv, ...rest] = parsePdvs(framed);
+    expect(rest).toEqual([]);
+    expect(framed[0]).toBe(0x04);
+    expect(pdv!.presentationContextId).toBe(5);
+    expect(pdv!.isCommand() && pdv!.isLastFragment()).toBe(true);
+    expect(pdv!.value.equals(echo)).toBe(true);
   });
 });

@@ -355,6 +355,39 @@ describe('DicomServer (shared instance)', () => {
     await c.closed;
   });
 
+  it('answers an unsupported command with Unrecognized Operation, and aborts one carrying a data set', async () => {
+    const c = rawClient(port);
+    c.sock.write(associateRq('RAWSCU', AET, CT_STORAGE, EXPLICIT_LE));
+    await c.waitBytes(6);
+    expect(c.received()[0]).toBe(0x02);
+    const acLength = 6 + c.received().readUInt32BE(2);
+    const command = (field: number, dataSetType: number) => {
+      const body = Buffer.concat([
+        element(0x0002, ui(CT_STORAGE)),
+        element(0x0100, us(field)),
+        element(0x0110, us(9)),
+        element(0x0800, us(dataSetType)),
+      ]);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(body.length);
+      return Buffer.concat([element(0x0000, len), body]);
+    };
+    // N-EVENT-REPORT-RQ (0x0100) without a data set: a response, status 0x0211.
+    c.sock.write(pdata(1, 0x03, command(0x0100, 0x0101)));
+    await waitFor(() => c.received().length > acLength);
+    const rsp = c.received().subarray(acLength);
+    const field = rsp.indexOf(Buffer.from([0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00]));
+    expect(rsp.readUInt16LE(field + 8)).toBe(0x8100);
+    const status = rsp.indexOf(Buffer.from([0x00, 0x00, 0x00, 0x09, 0x02, 0x00, 0x00, 0x00]));
+    expect(rsp.readUInt16LE(status + 8)).toBe(0x0211);
+    // The same with a data set announced: A-ABORT, nothing stored.
+    const before = received.length;
+    c.sock.write(pdata(1, 0x03, command(0x0100, 0x0000)));
+    await c.closed;
+    expect(c.received().includes(Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04]))).toBe(true);
+    expect(received.length).toBe(before);
+  });
+
   it('serves three storescu associations at once', async () => {
     const before = received.length;
     const files = ['CT_small.dcm', 'MR_small.dcm', 'rtplan.dcm'].map((f) => path.join(FILES, f));

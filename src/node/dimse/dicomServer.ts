@@ -11,43 +11,39 @@
 //   late detection of garbage), we apply our own timeouts (the library aborts an association
 //   whose response we are still computing once its PDU timeout passes). Spool writes are
 //   synchronous (see spoolWriter.ts), so nothing queues and no backpressure is needed.
-// * P-DATA-TF PDUs are parsed by us (zero-copy PDV views) and fed PDV by PDV to the library's
-//   `_processPDataTf()` state machine, after validating the PDV sequence: a data PDV with no
-//   pending command, a command PDV in the middle of a data set or a PDV on a context that was
-//   not accepted abort the association (the library would silently mix those bytes into the
-//   stored data set). A data set for anything but C-STORE aborts the association before the
-//   library parses it with dcmjs (which can hang on hostile input).
-// * The data set never goes through dcmjs: createStoreWritableStream() returns a SpoolWriter
-//   that writes the received bytes after our own file meta; the instance is fsync'd, renamed
-//   and its directory fsync'd before onStore runs and before any status is returned.
+// * P-DATA-TF is handled here entirely; the library's DIMSE layer is not used. PDVs are parsed
+//   as zero-copy views and validated in sequence: a data PDV with no pending command, a command
+//   PDV in the middle of a data set or a PDV on a context that was not accepted abort the
+//   association (the library would silently mix those bytes into the stored data set). Command
+//   sets are read and responses written by commandSet.ts: the library's path goes through dcmjs
+//   for each (~0.5 ms per instance, measured) and can hang on hostile input. A data set for
+//   anything but C-STORE aborts the association.
+// * The data set never goes through dcmjs: it is written, as received, after our own file meta
+//   by a SpoolWriter and made durable (spoolWriter.ts) before onStore runs and before any
+//   status is returned.
 // * Async-ops negotiation is forced to synchronous (the library echoes whatever is proposed,
 //   while its receive path can only hold one DIMSE message at a time), and the A-ASSOCIATE-AC
 //   announces opts.maxPduLength (the library mirrors the requestor's value instead).
 // Negotiation: Verification plus every storage SOP class; documented choice in
 // storageSopClasses.ts (the PS3.6 storage list, plus unknown UIDs as possible newer/private
 // storage classes; known non-storage services are refused). Transfer syntax: transferSyntaxes.ts.
-// Internal members used (not in index.d.ts): _wrapSocket, _processPdu, _processPDataTf, dimse.
+// Internal members used (not in index.d.ts): _wrapSocket, _processPdu (association, release and
+// abort PDUs only).
 // They are pinned to dcmjs-dimse 0.3.3; re-check them when upgrading.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import { decideAssociation, negotiateContext, ContextResult, isValidAeTitle, normalizeAet } from './associationPolicy.js';
+import { CommandField, CommandSetError, commandPdu, encodeResponse, parseCommand, type Command } from './commandSet.js';
 import { buildFileMeta } from './part10Meta.js';
-import { AbortReason, AbortSource, PdvView, abortPdu, parsePdvs } from './pdataTf.js';
+import { AbortReason, AbortSource, abortPdu, parsePdvs } from './pdataTf.js';
 import { PduError, PduReader, PduType } from './pduReader.js';
 import { silenceLibraryLogs } from '../../dimse/silenceLibraryLogs.js';
 import { DirSyncer, DiscardSink, SpoolWriter } from './spoolWriter.js';
 import { cleanUid, isValidUid } from './storageSopClasses.js';
 
 type Association = InstanceType<typeof dimse.association.Association>;
-type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
-type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
-type CStoreResponse = InstanceType<typeof dimse.responses.CStoreResponse>;
-type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
-type CEchoResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
-type Dataset = InstanceType<typeof dimse.Dataset>;
 
 export interface ReceivedInstance {
   /** A complete Part 10 file: our file meta + the received data set bytes, byte-identical; fsync'd, renamed into place, directory fsync'd. */
@@ -149,14 +145,24 @@ interface ServerContext {
 
 /** dcmjs-dimse internals we rely on (0.3.3; see the header comment). */
 interface LibraryInternals {
-  association?: Association;
-  dimse?: { getCommandFieldType(): number };
   _processPdu(pdu: Buffer): Promise<void>;
-  _processPDataTf(pdu: { getPdvs(): PdvView[] }): Promise<void>;
 }
 
-const C_STORE_RQ = 0x0001;
+/** An accepted presentation context. */
+interface AcceptedContext {
+  abstractSyntaxUid: string;
+  transferSyntaxUid: string;
+}
+
+/** The C-STORE whose data set is being received. */
+interface Receiving {
+  command: Command;
+  presentationContextId: number;
+  sink: SpoolWriter | DiscardSink;
+}
+
 const STATUS_SUCCESS = 0x0000;
+const STATUS_UNRECOGNIZED_OPERATION = 0x0211;
 const STATUS_OUT_OF_RESOURCES = 0xa700;
 const STATUS_CANNOT_UNDERSTAND = 0xc000;
 const STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122;
@@ -191,11 +197,13 @@ class DimseAssociation extends dimse.Scp {
   ending = false;
   private closed = false;
   private released = false;
-  private readonly acceptedContexts = new Map<number, string>();
+  private readonly acceptedContexts = new Map<number, AcceptedContext>();
+  /** Fragments of the command set being received, and their context. */
+  private commandParts: Buffer[] = [];
   private commandPcId: number | undefined;
   private commandBytes = 0;
-  /** Sink of the data set being received, until its last fragment. */
-  private receiving: SpoolWriter | DiscardSink | undefined;
+  /** The C-STORE whose data set is being received, until its last fragment. */
+  private receiving: Receiving | undefined;
   storesInFlight = 0;
   private releaseDeferred = false;
   private instances = 0;
@@ -228,7 +236,7 @@ class DimseAssociation extends dimse.Scp {
 
   /** True while a PDU or a DIMSE message is partially received. */
   get midMessage(): boolean {
-    return this.reader.midPdu || this.lib.dimse !== undefined || this.commandBytes > 0;
+    return this.reader.midPdu || this.receiving !== undefined || this.commandBytes > 0;
   }
 
   get connectedAtMs(): number {
@@ -271,31 +279,86 @@ class DimseAssociation extends dimse.Scp {
     this.lib._processPdu(pdu).catch((err: unknown) => this.protocolAbort(`PDU error (${errorCode(err)})`));
   }
 
+  /**
+   * Command PDVs are gathered into the command set; data PDVs go straight to the sink of the
+   * pending C-STORE (they are views into the PDU, written synchronously). Any PDV out of place
+   * aborts the association rather than being mixed into a stored data set.
+   */
   private onPData(pdu: Buffer): void {
     for (const pdv of parsePdvs(pdu)) {
       if (this.ending) return;
       const pcId = pdv.presentationContextId;
-      if (!this.acceptedContexts.has(pcId)) throw new PduError('PDV on a presentation context that was not accepted');
-      const pending = this.lib.dimse;
+      const context = this.acceptedContexts.get(pcId);
+      if (!context) throw new PduError('PDV on a presentation context that was not accepted');
       if (pdv.isCommand()) {
-        if (pending) throw new PduError('command PDV in the middle of a data set');
+        if (this.receiving) throw new PduError('command PDV in the middle of a data set');
         if (this.commandBytes > 0 && this.commandPcId !== pcId) throw new PduError('command fragments on different contexts');
         this.commandPcId = pcId;
         this.commandBytes += pdv.value.length;
         if (this.commandBytes > MAX_COMMAND_BYTES) throw new PduError('command set too large');
-        if (pdv.isLastFragment()) this.commandBytes = 0;
+        this.commandParts.push(Buffer.from(pdv.value)); // the PDU buffer is not ours to keep
+        if (pdv.isLastFragment()) {
+          const command = Buffer.concat(this.commandParts);
+          this.commandParts = [];
+          this.commandBytes = 0;
+          this.onCommand(pcId, context, command);
+        }
       } else {
-        if (!pending) throw new PduError('data PDV without a pending command');
-        if (pcId !== this.commandPcId) throw new PduError('data set on a different context than its command');
-      }
-      this.lib._processPDataTf({ getPdvs: () => [pdv] }).catch((err: unknown) =>
-        this.protocolAbort(`DIMSE error (${errorCode(err)})`),
-      );
-      const waiting = this.lib.dimse;
-      if (waiting && waiting.getCommandFieldType() !== C_STORE_RQ) {
-        throw new PduError(`unsupported DIMSE command 0x${waiting.getCommandFieldType().toString(16)} with a data set`);
+        const receiving = this.receiving;
+        if (!receiving) throw new PduError('data PDV without a pending command');
+        if (pcId !== receiving.presentationContextId) throw new PduError('data set on a different context than its command');
+        receiving.sink.write(pdv.value);
+        if (pdv.isLastFragment()) {
+          this.receiving = undefined;
+          this.onStoreReceived(receiving);
+        }
       }
     }
+  }
+
+  private onCommand(pcId: number, context: AcceptedContext, bytes: Buffer): void {
+    let command: Command;
+    try {
+      command = parseCommand(bytes);
+    } catch (err) {
+      throw new PduError(err instanceof CommandSetError ? err.message : 'unreadable command set');
+    }
+    switch (command.commandField) {
+      case CommandField.CStoreRq:
+        if (!command.hasDataSet) {
+          this.ctx.opts.logger.warn('C-STORE without a data set', { callingAet: this.callingAet });
+          this.ctx.stats.instancesFailed++;
+          this.respond(pcId, command, CommandField.CStoreRsp, STATUS_CANNOT_UNDERSTAND);
+          return;
+        }
+        this.receiving = { command, presentationContextId: pcId, sink: this.openSink(command, context) };
+        return;
+      case CommandField.CEchoRq:
+        if (command.hasDataSet) throw new PduError('C-ECHO with a data set');
+        this.respond(pcId, command, CommandField.CEchoRsp, STATUS_SUCCESS);
+        return;
+      case CommandField.CCancelRq:
+        return; // nothing of ours can be cancelled; C-CANCEL has no response
+      default:
+        if (command.hasDataSet) {
+          throw new PduError(`unsupported DIMSE command 0x${command.commandField.toString(16)} with a data set`);
+        }
+        if (command.commandField & 0x8000) throw new PduError('unexpected DIMSE response from the requestor');
+        this.respond(pcId, command, command.commandField | 0x8000, STATUS_UNRECOGNIZED_OPERATION);
+    }
+  }
+
+  /** Sends a response command set (no data set) in one P-DATA-TF and one socket write. */
+  private respond(pcId: number, request: Command, commandField: number, status: number): void {
+    if (this.ending || this.closed || this.sock.destroyed) return;
+    const command = encodeResponse({
+      commandField,
+      messageIdBeingRespondedTo: request.messageId,
+      status,
+      affectedSopClassUid: request.affectedSopClassUid,
+      affectedSopInstanceUid: commandField === CommandField.CStoreRsp ? request.affectedSopInstanceUid : undefined,
+    });
+    this.sock.write(commandPdu(pcId, command));
   }
 
   // --- association --------------------------------------------------------------------------
@@ -328,7 +391,10 @@ class DimseAssociation extends dimse.Scp {
         const answer = negotiateContext(context.getAbstractSyntaxUid(), [...context.getTransferSyntaxUids()]);
         context.setResult(answer.result, answer.transferSyntaxUid);
         if (answer.result === ContextResult.Accept) {
-          this.acceptedContexts.set(id, context.getAbstractSyntaxUid());
+          this.acceptedContexts.set(id, {
+            abstractSyntaxUid: context.getAbstractSyntaxUid(),
+            transferSyntaxUid: answer.transferSyntaxUid ?? '',
+          });
           accepted++;
         }
       }
@@ -389,70 +455,48 @@ class DimseAssociation extends dimse.Scp {
     this.sock.destroy();
   }
 
-  override cEchoRequest(request: CEchoRequest, callback: (response: CEchoResponse) => void): void {
-    try {
-      const response = dimse.responses.CEchoResponse.fromRequest(request);
-      response.setStatus(STATUS_SUCCESS);
-      callback(response);
-    } catch (err) {
-      this.protocolAbort(`C-ECHO failed (${errorCode(err)})`);
-    }
-  }
-
   // --- C-STORE ------------------------------------------------------------------------------
-  override createStoreWritableStream(context: PresentationContext, request: CStoreRequest): Writable {
+  /** Where the data set of a C-STORE goes: the spool, or nowhere when it will be refused. */
+  private openSink(command: Command, context: AcceptedContext): SpoolWriter | DiscardSink {
     const { opts } = this.ctx;
-    const sopClassUid = cleanUid(request.getAffectedSopClassUid());
-    const sopInstanceUid = cleanUid(request.getAffectedSopInstanceUid());
-    const transferSyntaxUid = cleanUid(context.getAcceptedTransferSyntaxUid());
+    const sopClassUid = command.affectedSopClassUid;
+    const sopInstanceUid = command.affectedSopInstanceUid;
+    const transferSyntaxUid = cleanUid(context.transferSyntaxUid);
     const onOverflow = (): void => {
       this.ctx.stats.instancesFailed++;
       this.protocolAbort('instance exceeds maxInstanceBytes');
     };
-    let sink: SpoolWriter | DiscardSink;
     if (!isValidUid(sopClassUid) || !isValidUid(sopInstanceUid)) {
-      sink = new DiscardSink(STATUS_CANNOT_UNDERSTAND, opts.maxInstanceBytes, onOverflow);
-    } else if (sopClassUid !== cleanUid(context.getAbstractSyntaxUid())) {
-      sink = new DiscardSink(STATUS_SOP_CLASS_NOT_SUPPORTED, opts.maxInstanceBytes, onOverflow);
-    } else {
-      sink = new SpoolWriter({
-        dir: opts.spoolDir,
-        dirSyncer: this.ctx.dirSyncer,
-        transferSyntaxUid,
-        meta: buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.callingAet }),
-        maxBytes: opts.maxInstanceBytes,
-        onOverflow,
-        alone: () => this.ctx.activeAssociations <= 1,
-      });
+      return new DiscardSink(STATUS_CANNOT_UNDERSTAND, opts.maxInstanceBytes, onOverflow);
     }
-    this.receiving = sink;
-    return sink as unknown as Writable;
+    if (sopClassUid !== cleanUid(context.abstractSyntaxUid)) {
+      return new DiscardSink(STATUS_SOP_CLASS_NOT_SUPPORTED, opts.maxInstanceBytes, onOverflow);
+    }
+    return new SpoolWriter({
+      dir: opts.spoolDir,
+      dirSyncer: this.ctx.dirSyncer,
+      transferSyntaxUid,
+      meta: buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.callingAet }),
+      maxBytes: opts.maxInstanceBytes,
+      onOverflow,
+      alone: () => this.ctx.activeAssociations <= 1,
+    });
   }
 
-  override createDatasetFromStoreWritableStream(
-    writable: Writable,
-    _context: PresentationContext,
-    callback: (dataset: Dataset) => void,
-  ): void {
-    // The sink travels to cStoreRequest as the request's "dataset"; nothing is parsed.
-    this.receiving = undefined;
-    callback(writable as unknown as Dataset);
-  }
-
-  override cStoreRequest(request: CStoreRequest, callback: (response: CStoreResponse) => void): void {
+  /** The last data fragment arrived: make it durable, hand it on, then answer. */
+  private onStoreReceived({ command, presentationContextId, sink }: Receiving): void {
     this.storesInFlight++;
-    const sink = (request as unknown as { getDataset(): unknown }).getDataset();
     const done = (async () => {
       let status: number;
       try {
-        status = await this.completeStore(request, sink);
+        status = await this.completeStore(command, sink);
       } catch (err) {
         this.ctx.opts.logger.error('C-STORE processing failed', { code: errorCode(err), callingAet: this.callingAet });
         status = STATUS_OUT_OF_RESOURCES;
       }
       try {
         if (status !== STATUS_SUCCESS && (status & 0xf000) !== 0xb000) this.ctx.stats.instancesFailed++;
-        this.answer(request, callback, status);
+        this.respond(presentationContextId, command, CommandField.CStoreRsp, status);
       } catch (err) {
         this.debug('C-STORE answer failed', { code: errorCode(err) });
       }
@@ -468,15 +512,11 @@ class DimseAssociation extends dimse.Scp {
     this.ctx.pending.add(done);
   }
 
-  private async completeStore(request: CStoreRequest, sink: unknown): Promise<number> {
+  private async completeStore(command: Command, sink: SpoolWriter | DiscardSink): Promise<number> {
     const { opts } = this.ctx;
     if (sink instanceof DiscardSink) {
       opts.logger.warn('C-STORE refused', { status: sink.status, callingAet: this.callingAet });
       return sink.status;
-    }
-    if (!(sink instanceof SpoolWriter)) {
-      opts.logger.warn('C-STORE without a data set', { callingAet: this.callingAet });
-      return STATUS_CANNOT_UNDERSTAND;
     }
     let spoolPath: string;
     try {
@@ -502,8 +542,8 @@ class DimseAssociation extends dimse.Scp {
       callingAet: this.callingAet,
       calledAet: this.calledAet,
       remoteAddress: this.remoteAddress,
-      sopClassUid: cleanUid(request.getAffectedSopClassUid()),
-      sopInstanceUid: cleanUid(request.getAffectedSopInstanceUid()),
+      sopClassUid: command.affectedSopClassUid,
+      sopInstanceUid: command.affectedSopInstanceUid,
       transferSyntaxUid: sink.transferSyntaxUid,
       byteLength: sink.bytes,
     };
@@ -520,13 +560,6 @@ class DimseAssociation extends dimse.Scp {
       return STATUS_OUT_OF_RESOURCES;
     }
     return status;
-  }
-
-  private answer(request: CStoreRequest, callback: (response: CStoreResponse) => void, status: number): void {
-    if (this.ending || this.closed || this.sock.destroyed) return;
-    const response = dimse.responses.CStoreResponse.fromRequest(request);
-    response.setStatus(status); // the library's default is 0x0110 Processing Failure
-    callback(response);
   }
 
   // --- teardown -----------------------------------------------------------------------------
@@ -569,7 +602,7 @@ class DimseAssociation extends dimse.Scp {
   }
 
   private dropPartial(): void {
-    const sink = this.receiving;
+    const sink = this.receiving?.sink;
     if (!sink) return;
     this.receiving = undefined;
     if (sink instanceof SpoolWriter) this.ctx.stats.partialsDiscarded++;
