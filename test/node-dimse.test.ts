@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DicomServer, type ReceivedInstance } from '../src/node/dimse/dicomServer.js';
+import { isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
 
 const FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const HOST = '127.0.0.1';
@@ -101,6 +102,12 @@ async function waitForPort(port: number): Promise<void> {
 
 function listSpool(dir: string): string[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+}
+
+/** Files being filled in the spool's incoming/ folder (the empty ones are the ready pool). */
+function partialFiles(spool: string): string[] {
+  const incoming = path.join(spool, 'incoming');
+  return listSpool(incoming).filter((f) => fs.statSync(path.join(incoming, f)).size > 0);
 }
 
 async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -317,7 +324,9 @@ describe('DicomServer (shared instance)', () => {
     // dcmdump reads what we wrote (meta and data set) without complaint.
     const dump = await run('dcmdump', ['-q', ...received.slice(-7).map((i) => i.spoolPath)]);
     expect(dump.code, dump.out).toBe(0);
-    expect(listSpool(spool).filter((f) => f.endsWith('.part'))).toEqual([]);
+    expect(partialFiles(spool)).toEqual([]);
+    // Every acknowledged file carries its completion marker (length and CRC-32 in the preamble).
+    for (const inst of received.slice(-7)) expect(isCompleteSpoolFile(fs.readFileSync(inst.spoolPath))).toBe(true);
   });
 
   it('keeps an unmodified data set byte-identical (raw peer, group lengths and all)', async () => {
@@ -464,10 +473,10 @@ describe('DicomServer (shared instance)', () => {
     const original = fs.readFileSync(path.join(FILES, 'CT_small.dcm'));
     cut.sock.write(pdata(1, 0x03, cStoreRq(CT_STORAGE, '1.2.3.4.5.6.7')));
     cut.sock.write(pdata(1, 0x00, dataset(original).subarray(0, 20000)));
-    await waitFor(() => listSpool(spool).some((f) => f.endsWith('.part')));
+    await waitFor(() => partialFiles(spool).length === 1);
     cut.sock.destroy();
     await waitFor(() => server.stats.partialsDiscarded === discardedBefore + 1);
-    await waitFor(() => !listSpool(spool).some((f) => f.endsWith('.part')));
+    await waitFor(() => partialFiles(spool).length === 0);
 
     // Still serving.
     const r = await run('echoscu', ['-aec', AET, HOST, String(port)]);
@@ -576,7 +585,8 @@ describe('DicomServer failure paths', () => {
     expect(r.out).not.toMatch(/Success/i);
     expect(called).toBe(0);
     await waitFor(() => server!.stats.connections === 0);
-    expect(listSpool(spool)).toEqual([]);
+    expect(listSpool(spool)).toEqual(['incoming']);
+    expect(partialFiles(spool)).toEqual([]);
     // And the next association is served normally.
     const echo = await run('echoscu', ['-aec', AET, HOST, String(port)]);
     expect(echo.code, echo.out).toBe(0);

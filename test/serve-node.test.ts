@@ -1,7 +1,7 @@
 // The DICOM node end to end, as a real process: dcmtk's storescu/echoscu push to it, and we read
 // back the anonymized tree, the quarantine, the state and the logs.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -194,7 +194,15 @@ describe('dicom-deid serve', () => {
     expect(spooled + filedBefore).toBeGreaterThanOrEqual(all.length); // nothing acknowledged is lost
     node = await startNode({ dir, csv });
     await waitFor(() => dicomFiles(node.paths.output).length === all.length, 20_000, 'all filed after restart');
-    await waitFor(() => readdirSync(node.paths.spool).length === 0, 10_000, 'spool drained');
+    // Drained: nothing but the receiver's incoming/ folder, holding only unused (empty) files.
+    const incoming = join(node.paths.spool, 'incoming');
+    await waitFor(
+      () =>
+        readdirSync(node.paths.spool).join() === 'incoming' &&
+        readdirSync(incoming).every((f) => statSync(join(incoming, f)).size === 0),
+      10_000,
+      'spool drained',
+    );
     expect(await node.stop()).toBe(0);
     const uids = dicomFiles(node.paths.output).map((f) => f.split('/').pop());
     expect(new Set(uids).size).toBe(all.length);

@@ -94,9 +94,6 @@ export class DeidNode {
       this.forwarder.start();
     }
     this.watcher.start();
-    // Instances acknowledged before a crash or stop: process them first.
-    const pending = await this.scanSpool(true);
-    if (pending > 0) this.logger.info(`spool: ${pending} acknowledged instance(s) from a previous run to process`);
     this.server = new DicomServer({
       aeTitle: c.aeTitle,
       host: c.host,
@@ -109,6 +106,10 @@ export class DeidNode {
       logger: this.logger,
       onStore: (inst) => this.onStore(inst),
     });
+    // Instances acknowledged before a crash or stop: process them first.
+    await this.server.recoverSpool();
+    const pending = await this.scanSpool();
+    if (pending > 0) this.logger.info(`spool: ${pending} acknowledged instance(s) from a previous run to process`);
     const { port } = await this.server.start();
     this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${port}`, {
       output: c.output,
@@ -160,20 +161,16 @@ export class DeidNode {
     if (this.retryTimer || this.stopping) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      void this.scanSpool(false).catch(() => this.scheduleRetry());
+      void this.scanSpool().catch(() => this.scheduleRetry());
     }, RETRY_SCAN_MS);
     this.retryTimer.unref();
   }
 
-  /** Queues every complete spool file; at start-up removes partial ones (never acknowledged). */
-  private async scanSpool(atStart: boolean): Promise<number> {
+  /** Queues every complete spool file (partial ones are in the receiver's incoming/ folder). */
+  private async scanSpool(): Promise<number> {
     let n = 0;
     for (const f of (await fsp.readdir(this.config.spool)).sort()) {
       const file = join(this.config.spool, f);
-      if (f.endsWith('.part')) {
-        if (atStart) await fsp.rm(file, { force: true });
-        continue;
-      }
       if (!f.endsWith('.dcm') || this.processing.has(file)) continue;
       const st = await fsp.stat(file).catch(() => null);
       if (!st) continue;

@@ -32,7 +32,6 @@
 // They are pinned to dcmjs-dimse 0.3.3; re-check them when upgrading.
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { decideAssociation, negotiateContext, ContextResult, isValidAeTitle, normalizeAet } from './associationPolicy.js';
 import { CommandField, CommandSetError, commandPdu, encodeResponse, parseCommand, type Command } from './commandSet.js';
@@ -40,7 +39,7 @@ import { buildFileMeta } from './part10Meta.js';
 import { AbortReason, AbortSource, abortPdu, parsePdvs } from './pdataTf.js';
 import { PduError, PduReader, PduType } from './pduReader.js';
 import { silenceLibraryLogs } from '../../dimse/silenceLibraryLogs.js';
-import { DirSyncer, DiscardSink, SpoolWriter } from './spoolWriter.js';
+import { DiscardSink, SpoolPool, SpoolWriter, recoverSpool } from './spoolWriter.js';
 import { cleanUid, isValidUid } from './storageSopClasses.js';
 
 type Association = InstanceType<typeof dimse.association.Association>;
@@ -81,7 +80,7 @@ export interface DicomServerOptions {
   port: number;
   /** Empty or absent = any calling AE. */
   allowedCallingAets?: string[];
-  /** Incoming files land here (`<uuid>.part`, renamed to `<uuid>.dcm`); created if missing. */
+  /** Incoming files are filled in `<spoolDir>/incoming/` and land as `<spoolDir>/<uuid>.dcm` (spoolWriter.ts); created if missing. */
   spoolDir: string;
   /** Concurrent associations; beyond -> A-ASSOCIATE-RJ transient / local limit exceeded. Default 8. */
   maxAssociations?: number;
@@ -134,7 +133,7 @@ interface ResolvedOptions {
 
 interface ServerContext {
   opts: ResolvedOptions;
-  dirSyncer: DirSyncer;
+  pool: SpoolPool;
   stats: Omit<DicomServerStats, 'connections' | 'activeAssociations'>;
   activeAssociations: number;
   stopping: boolean;
@@ -473,8 +472,8 @@ class DimseAssociation extends dimse.Scp {
       return new DiscardSink(STATUS_SOP_CLASS_NOT_SUPPORTED, opts.maxInstanceBytes, onOverflow);
     }
     return new SpoolWriter({
-      dir: opts.spoolDir,
-      dirSyncer: this.ctx.dirSyncer,
+      spoolDir: opts.spoolDir,
+      pool: this.ctx.pool,
       transferSyntaxUid,
       meta: buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.callingAet }),
       maxBytes: opts.maxInstanceBytes,
@@ -647,6 +646,7 @@ export class DicomServer {
   private server: net.Server | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private stopPromise: Promise<void> | undefined;
+  private recovered: Promise<void> | undefined;
 
   constructor(options: DicomServerOptions) {
     const opts: ResolvedOptions = {
@@ -677,7 +677,8 @@ export class DicomServer {
     silenceLibraryLogs();
     this.ctx = {
       opts,
-      dirSyncer: new DirSyncer(opts.spoolDir),
+      // Ready files: one per receiving association, plus one.
+      pool: new SpoolPool(opts.spoolDir, () => Math.min(opts.maxAssociations, this.ctx.activeAssociations) + 1),
       stats: {
         associationsAccepted: 0,
         associationsRejected: 0,
@@ -702,19 +703,27 @@ export class DicomServer {
     };
   }
 
+  /**
+   * Makes the spool ready (once): complete files a crash left in incoming/ go to the inbox,
+   * partial ones (never acknowledged: the senders resend them) are deleted. start() calls it; the
+   * owner of the inbox calls it first when it wants to scan the inbox before receiving starts.
+   */
+  recoverSpool(): Promise<void> {
+    this.recovered ??= (async () => {
+      const { opts } = this.ctx;
+      await fs.promises.mkdir(opts.spoolDir, { recursive: true });
+      const { recovered, partials } = await recoverSpool(opts.spoolDir);
+      if (partials > 0) opts.logger.warn('deleted partial files left by a previous run', { count: partials });
+      if (recovered > 0) opts.logger.info('moved complete files left by a previous run to the spool', { count: recovered });
+    })();
+    return this.recovered;
+  }
+
   async start(): Promise<{ port: number }> {
     if (this.server) throw new Error('DicomServer already started');
     const { opts } = this.ctx;
-    await fs.promises.mkdir(opts.spoolDir, { recursive: true });
-    // Partial files of a previous run were never acknowledged: the senders will resend them.
-    // (Complete `.dcm` files are left alone: they belong to the StoreHandler's owner.)
-    let stale = 0;
-    for (const name of await fs.promises.readdir(opts.spoolDir)) {
-      if (!name.endsWith('.part')) continue;
-      await fs.promises.rm(path.join(opts.spoolDir, name), { force: true });
-      stale++;
-    }
-    if (stale > 0) opts.logger.warn('deleted partial files left by a previous run', { count: stale });
+    await this.recoverSpool();
+    this.ctx.pool.refill();
     const server = net.createServer((socket) => this.onConnection(socket));
     // Unassociated sockets count too; keep a margin for peers we must answer with a reject.
     server.maxConnections = opts.maxAssociations * 2 + 4;
@@ -753,7 +762,7 @@ export class DicomServer {
     for (const a of [...ctx.connections]) a.shutdown();
     while (ctx.pending.size > 0) await Promise.allSettled([...ctx.pending]);
     await closed;
-    await ctx.dirSyncer.close();
+    await ctx.pool.close();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
     ctx.opts.logger.info('DICOM node stopped', { ...this.stats });
