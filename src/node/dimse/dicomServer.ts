@@ -677,8 +677,8 @@ export class DicomServer {
     silenceLibraryLogs();
     this.ctx = {
       opts,
-      // Ready files: one per receiving association, plus one.
-      pool: new SpoolPool(opts.spoolDir, () => Math.min(opts.maxAssociations, this.ctx.activeAssociations) + 1),
+      // Refill when fewer than 4 ready files per receiving association (plus 4) are left.
+      pool: new SpoolPool(opts.spoolDir, () => 4 * (Math.min(opts.maxAssociations, this.ctx.activeAssociations) + 1)),
       stats: {
         associationsAccepted: 0,
         associationsRejected: 0,
