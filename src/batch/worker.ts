@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parentPort, workerData, threadId } from 'node:worker_threads';
 import { deidentify, readInstanceKeys } from '../core/deidentify.js';
 import { writevAll } from '../io/durableWrite.js';
+import { ReusableReader } from '../io/reusableReader.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import {
@@ -77,28 +78,8 @@ function writeAtomic(file: string, parts: Buffer[]): void {
   }
 }
 
-/**
- * Reads a file if it is DICOM Part 10 (the `DICM` magic at offset 128), through one open: the
- * magic first, so a large non-DICOM file is never read whole. Null when it is not DICOM.
- */
-function readIfDicom(file: string): Buffer | null {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    if (size < 132) return null;
-    const bytes = Buffer.allocUnsafe(size);
-    if (fs.readSync(fd, bytes, 0, 132, 0) !== 132 || bytes.toString('latin1', 128, 132) !== 'DICM') return null;
-    let off = 132;
-    while (off < size) {
-      const n = fs.readSync(fd, bytes, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return off < size ? bytes.subarray(0, off) : bytes;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+/** One file at a time per worker (see drain), so one read buffer serves every file. */
+const reader = new ReusableReader();
 
 function errorMessage(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
@@ -110,7 +91,7 @@ async function processJob(job: JobMessage): Promise<JobResult> {
   const abs = path.join(init.inputDir, ...job.rel.split('/'));
   let bytes: Buffer;
   try {
-    const read = readIfDicom(abs);
+    const read = reader.read(abs, true);
     if (read === null) return { ...base, status: 'not-dicom' };
     bytes = read;
   } catch (err) {

@@ -1,6 +1,7 @@
-// Durable file writes: temp name in the same folder, write, fsync, rename, fsync the folder.
-// Once a call returns, the file survives a crash or power loss with exactly these bytes; before,
-// readers never see a partial file under the final name.
+// Atomic and durable file writes: temp name in the same folder, write, (fsync,) rename, (fsync the
+// folder). Readers never see a partial file under the final name; once a durable write returns,
+// the file survives a crash or power loss with exactly these bytes. An atomic-only write is made
+// durable later with fsyncPathSync on the file and its folder (the node's checkpoints).
 // Synchronous on purpose: the node calls them from its processing thread, where they never
 // touch libuv's shared thread pool, so processing cannot delay the receiving thread's spool
 // writes.
@@ -16,8 +17,9 @@ function mkdirpSync(dir: string): void {
   knownDirs.add(dir);
 }
 
-export function fsyncDirSync(dir: string): void {
-  const fd = openSync(dir, 'r');
+/** fsyncs a file or a folder by path (a folder: the creations and renames in it). */
+export function fsyncPathSync(path: string): void {
+  const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
   } finally {
@@ -25,13 +27,23 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-/** With `syncDir` false the caller fsyncs the folder itself (once for many files). */
+/** Durable write; with `syncDir` false the caller fsyncs the folder itself (once for many files). */
 export function writeFileDurableSync(
   file: string,
   data: Uint8Array | string | Buffer[],
   mode = 0o644,
   syncDir = true,
 ): void {
+  writeViaTemp(file, data, mode, true);
+  if (syncDir) fsyncPathSync(dirname(file));
+}
+
+/** Atomic but not yet durable: the caller fsyncs the file and its folder later. */
+export function writeFileAtomicSync(file: string, data: Uint8Array | string | Buffer[], mode = 0o644): void {
+  writeViaTemp(file, data, mode, false);
+}
+
+function writeViaTemp(file: string, data: Uint8Array | string | Buffer[], mode: number, sync: boolean): void {
   const dir = dirname(file);
   mkdirpSync(dir);
   const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -52,7 +64,7 @@ export function writeFileDurableSync(
       let off = 0;
       while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
     }
-    fsyncSync(fd);
+    if (sync) fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, file);
   } catch (e) {
@@ -64,7 +76,6 @@ export function writeFileDurableSync(
     rmSync(tmp, { force: true });
     throw e;
   }
-  if (syncDir) fsyncDirSync(dir);
 }
 
 /** writev until every byte is written (a short write continues where it stopped). */
@@ -82,7 +93,7 @@ export function moveFileDurableSync(from: string, to: string): void {
   mkdirpSync(dirname(to));
   try {
     renameSync(from, to);
-    fsyncDirSync(dirname(to));
+    fsyncPathSync(dirname(to));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
     writeFileDurableSync(to, readFileSync(from));

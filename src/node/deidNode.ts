@@ -82,6 +82,7 @@ export class DeidNode {
         onFailed: (file, error) => this.onFailed(file, error),
         onCrash: (e) => this.logger.error(`processing thread crashed: ${e.name}; restarting it`),
       },
+      c.processingThreads,
     );
     if (forwardTo.length > 0) {
       this.forwarder = new Forwarder({
@@ -122,7 +123,7 @@ export class DeidNode {
   /** The spool file is durable when this runs: accept it and process it after answering. */
   private async onStore(inst: ReceivedInstance): Promise<number> {
     this.counts.received++;
-    this.processing.process(inst.spoolPath, inst.callingAet, new Date());
+    this.processing.process(inst.spoolPath, inst.callingAet, new Date(), inst.byteLength);
     return SUCCESS;
   }
 
@@ -174,7 +175,7 @@ export class DeidNode {
       if (!f.endsWith('.dcm') || this.processing.has(file)) continue;
       const st = await fsp.stat(file).catch(() => null);
       if (!st) continue;
-      this.processing.process(file, 'spool', st.mtime);
+      this.processing.process(file, 'spool', st.mtime, st.size);
       n++;
     }
     return n;

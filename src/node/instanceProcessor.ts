@@ -1,8 +1,11 @@
-// One received instance, from the spool (or the quarantine, on replay) to the output tree:
-// match -> session index -> de-identify -> durable write -> one transaction (filing record +
-// forward enqueue) -> audit row. Unmatched or undecodable instances go to quarantine.
-// Idempotent: the output path depends only on the instance and the state, so a replay after a
-// crash rewrites the same file with the same bytes.
+// One received instance, from the spool (or the quarantine, on replay) to the output tree, in
+// three steps that can each run for many instances at once:
+//   stage:  match -> session index -> de-identify -> atomic write of the output (not yet fsync'd)
+//   commit: one transaction (filing records + forward enqueues) -> audit rows
+//   retire: fsync the outputs and their folders -> only then delete the source files
+// Unmatched or undecodable instances go to quarantine at once. The source (spool file) outlives
+// every step until its output is durable, so a crash anywhere means processing it again; that is
+// idempotent: the output path and bytes depend only on the instance and the state.
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -12,7 +15,8 @@ import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
 import type { AuditRow } from '../audit/auditLog.js';
 import { enqueue } from '../forward/forwardQueue.js';
-import { fsyncDirSync, writeFileDurableSync } from '../io/durableWrite.js';
+import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
+import { ReusableReader } from '../io/reusableReader.js';
 import type { StateDb } from '../state/stateDb.js';
 import { recordFiled } from './filedInstances.js';
 import { quarantineFile, type QuarantineReason } from './quarantine.js';
@@ -39,6 +43,9 @@ export type Outcome =
   | { status: 'quarantined'; reason: QuarantineReason; message: string; file: string }
   | { status: 'unmatched'; message: string }; // replay: still no mapping, left where it was
 
+/** Instances are staged one at a time per thread, so one read buffer serves them all. */
+const reader = new ReusableReader();
+
 /** Series folder from de-identified values only: modality, series number, new series UID hash. */
 export function seriesFolderName(r: DeidResult): string {
   const clean = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '').slice(0, 16);
@@ -62,12 +69,13 @@ export interface Staged {
 }
 
 /**
- * First half of filing one Part 10 file: match, session number, de-identify, write the output
- * file (data fsync'd; its folder is fsync'd by commitStaged). Unmatched or undecodable instances
- * are quarantined at once (or, with `leaveUnmatched` for a quarantine replay, left where they are).
+ * First step of filing one Part 10 file: match, session number, de-identify, write the output
+ * file atomically (made durable by retireStaged). Unmatched or undecodable instances are
+ * quarantined at once (or, with `leaveUnmatched` for a quarantine replay, left where they are).
  */
 export function stageInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Staged | Outcome {
-  const bytes = readFileSync(file);
+  const bytes = reader.read(file)!; // nothing of it is kept past this call
+
   const sourceLabel = `${source.callingAet}:${file.split('/').pop()}`;
   let keys: InstanceKeys;
   try {
@@ -98,7 +106,7 @@ export function stageInstance(deps: ProcessorDeps, file: string, source: Source,
   }
   const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
   const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
-  writeFileDurableSync(outputPath, result.parts, 0o644, false);
+  writeFileAtomicSync(outputPath, result.parts, 0o644);
   if (row.notes.trim() !== '') {
     const notesFile = join(sessionDir, 'notes.txt');
     const text = row.notes.trim() + '\n';
@@ -135,13 +143,12 @@ export function stageInstance(deps: ProcessorDeps, file: string, source: Source,
 }
 
 /**
- * Second half, for any number of staged instances at once (group commit): fsync each output
- * folder once, record every filing and its forward enqueues in one transaction, write the audit
- * rows, then remove the source files. Only after this is a spool file gone.
+ * Second step, for any number of staged instances at once (group commit): record every filing
+ * and its forward enqueues in one transaction, and write the audit rows. The source files stay
+ * until retireStaged.
  */
 export function commitStaged(deps: ProcessorDeps, staged: Staged[]): Outcome[] {
   if (staged.length === 0) return [];
-  for (const dir of new Set(staged.map((s) => dirname(s.outputPath)))) fsyncDirSync(dir);
   const db = deps.state.db;
   db.transaction(() => {
     for (const s of staged) {
@@ -157,7 +164,6 @@ export function commitStaged(deps: ProcessorDeps, staged: Staged[]): Outcome[] {
     }
   })();
   for (const s of staged) deps.audit(s.audit);
-  for (const s of staged) rmSync(s.file, { force: true });
   return staged.map((s) => ({
     status: 'filed',
     outputPath: s.rel,
@@ -171,10 +177,23 @@ export function isStaged(x: Staged | Outcome): x is Staged {
   return (x as Staged).outputPath !== undefined && (x as Outcome).status === undefined;
 }
 
-/** Files one Part 10 file completely (stage + commit). */
+/**
+ * Last step, for committed instances (a checkpoint): fsync each output file and each output
+ * folder once, then delete the source files. Throws on an I/O error before deleting anything.
+ */
+export function retireStaged(staged: Pick<Staged, 'file' | 'outputPath'>[]): void {
+  for (const s of staged) fsyncPathSync(s.outputPath);
+  for (const dir of new Set(staged.map((s) => dirname(s.outputPath)))) fsyncPathSync(dir);
+  for (const s of staged) rmSync(s.file, { force: true });
+}
+
+/** Files one Part 10 file completely (stage + commit + retire). */
 export function processInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Outcome {
   const staged = stageInstance(deps, file, source, leaveUnmatched);
-  return isStaged(staged) ? commitStaged(deps, [staged])[0]! : staged;
+  if (!isStaged(staged)) return staged;
+  const outcome = commitStaged(deps, [staged])[0]!;
+  retireStaged([staged]);
+  return outcome;
 }
 
 /**

@@ -23,6 +23,8 @@ export interface NodeConfig {
   maxPduLength: number;
   maxInstanceMB: number;
   forwardGiveUpHours: number;
+  /** Threads that de-identify and file (each with its own SQLite connection). */
+  processingThreads: number;
 }
 
 export class ConfigError extends Error {
@@ -32,7 +34,7 @@ export class ConfigError extends Error {
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
 
 const STRINGS = ['aeTitle', 'host', 'csv', 'output', 'db', 'quarantine', 'spool', 'logDir', 'callingAet'] as const;
-const NUMBERS = ['port', 'maxAssociations', 'maxPduLength', 'maxInstanceMB', 'forwardGiveUpHours'] as const;
+const NUMBERS = ['port', 'maxAssociations', 'maxPduLength', 'maxInstanceMB', 'forwardGiveUpHours', 'processingThreads'] as const;
 const LISTS = ['allowedAets', 'forward'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
@@ -95,6 +97,9 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
     if (c[k] === undefined) throw new ConfigError(`missing setting "${k}"`);
   }
   if (!Number.isInteger(c.port) || c.port > 65535) throw new ConfigError(`port ${c.port} is not a TCP port`);
+  if (!Number.isInteger(c.processingThreads) || c.processingThreads < 1 || c.processingThreads > 16) {
+    throw new ConfigError(`processingThreads ${c.processingThreads} must be a whole number from 1 to 16`);
+  }
   c.aeTitle = validAet(c.aeTitle, 'aeTitle');
   c.callingAet = validAet(c.callingAet, 'callingAet');
   c.allowedAets = c.allowedAets.map((a) => validAet(a, 'allowed AE'));
