@@ -3,11 +3,21 @@
 // JSON lines go to `<logDir>/dicom-deid.log`; readable lines go to stderr. Never pass patient
 // identifiers (names, MRNs, accessions, source paths, original UIDs) to this logger: its file
 // is meant to be shareable with support. Identifying detail belongs in the audit CSV only.
+//
+// winston is loaded on the first createLogger() call, not at start-up: it is ~40 ms of module
+// loading, which batch mode does while its worker threads start.
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import winston from 'winston';
+import type Winston from 'winston';
 
-export type Logger = winston.Logger;
+export type Logger = Winston.Logger;
+
+let loaded: typeof Winston | undefined;
+function winstonModule(): typeof Winston {
+  loaded ??= createRequire(import.meta.url)('winston') as typeof Winston;
+  return loaded;
+}
 
 export interface LoggerOptions {
   /** Directory for the JSON-lines log file; no file transport when absent. */
@@ -22,14 +32,15 @@ export interface LoggerOptions {
   fileName?: string;
 }
 
-const consoleFormat = winston.format.printf((info) => {
-  const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
-  const extra = Object.keys(rest).filter((k) => typeof k === 'string');
-  const fields = extra.length
-    ? ' ' + extra.map((k) => `${k}=${formatValue(rest[k])}`).join(' ')
-    : '';
-  return `${String(timestamp)} ${String(level)}: ${String(message)}${fields}`;
-});
+/** One readable line: time, level, message, then the metadata as key=value fields. */
+function consoleFormat(winston: typeof Winston): Winston.Logform.Format {
+  return winston.format.printf((info) => {
+    const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
+    const extra = Object.keys(rest).filter((k) => typeof k === 'string');
+    const fields = extra.length ? ' ' + extra.map((k) => `${k}=${formatValue(rest[k])}`).join(' ') : '';
+    return `${String(timestamp)} ${String(level)}: ${String(message)}${fields}`;
+  });
+}
 
 function formatValue(v: unknown): string {
   if (typeof v === 'string') return /\s/.test(v) ? JSON.stringify(v) : v;
@@ -38,8 +49,9 @@ function formatValue(v: unknown): string {
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const winston = winstonModule();
   const level = options.level ?? (process.env.DEBUG === '1' ? 'debug' : 'info');
-  const transports: winston.transport[] = [];
+  const transports: Winston.transport[] = [];
   if (options.console !== false) {
     transports.push(
       new winston.transports.Console({
@@ -48,7 +60,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         format: winston.format.combine(
           winston.format.timestamp({ format: 'HH:mm:ss' }),
           winston.format.colorize({ all: false }),
-          consoleFormat,
+          consoleFormat(winston),
         ),
       }),
     );

@@ -103,8 +103,22 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     );
   }
 
+  fs.mkdirSync(path.dirname(dbPath), { recursive: true });
+  const state = StateDb.open(dbPath);
+  // The workers start now: their start-up (~100 ms, loading the core) overlaps the walk. Until the
+  // pool takes one, it does not keep the process alive (a set-up error still ends the run).
+  const init: WorkerInit = { rows, uidSecret: new Uint8Array(state.uidSecret()), inputDir: input, outputDir: output };
+  const spawn = () => new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+  const prestarted = Array.from({ length: workerCount }, () => {
+    const w = spawn();
+    w.unref();
+    return w;
+  });
+
   const walked = await walkTree(input);
   const files = walked.files;
+  // More workers than files: the extra ones go.
+  for (const w of prestarted.splice(Math.min(workerCount, walked.files.length))) void w.terminate();
   const sessionFolders = new Map<string, string[]>();
   // Files inside session folders go to the workers first, then the others (see the pool below).
   const foldered: string[] = [];
@@ -121,8 +135,6 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   // Alphabetical (code point) order: N is assigned in this order the first time a folder is seen.
   for (const list of sessionFolders.values()) list.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
-  fs.mkdirSync(path.dirname(dbPath), { recursive: true });
-  const state = StateDb.open(dbPath);
   const audit = new AuditLog(logDir);
   if (!log && opts.createLog) log = opts.createLog(logDir);
   const started = Date.now();
@@ -220,7 +232,6 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   }
 
   // --- The worker pool. ---
-  const init: WorkerInit = { rows, uidSecret: new Uint8Array(state.uidSecret()), inputDir: input, outputDir: output };
   // Files inside session folders first, then files outside any session folder (whose session
   // numbers are assigned by study, in order of arrival, after every session folder got its own).
   const order = [...foldered, ...loose];
@@ -239,7 +250,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       };
 
       const startWorker = (): void => {
-        const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+        const worker = prestarted.shift() ?? spawn();
+        worker.ref();
         const inFlight = new Map<number, string>();
         live++;
         const feed = (): void => {
@@ -379,6 +391,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     printSummary(summary, secs, say);
     return summary;
   } finally {
+    for (const w of prestarted.splice(0)) void w.terminate();
     progress.finish();
     audit.close();
     state.close();
