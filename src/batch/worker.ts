@@ -1,10 +1,9 @@
 // Batch worker thread: read a file, match it, de-identify it, write it atomically.
 // Session numbers come from the main thread (the only one that talks to SQLite).
-import fs from 'node:fs';
 import path from 'node:path';
-import { parentPort, workerData, threadId } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { deidentify, readInstanceKeys } from '../core/deidentify.js';
-import { writevAll } from '../io/durableWrite.js';
+import { writeFileAtomicSync } from '../io/durableWrite.js';
 import { ReusableReader } from '../io/reusableReader.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
@@ -48,34 +47,6 @@ function sessionIndex(researchId: string, patientFolder: string | null, key: str
     const msg: SessionRequest = { type: 'session', reqId, researchId, patientFolder, key };
     port.postMessage(msg);
   });
-}
-
-const madeDirs = new Set<string>();
-let tmpCounter = 0;
-
-function writeAtomic(file: string, parts: Buffer[]): void {
-  const dir = path.dirname(file);
-  if (!madeDirs.has(dir)) {
-    fs.mkdirSync(dir, { recursive: true });
-    madeDirs.add(dir);
-  }
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}-${threadId}-${++tmpCounter}.tmp`);
-  try {
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      writevAll(fd, parts);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    try {
-      fs.unlinkSync(tmp);
-    } catch {
-      /* already gone */
-    }
-    throw err;
-  }
 }
 
 /** One file at a time per worker (see drain), so one read buffer serves every file. */
@@ -145,7 +116,7 @@ async function processJob(job: JobMessage): Promise<JobResult> {
       ? `${result.sopInstanceUid}.dcm`
       : layout.fileName;
     const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
-    writeAtomic(path.join(init.outputDir, ...outParts), result.parts);
+    writeFileAtomicSync(path.join(init.outputDir, ...outParts), result.parts);
     return { ...info, status: 'ok', accessionNumber, sessionName, sessionN: n, studyKey, outRel: outParts.join('/') };
   } catch (err) {
     return { ...info, status: 'error', message: errorMessage(err) };
