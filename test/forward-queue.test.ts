@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { DestinationError, formatDestination, parseDestination } from '../src/forward/destination.js';
 import {
@@ -184,5 +185,47 @@ describe('forwarder dead-item log throttling (injected send)', () => {
       await fwd.stop();
       d.close();
     }
+  });
+});
+
+describe('queue under concurrent writers (WAL, several connections)', () => {
+  it('claims while another connection keeps committing, without "database is locked"', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { Worker } = await import('node:worker_threads');
+    const file = join(mkdtempSync(join(tmpdir(), 'queue-wal-')), 'state.sqlite');
+    const main = new Database(file);
+    main.pragma('journal_mode = WAL');
+    main.pragma('busy_timeout = 10000');
+    ensureSchema(main);
+    main.exec('CREATE TABLE noise (x INTEGER)');
+    // Another connection (as a processing thread is) committing as fast as it can.
+    const writer = new Worker(
+      `const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
+       const db = new Database(${JSON.stringify(file)});
+       db.pragma('busy_timeout = 10000');
+       const insert = db.prepare('INSERT INTO noise (x) VALUES (?)');
+       const until = Date.now() + 1500;
+       let n = 0;
+       while (Date.now() < until) insert.run(n++);
+       db.close();`,
+      { eval: true },
+    );
+    const done = new Promise<void>((resolve, reject) => {
+      writer.on('exit', () => resolve());
+      writer.on('error', reject);
+    });
+    let claimed = 0;
+    let stop = false;
+    void done.then(() => (stop = true));
+    for (let i = 0; !stop; i++) {
+      enqueue(main, { filePath: `/x/${i}.dcm`, destination: D1 });
+      claimed += claimDue(main, D1, 10).length; // threw SQLITE_BUSY with a deferred transaction
+      if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await done;
+    expect(claimed).toBeGreaterThan(0);
+    main.close();
   });
 });

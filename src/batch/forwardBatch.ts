@@ -27,7 +27,7 @@ export async function forwardBatch(
   ensureSchema(db);
   db.transaction(() => {
     for (const f of files) for (const destination of keys) enqueue(db, { filePath: f, destination });
-  })();
+  }).immediate();
   const forwarder = new Forwarder({ db, destinations: dests, callingAet, logger, idlePollMs: 500 });
   forwarder.start();
   const deadline = Date.now() + waitMs;

@@ -208,7 +208,7 @@ export function claimDue(db: Database, destination: string, limit: number, now: 
     const rows = s.selectDue.all(destination, now, limit) as Row[];
     for (const r of rows) s.claim.run(now, r.id);
     return rows.map((r) => ({ ...toItem(r), state: 'in_flight' as const }));
-  })();
+  }).immediate(); // read then write: a deferred transaction would fail at once (SQLITE_BUSY) if another connection wrote in between
 }
 
 /** Marks an item delivered (status: the DIMSE status; note: e.g. a warning text). */

@@ -298,7 +298,7 @@ export class Forwarder {
       }
       if (unhealthy) markWaitingFailed(this.db, d.key, now);
       else if (anyDelivered) clearWaitingFailed(this.db, d.key);
-    })();
+    }).immediate();
 
     for (const [reason, list] of deadByReason) {
       const window = d.deadLog.get(reason);

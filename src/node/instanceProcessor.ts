@@ -162,7 +162,7 @@ export function commitStaged(deps: ProcessorDeps, staged: Staged[]): Outcome[] {
       });
       for (const destination of deps.forwardTo) enqueue(db, { filePath: s.outputPath, destination });
     }
-  })();
+  }).immediate(); // several writers (processing threads, the forwarder): take the write lock first
   for (const s of staged) deps.audit(s.audit);
   return staged.map((s) => ({
     status: 'filed',

@@ -1,14 +1,18 @@
 // Main-thread side of the processing workers: hands them spool files (to the least busy one),
-// tracks what is in flight until its spool file is gone, restarts a worker that dies (the spool
-// still holds whatever it had not finished).
+// tracks each file until its spool file is gone, restarts a worker that dies (the spool still
+// holds whatever it had not finished).
 //
 // Receive first: while instances keep arriving (one came less than HOLD_MS ago), spooled files
-// are held back, up to MAX_HELD of them or MAX_HELD_BYTES, and handed over when the senders pause. De-identifying
-// and filing in parallel with receiving made every acknowledgement wait longer (600 CT slices on
-// one association: ~1.9 s to acknowledge all without processing, ~2.7 s with it), mostly through
-// the file system's journal, which a lower thread priority did not change. Held files are
-// already durable in the spool, so holding them risks nothing; the bounds keep the backlog (and
-// the work a restart would redo) small under a sender that never pauses.
+// are held back, up to MAX_HELD files or MAX_HELD_BYTES, and handed over when the senders pause.
+// De-identifying and filing in parallel with receiving made every acknowledgement wait longer
+// (600 CT slices on one association: ~1.9 s to acknowledge all without processing, ~2.7 s with
+// it), mostly through the file system's journal, which a lower thread priority did not change.
+// Held files are already durable in the spool, so holding them risks nothing; the bounds keep
+// the backlog (and the work a restart would redo) small under a sender that never pauses.
+//
+// Checkpoints (see processingWorker.ts) are started from here once no worker has work left: a
+// worker fsyncing its outputs while another still creates files slowed those creations ~5x
+// (each fsync is a journal commit).
 import { Worker } from 'node:worker_threads';
 import type { AuditRow } from '../audit/auditLog.js';
 import type { MappingRow } from '../core/types.js';
@@ -35,15 +39,25 @@ interface Job {
   receivedAt: Date;
 }
 
+/** Where a file is: held here, being processed by a worker, or filed and awaiting a checkpoint. */
+interface Flight {
+  state: 'held' | 'processing' | 'unsynced';
+  worker: number;
+}
+
 export class ProcessingThread {
   private readonly workers: Worker[] = [];
-  /** file -> index of the worker processing it (until its spool file is gone); -1 while held */
-  private readonly inFlight = new Map<string, number>();
+  /** Every file from process() until its spool file is gone (or it failed). */
+  private readonly inFlight = new Map<string, Flight>();
   private held: Job[] = [];
   private heldBytes = 0;
   private lastArrival = 0;
   private holdTimer: NodeJS.Timeout | undefined;
+  /** Per worker: files being processed, and files filed but not yet checkpointed. */
   private readonly load: number[] = [];
+  private readonly unsynced: number[] = [];
+  /** Per worker: a checkpoint was asked for and has not reported yet. */
+  private readonly checkpointing: boolean[] = [];
   private idleWaiters: (() => void)[] = [];
   private closing = false;
 
@@ -59,6 +73,8 @@ export class ProcessingThread {
   ) {
     for (let i = 0; i < threads; i++) {
       this.load.push(0);
+      this.unsynced.push(0);
+      this.checkpointing.push(false);
       this.spawn(i);
     }
   }
@@ -66,31 +82,71 @@ export class ProcessingThread {
   private spawn(i: number): void {
     const w = new Worker(new URL('./processingWorker.js', import.meta.url), { workerData: this.init });
     w.on('message', (msg: FromWorker) => {
-      if (msg.type === 'audit') this.events.onAudit(msg.rows);
-      else if (msg.type === 'done' && msg.outcome.status === 'filed') this.events.onDone(msg.file, msg.outcome); // retired later
-      else if (msg.type === 'done') this.finish(msg.file, () => this.events.onDone(msg.file, msg.outcome));
-      else if (msg.type === 'retired') for (const f of msg.files) this.finish(f, () => undefined);
-      else if (msg.type === 'failed') this.finish(msg.file, () => this.events.onFailed(msg.file, msg.error));
+      if (msg.type === 'audit') {
+        this.events.onAudit(msg.rows);
+      } else if (msg.type === 'done') {
+        if (msg.outcome.status === 'filed') this.move(msg.file, 'unsynced');
+        else this.end(msg.file);
+        this.report(() => this.events.onDone(msg.file, msg.outcome));
+      } else if (msg.type === 'retired') {
+        this.checkpointing[i] = false;
+        for (const f of msg.files) this.end(f);
+        this.report(() => undefined);
+      } else if (msg.type === 'failed') {
+        if (this.inFlight.get(msg.file)?.state === 'unsynced') this.checkpointing[i] = false;
+        this.end(msg.file);
+        this.report(() => this.events.onFailed(msg.file, msg.error));
+      }
     });
     w.on('error', (e) => this.events.onCrash(e));
     w.on('exit', () => {
       if (this.closing) return;
       // Whatever it held is still in the spool; the node rescans it.
-      for (const [f, owner] of [...this.inFlight]) {
-        if (owner === i) this.finish(f, () => this.events.onFailed(f, 'WorkerExited'));
+      for (const [f, flight] of [...this.inFlight]) {
+        if (flight.state !== 'held' && flight.worker === i) {
+          this.end(f);
+          this.report(() => this.events.onFailed(f, 'WorkerExited'));
+        }
       }
+      this.checkpointing[i] = false;
       this.spawn(i);
     });
     this.workers[i] = w;
   }
 
-  private finish(file: string, report: () => void): void {
-    const owner = this.inFlight.get(file);
-    if (owner !== undefined && owner >= 0) this.load[owner]!--;
+  /** Moves a file to another state, keeping the per-worker counts. */
+  private move(file: string, state: Flight['state'], worker?: number): void {
+    const flight = this.inFlight.get(file);
+    if (flight) this.count(flight, -1);
+    const next: Flight = { state, worker: worker ?? flight?.worker ?? -1 };
+    this.inFlight.set(file, next);
+    this.count(next, +1);
+  }
+
+  private end(file: string): void {
+    const flight = this.inFlight.get(file);
+    if (!flight) return;
+    this.count(flight, -1);
     this.inFlight.delete(file);
+  }
+
+  private count(f: Flight, d: number): void {
+    if (f.state === 'processing') this.load[f.worker]! += d;
+    else if (f.state === 'unsynced') this.unsynced[f.worker]! += d;
+  }
+
+  /** Runs an event callback, then checkpoints or wakes idle waiters as the new state allows. */
+  private report(event: () => void): void {
     try {
-      report();
+      event();
     } finally {
+      if (this.held.length === 0 && this.load.every((n) => n === 0)) {
+        this.unsynced.forEach((n, i) => {
+          if (n === 0 || this.checkpointing[i]) return;
+          this.checkpointing[i] = true;
+          this.workers[i]!.postMessage({ type: 'checkpoint' } satisfies ToWorker);
+        });
+      }
       if (this.inFlight.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
   }
@@ -102,7 +158,7 @@ export class ProcessingThread {
   /** Queues a spool file of `bytes` bytes (held back while instances keep arriving). */
   process(file: string, callingAet: string, receivedAt: Date, bytes: number): void {
     if (this.inFlight.has(file) || this.closing) return;
-    this.inFlight.set(file, -1);
+    this.move(file, 'held');
     this.held.push({ file, callingAet, receivedAt });
     this.heldBytes += bytes;
     this.lastArrival = Date.now();
@@ -129,8 +185,7 @@ export class ProcessingThread {
   private dispatch({ file, callingAet, receivedAt }: Job): void {
     let i = 0;
     for (let k = 1; k < this.workers.length; k++) if (this.load[k]! < this.load[i]!) i = k;
-    this.inFlight.set(file, i);
-    this.load[i]!++;
+    this.move(file, 'processing', i);
     this.workers[i]!.postMessage({ type: 'process', file, callingAet, receivedAt: receivedAt.getTime() } satisfies ToWorker);
   }
 
@@ -139,6 +194,7 @@ export class ProcessingThread {
     for (const w of this.workers) w.postMessage({ type: 'mapping', rows } satisfies ToWorker);
   }
 
+  /** Resolves when every file handed over is filed and checkpointed (or failed). */
   whenIdle(): Promise<void> {
     if (this.inFlight.size === 0) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));

@@ -6,8 +6,8 @@
 // output is written and its filing committed, and 'retired' (spool file deleted) after a
 // checkpoint has fsync'd its output. Each fsync is a journal commit of the file system, and the
 // receiving thread's fdatasync before every acknowledgement waits behind them: fsyncing outputs
-// per instance slowed acknowledgements measurably. A checkpoint runs when no work is left or
-// CHECKPOINT_MAX instances wait, and before the thread closes.
+// per instance slowed acknowledgements measurably. A checkpoint runs when the main thread asks
+// (no worker has work left), when CHECKPOINT_MAX instances wait, and before the thread closes.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AuditRow } from '../audit/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
@@ -26,6 +26,7 @@ export interface ProcessingInit {
 export type ToWorker =
   | { type: 'process'; file: string; callingAet: string; receivedAt: number }
   | { type: 'mapping'; rows: MappingRow[] }
+  | { type: 'checkpoint' }
   | { type: 'close' };
 
 export type FromWorker =
@@ -60,9 +61,6 @@ const GROUP = 16;
 /** Filed instances whose outputs are not fsync'd yet (their spool files stay until they are). */
 const unsynced: Staged[] = [];
 const CHECKPOINT_MAX = 500;
-/** Idle time before a checkpoint: a group arriving meanwhile is processed first. */
-const CHECKPOINT_IDLE_MS = 20;
-let checkpointTimer: NodeJS.Timeout | undefined;
 
 function errorCode(e: unknown): string {
   // Only a code or a name: nothing from a message reaches the application log.
@@ -96,13 +94,10 @@ function drain(): void {
   for (const r of replies) port.postMessage(r);
   if (unsynced.length >= CHECKPOINT_MAX) checkpoint();
   if (pending.length > 0) schedule();
-  else scheduleCheckpoint();
 }
 
 /** Makes every filed output durable, then lets their spool files go. */
 function checkpoint(): void {
-  if (checkpointTimer) clearTimeout(checkpointTimer);
-  checkpointTimer = undefined;
   if (unsynced.length === 0) return;
   const batch = unsynced.splice(0);
   try {
@@ -112,14 +107,6 @@ function checkpoint(): void {
     // An output may not be durable: its spool file stays and is processed again (idempotent).
     for (const s of batch) port.postMessage({ type: 'failed', file: s.file, error: errorCode(e) } satisfies FromWorker);
   }
-}
-
-function scheduleCheckpoint(): void {
-  if (checkpointTimer || unsynced.length === 0) return;
-  checkpointTimer = setTimeout(() => {
-    checkpointTimer = undefined;
-    if (pending.length === 0 && !scheduled) checkpoint();
-  }, CHECKPOINT_IDLE_MS);
 }
 
 /**
@@ -155,6 +142,8 @@ port.on('message', (msg: ToWorker) => {
   } else if (msg.type === 'process') {
     pending.push(msg);
     schedule();
+  } else if (msg.type === 'checkpoint') {
+    checkpoint();
   } else if (msg.type === 'close') {
     checkpoint();
     state.close();
