@@ -27,15 +27,10 @@ export function fsyncPathSync(path: string): void {
   }
 }
 
-/** Durable write; with `syncDir` false the caller fsyncs the folder itself (once for many files). */
-export function writeFileDurableSync(
-  file: string,
-  data: Uint8Array | string | Buffer[],
-  mode = 0o644,
-  syncDir = true,
-): void {
+/** Atomic and durable: the data and the rename are fsync'd before it returns. */
+export function writeFileDurableSync(file: string, data: Uint8Array | string | Buffer[], mode = 0o644): void {
   writeViaTemp(file, data, mode, true);
-  if (syncDir) fsyncPathSync(dirname(file));
+  fsyncPathSync(dirname(file));
 }
 
 /** Atomic but not yet durable: the caller fsyncs the file and its folder later. */

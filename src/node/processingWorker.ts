@@ -111,7 +111,7 @@ function checkpoint(): void {
 
 /**
  * Waits a few milliseconds for more instances unless a full group is ready: larger groups share
- * one folder fsync and one SQLite commit, which leaves the disk to the receiving thread.
+ * one SQLite commit (one fsync of its log).
  */
 const GATHER_MS = 10;
 let gatherTimer: NodeJS.Timeout | undefined;

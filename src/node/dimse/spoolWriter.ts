@@ -184,9 +184,9 @@ export class SpoolPool {
   }
 }
 
-/** Closes and deletes a spool file; never throws (the folder itself may be gone). */
-function discardFile(f: { fd: number; path: string }): void {
-  closeQuietly(f.fd);
+/** Closes (when open) and deletes a spool file; never throws (the folder itself may be gone). */
+function discardFile(f: { fd?: number; path: string }): void {
+  if (f.fd !== undefined) closeQuietly(f.fd);
   try {
     fs.rmSync(f.path, { force: true });
   } catch {
@@ -331,7 +331,7 @@ export class SpoolWriter {
     const file = this.file;
     this.file = undefined;
     if (file) discardFile(file);
-    else if (wasDone) discardFile({ fd: -1, path: this.finalPath });
+    else if (wasDone) discardFile({ path: this.finalPath });
   }
 
   private writeAll(chunk: Buffer): void {
