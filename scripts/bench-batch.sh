@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Batch benchmark: ~600 CT slices of 512x512 (16-bit). Times, in the same run, `cp -r`, a plain
 # Node read+write copy, and `dicom-deid batch`, and prints the ratios.
-#   usage: scripts/bench-batch.sh [N=600] [WORKDIR]
+#   usage: [ROUNDS=3] scripts/bench-batch.sh [N=600] [WORKDIR]   (prints medians of ROUNDS rounds)
 # Needs python3 with pydicom + numpy, and a built dist/ (npm run build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
