@@ -536,6 +536,31 @@ describe('DicomServer failure paths', () => {
     expect(server.stats.instancesStored).toBe(0);
   });
 
+  it('keeps storing when its incoming/ folder is removed while it runs', async () => {
+    const spool = path.join(tmp, 'removed-incoming');
+    const stored: ReceivedInstance[] = [];
+    server = new DicomServer({
+      aeTitle: AET,
+      host: HOST,
+      port: 0,
+      spoolDir: spool,
+      logger: silentLogger().logger,
+      onStore: async (inst) => {
+        stored.push(inst);
+        return 0;
+      },
+    });
+    const { port } = await server.start();
+    await waitFor(() => listSpool(path.join(spool, 'incoming')).length > 0); // the ready files
+    fs.rmSync(path.join(spool, 'incoming'), { recursive: true });
+    const files = ['CT_small.dcm', 'MR_small.dcm'].map((f) => path.join(FILES, f));
+    const r = await run('storescu', ['-aec', AET, HOST, String(port), ...files]);
+    expect(r.code, r.out).toBe(0);
+    expect(stored.length).toBe(2);
+    for (const inst of stored) expect(isCompleteSpoolFile(fs.readFileSync(inst.spoolPath))).toBe(true);
+    expect(fs.existsSync(path.join(spool, 'incoming'))).toBe(true);
+  });
+
   it('rejects associations beyond maxAssociations as transient', async () => {
     server = new DicomServer({
       aeTitle: AET,

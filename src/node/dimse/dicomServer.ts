@@ -723,7 +723,7 @@ export class DicomServer {
     if (this.server) throw new Error('DicomServer already started');
     const { opts } = this.ctx;
     await this.recoverSpool();
-    this.ctx.pool.refill();
+    await this.ctx.pool.fill();
     const server = net.createServer((socket) => this.onConnection(socket));
     // Unassociated sockets count too; keep a margin for peers we must answer with a reject.
     server.maxConnections = opts.maxAssociations * 2 + 4;

@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { writevAll } from '../../io/durableWrite.js';
+import { fsyncPathSync, writevAll } from '../../io/durableWrite.js';
 
 export const INCOMING = 'incoming';
 const MARKER_MAGIC = Buffer.from('DICOM-DEID-SPOOL', 'latin1');
@@ -60,46 +60,31 @@ export function isCompleteSpoolFile(bytes: Buffer): boolean {
   return bytes.readUInt32LE(28) === crc32(bytes.subarray(128)) >>> 0;
 }
 
-/** fsyncs a directory (making creations and renames in it durable) through one kept descriptor. */
-export class DirSyncer {
-  private fd: number | undefined;
-
-  constructor(readonly dir: string) {}
-
-  /** Blocking fsync of the directory. */
-  sync(): void {
-    const fd = this.open();
-    try {
-      fs.fsyncSync(fd);
-    } catch (err) {
-      this.close(); // reopen next time (the directory may have been replaced)
-      throw err;
-    }
+/**
+ * fsyncs a directory (making the creations and renames in it durable), through the thread pool.
+ * Opened each time, so that a folder replaced meanwhile is the one synced.
+ */
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.promises.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
+}
 
-  /** The same through the thread pool. */
-  syncAsync(): Promise<void> {
-    const fd = this.open();
-    return new Promise<void>((resolve, reject) =>
-      fs.fsync(fd, (err) => {
-        if (err) {
-          this.close();
-          reject(err);
-        } else resolve();
-      }),
-    );
+/**
+ * Creates incoming/ again if it was removed while the node runs, durably (its parent is fsync'd).
+ * The spool folder itself is not recreated: without it, stores are answered with a failure.
+ */
+function ensureDirSync(dir: string): void {
+  try {
+    fs.mkdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
   }
-
-  close(): void {
-    const fd = this.fd;
-    this.fd = undefined;
-    if (fd !== undefined) closeQuietly(fd);
-  }
-
-  private open(): number {
-    this.fd ??= fs.openSync(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-    return this.fd;
-  }
+  fsyncPathSync(path.dirname(dir));
 }
 
 interface PoolFile {
@@ -118,7 +103,6 @@ interface PoolFile {
  */
 export class SpoolPool {
   readonly dir: string;
-  readonly dirSyncer: DirSyncer;
   private readonly ready: PoolFile[] = [];
   private refilling: Promise<void> | undefined;
   private retryAfter = 0;
@@ -129,16 +113,27 @@ export class SpoolPool {
     private readonly low: () => number,
   ) {
     this.dir = path.join(spoolDir, INCOMING);
-    this.dirSyncer = new DirSyncer(this.dir);
   }
 
   /** A file to fill; throws when none can be created (answered as a failure by the caller). */
   take(): PoolFile {
-    const file = this.ready.shift();
+    let file = this.ready.shift();
+    // A file whose name is gone (incoming/ removed while the node runs) cannot be completed.
+    while (file && fs.fstatSync(file.fd).nlink === 0) {
+      discardFile(file);
+      file = this.ready.shift();
+    }
     this.refill();
     if (file) return file;
     const p = path.join(this.dir, `${randomUUID()}.part`);
+    ensureDirSync(this.dir);
     return { fd: fs.openSync(p, 'wx', 0o600), path: p, nameDurable: false };
+  }
+
+  /** Tops the pool up and waits for it (at start-up, so that the first instances find files). */
+  async fill(): Promise<void> {
+    this.refill();
+    await this.refilling;
   }
 
   /** Tops the pool up in the background (never throws; a failure is retried a second later). */
@@ -160,11 +155,12 @@ export class SpoolPool {
         }),
       );
     try {
+      ensureDirSync(this.dir);
       const names = Array.from({ length: n }, () => path.join(this.dir, `${randomUUID()}.part`));
       const results = await Promise.allSettled(names.map(create));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-      await this.dirSyncer.syncAsync();
+      await fsyncDir(this.dir);
       for (const f of made) f.nameDurable = true;
     } catch {
       this.retryAfter = Date.now() + 1000;
@@ -180,7 +176,6 @@ export class SpoolPool {
     this.closed = true;
     await this.refilling;
     for (const f of this.ready.splice(0)) discardFile(f);
-    this.dirSyncer.close();
   }
 }
 
@@ -220,14 +215,7 @@ export async function recoverSpool(spoolDir: string): Promise<{ recovered: numbe
       if (bytes && bytes.length > 0) partials++;
     }
   }
-  if (recovered > 0) {
-    const syncer = new DirSyncer(spoolDir);
-    try {
-      await syncer.syncAsync();
-    } finally {
-      syncer.close();
-    }
-  }
+  if (recovered > 0) await fsyncDir(spoolDir);
   return { recovered, partials };
 }
 
@@ -310,8 +298,8 @@ export class SpoolWriter {
       if (alone) fs.fdatasyncSync(file.fd);
       else await fdatasyncAsync(file.fd);
       if (!file.nameDurable) {
-        if (alone) this.opts.pool.dirSyncer.sync();
-        else await this.opts.pool.dirSyncer.syncAsync();
+        if (alone) fsyncPathSync(this.opts.pool.dir);
+        else await fsyncDir(this.opts.pool.dir);
       }
       fs.renameSync(file.path, this.finalPath);
       this.state = 'done';
