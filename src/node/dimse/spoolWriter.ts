@@ -237,7 +237,7 @@ type WriterState = 'open' | 'finishing' | 'done' | 'discarded';
 
 /** Writes one data set into a pool file; finish() makes it durable and moves it to the inbox. */
 export class SpoolWriter {
-  readonly partPath: string;
+  /** Where the complete file lands: `<spool>/<id>.dcm`. */
   readonly finalPath: string;
   readonly transferSyntaxUid: string;
   /** Data set bytes received (file meta excluded). */
@@ -261,7 +261,6 @@ export class SpoolWriter {
       this.fail(err as NodeJS.ErrnoException);
     }
     const id = this.file ? path.basename(this.file.path, '.part') : randomUUID();
-    this.partPath = this.file?.path ?? path.join(opts.pool.dir, `${id}.part`);
     this.finalPath = path.join(opts.spoolDir, `${id}.dcm`);
   }
 
