@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DicomServer, type ReceivedInstance } from '../src/node/dimse/dicomServer.js';
+import { DicomServer, type DicomServerOptions, type ReceivedInstance } from '../src/node/dimse/dicomServer.js';
 import { isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
 
 const FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
@@ -507,50 +507,45 @@ describe('DicomServer failure paths', () => {
     server = undefined;
   });
 
+  /** A server on a free port with a silent logger, answering success; collects what it stored. */
+  async function startServer(spoolDir: string, extra: Partial<DicomServerOptions> = {}) {
+    const stored: ReceivedInstance[] = [];
+    server = new DicomServer({
+      aeTitle: AET,
+      host: HOST,
+      port: 0,
+      spoolDir,
+      logger: silentLogger().logger,
+      onStore: async (inst) => {
+        stored.push(inst);
+        return 0;
+      },
+      ...extra,
+    });
+    const { port } = await server.start();
+    return { port, stored };
+  }
+
   afterAll(() => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('answers a failure, never success, when the spool cannot be written', async () => {
     const spool = path.join(tmp, 'vanishing');
-    let called = 0;
-    server = new DicomServer({
-      aeTitle: AET,
-      host: HOST,
-      port: 0,
-      spoolDir: spool,
-      logger: silentLogger().logger,
-      onStore: async () => {
-        called++;
-        return 0;
-      },
-    });
-    const { port } = await server.start();
+    const { port, stored } = await startServer(spool);
     // The spool directory is replaced by a regular file: every open() fails with ENOTDIR.
     fs.rmSync(spool, { recursive: true });
     fs.writeFileSync(spool, 'not a directory');
     const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
     expect(r.out).toMatch(/0xa700|Out of Resources|Refused/i);
-    expect(called).toBe(0);
-    expect(server.stats.instancesFailed).toBe(1);
-    expect(server.stats.instancesStored).toBe(0);
+    expect(stored.length).toBe(0);
+    expect(server!.stats.instancesFailed).toBe(1);
+    expect(server!.stats.instancesStored).toBe(0);
   });
 
   it('keeps storing when its incoming/ folder is removed while it runs', async () => {
     const spool = path.join(tmp, 'removed-incoming');
-    const stored: ReceivedInstance[] = [];
-    server = new DicomServer({
-      aeTitle: AET,
-      host: HOST,
-      port: 0,
-      spoolDir: spool,
-      logger: silentLogger().logger,
-      onStore: async (inst) => {
-        stored.push(inst);
-        return 0;
-      },
-    });
-    const { port } = await server.start();
+    const { port, stored } = await startServer(spool);
     await waitFor(() => listSpool(path.join(spool, 'incoming')).length > 0); // the ready files
     fs.rmSync(path.join(spool, 'incoming'), { recursive: true });
     const files = ['CT_small.dcm', 'MR_small.dcm'].map((f) => path.join(FILES, f));
@@ -562,16 +557,7 @@ describe('DicomServer failure paths', () => {
   });
 
   it('rejects associations beyond maxAssociations as transient', async () => {
-    server = new DicomServer({
-      aeTitle: AET,
-      host: HOST,
-      port: 0,
-      spoolDir: path.join(tmp, 'limit'),
-      maxAssociations: 1,
-      logger: silentLogger().logger,
-      onStore: async () => 0,
-    });
-    const { port } = await server.start();
+    const { port } = await startServer(path.join(tmp, 'limit'), { maxAssociations: 1 });
     const holder = rawClient(port);
     holder.sock.write(associateRq('RAWSCU', AET, CT_STORAGE, EXPLICIT_LE));
     await holder.waitBytes(6);
@@ -590,25 +576,11 @@ describe('DicomServer failure paths', () => {
 
   it('aborts an instance above maxInstanceBytes and deletes the partial file', async () => {
     const spool = path.join(tmp, 'small');
-    let called = 0;
-    server = new DicomServer({
-      aeTitle: AET,
-      host: HOST,
-      port: 0,
-      spoolDir: spool,
-      maxInstanceBytes: 10_000,
-      maxPduLength: 4096,
-      logger: silentLogger().logger,
-      onStore: async () => {
-        called++;
-        return 0;
-      },
-    });
-    const { port } = await server.start();
+    const { port, stored } = await startServer(spool, { maxInstanceBytes: 10_000, maxPduLength: 4096 });
     const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
     expect(r.out).toMatch(/abort/i);
     expect(r.out).not.toMatch(/Success/i);
-    expect(called).toBe(0);
+    expect(stored.length).toBe(0);
     await waitFor(() => server!.stats.connections === 0);
     expect(listSpool(spool)).toEqual(['incoming']);
     expect(partialFiles(spool)).toEqual([]);
