@@ -121,6 +121,25 @@ describe('StateDb', () => {
     db.close();
   });
 
+  it('a new key that names the same session as a numbered one takes its number (sameAs)', () => {
+    const db = StateDb.open(join(tmp, 'same-as.sqlite'));
+    expect(db.sessionIndex('R1', 'study:X')).toBe(1); // the node numbered study X
+    const folders = ['folder:p/a', 'folder:p/b', 'folder:p/c'];
+    // p/b holds X; p/c holds a study nobody numbered: it is new like p/a.
+    const sameAs = new Map([['folder:p/b', 'study:X'], ['folder:p/c', 'study:Y']]);
+    expect([...db.sessionIndices('R1', folders, sameAs)]).toEqual([
+      ['folder:p/a', 2],
+      ['folder:p/b', 1],
+      ['folder:p/c', 3],
+    ]);
+    expect(db.knownSessionIndex('R1', 'folder:p/b')).toBe(1);
+    expect(db.knownSessionIndex('R1', 'study:Y')).toBeUndefined(); // not linked by this call
+    // Stable afterwards, with or without the hint; the next new key continues after 3.
+    expect([...db.sessionIndices('R1', folders)]).toEqual([...db.sessionIndices('R1', folders, sameAs)]);
+    expect(db.sessionIndex('R1', 'study:Z')).toBe(4);
+    db.close();
+  });
+
   it('a failed transaction assigns nothing (no gaps)', () => {
     const db = StateDb.open(join(tmp, 'rollback.sqlite'));
     db.sessionIndex('R', 'k1');

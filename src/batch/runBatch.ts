@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { sessionFolderName } from '../core/accession.js';
+import { sessionFolderName, studySessionKey } from '../core/accession.js';
+import { readInstanceKeys } from '../core/deidentify.js';
+import { ReusableReader } from '../io/reusableReader.js';
 import { readMappingFile } from '../io/mappingFile.js';
 import { StateDb } from '../state/stateDb.js';
 import { UsageError } from '../commands/errors.js';
@@ -120,6 +122,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   // More workers than files: the extra ones go.
   for (const w of prestarted.splice(Math.min(workerCount, walked.files.length))) void w.terminate();
   const sessionFolders = new Map<string, string[]>();
+  /** The files of each session folder (`patient/session`), in walk order. */
+  const filesOfSession = new Map<string, string[]>();
   // Files inside session folders go to the workers first, then the others (see the pool below).
   const foldered: string[] = [];
   const loose: string[] = [];
@@ -130,6 +134,10 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       const list = sessionFolders.get(l.patientFolder) ?? [];
       if (list[list.length - 1] !== l.sessionFolder && !list.includes(l.sessionFolder)) list.push(l.sessionFolder);
       sessionFolders.set(l.patientFolder, list);
+      const sessionRel = `${l.patientFolder}/${l.sessionFolder}`;
+      const inSession = filesOfSession.get(sessionRel) ?? [];
+      inSession.push(rel);
+      filesOfSession.set(sessionRel, inSession);
     }
   }
   // Alphabetical (code point) order: N is assigned in this order the first time a folder is seen.
@@ -151,15 +159,38 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   // --- Session numbers: the main thread is the only SQLite user. ---
   const sessionCache = new Map<string, number>();
   const initialisedPatientFolders = new Set<string>();
+  const keysReader = new ReusableReader();
+  /** The session key of the study in a session folder: that of its first readable DICOM file. */
+  function studyKeyOfSession(patientFolder: string, sessionFolder: string): string | undefined {
+    for (const rel of (filesOfSession.get(`${patientFolder}/${sessionFolder}`) ?? []).slice(0, 5)) {
+      try {
+        const bytes = keysReader.read(path.join(input, ...rel.split('/')), true);
+        if (bytes === null) continue;
+        const keys = readInstanceKeys(bytes);
+        return studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
+      } catch {
+        // unreadable or not de-identifiable: its worker reports it; try the next file
+      }
+    }
+    return undefined;
+  }
   function sessionIndex(req: SessionRequest): number {
     const ck = (k: string) => req.researchId + '\0' + k;
     if (req.patientFolder !== null) {
       const pk = req.researchId + '\0' + req.patientFolder;
       if (!initialisedPatientFolders.has(pk)) {
         initialisedPatientFolders.add(pk);
-        const keys = (sessionFolders.get(req.patientFolder) ?? []).map((s) => folderSessionKey(req.patientFolder!, s));
+        const folders = sessionFolders.get(req.patientFolder) ?? [];
+        const keys = folders.map((s) => folderSessionKey(req.patientFolder!, s));
+        // A folder not numbered yet may hold a study the node numbered first: it takes that number.
+        const sameAs = new Map<string, string>();
+        folders.forEach((s, i) => {
+          if (state.knownSessionIndex(req.researchId, keys[i]!) !== undefined) return;
+          const study = studyKeyOfSession(req.patientFolder!, s);
+          if (study !== undefined) sameAs.set(keys[i]!, study);
+        });
         if (keys.length > 0) {
-          for (const [k, n] of state.sessionIndices(req.researchId, keys)) sessionCache.set(ck(k), n);
+          for (const [k, n] of state.sessionIndices(req.researchId, keys, sameAs)) sessionCache.set(ck(k), n);
         }
       }
     }

@@ -161,18 +161,30 @@ export class StateDb {
    * Batch form: every key gets its existing index; keys not known yet get the next free numbers in
    * the ORDER GIVEN (callers pass alphabetical order). Duplicate keys are allowed and get one
    * index. One BEGIN IMMEDIATE transaction.
+   *
+   * `sameAs` maps a key to another key naming the same session (a batch session folder to the
+   * study found in it): when the key is not known yet but the other one is (the node numbered
+   * that study first), the key is recorded as an alias of that number instead of taking a new one.
    */
-  sessionIndices(researchId: string, keys: string[]): Map<string, number> {
+  sessionIndices(researchId: string, keys: string[], sameAs?: ReadonlyMap<string, string>): Map<string, number> {
     if (researchId === '') throw new Error('sessionIndices: empty research ID');
     return this.db
       .transaction((): Map<string, number> => {
         const out = new Map<string, number>();
         let next: number | null = null;
+        const known = (key: string) => this.stmtGet.get(researchId, key) ?? this.stmtGetAlias.get(researchId, key);
         for (const key of keys) {
           if (out.has(key)) continue;
-          const row = this.stmtGet.get(researchId, key) ?? this.stmtGetAlias.get(researchId, key);
+          const row = known(key);
           if (row) {
             out.set(key, row.n);
+            continue;
+          }
+          const other = sameAs?.get(key);
+          const numbered = other === undefined ? undefined : known(other);
+          if (numbered) {
+            this.stmtAlias.run(researchId, key, numbered.n);
+            out.set(key, numbered.n);
             continue;
           }
           if (next === null) next = (this.stmtMax.get(researchId)?.m ?? 0) + 1;
@@ -183,6 +195,11 @@ export class StateDb {
         return out;
       })
       .immediate();
+  }
+
+  /** The index already given to (researchId, key), directly or as an alias; undefined if none. */
+  knownSessionIndex(researchId: string, key: string): number | undefined {
+    return (this.stmtGet.get(researchId, key) ?? this.stmtGetAlias.get(researchId, key))?.n;
   }
 
   /**
