@@ -66,11 +66,11 @@ describe('parsePdvs', () => {
     };
     const p = pdu(0x04, Buffer.concat([item(1, 0x03, Buffer.from('cmd')), item(3, 0x02, Buffer.from('data!'))]));
     const pdvs = parsePdvs(p);
-    expect(pdvs.map((x) => [x.getPresentationContextId(), x.isCommand(), x.isLastFragment(), x.getValue().toString()])).toEqual([
+    expect(pdvs.map((x) => [x.presentationContextId, x.isCommand(), x.isLastFragment(), x.value.toString()])).toEqual([
       [1, true, true, 'cmd'],
       [3, false, true, 'data!'],
     ]);
-    expect(pdvs[1]!.getValue().buffer).toBe(p.buffer);
+    expect(pdvs[1]!.value.buffer).toBe(p.buffer);
     const bad = Buffer.from(p);
     bad.writeUInt32BE(999, 6);
     expect(() => parsePdvs(bad)).toThrow(PduError);

@@ -1,24 +1,17 @@
 // Zero-copy parsing of P-DATA-TF PDUs (PS3.8 9.3.5), and the A-ABORT PDU we send.
 //
 // dcmjs-dimse parses P-DATA-TF through its SmartBuffer-based RawPdu/PDataTF classes, copying the
-// PDU body and every PDV value. The receiver parses the PDV items itself and hands the library
-// objects with the same four methods its _processPDataTf() uses, whose values are views into
-// the PDU buffer.
+// PDU body and every PDV value. The receiver parses the PDV items itself (dicomServer.ts handles
+// them; the library never sees P-DATA): each value is a view into the PDU buffer.
 import { PduError } from './pduReader.js';
 
-/** One presentation data value item; method names match dcmjs-dimse's Pdv. */
+/** One presentation data value item. */
 export class PdvView {
   constructor(
     readonly presentationContextId: number,
     private readonly header: number,
     readonly value: Buffer,
   ) {}
-  getPresentationContextId(): number {
-    return this.presentationContextId;
-  }
-  getValue(): Buffer {
-    return this.value;
-  }
   isCommand(): boolean {
     return (this.header & 0x01) !== 0;
   }
