@@ -172,19 +172,18 @@ export class StateDb {
       .transaction((): Map<string, number> => {
         const out = new Map<string, number>();
         let next: number | null = null;
-        const known = (key: string) => this.stmtGet.get(researchId, key) ?? this.stmtGetAlias.get(researchId, key);
         for (const key of keys) {
           if (out.has(key)) continue;
-          const row = known(key);
-          if (row) {
-            out.set(key, row.n);
+          const n = this.knownSessionIndex(researchId, key);
+          if (n !== undefined) {
+            out.set(key, n);
             continue;
           }
           const other = sameAs?.get(key);
-          const numbered = other === undefined ? undefined : known(other);
-          if (numbered) {
-            this.stmtAlias.run(researchId, key, numbered.n);
-            out.set(key, numbered.n);
+          const numbered = other === undefined ? undefined : this.knownSessionIndex(researchId, other);
+          if (numbered !== undefined) {
+            this.stmtAlias.run(researchId, key, numbered);
+            out.set(key, numbered);
             continue;
           }
           if (next === null) next = (this.stmtMax.get(researchId)?.m ?? 0) + 1;
