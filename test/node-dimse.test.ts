@@ -6,6 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DicomServer, type DicomServerOptions, type ReceivedInstance } from '../src/node/dimse/dicomServer.js';
+import { isCompleteRecord, SpoolJournal } from '../src/node/dimse/spoolJournal.js';
+import { parseJournalRef, readSpoolItemCopy } from '../src/node/dimse/spoolRef.js';
 import { isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
 
 const FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
@@ -98,6 +100,21 @@ async function waitForPort(port: number): Promise<void> {
     if (Date.now() - start > 5000) throw new Error(`port ${port} not listening`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Whether a spooled instance (file or journal record) carries a completion marker matching it. */
+function isCompleteSpoolItem(item: string): boolean {
+  const bytes = readSpoolItemCopy(item);
+  const ref = parseJournalRef(item);
+  return ref ? isCompleteRecord(bytes, ref.generation) : isCompleteSpoolFile(bytes);
+}
+
+/** A spooled instance as a Part 10 file of its own (for dcmdump). */
+function asFile(item: string, dir: string): string {
+  if (!parseJournalRef(item)) return item;
+  const f = path.join(dir, `${path.basename(item).replace(/[^0-9A-Za-z]+/g, '_')}.dcm`);
+  fs.writeFileSync(f, readSpoolItemCopy(item));
+  return f;
 }
 
 function listSpool(dir: string): string[] {
@@ -222,9 +239,12 @@ afterEach(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-describe('DicomServer (shared instance)', () => {
+// Each instance goes into a journal segment (the default), or, without a journal reserve (and as
+// the journal's fallback), into a file of its own: both paths run the same tests.
+describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spool: %s)', (mode) => {
   let tmp: string;
   let spool: string;
+  let journal: SpoolJournal;
   let server: DicomServer;
   let port: number;
   const received: ReceivedInstance[] = [];
@@ -235,7 +255,9 @@ describe('DicomServer (shared instance)', () => {
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-dimse-'));
     spool = path.join(tmp, 'spool');
+    journal = new SpoolJournal(spool, { reserveBytes: mode === 'journal' ? 256 * 1024 * 1024 : 0 });
     server = new DicomServer({
+      journal,
       aeTitle: AET,
       host: HOST,
       port: 0,
@@ -257,6 +279,7 @@ describe('DicomServer (shared instance)', () => {
 
   afterAll(async () => {
     await server?.stop();
+    await journal?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -300,9 +323,13 @@ describe('DicomServer (shared instance)', () => {
         expect(inst.callingAet).toBe('STORESCU');
         expect(inst.calledAet).toBe(AET);
         expect(inst.remoteAddress).toMatch(/127\.0\.0\.1/);
-        expect(path.dirname(inst.spoolPath)).toBe(spool);
-        expect(inst.spoolPath.endsWith('.dcm')).toBe(true);
-        const stored = fs.readFileSync(inst.spoolPath);
+        if (mode === 'files') {
+          expect(path.dirname(inst.spoolPath)).toBe(spool);
+          expect(inst.spoolPath.endsWith('.dcm')).toBe(true);
+        } else {
+          expect(path.dirname(parseJournalRef(inst.spoolPath)!.segment)).toBe(path.join(spool, 'journal'));
+        }
+        const stored = readSpoolItemCopy(inst.spoolPath);
         expect(inst.byteLength).toBe(dataset(stored).length);
         expect(metaValue(stored, 0x0010), name).toBe(ts);
         expect(metaValue(stored, 0x0002)).toBe(inst.sopClassUid);
@@ -322,11 +349,11 @@ describe('DicomServer (shared instance)', () => {
       ref.kill('SIGKILL');
     }
     // dcmdump reads what we wrote (meta and data set) without complaint.
-    const dump = await run('dcmdump', ['-q', ...received.slice(-7).map((i) => i.spoolPath)]);
+    const dump = await run('dcmdump', ['-q', ...received.slice(-7).map((i) => asFile(i.spoolPath, tmp))]);
     expect(dump.code, dump.out).toBe(0);
     expect(partialFiles(spool)).toEqual([]);
     // Every acknowledged file carries its completion marker (length and CRC-32 in the preamble).
-    for (const inst of received.slice(-7)) expect(isCompleteSpoolFile(fs.readFileSync(inst.spoolPath))).toBe(true);
+    for (const inst of received.slice(-7)) expect(isCompleteSpoolItem(inst.spoolPath)).toBe(true);
   });
 
   it('keeps an unmodified data set byte-identical (raw peer, group lengths and all)', async () => {
@@ -359,7 +386,7 @@ describe('DicomServer (shared instance)', () => {
     const inst = received[received.length - 1]!;
     expect(inst.sopInstanceUid).toBe(sopInstance);
     expect(inst.callingAet).toBe('RAWSCU');
-    expect(dataset(fs.readFileSync(inst.spoolPath)).equals(body)).toBe(true);
+    expect(dataset(readSpoolItemCopy(inst.spoolPath)).equals(body)).toBe(true);
     c.sock.write(pdu(0x05, Buffer.alloc(4)));
     await c.closed;
   });
@@ -472,11 +499,15 @@ describe('DicomServer (shared instance)', () => {
     expect(cut.received()[0]).toBe(0x02);
     const original = fs.readFileSync(path.join(FILES, 'CT_small.dcm'));
     cut.sock.write(pdata(1, 0x03, cStoreRq(CT_STORAGE, '1.2.3.4.5.6.7')));
+    const bytesBefore = server.stats.bytesReceived;
+    const liveBefore = journal.liveRecords().length;
     cut.sock.write(pdata(1, 0x00, dataset(original).subarray(0, 20000)));
-    await waitFor(() => partialFiles(spool).length === 1);
+    await waitFor(() => server.stats.bytesReceived >= bytesBefore + 20000);
+    if (mode === 'files') expect(partialFiles(spool).length).toBe(1);
     cut.sock.destroy();
     await waitFor(() => server.stats.partialsDiscarded === discardedBefore + 1);
     await waitFor(() => partialFiles(spool).length === 0);
+    expect(journal.liveRecords().length).toBe(liveBefore);
 
     // Still serving.
     const r = await run('echoscu', ['-aec', AET, HOST, String(port)]);
@@ -545,15 +576,30 @@ describe('DicomServer failure paths', () => {
 
   it('keeps storing when its incoming/ folder is removed while it runs', async () => {
     const spool = path.join(tmp, 'removed-incoming');
-    const { port, stored } = await startServer(spool);
+    const journal = new SpoolJournal(spool, { reserveBytes: 0 }); // a file per instance
+    const { port, stored } = await startServer(spool, { journal });
     await waitFor(() => listSpool(path.join(spool, 'incoming')).length > 0); // the ready files
     fs.rmSync(path.join(spool, 'incoming'), { recursive: true });
     const files = ['CT_small.dcm', 'MR_small.dcm'].map((f) => path.join(FILES, f));
     const r = await run('storescu', ['-aec', AET, HOST, String(port), ...files]);
     expect(r.code, r.out).toBe(0);
     expect(stored.length).toBe(2);
-    for (const inst of stored) expect(isCompleteSpoolFile(fs.readFileSync(inst.spoolPath))).toBe(true);
+    for (const inst of stored) expect(isCompleteSpoolItem(inst.spoolPath)).toBe(true);
     expect(fs.existsSync(path.join(spool, 'incoming'))).toBe(true);
+  });
+
+  it('keeps storing when its journal folder is removed while it runs', async () => {
+    const spool = path.join(tmp, 'removed-journal');
+    const { port, stored } = await startServer(spool);
+    const files = ['CT_small.dcm', 'MR_small.dcm'].map((f) => path.join(FILES, f));
+    expect((await run('storescu', ['-aec', AET, HOST, String(port), files[0]!])).code).toBe(0);
+    expect(parseJournalRef(stored[0]!.spoolPath)).not.toBeNull();
+    fs.rmSync(path.join(spool, 'journal'), { recursive: true });
+    const r = await run('storescu', ['-aec', AET, HOST, String(port), ...files, ...files]);
+    expect(r.code, r.out).toBe(0);
+    expect(stored.length).toBe(5);
+    // Nothing acknowledged went into the removed segment: each is complete where it now is.
+    for (const inst of stored.slice(1)) expect(isCompleteSpoolItem(inst.spoolPath)).toBe(true);
   });
 
   it('rejects associations beyond maxAssociations as transient', async () => {
@@ -582,7 +628,7 @@ describe('DicomServer failure paths', () => {
     expect(r.out).not.toMatch(/Success/i);
     expect(stored.length).toBe(0);
     await waitFor(() => server!.stats.connections === 0);
-    expect(listSpool(spool)).toEqual(['incoming']);
+    expect(listSpool(spool).filter((f) => f !== 'incoming' && f !== 'journal')).toEqual([]);
     expect(partialFiles(spool)).toEqual([]);
     // And the next association is served normally.
     const echo = await run('echoscu', ['-aec', AET, HOST, String(port)]);

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SpoolJournal } from '../src/node/dimse/spoolJournal.js';
 import { tempDir, waitFor } from './forward-helpers.js';
 import {
   CSV_HEADER,
@@ -55,6 +56,16 @@ function storescuAsync(port: number, files: string[], args: string[] = []): Prom
 }
 
 const IDENTIFIERS = ['DOE', 'JANE', '19650704', 'Springfield', 'MRN777', 'ACC1'];
+
+/** Acknowledged, unfiled instances in a stopped node's spool journal. */
+async function journalRecords(spool: string): Promise<number> {
+  const journal = new SpoolJournal(spool, { reserveBytes: 1024 ** 3 });
+  try {
+    return (await journal.recover()).records.length;
+  } finally {
+    await journal.close();
+  }
+}
 
 describe('dicom-deid serve', () => {
   it('files every transfer syntax as sent, de-identified, pixel data untouched, and logs no identifier', async () => {
@@ -189,21 +200,24 @@ describe('dicom-deid serve', () => {
     const r = storescu(node.port, all, { args: ['-xe'] });
     expect(r.status, r.output).toBe(0); // every instance acknowledged
     await node.kill9();
-    const spooled = readdirSync(node.paths.spool).filter((f) => f.endsWith('.dcm')).length;
+    const spooled = readdirSync(node.paths.spool).filter((f) => f.endsWith('.dcm')).length + (await journalRecords(node.paths.spool));
+    expect(await journalRecords(node.paths.spool)).toBeGreaterThan(0); // the default spool is the journal
     const filedBefore = dicomFiles(node.paths.output).length;
     expect(spooled + filedBefore).toBeGreaterThanOrEqual(all.length); // nothing acknowledged is lost
     node = await startNode({ dir, csv });
     await waitFor(() => dicomFiles(node.paths.output).length === all.length, 20_000, 'all filed after restart');
-    // Drained: nothing but the receiver's incoming/ folder, holding only unused (empty) files.
+    // Drained: nothing but the journal and the receiver's incoming/ folder, holding only unused
+    // (empty) files; no journal record left to process.
     const incoming = join(node.paths.spool, 'incoming');
     await waitFor(
       () =>
-        readdirSync(node.paths.spool).join() === 'incoming' &&
+        readdirSync(node.paths.spool).sort().join() === 'incoming,journal' &&
         readdirSync(incoming).every((f) => statSync(join(incoming, f)).size === 0),
       10_000,
       'spool drained',
     );
     expect(await node.stop()).toBe(0);
+    expect(await journalRecords(node.paths.spool)).toBe(0);
     const uids = dicomFiles(node.paths.output).map((f) => f.split('/').pop());
     expect(new Set(uids).size).toBe(all.length);
   });

@@ -37,6 +37,23 @@ export class ReusableReader {
     }
   }
 
+  /** `length` bytes of a file from `offset` on (a spool journal record), valid until the next call. */
+  readRange(file: string, offset: number, length: number): Buffer {
+    const fd = openSync(file, 'r');
+    try {
+      const bytes = this.buffer(length);
+      let off = 0;
+      while (off < length) {
+        const n = readSync(fd, bytes, off, length - off, offset + off);
+        if (n === 0) throw Object.assign(new Error('file shorter than the range read'), { code: 'EIO' });
+        off += n;
+      }
+      return bytes.subarray(0, length);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   private buffer(size: number): Buffer {
     if (size > MAX_KEPT) return Buffer.allocUnsafe(size);
     if (this.scratch.length < size) this.scratch = Buffer.allocUnsafe(Math.min(MAX_KEPT, Math.max(size, this.scratch.length * 2)));

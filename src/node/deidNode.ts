@@ -9,6 +9,8 @@ import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
 import { StateDb } from '../state/stateDb.js';
 import { DicomServer, type ReceivedInstance } from './dimse/dicomServer.js';
+import { SpoolJournal } from './dimse/spoolJournal.js';
+import { parseJournalRef, spoolItemName } from './dimse/spoolRef.js';
 import { ensureFiledSchema } from './filedInstances.js';
 import { AuditLog } from '../audit/auditLog.js';
 import { ProcessingThread } from './processingThread.js';
@@ -35,6 +37,7 @@ export class DeidNode {
   private server!: DicomServer;
   private forwarder: Forwarder | null = null;
   private processing!: ProcessingThread;
+  private journal!: SpoolJournal;
   private audit!: AuditLog;
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly faults = new Map<string, number>();
@@ -57,6 +60,7 @@ export class DeidNode {
     ensureQueueSchema(this.state.db);
     const forwardTo = c.forward.map((f) => formatDestination(parseDestination(f)));
     this.audit = new AuditLog(c.logDir);
+    this.journal = new SpoolJournal(c.spool, { reserveBytes: c.spoolReserveMB * 1024 * 1024 });
     this.processing = new ProcessingThread(
       {
         db: c.db,
@@ -79,6 +83,7 @@ export class DeidNode {
             this.logger.warn(`instance quarantined (${outcome.reason}); see the audit log`);
           }
         },
+        onReleased: (file) => this.journal.release(file),
         onFailed: (file, error) => this.onFailed(file, error),
         onCrash: (e) => this.logger.error(`processing thread crashed: ${e.name}; restarting it`),
       },
@@ -101,6 +106,7 @@ export class DeidNode {
       port: c.port,
       allowedCallingAets: c.allowedAets,
       spoolDir: c.spool,
+      journal: this.journal,
       maxAssociations: c.maxAssociations,
       maxPduLength: c.maxPduLength,
       maxInstanceBytes: c.maxInstanceMB * 1024 * 1024,
@@ -134,7 +140,7 @@ export class DeidNode {
    */
   private onFailed(file: string, error: string): void {
     this.counts.failed++;
-    const name = file.split('/').pop();
+    const name = spoolItemName(file);
     const faults = (this.faults.get(file) ?? 0) + 1;
     this.faults.set(file, faults);
     if (!/^E[A-Z0-9]+$/.test(error) && faults >= MAX_FAULTS) {
@@ -147,6 +153,7 @@ export class DeidNode {
           callingAet: 'spool',
           keys: {},
         });
+        this.journal.release(file);
         this.counts.quarantined++;
         this.logger.error(`processing failed ${faults} times (${error}): instance moved to quarantine`, { spoolFile: name });
         return;
@@ -167,9 +174,17 @@ export class DeidNode {
     this.retryTimer.unref();
   }
 
-  /** Queues every complete spool file (partial ones are in the receiver's incoming/ folder). */
+  /**
+   * Queues every acknowledged instance not yet filed: the journal's live records and the complete
+   * spool files (partial ones are in the receiver's incoming/ folder).
+   */
   private async scanSpool(): Promise<number> {
     let n = 0;
+    for (const item of this.journal.liveRecords()) {
+      if (this.processing.has(item)) continue;
+      this.processing.process(item, 'spool', new Date(), parseJournalRef(item)!.length);
+      n++;
+    }
     for (const f of (await fsp.readdir(this.config.spool)).sort()) {
       const file = join(this.config.spool, f);
       if (!f.endsWith('.dcm') || this.processing.has(file)) continue;
@@ -193,6 +208,7 @@ export class DeidNode {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.server?.stop();
     await this.processing?.close();
+    await this.journal?.close();
     this.audit?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();

@@ -17,6 +17,7 @@ import type { AuditRow } from '../audit/auditLog.js';
 import { enqueue } from '../forward/forwardQueue.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
 import { ReusableReader } from '../io/reusableReader.js';
+import { parseJournalRef, readSpoolItem, spoolItemName } from './dimse/spoolRef.js';
 import type { StateDb } from '../state/stateDb.js';
 import { recordFiled } from './filedInstances.js';
 import { quarantineFile, type QuarantineReason } from './quarantine.js';
@@ -74,9 +75,9 @@ export interface Staged {
  * quarantined at once (or, with `leaveUnmatched` for a quarantine replay, left where they are).
  */
 export function stageInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Staged | Outcome {
-  const bytes = reader.read(file)!; // nothing of it is kept past this call
+  const bytes = readSpoolItem(reader, file); // nothing of it is kept past this call
 
-  const sourceLabel = `${source.callingAet}:${file.split('/').pop()}`;
+  const sourceLabel = `${source.callingAet}:${spoolItemName(file)}`;
   let keys: InstanceKeys;
   try {
     keys = readInstanceKeys(bytes);
@@ -179,12 +180,13 @@ export function isStaged(x: Staged | Outcome): x is Staged {
 
 /**
  * Last step, for committed instances (a checkpoint): fsync each output file and each output
- * folder once, then delete the source files. Throws on an I/O error before deleting anything.
+ * folder once, then delete the source files (a spool journal record is released by the node's
+ * main thread, which owns the journal). Throws on an I/O error before deleting anything.
  */
 export function retireStaged(staged: Pick<Staged, 'file' | 'outputPath'>[]): void {
   for (const s of staged) fsyncPathSync(s.outputPath);
   for (const dir of new Set(staged.map((s) => dirname(s.outputPath)))) fsyncPathSync(dir);
-  for (const s of staged) rmSync(s.file, { force: true });
+  for (const s of staged) if (!parseJournalRef(s.file)) rmSync(s.file, { force: true });
 }
 
 /** Files one Part 10 file completely (stage + commit + retire). */

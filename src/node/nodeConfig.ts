@@ -25,6 +25,11 @@ export interface NodeConfig {
   forwardGiveUpHours: number;
   /** Threads that de-identify and file (each with its own SQLite connection). */
   processingThreads: number;
+  /**
+   * Disk the spool journal may keep for reuse, in MiB (segments of 64 MiB; 0 = a file per
+   * instance, slower to acknowledge). See dimse/spoolJournal.ts.
+   */
+  spoolReserveMB: number;
 }
 
 export class ConfigError extends Error {
@@ -34,7 +39,7 @@ export class ConfigError extends Error {
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
 
 const STRINGS = ['aeTitle', 'host', 'csv', 'output', 'db', 'quarantine', 'spool', 'logDir', 'callingAet'] as const;
-const NUMBERS = ['port', 'maxAssociations', 'maxPduLength', 'maxInstanceMB', 'forwardGiveUpHours', 'processingThreads'] as const;
+const NUMBERS = ['port', 'maxAssociations', 'maxPduLength', 'maxInstanceMB', 'forwardGiveUpHours', 'processingThreads', 'spoolReserveMB'] as const;
 const LISTS = ['allowedAets', 'forward'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
@@ -99,6 +104,9 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   if (!Number.isInteger(c.port) || c.port > 65535) throw new ConfigError(`port ${c.port} is not a TCP port`);
   if (!Number.isInteger(c.processingThreads) || c.processingThreads < 1 || c.processingThreads > 16) {
     throw new ConfigError(`processingThreads ${c.processingThreads} must be a whole number from 1 to 16`);
+  }
+  if (!Number.isInteger(c.spoolReserveMB) || c.spoolReserveMB < 0) {
+    throw new ConfigError(`spoolReserveMB ${c.spoolReserveMB} must be a whole number of MiB, 0 or more`);
   }
   c.aeTitle = validAet(c.aeTitle, 'aeTitle');
   c.callingAet = validAet(c.callingAet, 'callingAet');

@@ -23,6 +23,8 @@ export interface ProcessingEvents {
   /** Audit rows, always before the 'done' of the instances they describe. */
   onAudit(rows: AuditRow[]): void;
   onDone(file: string, outcome: Outcome): void;
+  /** The spool no longer needs the file: its output is durable, or it went to quarantine. */
+  onReleased(file: string): void;
   onFailed(file: string, error: string): void;
   onCrash(error: Error): void;
 }
@@ -87,11 +89,14 @@ export class ProcessingThread {
       } else if (msg.type === 'done') {
         if (msg.outcome.status === 'filed') this.move(msg.file, 'unsynced');
         else this.end(msg.file);
-        this.report(() => this.events.onDone(msg.file, msg.outcome));
+        this.report(() => {
+          this.events.onDone(msg.file, msg.outcome);
+          if (msg.outcome.status === 'quarantined') this.events.onReleased(msg.file);
+        });
       } else if (msg.type === 'retired') {
         this.checkpointing[i] = false;
         for (const f of msg.files) this.end(f);
-        this.report(() => undefined);
+        this.report(() => msg.files.forEach((f) => this.events.onReleased(f)));
       } else if (msg.type === 'failed') {
         if (this.inFlight.get(msg.file)?.state === 'unsynced') this.checkpointing[i] = false;
         this.end(msg.file);

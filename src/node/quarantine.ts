@@ -6,6 +6,7 @@ import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { InstanceKeys } from '../core/types.js';
 import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js';
+import { parseJournalRef, readSpoolItemCopy, spoolItemName } from './dimse/spoolRef.js';
 
 export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
 
@@ -29,13 +30,19 @@ function studyFolder(root: string, keys: QuarantineSidecar['keys']): string {
   return join(root, createHash('sha256').update(id).digest('hex').slice(0, 16));
 }
 
-/** Moves `file` into quarantine, durably, with its sidecar. Returns the new path. */
+/**
+ * Moves `file` into quarantine, durably, with its sidecar. Returns the new path. A spool journal
+ * record (spoolRef.ts) is copied: its owner then releases it from the journal.
+ */
 export function quarantineFile(root: string, file: string, sidecar: QuarantineSidecar): string {
-  const dest = join(studyFolder(root, sidecar.keys), basename(file).replace(/(\.dcm)?$/, '.dcm'));
+  const record = parseJournalRef(file) !== null;
+  const name = record ? spoolItemName(file) : basename(file);
+  const dest = join(studyFolder(root, sidecar.keys), name.replace(/(\.dcm)?$/, '.dcm'));
   // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
   // never a file that nobody knows why it is there.
   writeFileDurableSync(`${dest}.json`, JSON.stringify(sidecar, null, 2) + '\n', 0o600);
-  moveFileDurableSync(file, dest);
+  if (record) writeFileDurableSync(dest, readSpoolItemCopy(file), 0o600);
+  else moveFileDurableSync(file, dest);
   return dest;
 }
 

@@ -39,6 +39,7 @@ import { buildFileMeta } from './part10Meta.js';
 import { AbortReason, AbortSource, abortPdu, parsePdvs } from './pdataTf.js';
 import { PduError, PduReader, PduType } from './pduReader.js';
 import { silenceLibraryLogs } from '../../dimse/silenceLibraryLogs.js';
+import { JournalCursor, SpoolJournal } from './spoolJournal.js';
 import { DiscardSink, SpoolPool, SpoolWriter, recoverSpool } from './spoolWriter.js';
 import { cleanUid, isValidUid } from './storageSopClasses.js';
 
@@ -80,8 +81,17 @@ export interface DicomServerOptions {
   port: number;
   /** Empty or absent = any calling AE. */
   allowedCallingAets?: string[];
-  /** Incoming files are filled in `<spoolDir>/incoming/` and land as `<spoolDir>/<uuid>.dcm` (spoolWriter.ts); created if missing. */
+  /**
+   * Instances are written into journal segments in `<spoolDir>/journal/` (spoolJournal.ts), or into
+   * files filled in `<spoolDir>/incoming/` that land as `<spoolDir>/<uuid>.dcm` (spoolWriter.ts).
+   */
   spoolDir: string;
+  /**
+   * The spool journal (on `spoolDir`), when its owner keeps it open past stop() (its records are
+   * retired as they are filed, after receiving stopped). Default: one of the server's own, with a
+   * 1 GiB reserve, closed by stop().
+   */
+  journal?: SpoolJournal;
   /** Concurrent associations; beyond -> A-ASSOCIATE-RJ transient / local limit exceeded. Default 8. */
   maxAssociations?: number;
   /** Max PDU length we announce and accept; a bigger incoming PDU aborts the association. Default 262144. */
@@ -134,6 +144,7 @@ interface ResolvedOptions {
 interface ServerContext {
   opts: ResolvedOptions;
   pool: SpoolPool;
+  journal: SpoolJournal;
   stats: Omit<DicomServerStats, 'connections' | 'activeAssociations'>;
   activeAssociations: number;
   stopping: boolean;
@@ -206,6 +217,8 @@ class DimseAssociation extends dimse.Scp {
   storesInFlight = 0;
   private releaseDeferred = false;
   private instances = 0;
+  /** This association's segment of the spool journal (taken at its first instance). */
+  private cursor: JournalCursor | undefined;
   private instanceBytes = 0;
 
   constructor(socket: net.Socket, ctx: ServerContext) {
@@ -471,9 +484,12 @@ class DimseAssociation extends dimse.Scp {
     if (sopClassUid !== cleanUid(context.abstractSyntaxUid)) {
       return new DiscardSink(STATUS_SOP_CLASS_NOT_SUPPORTED, opts.maxInstanceBytes, onOverflow);
     }
+    this.cursor ??= new JournalCursor(this.ctx.journal);
     return new SpoolWriter({
       spoolDir: opts.spoolDir,
       pool: this.ctx.pool,
+      cursor: this.cursor,
+      journal: this.ctx.journal,
       transferSyntaxUid,
       meta: buildFileMeta({ sopClassUid, sopInstanceUid, transferSyntaxUid, sourceAeTitle: this.callingAet }),
       maxBytes: opts.maxInstanceBytes,
@@ -614,6 +630,7 @@ class DimseAssociation extends dimse.Scp {
     this.closed = true;
     this.ending = true;
     this.reader.stop();
+    this.cursor?.end();
     if (this.receiving) {
       this.ctx.opts.logger.warn('connection closed in the middle of an instance', {
         callingAet: this.callingAet,
@@ -647,8 +664,10 @@ export class DicomServer {
   private sweeper: NodeJS.Timeout | undefined;
   private stopPromise: Promise<void> | undefined;
   private recovered: Promise<void> | undefined;
+  private readonly ownsJournal: boolean;
 
   constructor(options: DicomServerOptions) {
+    this.ownsJournal = !options.journal;
     const opts: ResolvedOptions = {
       aeTitle: options.aeTitle,
       host: options.host,
@@ -679,6 +698,7 @@ export class DicomServer {
       opts,
       // Refill when fewer than 4 ready files per receiving association (plus 4) are left.
       pool: new SpoolPool(opts.spoolDir, () => 4 * (Math.min(opts.maxAssociations, this.ctx.activeAssociations) + 1)),
+      journal: options.journal ?? new SpoolJournal(options.spoolDir, { reserveBytes: 1024 ** 3 }),
       stats: {
         associationsAccepted: 0,
         associationsRejected: 0,
@@ -713,6 +733,10 @@ export class DicomServer {
       const { opts } = this.ctx;
       await fs.promises.mkdir(opts.spoolDir, { recursive: true });
       const { recovered, partials } = await recoverSpool(opts.spoolDir);
+      const journal = await this.ctx.journal.recover();
+      if (journal.records.length > 0) {
+        opts.logger.info('spool journal: acknowledged instances left by a previous run', { count: journal.records.length });
+      }
       if (partials > 0) opts.logger.warn('deleted partial files left by a previous run', { count: partials });
       if (recovered > 0) opts.logger.info('moved complete files left by a previous run to the spool', { count: recovered });
     })();
@@ -724,6 +748,7 @@ export class DicomServer {
     const { opts } = this.ctx;
     await this.recoverSpool();
     await this.ctx.pool.fill();
+    await this.ctx.journal.prepare().catch(() => undefined); // without one, instances go to files
     const server = net.createServer((socket) => this.onConnection(socket));
     // Unassociated sockets count too; keep a margin for peers we must answer with a reject.
     server.maxConnections = opts.maxAssociations * 2 + 4;
@@ -763,6 +788,7 @@ export class DicomServer {
     while (ctx.pending.size > 0) await Promise.allSettled([...ctx.pending]);
     await closed;
     await ctx.pool.close();
+    if (this.ownsJournal) await ctx.journal.close();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
     ctx.opts.logger.info('DICOM node stopped', { ...this.stats });

@@ -24,6 +24,8 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { fsyncPathSync, writevAll } from '../../io/durableWrite.js';
+import type { JournalCursor, RecordWriter, SpoolJournal } from './spoolJournal.js';
+import { parseJournalRef } from './spoolRef.js';
 
 export const INCOMING = 'incoming';
 const MARKER_MAGIC = Buffer.from('DICOM-DEID-SPOOL', 'latin1');
@@ -222,6 +224,9 @@ export async function recoverSpool(spoolDir: string): Promise<{ recovered: numbe
 export interface SpoolWriterOptions {
   spoolDir: string;
   pool: SpoolPool;
+  /** The association's place in the spool journal; without one (or when it has no room), a file. */
+  cursor?: JournalCursor;
+  journal?: SpoolJournal;
   /** Transfer syntax of the data set (as accepted); recorded for the caller. */
   transferSyntaxUid: string;
   /** Part 10 preamble (zeros) + file meta, written before the data set bytes. */
@@ -235,17 +240,23 @@ export interface SpoolWriterOptions {
 
 type WriterState = 'open' | 'finishing' | 'done' | 'discarded';
 
-/** Writes one data set into a pool file; finish() makes it durable and moves it to the inbox. */
+/**
+ * Writes one data set into the spool: into a record of the association's journal segment
+ * (spoolJournal.ts) when it has one with room, else into a pool file (also when a record turns
+ * out not to fit: what was written moves to a file). finish() makes it durable and returns its
+ * spool name (spoolRef.ts).
+ */
 export class SpoolWriter {
-  /** Where the complete file lands: `<spool>/<id>.dcm`. */
-  readonly finalPath: string;
   readonly transferSyntaxUid: string;
   /** Data set bytes received (file meta excluded). */
   bytes = 0;
   /** First I/O error; the instance must then be answered with a failure. */
   error: NodeJS.ErrnoException | undefined;
   overflowed = false;
+  /** The spool name of the finished instance. */
+  item: string | undefined;
 
+  private record: RecordWriter | undefined;
   private file: PoolFile | undefined;
   private crc = 0;
   private state: WriterState = 'open';
@@ -253,15 +264,13 @@ export class SpoolWriter {
   constructor(private readonly opts: SpoolWriterOptions) {
     this.transferSyntaxUid = opts.transferSyntaxUid;
     try {
-      this.file = opts.pool.take();
-      writevAll(this.file.fd, [opts.meta]);
       // The CRC covers everything after the preamble, which the marker overwrites at the end.
       this.crc = crc32(opts.meta.subarray(128));
+      this.record = opts.cursor?.begin();
+      if (!this.record || !this.record.append(opts.meta)) this.toFile([opts.meta]);
     } catch (err) {
       this.fail(err as NodeJS.ErrnoException);
     }
-    const id = this.file ? path.basename(this.file.path, '.part') : randomUUID();
-    this.finalPath = path.join(opts.spoolDir, `${id}.dcm`);
   }
 
   /** Takes one data fragment (a view the caller will reuse: written before returning). */
@@ -277,59 +286,90 @@ export class SpoolWriter {
     }
     if (this.error) return; // keep counting, drop the data; answered as a failure
     try {
-      this.writeAll(chunk);
+      this.crc = crc32(chunk, this.crc);
+      if (this.record) {
+        if (!this.record.append(chunk)) this.toFile([chunk]);
+      } else if (this.file) {
+        writevAll(this.file.fd, [chunk]);
+      }
     } catch (err) {
       this.fail(err as NodeJS.ErrnoException);
     }
   }
 
-  /** Makes the file durable and moves it to the inbox; rejects (after cleaning up) on any failure. */
+  /** Goes on in a pool file: what the record holds so far, then `rest`. */
+  private toFile(rest: Buffer[]): void {
+    const record = this.record;
+    this.record = undefined;
+    try {
+      this.file = this.opts.pool.take();
+      if (record) for (const part of record.copyOut()) writevAll(this.file.fd, [part]);
+      writevAll(this.file.fd, rest);
+    } finally {
+      record?.abandon(true);
+    }
+  }
+
+  /** Makes the instance durable; rejects (after cleaning up) on any failure. */
   async finish(): Promise<string> {
     if (this.state !== 'open') throw new Error(`spool writer already ${this.state}`);
     this.state = 'finishing';
     try {
       if (this.overflowed) throw new Error('instance exceeds the size limit');
       if (this.error) throw this.error;
-      const file = this.file!;
-      const marker = completionMarker(this.opts.meta.length + this.bytes, this.crc);
-      if (fs.writeSync(file.fd, marker, 0, marker.length, 0) !== marker.length) throw new Error('short write');
       const alone = this.opts.alone();
-      if (alone) fs.fdatasyncSync(file.fd);
-      else await fdatasyncAsync(file.fd);
-      if (!file.nameDurable) {
-        if (alone) fsyncPathSync(this.opts.pool.dir);
-        else await fsyncDir(this.opts.pool.dir);
+      if (this.record) {
+        const record = this.record;
+        this.record = undefined;
+        this.item = await record.finish(this.crc, alone);
+      } else {
+        this.item = await this.finishFile(this.file!, alone);
+        this.file = undefined;
       }
-      fs.renameSync(file.path, this.finalPath);
       this.state = 'done';
-      this.file = undefined;
-      closeQuietly(file.fd); // the data is durable: a close error changes nothing
-      return this.finalPath;
+      return this.item;
     } catch (err) {
       await this.discard();
       throw err;
     }
   }
 
-  /** Abandons the instance: closes and deletes the file. Idempotent, never throws. */
+  private async finishFile(file: PoolFile, alone: boolean): Promise<string> {
+    const marker = completionMarker(this.opts.meta.length + this.bytes, this.crc);
+    if (fs.writeSync(file.fd, marker, 0, marker.length, 0) !== marker.length) throw new Error('short write');
+    if (alone) fs.fdatasyncSync(file.fd);
+    else await fdatasyncAsync(file.fd);
+    if (!file.nameDurable) {
+      if (alone) fsyncPathSync(this.opts.pool.dir);
+      else await fsyncDir(this.opts.pool.dir);
+    }
+    const finalPath = path.join(this.opts.spoolDir, `${path.basename(file.path, '.part')}.dcm`);
+    fs.renameSync(file.path, finalPath);
+    closeQuietly(file.fd); // the data is durable: a close error changes nothing
+    return finalPath;
+  }
+
+  /** Abandons the instance (also a finished one nobody was told of). Idempotent, never throws. */
   async discard(): Promise<void> {
     const wasDone = this.state === 'done';
     this.state = 'discarded';
+    this.record?.abandon();
+    this.record = undefined;
     const file = this.file;
     this.file = undefined;
     if (file) discardFile(file);
-    else if (wasDone) discardFile({ path: this.finalPath });
-  }
-
-  private writeAll(chunk: Buffer): void {
-    if (!this.file) return;
-    this.crc = crc32(chunk, this.crc);
-    writevAll(this.file.fd, [chunk]);
+    if (wasDone && this.item) releaseSpoolItem(this.item, this.opts.journal);
   }
 
   private fail(err: NodeJS.ErrnoException): void {
     if (!this.error) this.error = err;
   }
+}
+
+/** Lets a spooled instance go: a record is retired in its journal, a file deleted. Never throws. */
+export function releaseSpoolItem(item: string, journal: SpoolJournal | undefined): void {
+  if (parseJournalRef(item)) journal?.release(item);
+  else discardFile({ path: item });
 }
 
 /**

@@ -1,0 +1,555 @@
+// The spool journal: a reserve of large segment files that received instances are written into,
+// one after another, and that are reused once every instance in them is filed.
+//
+// Why: the C-STORE answer waits for the instance to be durable, and with one association that
+// wait is the node's speed. Measured here (0.5 MB CT slices), fdatasync of a new file, or of an
+// append, costs ~0.5-1 ms, because the file system must commit the newly allocated blocks in its
+// journal; writing over blocks a file already owns needs no such commit and costs ~0.3 ms. A
+// reused segment is such a file: one association pushing 600 slices went from 0.5-0.6x the speed
+// of `storescp +B` (a file per instance) to 0.8-0.9x (segments).
+//
+// Layout of `<spool>/journal/<n>.seg`:
+//   bytes 0..4095   header: magic, version, generation (raised each time the segment is reused)
+//   from 4096 on    records, each at a 4096-byte boundary: one instance as a Part 10 file whose
+//                   preamble holds the record marker (spoolWriter.ts): magic, length, CRC-32,
+//                   the segment's generation, and a "retired" flag set once it is filed.
+// A record is complete when its marker matches its bytes and carries the segment's generation;
+// records are written in order and each is answered only after it is durable, so the records of
+// the current generation from 4096 on, up to the first one that does not match, are every
+// instance of that segment that may have been acknowledged. The others are never-answered
+// partial writes or left over from an earlier generation.
+//
+// One association writes into one segment at a time (it holds it, JournalCursor), so records of
+// a segment never interleave. Segments are created when none is free, up to the reserve's size
+// (config spoolReserveMB); past it, or when an instance does not fit, the writer falls back to a
+// file of its own. A segment is reused once no association holds it and all its records are
+// retired (filed durably, or quarantined): its generation is raised and made durable first.
+//
+// The segments keep the bytes of filed instances until they are overwritten, as deleted files
+// keep theirs on disk: the spool, like the quarantine, is key material (files are mode 0600).
+import fs from 'node:fs';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { fsyncPathSync } from '../../io/durableWrite.js';
+import { formatJournalRef, parseJournalRef } from './spoolRef.js';
+
+export const JOURNAL = 'journal';
+export const BLOCK = 4096;
+const SEGMENT_MAGIC = Buffer.from('DICOM-DEID-JRNL\0', 'latin1');
+const SEGMENT_VERSION = 1;
+const RECORD_MAGIC = Buffer.from('DICOM-DEID-SPOOL', 'latin1');
+export const RECORD_MARKER_VERSION = 2;
+const RETIRED_AT = 40;
+/** Each instance is copied into a staging buffer of this size and written in whole blocks. */
+const STAGING = 256 * 1024;
+
+export function alignUp(n: number): number {
+  return Math.ceil(n / BLOCK) * BLOCK;
+}
+
+/** The 128-byte preamble of a complete record: magic, version 2, length, CRC-32 of bytes 128.., generation. */
+export function recordMarker(length: number, crc: number, generation: number): Buffer {
+  const m = Buffer.alloc(128);
+  RECORD_MAGIC.copy(m, 0);
+  m.writeUInt32LE(RECORD_MARKER_VERSION, 16);
+  m.writeBigUInt64LE(BigInt(length), 20);
+  m.writeUInt32LE(crc >>> 0, 28);
+  m.writeBigUInt64LE(BigInt(generation), 32);
+  return m;
+}
+
+interface MarkerFields {
+  length: number;
+  crc: number;
+  generation: number;
+  retired: boolean;
+}
+
+function readMarker(m: Buffer): MarkerFields | null {
+  if (m.length < 128 || !m.subarray(0, 16).equals(RECORD_MAGIC) || m.readUInt32LE(16) !== RECORD_MARKER_VERSION) return null;
+  return {
+    length: Number(m.readBigUInt64LE(20)),
+    crc: m.readUInt32LE(28),
+    generation: Number(m.readBigUInt64LE(32)),
+    retired: m.readUInt32LE(RETIRED_AT) === 1,
+  };
+}
+
+/** Whether a record's bytes carry a marker of `generation` that matches them. */
+export function isCompleteRecord(bytes: Buffer, generation: number): boolean {
+  const m = readMarker(bytes.subarray(0, 128));
+  return !!m && m.generation === generation && m.length === bytes.length && crc32(bytes.subarray(128)) >>> 0 === m.crc;
+}
+
+function segmentHeader(generation: number): Buffer {
+  const h = Buffer.alloc(BLOCK);
+  SEGMENT_MAGIC.copy(h, 0);
+  h.writeUInt32LE(SEGMENT_VERSION, 16);
+  h.writeBigUInt64LE(BigInt(generation), 20);
+  h.writeUInt32LE(crc32(h.subarray(0, 28)) >>> 0, 28);
+  return h;
+}
+
+function readSegmentGeneration(h: Buffer): number | null {
+  if (h.length < 32 || !h.subarray(0, 16).equals(SEGMENT_MAGIC) || h.readUInt32LE(16) !== SEGMENT_VERSION) return null;
+  if (h.readUInt32LE(28) !== crc32(h.subarray(0, 28)) >>> 0) return null;
+  return Number(h.readBigUInt64LE(20));
+}
+
+function preadAll(fd: number, buf: Buffer, position: number): number {
+  let off = 0;
+  while (off < buf.length) {
+    const n = fs.readSync(fd, buf, off, buf.length - off, position + off);
+    if (n === 0) break;
+    off += n;
+  }
+  return off;
+}
+
+function pwriteAll(fd: number, buf: Buffer, position: number): void {
+  let off = 0;
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off, position + off);
+}
+
+function fdatasyncAsync(fd: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+export interface Segment {
+  readonly path: string;
+  readonly fd: number;
+  generation: number;
+  /** Where the next record starts. */
+  head: number;
+  /** Offsets of the records acknowledged and not yet retired. */
+  readonly live: Set<number>;
+  /** Held by an association's cursor. */
+  held: boolean;
+  /** Its generation is being raised (not usable meanwhile), or it failed and is out of use. */
+  unavailable: boolean;
+}
+
+export interface SpoolJournalOptions {
+  /** Most bytes the segments may take together; 0 turns the journal off (a file per instance). */
+  reserveBytes: number;
+  /** Size of one segment (64 MiB). */
+  segmentBytes?: number;
+}
+
+export class SpoolJournal {
+  readonly dir: string;
+  readonly segmentBytes: number;
+  private readonly maxSegments: number;
+  private readonly segments = new Map<string, Segment>();
+  private creating: Promise<void> | undefined;
+  private retryAfter = 0;
+  private readonly busy = new Set<Promise<void>>();
+  private closed = false;
+  /** Lengths of the live records, by `<segment>@<offset>`. */
+  private readonly lengths = new Map<string, number>();
+
+  constructor(spoolDir: string, opts: SpoolJournalOptions) {
+    this.dir = path.join(spoolDir, JOURNAL);
+    this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
+    this.maxSegments = Math.floor(opts.reserveBytes / this.segmentBytes);
+  }
+
+  get enabled(): boolean {
+    return this.maxSegments > 0;
+  }
+
+  /**
+   * Opens the segments a previous run left and returns its complete, unretired records (each may
+   * have been acknowledged: they are processed again). Run once, before receiving.
+   */
+  async recover(): Promise<{ records: string[]; segments: number }> {
+    const records: string[] = [];
+    let names: string[] = [];
+    try {
+      names = (await fs.promises.readdir(this.dir)).filter((n) => /^\d+\.seg$/.test(n)).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    for (const name of names) {
+      const p = path.join(this.dir, name);
+      const fd = fs.openSync(p, 'r+');
+      const header = Buffer.alloc(BLOCK);
+      const generation = preadAll(fd, header, 0) === BLOCK ? readSegmentGeneration(header) : null;
+      const seg: Segment = { path: p, fd, generation: generation ?? 0, head: BLOCK, live: new Set(), held: false, unavailable: false };
+      this.segments.set(p, seg);
+      if (generation === null) {
+        // A segment whose header never became durable held no acknowledged record: start it over.
+        await this.raiseGeneration(seg);
+        continue;
+      }
+      this.scan(seg, records);
+      // Nothing left to process in it: reuse it from the start.
+      if (seg.live.size === 0 && seg.head > BLOCK) await this.raiseGeneration(seg);
+    }
+    return { records, segments: this.segments.size };
+  }
+
+  /** Reads the records of the segment's generation, from the first block on (see the header). */
+  private scan(seg: Segment, out: string[]): void {
+    const marker = Buffer.alloc(128);
+    let chunk = Buffer.alloc(0);
+    let offset = BLOCK;
+    for (;;) {
+      if (offset + 132 > this.segmentBytes || preadAll(seg.fd, marker, offset) < 128) break;
+      const m = readMarker(marker);
+      if (!m || m.generation !== seg.generation || m.length < 132 || offset + m.length > this.segmentBytes) break;
+      let crc = 0;
+      let pos = 128;
+      let complete = true;
+      while (pos < m.length) {
+        const n = Math.min(m.length - pos, 1024 * 1024);
+        if (chunk.length < n) chunk = Buffer.alloc(1024 * 1024);
+        if (preadAll(seg.fd, chunk.subarray(0, n), offset + pos) < n) {
+          complete = false;
+          break;
+        }
+        crc = crc32(chunk.subarray(0, n), crc);
+        pos += n;
+      }
+      if (!complete || crc >>> 0 !== m.crc) break;
+      if (!m.retired) {
+        seg.live.add(offset);
+        this.lengths.set(`${seg.path}@${offset}`, m.length);
+        out.push(formatJournalRef({ segment: seg.path, offset, length: m.length, generation: seg.generation }));
+      }
+      offset = alignUp(offset + m.length);
+    }
+    seg.head = offset;
+  }
+
+  /** Creates the first segment if there is none (at start-up, so the first instances find one). */
+  async prepare(): Promise<void> {
+    if (!this.enabled || this.segments.size > 0) return;
+    this.grow();
+    await this.creating;
+  }
+
+  /** Every acknowledged, unretired record (for a rescan of the spool). */
+  liveRecords(): string[] {
+    const out: string[] = [];
+    for (const seg of this.segments.values()) {
+      for (const offset of seg.live) {
+        const length = this.recordLength(seg, offset);
+        if (length !== null) out.push(formatJournalRef({ segment: seg.path, offset, length, generation: seg.generation }));
+      }
+    }
+    return out;
+  }
+
+  private recordLength(seg: Segment, offset: number): number | null {
+    const known = this.lengths.get(`${seg.path}@${offset}`);
+    if (known !== undefined) return known;
+    const marker = Buffer.alloc(128);
+    if (preadAll(seg.fd, marker, offset) < 128) return null;
+    return readMarker(marker)?.length ?? null;
+  }
+
+  /**
+   * A segment with at least `room` bytes free that nobody holds, now held by the caller; or
+   * undefined (none free: the caller writes a file of its own, and a segment is created in the
+   * background while the reserve allows).
+   */
+  take(room: number): Segment | undefined {
+    if (this.closed || !this.enabled) return undefined;
+    let best: Segment | undefined;
+    for (const seg of this.segments.values()) {
+      if (seg.held || seg.unavailable || this.segmentBytes - seg.head < room) continue;
+      if (!this.linked(seg)) continue;
+      // Prefer the fullest one that fits: empty segments stay whole for large instances.
+      if (!best || seg.head > best.head) best = seg;
+    }
+    if (best) {
+      best.held = true;
+      return best;
+    }
+    this.grow();
+    return undefined;
+  }
+
+  /**
+   * Whether the segment file still has its name (the spool folder may be removed while the node
+   * runs: a record written to a nameless file would be lost at the next start). One that lost it
+   * is dropped.
+   */
+  linked(seg: Segment): boolean {
+    try {
+      if (fs.fstatSync(seg.fd).nlink > 0) return true;
+    } catch {
+      /* closed */
+    }
+    // Its records went with its name; forget it (and free its disk space).
+    seg.unavailable = true;
+    this.segments.delete(seg.path);
+    try {
+      fs.closeSync(seg.fd);
+    } catch {
+      /* already closed */
+    }
+    return false;
+  }
+
+  /** The holder lets the segment go (association ended, or the segment is full). */
+  letGo(seg: Segment): void {
+    seg.held = false;
+    this.reuseIfDone(seg);
+  }
+
+  /** A record was made durable and is about to be acknowledged. */
+  committed(seg: Segment, offset: number, length: number): string {
+    seg.live.add(offset);
+    seg.head = alignUp(offset + length);
+    this.lengths.set(`${seg.path}@${offset}`, length);
+    return formatJournalRef({ segment: seg.path, offset, length, generation: seg.generation });
+  }
+
+  /**
+   * The record's instance no longer needs the spool (filed durably, quarantined, or never
+   * answered): flags it retired (not fsync'd: after a crash it is at worst processed again, which
+   * is idempotent) and reuses the segment once nothing in it is live.
+   */
+  release(item: string): void {
+    const r = parseJournalRef(item);
+    const seg = r ? this.segments.get(r.segment) : undefined;
+    if (!r || !seg || seg.generation !== r.generation || !seg.live.delete(r.offset)) return;
+    this.lengths.delete(`${seg.path}@${r.offset}`);
+    try {
+      const flag = Buffer.alloc(4);
+      flag.writeUInt32LE(1);
+      pwriteAll(seg.fd, flag, r.offset + RETIRED_AT);
+    } catch {
+      /* the flag only saves work after a crash */
+    }
+    this.reuseIfDone(seg);
+  }
+
+  private reuseIfDone(seg: Segment): void {
+    if (seg.held || seg.unavailable || seg.live.size > 0 || seg.head === BLOCK || this.closed) return;
+    this.track(this.raiseGeneration(seg));
+  }
+
+  /** Starts the segment over: a new generation, durable before any record of it is written. */
+  private async raiseGeneration(seg: Segment): Promise<void> {
+    seg.unavailable = true;
+    try {
+      const next = seg.generation + 1;
+      pwriteAll(seg.fd, segmentHeader(next), 0);
+      await fdatasyncAsync(seg.fd);
+      seg.generation = next;
+      seg.head = BLOCK;
+      seg.unavailable = false;
+    } catch {
+      // Left out of use; its records (all retired) need nothing more.
+    }
+  }
+
+  /** Creates one more segment in the background, while the reserve allows. */
+  private grow(): void {
+    if (this.creating || this.closed || this.segments.size >= this.maxSegments || Date.now() < this.retryAfter) return;
+    this.creating = this.createSegment()
+      .catch(() => {
+        this.retryAfter = Date.now() + 1000;
+      })
+      .finally(() => {
+        this.creating = undefined;
+      });
+  }
+
+  private async createSegment(): Promise<void> {
+    try {
+      await fs.promises.mkdir(this.dir); // not recursive: without the spool folder, stores fail
+      fsyncPathSync(path.dirname(this.dir));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let n = 0;
+    for (const name of await fs.promises.readdir(this.dir)) {
+      if (/^\d+\.seg$/.test(name)) n = Math.max(n, Number(name.slice(0, -4)) + 1);
+    }
+    const p = path.join(this.dir, `${String(n).padStart(4, '0')}.seg`);
+    const handle = await fs.promises.open(p, 'wx', 0o600);
+    try {
+      await handle.write(segmentHeader(1), 0, BLOCK, 0);
+      await handle.datasync();
+      const dir = await fs.promises.open(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    } catch (err) {
+      await handle.close();
+      await fs.promises.rm(p, { force: true });
+      throw err;
+    }
+    const fd = fs.openSync(p, 'r+');
+    await handle.close();
+    if (this.closed) {
+      fs.closeSync(fd);
+      return;
+    }
+    this.segments.set(p, { path: p, fd, generation: 1, head: BLOCK, live: new Set(), held: false, unavailable: false });
+  }
+
+  private track(p: Promise<void>): void {
+    this.busy.add(p);
+    void p.finally(() => this.busy.delete(p));
+  }
+
+  /** Waits for background work and closes the segments (their records stay for the next start). */
+  async close(): Promise<void> {
+    await this.creating;
+    while (this.busy.size > 0) await Promise.allSettled([...this.busy]);
+    this.closed = true;
+    for (const seg of this.segments.values()) {
+      try {
+        fs.closeSync(seg.fd);
+      } catch {
+        /* already closed */
+      }
+    }
+    this.segments.clear();
+  }
+}
+
+/**
+ * One association's place in the journal: the segment it holds, and a staging buffer through
+ * which records are written in whole blocks (a partial block of a reused segment would first be
+ * read back from disk, and fewer, larger writes cost less).
+ */
+export class JournalCursor {
+  private segment: Segment | undefined;
+  private staging: Buffer | undefined;
+  /** The record being written (a peer must wait for an answer before its next instance). */
+  private active: RecordWriter | undefined;
+  /** Size of this association's last instance: the next one likely needs as much room. */
+  private lastBytes = 0;
+
+  constructor(private readonly journal: SpoolJournal) {}
+
+  /** A writer for the next record, or undefined (the caller writes a file instead). */
+  begin(): RecordWriter | undefined {
+    if (!this.journal.enabled || this.active) return undefined;
+    const room = Math.max(1024 * 1024, 2 * this.lastBytes);
+    const seg = this.segment;
+    if (seg && (seg.unavailable || this.journal.segmentBytes - seg.head < room || !this.journal.linked(seg))) this.end();
+    this.segment ??= this.journal.take(room);
+    if (!this.segment) return undefined;
+    this.staging ??= Buffer.allocUnsafeSlow(STAGING);
+    const writer = new RecordWriter(this.journal, this.segment, this.staging, (outcome) => {
+      if (this.active === writer) this.active = undefined;
+      if (outcome === 'done') {
+        this.lastBytes = writer.length;
+      } else if (outcome === 'failed') {
+        writer.segment.unavailable = true; // its state on disk is unknown after a failed write or sync
+        this.end();
+      } else if (outcome === 'moved') {
+        this.end(); // full: the next instance takes another segment
+      }
+    });
+    this.active = writer;
+    return writer;
+  }
+
+  /** Association ended: the segment is free for others. */
+  end(): void {
+    if (this.segment) this.journal.letGo(this.segment);
+    this.segment = undefined;
+  }
+}
+
+type RecordOutcome = 'done' | 'failed' | 'moved' | 'abandoned';
+
+/**
+ * Writes one record at its segment's head. append() returns false when the record would not fit:
+ * the caller then moves what was written so far (copyTo) into a file and goes on there.
+ */
+export class RecordWriter {
+  readonly offset: number;
+  /** Bytes of the record so far (staged ones included). */
+  length = 0;
+  /** Bytes already written to the segment (a multiple of BLOCK). */
+  private flushed = 0;
+  private staged = 0;
+
+  constructor(
+    private readonly journal: SpoolJournal,
+    readonly segment: Segment,
+    private readonly staging: Buffer,
+    private readonly onSettled: (outcome: RecordOutcome) => void,
+  ) {
+    this.offset = segment.head;
+  }
+
+  /** The record will not be completed (the caller drops the instance, or moved it to a file). */
+  abandon(moved = false): void {
+    this.onSettled(moved ? 'moved' : 'abandoned');
+  }
+
+  append(chunk: Buffer): boolean {
+    if (this.offset + this.length + chunk.length > this.journal.segmentBytes) return false;
+    let pos = 0;
+    while (pos < chunk.length) {
+      const n = chunk.copy(this.staging, this.staged, pos);
+      this.staged += n;
+      pos += n;
+      if (this.staged === this.staging.length) this.flush(this.staged);
+    }
+    this.length += chunk.length;
+    return true;
+  }
+
+  private flush(bytes: number): void {
+    pwriteAll(this.segment.fd, this.staging.subarray(0, bytes), this.offset + this.flushed);
+    this.flushed += bytes;
+    this.staged = 0;
+  }
+
+  /** Every byte so far, in order, for a move to a file (the segment's copy is then abandoned). */
+  *copyOut(): Generator<Buffer> {
+    const chunk = Buffer.allocUnsafe(Math.min(this.flushed, 1024 * 1024));
+    for (let pos = 0; pos < this.flushed; pos += chunk.length) {
+      const n = Math.min(chunk.length, this.flushed - pos);
+      if (preadAll(this.segment.fd, chunk.subarray(0, n), this.offset + pos) < n) throw new Error('spool segment read short');
+      yield chunk.subarray(0, n);
+    }
+    if (this.staged > 0) yield this.staging.subarray(0, this.staged);
+  }
+
+  /**
+   * Writes the rest (its last block padded with zeros) and the marker, makes the record durable
+   * (`sync`: blocking fdatasync, else through the thread pool) and returns its spool name.
+   */
+  async finish(crc: number, sync: boolean): Promise<string> {
+    try {
+      await this.complete(crc, sync);
+    } catch (err) {
+      this.onSettled('failed');
+      throw err;
+    }
+    const item = this.journal.committed(this.segment, this.offset, this.length);
+    this.onSettled('done');
+    return item;
+  }
+
+  private async complete(crc: number, sync: boolean): Promise<void> {
+    const marker = recordMarker(this.length, crc, this.segment.generation);
+    if (this.flushed === 0) {
+      // The first block is still staged: the marker goes in with it.
+      marker.copy(this.staging, 0);
+    } else {
+      pwriteAll(this.segment.fd, marker, this.offset);
+    }
+    if (this.staged > 0) {
+      const padded = alignUp(this.staged);
+      this.staging.fill(0, this.staged, padded);
+      this.flush(padded);
+    }
+    if (sync) fs.fdatasyncSync(this.segment.fd);
+    else await fdatasyncAsync(this.segment.fd);
+  }
+}

@@ -1,0 +1,60 @@
+// Names of spooled instances, as handed from the receiver to the processing threads. A spooled
+// instance is either a file (`<spool>/<id>.dcm`) or a record in a journal segment of the spool
+// (spoolJournal.ts), named `<segment path>@<offset>+<length>#<generation>`. Both hold the
+// instance as a Part 10 file whose preamble carries the spool's completion marker.
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { basename } from 'node:path';
+import { ReusableReader } from '../../io/reusableReader.js';
+
+export interface JournalRef {
+  segment: string;
+  offset: number;
+  length: number;
+  generation: number;
+}
+
+const REF = /^(.+\.seg)@(\d+)\+(\d+)#(\d+)$/;
+
+export function formatJournalRef(r: JournalRef): string {
+  return `${r.segment}@${r.offset}+${r.length}#${r.generation}`;
+}
+
+/** The record a spool item names, or null when it names a file. */
+export function parseJournalRef(item: string): JournalRef | null {
+  const m = REF.exec(item);
+  if (!m) return null;
+  return { segment: m[1]!, offset: Number(m[2]), length: Number(m[3]), generation: Number(m[4]) };
+}
+
+/** A short name for logs and the audit trail: the file name, or `<segment>-<generation>-<offset>`. */
+export function spoolItemName(item: string): string {
+  const r = parseJournalRef(item);
+  if (!r) return basename(item);
+  return `${basename(r.segment, '.seg')}-${r.generation}-${r.offset}`;
+}
+
+/** The bytes of a spooled instance, valid until the reader's next call. */
+export function readSpoolItem(reader: ReusableReader, item: string): Buffer {
+  const r = parseJournalRef(item);
+  if (!r) return reader.read(item)!;
+  return reader.readRange(r.segment, r.offset, r.length);
+}
+
+/** The bytes of a spooled instance in a buffer of their own. */
+export function readSpoolItemCopy(item: string): Buffer {
+  const r = parseJournalRef(item);
+  if (!r) return readFileSync(item);
+  const buf = Buffer.allocUnsafe(r.length);
+  const fd = openSync(r.segment, 'r');
+  try {
+    let off = 0;
+    while (off < r.length) {
+      const n = readSync(fd, buf, off, r.length - off, r.offset + off);
+      if (n === 0) throw Object.assign(new Error('spool record cut short'), { code: 'EIO' });
+      off += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
+}

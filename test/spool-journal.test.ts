@@ -1,0 +1,200 @@
+// The spool journal (src/node/dimse/spoolJournal.ts): records written through SpoolWriter, what a
+// restart recovers (complete, retired, cut, corrupt, stale-generation records), segment reuse,
+// the fallback to files, and the reserve's limit.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BLOCK, JournalCursor, SpoolJournal, isCompleteRecord } from '../src/node/dimse/spoolJournal.js';
+import { parseJournalRef, readSpoolItemCopy } from '../src/node/dimse/spoolRef.js';
+import { SpoolPool, SpoolWriter, isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
+
+const MiB = 1024 * 1024;
+let tmp: string;
+let spool: string;
+let pool: SpoolPool;
+const open: SpoolJournal[] = [];
+
+beforeEach(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-journal-'));
+  spool = path.join(tmp, 'spool');
+  fs.mkdirSync(path.join(spool, 'incoming'), { recursive: true });
+  pool = new SpoolPool(spool, () => 2);
+  await pool.fill();
+});
+
+afterEach(async () => {
+  await pool.close();
+  for (const j of open.splice(0)) await j.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+async function journalAt(opts: { reserveBytes?: number; segmentBytes?: number } = {}): Promise<SpoolJournal> {
+  const j = new SpoolJournal(spool, { reserveBytes: opts.reserveBytes ?? 64 * MiB, segmentBytes: opts.segmentBytes ?? 8 * MiB });
+  open.push(j);
+  await j.recover();
+  await j.prepare();
+  return j;
+}
+
+/** Part 10 preamble + "DICM" + a few meta bytes, as the receiver writes before the data set. */
+const META = Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from('meta-bytes')]);
+
+/** A data set of `n` bytes, distinct per seed. */
+function dataSet(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7) & 0xff;
+  return b;
+}
+
+/** Writes one instance through a SpoolWriter in chunks of assorted sizes; returns its spool name. */
+async function store(journal: SpoolJournal, cursor: JournalCursor | undefined, body: Buffer): Promise<string> {
+  const w = new SpoolWriter({
+    spoolDir: spool,
+    pool,
+    cursor,
+    journal,
+    transferSyntaxUid: '1.2.840.10008.1.2.1',
+    meta: META,
+    maxBytes: 1024 * MiB,
+    onOverflow: () => undefined,
+    alone: () => true,
+  });
+  for (let off = 0, i = 0; off < body.length; i++) {
+    const n = [1000, 7, 16000, 333, 70000][i % 5]!;
+    w.write(body.subarray(off, off + n));
+    off += n;
+  }
+  return w.finish();
+}
+
+function payload(item: string): Buffer {
+  return readSpoolItemCopy(item).subarray(META.length);
+}
+
+describe('spool journal', () => {
+  it('writes instances as records of one segment, each complete and block-aligned', async () => {
+    const journal = await journalAt();
+    const cursor = new JournalCursor(journal);
+    const bodies = [dataSet(300_000, 1), dataSet(5, 2), dataSet(600_000, 3)];
+    const items: string[] = [];
+    for (const b of bodies) items.push(await store(journal, cursor, b));
+    const refs = items.map((i) => parseJournalRef(i)!);
+    expect(refs.every((r) => r !== null)).toBe(true);
+    expect(new Set(refs.map((r) => r.segment)).size).toBe(1);
+    expect(refs[0]!.offset).toBe(BLOCK);
+    for (let i = 0; i < items.length; i++) {
+      expect(refs[i]!.offset % BLOCK).toBe(0);
+      expect(refs[i]!.length).toBe(META.length + bodies[i]!.length);
+      expect(payload(items[i]!).equals(bodies[i]!)).toBe(true);
+      expect(isCompleteRecord(readSpoolItemCopy(items[i]!), refs[i]!.generation)).toBe(true);
+      // The preamble holds the marker; the rest is the Part 10 file as received.
+      expect(readSpoolItemCopy(items[i]!).toString('latin1', 128, 132)).toBe('DICM');
+    }
+    expect(refs[1]!.offset).toBeGreaterThanOrEqual(refs[0]!.offset + refs[0]!.length);
+    expect(journal.liveRecords().sort()).toEqual([...items].sort());
+  });
+
+  it('recovers exactly the complete, unretired records after a crash', async () => {
+    const journal = await journalAt();
+    const cursor = new JournalCursor(journal);
+    const a = await store(journal, cursor, dataSet(400_000, 1));
+    const b = await store(journal, cursor, dataSet(400_000, 2));
+    const c = await store(journal, cursor, dataSet(400_000, 3));
+    journal.release(b); // filed: flagged retired
+    // A fourth instance is cut off mid-way (never finished, never answered): 300 kB reached disk.
+    const w = new SpoolWriter({
+      spoolDir: spool,
+      pool,
+      cursor,
+      journal,
+      transferSyntaxUid: '1.2.840.10008.1.2.1',
+      meta: META,
+      maxBytes: 1024 * MiB,
+      onOverflow: () => undefined,
+      alone: () => true,
+    });
+    w.write(dataSet(300_000, 4));
+    // The process dies here: a second journal on the same folder sees what a restart would.
+    const again = new SpoolJournal(spool, { reserveBytes: 64 * MiB, segmentBytes: 8 * MiB });
+    open.push(again);
+    const { records } = await again.recover();
+    expect(records).toEqual([a, c]);
+    expect(payload(records[1]!).equals(dataSet(400_000, 3))).toBe(true);
+  });
+
+  it('stops at a record whose bytes do not match its marker', async () => {
+    const journal = await journalAt();
+    const cursor = new JournalCursor(journal);
+    const a = await store(journal, cursor, dataSet(100_000, 1));
+    const b = await store(journal, cursor, dataSet(100_000, 2));
+    const ref = parseJournalRef(b)!;
+    const fd = fs.openSync(ref.segment, 'r+');
+    fs.writeSync(fd, Buffer.from([0xee]), 0, 1, ref.offset + 50_000);
+    fs.closeSync(fd);
+    const again = new SpoolJournal(spool, { reserveBytes: 64 * MiB, segmentBytes: 8 * MiB });
+    open.push(again);
+    expect((await again.recover()).records).toEqual([a]);
+  });
+
+  it('reuses a segment once all its records are retired, and ignores the old generation', async () => {
+    const journal = await journalAt();
+    const cursor = new JournalCursor(journal);
+    const first = [await store(journal, cursor, dataSet(200_000, 1)), await store(journal, cursor, dataSet(200_000, 2))];
+    cursor.end();
+    for (const item of first) journal.release(item);
+    await journal.close(); // waits for the new generation to be durable
+    const again = await journalAt();
+    expect(again.liveRecords()).toEqual([]);
+    const next = await store(again, new JournalCursor(again), dataSet(1000, 3));
+    const ref = parseJournalRef(next)!;
+    expect(ref.segment).toBe(parseJournalRef(first[0]!)!.segment);
+    expect(ref.offset).toBe(BLOCK); // from the start again
+    expect(ref.generation).toBe(parseJournalRef(first[0]!)!.generation + 1);
+    // The bytes behind the new record still hold the old generation's second record: not recovered.
+    const third = new SpoolJournal(spool, { reserveBytes: 64 * MiB, segmentBytes: 8 * MiB });
+    open.push(third);
+    expect((await third.recover()).records).toEqual([next]);
+  });
+
+  it('moves an instance that does not fit its segment into a file, and the next takes a fresh segment', async () => {
+    const journal = await journalAt({ segmentBytes: 2 * MiB, reserveBytes: 8 * MiB });
+    const cursor = new JournalCursor(journal);
+    const small = await store(journal, cursor, dataSet(700_000, 1));
+    const big = await store(journal, cursor, dataSet(3 * MiB, 2)); // larger than a segment
+    expect(parseJournalRef(small)).not.toBeNull();
+    expect(parseJournalRef(big)).toBeNull();
+    expect(path.dirname(big)).toBe(spool);
+    expect(isCompleteSpoolFile(fs.readFileSync(big))).toBe(true);
+    expect(payload(big).equals(dataSet(3 * MiB, 2))).toBe(true);
+    // The segment written into is left; the next instance starts a segment of its own.
+    let next = await store(journal, cursor, dataSet(100_000, 3));
+    for (let i = 0; i < 20 && !parseJournalRef(next); i++) {
+      await new Promise((r) => setTimeout(r, 20)); // a new segment is being created
+      next = await store(journal, cursor, dataSet(100_000, 3));
+    }
+    expect(parseJournalRef(next)!.segment).not.toBe(parseJournalRef(small)!.segment);
+  });
+
+  it('keeps to its reserve: past it, instances go to files', async () => {
+    const journal = await journalAt({ segmentBytes: 4 * MiB, reserveBytes: 4 * MiB }); // one segment
+    const one = new JournalCursor(journal);
+    const two = new JournalCursor(journal);
+    const a = await store(journal, one, dataSet(1000, 1));
+    await new Promise((r) => setTimeout(r, 50));
+    const b = await store(journal, two, dataSet(1000, 2)); // the only segment is held by `one`
+    expect(parseJournalRef(a)).not.toBeNull();
+    expect(parseJournalRef(b)).toBeNull();
+    expect(fs.readdirSync(path.join(spool, 'journal'))).toEqual(['0000.seg']);
+    one.end();
+    const c = await store(journal, two, dataSet(1000, 3));
+    expect(parseJournalRef(c)!.segment).toBe(parseJournalRef(a)!.segment);
+  });
+
+  it('with a reserve of 0, writes a file per instance', async () => {
+    const journal = await journalAt({ reserveBytes: 0 });
+    const item = await store(journal, new JournalCursor(journal), dataSet(1000, 1));
+    expect(parseJournalRef(item)).toBeNull();
+    expect(fs.existsSync(path.join(spool, 'journal'))).toBe(false);
+  });
+});
