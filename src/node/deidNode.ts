@@ -1,6 +1,8 @@
 // The DICOM node: the SCP spools each instance durably and answers; a processing loop then
-// de-identifies, files and queues it for forwarding. The spool folder is the durable inbox:
-// a file there is acknowledged but not yet filed, so a restart after a crash processes it.
+// de-identifies, files and queues it for forwarding. The spool is the durable inbox: a journal
+// record not yet retired, or a spool file, is acknowledged but not yet filed, so a restart after
+// a crash processes it. The node owns the journal: its records are retired as they are filed,
+// which goes on after receiving stops.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { formatDestination, parseDestination } from '../forward/destination.js';

@@ -1,5 +1,6 @@
-// Main-thread side of the processing workers: hands them spool files (to the least busy one),
-// tracks each file until its spool file is gone, restarts a worker that dies (the spool still
+// Main-thread side of the processing workers: hands them spooled instances (journal records or
+// spool files, named as in dimse/spoolRef.ts; "file" below) to the least busy one, tracks each
+// until the spool lets it go (onReleased), restarts a worker that dies (the spool still
 // holds whatever it had not finished).
 //
 // Receive first: while instances keep arriving (one came less than HOLD_MS ago), spooled files

@@ -3,10 +3,11 @@
 // spool. It has its own SQLite connection; its audit rows go to the main thread.
 //
 // Filed instances are made durable by checkpoints, not one by one: an instance is 'done' once its
-// output is written and its filing committed, and 'retired' (spool file deleted) after a
-// checkpoint has fsync'd its output. Each fsync is a journal commit of the file system, and the
-// receiving thread's fdatasync before every acknowledgement waits behind them: fsyncing outputs
-// per instance slowed acknowledgements measurably. A checkpoint runs when the main thread asks
+// output is written and its filing committed, and 'retired' (spool file deleted, or journal
+// record released by the main thread) after a checkpoint has fsync'd its output. Each fsync is a
+// journal commit of the file system, and the receiving thread's fdatasync before every
+// acknowledgement waits behind them: fsyncing outputs per instance slowed acknowledgements
+// measurably. A checkpoint runs when the main thread asks
 // (no worker has work left), when CHECKPOINT_MAX instances wait, and before the thread closes.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AuditRow } from '../audit/auditLog.js';

@@ -1,5 +1,6 @@
-// The spool: every received data set is written to a file, made durable, and only then is the
-// C-STORE answered. Layout:
+// The spool: every received data set is made durable before the C-STORE is answered. Most go
+// into the spool journal (spoolJournal.ts); this file holds the writer that chooses, and the
+// file-per-instance spool used when the journal has no room (or is turned off). Its layout:
 //
 //   <spool>/incoming/<id>.part   pre-created files; one is filled per instance
 //   <spool>/<id>.dcm             complete, durable, acknowledged: the processing thread's inbox
