@@ -1,7 +1,7 @@
 // The DICOM node end to end, as a real process: dcmtk's storescu/echoscu push to it, and we read
 // back the anonymized tree, the quarantine, the state and the logs.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,6 +56,17 @@ function storescuAsync(port: number, files: string[], args: string[] = []): Prom
 }
 
 const IDENTIFIERS = ['DOE', 'JANE', '19650704', 'Springfield', 'MRN777', 'ACC1'];
+
+/** Unretired records in a running node's journal (read from a copy: recovery writes). */
+async function journalRecordsWhileRunning(spool: string): Promise<number> {
+  const copy = tempDir('journal-copy-');
+  cpSync(spool, copy, { recursive: true });
+  try {
+    return await journalRecords(copy);
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
 
 /** Acknowledged, unfiled instances in a stopped node's spool journal. */
 async function journalRecords(spool: string): Promise<number> {
@@ -220,6 +231,41 @@ describe('dicom-deid serve', () => {
     expect(await journalRecords(node.paths.spool)).toBe(0);
     const uids = dicomFiles(node.paths.output).map((f) => f.split('/').pop());
     expect(new Set(uids).size).toBe(all.length);
+  });
+
+  it('reuses journal segments without ever filing an instance of an earlier burst again, also after kill -9', async () => {
+    const dir = tempDir('serve-reuse-');
+    const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: '', researchId: 'RS_07' }]);
+    const uncompressed = (f: string) => !/JPEG|RLE|dfl|jpeg/.test(f);
+    const first = makeSamples(join(dir, 'a'), 'MRN777', 'ACCA', '1.2.826.0.1.3680043.8.498.71', 'a').filter(uncompressed);
+    // A shorter second burst: records of the first lie beyond the second's in the reused segment.
+    const second = makeSamples(join(dir, 'b'), 'MRN777', 'ACCB', '1.2.826.0.1.3680043.8.498.72', 'b').filter(uncompressed).slice(0, 2);
+    const auditRows = () =>
+      readdirSync(node.paths.logDir)
+        .filter((f) => f.startsWith('deid_log_'))
+        .flatMap((f) => readFileSync(join(node.paths.logDir, f), 'utf8').trim().split('\n').slice(1));
+    let node = await startNode({ dir, csv });
+    expect(storescu(node.port, first, { args: ['-xe'] }).status).toBe(0);
+    await waitFor(() => auditRows().length === first.length, 20_000, 'first burst filed');
+    const segments = () => readdirSync(join(node.paths.spool, 'journal')).sort();
+    const segmentsAfterFirst = segments();
+    expect(segmentsAfterFirst.length).toBeGreaterThan(0);
+    // Its records retired and its segment readied again, the second burst goes over the first.
+    for (let t = Date.now(); (await journalRecordsWhileRunning(node.paths.spool)) > 0; ) {
+      if (Date.now() - t > 10_000) throw new Error('timed out waiting for the first burst to be retired');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(storescu(node.port, second, { args: ['-xe'] }).status).toBe(0);
+    await node.kill9();
+    expect(segments()).toEqual(segmentsAfterFirst); // no new segment: the old one was reused
+    node = await startNode({ dir, csv });
+    await waitFor(() => dicomFiles(node.paths.output).length === first.length + second.length, 20_000, 'all filed');
+    expect(await node.stop()).toBe(0);
+    // Each instance of the first burst was filed once, before the crash, and never again.
+    const rows = auditRows();
+    expect(rows.filter((r) => r.includes('RS_07/RS_07_1/')).length).toBe(first.length);
+    expect(rows.filter((r) => r.includes('RS_07/RS_07_2/')).length).toBeGreaterThanOrEqual(second.length);
+    expect(new Set(dicomFiles(node.paths.output).map((f) => f.split('/').pop())).size).toBe(first.length + second.length);
   });
 
   it('survives garbage on the port and an abrupt disconnect, then still answers', async () => {
