@@ -2,10 +2,10 @@
 # Node benchmark: ~600 CT slices of 512x512 pushed with storescu, in the same run, to dcmtk's
 # `storescp +B` (the reference) and to `dicom-deid serve` (de-identifying, fsync'ing, filing).
 # Prints throughput ratios and the node's peak RSS, with one association and with 4 at once.
-# Each round starts the node on an empty state and spool and pushes the corpus twice: the first
-# push goes into a new spool (its journal segments are allocated as it goes), the second into the
-# segments the first left for reuse, as every burst after a node's first one does
-# (src/node/dimse/spoolJournal.ts).
+# Each round starts the node on an empty state and spool (it first writes its 1 GiB spool reserve,
+# before listening: src/node/dimse/spoolJournal.ts) and pushes two corpora of N slices (same
+# patients, different instances) one after the other: a first burst into the new node, then a
+# second one into the journal segments the first left for reuse.
 #   usage: [ROUNDS=3] scripts/bench-node.sh [N=600] [WORKDIR]   (prints medians of ROUNDS rounds)
 # Needs dcmtk, python3 with pydicom + numpy, and a built dist/ (npm run build).
 set -euo pipefail
@@ -19,25 +19,29 @@ export TCP_NODELAY=1   # dcmtk stalls ~40 ms per instance without it
 echo "Generating $N slices in $WORK ..."
 mkdir -p "$WORK"
 "$PY" scripts/bench-batch-tree.py "$WORK" "$N" >/dev/null
+mkdir -p "$WORK/second"
+"$PY" scripts/bench-batch-tree.py "$WORK/second" "$N" >/dev/null
 IN="$WORK/Raw_Scans"
-du -sh "$IN" | awk '{print "Corpus: " $1}'
-cat $(find "$IN" -type f) > /dev/null   # warm the page cache for the sender
-# Four slices of the corpus for the 4-association runs.
+du -sh "$IN" | awk '{print "Corpus: " $1 " (twice)"}'
+cat $(find "$IN" "$WORK/second/Raw_Scans" -type f) > /dev/null   # warm the page cache for the sender
 mapfile -t FILES < <(find "$IN" -type f | sort)
-split_part() { local k=$1; for ((i=k; i<${#FILES[@]}; i+=4)); do echo "${FILES[$i]}"; done; }
+mapfile -t FILES2 < <(find "$WORK/second/Raw_Scans" -type f | sort)
+# Four slices of a corpus (array name) for the 4-association runs.
+split_part() { local -n files=$1; local k=$2; for ((i=k; i<${#files[@]}; i+=4)); do echo "${files[$i]}"; done; }
 
 now() { date +%s.%N; }
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$1/status; }
 
-push() { # port assoc -> seconds
+push() { # port assoc aet [corpus array name] -> seconds
   local port=$1 assoc=$2 t0 t1
+  local -n corpus=${4:-FILES}
   t0=$(now)
   if [ "$assoc" = 1 ]; then
-    storescu -aec "$3" 127.0.0.1 "$port" "${FILES[@]}" >/dev/null 2>&1
+    storescu -aec "$3" 127.0.0.1 "$port" "${corpus[@]}" >/dev/null 2>&1
   else
-    for k in 0 1 2 3; do storescu -aec "$3" 127.0.0.1 "$port" $(split_part $k) >/dev/null 2>&1 & done
+    for k in 0 1 2 3; do storescu -aec "$3" 127.0.0.1 "$port" $(split_part "${4:-FILES}" $k) >/dev/null 2>&1 & done
     wait
   fi
   t1=$(now); echo "$t1 - $t0" | bc -l
@@ -74,7 +78,7 @@ JSON
   t1=$(now)
   sleep 1; sync   # the checkpoint retires the burst and its segments are readied for reuse
   t2=$(now)
-  s2=$(push "$port" "$1" DEID)
+  s2=$(push "$port" "$1" DEID FILES2)
   while [ "$(filed_rows "$dir")" -lt "$((2 * ${#FILES[@]}))" ]; do sleep 0.02; done
   t3=$(now)
   rss=$(peak_rss_mb $pid)
@@ -102,10 +106,10 @@ for assoc in 1 4; do
     printf '%-50s %8.2f %9.0f %8s   %s\n' "$label" "$m" "$(echo "$n / $m" | bc -l)" "$(median "${ratios[@]}")" "${ratios[*]}"
   }
   printf '%-50s %8.2f %9.0f %8s\n' "storescp +B, $assoc association(s)" "$REF" "$(echo "$n / $REF" | bc -l)" "1.00"
-  line "serve, new spool: acknowledged (durable)" ACKS RA
-  line "serve, new spool: all de-identified + filed" FILEDS RF
-  line "serve, reused spool: acknowledged (durable)" ACK2S RA2
-  line "serve, reused spool: all de-identified + filed" FILED2S RF2
+  line "serve, 1st burst: acknowledged (durable)" ACKS RA
+  line "serve, 1st burst: all de-identified + filed" FILEDS RF
+  line "serve, 2nd burst: acknowledged (durable)" ACK2S RA2
+  line "serve, 2nd burst: all de-identified + filed" FILED2S RF2
   echo "  peak RSS of the node: $RSS MB (highest of the rounds)"
 done
 echo "(ratio = storescp +B seconds over the node's seconds in the same round; issue 3 target >= 0.5, peak RSS < 300 MB with 4 associations)"

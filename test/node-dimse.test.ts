@@ -255,7 +255,7 @@ describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spoo
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-dimse-'));
     spool = path.join(tmp, 'spool');
-    journal = new SpoolJournal(spool, { reserveBytes: mode === 'journal' ? 256 * 1024 * 1024 : 0 });
+    journal = new SpoolJournal(spool, { reserveBytes: mode === 'journal' ? 64 * 1024 * 1024 : 0 });
     server = new DicomServer({
       journal,
       aeTitle: AET,

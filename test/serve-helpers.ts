@@ -86,6 +86,9 @@ export async function startNode(o: StartNodeOptions): Promise<NodeProc> {
         csv: o.csv,
         ...paths,
         forward: o.forward ?? [],
+        // One journal segment: the reserve is written when a node starts on a new spool, and
+        // 64 MiB per test node keeps the suite light (the default is 1 GiB).
+        spoolReserveMB: 64,
         ...o.config,
       },
       null,

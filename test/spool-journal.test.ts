@@ -30,7 +30,7 @@ afterEach(async () => {
 });
 
 async function journalAt(opts: { reserveBytes?: number; segmentBytes?: number } = {}): Promise<SpoolJournal> {
-  const j = new SpoolJournal(spool, { reserveBytes: opts.reserveBytes ?? 64 * MiB, segmentBytes: opts.segmentBytes ?? 8 * MiB });
+  const j = new SpoolJournal(spool, { reserveBytes: opts.reserveBytes ?? 16 * MiB, segmentBytes: opts.segmentBytes ?? 8 * MiB });
   open.push(j);
   await j.recover();
   await j.prepare();
@@ -189,6 +189,32 @@ describe('spool journal', () => {
     one.end();
     const c = await store(journal, two, dataSet(1000, 3));
     expect(parseJournalRef(c)!.segment).toBe(parseJournalRef(a)!.segment);
+  });
+
+  it('prepares the whole reserve at its full size, and completes a short segment without touching its records', async () => {
+    const prepared = await journalAt({ reserveBytes: 16 * MiB, segmentBytes: 8 * MiB });
+    const files = fs.readdirSync(path.join(spool, 'journal')).sort();
+    expect(files).toEqual(['0000.seg', '0001.seg']);
+    for (const f of files) expect(fs.statSync(path.join(spool, 'journal', f)).size).toBe(8 * MiB);
+    await prepared.close();
+    fs.rmSync(path.join(spool, 'journal'), { recursive: true });
+    // Without prepare(), a segment is created small and grows as records are appended.
+    const growing = new SpoolJournal(spool, { reserveBytes: 16 * MiB, segmentBytes: 8 * MiB });
+    open.push(growing);
+    await growing.recover();
+    const cursor = new JournalCursor(growing);
+    let item = await store(growing, cursor, dataSet(300_000, 1));
+    for (let i = 0; i < 20 && !parseJournalRef(item); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      item = await store(growing, cursor, dataSet(300_000, 1));
+    }
+    const ref = parseJournalRef(item)!;
+    expect(fs.statSync(ref.segment).size).toBeLessThan(MiB);
+    await growing.close();
+    const later = await journalAt({ reserveBytes: 16 * MiB, segmentBytes: 8 * MiB });
+    expect(fs.statSync(ref.segment).size).toBe(8 * MiB);
+    expect(later.liveRecords()).toEqual([item]);
+    expect(payload(item).equals(dataSet(300_000, 1))).toBe(true);
   });
 
   it('with a reserve of 0, writes a file per instance', async () => {

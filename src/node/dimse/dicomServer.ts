@@ -89,7 +89,7 @@ export interface DicomServerOptions {
   /**
    * The spool journal (on `spoolDir`), when its owner keeps it open past stop() (its records are
    * retired as they are filed, after receiving stopped). Default: one of the server's own, with a
-   * 1 GiB reserve, closed by stop().
+   * 64 MiB reserve (one segment), closed by stop().
    */
   journal?: SpoolJournal;
   /** Concurrent associations; beyond -> A-ASSOCIATE-RJ transient / local limit exceeded. Default 8. */
@@ -698,7 +698,7 @@ export class DicomServer {
       opts,
       // Refill when fewer than 4 ready files per receiving association (plus 4) are left.
       pool: new SpoolPool(opts.spoolDir, () => 4 * (Math.min(opts.maxAssociations, this.ctx.activeAssociations) + 1)),
-      journal: options.journal ?? new SpoolJournal(options.spoolDir, { reserveBytes: 1024 ** 3 }),
+      journal: options.journal ?? new SpoolJournal(options.spoolDir, { reserveBytes: 64 * 1024 * 1024 }),
       stats: {
         associationsAccepted: 0,
         associationsRejected: 0,
@@ -748,7 +748,15 @@ export class DicomServer {
     const { opts } = this.ctx;
     await this.recoverSpool();
     await this.ctx.pool.fill();
-    await this.ctx.journal.prepare().catch(() => undefined); // without one, instances go to files
+    const t0 = Date.now();
+    const reserve = await this.ctx.journal.prepare();
+    if (reserve.preparedBytes > 0) {
+      opts.logger.info('spool reserve prepared (once, on a new spool)', {
+        mb: Math.round(reserve.preparedBytes / 1024 / 1024),
+        ms: Date.now() - t0,
+      });
+    }
+    if (reserve.error) opts.logger.warn('spool reserve incomplete: instances beyond it go to files', { code: reserve.error });
     const server = net.createServer((socket) => this.onConnection(socket));
     // Unassociated sockets count too; keep a margin for peers we must answer with a reject.
     server.maxConnections = opts.maxAssociations * 2 + 4;
