@@ -45,7 +45,7 @@ export class ReusableReader {
       let off = 0;
       while (off < length) {
         const n = readSync(fd, bytes, off, length - off, offset + off);
-        if (n === 0) throw Object.assign(new Error('file shorter than the range read'), { code: 'EIO' });
+        if (n === 0) throw Object.assign(new Error('file shorter than the range read'), { code: 'ESHORTREAD' });
         off += n;
       }
       return bytes.subarray(0, length);

@@ -143,6 +143,12 @@ export class DeidNode {
   private onFailed(file: string, error: string): void {
     this.counts.failed++;
     const name = spoolItemName(file);
+    if (error === 'SpoolItemGone') {
+      // Its segment was removed, or its place reused: nothing is left to process or keep.
+      this.journal.release(file);
+      this.logger.error('spooled instance is gone from the spool journal; it cannot be filed', { spoolFile: name });
+      return;
+    }
     const faults = (this.faults.get(file) ?? 0) + 1;
     this.faults.set(file, faults);
     if (!/^E[A-Z0-9]+$/.test(error) && faults >= MAX_FAULTS) {

@@ -8,12 +8,12 @@
 // reused segment is such a file: one association pushing 600 slices went from 0.5-0.6x the speed
 // of `storescp +B` (a file per instance) to 0.8-0.9x (segments).
 //
-// Layout of `<spool>/journal/<n>.seg`:
-//   bytes 0..4095   header: magic, version, generation (raised each time the segment is reused)
+// Layout of `<spool>/journal/<n>.seg` (spoolRecordFormat.ts):
+//   bytes 0..4095   header: generation (raised each time the segment is reused) and a random nonce
 //   from 4096 on    records, each at a 4096-byte boundary: one instance as a Part 10 file whose
-//                   preamble holds the record marker (spoolWriter.ts): magic, length, CRC-32,
-//                   the segment's generation, and a "retired" flag set once it is filed.
-// A record is complete when its marker matches its bytes and carries the segment's generation;
+//                   preamble holds the record marker: length, CRC-32, the segment's generation
+//                   and nonce, and a "retired" flag set once it is filed.
+// A record is complete when its marker matches its bytes and carries the segment's stamp;
 // records are written in order and each is answered only after it is durable, so the records of
 // the current generation from 4096 on, up to the first one that does not match, are every
 // instance of that segment that may have been acknowledged. The others are never-answered
@@ -32,69 +32,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { fsyncPathSync } from '../../io/durableWrite.js';
+import { BLOCK, RETIRED_AT, newStamp, readMarker, readSegmentHeader, recordMarker, segmentHeader, type Stamp } from './spoolRecordFormat.js';
 import { formatJournalRef, parseJournalRef } from './spoolRef.js';
 
+
+export { BLOCK };
 export const JOURNAL = 'journal';
-export const BLOCK = 4096;
-const SEGMENT_MAGIC = Buffer.from('DICOM-DEID-JRNL\0', 'latin1');
-const SEGMENT_VERSION = 1;
-const RECORD_MAGIC = Buffer.from('DICOM-DEID-SPOOL', 'latin1');
-export const RECORD_MARKER_VERSION = 2;
-const RETIRED_AT = 40;
 /** Each instance is copied into a staging buffer of this size and written in whole blocks. */
 const STAGING = 256 * 1024;
 
 export function alignUp(n: number): number {
   return Math.ceil(n / BLOCK) * BLOCK;
-}
-
-/** The 128-byte preamble of a complete record: magic, version 2, length, CRC-32 of bytes 128.., generation. */
-export function recordMarker(length: number, crc: number, generation: number): Buffer {
-  const m = Buffer.alloc(128);
-  RECORD_MAGIC.copy(m, 0);
-  m.writeUInt32LE(RECORD_MARKER_VERSION, 16);
-  m.writeBigUInt64LE(BigInt(length), 20);
-  m.writeUInt32LE(crc >>> 0, 28);
-  m.writeBigUInt64LE(BigInt(generation), 32);
-  return m;
-}
-
-interface MarkerFields {
-  length: number;
-  crc: number;
-  generation: number;
-  retired: boolean;
-}
-
-function readMarker(m: Buffer): MarkerFields | null {
-  if (m.length < 128 || !m.subarray(0, 16).equals(RECORD_MAGIC) || m.readUInt32LE(16) !== RECORD_MARKER_VERSION) return null;
-  return {
-    length: Number(m.readBigUInt64LE(20)),
-    crc: m.readUInt32LE(28),
-    generation: Number(m.readBigUInt64LE(32)),
-    retired: m.readUInt32LE(RETIRED_AT) === 1,
-  };
-}
-
-/** Whether a record's bytes carry a marker of `generation` that matches them. */
-export function isCompleteRecord(bytes: Buffer, generation: number): boolean {
-  const m = readMarker(bytes.subarray(0, 128));
-  return !!m && m.generation === generation && m.length === bytes.length && crc32(bytes.subarray(128)) >>> 0 === m.crc;
-}
-
-function segmentHeader(generation: number): Buffer {
-  const h = Buffer.alloc(BLOCK);
-  SEGMENT_MAGIC.copy(h, 0);
-  h.writeUInt32LE(SEGMENT_VERSION, 16);
-  h.writeBigUInt64LE(BigInt(generation), 20);
-  h.writeUInt32LE(crc32(h.subarray(0, 28)) >>> 0, 28);
-  return h;
-}
-
-function readSegmentGeneration(h: Buffer): number | null {
-  if (h.length < 32 || !h.subarray(0, 16).equals(SEGMENT_MAGIC) || h.readUInt32LE(16) !== SEGMENT_VERSION) return null;
-  if (h.readUInt32LE(28) !== crc32(h.subarray(0, 28)) >>> 0) return null;
-  return Number(h.readBigUInt64LE(20));
 }
 
 function preadAll(fd: number, buf: Buffer, position: number): number {
@@ -116,14 +64,23 @@ function fdatasyncAsync(fd: number): Promise<void> {
   return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
 export interface Segment {
   readonly path: string;
   readonly fd: number;
-  generation: number;
+  /** This use of the segment (replaced, as a new object, each time it is reused). */
+  stamp: Stamp;
   /** Where the next record starts. */
   head: number;
-  /** Offsets of the records acknowledged and not yet retired. */
-  readonly live: Set<number>;
+  /** The records acknowledged and not yet retired: offset -> length. */
+  readonly live: Map<number, number>;
   /** Held by an association's cursor. */
   held: boolean;
   /** Its generation is being raised (not usable meanwhile), or it failed and is out of use. */
@@ -144,10 +101,8 @@ export class SpoolJournal {
   private readonly segments = new Map<string, Segment>();
   private creating: Promise<void> | undefined;
   private retryAfter = 0;
-  private readonly busy = new Set<Promise<void>>();
+  private readonly busy = new Set<Promise<unknown>>();
   private closed = false;
-  /** Lengths of the live records, by `<segment>@<offset>`. */
-  private readonly lengths = new Map<string, number>();
 
   constructor(spoolDir: string, opts: SpoolJournalOptions) {
     this.dir = path.join(spoolDir, JOURNAL);
@@ -175,10 +130,10 @@ export class SpoolJournal {
       const p = path.join(this.dir, name);
       const fd = fs.openSync(p, 'r+');
       const header = Buffer.alloc(BLOCK);
-      const generation = preadAll(fd, header, 0) === BLOCK ? readSegmentGeneration(header) : null;
-      const seg: Segment = { path: p, fd, generation: generation ?? 0, head: BLOCK, live: new Set(), held: false, unavailable: false };
+      const stamp = preadAll(fd, header, 0) === BLOCK ? readSegmentHeader(header) : null;
+      const seg: Segment = { path: p, fd, stamp: stamp ?? newStamp(0), head: BLOCK, live: new Map(), held: false, unavailable: false };
       this.segments.set(p, seg);
-      if (generation === null) {
+      if (stamp === null) {
         // A segment whose header never became durable held no acknowledged record: start it over.
         await this.raiseGeneration(seg);
         continue;
@@ -190,15 +145,15 @@ export class SpoolJournal {
     return { records, segments: this.segments.size };
   }
 
-  /** Reads the records of the segment's generation, from the first block on (see the header). */
+  /** Reads the records of the segment's current use, from the first block on (see the header). */
   private scan(seg: Segment, out: string[]): void {
     const marker = Buffer.alloc(128);
     let chunk = Buffer.alloc(0);
     let offset = BLOCK;
     for (;;) {
       if (offset + 132 > this.segmentBytes || preadAll(seg.fd, marker, offset) < 128) break;
-      const m = readMarker(marker);
-      if (!m || m.generation !== seg.generation || m.length < 132 || offset + m.length > this.segmentBytes) break;
+      const m = readMarker(marker, seg.stamp);
+      if (!m || m.length < 132 || offset + m.length > this.segmentBytes) break;
       let crc = 0;
       let pos = 128;
       let complete = true;
@@ -214,13 +169,16 @@ export class SpoolJournal {
       }
       if (!complete || crc >>> 0 !== m.crc) break;
       if (!m.retired) {
-        seg.live.add(offset);
-        this.lengths.set(`${seg.path}@${offset}`, m.length);
-        out.push(formatJournalRef({ segment: seg.path, offset, length: m.length, generation: seg.generation }));
+        seg.live.set(offset, m.length);
+        out.push(this.refOf(seg, offset, m.length));
       }
       offset = alignUp(offset + m.length);
     }
     seg.head = offset;
+  }
+
+  private refOf(seg: Segment, offset: number, length: number): string {
+    return formatJournalRef({ segment: seg.path, offset, length, generation: seg.stamp.generation });
   }
 
   /**
@@ -230,12 +188,19 @@ export class SpoolJournal {
    * 0.7-3 s here); later starts find it done. Stops at the first error (a full disk): the
    * segments that are ready are used, and instances beyond them go to files.
    */
-  async prepare(): Promise<{ preparedBytes: number; error?: string }> {
+  prepare(): Promise<{ preparedBytes: number; error?: string }> {
+    const p = this.fillReserve();
+    this.busy.add(p);
+    void p.finally(() => this.busy.delete(p));
+    return p;
+  }
+
+  private async fillReserve(): Promise<{ preparedBytes: number; error?: string }> {
     let preparedBytes = 0;
     if (!this.enabled) return { preparedBytes };
     try {
       for (const seg of this.segments.values()) preparedBytes += await this.zeroFill(seg.fd);
-      while (this.segments.size < this.maxSegments) preparedBytes += await this.createSegment(true);
+      while (this.segments.size < this.maxSegments && !this.closed) preparedBytes += await this.createSegment(true);
     } catch (err) {
       return { preparedBytes, error: (err as NodeJS.ErrnoException).code ?? 'Error' };
     }
@@ -262,21 +227,8 @@ export class SpoolJournal {
   /** Every acknowledged, unretired record (for a rescan of the spool). */
   liveRecords(): string[] {
     const out: string[] = [];
-    for (const seg of this.segments.values()) {
-      for (const offset of seg.live) {
-        const length = this.recordLength(seg, offset);
-        if (length !== null) out.push(formatJournalRef({ segment: seg.path, offset, length, generation: seg.generation }));
-      }
-    }
+    for (const seg of this.segments.values()) for (const [offset, length] of seg.live) out.push(this.refOf(seg, offset, length));
     return out;
-  }
-
-  private recordLength(seg: Segment, offset: number): number | null {
-    const known = this.lengths.get(`${seg.path}@${offset}`);
-    if (known !== undefined) return known;
-    const marker = Buffer.alloc(128);
-    if (preadAll(seg.fd, marker, offset) < 128) return null;
-    return readMarker(marker)?.length ?? null;
   }
 
   /**
@@ -287,7 +239,7 @@ export class SpoolJournal {
   take(room: number): Segment | undefined {
     if (this.closed || !this.enabled) return undefined;
     let best: Segment | undefined;
-    for (const seg of this.segments.values()) {
+    for (const seg of [...this.segments.values()]) {
       if (seg.held || seg.unavailable || this.segmentBytes - seg.head < room) continue;
       if (!this.linked(seg)) continue;
       // Prefer the fullest one that fits: empty segments stay whole for large instances.
@@ -304,7 +256,7 @@ export class SpoolJournal {
   /**
    * Whether the segment file still has its name (the spool folder may be removed while the node
    * runs: a record written to a nameless file would be lost at the next start). One that lost it
-   * is dropped.
+   * is dropped, with its records (their reads fail as gone: spoolRef.ts).
    */
   linked(seg: Segment): boolean {
     try {
@@ -312,14 +264,9 @@ export class SpoolJournal {
     } catch {
       /* closed */
     }
-    // Its records went with its name; forget it (and free its disk space).
     seg.unavailable = true;
-    this.segments.delete(seg.path);
-    try {
-      fs.closeSync(seg.fd);
-    } catch {
-      /* already closed */
-    }
+    if (this.segments.get(seg.path) === seg) this.segments.delete(seg.path);
+    closeQuietly(seg.fd);
     return false;
   }
 
@@ -329,12 +276,17 @@ export class SpoolJournal {
     this.reuseIfDone(seg);
   }
 
-  /** A record was made durable and is about to be acknowledged. */
-  committed(seg: Segment, offset: number, length: number): string {
-    seg.live.add(offset);
+  /**
+   * A record was made durable and is about to be acknowledged. Refused (the store then fails)
+   * unless the segment is still held, in the same use, as when the record was begun.
+   */
+  committed(seg: Segment, stamp: Stamp, offset: number, length: number): string {
+    if (!seg.held || seg.unavailable || seg.stamp !== stamp || offset !== seg.head) {
+      throw new Error('spool segment changed while a record was written');
+    }
+    seg.live.set(offset, length);
     seg.head = alignUp(offset + length);
-    this.lengths.set(`${seg.path}@${offset}`, length);
-    return formatJournalRef({ segment: seg.path, offset, length, generation: seg.generation });
+    return this.refOf(seg, offset, length);
   }
 
   /**
@@ -345,8 +297,8 @@ export class SpoolJournal {
   release(item: string): void {
     const r = parseJournalRef(item);
     const seg = r ? this.segments.get(r.segment) : undefined;
-    if (!r || !seg || seg.generation !== r.generation || !seg.live.delete(r.offset)) return;
-    this.lengths.delete(`${seg.path}@${r.offset}`);
+    if (!r || !seg || seg.stamp.generation !== r.generation || seg.live.get(r.offset) !== r.length) return;
+    seg.live.delete(r.offset);
     try {
       const flag = Buffer.alloc(4);
       flag.writeUInt32LE(1);
@@ -362,14 +314,14 @@ export class SpoolJournal {
     this.track(this.raiseGeneration(seg));
   }
 
-  /** Starts the segment over: a new generation, durable before any record of it is written. */
+  /** Starts the segment over: a new stamp, durable before any record of it is written. */
   private async raiseGeneration(seg: Segment): Promise<void> {
     seg.unavailable = true;
     try {
-      const next = seg.generation + 1;
+      const next = newStamp(seg.stamp.generation + 1);
       pwriteAll(seg.fd, segmentHeader(next), 0);
       await fdatasyncAsync(seg.fd);
-      seg.generation = next;
+      seg.stamp = next;
       seg.head = BLOCK;
       seg.unavailable = false;
     } catch {
@@ -397,39 +349,33 @@ export class SpoolJournal {
   private async createSegment(fill = false): Promise<number> {
     try {
       await fs.promises.mkdir(this.dir); // not recursive: without the spool folder, stores fail
-      fsyncPathSync(path.dirname(this.dir));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
+    fsyncPathSync(path.dirname(this.dir)); // the folder's name is durable before anything in it
     let n = 0;
     for (const name of await fs.promises.readdir(this.dir)) {
       if (/^\d+\.seg$/.test(name)) n = Math.max(n, Number(name.slice(0, -4)) + 1);
     }
     const p = path.join(this.dir, `${String(n).padStart(4, '0')}.seg`);
-    const handle = await fs.promises.open(p, 'wx', 0o600);
+    const stamp = newStamp(1);
+    const fd = await new Promise<number>((resolve, reject) => fs.open(p, 'wx+', 0o600, (err, f) => (err ? reject(err) : resolve(f))));
     let written = BLOCK;
     try {
-      await handle.write(segmentHeader(1), 0, BLOCK, 0);
-      if (fill) written += await this.zeroFill(handle.fd);
-      else await handle.datasync();
-      const dir = await fs.promises.open(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
+      pwriteAll(fd, segmentHeader(stamp), 0);
+      if (fill) written += await this.zeroFill(fd);
+      else await fdatasyncAsync(fd);
+      fsyncPathSync(this.dir);
     } catch (err) {
-      await handle.close();
+      closeQuietly(fd);
       await fs.promises.rm(p, { force: true });
       throw err;
     }
-    const fd = fs.openSync(p, 'r+');
-    await handle.close();
     if (this.closed) {
-      fs.closeSync(fd);
+      closeQuietly(fd);
       return written;
     }
-    this.segments.set(p, { path: p, fd, generation: 1, head: BLOCK, live: new Set(), held: false, unavailable: false });
+    this.segments.set(p, { path: p, fd, stamp, head: BLOCK, live: new Map(), held: false, unavailable: false });
     return written;
   }
 
@@ -440,16 +386,10 @@ export class SpoolJournal {
 
   /** Waits for background work and closes the segments (their records stay for the next start). */
   async close(): Promise<void> {
+    this.closed = true; // no new background work; what runs is awaited
     await this.creating;
     while (this.busy.size > 0) await Promise.allSettled([...this.busy]);
-    this.closed = true;
-    for (const seg of this.segments.values()) {
-      try {
-        fs.closeSync(seg.fd);
-      } catch {
-        /* already closed */
-      }
-    }
+    for (const seg of this.segments.values()) closeQuietly(seg.fd);
     this.segments.clear();
   }
 }
@@ -464,6 +404,8 @@ export class JournalCursor {
   private staging: Buffer | undefined;
   /** The record being written (a peer must wait for an answer before its next instance). */
   private active: RecordWriter | undefined;
+  /** end() came while a record was being written: the segment is let go once it settles. */
+  private endWhenSettled = false;
   /** Size of this association's last instance: the next one likely needs as much room. */
   private lastBytes = 0;
 
@@ -472,29 +414,39 @@ export class JournalCursor {
   /** A writer for the next record, or undefined (the caller writes a file instead). */
   begin(): RecordWriter | undefined {
     if (!this.journal.enabled || this.active) return undefined;
-    const room = Math.max(1024 * 1024, 2 * this.lastBytes);
+    const room = Math.max(1024 * 1024, Math.ceil(1.5 * this.lastBytes));
+    if (room > this.journal.segmentBytes - BLOCK) {
+      this.letGo(); // instances this large go to files (until a smaller one comes)
+      return undefined;
+    }
     const seg = this.segment;
-    if (seg && (seg.unavailable || this.journal.segmentBytes - seg.head < room || !this.journal.linked(seg))) this.end();
+    if (seg && (seg.unavailable || this.journal.segmentBytes - seg.head < room || !this.journal.linked(seg))) this.letGo();
     this.segment ??= this.journal.take(room);
     if (!this.segment) return undefined;
     this.staging ??= Buffer.allocUnsafeSlow(STAGING);
     const writer = new RecordWriter(this.journal, this.segment, this.staging, (outcome) => {
       if (this.active === writer) this.active = undefined;
-      if (outcome === 'done') {
-        this.lastBytes = writer.length;
-      } else if (outcome === 'failed') {
-        writer.segment.unavailable = true; // its state on disk is unknown after a failed write or sync
-        this.end();
-      } else if (outcome === 'moved') {
-        this.end(); // full: the next instance takes another segment
-      }
+      if (outcome === 'failed') writer.segment.unavailable = true; // its state on disk is unknown
+      // Failed or full (moved): the next instance takes another segment.
+      if (outcome === 'failed' || outcome === 'moved' || this.endWhenSettled) this.letGo();
     });
     this.active = writer;
     return writer;
   }
 
-  /** Association ended: the segment is free for others. */
+  /** The size of the instance just stored (wherever it went): the room the next one asks for. */
+  stored(bytes: number): void {
+    this.lastBytes = bytes;
+  }
+
+  /** Association ended: the segment is free for others (once the record being written settles). */
   end(): void {
+    if (this.active) this.endWhenSettled = true;
+    else this.letGo();
+  }
+
+  private letGo(): void {
+    this.endWhenSettled = false;
     if (this.segment) this.journal.letGo(this.segment);
     this.segment = undefined;
   }
@@ -504,15 +456,20 @@ type RecordOutcome = 'done' | 'failed' | 'moved' | 'abandoned';
 
 /**
  * Writes one record at its segment's head. append() returns false when the record would not fit:
- * the caller then moves what was written so far (copyTo) into a file and goes on there.
+ * the caller then moves what was written so far (copyOut) into a file and goes on there.
  */
 export class RecordWriter {
   readonly offset: number;
+  /** The segment's use the record belongs to. */
+  private readonly stamp: Stamp;
   /** Bytes of the record so far (staged ones included). */
   length = 0;
   /** Bytes already written to the segment (a multiple of BLOCK). */
   private flushed = 0;
   private staged = 0;
+  /** A write failed: the segment is not used again. */
+  private broken = false;
+  private settled = false;
 
   constructor(
     private readonly journal: SpoolJournal,
@@ -521,11 +478,18 @@ export class RecordWriter {
     private readonly onSettled: (outcome: RecordOutcome) => void,
   ) {
     this.offset = segment.head;
+    this.stamp = segment.stamp;
+  }
+
+  private settle(outcome: RecordOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.onSettled(outcome);
   }
 
   /** The record will not be completed (the caller drops the instance, or moved it to a file). */
   abandon(moved = false): void {
-    this.onSettled(moved ? 'moved' : 'abandoned');
+    this.settle(this.broken ? 'failed' : moved ? 'moved' : 'abandoned');
   }
 
   append(chunk: Buffer): boolean {
@@ -542,7 +506,12 @@ export class RecordWriter {
   }
 
   private flush(bytes: number): void {
-    pwriteAll(this.segment.fd, this.staging.subarray(0, bytes), this.offset + this.flushed);
+    try {
+      pwriteAll(this.segment.fd, this.staging.subarray(0, bytes), this.offset + this.flushed);
+    } catch (err) {
+      this.broken = true;
+      throw err;
+    }
     this.flushed += bytes;
     this.staged = 0;
   }
@@ -566,16 +535,28 @@ export class RecordWriter {
     try {
       await this.complete(crc, sync);
     } catch (err) {
-      this.onSettled('failed');
+      // Never acknowledged: take the marker back, so that a restart does not file it either.
+      try {
+        pwriteAll(this.segment.fd, Buffer.alloc(128), this.offset);
+      } catch {
+        /* the segment is out of use anyway */
+      }
+      this.settle('failed');
       throw err;
     }
-    const item = this.journal.committed(this.segment, this.offset, this.length);
-    this.onSettled('done');
+    let item: string;
+    try {
+      item = this.journal.committed(this.segment, this.stamp, this.offset, this.length);
+    } catch (err) {
+      this.settle('failed');
+      throw err;
+    }
+    this.settle('done');
     return item;
   }
 
   private async complete(crc: number, sync: boolean): Promise<void> {
-    const marker = recordMarker(this.length, crc, this.segment.generation);
+    const marker = recordMarker(this.length, crc, this.stamp);
     if (this.flushed === 0) {
       // The first block is still staged: the marker goes in with it.
       marker.copy(this.staging, 0);

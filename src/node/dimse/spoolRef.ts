@@ -2,15 +2,25 @@
 // instance is either a file (`<spool>/<id>.dcm`) or a record in a journal segment of the spool
 // (spoolJournal.ts), named `<segment path>@<offset>+<length>#<generation>`. Both hold the
 // instance as a Part 10 file whose preamble carries the spool's completion marker.
+//
+// A record is read only after checking it against its marker and its segment's header
+// (spoolRecordFormat.ts): should the bookkeeping ever hand over a record whose place was reused,
+// the reader gets SpoolItemGone, never another instance's bytes under this name.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
-import { ReusableReader } from '../../io/reusableReader.js';
+import type { ReusableReader } from '../../io/reusableReader.js';
+import { isCompleteRecord, readSegmentHeader, type Stamp } from './spoolRecordFormat.js';
 
 export interface JournalRef {
   segment: string;
   offset: number;
   length: number;
   generation: number;
+}
+
+/** The record is no longer there (its segment was removed or reused): there is nothing to process. */
+export class SpoolItemGone extends Error {
+  override name = 'SpoolItemGone';
 }
 
 const REF = /^(.+\.seg)@(\d+)\+(\d+)#(\d+)$/;
@@ -37,24 +47,54 @@ export function spoolItemName(item: string): string {
 export function readSpoolItem(reader: ReusableReader, item: string): Buffer {
   const r = parseJournalRef(item);
   if (!r) return reader.read(item)!;
-  return reader.readRange(r.segment, r.offset, r.length);
+  return checked(r, () => reader.readRange(r.segment, r.offset, r.length));
 }
 
 /** The bytes of a spooled instance in a buffer of their own. */
 export function readSpoolItemCopy(item: string): Buffer {
   const r = parseJournalRef(item);
   if (!r) return readFileSync(item);
-  const buf = Buffer.allocUnsafe(r.length);
-  const fd = openSync(r.segment, 'r');
-  try {
-    let off = 0;
-    while (off < r.length) {
-      const n = readSync(fd, buf, off, r.length - off, r.offset + off);
-      if (n === 0) throw Object.assign(new Error('spool record cut short'), { code: 'EIO' });
-      off += n;
+  return checked(r, () => {
+    const buf = Buffer.allocUnsafe(r.length);
+    const fd = openSync(r.segment, 'r');
+    try {
+      let off = 0;
+      while (off < r.length) {
+        const n = readSync(fd, buf, off, r.length - off, r.offset + off);
+        if (n === 0) throw new SpoolItemGone('spool record cut short');
+        off += n;
+      }
+    } finally {
+      closeSync(fd);
     }
+    return buf;
+  });
+}
+
+function checked(r: JournalRef, read: () => Buffer): Buffer {
+  let stamp: Stamp | null;
+  let bytes: Buffer;
+  try {
+    stamp = segmentStamp(r.segment);
+    bytes = read();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESHORTREAD' || (err as Error).name === 'SpoolItemGone') throw new SpoolItemGone('spool record is gone');
+    throw err;
+  }
+  if (!stamp || stamp.generation !== r.generation || !isCompleteRecord(bytes, stamp)) {
+    throw new SpoolItemGone('spool record no longer matches its marker');
+  }
+  return bytes;
+}
+
+function segmentStamp(segment: string): Stamp | null {
+  const header = Buffer.alloc(40);
+  const fd = openSync(segment, 'r');
+  try {
+    if (readSync(fd, header, 0, 40, 0) !== 40) return null;
   } finally {
     closeSync(fd);
   }
-  return buf;
+  return readSegmentHeader(header);
 }

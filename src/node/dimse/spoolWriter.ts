@@ -327,6 +327,7 @@ export class SpoolWriter {
         this.item = await this.finishFile(this.file!, alone);
         this.file = undefined;
       }
+      this.opts.cursor?.stored(this.opts.meta.length + this.bytes);
       this.state = 'done';
       return this.item;
     } catch (err) {
