@@ -47,9 +47,9 @@ function dataSet(n: number, seed: number): Buffer {
   return b;
 }
 
-/** Writes one instance through a SpoolWriter in chunks of assorted sizes; returns its spool name. */
-async function store(journal: SpoolJournal, cursor: JournalCursor | undefined, body: Buffer): Promise<string> {
-  const w = new SpoolWriter({
+/** A SpoolWriter as the receiver makes one (`alone`: the fdatasync blocks, else it yields). */
+function writer(journal: SpoolJournal, cursor: JournalCursor | undefined, alone = true): SpoolWriter {
+  return new SpoolWriter({
     spoolDir: spool,
     pool,
     cursor,
@@ -58,8 +58,13 @@ async function store(journal: SpoolJournal, cursor: JournalCursor | undefined, b
     meta: META,
     maxBytes: 1024 * MiB,
     onOverflow: () => undefined,
-    alone: () => true,
+    alone: () => alone,
   });
+}
+
+/** Writes one instance through a SpoolWriter in chunks of assorted sizes; returns its spool name. */
+async function store(journal: SpoolJournal, cursor: JournalCursor | undefined, body: Buffer): Promise<string> {
+  const w = writer(journal, cursor);
   for (let off = 0, i = 0; off < body.length; i++) {
     const n = [1000, 7, 16000, 333, 70000][i % 5]!;
     w.write(body.subarray(off, off + n));
@@ -102,17 +107,7 @@ describe('spool journal', () => {
     const c = await store(journal, cursor, dataSet(400_000, 3));
     journal.release(b); // filed: flagged retired
     // A fourth instance is cut off mid-way (never finished, never answered): 300 kB reached disk.
-    const w = new SpoolWriter({
-      spoolDir: spool,
-      pool,
-      cursor,
-      journal,
-      transferSyntaxUid: '1.2.840.10008.1.2.1',
-      meta: META,
-      maxBytes: 1024 * MiB,
-      onOverflow: () => undefined,
-      alone: () => true,
-    });
+    const w = writer(journal, cursor);
     w.write(dataSet(300_000, 4));
     // The process dies here: a second journal on the same folder sees what a restart would.
     const again = new SpoolJournal(spool, { reserveBytes: 64 * MiB, segmentBytes: 8 * MiB });
@@ -222,17 +217,7 @@ describe('spool journal', () => {
   it('keeps a segment held until the record being made durable settles, even when its association ends', async () => {
     const journal = await journalAt({ reserveBytes: 8 * MiB, segmentBytes: 8 * MiB }); // one segment
     const a = new JournalCursor(journal);
-    const w = new SpoolWriter({
-      spoolDir: spool,
-      pool,
-      cursor: a,
-      journal,
-      transferSyntaxUid: '1.2.840.10008.1.2.1',
-      meta: META,
-      maxBytes: 1024 * MiB,
-      onOverflow: () => undefined,
-      alone: () => false, // fdatasync through the thread pool: finish() yields
-    });
+    const w = writer(journal, a, false); // fdatasync through the thread pool: finish() yields
     w.write(dataSet(2 * MiB, 1));
     const finishing = w.finish();
     a.end(); // the peer went away while its instance is being made durable
