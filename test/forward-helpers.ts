@@ -186,10 +186,10 @@ export interface OrthancPeer extends Peer {
 
 /**
  * Starts Orthanc on loopback with its own config and storage under `dir` (AE title `aet`, any
- * called AE accepted, no auth, no plugins) and waits until both its HTTP and DICOM ports listen.
- * Stopped by peer.stop() or stopAllPeers().
+ * called AE accepted, no auth, no plugins; `extra` settings on top, e.g. DicomModalities) and
+ * waits until both its HTTP and DICOM ports listen. Stopped by peer.stop() or stopAllPeers().
  */
-export async function startOrthanc(dir: string, aet = 'ORTHANC'): Promise<OrthancPeer> {
+export async function startOrthanc(dir: string, aet = 'ORTHANC', extra: Record<string, unknown> = {}): Promise<OrthancPeer> {
   if (!ORTHANC_BIN) throw new Error('Orthanc is not installed');
   const httpPort = await freePort();
   const dicomPort = await freePort();
@@ -214,6 +214,7 @@ export async function startOrthanc(dir: string, aet = 'ORTHANC'): Promise<Orthan
       StorageCompression: false,
       ConcurrentJobs: 1,
       HttpThreadsCount: 4,
+      ...extra,
     }),
   );
   const proc = spawn(ORTHANC_BIN, [cfg], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });

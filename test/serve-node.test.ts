@@ -6,7 +6,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpoolJournal } from '../src/node/dimse/spoolJournal.js';
-import { tempDir, waitFor } from './forward-helpers.js';
+import { ORTHANC_BIN, startOrthanc, stopAllPeers, tempDir, waitFor } from './forward-helpers.js';
 import {
   CSV_HEADER,
   listFilesRecursive,
@@ -286,5 +286,48 @@ describe('dicom-deid serve', () => {
     expect(echo.status).toBe(0);
     expect(existsSync(node.paths.output)).toBe(true);
     expect(await node.stop()).toBe(0);
+  });
+});
+
+describe.skipIf(!ORTHANC_BIN)(`a real PACS as the sender${ORTHANC_BIN ? '' : ' (skipped: Orthanc not installed)'}`, () => {
+  afterEach(async () => {
+    await stopAllPeers();
+  });
+
+  it('files a study that Orthanc pushes to the node, as Orthanc stored it, de-identified', async () => {
+    const dir = tempDir('serve-from-orthanc-');
+    const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: 'ACC1', researchId: 'RS_07' }]);
+    const samples = makeSamples(join(dir, 'in'), 'MRN777', 'ACC1', '1.2.826.0.1.3680043.8.498.81');
+    const node = await startNode({ dir, csv, config: { allowedAets: ['HOSPITALPACS'] } });
+    // The hospital PACS, with the node configured as a send destination (AE title, host, port).
+    const pacs = await startOrthanc(join(dir, 'pacs'), 'HOSPITALPACS', {
+      DicomModalities: { deid: ['DEID', '127.0.0.1', node.port] },
+    });
+    const ids: string[] = [];
+    for (const f of samples) {
+      const r = await fetch(`${pacs.base}/instances`, { method: 'POST', body: readFileSync(f) });
+      expect(r.status, f).toBe(200);
+      ids.push(((await r.json()) as { ID: string }).ID);
+    }
+    const sent = await fetch(`${pacs.base}/modalities/deid/store`, {
+      method: 'POST',
+      body: JSON.stringify({ Resources: ids, Synchronous: true }),
+    });
+    expect(sent.status, await sent.clone().text()).toBe(200);
+    await waitFor(() => dicomFiles(node.paths.output).length === samples.length, 20_000, 'the study filed');
+    const inputs = samples.map((f) => dumpJson(f));
+    const byPixels = new Map(inputs.map((i) => [String(i.ds['7FE00010']), i]));
+    for (const o of dicomFiles(node.paths.output)) {
+      expect(o).toMatch(/\/RS_07\/RS_07_1\//);
+      const out = dumpJson(o);
+      const input = byPixels.get(String(out.ds['7FE00010']));
+      expect(input, `pixel data of ${o} matches a sample`).toBeDefined();
+      expect(out.ts).toBe(input!.ts); // sent as stored, filed as sent
+      expect(out.ds['00100020']).toBe('RS_07');
+      const text = JSON.stringify(out);
+      for (const id of IDENTIFIERS) expect(text, id).not.toContain(id);
+    }
+    expect(await node.stop()).toBe(0);
+    expect(node.logs()).toMatch(/association accepted.*callingAet=HOSPITALPACS/);
   });
 });
