@@ -1,5 +1,6 @@
 // DIMSE receive transport: a C-STORE / C-ECHO SCP that spools every received data set,
-// byte-identical, as a Part 10 file and hands it to a StoreHandler. No de-identification here.
+// byte-identical, as a Part 10 file (a spool journal record or a file of its own: spoolWriter.ts)
+// and hands it to a StoreHandler. No de-identification here.
 //
 // Built on dcmjs-dimse 0.3.3 (see /work/shared/research/dcmjs-dimse.md), with these deviations
 // from the library's intended use, each for a measured defect:
@@ -19,8 +20,8 @@
 //   for each (~0.5 ms per instance, measured) and can hang on hostile input. A data set for
 //   anything but C-STORE aborts the association.
 // * The data set never goes through dcmjs: it is written, as received, after our own file meta
-//   by a SpoolWriter and made durable (spoolWriter.ts) before onStore runs and before any
-//   status is returned.
+//   by a SpoolWriter into the association's journal segment (spoolJournal.ts) or a file, and made
+//   durable before onStore runs and before any status is returned.
 // * Async-ops negotiation is forced to synchronous (the library echoes whatever is proposed,
 //   while its receive path can only hold one DIMSE message at a time), and the A-ASSOCIATE-AC
 //   announces opts.maxPduLength (the library mirrors the requestor's value instead).
