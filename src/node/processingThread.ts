@@ -8,6 +8,9 @@
 // De-identifying and filing in parallel with receiving made every acknowledgement wait longer
 // (600 CT slices on one association: ~1.9 s to acknowledge all without processing, ~2.7 s with
 // it), mostly through the file system's journal, which a lower thread priority did not change.
+// Re-measured with the spool journal (scripts/bench-node.sh, 3 rounds): without holding,
+// acknowledgements fell from 0.75-0.96x storescp +B to 0.49-0.63x (both cores busy), for filing
+// only a little sooner (0.48-0.61x of storescp's time against 0.43-0.52x).
 // Held files are already durable in the spool, so holding them risks nothing; the bounds keep
 // the backlog (and the work a restart would redo) small under a sender that never pauses.
 //
