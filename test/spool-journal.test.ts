@@ -245,6 +245,17 @@ describe('spool journal', () => {
     expect(parseJournalRef(small) ?? parseJournalRef(small2)).not.toBeNull();
   });
 
+  it('leaves the disk space it must keep free: the reserve stays short, instances go to files', async () => {
+    const journal = new SpoolJournal(spool, { reserveBytes: 16 * MiB, segmentBytes: 8 * MiB, keepFreeBytes: 2 ** 60 });
+    open.push(journal);
+    await journal.recover();
+    expect(await journal.prepare()).toEqual({ preparedBytes: 0, error: 'LOWDISK' });
+    const item = await store(journal, new JournalCursor(journal), dataSet(1000, 1));
+    expect(parseJournalRef(item)).toBeNull();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fs.existsSync(path.join(spool, 'journal'))).toBe(false); // nor grown at run time
+  });
+
   it('with a reserve of 0, writes a file per instance', async () => {
     const journal = await journalAt({ reserveBytes: 0 });
     const item = await store(journal, new JournalCursor(journal), dataSet(1000, 1));

@@ -757,7 +757,11 @@ export class DicomServer {
         ms: Date.now() - t0,
       });
     }
-    if (reserve.error) opts.logger.warn('spool reserve incomplete: instances beyond it go to files', { code: reserve.error });
+    if (reserve.error === 'LOWDISK') {
+      opts.logger.warn('spool reserve left incomplete to keep disk space free (1/20 of the disk, 1-10 GiB); instances beyond it go to files');
+    } else if (reserve.error) {
+      opts.logger.warn('spool reserve incomplete: instances beyond it go to files', { code: reserve.error });
+    }
     const server = net.createServer((socket) => this.onConnection(socket));
     // Unassociated sockets count too; keep a margin for peers we must answer with a reject.
     server.maxConnections = opts.maxAssociations * 2 + 4;

@@ -92,6 +92,11 @@ export interface SpoolJournalOptions {
   reserveBytes: number;
   /** Size of one segment (64 MiB). */
   segmentBytes?: number;
+  /**
+   * Disk space the reserve never takes (default: 1/20 of the file system, at least 1 GiB and at
+   * most 10 GiB): the outputs, the quarantine and the state need it more.
+   */
+  keepFreeBytes?: number;
 }
 
 export class SpoolJournal {
@@ -103,11 +108,25 @@ export class SpoolJournal {
   private retryAfter = 0;
   private readonly busy = new Set<Promise<unknown>>();
   private closed = false;
+  private readonly keepFreeBytes: number | undefined;
 
   constructor(spoolDir: string, opts: SpoolJournalOptions) {
     this.dir = path.join(spoolDir, JOURNAL);
     this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
     this.maxSegments = Math.floor(opts.reserveBytes / this.segmentBytes);
+    this.keepFreeBytes = opts.keepFreeBytes;
+  }
+
+  /** Whether `bytes` more can go to the reserve and still leave the disk space it must not take. */
+  private diskAllows(bytes: number): boolean {
+    let st: fs.StatsFs;
+    try {
+      st = fs.statfsSync(path.dirname(this.dir));
+    } catch {
+      return true; // cannot tell: the write itself will say
+    }
+    const keep = this.keepFreeBytes ?? Math.min(10 * 1024 ** 3, Math.max(1024 ** 3, (st.blocks * st.bsize) / 20));
+    return st.bavail * st.bsize - bytes >= keep;
   }
 
   get enabled(): boolean {
@@ -185,8 +204,9 @@ export class SpoolJournal {
    * Makes the whole reserve ready, before receiving starts: creates the missing segments and
    * writes zeros over every block a segment does not own yet, so that the very first burst
    * already writes over allocated blocks. Costs a few seconds once, on a new spool (1 GiB took
-   * 0.7-3 s here); later starts find it done. Stops at the first error (a full disk): the
-   * segments that are ready are used, and instances beyond them go to files.
+   * 0.7-3 s here); later starts find it done. Stops at the first error, or before it would leave
+   * the disk less free space than keepFreeBytes ('LOWDISK'): the segments that are ready are
+   * used, and instances beyond them go to files.
    */
   prepare(): Promise<{ preparedBytes: number; error?: string }> {
     const p = this.fillReserve();
@@ -199,8 +219,14 @@ export class SpoolJournal {
     let preparedBytes = 0;
     if (!this.enabled) return { preparedBytes };
     try {
-      for (const seg of this.segments.values()) preparedBytes += await this.zeroFill(seg.fd);
-      while (this.segments.size < this.maxSegments && !this.closed) preparedBytes += await this.createSegment(true);
+      for (const seg of this.segments.values()) {
+        if (!this.diskAllows(this.segmentBytes - fs.fstatSync(seg.fd).size)) return { preparedBytes, error: 'LOWDISK' };
+        preparedBytes += await this.zeroFill(seg.fd);
+      }
+      while (this.segments.size < this.maxSegments && !this.closed) {
+        if (!this.diskAllows(this.segmentBytes)) return { preparedBytes, error: 'LOWDISK' };
+        preparedBytes += await this.createSegment(true);
+      }
     } catch (err) {
       return { preparedBytes, error: (err as NodeJS.ErrnoException).code ?? 'Error' };
     }
@@ -335,6 +361,10 @@ export class SpoolJournal {
    */
   private grow(): void {
     if (this.creating || this.closed || this.segments.size >= this.maxSegments || Date.now() < this.retryAfter) return;
+    if (!this.diskAllows(this.segmentBytes)) {
+      this.retryAfter = Date.now() + 60_000;
+      return;
+    }
     this.creating = this.createSegment()
       .then(() => undefined)
       .catch(() => {
