@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BLOCK, JournalCursor, SpoolJournal } from '../src/node/dimse/spoolJournal.js';
-import { parseJournalRef, readSpoolItemCopy, SpoolItemGone } from '../src/node/dimse/spoolRef.js';
+import { parseJournalRef, readSpoolItemCopy, SpoolItemGone, SpoolRecordCorrupt } from '../src/node/dimse/spoolRef.js';
 import { SpoolPool, SpoolWriter, isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
 
 const MiB = 1024 * 1024;
@@ -117,19 +117,32 @@ describe('spool journal', () => {
     expect(payload(records[1]!).equals(dataSet(400_000, 3))).toBe(true);
   });
 
-  it('stops at a record whose bytes do not match its marker', async () => {
+  it('tells a record cut by a crash (the last, never answered) from one the disk damaged later', async () => {
     const journal = await journalAt();
     const cursor = new JournalCursor(journal);
     const a = await store(journal, cursor, dataSet(100_000, 1));
     const b = await store(journal, cursor, dataSet(100_000, 2));
-    const ref = parseJournalRef(b)!;
-    const fd = fs.openSync(ref.segment, 'r+');
-    fs.writeSync(fd, Buffer.from([0xee]), 0, 1, ref.offset + 50_000);
-    fs.closeSync(fd);
-    expect(() => readSpoolItemCopy(b)).toThrow(SpoolItemGone); // never another instance's bytes
-    const again = new SpoolJournal(spool, { reserveBytes: 64 * MiB, segmentBytes: 8 * MiB });
-    open.push(again);
-    expect((await again.recover()).records).toEqual([a]);
+    const c = await store(journal, cursor, dataSet(100_000, 3));
+    const damage = (item: string) => {
+      const ref = parseJournalRef(item)!;
+      const fd = fs.openSync(ref.segment, 'r+');
+      fs.writeSync(fd, Buffer.from([0xee]), 0, 1, ref.offset + 50_000);
+      fs.closeSync(fd);
+    };
+    const recovered = async () => {
+      const again = new SpoolJournal(spool, { reserveBytes: 16 * MiB, segmentBytes: 8 * MiB });
+      open.push(again);
+      return (await again.recover()).records;
+    };
+    // b damaged, c complete after it: b was written (and answered) before c; it is handed on, and
+    // reads as corrupt, never as good bytes.
+    damage(b);
+    expect(() => readSpoolItemCopy(b)).toThrow(SpoolRecordCorrupt);
+    expect(readSpoolItemCopy(b, true).length).toBe(parseJournalRef(b)!.length); // as it is, for quarantine
+    expect(await recovered()).toEqual([a, b, c]);
+    // c damaged too, and nothing complete after: both look like the record a crash cut.
+    damage(c);
+    expect(await recovered()).toEqual([a]);
   });
 
   it('reuses a segment once all its records are retired, and ignores the old generation', async () => {

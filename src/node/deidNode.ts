@@ -151,19 +151,27 @@ export class DeidNode {
     }
     const faults = (this.faults.get(file) ?? 0) + 1;
     this.faults.set(file, faults);
-    if (!/^E[A-Z0-9]+$/.test(error) && faults >= MAX_FAULTS) {
-      this.faults.delete(file);
+    // A record the disk damaged is kept as it is, for a person to look at; never filed.
+    const corrupt = error === 'SpoolRecordCorrupt';
+    if (corrupt || (!/^E[A-Z0-9]+$/.test(error) && faults >= MAX_FAULTS)) {
+      const why = corrupt ? 'spool record fails its checksum (a disk error)' : `processing failed ${faults} times (${error})`;
       try {
-        quarantineFile(this.config.quarantine, file, {
-          reason: 'not-deidentifiable',
-          message: `processing failed ${faults} times (${error})`,
-          receivedAt: new Date().toISOString(),
-          callingAet: 'spool',
-          keys: {},
-        });
+        quarantineFile(
+          this.config.quarantine,
+          file,
+          {
+            reason: corrupt ? 'unreadable' : 'not-deidentifiable',
+            message: why,
+            receivedAt: new Date().toISOString(),
+            callingAet: 'spool',
+            keys: {},
+          },
+          { unchecked: corrupt },
+        );
+        this.faults.delete(file);
         this.journal.release(file);
         this.counts.quarantined++;
-        this.logger.error(`processing failed ${faults} times (${error}): instance moved to quarantine`, { spoolFile: name });
+        this.logger.error(`${why}: instance moved to quarantine`, { spoolFile: name });
         return;
       } catch {
         // could not move it: keep retrying like an I/O error

@@ -32,9 +32,10 @@ function studyFolder(root: string, keys: QuarantineSidecar['keys']): string {
 
 /**
  * Moves `file` into quarantine, durably, with its sidecar. Returns the new path. A spool journal
- * record (spoolRef.ts) is copied: its owner then releases it from the journal.
+ * record (spoolRef.ts) is copied: its owner then releases it from the journal. `unchecked`: a
+ * record is copied even when its bytes fail its checksum.
  */
-export function quarantineFile(root: string, file: string, sidecar: QuarantineSidecar): string {
+export function quarantineFile(root: string, file: string, sidecar: QuarantineSidecar, opts: { unchecked?: boolean } = {}): string {
   const record = parseJournalRef(file) !== null;
   // A record's name repeats when a journal starts over (a new spool): a random part keeps it unique.
   const name = record ? `${spoolItemName(file)}-${randomUUID().slice(0, 8)}` : basename(file);
@@ -42,7 +43,7 @@ export function quarantineFile(root: string, file: string, sidecar: QuarantineSi
   // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
   // never a file that nobody knows why it is there.
   writeFileDurableSync(`${dest}.json`, JSON.stringify(sidecar, null, 2) + '\n', 0o600);
-  if (record) writeFileDurableSync(dest, readSpoolItemCopy(file), 0o600);
+  if (record) writeFileDurableSync(dest, readSpoolItemCopy(file, opts.unchecked), 0o600);
   else moveFileDurableSync(file, dest);
   return dest;
 }

@@ -164,11 +164,19 @@ export class SpoolJournal {
     return { records, segments: this.segments.size };
   }
 
-  /** Reads the records of the segment's current use, from the first block on (see the header). */
+  /**
+   * Reads the records of the segment's current use, from the first block on (see the header).
+   * A record whose marker is of this use but whose bytes do not match it is either the last one,
+   * cut by the crash (never acknowledged), or, when a complete record follows it, one the disk
+   * damaged after it was acknowledged: that one is handed on too, and its reader finds it corrupt
+   * (spoolRef.ts: the node quarantines it as it is).
+   */
   private scan(seg: Segment, out: string[]): void {
     const marker = Buffer.alloc(128);
     let chunk = Buffer.alloc(0);
     let offset = BLOCK;
+    /** Records that do not match their marker, not yet followed by one that does. */
+    let mismatched: { offset: number; length: number; retired: boolean }[] = [];
     for (;;) {
       if (offset + 132 > this.segmentBytes || preadAll(seg.fd, marker, offset) < 128) break;
       const m = readMarker(marker, seg.stamp);
@@ -186,14 +194,20 @@ export class SpoolJournal {
         crc = crc32(chunk.subarray(0, n), crc);
         pos += n;
       }
-      if (!complete || crc >>> 0 !== m.crc) break;
-      if (!m.retired) {
-        seg.live.set(offset, m.length);
-        out.push(this.refOf(seg, offset, m.length));
+      if (!complete) break;
+      if (crc >>> 0 !== m.crc) {
+        mismatched.push({ offset, length: m.length, retired: m.retired });
+      } else {
+        for (const r of [...mismatched, { offset, length: m.length, retired: m.retired }]) {
+          if (r.retired) continue;
+          seg.live.set(r.offset, r.length);
+          out.push(this.refOf(seg, r.offset, r.length));
+        }
+        mismatched = [];
       }
       offset = alignUp(offset + m.length);
     }
-    seg.head = offset;
+    seg.head = mismatched[0]?.offset ?? offset;
   }
 
   private refOf(seg: Segment, offset: number, length: number): string {

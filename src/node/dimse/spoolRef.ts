@@ -9,7 +9,7 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ReusableReader } from '../../io/reusableReader.js';
-import { isCompleteRecord, readSegmentHeader, type Stamp } from './spoolRecordFormat.js';
+import { isCompleteRecord, readMarker, readSegmentHeader, type Stamp } from './spoolRecordFormat.js';
 
 export interface JournalRef {
   segment: string;
@@ -21,6 +21,11 @@ export interface JournalRef {
 /** The record is no longer there (its segment was removed or reused): there is nothing to process. */
 export class SpoolItemGone extends Error {
   override name = 'SpoolItemGone';
+}
+
+/** The record is there, but its bytes no longer match its checksum (a disk error): not to be filed. */
+export class SpoolRecordCorrupt extends Error {
+  override name = 'SpoolRecordCorrupt';
 }
 
 const REF = /^(.+\.seg)@(\d+)\+(\d+)#(\d+)$/;
@@ -47,14 +52,17 @@ export function spoolItemName(item: string): string {
 export function readSpoolItem(reader: ReusableReader, item: string): Buffer {
   const r = parseJournalRef(item);
   if (!r) return reader.read(item)!;
-  return checked(r, () => reader.readRange(r.segment, r.offset, r.length));
+  return checked(r, false, () => reader.readRange(r.segment, r.offset, r.length));
 }
 
-/** The bytes of a spooled instance in a buffer of their own. */
-export function readSpoolItemCopy(item: string): Buffer {
+/**
+ * The bytes of a spooled instance in a buffer of their own. `unchecked`: a record's bytes as they
+ * are, even when they do not match its checksum (to quarantine a corrupt one).
+ */
+export function readSpoolItemCopy(item: string, unchecked = false): Buffer {
   const r = parseJournalRef(item);
   if (!r) return readFileSync(item);
-  return checked(r, () => {
+  return checked(r, unchecked, () => {
     const buf = Buffer.allocUnsafe(r.length);
     const fd = openSync(r.segment, 'r');
     try {
@@ -71,7 +79,7 @@ export function readSpoolItemCopy(item: string): Buffer {
   });
 }
 
-function checked(r: JournalRef, read: () => Buffer): Buffer {
+function checked(r: JournalRef, unchecked: boolean, read: () => Buffer): Buffer {
   let stamp: Stamp | null;
   let bytes: Buffer;
   try {
@@ -82,9 +90,9 @@ function checked(r: JournalRef, read: () => Buffer): Buffer {
     if (code === 'ENOENT' || code === 'ESHORTREAD' || (err as Error).name === 'SpoolItemGone') throw new SpoolItemGone('spool record is gone');
     throw err;
   }
-  if (!stamp || stamp.generation !== r.generation || !isCompleteRecord(bytes, stamp)) {
-    throw new SpoolItemGone('spool record no longer matches its marker');
-  }
+  const marker = stamp && stamp.generation === r.generation ? readMarker(bytes.subarray(0, 128), stamp) : null;
+  if (!stamp || !marker || marker.length !== bytes.length) throw new SpoolItemGone('spool record no longer matches its marker');
+  if (!unchecked && !isCompleteRecord(bytes, stamp)) throw new SpoolRecordCorrupt('spool record fails its checksum');
   return bytes;
 }
 
