@@ -269,6 +269,26 @@ describe('spool journal', () => {
     expect(fs.existsSync(path.join(spool, 'journal'))).toBe(false); // nor grown at run time
   });
 
+  it('never gives two records the same name, even when a segment is recreated under the same path', async () => {
+    const journal = await journalAt({ reserveBytes: 8 * MiB, segmentBytes: 8 * MiB });
+    const cursor = new JournalCursor(journal);
+    const first = await store(journal, cursor, dataSet(300_000, 1));
+    cursor.end();
+    fs.rmSync(path.join(spool, 'journal'), { recursive: true }); // removed while the node runs
+    let second = await store(journal, cursor, dataSet(300_000, 2));
+    for (let i = 0; i < 20 && !parseJournalRef(second); i++) {
+      await new Promise((r) => setTimeout(r, 20)); // 0000.seg is being created again
+      second = await store(journal, cursor, dataSet(300_000, 2));
+    }
+    const [a, b] = [parseJournalRef(first)!, parseJournalRef(second)!];
+    expect([b.segment, b.offset, b.length, b.generation]).toEqual([a.segment, a.offset, a.length, a.generation]);
+    expect(second).not.toBe(first);
+    expect(() => readSpoolItemCopy(first)).toThrow(SpoolItemGone);
+    journal.release(first); // the first one's instance is filed: that must not retire the second
+    expect(journal.liveRecords()).toEqual([second]);
+    expect(payload(second).equals(dataSet(300_000, 2))).toBe(true);
+  });
+
   it('with a reserve of 0, writes a file per instance', async () => {
     const journal = await journalAt({ reserveBytes: 0 });
     const item = await store(journal, new JournalCursor(journal), dataSet(1000, 1));

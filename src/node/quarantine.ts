@@ -1,7 +1,7 @@
 // The node's quarantine: instances it accepted but could not file (no mapping row, or not
 // de-identifiable), kept as received (Part 10) with a JSON sidecar of the keys tried. It is key
 // material (the files are the original, identified instances) and lives outside the output tree.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { InstanceKeys } from '../core/types.js';
@@ -37,8 +37,9 @@ function studyFolder(root: string, keys: QuarantineSidecar['keys']): string {
  */
 export function quarantineFile(root: string, file: string, sidecar: QuarantineSidecar, opts: { unchecked?: boolean } = {}): string {
   const record = parseJournalRef(file) !== null;
-  // A record's name repeats when a journal starts over (a new spool): a random part keeps it unique.
-  const name = record ? `${spoolItemName(file)}-${randomUUID().slice(0, 8)}` : basename(file);
+  // A record's short name repeats when a journal starts over (a new spool): a hash of its full
+  // name (which holds its segment's nonce) keeps it unique, and the same on a retry.
+  const name = record ? `${spoolItemName(file)}-${createHash('sha256').update(file).digest('hex').slice(0, 12)}` : basename(file);
   const dest = join(studyFolder(root, sidecar.keys), name.replace(/(\.dcm)?$/, '.dcm'));
   // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
   // never a file that nobody knows why it is there.

@@ -149,7 +149,13 @@ export class SpoolJournal {
       const p = path.join(this.dir, name);
       const fd = fs.openSync(p, 'r+');
       const header = Buffer.alloc(BLOCK);
-      const stamp = preadAll(fd, header, 0) === BLOCK ? readSegmentHeader(header) : null;
+      let stamp: Stamp | null;
+      try {
+        stamp = preadAll(fd, header, 0) === BLOCK ? readSegmentHeader(header) : null;
+      } catch (err) {
+        closeQuietly(fd);
+        throw err;
+      }
       const seg: Segment = { path: p, fd, stamp: stamp ?? newStamp(0), head: BLOCK, live: new Map(), held: false, unavailable: false };
       this.segments.set(p, seg);
       if (stamp === null) {
@@ -211,7 +217,7 @@ export class SpoolJournal {
   }
 
   private refOf(seg: Segment, offset: number, length: number): string {
-    return formatJournalRef({ segment: seg.path, offset, length, generation: seg.stamp.generation });
+    return formatJournalRef({ segment: seg.path, offset, length, generation: seg.stamp.generation, nonce: seg.stamp.nonce.toString('hex') });
   }
 
   /**
@@ -337,7 +343,8 @@ export class SpoolJournal {
   release(item: string): void {
     const r = parseJournalRef(item);
     const seg = r ? this.segments.get(r.segment) : undefined;
-    if (!r || !seg || seg.stamp.generation !== r.generation || seg.live.get(r.offset) !== r.length) return;
+    if (!r || !seg || seg.stamp.generation !== r.generation || seg.stamp.nonce.toString('hex') !== r.nonce) return;
+    if (seg.live.get(r.offset) !== r.length) return;
     seg.live.delete(r.offset);
     try {
       const flag = Buffer.alloc(4);
@@ -576,22 +583,20 @@ export class RecordWriter {
    * (`sync`: blocking fdatasync, else through the thread pool) and returns its spool name.
    */
   async finish(crc: number, sync: boolean): Promise<string> {
-    try {
-      await this.complete(crc, sync);
-    } catch (err) {
-      // Never acknowledged: take the marker back, so that a restart does not file it either.
-      try {
-        pwriteAll(this.segment.fd, Buffer.alloc(128), this.offset);
-      } catch {
-        /* the segment is out of use anyway */
-      }
-      this.settle('failed');
-      throw err;
-    }
     let item: string;
     try {
+      await this.complete(crc, sync);
       item = this.journal.committed(this.segment, this.stamp, this.offset, this.length);
     } catch (err) {
+      // Never acknowledged: take the marker back (best effort), so that a restart does not file
+      // it either; only while the place is still this record's (the segment held, same use).
+      if (this.segment.held && this.segment.stamp === this.stamp) {
+        try {
+          pwriteAll(this.segment.fd, Buffer.alloc(128), this.offset);
+        } catch {
+          /* the segment goes out of use anyway */
+        }
+      }
       this.settle('failed');
       throw err;
     }

@@ -1,6 +1,7 @@
 // Names of spooled instances, as handed from the receiver to the processing threads. A spooled
 // instance is either a file (`<spool>/<id>.dcm`) or a record in a journal segment of the spool
-// (spoolJournal.ts), named `<segment path>@<offset>+<length>#<generation>`. Both hold the
+// (spoolJournal.ts), named `<segment path>@<offset>+<length>#<generation>.<nonce>` (the use of
+// the segment it belongs to: a segment recreated under the same path never repeats a name). Both hold the
 // instance as a Part 10 file whose preamble carries the spool's completion marker.
 //
 // A record is read only after checking it against its marker and its segment's header
@@ -9,13 +10,15 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ReusableReader } from '../../io/reusableReader.js';
-import { isCompleteRecord, readMarker, readSegmentHeader, type Stamp } from './spoolRecordFormat.js';
+import { isCompleteRecord, readSegmentHeader, type Stamp } from './spoolRecordFormat.js';
 
 export interface JournalRef {
   segment: string;
   offset: number;
   length: number;
   generation: number;
+  /** The segment's nonce for that generation, in hex. */
+  nonce: string;
 }
 
 /** The record is no longer there (its segment was removed or reused): there is nothing to process. */
@@ -28,17 +31,17 @@ export class SpoolRecordCorrupt extends Error {
   override name = 'SpoolRecordCorrupt';
 }
 
-const REF = /^(.+\.seg)@(\d+)\+(\d+)#(\d+)$/;
+const REF = /^(.+\.seg)@(\d+)\+(\d+)#(\d+)\.([0-9a-f]{16})$/;
 
 export function formatJournalRef(r: JournalRef): string {
-  return `${r.segment}@${r.offset}+${r.length}#${r.generation}`;
+  return `${r.segment}@${r.offset}+${r.length}#${r.generation}.${r.nonce}`;
 }
 
 /** The record a spool item names, or null when it names a file. */
 export function parseJournalRef(item: string): JournalRef | null {
   const m = REF.exec(item);
   if (!m) return null;
-  return { segment: m[1]!, offset: Number(m[2]), length: Number(m[3]), generation: Number(m[4]) };
+  return { segment: m[1]!, offset: Number(m[2]), length: Number(m[3]), generation: Number(m[4]), nonce: m[5]! };
 }
 
 /** A short name for logs and the audit trail: the file name, or `<segment>-<generation>-<offset>`. */
@@ -90,9 +93,11 @@ function checked(r: JournalRef, unchecked: boolean, read: () => Buffer): Buffer 
     if (code === 'ENOENT' || code === 'ESHORTREAD' || (err as Error).name === 'SpoolItemGone') throw new SpoolItemGone('spool record is gone');
     throw err;
   }
-  const marker = stamp && stamp.generation === r.generation ? readMarker(bytes.subarray(0, 128), stamp) : null;
-  if (!stamp || !marker || marker.length !== bytes.length) throw new SpoolItemGone('spool record no longer matches its marker');
-  if (!unchecked && !isCompleteRecord(bytes, stamp)) throw new SpoolRecordCorrupt('spool record fails its checksum');
+  // The segment is still in the use the record belongs to: whatever does not match now is damage.
+  if (!stamp || stamp.generation !== r.generation || stamp.nonce.toString('hex') !== r.nonce) {
+    throw new SpoolItemGone('spool record belongs to an earlier use of its segment');
+  }
+  if (!unchecked && !isCompleteRecord(bytes, stamp)) throw new SpoolRecordCorrupt('spool record does not match its marker');
   return bytes;
 }
 
