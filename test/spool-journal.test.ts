@@ -289,6 +289,22 @@ describe('spool journal', () => {
     expect(payload(second).equals(dataSet(300_000, 2))).toBe(true);
   });
 
+  it('says once, with an error code, when it cannot create a segment', async () => {
+    const warnings: string[] = [];
+    const journal = new SpoolJournal(spool, { reserveBytes: 8 * MiB, segmentBytes: 8 * MiB, warn: (m, code) => warnings.push(`${code}: ${m}`) });
+    open.push(journal);
+    await journal.recover();
+    await journal.prepare();
+    fs.rmSync(spool, { recursive: true });
+    fs.writeFileSync(spool, 'not a folder'); // the spool folder is gone for good
+    expect(journal.take(MiB)).toBeUndefined(); // its segment lost its name; a new one cannot be made
+    await new Promise((r) => setTimeout(r, 50));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^E[A-Z]+: spool journal segment could not be created/);
+    fs.rmSync(spool);
+    fs.mkdirSync(path.join(spool, 'incoming'), { recursive: true }); // for afterEach
+  });
+
   it('with a reserve of 0, writes a file per instance', async () => {
     const journal = await journalAt({ reserveBytes: 0 });
     const item = await store(journal, new JournalCursor(journal), dataSet(1000, 1));

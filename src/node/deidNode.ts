@@ -62,7 +62,10 @@ export class DeidNode {
     ensureQueueSchema(this.state.db);
     const forwardTo = c.forward.map((f) => formatDestination(parseDestination(f)));
     this.audit = new AuditLog(c.logDir);
-    this.journal = new SpoolJournal(c.spool, { reserveBytes: c.spoolReserveMB * 1024 * 1024 });
+    this.journal = new SpoolJournal(c.spool, {
+      reserveBytes: c.spoolReserveMB * 1024 * 1024,
+      warn: (message, code) => this.logger.warn(message, { code }),
+    });
     this.processing = new ProcessingThread(
       {
         db: c.db,

@@ -90,7 +90,8 @@ export interface DicomServerOptions {
   /**
    * The spool journal (on `spoolDir`), when its owner keeps it open past stop() (its records are
    * retired as they are filed, after receiving stopped). Default: one of the server's own, with a
-   * 64 MiB reserve (one segment), closed by stop().
+   * 64 MiB reserve (one segment), closed by stop(); nobody releases its records, so once it is
+   * full instances go to files (for tests, and callers that read the spool themselves).
    */
   journal?: SpoolJournal;
   /** Concurrent associations; beyond -> A-ASSOCIATE-RJ transient / local limit exceeded. Default 8. */

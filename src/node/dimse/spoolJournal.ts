@@ -64,6 +64,10 @@ function fdatasyncAsync(fd: number): Promise<void> {
   return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
+function errCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException | null)?.code ?? (err as Error | null)?.name ?? 'Error';
+}
+
 function closeQuietly(fd: number): void {
   try {
     fs.closeSync(fd);
@@ -97,6 +101,8 @@ export interface SpoolJournalOptions {
    * most 10 GiB): the outputs, the quarantine and the state need it more.
    */
   keepFreeBytes?: number;
+  /** Told when a segment goes out of use or cannot be created (an error code, no identifier). */
+  warn?: (message: string, code: string) => void;
 }
 
 export class SpoolJournal {
@@ -106,15 +112,18 @@ export class SpoolJournal {
   private readonly segments = new Map<string, Segment>();
   private creating: Promise<void> | undefined;
   private retryAfter = 0;
+  private growFailing = false;
   private readonly busy = new Set<Promise<unknown>>();
   private closed = false;
   private readonly keepFreeBytes: number | undefined;
+  private readonly warn: (message: string, code: string) => void;
 
   constructor(spoolDir: string, opts: SpoolJournalOptions) {
     this.dir = path.join(spoolDir, JOURNAL);
     this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
     this.maxSegments = Math.floor(opts.reserveBytes / this.segmentBytes);
     this.keepFreeBytes = opts.keepFreeBytes;
+    this.warn = opts.warn ?? (() => undefined);
   }
 
   /** Whether `bytes` more can go to the reserve and still leave the disk space it must not take. */
@@ -371,8 +380,9 @@ export class SpoolJournal {
       seg.stamp = next;
       seg.head = BLOCK;
       seg.unavailable = false;
-    } catch {
+    } catch (err) {
       // Left out of use; its records (all retired) need nothing more.
+      this.warn('spool journal segment could not be reused; it stays out of use until restart', errCode(err));
     }
   }
 
@@ -387,9 +397,13 @@ export class SpoolJournal {
       return;
     }
     this.creating = this.createSegment()
-      .then(() => undefined)
-      .catch(() => {
+      .then(() => {
+        this.growFailing = false;
+      })
+      .catch((err: unknown) => {
         this.retryAfter = Date.now() + 1000;
+        if (!this.growFailing) this.warn('spool journal segment could not be created; instances go to files meanwhile', errCode(err));
+        this.growFailing = true; // said once, until one can be created again
       })
       .finally(() => {
         this.creating = undefined;
