@@ -206,6 +206,7 @@ describe('spool journal', () => {
     const files = fs.readdirSync(path.join(spool, 'journal')).sort();
     expect(files).toEqual(['0000.seg', '0001.seg']);
     for (const f of files) expect(fs.statSync(path.join(spool, 'journal', f)).size).toBe(8 * MiB);
+    expect(prepared.missingBytes()).toBe(0);
     await prepared.close();
     fs.rmSync(path.join(spool, 'journal'), { recursive: true });
     // Without prepare(), a segment is created small and grows as records are appended.
@@ -220,6 +221,7 @@ describe('spool journal', () => {
     }
     const ref = parseJournalRef(item)!;
     expect(fs.statSync(ref.segment).size).toBeLessThan(MiB);
+    expect(growing.missingBytes()).toBe(16 * MiB - fs.statSync(ref.segment).size);
     await growing.close();
     const later = await journalAt({ reserveBytes: 16 * MiB, segmentBytes: 8 * MiB });
     expect(fs.statSync(ref.segment).size).toBe(8 * MiB);

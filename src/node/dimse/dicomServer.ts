@@ -751,6 +751,10 @@ export class DicomServer {
     await this.recoverSpool();
     await this.ctx.pool.fill();
     const t0 = Date.now();
+    const missing = this.ctx.journal.missingBytes();
+    if (missing > 0) {
+      opts.logger.info('preparing the spool reserve before listening (once, on a new spool)', { mb: Math.round(missing / 1024 / 1024) });
+    }
     const reserve = await this.ctx.journal.prepare();
     if (reserve.preparedBytes > 0) {
       opts.logger.info('spool reserve prepared (once, on a new spool)', {

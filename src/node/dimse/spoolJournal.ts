@@ -229,6 +229,20 @@ export class SpoolJournal {
     return formatJournalRef({ segment: seg.path, offset, length, generation: seg.stamp.generation, nonce: seg.stamp.nonce.toString('hex') });
   }
 
+  /** Bytes prepare() would write (0 once the reserve is ready). */
+  missingBytes(): number {
+    if (!this.enabled) return 0;
+    let missing = (this.maxSegments - this.segments.size) * this.segmentBytes;
+    for (const seg of this.segments.values()) {
+      try {
+        missing += Math.max(0, this.segmentBytes - fs.fstatSync(seg.fd).size);
+      } catch {
+        /* closed: not prepared again */
+      }
+    }
+    return Math.max(0, missing);
+  }
+
   /**
    * Makes the whole reserve ready, before receiving starts: creates the missing segments and
    * writes zeros over every block a segment does not own yet, so that the very first burst
