@@ -6,7 +6,7 @@
 // touch libuv's shared thread pool, so processing cannot delay the receiving thread's spool
 // writes.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 const knownDirs = new Set<string>();
@@ -15,6 +15,23 @@ function mkdirpSync(dir: string): void {
   if (knownDirs.has(dir)) return;
   mkdirSync(dir, { recursive: true });
   knownDirs.add(dir);
+}
+
+/** Closes a descriptor whose data no longer matters (already synced, or being discarded). */
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
+/**
+ * fdatasync through libuv's thread pool: for the receiver's spool, when other associations are
+ * receiving and the event loop must keep serving them.
+ */
+export function fdatasyncAsync(fd: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 /** fsyncs a file or a folder by path (a folder: the creations and renames in it). */

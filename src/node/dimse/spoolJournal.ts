@@ -31,7 +31,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { fsyncPathSync } from '../../io/durableWrite.js';
+import { closeQuietly, fdatasyncAsync, fsyncPathSync } from '../../io/durableWrite.js';
 import { BLOCK, RETIRED_AT, newStamp, readMarker, readSegmentHeader, recordMarker, segmentHeader, type Stamp } from './spoolRecordFormat.js';
 import { formatJournalRef, parseJournalRef } from './spoolRef.js';
 
@@ -60,20 +60,8 @@ function pwriteAll(fd: number, buf: Buffer, position: number): void {
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off, position + off);
 }
 
-function fdatasyncAsync(fd: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
-
 function errCode(err: unknown): string {
   return (err as NodeJS.ErrnoException | null)?.code ?? (err as Error | null)?.name ?? 'Error';
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    /* already closed */
-  }
 }
 
 export interface Segment {

@@ -24,26 +24,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { fsyncPathSync, writevAll } from '../../io/durableWrite.js';
+import { closeQuietly, fdatasyncAsync, fsyncPathSync, writevAll } from '../../io/durableWrite.js';
 import type { JournalCursor, RecordWriter, SpoolJournal } from './spoolJournal.js';
 import { parseJournalRef } from './spoolRef.js';
 
 export const INCOMING = 'incoming';
 const MARKER_MAGIC = Buffer.from('DICOM-DEID-SPOOL', 'latin1');
 const MARKER_VERSION = 1;
-
-/** Closes a descriptor whose data no longer matters (already synced, or being discarded). */
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    /* already closed */
-  }
-}
-
-function fdatasyncAsync(fd: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
 
 /** The 128-byte preamble of a complete spool file: magic, version, file length, CRC-32 of bytes 128.. */
 export function completionMarker(fileLength: number, crc: number): Buffer {
