@@ -9,7 +9,7 @@
 // the reader gets SpoolItemGone, never another instance's bytes under this name.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { ReusableReader } from '../../io/reusableReader.js';
+import { ReusableReader } from '../../io/reusableReader.js';
 import { isCompleteRecord, readSegmentHeader, type Stamp } from './spoolRecordFormat.js';
 
 export interface JournalRef {
@@ -65,21 +65,8 @@ export function readSpoolItem(reader: ReusableReader, item: string): Buffer {
 export function readSpoolItemCopy(item: string, unchecked = false): Buffer {
   const r = parseJournalRef(item);
   if (!r) return readFileSync(item);
-  return checked(r, unchecked, () => {
-    const buf = Buffer.allocUnsafe(r.length);
-    const fd = openSync(r.segment, 'r');
-    try {
-      let off = 0;
-      while (off < r.length) {
-        const n = readSync(fd, buf, off, r.length - off, r.offset + off);
-        if (n === 0) throw new SpoolItemGone('spool record cut short');
-        off += n;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    return buf;
-  });
+  // A reader of its own: the buffer it returns is not reused.
+  return checked(r, unchecked, () => new ReusableReader().readRange(r.segment, r.offset, r.length));
 }
 
 function checked(r: JournalRef, unchecked: boolean, read: () => Buffer): Buffer {
