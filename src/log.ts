@@ -11,7 +11,20 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Winston from 'winston';
 
-export type Logger = Winston.Logger;
+/**
+ * The one logger interface of the project: every component takes this, never winston itself.
+ * `meta` holds plain fields (codes, counts, AE titles); never a patient identifier or an
+ * original UID.
+ */
+export interface Logger {
+  error(message: string, meta?: object): void;
+  warn(message: string, meta?: object): void;
+  info(message: string, meta?: object): void;
+  debug(message: string, meta?: object): void;
+}
+
+/** What createLogger returns: a Logger that closeLogger can flush. */
+export type ProcessLogger = Logger & Pick<Winston.Logger, 'on' | 'end'>;
 
 let loaded: typeof Winston | undefined;
 function winstonModule(): typeof Winston {
@@ -48,7 +61,7 @@ function formatValue(v: unknown): string {
   return JSON.stringify(v);
 }
 
-export function createLogger(options: LoggerOptions = {}): Logger {
+export function createLogger(options: LoggerOptions = {}): ProcessLogger {
   const winston = winstonModule();
   const level = options.level ?? (process.env.DEBUG === '1' ? 'debug' : 'info');
   const transports: Winston.transport[] = [];
@@ -79,7 +92,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /** Flushes file transports before exit (winston writes asynchronously). */
-export function closeLogger(logger: Logger): Promise<void> {
+export function closeLogger(logger: ProcessLogger): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
     const finish = () => {

@@ -27,7 +27,19 @@ let tmp: string;
 function runBatch(out: string, extra: string[] = []) {
   const r = spawnSync(
     process.execPath,
-    [cli, 'batch', '--csv', path.join(tmp, 'mapping.csv'), '--input', path.join(tmp, 'Raw_Scans'), '--output', out, '--workers', '2', ...extra],
+    [
+      cli,
+      'batch',
+      '--csv',
+      path.join(tmp, 'mapping.csv'),
+      '--input',
+      path.join(tmp, 'Raw_Scans'),
+      '--output',
+      out,
+      '--workers',
+      '2',
+      ...extra,
+    ],
     { encoding: 'utf8', env: { ...process.env, DEBUG: '' } },
   );
   return r;
@@ -135,7 +147,9 @@ describe('batch end to end', () => {
     const out = (src: string) => audit1.find((r) => r.source_path === src)!.output_path;
     expect(out('Doe_John/2023-03-01_CT/IM0001.dcm')).toBe('RES001/RES001_1/IM0001.dcm');
     expect(out('Doe_John/2023-03-01_CT/MRN1001_slice2.dcm')).toMatch(/^RES001\/RES001_1\/2\.25\.\d+\.dcm$/);
-    expect(out('Doe_John/2023-03-01_CT/series_MRN1001/IM0003')).toMatch(/^RES001\/RES001_1\/folder_[0-9a-f]{10}\/IM0003$/);
+    expect(out('Doe_John/2023-03-01_CT/series_MRN1001/IM0003')).toMatch(
+      /^RES001\/RES001_1\/folder_[0-9a-f]{10}\/IM0003$/,
+    );
     expect(out('Doe_John/2023-03-01_CT/localizer/IM0004.dcm')).toBe('RES001/RES001_1/localizer/IM0004.dcm');
     expect(out('Doe_John/2023-04-01_MR/be.dcm')).toBe('RES001/RES001_2/be.dcm');
     expect(out('Doe_John/loose_in_patient.dcm')).toBe('RES001/RES001_3/loose_in_patient.dcm');
@@ -148,7 +162,9 @@ describe('batch end to end', () => {
     expect(out('README.txt')).toBe('');
     // Notes of the row, in each of its session folders.
     for (const s of ['RES001_1', 'RES001_2', 'RES001_3']) {
-      expect(fs.readFileSync(path.join(out1(), 'RES001', s, 'notes.txt'), 'utf8')).toContain('Left side, "revision" case');
+      expect(fs.readFileSync(path.join(out1(), 'RES001', s, 'notes.txt'), 'utf8')).toContain(
+        'Left side, "revision" case',
+      );
     }
     expect(fs.existsSync(path.join(out1(), 'RES002', 'RES002_1', 'notes.txt'))).toBe(false);
     // Key material stays outside the output tree.

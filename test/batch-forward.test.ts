@@ -3,7 +3,14 @@
 import { mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dataSetBytes, freePort, receivedBySopInstance, startStorescp, stopAllPeers, tempDir } from './forward-helpers.js';
+import {
+  dataSetBytes,
+  freePort,
+  receivedBySopInstance,
+  startStorescp,
+  stopAllPeers,
+  tempDir,
+} from './forward-helpers.js';
 import { listFilesRecursive, makeSamples, runCli, writeMappingCsv } from './serve-helpers.js';
 
 afterEach(async () => {
@@ -30,7 +37,18 @@ describe('batch --forward', () => {
     mkdirSync(recv);
     await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, recv);
     const out = join(dir, 'out');
-    const r = runCli(['batch', '--csv', csv, '--input', input, '--output', out, '--quiet', '--forward', `RESEARCH@127.0.0.1:${port}`]);
+    const r = runCli([
+      'batch',
+      '--csv',
+      csv,
+      '--input',
+      input,
+      '--output',
+      out,
+      '--quiet',
+      '--forward',
+      `RESEARCH@127.0.0.1:${port}`,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain(`forward RESEARCH@127.0.0.1:${port}: 3 delivered, 0 dead, 0 still queued`);
@@ -51,8 +69,18 @@ describe('batch --forward', () => {
     const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: '', researchId: 'RS_07' }]);
     const port = await freePort(); // nothing listens there
     const r = runCli([
-      'batch', '--csv', csv, '--input', input, '--output', join(dir, 'out'), '--quiet',
-      '--forward', `RESEARCH@127.0.0.1:${port}`, '--forward-wait', '2',
+      'batch',
+      '--csv',
+      csv,
+      '--input',
+      input,
+      '--output',
+      join(dir, 'out'),
+      '--quiet',
+      '--forward',
+      `RESEARCH@127.0.0.1:${port}`,
+      '--forward-wait',
+      '2',
     ]);
     expect(r.status).toBe(1);
     expect(r.stdout).toContain(`forward RESEARCH@127.0.0.1:${port}: 0 delivered, 0 dead, 3 still queued`);

@@ -31,7 +31,16 @@ describe('dicom-deid CLI', () => {
   it('batch --help documents every option', () => {
     const r = run(['batch', '--help']);
     expect(r.status).toBe(0);
-    for (const o of ['--csv', '--input', '--output', '--db', '--log-dir', '--copy-other-files', '--workers', '--quiet']) {
+    for (const o of [
+      '--csv',
+      '--input',
+      '--output',
+      '--db',
+      '--log-dir',
+      '--copy-other-files',
+      '--workers',
+      '--quiet',
+    ]) {
       expect(r.stdout).toContain(o);
     }
   });
@@ -68,7 +77,15 @@ describe('dicom-deid CLI', () => {
     let r = run(['batch', '--csv', csv, '--input', path.join(tmp, 'missing'), '--output', path.join(tmp, 'o2')]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^dicom-deid: input folder not found/);
-    r = run(['batch', '--csv', path.join(tmp, 'none.csv'), '--input', path.join(tmp, 'in'), '--output', path.join(tmp, 'o2')]);
+    r = run([
+      'batch',
+      '--csv',
+      path.join(tmp, 'none.csv'),
+      '--input',
+      path.join(tmp, 'in'),
+      '--output',
+      path.join(tmp, 'o2'),
+    ]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
@@ -76,11 +93,25 @@ describe('dicom-deid CLI', () => {
   it('serve: a bad CSV, a missing CSV or a bad config is one line and exit 2, before listening', () => {
     const bad = path.join(tmp, 'bad-serve.csv');
     fs.writeFileSync(bad, 'MRN,Accession,New_Patient_ID,Surgery_Date\nM1,A1,R001,2023-02-30\n');
-    const common = ['--port', '0', '--host', '127.0.0.1', '--db', path.join(tmp, 'sv', 'state.sqlite'), '--log-dir', path.join(tmp, 'sv', 'logs'),
-      '--quarantine', path.join(tmp, 'sv', 'q'), '--output', path.join(tmp, 'sv', 'out')];
+    const common = [
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--db',
+      path.join(tmp, 'sv', 'state.sqlite'),
+      '--log-dir',
+      path.join(tmp, 'sv', 'logs'),
+      '--quarantine',
+      path.join(tmp, 'sv', 'q'),
+      '--output',
+      path.join(tmp, 'sv', 'out'),
+    ];
     let r = run(['serve', '--csv', bad, ...common]);
     expect(r.status).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual(['dicom-deid: bad-serve.csv line 2: Surgery_Date "2023-02-30" is not a valid YYYY-MM-DD date']);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'dicom-deid: bad-serve.csv line 2: Surgery_Date "2023-02-30" is not a valid YYYY-MM-DD date',
+    ]);
     r = run(['serve', '--csv', path.join(tmp, 'none.csv'), ...common]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -89,6 +120,8 @@ describe('dicom-deid CLI', () => {
     fs.writeFileSync(cfg, JSON.stringify({ aeTitle: 'THIS_AE_TITLE_IS_TOO_LONG' }));
     r = run(['serve', '--config', cfg, ...common]);
     expect(r.status).toBe(2);
-    expect(r.stderr.trim().split('\n')).toEqual(['dicom-deid: aeTitle "THIS_AE_TITLE_IS_TOO_LONG" is not a valid AE title (1-16 characters, no backslash)']);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'dicom-deid: aeTitle "THIS_AE_TITLE_IS_TOO_LONG" is not a valid AE title (1-16 characters, no backslash)',
+    ]);
   });
 });

@@ -37,10 +37,33 @@ function allValues(ds: unknown): string[] {
 }
 
 const IDENTIFIERS = [
-  'DOE', 'JOHN', 'MRN12345', 'ACC999', '19700101', 'Elm Street', 'General Hospital', 'WHO^DOCTOR',
-  'OPERATOR', 'Brain for John', 'SN-998877', 'STUDYID42', 'OTHERID77', 'REQPROC88', 'SPS77', 'SMITH',
-  'John Doe', 'ACME_PRIVATE', 'SECRETPRIVATEVALUE', 'PRIVATE^NESTED', 'OVERLAY BY DOE',
-  '1.2.826.0.1.3680043.2.1125.1', '20240301', '20240229', '20240302', '20240303', 'SMITHERS',
+  'DOE',
+  'JOHN',
+  'MRN12345',
+  'ACC999',
+  '19700101',
+  'Elm Street',
+  'General Hospital',
+  'WHO^DOCTOR',
+  'OPERATOR',
+  'Brain for John',
+  'SN-998877',
+  'STUDYID42',
+  'OTHERID77',
+  'REQPROC88',
+  'SPS77',
+  'SMITH',
+  'John Doe',
+  'ACME_PRIVATE',
+  'SECRETPRIVATEVALUE',
+  'PRIVATE^NESTED',
+  'OVERLAY BY DOE',
+  '1.2.826.0.1.3680043.2.1125.1',
+  '20240301',
+  '20240229',
+  '20240302',
+  '20240303',
+  'SMITHERS',
 ];
 
 beforeAll(() => {
@@ -124,7 +147,10 @@ describe('deidentify on synthetic instances', () => {
     const src = (c['00082112'] as Json[])[0]!;
     expect(src['00081155']).toBe(a['00080018']); // reference follows the referenced instance
     expect(src['00081150']).toBe('1.2.840.10008.5.1.4.1.1.4');
-    const otherSecret = deidentify(readFileSync(join(dir, 'nested_le.dcm')), { ...plan, uidSecret: Buffer.alloc(32, 1) });
+    const otherSecret = deidentify(readFileSync(join(dir, 'nested_le.dcm')), {
+      ...plan,
+      uidSecret: Buffer.alloc(32, 1),
+    });
     expect(otherSecret.sopInstanceUid).not.toBe(a['00080018']);
   });
 
@@ -141,9 +167,14 @@ describe('deidentify on synthetic instances', () => {
   });
 
   it('computes PatientAge from birth and study date when absent, and drops notes when empty', () => {
-    execFileSync(PY, ['-c', `
+    execFileSync(PY, [
+      '-c',
+      `
 import pydicom,sys
-d=pydicom.dcmread(sys.argv[1]); del d.PatientAge; d.save_as(sys.argv[2])`, join(dir, 'nested_le.dcm'), join(dir, 'noage.dcm')]);
+d=pydicom.dcmread(sys.argv[1]); del d.PatientAge; d.save_as(sys.argv[2])`,
+      join(dir, 'nested_le.dcm'),
+      join(dir, 'noage.dcm'),
+    ]);
     const ds = dump(deid('noage.dcm', { ...plan, notes: '' }).out).ds;
     expect(ds['00101010']).toBe('050Y'); // 1970-01-01 -> 2024-03-01: 54 years
     expect(ds['00104000']).toBeUndefined();

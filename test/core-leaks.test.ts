@@ -68,9 +68,20 @@ beforeAll(() => {
 });
 
 const SAMPLES = [
-  'sink_le.dcm', 'sink_implicit.dcm', 'sink_be.dcm', 'sink_deflated.dcm', 'un_sq_defined.dcm',
-  'un_sq_undefined.dcm', 'implicit_unknown.dcm', 'explicit_unknown.dcm', 'utf8.dcm', 'iso2022.dcm',
-  'sr_deep.dcm', 'pdf.dcm', 'meta_extras.dcm', 'be_un_sq.dcm',
+  'sink_le.dcm',
+  'sink_implicit.dcm',
+  'sink_be.dcm',
+  'sink_deflated.dcm',
+  'un_sq_defined.dcm',
+  'un_sq_undefined.dcm',
+  'implicit_unknown.dcm',
+  'explicit_unknown.dcm',
+  'utf8.dcm',
+  'iso2022.dcm',
+  'sr_deep.dcm',
+  'pdf.dcm',
+  'meta_extras.dcm',
+  'be_un_sq.dcm',
 ];
 
 describe('no identifier leaks through the core', () => {
@@ -84,9 +95,15 @@ describe('no identifier leaks through the core', () => {
       for (const s of sample.secrets) {
         const forms = [Buffer.from(s, 'latin1'), Buffer.from(s, 'utf8')];
         // the sample really carries it (otherwise the check proves nothing) ...
-        expect(forms.some((f) => inHay.includes(f)), `${s} in input`).toBe(true);
+        expect(
+          forms.some((f) => inHay.includes(f)),
+          `${s} in input`,
+        ).toBe(true);
         // ... and the output does not
-        expect(forms.some((f) => hay.includes(f)), `${s} in output`).toBe(false);
+        expect(
+          forms.some((f) => hay.includes(f)),
+          `${s} in output`,
+        ).toBe(false);
       }
       // dcmdump: no error, no warning
       const d = spawnSync('dcmdump', ['-q', out], { encoding: 'utf8' });

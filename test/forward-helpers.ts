@@ -6,7 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readP10Header } from '../src/forward/p10.js';
-import type { ForwardLogger } from '../src/forward/forwarder.js';
+import type { Logger } from '../src/log.js';
 
 export const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 export const F = {
@@ -149,7 +149,7 @@ export function receivedBySopInstance(dir: string): Map<string, { path: string; 
 }
 
 /** A logger that records lines in memory. */
-export function memoryLogger(): ForwardLogger & { lines: { level: string; msg: string }[] } {
+export function memoryLogger(): Logger & { lines: { level: string; msg: string }[] } {
   const lines: { level: string; msg: string }[] = [];
   const at = (level: string) => (msg: string) => {
     lines.push({ level, msg });
@@ -171,7 +171,9 @@ export function rmrf(p: string): void {
 // Orthanc (Debian package `orthanc`) as a research PACS
 
 /** Path of the Orthanc binary, or undefined when it is not installed (tests skip then). */
-export const ORTHANC_BIN = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc', '/usr/local/bin/Orthanc'].find((p) => existsSync(p));
+export const ORTHANC_BIN = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc', '/usr/local/bin/Orthanc'].find((p) =>
+  existsSync(p),
+);
 
 export interface OrthancPeer extends Peer {
   httpPort: number;
@@ -189,7 +191,11 @@ export interface OrthancPeer extends Peer {
  * called AE accepted, no auth, no plugins; `extra` settings on top, e.g. DicomModalities) and
  * waits until both its HTTP and DICOM ports listen. Stopped by peer.stop() or stopAllPeers().
  */
-export async function startOrthanc(dir: string, aet = 'ORTHANC', extra: Record<string, unknown> = {}): Promise<OrthancPeer> {
+export async function startOrthanc(
+  dir: string,
+  aet = 'ORTHANC',
+  extra: Record<string, unknown> = {},
+): Promise<OrthancPeer> {
   if (!ORTHANC_BIN) throw new Error('Orthanc is not installed');
   const httpPort = await freePort();
   const dicomPort = await freePort();

@@ -11,7 +11,17 @@ import { formatDestination } from '../src/forward/destination.js';
 import { counts, enqueue, ensureSchema, getItem } from '../src/forward/forwardQueue.js';
 import { Forwarder } from '../src/forward/forwarder.js';
 import { readP10Header } from '../src/forward/p10.js';
-import { dataSetBytes, F, memoryLogger, ORTHANC_BIN, rmrf, startOrthanc, stopAllPeers, tempDir, waitFor } from './forward-helpers.js';
+import {
+  dataSetBytes,
+  F,
+  memoryLogger,
+  ORTHANC_BIN,
+  rmrf,
+  startOrthanc,
+  stopAllPeers,
+  tempDir,
+  waitFor,
+} from './forward-helpers.js';
 
 dimse.log.setLevel('silent');
 
@@ -25,76 +35,87 @@ function normalizedDump(path: string): string[] {
     .map((l) => l.replace(/\s*#.*$/, '').replace(/(Sequence|Item) with (explicit|undefined) length/, '$1'));
 }
 
-describe.skipIf(!ORTHANC_BIN)(`forwarding to Orthanc${ORTHANC_BIN ? '' : ' (skipped: Orthanc binary not installed)'}`, () => {
-  let dir = '';
-  let httpPort = 0;
-  let dicomPort = 0;
+describe.skipIf(!ORTHANC_BIN)(
+  `forwarding to Orthanc${ORTHANC_BIN ? '' : ' (skipped: Orthanc binary not installed)'}`,
+  () => {
+    let dir = '';
+    let httpPort = 0;
+    let dicomPort = 0;
 
-  beforeAll(async () => {
-    dir = tempDir('orthanc');
-    ({ httpPort, dicomPort } = await startOrthanc(dir));
-  });
+    beforeAll(async () => {
+      dir = tempDir('orthanc');
+      ({ httpPort, dicomPort } = await startOrthanc(dir));
+    });
 
-  afterAll(async () => {
-    await stopAllPeers();
-    if (dir) rmrf(dir);
-  });
+    afterAll(async () => {
+      await stopAllPeers();
+      if (dir) rmrf(dir);
+    });
 
-  it('delivers queued files; Orthanc lists them with identical data sets', async () => {
-    const db = new Database(':memory:');
-    ensureSchema(db);
-    const dest = { aeTitle: 'ORTHANC', host: '127.0.0.1', port: dicomPort };
-    const key = formatDestination(dest);
-    const files = [F.ctExplicit, F.mrImplicit, F.jpeg2000];
-    for (const f of files) enqueue(db, { filePath: f, destination: key });
-    // pydicom's rtplan.dcm has a file-meta SOP Instance UID different from the data set's: Orthanc
-    // refuses it with 0xA900, which must end the item dead at once (permanent), not retried.
-    const bad = enqueue(db, { filePath: F.rtplanImplicit, destination: key }).id;
-    const logger = memoryLogger();
-    const fwd = new Forwarder({ db, destinations: [dest], callingAet: 'DEID', logger, backoff: { initialMs: 200, maxMs: 1000 } });
-    try {
-      fwd.start();
-      fwd.kick();
-      const done = () => counts(db)[0]?.delivered === files.length && getItem(db, bad)?.state === 'dead';
-      await waitFor(done, 30_000, 'delivered to Orthanc').catch((e) => {
-        const rows = db.prepare('SELECT file_path, state, attempts, last_error, last_status FROM forward_queue').all();
-        throw new Error(`${e.message}: ${JSON.stringify({ rows, log: logger.lines })}`);
+    it('delivers queued files; Orthanc lists them with identical data sets', async () => {
+      const db = new Database(':memory:');
+      ensureSchema(db);
+      const dest = { aeTitle: 'ORTHANC', host: '127.0.0.1', port: dicomPort };
+      const key = formatDestination(dest);
+      const files = [F.ctExplicit, F.mrImplicit, F.jpeg2000];
+      for (const f of files) enqueue(db, { filePath: f, destination: key });
+      // pydicom's rtplan.dcm has a file-meta SOP Instance UID different from the data set's: Orthanc
+      // refuses it with 0xA900, which must end the item dead at once (permanent), not retried.
+      const bad = enqueue(db, { filePath: F.rtplanImplicit, destination: key }).id;
+      const logger = memoryLogger();
+      const fwd = new Forwarder({
+        db,
+        destinations: [dest],
+        callingAet: 'DEID',
+        logger,
+        backoff: { initialMs: 200, maxMs: 1000 },
       });
-      await fwd.stop();
-      expect(getItem(db, bad)).toMatchObject({ state: 'dead', attempts: 1, lastStatus: 0xa900 });
-      expect(getItem(db, bad)!.lastError).toMatch(/0xA900/);
-    } finally {
-      await fwd.stop();
-      db.close();
-    }
-
-    const base = `http://127.0.0.1:${httpPort}`;
-    const ids = (await (await fetch(`${base}/instances`)).json()) as string[];
-    expect(ids).toHaveLength(files.length);
-    const bySop = new Map<string, string>();
-    for (const id of ids) {
-      const tags = (await (await fetch(`${base}/instances/${id}/simplified-tags`)).json()) as Record<string, string>;
-      bySop.set(tags['SOPInstanceUID']!, id);
-    }
-    for (const f of files) {
-      const h = readP10Header(f);
-      const id = bySop.get(h.sopInstanceUid);
-      expect(id, f).toBeDefined();
-      const stored = Buffer.from(await (await fetch(`${base}/instances/${id}/file`)).arrayBuffer());
-      const p = join(dir, `got-${id}.dcm`);
-      writeFileSync(p, stored);
-      expect(readP10Header(p).transferSyntaxUid, f).toBe(h.transferSyntaxUid);
-      if (f === F.jpeg2000) {
-        // Orthanc (DCMTK) re-encodes sequences with explicit lengths when it stores; compare the
-        // content element by element instead (byte identity on the wire is proven by the storescp +B test).
-        expect(normalizedDump(f).length).toBeGreaterThan(40);
-        expect(normalizedDump(p), f).toEqual(normalizedDump(f));
-      } else {
-        expect(dataSetBytes(p).equals(dataSetBytes(f)), `data set bytes of ${f}`).toBe(true);
+      try {
+        fwd.start();
+        fwd.kick();
+        const done = () => counts(db)[0]?.delivered === files.length && getItem(db, bad)?.state === 'dead';
+        await waitFor(done, 30_000, 'delivered to Orthanc').catch((e) => {
+          const rows = db
+            .prepare('SELECT file_path, state, attempts, last_error, last_status FROM forward_queue')
+            .all();
+          throw new Error(`${e.message}: ${JSON.stringify({ rows, log: logger.lines })}`);
+        });
+        await fwd.stop();
+        expect(getItem(db, bad)).toMatchObject({ state: 'dead', attempts: 1, lastStatus: 0xa900 });
+        expect(getItem(db, bad)!.lastError).toMatch(/0xA900/);
+      } finally {
+        await fwd.stop();
+        db.close();
       }
-    }
-    const warnings = logger.lines.filter((l) => l.level === 'warn' || l.level === 'error');
-    expect(warnings).toHaveLength(1); // the dead rtplan item, once
-    expect(warnings[0]!.msg).toMatch(/rtplan\.dcm\) is dead: error 0xA900/);
-  });
-});
+
+      const base = `http://127.0.0.1:${httpPort}`;
+      const ids = (await (await fetch(`${base}/instances`)).json()) as string[];
+      expect(ids).toHaveLength(files.length);
+      const bySop = new Map<string, string>();
+      for (const id of ids) {
+        const tags = (await (await fetch(`${base}/instances/${id}/simplified-tags`)).json()) as Record<string, string>;
+        bySop.set(tags['SOPInstanceUID']!, id);
+      }
+      for (const f of files) {
+        const h = readP10Header(f);
+        const id = bySop.get(h.sopInstanceUid);
+        expect(id, f).toBeDefined();
+        const stored = Buffer.from(await (await fetch(`${base}/instances/${id}/file`)).arrayBuffer());
+        const p = join(dir, `got-${id}.dcm`);
+        writeFileSync(p, stored);
+        expect(readP10Header(p).transferSyntaxUid, f).toBe(h.transferSyntaxUid);
+        if (f === F.jpeg2000) {
+          // Orthanc (DCMTK) re-encodes sequences with explicit lengths when it stores; compare the
+          // content element by element instead (byte identity on the wire is proven by the storescp +B test).
+          expect(normalizedDump(f).length).toBeGreaterThan(40);
+          expect(normalizedDump(p), f).toEqual(normalizedDump(f));
+        } else {
+          expect(dataSetBytes(p).equals(dataSetBytes(f)), `data set bytes of ${f}`).toBe(true);
+        }
+      }
+      const warnings = logger.lines.filter((l) => l.level === 'warn' || l.level === 'error');
+      expect(warnings).toHaveLength(1); // the dead rtplan item, once
+      expect(warnings[0]!.msg).toMatch(/rtplan\.dcm\) is dead: error 0xA900/);
+    });
+  },
+);

@@ -27,15 +27,35 @@ const D2 = 'OTHER@pacs.example.org:104';
 
 describe('destination', () => {
   it('parses and formats AET@host:port', () => {
-    expect(parseDestination('RESEARCH@127.0.0.1:11112')).toEqual({ aeTitle: 'RESEARCH', host: '127.0.0.1', port: 11112 });
-    expect(parseDestination(' PACS@pacs.example.org:104 ')).toEqual({ aeTitle: 'PACS', host: 'pacs.example.org', port: 104 });
+    expect(parseDestination('RESEARCH@127.0.0.1:11112')).toEqual({
+      aeTitle: 'RESEARCH',
+      host: '127.0.0.1',
+      port: 11112,
+    });
+    expect(parseDestination(' PACS@pacs.example.org:104 ')).toEqual({
+      aeTitle: 'PACS',
+      host: 'pacs.example.org',
+      port: 104,
+    });
     expect(parseDestination('A B@[::1]:4242')).toEqual({ aeTitle: 'A B', host: '::1', port: 4242 });
     expect(formatDestination({ aeTitle: 'X', host: '::1', port: 5 })).toBe('X@[::1]:5');
     expect(formatDestination(parseDestination('RESEARCH@h:1'))).toBe('RESEARCH@h:1');
   });
   it('rejects bad input with one-line messages', () => {
-    const bad = ['', 'RESEARCH', 'RESEARCH@host', '@host:1', 'A@:1', 'A@host:0', 'A@host:65536', 'A@host:x',
-      'THIS_AE_IS_TOO_LONG@h:1', 'A\\B@h:1', 'A@bad_host!:1', 'A@[::1]1'];
+    const bad = [
+      '',
+      'RESEARCH',
+      'RESEARCH@host',
+      '@host:1',
+      'A@:1',
+      'A@host:0',
+      'A@host:65536',
+      'A@host:x',
+      'THIS_AE_IS_TOO_LONG@h:1',
+      'A\\B@h:1',
+      'A@bad_host!:1',
+      'A@[::1]1',
+    ];
     for (const s of bad) {
       let err: unknown;
       try {
@@ -99,8 +119,17 @@ describe('forward queue', () => {
     markDelivered(d, ids[0]!, 0, null, 6000);
     markRetry(d, ids[1]!, 'no response: connection refused', 9000, null, 6000);
     markDead(d, ids[2]!, 'peer does not accept SOP class X', 0x0122, 6000);
-    expect(getItem(d, ids[1]!)).toMatchObject({ state: 'pending', attempts: 1, firstFailureAt: 6000, nextAttemptAt: 9000 });
-    expect(getItem(d, ids[2]!)).toMatchObject({ state: 'dead', lastError: 'peer does not accept SOP class X', lastStatus: 0x0122 });
+    expect(getItem(d, ids[1]!)).toMatchObject({
+      state: 'pending',
+      attempts: 1,
+      firstFailureAt: 6000,
+      nextAttemptAt: 9000,
+    });
+    expect(getItem(d, ids[2]!)).toMatchObject({
+      state: 'dead',
+      lastError: 'peer does not accept SOP class X',
+      lastStatus: 0x0122,
+    });
 
     expect(claimDue(d, D1, 10, 8999)).toEqual([]); // retry not due yet
     expect(counts(d)).toEqual([
@@ -114,8 +143,17 @@ describe('forward queue', () => {
 
     expect(retryDead(d, D2)).toBe(0);
     expect(retryDead(d, D1, 7000)).toBe(1);
-    expect(getItem(d, ids[2]!)).toMatchObject({ state: 'pending', attempts: 0, firstFailureAt: null, nextAttemptAt: 7000 });
-    expect(claimDue(d, D1, 10, 9000).map((i) => i.id).sort()).toEqual([ids[1], ids[2], ids[3]].sort());
+    expect(getItem(d, ids[2]!)).toMatchObject({
+      state: 'pending',
+      attempts: 0,
+      firstFailureAt: null,
+      nextAttemptAt: 7000,
+    });
+    expect(
+      claimDue(d, D1, 10, 9000)
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual([ids[1], ids[2], ids[3]].sort());
   });
 
   it('persists across reopening the database file', async () => {

@@ -6,7 +6,15 @@ import { readdirSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatDestination, type Destination } from '../src/forward/destination.js';
-import { counts, enqueue, ensureSchema, claimDue, getItem, retryDead, type QueueItem } from '../src/forward/forwardQueue.js';
+import {
+  counts,
+  enqueue,
+  ensureSchema,
+  claimDue,
+  getItem,
+  retryDead,
+  type QueueItem,
+} from '../src/forward/forwardQueue.js';
 import { Forwarder } from '../src/forward/forwarder.js';
 import { readP10Header } from '../src/forward/p10.js';
 import { sendFiles } from '../src/forward/storeScu.js';
@@ -44,11 +52,17 @@ function setup(port: number): { db: Database.Database; dest: Destination; key: s
 }
 
 function items(db: Database.Database, key: string): QueueItem[] {
-  const rows = db.prepare('SELECT id FROM forward_queue WHERE destination = ? ORDER BY id').all(key) as { id: number }[];
+  const rows = db.prepare('SELECT id FROM forward_queue WHERE destination = ? ORDER BY id').all(key) as {
+    id: number;
+  }[];
   return rows.map((r) => getItem(db, r.id)!);
 }
 
-function startForwarder(db: Database.Database, dest: Destination, extra: Partial<ConstructorParameters<typeof Forwarder>[0]> = {}) {
+function startForwarder(
+  db: Database.Database,
+  dest: Destination,
+  extra: Partial<ConstructorParameters<typeof Forwarder>[0]> = {},
+) {
   const logger = memoryLogger();
   const fwd = new Forwarder({
     db,
@@ -143,7 +157,11 @@ describe('forwarding to storescp', () => {
     const mr = enqueue(db, { filePath: F.mrImplicit, destination: key }).id;
     const { fwd, logger } = startForwarder(db, dest);
     fwd.kick();
-    await waitFor(() => getItem(db, mr)!.state === 'dead' && getItem(db, ct)!.state === 'delivered', 15_000, 'outcomes');
+    await waitFor(
+      () => getItem(db, mr)!.state === 'dead' && getItem(db, ct)!.state === 'delivered',
+      15_000,
+      'outcomes',
+    );
     await fwd.stop();
     expect(getItem(db, mr)!.lastError).toMatch(/MrImageStorage \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.4\)/);
     expect(getItem(db, mr)!.attempts).toBe(1);
@@ -159,14 +177,20 @@ describe('forwarding to storescp', () => {
     const mr = enqueue(db, { filePath: F.mrImplicit, destination: key }).id; // implicit LE
     const { fwd } = startForwarder(db, dest);
     fwd.kick();
-    await waitFor(() => getItem(db, ct)!.state === 'dead' && getItem(db, mr)!.state === 'delivered', 15_000, 'outcomes');
+    await waitFor(
+      () => getItem(db, ct)!.state === 'dead' && getItem(db, mr)!.state === 'delivered',
+      15_000,
+      'outcomes',
+    );
     await fwd.stop();
     expect(getItem(db, ct)!.lastError).toMatch(
       /does not accept transfer syntax ExplicitVRLittleEndian \(1\.2\.840\.10008\.1\.2\.1\) for SOP class CtImageStorage/,
     );
     const got = receivedBySopInstance(out);
     expect([...got.keys()]).toEqual([readP10Header(F.mrImplicit).sopInstanceUid]);
-    expect(dataSetBytes(got.get(readP10Header(F.mrImplicit).sopInstanceUid)![0]!.path).equals(dataSetBytes(F.mrImplicit))).toBe(true);
+    expect(
+      dataSetBytes(got.get(readP10Header(F.mrImplicit).sopInstanceUid)![0]!.path).equals(dataSetBytes(F.mrImplicit)),
+    ).toBe(true);
   });
 
   it('resumes items left in flight by a process that died', async () => {
@@ -228,7 +252,8 @@ describe('giving up', () => {
     fwd.kick();
     await waitFor(() => ids.every((id) => getItem(db, id)!.state === 'dead'), 10_000, 'dead after giving up');
     await fwd.stop();
-    for (const id of ids) expect(getItem(db, id)!.lastError).toMatch(/^gave up after .* of failures; last: .*ECONNREFUSED/);
+    for (const id of ids)
+      expect(getItem(db, id)!.lastError).toMatch(/^gave up after .* of failures; last: .*ECONNREFUSED/);
     const warns = logger.lines.filter((l) => l.level === 'warn');
     expect(warns.filter((l) => /is down/.test(l.msg))).toHaveLength(1);
     expect(warns.filter((l) => /2 items are dead: .*gave up after/.test(l.msg))).toHaveLength(1);
@@ -243,7 +268,10 @@ describe('storeScu failure modes', () => {
     const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
     const refusing = await startStorescp(['--refuse', '-aet', 'RESEARCH'], port, out);
     const r1 = await sendFiles([F.ctExplicit], dest, { callingAet: CALLING });
-    expect(r1.outcomes[0]!.outcome).toMatchObject({ kind: 'permanent-failure', reason: expect.stringMatching(/association rejected \(permanent\)/) });
+    expect(r1.outcomes[0]!.outcome).toMatchObject({
+      kind: 'permanent-failure',
+      reason: expect.stringMatching(/association rejected \(permanent\)/),
+    });
     await refusing.stop();
 
     await startStorescp(['--abort-after', '+xa', '-aet', 'RESEARCH'], port, out);
@@ -271,11 +299,15 @@ describe('storeScu failure modes', () => {
     );
     const port = (server.address() as net.AddressInfo).port;
     const t0 = Date.now();
-    const r = await sendFiles([F.ctExplicit], { aeTitle: 'RESEARCH', host: '127.0.0.1', port }, {
-      callingAet: CALLING,
-      associationTimeoutMs: 1500,
-      overallTimeoutMs: 4000,
-    });
+    const r = await sendFiles(
+      [F.ctExplicit],
+      { aeTitle: 'RESEARCH', host: '127.0.0.1', port },
+      {
+        callingAet: CALLING,
+        associationTimeoutMs: 1500,
+        overallTimeoutMs: 4000,
+      },
+    );
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.outcomes[0]!.outcome.kind).toBe('transient-failure');
     expect(r.connectionProblem).toBeTruthy();

@@ -91,7 +91,9 @@ describe('parseMappingCsv: parsing', () => {
   });
 
   it('counts lines in LF and lone-CR files too', () => {
-    expect(parseMappingCsv(`${HEADER}\n\nM1,A1,R1,2024-01-01,,\n\n\nM2,A2,R2,2024-01-01,,`).map((r) => r.line)).toEqual([3, 6]);
+    expect(parseMappingCsv(`${HEADER}\n\nM1,A1,R1,2024-01-01,,\n\n\nM2,A2,R2,2024-01-01,,`).map((r) => r.line)).toEqual(
+      [3, 6],
+    );
     expect(parseMappingCsv(`${HEADER}\r\rM1,A1,R1,2024-01-01,,\r`).map((r) => r.line)).toEqual([3]);
     expect(() => parseMappingCsv(`${HEADER}\r\rM1,A1,R1,2024-01-32,,`)).toThrow(/^line 3: /);
   });
@@ -109,7 +111,10 @@ describe('parseMappingCsv: parsing', () => {
 
 describe('parseMappingCsv: validation errors', () => {
   it('bad Surgery_Date (month 13, Feb 29 in a non-leap year, other formats, empty)', () => {
-    expectError(`${HEADER}\nM1,A1,R1,2024-01-01,,\nM2,A2,R2,2024-01-01,,\nM3,A3,R3,2023-13-01,,`, 'line 4: Surgery_Date "2023-13-01" is not a valid YYYY-MM-DD date');
+    expectError(
+      `${HEADER}\nM1,A1,R1,2024-01-01,,\nM2,A2,R2,2024-01-01,,\nM3,A3,R3,2023-13-01,,`,
+      'line 4: Surgery_Date "2023-13-01" is not a valid YYYY-MM-DD date',
+    );
     expectError(`${HEADER}\nM1,A1,R1,2023-02-29,,`, 'line 2', '"2023-02-29"');
     expectError(`${HEADER}\nM1,A1,R1,6/15/2024,,`, 'line 2', '"6/15/2024"');
     expectError(`${HEADER}\nM1,A1,R1,,,`, 'line 2', 'Surgery_Date is empty');
@@ -148,8 +153,21 @@ describe('parseMappingCsv: validation errors', () => {
   });
 
   it('same MRN or Accession mapped to two research IDs', () => {
-    expectError(`${HEADER}\nM1,A1,R1,2024-01-01,,\nM2,A2,R2,2024-01-01,,\nM1,A3,R9,2024-01-01,,`, 'line 4', 'MRN "M1"', '"R9"', 'line 2', '"R1"');
-    expectError(`${HEADER}\nM1,A1,R1,2024-01-01,,\nM2,A1,R2,2024-01-01,,`, 'line 3', 'Accession "A1"', '"R2"', 'line 2');
+    expectError(
+      `${HEADER}\nM1,A1,R1,2024-01-01,,\nM2,A2,R2,2024-01-01,,\nM1,A3,R9,2024-01-01,,`,
+      'line 4',
+      'MRN "M1"',
+      '"R9"',
+      'line 2',
+      '"R1"',
+    );
+    expectError(
+      `${HEADER}\nM1,A1,R1,2024-01-01,,\nM2,A1,R2,2024-01-01,,`,
+      'line 3',
+      'Accession "A1"',
+      '"R2"',
+      'line 2',
+    );
   });
 
   it('row where both MRN and Accession are no information', () => {

@@ -5,7 +5,15 @@ import { mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, waitFor } from './forward-helpers.js';
-import { listFilesRecursive, makeSamples, runCli, startNode, stopAllNodes, storescu, writeMappingCsv } from './serve-helpers.js';
+import {
+  listFilesRecursive,
+  makeSamples,
+  runCli,
+  startNode,
+  stopAllNodes,
+  storescu,
+  writeMappingCsv,
+} from './serve-helpers.js';
 
 afterEach(async () => {
   await stopAllNodes();
@@ -19,12 +27,26 @@ describe('session numbers across batch mode and the node', () => {
     const gen = (acc: string, i: number) =>
       makeSamples(join(dir, `gen${i}`), 'MRN777', acc, `1.2.826.0.1.3680043.8.498.4${i}`, `m${i}`).slice(0, 2);
     const studies = { a: gen('ACCA', 1), b: gen('ACCB', 2), c: gen('ACCC', 3) };
-    for (const [session, files] of [['visit_a', studies.a], ['visit_b', studies.b]] as const) {
+    for (const [session, files] of [
+      ['visit_a', studies.a],
+      ['visit_b', studies.b],
+    ] as const) {
       mkdirSync(join(input, 'patient', session), { recursive: true });
       for (const f of files) renameSync(f, join(input, 'patient', session, f.split('/').pop()!));
     }
     const db = join(dir, 'state', 'state.sqlite');
-    const b = runCli(['batch', '--csv', csv, '--input', input, '--output', join(dir, 'batch-out'), '--db', db, '--quiet']);
+    const b = runCli([
+      'batch',
+      '--csv',
+      csv,
+      '--input',
+      input,
+      '--output',
+      join(dir, 'batch-out'),
+      '--db',
+      db,
+      '--quiet',
+    ]);
     expect(b.status, b.stderr).toBe(0);
     expect(readdirSync(join(dir, 'batch-out', 'RS_07')).sort()).toEqual(['RS_07_1', 'RS_07_2']);
 
@@ -55,7 +77,10 @@ describe('session numbers across batch mode and the node', () => {
 
     // Later the researcher's export holds X again, in a folder that sorts after a new study's.
     const input = join(dir, 'Raw_Scans');
-    for (const [session, files] of [['visit_a', studies.a], ['visit_b', studies.x]] as const) {
+    for (const [session, files] of [
+      ['visit_a', studies.a],
+      ['visit_b', studies.x],
+    ] as const) {
       mkdirSync(join(input, 'patient', session), { recursive: true });
       for (const f of files) renameSync(f, join(input, 'patient', session, f.split('/').pop()!));
     }
@@ -65,7 +90,9 @@ describe('session numbers across batch mode and the node', () => {
       expect(b.status, b.stderr).toBe(0);
       expect(readdirSync(join(out, 'RS_08')).sort()).toEqual(['RS_08_1', 'RS_08_2']);
       // visit_b holds X: the node's number; visit_a is new: the next one.
-      const inX = listFilesRecursive(join(out, 'RS_08', 'RS_08_1')).map((f) => f.split('/').pop()).sort();
+      const inX = listFilesRecursive(join(out, 'RS_08', 'RS_08_1'))
+        .map((f) => f.split('/').pop())
+        .sort();
       expect(inX).toEqual(readdirSync(join(input, 'patient', 'visit_b')).sort());
       expect(listFilesRecursive(join(out, 'RS_08', 'RS_08_2'))).toHaveLength(2);
     }

@@ -111,15 +111,35 @@ describe('negotiation policy', () => {
   it('rejects wrong called AE permanently and over-limit associations transiently', () => {
     const cfg = { aeTitle: 'DEID', allowedCallingAets: ['MOD1'], maxAssociations: 2 };
     expect(decideAssociation('MOD1', 'DEID', cfg, 0, false)).toEqual({ accept: true });
-    expect(decideAssociation('MOD1', 'OTHER', cfg, 0, false)).toMatchObject({ accept: false, result: 1, source: 1, reason: 7 });
-    expect(decideAssociation('MOD2', 'DEID', cfg, 0, false)).toMatchObject({ accept: false, result: 1, source: 1, reason: 3 });
-    expect(decideAssociation('MOD1', 'DEID', cfg, 2, false)).toMatchObject({ accept: false, result: 2, source: 3, reason: 2 });
+    expect(decideAssociation('MOD1', 'OTHER', cfg, 0, false)).toMatchObject({
+      accept: false,
+      result: 1,
+      source: 1,
+      reason: 7,
+    });
+    expect(decideAssociation('MOD2', 'DEID', cfg, 0, false)).toMatchObject({
+      accept: false,
+      result: 1,
+      source: 1,
+      reason: 3,
+    });
+    expect(decideAssociation('MOD1', 'DEID', cfg, 2, false)).toMatchObject({
+      accept: false,
+      result: 2,
+      source: 3,
+      reason: 2,
+    });
   });
 });
 
 describe('buildFileMeta', () => {
   it('writes preamble, DICM and an even-padded group 0002 with its length', () => {
-    const meta = buildFileMeta({ sopClassUid: '1.2.3', sopInstanceUid: '1.2.3.4', transferSyntaxUid: '1.2.840.10008.1.2', sourceAeTitle: 'MOD' });
+    const meta = buildFileMeta({
+      sopClassUid: '1.2.3',
+      sopInstanceUid: '1.2.3.4',
+      transferSyntaxUid: '1.2.840.10008.1.2',
+      sourceAeTitle: 'MOD',
+    });
     expect(meta.subarray(0, 128).every((b) => b === 0)).toBe(true);
     expect(meta.toString('latin1', 128, 132)).toBe('DICM');
     expect(144 + meta.readUInt32LE(140)).toBe(meta.length);
@@ -150,7 +170,13 @@ describe('command sets', () => {
       el(0x1030, Buffer.from('MOVER ', 'latin1')),
     ]);
     const cmd = parseCommand(Buffer.concat([el(0x0000, Buffer.from([body.length, 0, 0, 0])), body]));
-    expect(cmd).toEqual({ commandField: 1, messageId: 77, affectedSopClassUid: CT, affectedSopInstanceUid: '1.2.3.4', hasDataSet: true });
+    expect(cmd).toEqual({
+      commandField: 1,
+      messageId: 77,
+      affectedSopClassUid: CT,
+      affectedSopInstanceUid: '1.2.3.4',
+      hasDataSet: true,
+    });
     expect(parseCommand(Buffer.concat([el(0x0100, us(0x0030)), el(0x0800, us(0x0101))])).hasDataSet).toBe(false);
   });
 
@@ -187,11 +213,21 @@ describe('command sets', () => {
     expect(tags).toEqual([0x0000, 0x0002, 0x0100, 0x0120, 0x0800, 0x0900, 0x1000]);
     expect(rsp.readUInt32LE(8)).toBe(rsp.length - 12);
     const back = parseCommand(rsp);
-    expect(back).toMatchObject({ commandField: 0x8001, affectedSopClassUid: CT, affectedSopInstanceUid: '1.2.3', hasDataSet: false });
+    expect(back).toMatchObject({
+      commandField: 0x8001,
+      affectedSopClassUid: CT,
+      affectedSopInstanceUid: '1.2.3',
+      hasDataSet: false,
+    });
     expect(rsp.readUInt16LE(rsp.indexOf(Buffer.from([0, 0, 0x20, 0x01])) + 8)).toBe(77);
     expect(rsp.readUInt16LE(rsp.indexOf(Buffer.from([0, 0, 0x00, 0x09])) + 8)).toBe(0xb000);
     // C-ECHO-RSP: no Affected SOP Instance UID.
-    const echo = encodeResponse({ commandField: 0x8030, messageIdBeingRespondedTo: 1, status: 0, affectedSopClassUid: '1.2.840.10008.1.1' });
+    const echo = encodeResponse({
+      commandField: 0x8030,
+      messageIdBeingRespondedTo: 1,
+      status: 0,
+      affectedSopClassUid: '1.2.840.10008.1.1',
+    });
     expect(echo.indexOf(Buffer.from([0, 0, 0x00, 0x10]))).toBe(-1);
     const framed = commandPdu(5, echo);
     const [pdv, ...rest] = parsePdvs(framed);
@@ -204,7 +240,11 @@ describe('command sets', () => {
 });
 
 describe('spool recovery after a crash', () => {
-  const meta = buildFileMeta({ sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid: '1.2.3', transferSyntaxUid: '1.2.840.10008.1.2.1' });
+  const meta = buildFileMeta({
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+    sopInstanceUid: '1.2.3',
+    transferSyntaxUid: '1.2.840.10008.1.2.1',
+  });
   const body = Buffer.concat([meta.subarray(128), Buffer.from('data set bytes as received...')]);
   const complete = Buffer.concat([completionMarker(128 + body.length, crc32(body)), body]);
 

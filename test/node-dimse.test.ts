@@ -141,7 +141,8 @@ async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
 
 function silentLogger() {
   const lines: string[] = [];
-  const rec = (level: string) => (msg: string, meta?: object) => lines.push(`${level} ${msg} ${JSON.stringify(meta ?? {})}`);
+  const rec = (level: string) => (msg: string, meta?: object) =>
+    lines.push(`${level} ${msg} ${JSON.stringify(meta ?? {})}`);
   return { lines, logger: { info: rec('info'), warn: rec('warn'), error: rec('error'), debug: rec('debug') } };
 }
 
@@ -431,7 +432,9 @@ describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spoo
   it('serves three storescu associations at once', async () => {
     const before = received.length;
     const files = ['CT_small.dcm', 'MR_small.dcm', 'rtplan.dcm'].map((f) => path.join(FILES, f));
-    const results = await Promise.all([0, 1, 2].map(() => run('storescu', ['-aec', AET, HOST, String(port), ...files])));
+    const results = await Promise.all(
+      [0, 1, 2].map(() => run('storescu', ['-aec', AET, HOST, String(port), ...files])),
+    );
     for (const r of results) expect(r.code, r.out).toBe(0);
     expect(received.length).toBe(before + 9);
   });

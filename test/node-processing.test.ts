@@ -26,7 +26,9 @@ const open: StateDb[] = [];
 
 beforeAll(() => {
   const dir = tempDir('proc-samples-');
-  samples = makeSamples(dir, 'MRN555', 'ACC5', '1.2.826.0.1.3680043.8.498.55', 'p').filter((f) => !/JPEG|RLE|dfl|jpeg/.test(f));
+  samples = makeSamples(dir, 'MRN555', 'ACC5', '1.2.826.0.1.3680043.8.498.55', 'p').filter(
+    (f) => !/JPEG|RLE|dfl|jpeg/.test(f),
+  );
   expect(samples.length).toBeGreaterThan(2);
 });
 

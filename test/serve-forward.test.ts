@@ -254,7 +254,9 @@ describe('serve --forward to storescp', () => {
     expect(q1.status, q1.stderr).toBe(0);
     expect(q1.stdout).toMatch(new RegExp(`${dest}: 0 pending, 1 delivered, 2 dead`));
     expect(q1.stdout).toMatch(
-      new RegExp(`dead at ${dest}: 2 x peer does not accept SOP class MrImageStorage \\(1\\.2\\.840\\.10008\\.5\\.1\\.4\\.1\\.1\\.4\\)`),
+      new RegExp(
+        `dead at ${dest}: 2 x peer does not accept SOP class MrImageStorage \\(1\\.2\\.840\\.10008\\.5\\.1\\.4\\.1\\.1\\.4\\)`,
+      ),
     );
     // The node logged the refusal once (later items with the same reason are summed into one line
     // at the end of a 60 s window or at stop), without identifiers; the destination is not "down".
@@ -322,7 +324,9 @@ describe('serve --forward to storescp', () => {
     await startStorescp(['+B', '+xa', '+uf', '-aet', 'RESEARCH'], p2, scpDir);
     const node3 = await startNode({ dir, csv, forward, port: node1.port });
     await waitQueue(node3, (c) => c.delivered === 6, 20_000, 'delivered after the crash');
-    expect(node3.logs()).toMatch(new RegExp(`forward RESEARCH@127\\.0\\.0\\.1:${p2}: ${before.inFlight} interrupted item\\(s\\)`));
+    expect(node3.logs()).toMatch(
+      new RegExp(`forward RESEARCH@127\\.0\\.0\\.1:${p2}: ${before.inFlight} interrupted item\\(s\\)`),
+    );
     await new Promise((r) => setTimeout(r, 500));
     expect(readdirSync(scpDir)).toHaveLength(6); // +uf: nothing twice
     expectReceivedAsFiled(filed(node3), scpDir);
@@ -330,47 +334,50 @@ describe('serve --forward to storescp', () => {
   });
 });
 
-describe.skipIf(!ORTHANC_BIN)(`serve --forward to Orthanc${ORTHANC_BIN ? '' : ' (skipped: Orthanc not installed)'}`, () => {
-  it('(e) Orthanc as the research PACS: the study arrives de-identified, data sets as filed', async () => {
-    const dir = testDir('e');
-    const orthanc = await startOrthanc(join(dir, 'orthanc'), 'ORTHANC');
-    const node = await startNode({ dir, csv, forward: [`ORTHANC@127.0.0.1:${orthanc.dicomPort}`] });
-    const acked = push(node, studyA, true);
-    await waitFor(() => filed(node).length === acked, 20_000, 'filed');
-    await waitQueue(node, (c) => c.delivered === acked, 30_000, 'delivered to Orthanc');
+describe.skipIf(!ORTHANC_BIN)(
+  `serve --forward to Orthanc${ORTHANC_BIN ? '' : ' (skipped: Orthanc not installed)'}`,
+  () => {
+    it('(e) Orthanc as the research PACS: the study arrives de-identified, data sets as filed', async () => {
+      const dir = testDir('e');
+      const orthanc = await startOrthanc(join(dir, 'orthanc'), 'ORTHANC');
+      const node = await startNode({ dir, csv, forward: [`ORTHANC@127.0.0.1:${orthanc.dicomPort}`] });
+      const acked = push(node, studyA, true);
+      await waitFor(() => filed(node).length === acked, 20_000, 'filed');
+      await waitQueue(node, (c) => c.delivered === acked, 30_000, 'delivered to Orthanc');
 
-    const ids = await orthanc.get<string[]>('/instances');
-    expect(ids).toHaveLength(acked);
-    const patients = await orthanc.get<string[]>('/patients');
-    expect(patients).toHaveLength(1);
-    const patient = await orthanc.get<{ MainDicomTags: Record<string, string> }>(`/patients/${patients[0]}`);
-    expect(patient.MainDicomTags['PatientID']).toBe('RS_07');
-    expect(patient.MainDicomTags['PatientName']).not.toMatch(/DOE/);
-    expect(patient.MainDicomTags['PatientBirthDate'] ?? '').not.toBe('19650704');
+      const ids = await orthanc.get<string[]>('/instances');
+      expect(ids).toHaveLength(acked);
+      const patients = await orthanc.get<string[]>('/patients');
+      expect(patients).toHaveLength(1);
+      const patient = await orthanc.get<{ MainDicomTags: Record<string, string> }>(`/patients/${patients[0]}`);
+      expect(patient.MainDicomTags['PatientID']).toBe('RS_07');
+      expect(patient.MainDicomTags['PatientName']).not.toMatch(/DOE/);
+      expect(patient.MainDicomTags['PatientBirthDate'] ?? '').not.toBe('19650704');
 
-    const bySop = new Map<string, string>();
-    for (const id of ids) {
-      const tags = await orthanc.get<Record<string, string>>(`/instances/${id}/simplified-tags`);
-      expect(tags['PatientID']).toBe('RS_07');
-      expect(tags['AccessionNumber'] ?? '').not.toBe('ACC1');
-      bySop.set(tags['SOPInstanceUID']!, id);
-    }
-    for (const f of filed(node)) {
-      const h = readP10Header(f);
-      const id = bySop.get(h.sopInstanceUid);
-      expect(id, f).toBeDefined();
-      const p = join(dir, `orthanc-${id}.dcm`);
-      writeFileSync(p, await orthanc.getBytes(`/instances/${id}/file`));
-      expect(readP10Header(p).transferSyntaxUid, f).toBe(h.transferSyntaxUid);
-      expectDeidentified(p, 'RS_07', 'MRN777', 'ACC1');
-      if (isUncompressed(f) && h.transferSyntaxUid !== '1.2.840.10008.1.2.2') {
-        expect(dataSetBytes(p).equals(dataSetBytes(f)), `data set bytes of ${f}`).toBe(true);
+      const bySop = new Map<string, string>();
+      for (const id of ids) {
+        const tags = await orthanc.get<Record<string, string>>(`/instances/${id}/simplified-tags`);
+        expect(tags['PatientID']).toBe('RS_07');
+        expect(tags['AccessionNumber'] ?? '').not.toBe('ACC1');
+        bySop.set(tags['SOPInstanceUID']!, id);
       }
-    }
-    expect(await node.stop()).toBe(0);
-    expect(node.logs()).not.toMatch(/warn|error/);
-  });
-});
+      for (const f of filed(node)) {
+        const h = readP10Header(f);
+        const id = bySop.get(h.sopInstanceUid);
+        expect(id, f).toBeDefined();
+        const p = join(dir, `orthanc-${id}.dcm`);
+        writeFileSync(p, await orthanc.getBytes(`/instances/${id}/file`));
+        expect(readP10Header(p).transferSyntaxUid, f).toBe(h.transferSyntaxUid);
+        expectDeidentified(p, 'RS_07', 'MRN777', 'ACC1');
+        if (isUncompressed(f) && h.transferSyntaxUid !== '1.2.840.10008.1.2.2') {
+          expect(dataSetBytes(p).equals(dataSetBytes(f)), `data set bytes of ${f}`).toBe(true);
+        }
+      }
+      expect(await node.stop()).toBe(0);
+      expect(node.logs()).not.toMatch(/warn|error/);
+    });
+  },
+);
 
 function mkdir(p: string): void {
   mkdirSync(p, { recursive: true });

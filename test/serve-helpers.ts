@@ -171,7 +171,16 @@ export function storescu(
 ): { status: number | null; output: string } {
   const r = spawnSync(
     'storescu',
-    ['-aet', o.callingAet ?? 'MODALITY', '-aec', o.calledAet ?? 'DEID', ...(o.args ?? []), '127.0.0.1', String(port), ...files],
+    [
+      '-aet',
+      o.callingAet ?? 'MODALITY',
+      '-aec',
+      o.calledAet ?? 'DEID',
+      ...(o.args ?? []),
+      '127.0.0.1',
+      String(port),
+      ...files,
+    ],
     { encoding: 'utf8', env: { ...process.env, TCP_NODELAY: '1' }, timeout: o.timeoutMs ?? 30_000 },
   );
   return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
@@ -193,10 +202,20 @@ export function runCli(args: string[], cwd = REPO): { status: number | null; std
  * Writes pydicom samples (8 transfer syntaxes) with the given patient into `outDir` via
  * test/fixtures/make_node_samples.py; returns their paths, sorted.
  */
-export function makeSamples(outDir: string, patientId: string, accession: string, studyUid: string, prefix = 's'): string[] {
-  execFileSync('/usr/bin/python3', [join(REPO, 'test', 'fixtures', 'make_node_samples.py'), outDir, patientId, accession, studyUid, prefix], {
-    stdio: 'pipe',
-  });
+export function makeSamples(
+  outDir: string,
+  patientId: string,
+  accession: string,
+  studyUid: string,
+  prefix = 's',
+): string[] {
+  execFileSync(
+    '/usr/bin/python3',
+    [join(REPO, 'test', 'fixtures', 'make_node_samples.py'), outDir, patientId, accession, studyUid, prefix],
+    {
+      stdio: 'pipe',
+    },
+  );
   return readdirSync(outDir)
     .filter((n) => n.startsWith(`${prefix}_`))
     .sort()

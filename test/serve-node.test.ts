@@ -1,7 +1,18 @@
 // The DICOM node end to end, as a real process: dcmtk's storescu/echoscu push to it, and we read
 // back the anonymized tree, the quarantine, the state and the logs.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, cpSync, existsSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -90,7 +101,9 @@ describe('dicom-deid serve', () => {
     const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: 'ACC1', researchId: 'RS_07' }]);
     const samples = makeSamples(join(dir, 'in'), 'MRN777', 'ACC1', '1.2.826.0.1.3680043.8.498.77');
     const node = await startNode({ dir, csv });
-    const echo = spawnSync('echoscu', ['-aec', 'DEID', '127.0.0.1', String(node.port)], { env: { ...process.env, TCP_NODELAY: '1' } });
+    const echo = spawnSync('echoscu', ['-aec', 'DEID', '127.0.0.1', String(node.port)], {
+      env: { ...process.env, TCP_NODELAY: '1' },
+    });
     expect(echo.status).toBe(0);
 
     const inputs = samples.map((f) => ({ f, ...dumpJson(f) }));
@@ -217,7 +230,8 @@ describe('dicom-deid serve', () => {
     const r = storescu(node.port, all, { args: ['-xe'] });
     expect(r.status, r.output).toBe(0); // every instance acknowledged
     await node.kill9();
-    const spooled = readdirSync(node.paths.spool).filter((f) => f.endsWith('.dcm')).length + (await journalRecords(node.paths.spool));
+    const spooled =
+      readdirSync(node.paths.spool).filter((f) => f.endsWith('.dcm')).length + (await journalRecords(node.paths.spool));
     expect(await journalRecords(node.paths.spool)).toBeGreaterThan(0); // the default spool is the journal
     const filedBefore = dicomFiles(node.paths.output).length;
     expect(spooled + filedBefore).toBeGreaterThanOrEqual(all.length); // nothing acknowledged is lost
@@ -243,9 +257,13 @@ describe('dicom-deid serve', () => {
     const dir = tempDir('serve-reuse-');
     const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: '', researchId: 'RS_07' }]);
     const uncompressed = (f: string) => !/JPEG|RLE|dfl|jpeg/.test(f);
-    const first = makeSamples(join(dir, 'a'), 'MRN777', 'ACCA', '1.2.826.0.1.3680043.8.498.71', 'a').filter(uncompressed);
+    const first = makeSamples(join(dir, 'a'), 'MRN777', 'ACCA', '1.2.826.0.1.3680043.8.498.71', 'a').filter(
+      uncompressed,
+    );
     // A shorter second burst: records of the first lie beyond the second's in the reused segment.
-    const second = makeSamples(join(dir, 'b'), 'MRN777', 'ACCB', '1.2.826.0.1.3680043.8.498.72', 'b').filter(uncompressed).slice(0, 2);
+    const second = makeSamples(join(dir, 'b'), 'MRN777', 'ACCB', '1.2.826.0.1.3680043.8.498.72', 'b')
+      .filter(uncompressed)
+      .slice(0, 2);
     const auditRows = () =>
       readdirSync(node.paths.logDir)
         .filter((f) => f.startsWith('deid_log_'))
@@ -257,7 +275,7 @@ describe('dicom-deid serve', () => {
     const segmentsAfterFirst = segments();
     expect(segmentsAfterFirst.length).toBeGreaterThan(0);
     // Its records retired and its segment readied again, the second burst goes over the first.
-    for (let t = Date.now(); (await journalRecordsWhileRunning(node.paths.spool)) > 0; ) {
+    for (let t = Date.now(); (await journalRecordsWhileRunning(node.paths.spool)) > 0;) {
       if (Date.now() - t > 10_000) throw new Error('timed out waiting for the first burst to be retired');
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -271,7 +289,9 @@ describe('dicom-deid serve', () => {
     const rows = auditRows();
     expect(rows.filter((r) => r.includes('RS_07/RS_07_1/')).length).toBe(first.length);
     expect(rows.filter((r) => r.includes('RS_07/RS_07_2/')).length).toBeGreaterThanOrEqual(second.length);
-    expect(new Set(dicomFiles(node.paths.output).map((f) => f.split('/').pop())).size).toBe(first.length + second.length);
+    expect(new Set(dicomFiles(node.paths.output).map((f) => f.split('/').pop())).size).toBe(
+      first.length + second.length,
+    );
   });
 
   it('quarantines, as it is, an acknowledged instance the disk damaged in the spool, and files the others', async () => {
@@ -286,7 +306,9 @@ describe('dicom-deid serve', () => {
     for (let attempt = 0; attempt < 3 && refs.length < 2; attempt++) {
       dir = tempDir('serve-damaged-');
       csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: '', researchId: 'RS_07' }]);
-      files = makeSamples(join(dir, 'in'), 'MRN777', 'ACC1', '1.2.826.0.1.3680043.8.498.83', 'd').filter((f) => !/JPEG|RLE|dfl|jpeg/.test(f));
+      files = makeSamples(join(dir, 'in'), 'MRN777', 'ACC1', '1.2.826.0.1.3680043.8.498.83', 'd').filter(
+        (f) => !/JPEG|RLE|dfl|jpeg/.test(f),
+      );
       node = await startNode({ dir, csv });
       expect(storescu(node.port, files, { args: ['-xe'] }).status).toBe(0);
       await node.kill9();
@@ -299,14 +321,25 @@ describe('dicom-deid serve', () => {
     writeSync(fd, Buffer.from([0xa5]), 0, 1, ref.offset + ref.length - 10);
     closeSync(fd);
     node = await startNode({ dir, csv });
-    await waitFor(() => listFilesRecursive(node.paths.quarantine).some((f) => f.endsWith('.dcm')), 20_000, 'damaged one quarantined');
-    await waitFor(() => dicomFiles(node.paths.output).length >= refs.length - 1 + (files.length - refs.length), 20_000, 'the others filed');
+    await waitFor(
+      () => listFilesRecursive(node.paths.quarantine).some((f) => f.endsWith('.dcm')),
+      20_000,
+      'damaged one quarantined',
+    );
+    await waitFor(
+      () => dicomFiles(node.paths.output).length >= refs.length - 1 + (files.length - refs.length),
+      20_000,
+      'the others filed',
+    );
     expect(await node.stop()).toBe(0);
     expect(dicomFiles(node.paths.output)).toHaveLength(files.length - 1);
     const quarantined = listFilesRecursive(node.paths.quarantine);
     const dcm = quarantined.filter((f) => f.endsWith('.dcm'));
     expect(dcm).toHaveLength(1);
-    expect(JSON.parse(readFileSync(`${dcm[0]}.json`, 'utf8'))).toMatchObject({ reason: 'unreadable', message: expect.stringMatching(/checksum/) });
+    expect(JSON.parse(readFileSync(`${dcm[0]}.json`, 'utf8'))).toMatchObject({
+      reason: 'unreadable',
+      message: expect.stringMatching(/checksum/),
+    });
     expect(readFileSync(dcm[0]!).length).toBe(ref.length); // the bytes as they were, damage and all
     expect(node.logs()).toMatch(/checksum.*moved to quarantine/);
     expect(await journalRecords(node.paths.spool)).toBe(0);
@@ -316,7 +349,11 @@ describe('dicom-deid serve', () => {
     const dir = tempDir('serve-garbage-');
     const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: '', researchId: 'RS_07' }]);
     const node = await startNode({ dir, csv });
-    for (const payload of [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.alloc(70_000, 0xff), Buffer.from([1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff])]) {
+    for (const payload of [
+      Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+      Buffer.alloc(70_000, 0xff),
+      Buffer.from([1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+    ]) {
       await new Promise<void>((resolve) => {
         const s = net.connect(node.port, '127.0.0.1', () => {
           s.write(payload);
@@ -326,52 +363,57 @@ describe('dicom-deid serve', () => {
         s.on('close', () => resolve());
       });
     }
-    const echo = spawnSync('echoscu', ['-aec', 'DEID', '127.0.0.1', String(node.port)], { env: { ...process.env, TCP_NODELAY: '1' } });
+    const echo = spawnSync('echoscu', ['-aec', 'DEID', '127.0.0.1', String(node.port)], {
+      env: { ...process.env, TCP_NODELAY: '1' },
+    });
     expect(echo.status).toBe(0);
     expect(existsSync(node.paths.output)).toBe(true);
     expect(await node.stop()).toBe(0);
   });
 });
 
-describe.skipIf(!ORTHANC_BIN)(`a real PACS as the sender${ORTHANC_BIN ? '' : ' (skipped: Orthanc not installed)'}`, () => {
-  afterEach(async () => {
-    await stopAllPeers();
-  });
+describe.skipIf(!ORTHANC_BIN)(
+  `a real PACS as the sender${ORTHANC_BIN ? '' : ' (skipped: Orthanc not installed)'}`,
+  () => {
+    afterEach(async () => {
+      await stopAllPeers();
+    });
 
-  it('files a study that Orthanc pushes to the node, as Orthanc stored it, de-identified', async () => {
-    const dir = tempDir('serve-from-orthanc-');
-    const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: 'ACC1', researchId: 'RS_07' }]);
-    const samples = makeSamples(join(dir, 'in'), 'MRN777', 'ACC1', '1.2.826.0.1.3680043.8.498.81');
-    const node = await startNode({ dir, csv, config: { allowedAets: ['HOSPITALPACS'] } });
-    // The hospital PACS, with the node configured as a send destination (AE title, host, port).
-    const pacs = await startOrthanc(join(dir, 'pacs'), 'HOSPITALPACS', {
-      DicomModalities: { deid: ['DEID', '127.0.0.1', node.port] },
+    it('files a study that Orthanc pushes to the node, as Orthanc stored it, de-identified', async () => {
+      const dir = tempDir('serve-from-orthanc-');
+      const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: 'ACC1', researchId: 'RS_07' }]);
+      const samples = makeSamples(join(dir, 'in'), 'MRN777', 'ACC1', '1.2.826.0.1.3680043.8.498.81');
+      const node = await startNode({ dir, csv, config: { allowedAets: ['HOSPITALPACS'] } });
+      // The hospital PACS, with the node configured as a send destination (AE title, host, port).
+      const pacs = await startOrthanc(join(dir, 'pacs'), 'HOSPITALPACS', {
+        DicomModalities: { deid: ['DEID', '127.0.0.1', node.port] },
+      });
+      const ids: string[] = [];
+      for (const f of samples) {
+        const r = await fetch(`${pacs.base}/instances`, { method: 'POST', body: readFileSync(f) });
+        expect(r.status, f).toBe(200);
+        ids.push(((await r.json()) as { ID: string }).ID);
+      }
+      const sent = await fetch(`${pacs.base}/modalities/deid/store`, {
+        method: 'POST',
+        body: JSON.stringify({ Resources: ids, Synchronous: true }),
+      });
+      expect(sent.status, await sent.clone().text()).toBe(200);
+      await waitFor(() => dicomFiles(node.paths.output).length === samples.length, 20_000, 'the study filed');
+      const inputs = samples.map((f) => dumpJson(f));
+      const byPixels = new Map(inputs.map((i) => [String(i.ds['7FE00010']), i]));
+      for (const o of dicomFiles(node.paths.output)) {
+        expect(o).toMatch(/\/RS_07\/RS_07_1\//);
+        const out = dumpJson(o);
+        const input = byPixels.get(String(out.ds['7FE00010']));
+        expect(input, `pixel data of ${o} matches a sample`).toBeDefined();
+        expect(out.ts).toBe(input!.ts); // sent as stored, filed as sent
+        expect(out.ds['00100020']).toBe('RS_07');
+        const text = JSON.stringify(out);
+        for (const id of IDENTIFIERS) expect(text, id).not.toContain(id);
+      }
+      expect(await node.stop()).toBe(0);
+      expect(node.logs()).toMatch(/association accepted.*callingAet=HOSPITALPACS/);
     });
-    const ids: string[] = [];
-    for (const f of samples) {
-      const r = await fetch(`${pacs.base}/instances`, { method: 'POST', body: readFileSync(f) });
-      expect(r.status, f).toBe(200);
-      ids.push(((await r.json()) as { ID: string }).ID);
-    }
-    const sent = await fetch(`${pacs.base}/modalities/deid/store`, {
-      method: 'POST',
-      body: JSON.stringify({ Resources: ids, Synchronous: true }),
-    });
-    expect(sent.status, await sent.clone().text()).toBe(200);
-    await waitFor(() => dicomFiles(node.paths.output).length === samples.length, 20_000, 'the study filed');
-    const inputs = samples.map((f) => dumpJson(f));
-    const byPixels = new Map(inputs.map((i) => [String(i.ds['7FE00010']), i]));
-    for (const o of dicomFiles(node.paths.output)) {
-      expect(o).toMatch(/\/RS_07\/RS_07_1\//);
-      const out = dumpJson(o);
-      const input = byPixels.get(String(out.ds['7FE00010']));
-      expect(input, `pixel data of ${o} matches a sample`).toBeDefined();
-      expect(out.ts).toBe(input!.ts); // sent as stored, filed as sent
-      expect(out.ds['00100020']).toBe('RS_07');
-      const text = JSON.stringify(out);
-      for (const id of IDENTIFIERS) expect(text, id).not.toContain(id);
-    }
-    expect(await node.stop()).toBe(0);
-    expect(node.logs()).toMatch(/association accepted.*callingAet=HOSPITALPACS/);
-  });
-});
+  },
+);

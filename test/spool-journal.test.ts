@@ -30,7 +30,10 @@ afterEach(async () => {
 });
 
 async function journalAt(opts: { reserveBytes?: number; segmentBytes?: number } = {}): Promise<SpoolJournal> {
-  const j = new SpoolJournal(spool, { reserveBytes: opts.reserveBytes ?? 16 * MiB, segmentBytes: opts.segmentBytes ?? 8 * MiB });
+  const j = new SpoolJournal(spool, {
+    reserveBytes: opts.reserveBytes ?? 16 * MiB,
+    segmentBytes: opts.segmentBytes ?? 8 * MiB,
+  });
   open.push(j);
   await j.recover();
   await j.prepare();
@@ -148,7 +151,10 @@ describe('spool journal', () => {
   it('reuses a segment once all its records are retired, and ignores the old generation', async () => {
     const journal = await journalAt();
     const cursor = new JournalCursor(journal);
-    const first = [await store(journal, cursor, dataSet(200_000, 1)), await store(journal, cursor, dataSet(200_000, 2))];
+    const first = [
+      await store(journal, cursor, dataSet(200_000, 1)),
+      await store(journal, cursor, dataSet(200_000, 2)),
+    ];
     cursor.end();
     for (const item of first) journal.release(item);
     await journal.close(); // waits for the new generation to be durable
@@ -243,7 +249,9 @@ describe('spool journal', () => {
     expect(payload(item).equals(dataSet(2 * MiB, 1))).toBe(true);
     // Settled: the segment is free again, and the next record follows a's.
     const next = await store(journal, b, dataSet(1000, 3));
-    expect(parseJournalRef(next)!.offset).toBeGreaterThanOrEqual(parseJournalRef(item)!.offset + parseJournalRef(item)!.length);
+    expect(parseJournalRef(next)!.offset).toBeGreaterThanOrEqual(
+      parseJournalRef(item)!.offset + parseJournalRef(item)!.length,
+    );
     expect(journal.liveRecords().sort()).toEqual([item, next].sort());
   });
 
@@ -293,7 +301,11 @@ describe('spool journal', () => {
 
   it('says once, with an error code, when it cannot create a segment', async () => {
     const warnings: string[] = [];
-    const journal = new SpoolJournal(spool, { reserveBytes: 8 * MiB, segmentBytes: 8 * MiB, warn: (m, code) => warnings.push(`${code}: ${m}`) });
+    const journal = new SpoolJournal(spool, {
+      reserveBytes: 8 * MiB,
+      segmentBytes: 8 * MiB,
+      warn: (m, code) => warnings.push(`${code}: ${m}`),
+    });
     open.push(journal);
     await journal.recover();
     await journal.prepare();

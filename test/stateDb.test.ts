@@ -37,7 +37,11 @@ interface Op {
   keys: string[];
 }
 
-function runWorker(dbFile: string, startAt: number, ops: Op[]): Promise<{ secret: string; results: Record<string, number> }> {
+function runWorker(
+  dbFile: string,
+  startAt: number,
+  ops: Op[],
+): Promise<{ secret: string; results: Record<string, number> }> {
   return new Promise((resolvePromise, reject) => {
     const arg = JSON.stringify({ modulePath: pathToFileURL(compiledModule).href, dbFile, startAt, ops });
     const child = spawn(process.execPath, [join(root, 'test/fixtures/stateDbWorker.mjs'), arg], {
@@ -126,7 +130,10 @@ describe('StateDb', () => {
     expect(db.sessionIndex('R1', 'study:X')).toBe(1); // the node numbered study X
     const folders = ['folder:p/a', 'folder:p/b', 'folder:p/c'];
     // p/b holds X; p/c holds a study nobody numbered: it is new like p/a.
-    const sameAs = new Map([['folder:p/b', 'study:X'], ['folder:p/c', 'study:Y']]);
+    const sameAs = new Map([
+      ['folder:p/b', 'study:X'],
+      ['folder:p/c', 'study:Y'],
+    ]);
     expect([...db.sessionIndices('R1', folders, sameAs)]).toEqual([
       ['folder:p/a', 2],
       ['folder:p/b', 1],
@@ -185,7 +192,11 @@ describe('StateDb', () => {
         // Mix single-key transactions and batches, two research IDs.
         for (let i = 0; i < mine.length; i += 5) {
           const chunk = mine.slice(i, i + 5);
-          ops.push(i % 10 === 0 ? { kind: 'one', researchId: 'R1', keys: chunk } : { kind: 'many', researchId: 'R1', keys: chunk });
+          ops.push(
+            i % 10 === 0
+              ? { kind: 'one', researchId: 'R1', keys: chunk }
+              : { kind: 'many', researchId: 'R1', keys: chunk },
+          );
           ops.push({ kind: 'one', researchId: 'R2', keys: chunk.slice(0, 2) });
         }
         return runWorker(file, startAt, ops);
@@ -210,7 +221,11 @@ describe('StateDb', () => {
 
     // And the database holds exactly what the processes were told.
     const db = StateDb.open(file);
-    const rows = db.db.prepare('SELECT research_id, key, n FROM session_index').all() as { research_id: string; key: string; n: number }[];
+    const rows = db.db.prepare('SELECT research_id, key, n FROM session_index').all() as {
+      research_id: string;
+      key: string;
+      n: number;
+    }[];
     expect(rows).toHaveLength(merged.size);
     for (const r of rows) expect(merged.get(`${r.research_id}|${r.key}`)).toBe(r.n);
     db.close();

@@ -3,7 +3,8 @@
 // queued: a node on the same state, or the next batch run, sends it later.
 import { counts, enqueue, ensureSchema } from '../forward/forwardQueue.js';
 import { formatDestination, parseDestination } from '../forward/destination.js';
-import { Forwarder, type ForwardLogger } from '../forward/forwarder.js';
+import { Forwarder } from '../forward/forwarder.js';
+import type { Logger } from '../log.js';
 import type { StateDb } from '../state/stateDb.js';
 
 export interface BatchForwardResult {
@@ -18,7 +19,7 @@ export async function forwardBatch(
   files: string[],
   destinations: string[],
   callingAet: string,
-  logger: ForwardLogger,
+  logger: Logger,
   waitMs: number,
 ): Promise<BatchForwardResult[]> {
   const dests = destinations.map(parseDestination);
@@ -39,5 +40,10 @@ export async function forwardBatch(
   await forwarder.stop();
   return counts(db)
     .filter((c) => keys.includes(c.destination))
-    .map((c) => ({ destination: c.destination, pending: c.pending + c.inFlight, delivered: c.delivered, dead: c.dead }));
+    .map((c) => ({
+      destination: c.destination,
+      pending: c.pending + c.inFlight,
+      delivered: c.delivered,
+      dead: c.dead,
+    }));
 }

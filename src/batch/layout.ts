@@ -81,18 +81,20 @@ export function containsIdentifier(name: string, identifiers: readonly string[])
 }
 
 export function hashedFolderName(secret: Buffer, originalRelDir: string): string {
-  return 'folder_' + createHmac('sha256', secret).update('folder:' + originalRelDir).digest('hex').slice(0, 10);
+  return (
+    'folder_' +
+    createHmac('sha256', secret)
+      .update('folder:' + originalRelDir)
+      .digest('hex')
+      .slice(0, 10)
+  );
 }
 
 /**
  * Output directories below the session folder. `dirIdentifiers` must depend only on the
  * research ID and patient folder so every file of a folder gets the same decision.
  */
-export function outputDeeperDirs(
-  layout: SourceLayout,
-  dirIdentifiers: readonly string[],
-  secret: Buffer,
-): string[] {
+export function outputDeeperDirs(layout: SourceLayout, dirIdentifiers: readonly string[], secret: Buffer): string[] {
   const prefix = [layout.patientFolder, layout.sessionFolder].filter((s): s is string => s !== null);
   return layout.deeperDirs.map((d, i) =>
     containsIdentifier(d, dirIdentifiers)

@@ -21,7 +21,15 @@ import {
   sourceLayout,
 } from './layout.js';
 import { Progress } from './progress.js';
-import type { FileStatus, JobMessage, JobResult, MainToWorker, SessionRequest, WorkerInit, WorkerToMain } from './protocol.js';
+import type {
+  FileStatus,
+  JobMessage,
+  JobResult,
+  MainToWorker,
+  SessionRequest,
+  WorkerInit,
+  WorkerToMain,
+} from './protocol.js';
 import { walkTree } from './walk.js';
 
 export interface BatchOptions {
@@ -235,7 +243,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       const s = sessions.get(r.researchId) ?? new Map<string, number>();
       s.set(r.sessionName, (s.get(r.sessionName) ?? 0) + 1);
       sessions.set(r.researchId, s);
-      const notes = r.rowLine !== undefined ? rowsByLine.get(r.rowLine)?.notes ?? '' : '';
+      const notes = r.rowLine !== undefined ? (rowsByLine.get(r.rowLine)?.notes ?? '') : '';
       const sessionRel = `${r.researchId}/${r.sessionName}`;
       if (notes.trim() !== '') {
         const set = notesBySession.get(sessionRel) ?? new Set<string>();
@@ -371,7 +379,9 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
         const ids = l.patientFolder !== null ? researchIdsOfPatientFolder.get(l.patientFolder) : undefined;
         if (l.patientFolder === null) message = 'not DICOM: left out (outside any patient folder)';
         else if (!ids || ids.size !== 1) {
-          message = ids ? 'not DICOM: left out (patient folder maps to several research IDs)' : 'not DICOM: left out (no de-identified DICOM in its patient folder)';
+          message = ids
+            ? 'not DICOM: left out (patient folder maps to several research IDs)'
+            : 'not DICOM: left out (no de-identified DICOM in its patient folder)';
         } else {
           const rid = [...ids][0]!;
           const dirIds = identifierSet([...(rowIds.get(rid) ?? []), l.patientFolder]);
@@ -380,7 +390,19 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
             const parts: string[] = [rid];
             if (l.sessionFolder !== null) {
               const n = sessionCache.get(rid + '\0' + folderSessionKey(l.patientFolder, l.sessionFolder));
-              parts.push(sessionFolderName(rid, n ?? sessionIndex({ type: 'session', reqId: 0, researchId: rid, patientFolder: l.patientFolder, key: folderSessionKey(l.patientFolder, l.sessionFolder) })));
+              parts.push(
+                sessionFolderName(
+                  rid,
+                  n ??
+                    sessionIndex({
+                      type: 'session',
+                      reqId: 0,
+                      researchId: rid,
+                      patientFolder: l.patientFolder,
+                      key: folderSessionKey(l.patientFolder, l.sessionFolder),
+                    }),
+                ),
+              );
             }
             parts.push(...outputDeeperDirs(l, dirIds, secret), l.fileName);
             try {
@@ -451,12 +473,16 @@ function printSummary(s: BatchSummary, secs: number, say: (line: string) => void
   say(`  de-identified (ok): ${c.ok}`);
   say(`  no mapping row:     ${c['no-mapping']}`);
   say(`  errors:             ${c.error}`);
-  say(`  not DICOM:          ${c['not-dicom']} (${s.otherFilesLeftOut} left out${s.otherFilesCopied ? `, ${s.otherFilesCopied} copied` : ''})`);
+  say(
+    `  not DICOM:          ${c['not-dicom']} (${s.otherFilesLeftOut} left out${s.otherFilesCopied ? `, ${s.otherFilesCopied} copied` : ''})`,
+  );
   const ids = [...s.sessions.keys()].sort();
   if (ids.length > 0) say(`Research patients: ${ids.length}`);
   for (const id of ids) {
     const sess = [...s.sessions.get(id)!.entries()].sort(([a], [b]) => sessionOrder(a, b));
-    say(`  ${id}: ${sess.length} session${sess.length === 1 ? '' : 's'}: ${sess.map(([n, k]) => `${n} (${k} files)`).join(', ')}`);
+    say(
+      `  ${id}: ${sess.length} session${sess.length === 1 ? '' : 's'}: ${sess.map(([n, k]) => `${n} (${k} files)`).join(', ')}`,
+    );
   }
   say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);
   if (c['no-mapping'] + c.error > 0) say('Some DICOM files were not de-identified: see the audit log.');

@@ -106,15 +106,8 @@ async function processJob(job: JobMessage): Promise<JobResult> {
     });
 
     const dirIds = identifierSet([...(identifiersOf.get(row.researchId) ?? []), layout.patientFolder]);
-    const fileIds = identifierSet([
-      ...dirIds,
-      keys.patientId,
-      keys.accessionNumber,
-      ...nameParts(keys.patientName),
-    ]);
-    const fileName = containsIdentifier(layout.fileName, fileIds)
-      ? `${result.sopInstanceUid}.dcm`
-      : layout.fileName;
+    const fileIds = identifierSet([...dirIds, keys.patientId, keys.accessionNumber, ...nameParts(keys.patientName)]);
+    const fileName = containsIdentifier(layout.fileName, fileIds) ? `${result.sopInstanceUid}.dcm` : layout.fileName;
     const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
     writeFileAtomicSync(path.join(init.outputDir, ...outParts), result.parts);
     return { ...info, status: 'ok', accessionNumber, sessionName, sessionN: n, studyKey, outRel: outParts.join('/') };

@@ -7,9 +7,4 @@ import quarantine from './quarantine.js';
 import queue from './queue.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [
-  batch,
-  serve,
-  quarantine,
-  queue,
-];
+export const commands: CommandModule<any, any>[] = [batch, serve, quarantine, queue];

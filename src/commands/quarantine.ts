@@ -41,7 +41,9 @@ const command: CommandModule<object, QArgs> = {
       return;
     }
     const s = await replayQuarantine(config);
-    process.stdout.write(`replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still without a mapping row (left in quarantine)\n`);
+    process.stdout.write(
+      `replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still without a mapping row (left in quarantine)\n`,
+    );
     process.exitCode = s.stillUnmatched > 0 ? 1 : 0;
   },
 };

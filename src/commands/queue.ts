@@ -45,7 +45,8 @@ const command: CommandModule<object, QueueArgs> = {
            GROUP BY destination, last_error ORDER BY n DESC LIMIT 10`,
         )
         .all() as { destination: string; reason: string | null; n: number }[];
-      for (const d of dead) process.stdout.write(`  dead at ${d.destination}: ${d.n} x ${d.reason ?? 'unknown reason'}\n`);
+      for (const d of dead)
+        process.stdout.write(`  dead at ${d.destination}: ${d.n} x ${d.reason ?? 'unknown reason'}\n`);
     } finally {
       state.close();
     }

@@ -22,7 +22,8 @@ const command: CommandModule<object, NodeArgs> = {
       await closeLogger(logger);
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EADDRINUSE') throw new UsageError(`port ${config.port} is already in use`);
-      if (err.code === 'EACCES') throw new UsageError(`not allowed to listen on port ${config.port} or to write a folder: ${err.message}`);
+      if (err.code === 'EACCES')
+        throw new UsageError(`not allowed to listen on port ${config.port} or to write a folder: ${err.message}`);
       if (err.name === 'MappingError') throw new UsageError(err.message);
       throw e;
     }

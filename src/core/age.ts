@@ -51,8 +51,7 @@ export function ageFromDates(birthDA: string, studyDA: string): string {
   const sd = new Date(s * 86_400_000);
   let years = sd.getUTCFullYear() - bd.getUTCFullYear();
   const beforeBirthday =
-    sd.getUTCMonth() < bd.getUTCMonth() ||
-    (sd.getUTCMonth() === bd.getUTCMonth() && sd.getUTCDate() < bd.getUTCDate());
+    sd.getUTCMonth() < bd.getUTCMonth() || (sd.getUTCMonth() === bd.getUTCMonth() && sd.getUTCDate() < bd.getUTCDate());
   if (beforeBirthday) years -= 1;
   return binYears(years);
 }

@@ -113,8 +113,7 @@ export function shiftDA(value: string, days: number): string {
     .join('\\');
 }
 
-const DT_RE =
-  /^(\d{4})(?:(\d{2})(?:(\d{2})(\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$/;
+const DT_RE = /^(\d{4})(?:(\d{2})(?:(\d{2})(\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$/;
 
 function shiftOneDT(v: string, days: number): string {
   const t = trimDicom(v);

@@ -24,8 +24,7 @@ import { DicomFormatError, type DeidPlan, type DeidResult, type InstanceKeys } f
 
 export const IMPLEMENTATION_CLASS_UID = '2.25.284931705384462313129838186547853740817';
 export const IMPLEMENTATION_VERSION_NAME = 'DICOMDEID_0_1';
-export const DEIDENTIFICATION_METHOD =
-  'PS3.15 E.1 Basic Profile, Modified Dates Option (dicom-deid)'; // LO: max 64
+export const DEIDENTIFICATION_METHOD = 'PS3.15 E.1 Basic Profile, Modified Dates Option (dicom-deid)'; // LO: max 64
 
 const T = {
   MediaStorageSOPClassUID: 0x00020002,

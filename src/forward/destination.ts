@@ -16,7 +16,8 @@ export class DestinationError extends Error {
 }
 
 const AE_TITLE_RE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/; // printable ASCII except backslash
-const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 const IPV6_RE = /^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?$/;
 
 /** Validates an AE title; returns it trimmed or throws DestinationError. */
@@ -24,9 +25,7 @@ export function validateAeTitle(aeTitle: string, what = 'AE title'): string {
   const t = aeTitle.trim();
   if (t.length === 0) throw new DestinationError(`${what} is empty`);
   if (!AE_TITLE_RE.test(t)) {
-    throw new DestinationError(
-      `${what} "${aeTitle}" is invalid: 1-16 printable ASCII characters, no backslash`,
-    );
+    throw new DestinationError(`${what} "${aeTitle}" is invalid: 1-16 printable ASCII characters, no backslash`);
   }
   return t;
 }

@@ -97,7 +97,9 @@ function stmts(db: Database): Stmts {
           WHERE destination = ? AND state = 'pending' AND next_attempt_at <= ?
           ORDER BY next_attempt_at, id LIMIT ?`,
       ),
-      claim: db.prepare(`UPDATE forward_queue SET state = 'in_flight', claimed_at = ? WHERE id = ? AND state = 'pending'`),
+      claim: db.prepare(
+        `UPDATE forward_queue SET state = 'in_flight', claimed_at = ? WHERE id = ? AND state = 'pending'`,
+      ),
       delivered: db.prepare(
         `UPDATE forward_queue SET state = 'delivered', delivered_at = ?, last_status = ?, last_error = ?,
                 claimed_at = NULL, first_failure_at = NULL
@@ -204,15 +206,23 @@ export function enqueue(
  */
 export function claimDue(db: Database, destination: string, limit: number, now: number = Date.now()): QueueItem[] {
   const s = stmts(db);
-  return db.transaction(() => {
-    const rows = s.selectDue.all(destination, now, limit) as Row[];
-    for (const r of rows) s.claim.run(now, r.id);
-    return rows.map((r) => ({ ...toItem(r), state: 'in_flight' as const }));
-  }).immediate(); // read then write: a deferred transaction would fail at once (SQLITE_BUSY) if another connection wrote in between
+  return db
+    .transaction(() => {
+      const rows = s.selectDue.all(destination, now, limit) as Row[];
+      for (const r of rows) s.claim.run(now, r.id);
+      return rows.map((r) => ({ ...toItem(r), state: 'in_flight' as const }));
+    })
+    .immediate(); // read then write: a deferred transaction would fail at once (SQLITE_BUSY) if another connection wrote in between
 }
 
 /** Marks an item delivered (status: the DIMSE status; note: e.g. a warning text). */
-export function markDelivered(db: Database, id: number, status = 0, note: string | null = null, now: number = Date.now()): void {
+export function markDelivered(
+  db: Database,
+  id: number,
+  status = 0,
+  note: string | null = null,
+  now: number = Date.now(),
+): void {
   stmts(db).delivered.run(now, status, note, id);
 }
 
@@ -229,7 +239,13 @@ export function markRetry(
 }
 
 /** Gives up on an item: state dead, with its reason. */
-export function markDead(db: Database, id: number, reason: string, status: number | null = null, now: number = Date.now()): void {
+export function markDead(
+  db: Database,
+  id: number,
+  reason: string,
+  status: number | null = null,
+  now: number = Date.now(),
+): void {
   stmts(db).dead.run(reason, status, now, id);
 }
 

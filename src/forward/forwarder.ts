@@ -21,15 +21,8 @@ import {
   recoverInFlight,
   type QueueItem,
 } from './forwardQueue.js';
+import type { Logger } from '../log.js';
 import { sendFiles, type SendReport, type StoreScuOptions } from './storeScu.js';
-
-/** The subset of a (winston) logger the forwarder uses. */
-export interface ForwardLogger {
-  info(message: string, ...meta: any[]): unknown;
-  warn(message: string, ...meta: any[]): unknown;
-  error(message: string, ...meta: any[]): unknown;
-  debug(message: string, ...meta: any[]): unknown;
-}
 
 export interface ForwarderOptions {
   /** better-sqlite3 handle (e.g. StateDb.db); the forwarder creates its own table. */
@@ -37,7 +30,7 @@ export interface ForwarderOptions {
   destinations: Destination[];
   /** Our calling AE title. */
   callingAet: string;
-  logger: ForwardLogger;
+  logger: Logger;
   /** Instances per association (default 100). */
   maxPerAssociation?: number;
   /** Retry backoff: initialMs (default 2000) doubling up to maxMs (default 300000), jittered. */
@@ -79,7 +72,7 @@ interface DestState {
 
 export class Forwarder {
   private readonly db: Database;
-  private readonly logger: ForwardLogger;
+  private readonly logger: Logger;
   private readonly callingAet: string;
   private readonly maxPer: number;
   private readonly initialMs: number;
@@ -111,7 +104,16 @@ export class Forwarder {
       const key = formatDestination(dest);
       if (seen.has(key)) continue;
       seen.add(key);
-      this.dests.push({ dest, key, down: false, downSince: 0, downReason: '', failures: 0, holdUntil: 0, deadLog: new Map() });
+      this.dests.push({
+        dest,
+        key,
+        down: false,
+        downSince: 0,
+        downReason: '',
+        failures: 0,
+        holdUntil: 0,
+        deadLog: new Map(),
+      });
     }
   }
 
@@ -262,43 +264,45 @@ export class Forwarder {
       deadByReason.set(reason, list);
     };
 
-    this.db.transaction(() => {
-      for (const { item, outcome } of itemOutcomes) {
-        switch (outcome.kind) {
-          case 'delivered':
-            markDelivered(this.db, item.id, outcome.status, null, now);
-            delivered++;
-            break;
-          case 'warning':
-            markDelivered(this.db, item.id, outcome.status, outcome.reason, now);
-            delivered++;
-            break;
-          case 'permanent-failure':
-            markDead(this.db, item.id, outcome.reason, outcome.status ?? null, now);
-            noteDead(item, outcome.reason);
-            dead++;
-            break;
-          case 'transient-failure': {
-            const since = item.firstFailureAt ?? now;
-            if (now - since >= this.giveUpAfterMs) {
-              const reason = `gave up after ${fmtDuration(now - since)} of failures; last: ${outcome.reason}`;
-              markDead(this.db, item.id, reason, outcome.status ?? null, now);
-              noteDead(item, reason);
+    this.db
+      .transaction(() => {
+        for (const { item, outcome } of itemOutcomes) {
+          switch (outcome.kind) {
+            case 'delivered':
+              markDelivered(this.db, item.id, outcome.status, null, now);
+              delivered++;
+              break;
+            case 'warning':
+              markDelivered(this.db, item.id, outcome.status, outcome.reason, now);
+              delivered++;
+              break;
+            case 'permanent-failure':
+              markDead(this.db, item.id, outcome.reason, outcome.status ?? null, now);
+              noteDead(item, outcome.reason);
               dead++;
-            } else {
-              // Destination unhealthy: the whole batch waits for the destination's backoff (and stays
-              // together); otherwise the item backs off on its own attempts.
-              const delay = unhealthy ? retryDelay : this.backoffDelay(item.attempts + 1);
-              markRetry(this.db, item.id, outcome.reason, now + delay, outcome.status ?? null, now);
-              transient++;
+              break;
+            case 'transient-failure': {
+              const since = item.firstFailureAt ?? now;
+              if (now - since >= this.giveUpAfterMs) {
+                const reason = `gave up after ${fmtDuration(now - since)} of failures; last: ${outcome.reason}`;
+                markDead(this.db, item.id, reason, outcome.status ?? null, now);
+                noteDead(item, reason);
+                dead++;
+              } else {
+                // Destination unhealthy: the whole batch waits for the destination's backoff (and stays
+                // together); otherwise the item backs off on its own attempts.
+                const delay = unhealthy ? retryDelay : this.backoffDelay(item.attempts + 1);
+                markRetry(this.db, item.id, outcome.reason, now + delay, outcome.status ?? null, now);
+                transient++;
+              }
+              break;
             }
-            break;
           }
         }
-      }
-      if (unhealthy) markWaitingFailed(this.db, d.key, now);
-      else if (anyDelivered) clearWaitingFailed(this.db, d.key);
-    }).immediate();
+        if (unhealthy) markWaitingFailed(this.db, d.key, now);
+        else if (anyDelivered) clearWaitingFailed(this.db, d.key);
+      })
+      .immediate();
 
     for (const [reason, list] of deadByReason) {
       const window = d.deadLog.get(reason);
@@ -307,7 +311,10 @@ export class Forwarder {
         continue;
       }
       d.deadLog.set(reason, { windowStart: now, suppressed: 0 });
-      const shown = list.slice(0, 3).map((i) => `item ${i.id} (${i.filePath})`).join(', ');
+      const shown = list
+        .slice(0, 3)
+        .map((i) => `item ${i.id} (${i.filePath})`)
+        .join(', ');
       const more = list.length > 3 ? ` and ${list.length - 3} more` : '';
       const what = list.length === 1 ? `${shown} is dead` : `${list.length} items are dead: ${shown}${more}`;
       this.logger.warn(`forward ${d.key}: ${what}: ${reason}`);

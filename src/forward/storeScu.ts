@@ -98,8 +98,10 @@ function hex(status: number): string {
 /** Maps a C-STORE response status to an outcome. */
 export function classifyStoreStatus(status: number): StoreOutcome {
   if (status === 0x0000) return { kind: 'delivered', status };
-  if (status === 0xb000) return { kind: 'warning', status, reason: `warning ${hex(status)}: coercion of data elements` };
-  if (status === 0xb007) return { kind: 'warning', status, reason: `warning ${hex(status)}: data set does not match SOP class` };
+  if (status === 0xb000)
+    return { kind: 'warning', status, reason: `warning ${hex(status)}: coercion of data elements` };
+  if (status === 0xb007)
+    return { kind: 'warning', status, reason: `warning ${hex(status)}: data set does not match SOP class` };
   if (status === 0xb006) return { kind: 'warning', status, reason: `warning ${hex(status)}: elements discarded` };
   if ((status & 0xf000) === 0xb000 || status === 0x0001) {
     return { kind: 'warning', status, reason: `warning ${hex(status)}` };
@@ -108,16 +110,24 @@ export function classifyStoreStatus(status: number): StoreOutcome {
     // Already stored by the peer (e.g. a retry after a lost response): idempotent, counts as delivered.
     return { kind: 'warning', status, reason: `${hex(status)}: duplicate SOP instance (already stored by peer)` };
   }
-  if ((status & 0xff00) === 0xa700) return { kind: 'transient-failure', status, reason: `refused ${hex(status)}: out of resources` };
-  if (status === 0x0213) return { kind: 'transient-failure', status, reason: `failed ${hex(status)}: resource limitation` };
-  if (status === 0x0110) return { kind: 'transient-failure', status, reason: `failed ${hex(status)}: processing failure` };
+  if ((status & 0xff00) === 0xa700)
+    return { kind: 'transient-failure', status, reason: `refused ${hex(status)}: out of resources` };
+  if (status === 0x0213)
+    return { kind: 'transient-failure', status, reason: `failed ${hex(status)}: resource limitation` };
+  if (status === 0x0110)
+    return { kind: 'transient-failure', status, reason: `failed ${hex(status)}: processing failure` };
   if (status === 0xfe00) return { kind: 'transient-failure', status, reason: `${hex(status)}: cancelled` };
-  if ((status & 0xff00) === 0xa900) return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: data set does not match SOP class` };
-  if ((status & 0xf000) === 0xc000) return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: cannot understand` };
-  if (status === 0x0122) return { kind: 'permanent-failure', status, reason: `refused ${hex(status)}: SOP class not supported` };
+  if ((status & 0xff00) === 0xa900)
+    return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: data set does not match SOP class` };
+  if ((status & 0xf000) === 0xc000)
+    return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: cannot understand` };
+  if (status === 0x0122)
+    return { kind: 'permanent-failure', status, reason: `refused ${hex(status)}: SOP class not supported` };
   if (status === 0x0124) return { kind: 'permanent-failure', status, reason: `refused ${hex(status)}: not authorized` };
-  if (status === 0x0117) return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: invalid SOP instance` };
-  if (status === 0x0211 || status === 0x0212) return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: operation/argument not recognized` };
+  if (status === 0x0117)
+    return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: invalid SOP instance` };
+  if (status === 0x0211 || status === 0x0212)
+    return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: operation/argument not recognized` };
   if ((status & 0xf000) === 0xa000) return { kind: 'permanent-failure', status, reason: `refused ${hex(status)}` };
   return { kind: 'transient-failure', status, reason: `failed with unrecognized status ${hex(status)}` };
 }
@@ -163,9 +173,7 @@ export class RawP10Dataset extends Dataset {
   }
 
   override getElements(): Record<string, unknown> {
-    throw new Error(
-      `refusing element access to raw data set (${this.header.sopInstanceUid}): transcoding is disabled`,
-    );
+    throw new Error(`refusing element access to raw data set (${this.header.sopInstanceUid}): transcoding is disabled`);
   }
 
   override setTransferSyntaxUid(uid: string): void {
@@ -277,13 +285,14 @@ function fileErrorOutcome(err: unknown): StoreOutcome {
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'ENOENT') return { kind: 'permanent-failure', reason: 'file not found' };
   if (e?.code === 'EISDIR') return { kind: 'permanent-failure', reason: 'path is a directory' };
-  if (e?.code === 'EACCES' || e?.code === 'EPERM') return { kind: 'permanent-failure', reason: `cannot read file (${e.code})` };
+  if (e?.code === 'EACCES' || e?.code === 'EPERM')
+    return { kind: 'permanent-failure', reason: `cannot read file (${e.code})` };
   return { kind: 'transient-failure', reason: `cannot read file: ${e?.code ?? (e as Error)?.message ?? String(err)}` };
 }
 
 interface NetworkLike {
   socket: Socket;
-  on(event: string, fn: (...args: any[]) => void): unknown;
+  on(event: string, fn: (...args: never[]) => void): unknown;
   sendAbort(source?: number, reason?: number): void;
 }
 
@@ -309,8 +318,10 @@ function contextProblem(association: DimseAssociation, req: DimseRequest, h: P10
   if (acceptedTs.length === 0) {
     const abstractRejected = peerCtxs.some((c) => c.getResult() === PCResult.RejectAbstractSyntaxNotSupported);
     const tsRejected = peerCtxs.some((c) => c.getResult() === PCResult.RejectTransferSyntaxesNotSupported);
-    if (abstractRejected) return `peer does not accept ${sop} (presentation context rejected: abstract syntax not supported)`;
-    if (tsRejected) return `peer does not accept ${ts} for ${sop} (presentation context rejected: transfer syntaxes not supported)`;
+    if (abstractRejected)
+      return `peer does not accept ${sop} (presentation context rejected: abstract syntax not supported)`;
+    if (tsRejected)
+      return `peer does not accept ${ts} for ${sop} (presentation context rejected: transfer syntaxes not supported)`;
     return `peer rejected the presentation context for ${sop} with ${ts}`;
   }
   return (
@@ -390,7 +401,7 @@ function sendOneAssociation(items: Prepared[], dest: Destination, opts: StoreScu
       client.clearRequests();
       resolve({
         outcomes,
-        connectionProblem: isConnectionProblem && anyMissing ? problem ?? 'connection lost' : undefined,
+        connectionProblem: isConnectionProblem && anyMissing ? (problem ?? 'connection lost') : undefined,
       });
     }
 

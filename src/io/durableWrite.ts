@@ -6,7 +6,18 @@
 // touch libuv's shared thread pool, so processing cannot delay the receiving thread's spool
 // writes.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 const knownDirs = new Set<string>();
@@ -92,7 +103,7 @@ function writeViaTemp(file: string, data: Uint8Array | string | Buffer[], mode: 
 
 /** writev until every byte is written (a short write continues where it stopped). */
 export function writevAll(fd: number, parts: Buffer[]): void {
-  let rest = parts.filter((p) => p.length > 0);
+  const rest = parts.filter((p) => p.length > 0);
   while (rest.length > 0) {
     let n = writevSync(fd, rest);
     while (rest.length > 0 && n >= rest[0]!.length) n -= rest.shift()!.length;

@@ -17,7 +17,9 @@ export function readMappingFile(
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw unreadable(`cannot read the mapping CSV ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw unreadable(
+      `cannot read the mapping CSV ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   return parseMappingCsv(text, basename(file));
 }

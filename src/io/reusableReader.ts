@@ -56,7 +56,8 @@ export class ReusableReader {
 
   private buffer(size: number): Buffer {
     if (size > MAX_KEPT) return Buffer.allocUnsafe(size);
-    if (this.scratch.length < size) this.scratch = Buffer.allocUnsafe(Math.min(MAX_KEPT, Math.max(size, this.scratch.length * 2)));
+    if (this.scratch.length < size)
+      this.scratch = Buffer.allocUnsafe(Math.min(MAX_KEPT, Math.max(size, this.scratch.length * 2)));
     return this.scratch;
   }
 }

@@ -157,7 +157,9 @@ export class DeidNode {
     // A record the disk damaged is kept as it is, for a person to look at; never filed.
     const corrupt = error === 'SpoolRecordCorrupt';
     if (corrupt || (!/^E[A-Z0-9]+$/.test(error) && faults >= MAX_FAULTS)) {
-      const why = corrupt ? 'spool record fails its checksum (a disk error)' : `processing failed ${faults} times (${error})`;
+      const why = corrupt
+        ? 'spool record fails its checksum (a disk error)'
+        : `processing failed ${faults} times (${error})`;
       try {
         quarantineFile(
           this.config.quarantine,

@@ -50,10 +50,12 @@ const reader = new ReusableReader();
 /** Series folder from de-identified values only: modality, series number, new series UID hash. */
 export function seriesFolderName(r: DeidResult): string {
   const clean = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '').slice(0, 16);
-  const hash = createHash('sha256').update(r.seriesInstanceUid || r.sopInstanceUid).digest('hex').slice(0, 8);
+  const hash = createHash('sha256')
+    .update(r.seriesInstanceUid || r.sopInstanceUid)
+    .digest('hex')
+    .slice(0, 8);
   return `${clean(r.modality) || 'OT'}_S${clean(r.seriesNumber) || '0'}_${hash}`;
 }
-
 
 /** An instance written to the output tree whose filing is not committed yet. */
 export interface Staged {
@@ -74,7 +76,12 @@ export interface Staged {
  * file atomically (made durable by retireStaged). Unmatched or undecodable instances are
  * quarantined at once (or, with `leaveUnmatched` for a quarantine replay, left where they are).
  */
-export function stageInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Staged | Outcome {
+export function stageInstance(
+  deps: ProcessorDeps,
+  file: string,
+  source: Source,
+  leaveUnmatched = false,
+): Staged | Outcome {
   const bytes = readSpoolItem(reader, file); // nothing of it is kept past this call
 
   const sourceLabel = `${source.callingAet}:${spoolItemName(file)}`;
@@ -85,9 +92,20 @@ export function stageInstance(deps: ProcessorDeps, file: string, source: Source,
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, file, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
   }
-  const match: Match | null = deps.mapping().match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
+  const match: Match | null = deps
+    .mapping()
+    .match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
   if (!match) {
-    return quarantine(deps, file, source, 'no-mapping', 'no mapping row for this patient or accession', keys, sourceLabel, leaveUnmatched);
+    return quarantine(
+      deps,
+      file,
+      source,
+      'no-mapping',
+      'no mapping row for this patient or accession',
+      keys,
+      sourceLabel,
+      leaveUnmatched,
+    );
   }
   const { row } = match;
   const n = sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));

@@ -3,11 +3,7 @@
 import { statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { readMappingFile } from '../io/mappingFile.js';
-
-export interface WatcherLogger {
-  info(msg: string): unknown;
-  error(msg: string): unknown;
-}
+import type { Logger } from '../log.js';
 
 /** Reads and validates the CSV; throws MappingError (message names the row and value). */
 export function loadMapping(file: string): MappingTable {
@@ -21,7 +17,7 @@ export class MappingWatcher {
   /** Loads the CSV now (throws when it does not validate: the node must not start without a key). */
   constructor(
     readonly file: string,
-    private readonly logger: WatcherLogger,
+    private readonly logger: Logger,
     private readonly intervalMs = 1000,
     private readonly onReload: (table: MappingTable) => void = () => undefined,
   ) {

@@ -39,7 +39,15 @@ export class ConfigError extends Error {
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
 
 const STRINGS = ['aeTitle', 'host', 'csv', 'output', 'db', 'quarantine', 'spool', 'logDir', 'callingAet'] as const;
-const NUMBERS = ['port', 'maxAssociations', 'maxPduLength', 'maxInstanceMB', 'forwardGiveUpHours', 'processingThreads', 'spoolReserveMB'] as const;
+const NUMBERS = [
+  'port',
+  'maxAssociations',
+  'maxPduLength',
+  'maxInstanceMB',
+  'forwardGiveUpHours',
+  'processingThreads',
+  'spoolReserveMB',
+] as const;
 const LISTS = ['allowedAets', 'forward'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
@@ -73,11 +81,13 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
   for (const [k, v] of Object.entries(layer)) {
     if (v === undefined) continue;
     if ((STRINGS as readonly string[]).includes(k)) {
-      if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(`${where}: "${k}" must be a non-empty string`);
+      if (typeof v !== 'string' || v.trim() === '')
+        throw new ConfigError(`${where}: "${k}" must be a non-empty string`);
       out[k] = v;
     } else if ((NUMBERS as readonly string[]).includes(k)) {
       const n = typeof v === 'string' ? Number(v) : v;
-      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new ConfigError(`${where}: "${k}" must be a number >= 0`);
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0)
+        throw new ConfigError(`${where}: "${k}" must be a number >= 0`);
       out[k] = n;
     } else if ((LISTS as readonly string[]).includes(k)) {
       const list = typeof v === 'string' ? v.split(',') : v;

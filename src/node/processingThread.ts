@@ -195,7 +195,12 @@ export class ProcessingThread {
     let i = 0;
     for (let k = 1; k < this.workers.length; k++) if (this.load[k]! < this.load[i]!) i = k;
     this.move(file, 'processing', i);
-    this.workers[i]!.postMessage({ type: 'process', file, callingAet, receivedAt: receivedAt.getTime() } satisfies ToWorker);
+    this.workers[i]!.postMessage({
+      type: 'process',
+      file,
+      callingAet,
+      receivedAt: receivedAt.getTime(),
+    } satisfies ToWorker);
   }
 
   setMapping(rows: MappingRow[]): void {

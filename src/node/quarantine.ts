@@ -16,7 +16,9 @@ export interface QuarantineSidecar {
   receivedAt: string;
   callingAet: string;
   /** The keys tried against the mapping CSV (identifying: this folder is key material). */
-  keys: Partial<Pick<InstanceKeys, 'patientId' | 'accessionNumber' | 'studyInstanceUid' | 'sopInstanceUid' | 'studyDate'>>;
+  keys: Partial<
+    Pick<InstanceKeys, 'patientId' | 'accessionNumber' | 'studyInstanceUid' | 'sopInstanceUid' | 'studyDate'>
+  >;
 }
 
 export interface QuarantinedInstance {
@@ -35,11 +37,18 @@ function studyFolder(root: string, keys: QuarantineSidecar['keys']): string {
  * record (spoolRef.ts) is copied: its owner then releases it from the journal. `unchecked`: a
  * record is copied even when its bytes fail its checksum.
  */
-export function quarantineFile(root: string, file: string, sidecar: QuarantineSidecar, opts: { unchecked?: boolean } = {}): string {
+export function quarantineFile(
+  root: string,
+  file: string,
+  sidecar: QuarantineSidecar,
+  opts: { unchecked?: boolean } = {},
+): string {
   const record = parseJournalRef(file) !== null;
   // A record's short name repeats when a journal starts over (a new spool): a hash of its full
   // name (which holds its segment's nonce) keeps it unique, and the same on a retry.
-  const name = record ? `${spoolItemName(file)}-${createHash('sha256').update(file).digest('hex').slice(0, 12)}` : basename(file);
+  const name = record
+    ? `${spoolItemName(file)}-${createHash('sha256').update(file).digest('hex').slice(0, 12)}`
+    : basename(file);
   const dest = join(studyFolder(root, sidecar.keys), name.replace(/(\.dcm)?$/, '.dcm'));
   // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
   // never a file that nobody knows why it is there.

@@ -28,12 +28,18 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
       outputDir: c.output,
       quarantineDir: c.quarantine,
       forwardTo: c.forward.map((f) => formatDestination(parseDestination(f))),
-      audit: (row: Parameters<AuditLog['write']>[0]) => audit.write({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
+      audit: (row: Parameters<AuditLog['write']>[0]) =>
+        audit.write({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
     };
     const summary: ReplaySummary = { filed: 0, stillUnmatched: 0 };
     for (const q of await listQuarantine(c.quarantine)) {
       const receivedAt = q.sidecar.receivedAt ? new Date(q.sidecar.receivedAt) : new Date();
-      const outcome = processInstance(deps, q.file, { callingAet: q.sidecar.callingAet || 'quarantine', receivedAt }, true);
+      const outcome = processInstance(
+        deps,
+        q.file,
+        { callingAet: q.sidecar.callingAet || 'quarantine', receivedAt },
+        true,
+      );
       if (outcome.status === 'filed') {
         await removeFromQuarantine(q.file);
         summary.filed++;

@@ -14,7 +14,21 @@ export const PIXEL_DATA = 0x7fe00010;
 const MAX_DEPTH = 32;
 
 /** VRs whose explicit header has 2 reserved bytes and a 4-byte length. */
-export const LONG_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+export const LONG_VRS: ReadonlySet<string> = new Set([
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'SQ',
+  'SV',
+  'UC',
+  'UN',
+  'UR',
+  'UT',
+  'UV',
+]);
 
 export interface Element {
   tag: number;

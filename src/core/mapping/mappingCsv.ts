@@ -127,7 +127,10 @@ export function parseMappingCsv(text: string, source?: string): MappingRow[] {
   const names = h.cells.map(normaliseHeader);
   while (names.length > 0 && names[names.length - 1] === '') names.pop();
   if (names.length < 2) {
-    fail(h.line, `the header has ${names.length} column(s); need at least 2 (MRN, Accession) plus New_Patient_ID and Surgery_Date`);
+    fail(
+      h.line,
+      `the header has ${names.length} column(s); need at least 2 (MRN, Accession) plus New_Patient_ID and Surgery_Date`,
+    );
   }
   const find = (name: string, required: boolean): number => {
     const idx: number[] = [];
@@ -162,7 +165,10 @@ export function parseMappingCsv(text: string, source?: string): MappingRow[] {
     const mrn = isNoInformation(mrnRaw) ? null : mrnRaw;
     const accession = isNoInformation(accRaw) ? null : accRaw;
     if (mrn === null && accession === null) {
-      fail(line, `both MRN ${q(mrnRaw)} and Accession ${q(accRaw)} are empty/no information, so the row can never match`);
+      fail(
+        line,
+        `both MRN ${q(mrnRaw)} and Accession ${q(accRaw)} are empty/no information, so the row can never match`,
+      );
     }
 
     const researchId = cell(colId);
@@ -174,7 +180,10 @@ export function parseMappingCsv(text: string, source?: string): MappingRow[] {
       );
     }
     if (researchId === mrn || researchId === accession) {
-      fail(line, `New_Patient_ID ${q(researchId)} equals the row's ${researchId === mrn ? 'MRN' : 'Accession'}; it must not be an identifier`);
+      fail(
+        line,
+        `New_Patient_ID ${q(researchId)} equals the row's ${researchId === mrn ? 'MRN' : 'Accession'}; it must not be an identifier`,
+      );
     }
 
     const surgeryDate = cell(colSurgery);
@@ -188,14 +197,20 @@ export function parseMappingCsv(text: string, source?: string): MappingRow[] {
     if (mrn !== null) {
       const prev = byMrn.get(mrn);
       if (prev && prev.researchId !== researchId) {
-        fail(line, `MRN ${q(mrn)} is mapped to ${q(researchId)} but line ${prev.line} maps it to ${q(prev.researchId)}`);
+        fail(
+          line,
+          `MRN ${q(mrn)} is mapped to ${q(researchId)} but line ${prev.line} maps it to ${q(prev.researchId)}`,
+        );
       }
       if (!prev) byMrn.set(mrn, { researchId, line });
     }
     if (accession !== null) {
       const prev = byAcc.get(accession);
       if (prev && prev.researchId !== researchId) {
-        fail(line, `Accession ${q(accession)} is mapped to ${q(researchId)} but line ${prev.line} maps it to ${q(prev.researchId)}`);
+        fail(
+          line,
+          `Accession ${q(accession)} is mapped to ${q(researchId)} but line ${prev.line} maps it to ${q(prev.researchId)}`,
+        );
       }
       if (!prev) byAcc.set(accession, { researchId, line });
     }

@@ -54,7 +54,9 @@ const EXTRA_REMOVE = new Set([
  * are never remapped, even outside the standard root (a private SOP class must stay valid).
  */
 const CLASS_UIDS = new Set([
-  0x00020002, 0x00020010, 0x00020012, // meta: SOP class, transfer syntax, implementation
+  0x00020002,
+  0x00020010,
+  0x00020012, // meta: SOP class, transfer syntax, implementation
   0x00080016, // SOPClassUID
   0x0008001a, // RelatedGeneralSOPClassUID
   0x0008001b, // OriginalSpecializedSOPClassUID
@@ -65,7 +67,8 @@ const CLASS_UIDS = new Set([
   0x00080118, // MappingResourceUID
   0x00081150, // ReferencedSOPClassUID
   0x0008115a, // SOPClassesSupported
-  0x00041510, 0x00041512, // DICOMDIR referenced SOP class / transfer syntax
+  0x00041510,
+  0x00041512, // DICOMDIR referenced SOP class / transfer syntax
 ]);
 
 interface Row {

@@ -31,8 +31,7 @@ export interface AssociationPolicyConfig {
 }
 
 export type AssociationDecision =
-  | { accept: true }
-  | { accept: false; result: number; source: number; reason: number; why: string };
+  { accept: true } | { accept: false; result: number; source: number; reason: number; why: string };
 
 /** An AE title we can be configured with: 1-16 characters, no backslash or control character. */
 export function isValidAeTitle(aet: string): boolean {
@@ -102,7 +101,10 @@ export interface ContextAnswer {
  * accepted with the preferred transfer syntax (see transferSyntaxes.ts); anything else is
  * refused. `proposedTransferSyntaxes` is copied, never modified.
  */
-export function negotiateContext(abstractSyntaxUid: string, proposedTransferSyntaxes: readonly string[]): ContextAnswer {
+export function negotiateContext(
+  abstractSyntaxUid: string,
+  proposedTransferSyntaxes: readonly string[],
+): ContextAnswer {
   const abstract = cleanUid(abstractSyntaxUid);
   const verification = abstract === VERIFICATION_SOP_CLASS;
   if (!verification && !isAcceptedStorageSyntax(abstract)) {

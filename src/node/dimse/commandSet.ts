@@ -52,7 +52,8 @@ export function parseCommand(cmd: Buffer): Command {
     if (group !== 0x0000) throw new CommandSetError('command set element outside group 0000');
     if (len > cmd.length - at) throw new CommandSetError('command element longer than the command set');
     const us = (): number => {
-      if (len !== 2) throw new CommandSetError(`command element (0000,${element.toString(16).padStart(4, '0')}) is not a US`);
+      if (len !== 2)
+        throw new CommandSetError(`command element (0000,${element.toString(16).padStart(4, '0')}) is not a US`);
       return cmd.readUInt16LE(at);
     };
     switch (element) {

@@ -34,11 +34,18 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import dimse from 'dcmjs-dimse';
-import { decideAssociation, negotiateContext, ContextResult, isValidAeTitle, normalizeAet } from './associationPolicy.js';
+import {
+  decideAssociation,
+  negotiateContext,
+  ContextResult,
+  isValidAeTitle,
+  normalizeAet,
+} from './associationPolicy.js';
 import { CommandField, CommandSetError, commandPdu, encodeResponse, parseCommand, type Command } from './commandSet.js';
 import { buildFileMeta } from './part10Meta.js';
 import { AbortReason, AbortSource, abortPdu, parsePdvs } from './pdataTf.js';
 import { PduError, PduReader, PduType } from './pduReader.js';
+import type { Logger } from '../../log.js';
 import { silenceLibraryLogs } from '../../dimse/silenceLibraryLogs.js';
 import { JournalCursor, SpoolJournal } from './spoolJournal.js';
 import { DiscardSink, SpoolPool, SpoolWriter, recoverSpool } from './spoolWriter.js';
@@ -66,13 +73,6 @@ export interface ReceivedInstance {
  * throws, 0xA700 is answered (0xC000 for a DicomFormatError) and the error name is logged.
  */
 export type StoreHandler = (inst: ReceivedInstance) => Promise<number>;
-
-export interface DicomServerLogger {
-  info(msg: string, meta?: object): void;
-  warn(msg: string, meta?: object): void;
-  error(msg: string, meta?: object): void;
-  debug?(msg: string, meta?: object): void;
-}
 
 export interface DicomServerOptions {
   aeTitle: string;
@@ -108,7 +108,7 @@ export interface DicomServerOptions {
    */
   timeouts?: { connect?: number; association?: number; pdu?: number };
   /** Never receives patient identifiers or UIDs: AE titles, addresses, counts, error codes only. */
-  logger: DicomServerLogger;
+  logger: Logger;
   onStore: StoreHandler;
 }
 
@@ -139,7 +139,7 @@ interface ResolvedOptions {
   maxPduLength: number;
   maxInstanceBytes: number;
   timeouts: { connect: number; association: number; pdu: number };
-  logger: DicomServerLogger;
+  logger: Logger;
   onStore: StoreHandler;
 }
 
@@ -271,7 +271,8 @@ class DimseAssociation extends dimse.Scp {
 
   private onPdu(type: number, pdu: Buffer): void {
     if (!this.associated) {
-      if (type !== PduType.AssociateRq || this.rqSeen) throw new PduError(`unexpected PDU type ${type} before association`);
+      if (type !== PduType.AssociateRq || this.rqSeen)
+        throw new PduError(`unexpected PDU type ${type} before association`);
       this.rqSeen = true;
       this.runLibrary(pdu);
       return;
@@ -306,7 +307,8 @@ class DimseAssociation extends dimse.Scp {
       if (!context) throw new PduError('PDV on a presentation context that was not accepted');
       if (pdv.isCommand()) {
         if (this.receiving) throw new PduError('command PDV in the middle of a data set');
-        if (this.commandBytes > 0 && this.commandPcId !== pcId) throw new PduError('command fragments on different contexts');
+        if (this.commandBytes > 0 && this.commandPcId !== pcId)
+          throw new PduError('command fragments on different contexts');
         this.commandPcId = pcId;
         this.commandBytes += pdv.value.length;
         if (this.commandBytes > MAX_COMMAND_BYTES) throw new PduError('command set too large');
@@ -320,7 +322,8 @@ class DimseAssociation extends dimse.Scp {
       } else {
         const receiving = this.receiving;
         if (!receiving) throw new PduError('data PDV without a pending command');
-        if (pcId !== receiving.presentationContextId) throw new PduError('data set on a different context than its command');
+        if (pcId !== receiving.presentationContextId)
+          throw new PduError('data set on a different context than its command');
         receiving.sink.write(pdv.value);
         if (pdv.isLastFragment()) {
           this.receiving = undefined;
@@ -463,7 +466,10 @@ class DimseAssociation extends dimse.Scp {
 
   /** A-ABORT received from the peer. */
   override abort(_source: number, _reason: number): void {
-    this.ctx.opts.logger.info('association aborted by peer', { callingAet: this.callingAet, remoteAddress: this.remoteAddress });
+    this.ctx.opts.logger.info('association aborted by peer', {
+      callingAet: this.callingAet,
+      remoteAddress: this.remoteAddress,
+    });
     this.ending = true;
     this.reader.stop();
     this.sock.destroy();
@@ -655,7 +661,7 @@ class DimseAssociation extends dimse.Scp {
   }
 
   private debug(msg: string, meta?: object): void {
-    this.ctx.opts.logger.debug?.(msg, meta);
+    this.ctx.opts.logger.debug(msg, meta);
   }
 }
 
@@ -689,7 +695,8 @@ export class DicomServer {
     };
     const aet = normalizeAet(opts.aeTitle);
     if (!isValidAeTitle(aet)) throw new RangeError('aeTitle must be 1-16 characters');
-    if (!Number.isInteger(opts.maxAssociations) || opts.maxAssociations < 1) throw new RangeError('maxAssociations must be >= 1');
+    if (!Number.isInteger(opts.maxAssociations) || opts.maxAssociations < 1)
+      throw new RangeError('maxAssociations must be >= 1');
     // PS3.8: a receive limit below 4096 is not interoperable; the PDU length field is 32 bits.
     if (!Number.isInteger(opts.maxPduLength) || opts.maxPduLength < 4096 || opts.maxPduLength > 0xffffffff) {
       throw new RangeError('maxPduLength must be between 4096 and 4294967295');
@@ -737,10 +744,13 @@ export class DicomServer {
       const { recovered, partials } = await recoverSpool(opts.spoolDir);
       const journal = await this.ctx.journal.recover();
       if (journal.records.length > 0) {
-        opts.logger.info('spool journal: acknowledged instances left by a previous run', { count: journal.records.length });
+        opts.logger.info('spool journal: acknowledged instances left by a previous run', {
+          count: journal.records.length,
+        });
       }
       if (partials > 0) opts.logger.warn('deleted partial files left by a previous run', { count: partials });
-      if (recovered > 0) opts.logger.info('moved complete files left by a previous run to the spool', { count: recovered });
+      if (recovered > 0)
+        opts.logger.info('moved complete files left by a previous run to the spool', { count: recovered });
     })();
     return this.recovered;
   }
@@ -753,7 +763,9 @@ export class DicomServer {
     const t0 = Date.now();
     const missing = this.ctx.journal.missingBytes();
     if (missing > 0) {
-      opts.logger.info('preparing the spool reserve before listening (once, on a new spool)', { mb: Math.round(missing / 1024 / 1024) });
+      opts.logger.info('preparing the spool reserve before listening (once, on a new spool)', {
+        mb: Math.round(missing / 1024 / 1024),
+      });
     }
     const reserve = await this.ctx.journal.prepare();
     if (reserve.preparedBytes > 0) {
@@ -763,7 +775,9 @@ export class DicomServer {
       });
     }
     if (reserve.error === 'LOWDISK') {
-      opts.logger.warn('spool reserve left incomplete to keep disk space free (1/20 of the disk, 1-10 GiB); instances beyond it go to files');
+      opts.logger.warn(
+        'spool reserve left incomplete to keep disk space free (1/20 of the disk, 1-10 GiB); instances beyond it go to files',
+      );
     } else if (reserve.error) {
       opts.logger.warn('spool reserve incomplete: instances beyond it go to files', { code: reserve.error });
     }
@@ -780,7 +794,10 @@ export class DicomServer {
     });
     server.on('error', (err) => opts.logger.error('DICOM listener error', { code: errorCode(err) }));
     const { timeouts } = opts;
-    const tick = Math.max(100, Math.min(1000, Math.floor(Math.min(timeouts.connect, timeouts.association, timeouts.pdu) / 4)));
+    const tick = Math.max(
+      100,
+      Math.min(1000, Math.floor(Math.min(timeouts.connect, timeouts.association, timeouts.pdu) / 4)),
+    );
     this.sweeper = setInterval(() => this.sweepTimeouts(), tick);
     this.sweeper.unref();
     const port = (server.address() as net.AddressInfo).port;
@@ -798,9 +815,7 @@ export class DicomServer {
     const { ctx } = this;
     ctx.stopping = true;
     const server = this.server;
-    const closed = server
-      ? new Promise<void>((resolve) => server.close(() => resolve()))
-      : Promise.resolve();
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     await Promise.allSettled([...ctx.pending]);
     for (const a of [...ctx.connections]) a.shutdown();
     while (ctx.pending.size > 0) await Promise.allSettled([...ctx.pending]);

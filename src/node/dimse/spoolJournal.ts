@@ -32,9 +32,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { closeQuietly, fdatasyncAsync, fsyncPathSync } from '../../io/durableWrite.js';
-import { BLOCK, RETIRED_AT, newStamp, readMarker, readSegmentHeader, recordMarker, segmentHeader, type Stamp } from './spoolRecordFormat.js';
+import {
+  BLOCK,
+  RETIRED_AT,
+  newStamp,
+  readMarker,
+  readSegmentHeader,
+  recordMarker,
+  segmentHeader,
+  type Stamp,
+} from './spoolRecordFormat.js';
 import { formatJournalRef, parseJournalRef } from './spoolRef.js';
-
 
 export { BLOCK };
 export const JOURNAL = 'journal';
@@ -153,7 +161,15 @@ export class SpoolJournal {
         closeQuietly(fd);
         throw err;
       }
-      const seg: Segment = { path: p, fd, stamp: stamp ?? newStamp(0), head: BLOCK, live: new Map(), held: false, unavailable: false };
+      const seg: Segment = {
+        path: p,
+        fd,
+        stamp: stamp ?? newStamp(0),
+        head: BLOCK,
+        live: new Map(),
+        held: false,
+        unavailable: false,
+      };
       this.segments.set(p, seg);
       if (stamp === null) {
         // A segment whose header never became durable held no acknowledged record: start it over.
@@ -214,7 +230,13 @@ export class SpoolJournal {
   }
 
   private refOf(seg: Segment, offset: number, length: number): string {
-    return formatJournalRef({ segment: seg.path, offset, length, generation: seg.stamp.generation, nonce: seg.stamp.nonce.toString('hex') });
+    return formatJournalRef({
+      segment: seg.path,
+      offset,
+      length,
+      generation: seg.stamp.generation,
+      nonce: seg.stamp.nonce.toString('hex'),
+    });
   }
 
   /** Bytes prepare() would write (0 once the reserve is ready). */
@@ -269,7 +291,7 @@ export class SpoolJournal {
     const size = fs.fstatSync(fd).size;
     if (size >= this.segmentBytes) return 0;
     const zeros = Buffer.alloc(Math.min(8 * 1024 * 1024, this.segmentBytes));
-    for (let pos = size; pos < this.segmentBytes; ) {
+    for (let pos = size; pos < this.segmentBytes;) {
       const n = await new Promise<number>((resolve, reject) =>
         fs.write(fd, zeros, 0, Math.min(zeros.length, this.segmentBytes - pos), pos, (err, written) =>
           err ? reject(err) : resolve(written),
@@ -284,7 +306,8 @@ export class SpoolJournal {
   /** Every acknowledged, unretired record (for a rescan of the spool). */
   liveRecords(): string[] {
     const out: string[] = [];
-    for (const seg of this.segments.values()) for (const [offset, length] of seg.live) out.push(this.refOf(seg, offset, length));
+    for (const seg of this.segments.values())
+      for (const [offset, length] of seg.live) out.push(this.refOf(seg, offset, length));
     return out;
   }
 
@@ -404,7 +427,8 @@ export class SpoolJournal {
       })
       .catch((err: unknown) => {
         this.retryAfter = Date.now() + 1000;
-        if (!this.growFailing) this.warn('spool journal segment could not be created; instances go to files meanwhile', errCode(err));
+        if (!this.growFailing)
+          this.warn('spool journal segment could not be created; instances go to files meanwhile', errCode(err));
         this.growFailing = true; // said once, until one can be created again
       })
       .finally(() => {
@@ -426,7 +450,9 @@ export class SpoolJournal {
     }
     const p = path.join(this.dir, `${String(n).padStart(4, '0')}.seg`);
     const stamp = newStamp(1);
-    const fd = await new Promise<number>((resolve, reject) => fs.open(p, 'wx+', 0o600, (err, f) => (err ? reject(err) : resolve(f))));
+    const fd = await new Promise<number>((resolve, reject) =>
+      fs.open(p, 'wx+', 0o600, (err, f) => (err ? reject(err) : resolve(f))),
+    );
     let written = BLOCK;
     try {
       pwriteAll(fd, segmentHeader(stamp), 0);
@@ -487,7 +513,8 @@ export class JournalCursor {
       return undefined;
     }
     const seg = this.segment;
-    if (seg && (seg.unavailable || this.journal.segmentBytes - seg.head < room || !this.journal.linked(seg))) this.letGo();
+    if (seg && (seg.unavailable || this.journal.segmentBytes - seg.head < room || !this.journal.linked(seg)))
+      this.letGo();
     this.segment ??= this.journal.take(room);
     if (!this.segment) return undefined;
     this.staging ??= Buffer.allocUnsafeSlow(STAGING);
@@ -588,7 +615,8 @@ export class RecordWriter {
     const chunk = Buffer.allocUnsafe(Math.min(this.flushed, 1024 * 1024));
     for (let pos = 0; pos < this.flushed; pos += chunk.length) {
       const n = Math.min(chunk.length, this.flushed - pos);
-      if (preadAll(this.segment.fd, chunk.subarray(0, n), this.offset + pos) < n) throw new Error('spool segment read short');
+      if (preadAll(this.segment.fd, chunk.subarray(0, n), this.offset + pos) < n)
+        throw new Error('spool segment read short');
       yield chunk.subarray(0, n);
     }
     if (this.staged > 0) yield this.staging.subarray(0, this.staged);

@@ -69,7 +69,8 @@ export interface MarkerFields {
 
 /** The marker's fields when it is a marker of this use of the segment (`stamp`), else null. */
 export function readMarker(m: Buffer, stamp: Stamp): MarkerFields | null {
-  if (m.length < 128 || !m.subarray(0, 16).equals(RECORD_MAGIC) || m.readUInt32LE(16) !== RECORD_MARKER_VERSION) return null;
+  if (m.length < 128 || !m.subarray(0, 16).equals(RECORD_MAGIC) || m.readUInt32LE(16) !== RECORD_MARKER_VERSION)
+    return null;
   if (Number(m.readBigUInt64LE(32)) !== stamp.generation || !m.subarray(44, 52).equals(stamp.nonce)) return null;
   return { length: Number(m.readBigUInt64LE(20)), crc: m.readUInt32LE(28), retired: m.readUInt32LE(RETIRED_AT) === 1 };
 }

@@ -77,14 +77,16 @@ function checked(r: JournalRef, unchecked: boolean, read: () => Buffer): Buffer 
     bytes = read();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESHORTREAD' || (err as Error).name === 'SpoolItemGone') throw new SpoolItemGone('spool record is gone');
+    if (code === 'ENOENT' || code === 'ESHORTREAD' || (err as Error).name === 'SpoolItemGone')
+      throw new SpoolItemGone('spool record is gone');
     throw err;
   }
   // The segment is still in the use the record belongs to: whatever does not match now is damage.
   if (!stamp || stamp.generation !== r.generation || stamp.nonce.toString('hex') !== r.nonce) {
     throw new SpoolItemGone('spool record belongs to an earlier use of its segment');
   }
-  if (!unchecked && !isCompleteRecord(bytes, stamp)) throw new SpoolRecordCorrupt('spool record does not match its marker');
+  if (!unchecked && !isCompleteRecord(bytes, stamp))
+    throw new SpoolRecordCorrupt('spool record does not match its marker');
   return bytes;
 }
 

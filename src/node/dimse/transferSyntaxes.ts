@@ -80,10 +80,7 @@ const VERIFICATION_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([EXPLICIT_VR
  * decompress JPEG 2000, which it cannot, and fail the store). Returns undefined when none is
  * acceptable.
  */
-export function pickTransferSyntax(
-  proposed: readonly string[],
-  verification = false,
-): string | undefined {
+export function pickTransferSyntax(proposed: readonly string[], verification = false): string | undefined {
   const allowed = verification ? VERIFICATION_TRANSFER_SYNTAXES : ACCEPTED_TRANSFER_SYNTAXES;
   return proposed.map(cleanUid).find((ts) => allowed.has(ts));
 }
