@@ -6,7 +6,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
-import { UsageError } from './commands/errors.js';
+import { UsageError } from './errors.js';
 import { MappingError } from './core/types.js';
 
 const argv = hideBin(process.argv);

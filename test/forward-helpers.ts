@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readP10Header } from '../src/forward/p10.js';
+import { readP10Header } from '../src/dimse/part10.js';
 import type { Logger } from '../src/log.js';
 
 export const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';

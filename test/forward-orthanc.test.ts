@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatDestination } from '../src/forward/destination.js';
 import { counts, enqueue, ensureSchema, getItem } from '../src/forward/forwardQueue.js';
 import { Forwarder } from '../src/forward/forwarder.js';
-import { readP10Header } from '../src/forward/p10.js';
+import { readP10Header } from '../src/dimse/part10.js';
 import {
   dataSetBytes,
   F,

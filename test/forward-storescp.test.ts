@@ -16,7 +16,7 @@ import {
   type QueueItem,
 } from '../src/forward/forwardQueue.js';
 import { Forwarder } from '../src/forward/forwarder.js';
-import { readP10Header } from '../src/forward/p10.js';
+import { readP10Header } from '../src/dimse/part10.js';
 import { sendFiles } from '../src/forward/storeScu.js';
 import {
   dataSetBytes,

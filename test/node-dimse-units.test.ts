@@ -5,11 +5,11 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decideAssociation, negotiateContext, ContextResult } from '../src/node/dimse/associationPolicy.js';
-import { CommandSetError, commandPdu, encodeResponse, parseCommand } from '../src/node/dimse/commandSet.js';
-import { buildFileMeta } from '../src/node/dimse/part10Meta.js';
+import { CommandSetError, commandPdu, encodeResponse, parseCommand } from '../src/dimse/commandSet.js';
+import { buildFileMeta } from '../src/core/dicom/fileMeta.js';
 import { completionMarker, isCompleteSpoolFile, recoverSpool } from '../src/node/dimse/spoolWriter.js';
-import { parsePdvs } from '../src/node/dimse/pdataTf.js';
-import { PduError, PduReader } from '../src/node/dimse/pduReader.js';
+import { parsePdvs } from '../src/dimse/pdataTf.js';
+import { PduError, PduReader } from '../src/dimse/pduReader.js';
 import { isAcceptedStorageSyntax } from '../src/node/dimse/storageSopClasses.js';
 import { pickTransferSyntax } from '../src/node/dimse/transferSyntaxes.js';
 

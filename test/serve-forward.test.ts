@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readP10Header } from '../src/forward/p10.js';
+import { readP10Header } from '../src/dimse/part10.js';
 import {
   dataSetBytes,
   freePort,

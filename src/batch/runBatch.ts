@@ -9,7 +9,7 @@ import { readInstanceKeys } from '../core/deidentify.js';
 import { ReusableReader } from '../io/reusableReader.js';
 import { readMappingFile } from '../io/mappingFile.js';
 import { StateDb } from '../state/stateDb.js';
-import { UsageError } from '../commands/errors.js';
+import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import {

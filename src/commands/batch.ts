@@ -5,7 +5,8 @@ import { closeLogger, createLogger, type ProcessLogger } from '../log.js';
 import { defaultLogDir, defaultStatePath, runBatch } from '../batch/runBatch.js';
 import { parseDestination } from '../forward/destination.js';
 import { StateDb } from '../state/stateDb.js';
-import { UsageError, wrapText } from './errors.js';
+import { UsageError } from '../errors.js';
+import { wrapText } from './wrapText.js';
 
 interface BatchArgs {
   csv: string;

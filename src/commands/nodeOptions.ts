@@ -1,8 +1,8 @@
 // Options shared by the commands that work on the node's state (serve, quarantine, queue):
 // --config plus the flags that override the config file.
 import type { Argv } from 'yargs';
-import { ConfigError, loadNodeConfig, type NodeConfig } from '../node/nodeConfig.js';
-import { UsageError } from './errors.js';
+import { loadNodeConfig, type NodeConfig } from '../node/nodeConfig.js';
+import { ConfigError, UsageError } from '../errors.js';
 
 export interface NodeArgs {
   config?: string;

@@ -1,7 +1,7 @@
 // `dicom-deid serve`: run the DICOM node until SIGTERM/SIGINT.
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger } from '../log.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
 import { nodeConfigFrom, withNodeOptions, type NodeArgs } from './nodeOptions.js';
 
 const command: CommandModule<object, NodeArgs> = {

@@ -22,8 +22,6 @@ import { actionFor, PATIENT_AGE } from './profile/rules.js';
 import { createUidRemapper } from './uidRemap.js';
 import { DicomFormatError, type DeidPlan, type DeidResult, type InstanceKeys } from './types.js';
 
-export const IMPLEMENTATION_CLASS_UID = '2.25.284931705384462313129838186547853740817';
-export const IMPLEMENTATION_VERSION_NAME = 'DICOMDEID_0_1';
 export const DEIDENTIFICATION_METHOD = 'PS3.15 E.1 Basic Profile, Modified Dates Option (dicom-deid)'; // LO: max 64
 
 const T = {
@@ -344,8 +342,6 @@ export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
     sopClassUid: keys.sopClassUid,
     sopInstanceUid,
     transferSyntaxUid,
-    implementationClassUid: IMPLEMENTATION_CLASS_UID,
-    implementationVersionName: IMPLEMENTATION_VERSION_NAME,
   });
   const parts = p.deflated ? [meta, deflateRawSync(Buffer.concat(out))] : coalesce([meta, ...out]);
   let joined: Buffer | undefined;

@@ -5,13 +5,10 @@
 // runs and processes that share the project secret (kept in the SQLite state).
 
 import { createHmac } from 'node:crypto';
+import { trimUid } from './dicom/uid.js';
 
 /** Root of UIDs defined by the DICOM standard itself (SOP classes, transfer syntaxes, ...). */
 export const STANDARD_UID_ROOT = '1.2.840.10008.';
-
-function trimUid(uid: string): string {
-  return uid.replace(/^[\s\0]+|[\s\0]+$/g, '');
-}
 
 /**
  * True for UIDs defined by the standard (under `1.2.840.10008.`): SOP Class UIDs, Transfer

@@ -12,7 +12,10 @@ import type { Socket } from 'node:net';
 import { closeSync, openSync, readSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import { formatDestination, type Destination } from './destination.js';
-import { P10Error, readP10Header, type P10Header } from './p10.js';
+import { DicomFormatError } from '../core/types.js';
+import { readP10Header, type P10Header } from '../dimse/part10.js';
+import { statusMeaning } from '../dimse/status.js';
+import { uidLabel } from '../dimse/uidNames.js';
 import { silenceLibraryLogs } from '../dimse/silenceLibraryLogs.js';
 
 const { Client, Dataset, constants } = dimse;
@@ -72,64 +75,16 @@ export interface StoreScuOptions {
 // ---------------------------------------------------------------------------------------------
 // Names for messages
 
-const UID_NAMES = new Map<string, string>();
-for (const [name, uid] of Object.entries(constants.TransferSyntax)) UID_NAMES.set(uid, name);
-for (const [name, uid] of Object.entries(constants.StorageClass)) UID_NAMES.set(uid, name);
-for (const [name, uid] of Object.entries(constants.SopClass)) if (!UID_NAMES.has(uid)) UID_NAMES.set(uid, name);
-UID_NAMES.set('1.2.840.10008.5.1.4.1.1.481.5', 'RtPlanStorage');
-UID_NAMES.set('1.2.840.10008.5.1.4.1.1.481.2', 'RtDoseStorage');
-UID_NAMES.set('1.2.840.10008.5.1.4.1.1.481.3', 'RtStructureSetStorage');
-UID_NAMES.set('1.2.840.10008.1.2.4.51', 'JpegExtended12Bit');
-UID_NAMES.set('1.2.840.10008.1.2.4.57', 'JpegLosslessProcess14');
-
-/** "CtImageStorage (1.2.840.10008.5.1.4.1.1.2)" or the bare UID. */
-export function uidLabel(uid: string): string {
-  const n = UID_NAMES.get(uid);
-  return n ? `${n} (${uid})` : uid;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Status classification
 
-function hex(status: number): string {
-  return '0x' + status.toString(16).toUpperCase().padStart(4, '0');
-}
-
-/** Maps a C-STORE response status to an outcome. */
+/** Maps a C-STORE response status to an outcome (meanings: dimse/status.ts). */
 export function classifyStoreStatus(status: number): StoreOutcome {
-  if (status === 0x0000) return { kind: 'delivered', status };
-  if (status === 0xb000)
-    return { kind: 'warning', status, reason: `warning ${hex(status)}: coercion of data elements` };
-  if (status === 0xb007)
-    return { kind: 'warning', status, reason: `warning ${hex(status)}: data set does not match SOP class` };
-  if (status === 0xb006) return { kind: 'warning', status, reason: `warning ${hex(status)}: elements discarded` };
-  if ((status & 0xf000) === 0xb000 || status === 0x0001) {
-    return { kind: 'warning', status, reason: `warning ${hex(status)}` };
-  }
-  if (status === 0x0111) {
-    // Already stored by the peer (e.g. a retry after a lost response): idempotent, counts as delivered.
-    return { kind: 'warning', status, reason: `${hex(status)}: duplicate SOP instance (already stored by peer)` };
-  }
-  if ((status & 0xff00) === 0xa700)
-    return { kind: 'transient-failure', status, reason: `refused ${hex(status)}: out of resources` };
-  if (status === 0x0213)
-    return { kind: 'transient-failure', status, reason: `failed ${hex(status)}: resource limitation` };
-  if (status === 0x0110)
-    return { kind: 'transient-failure', status, reason: `failed ${hex(status)}: processing failure` };
-  if (status === 0xfe00) return { kind: 'transient-failure', status, reason: `${hex(status)}: cancelled` };
-  if ((status & 0xff00) === 0xa900)
-    return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: data set does not match SOP class` };
-  if ((status & 0xf000) === 0xc000)
-    return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: cannot understand` };
-  if (status === 0x0122)
-    return { kind: 'permanent-failure', status, reason: `refused ${hex(status)}: SOP class not supported` };
-  if (status === 0x0124) return { kind: 'permanent-failure', status, reason: `refused ${hex(status)}: not authorized` };
-  if (status === 0x0117)
-    return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: invalid SOP instance` };
-  if (status === 0x0211 || status === 0x0212)
-    return { kind: 'permanent-failure', status, reason: `error ${hex(status)}: operation/argument not recognized` };
-  if ((status & 0xf000) === 0xa000) return { kind: 'permanent-failure', status, reason: `refused ${hex(status)}` };
-  return { kind: 'transient-failure', status, reason: `failed with unrecognized status ${hex(status)}` };
+  const { category, text } = statusMeaning(status);
+  if (category === 'success') return { kind: 'delivered', status };
+  if (category === 'warning') return { kind: 'warning', status, reason: text };
+  if (category === 'permanent') return { kind: 'permanent-failure', status, reason: text };
+  return { kind: 'transient-failure', status, reason: text };
 }
 
 const REJECT_REASONS: Record<string, string> = {
@@ -281,7 +236,7 @@ export async function sendFiles(
 }
 
 function fileErrorOutcome(err: unknown): StoreOutcome {
-  if (err instanceof P10Error) return { kind: 'permanent-failure', reason: err.message };
+  if (err instanceof DicomFormatError) return { kind: 'permanent-failure', reason: err.message };
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'ENOENT') return { kind: 'permanent-failure', reason: 'file not found' };
   if (e?.code === 'EISDIR') return { kind: 'permanent-failure', reason: 'path is a directory' };

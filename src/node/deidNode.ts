@@ -7,6 +7,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { formatDestination, parseDestination } from '../forward/destination.js';
 import { ensureSchema as ensureQueueSchema } from '../forward/forwardQueue.js';
+import { Status } from '../dimse/status.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
 import { StateDb } from '../state/stateDb.js';
@@ -20,7 +21,6 @@ import { quarantineFile } from './quarantine.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
 
-const SUCCESS = 0x0000;
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
 /** Non-I/O failures of one instance before it goes to quarantine. */
@@ -135,7 +135,7 @@ export class DeidNode {
   private async onStore(inst: ReceivedInstance): Promise<number> {
     this.counts.received++;
     this.processing.process(inst.spoolPath, inst.callingAet, new Date(), inst.byteLength);
-    return SUCCESS;
+    return Status.Success;
   }
 
   /**

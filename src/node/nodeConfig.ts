@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../errors.js';
 import { parseDestination } from '../forward/destination.js';
 import { isValidAeTitle } from './dimse/associationPolicy.js';
 
@@ -30,10 +31,6 @@ export interface NodeConfig {
    * instance, slower to acknowledge). See dimse/spoolJournal.ts.
    */
   spoolReserveMB: number;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
 }
 
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');

@@ -15,6 +15,7 @@ import { MappingTable } from '../core/mapping/mappingTable.js';
 import type { MappingRow } from '../core/types.js';
 import { StateDb } from '../state/stateDb.js';
 import { commitStaged, isStaged, retireStaged, stageInstance, type Outcome, type Staged } from './instanceProcessor.js';
+import { errorCode } from '../errors.js';
 
 export interface ProcessingInit {
   db: string;
@@ -62,12 +63,6 @@ const GROUP = 16;
 /** Filed instances whose outputs are not fsync'd yet (their spool files stay until they are). */
 const unsynced: Staged[] = [];
 const CHECKPOINT_MAX = 500;
-
-function errorCode(e: unknown): string {
-  // Only a code or a name: nothing from a message reaches the application log.
-  const err = e as NodeJS.ErrnoException;
-  return err.code ?? err.name ?? 'Error';
-}
 
 function drain(): void {
   scheduled = false;

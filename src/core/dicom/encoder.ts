@@ -1,7 +1,7 @@
 // Encodes the few elements the editor writes itself: replaced strings, empty values, binary
 // dummies and sequence framing (always undefined length, so no length needs recomputing).
 import type { Encoding } from './transferSyntax.js';
-import { ITEM, ITEM_DELIMITATION, LONG_VRS, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from './parser.js';
+import { ITEM, ITEM_DELIMITATION, LONG_VRS, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from './constants.js';
 
 function writeTag(b: Buffer, pos: number, tag: number, le: boolean): void {
   if (le) {

@@ -3,32 +3,13 @@
 // untouched elements verbatim and re-encode only what it changes.
 import { inflateRawSync } from 'node:zlib';
 import { DicomFormatError } from '../types.js';
+import { ITEM, ITEM_DELIMITATION, LONG_VRS, PIXEL_DATA, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from './constants.js';
+import { readFileMeta } from './fileMeta.js';
 import { dictionaryVr } from './vrDictionary.js';
 import { EXPLICIT_LE, IMPLICIT_LE, transferSyntaxInfo, type Encoding } from './transferSyntax.js';
 
-export const UNDEFINED_LENGTH = 0xffffffff;
-export const ITEM = 0xfffee000;
-export const ITEM_DELIMITATION = 0xfffee00d;
-export const SEQUENCE_DELIMITATION = 0xfffee0dd;
-export const PIXEL_DATA = 0x7fe00010;
+export { ITEM, ITEM_DELIMITATION, LONG_VRS, PIXEL_DATA, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from './constants.js';
 const MAX_DEPTH = 32;
-
-/** VRs whose explicit header has 2 reserved bytes and a 4-byte length. */
-export const LONG_VRS: ReadonlySet<string> = new Set([
-  'OB',
-  'OD',
-  'OF',
-  'OL',
-  'OV',
-  'OW',
-  'SQ',
-  'SV',
-  'UC',
-  'UN',
-  'UR',
-  'UT',
-  'UV',
-]);
 
 export interface Element {
   tag: number;
@@ -272,24 +253,13 @@ export function parsePart10(file: Buffer): ParsedInstance {
   if (file.length < 132 || file.toString('latin1', 128, 132) !== 'DICM') {
     throw new DicomFormatError('not a DICOM Part 10 file (no DICM marker after the 128-byte preamble)');
   }
-  // File meta is always explicit VR little endian. Read it until the group changes; the group
-  // length element is not trusted (some writers get it wrong).
-  const metaReader = new Reader(file, EXPLICIT_LE);
-  let pos = 132;
-  const meta: Element[] = [];
-  while (pos + 8 <= file.length && file.readUInt16LE(pos) === 0x0002) {
-    const b0 = file[pos + 4]!;
-    const b1 = file[pos + 5]!;
-    if (!isUpperAscii(b0) || !isUpperAscii(b1)) throw new DicomFormatError('file meta information is not explicit VR');
-    const res = parseElements(metaReader, pos, nextElementEnd(file, pos), 0, false);
-    meta.push(...res.elements);
-    pos = res.pos;
-  }
-  const tsEl = findElement(meta, 0x00020010);
-  if (!tsEl) throw new DicomFormatError('file meta information has no TransferSyntaxUID (0002,0010)');
-  const transferSyntaxUid = stringValue(file, tsEl);
+  // File meta is always explicit VR little endian (read by fileMeta.ts, the one meta reader).
+  const fileMeta = readFileMeta(file, file.length);
+  if (fileMeta === 'need-more') throw new DicomFormatError('truncated file meta information');
+  const meta = parseElements(new Reader(file, EXPLICIT_LE), 132, fileMeta.dataSetOffset, 0, false).elements;
+  const { transferSyntaxUid, dataSetOffset } = fileMeta;
   const info = transferSyntaxInfo(transferSyntaxUid);
-  let data = file.subarray(pos);
+  let data = file.subarray(dataSetOffset);
   if (info.deflated) {
     try {
       data = inflateRawSync(data);
@@ -305,16 +275,4 @@ export function parsePart10(file: Buffer): ParsedInstance {
   }
   const { elements } = parseElements(new Reader(data, encoding), 0, data.length, 0, false);
   return { file, meta, transferSyntaxUid, data, encoding, deflated: info.deflated, elements };
-}
-
-/** End of the meta element starting at `pos` (explicit VR LE), bounded by the file size. */
-function nextElementEnd(file: Buffer, pos: number): number {
-  const vr = file.toString('latin1', pos + 4, pos + 6);
-  if (LONG_VRS.has(vr)) {
-    if (pos + 12 > file.length) throw new DicomFormatError('truncated file meta information');
-    const len = file.readUInt32LE(pos + 8);
-    if (len === UNDEFINED_LENGTH) throw new DicomFormatError('undefined length in file meta information');
-    return Math.min(file.length, pos + 12 + len);
-  }
-  return Math.min(file.length, pos + 8 + file.readUInt16LE(pos + 6));
 }

@@ -1,6 +1,7 @@
 // Which associations and presentation contexts the receiver accepts (pure functions).
 // Numeric values are those of PS3.8 9.3.3.2 / 9.3.4 (A-ASSOCIATE-AC/RJ).
-import { VERIFICATION_SOP_CLASS, cleanUid, isAcceptedStorageSyntax } from './storageSopClasses.js';
+import { trimUid } from '../../core/dicom/uid.js';
+import { VERIFICATION_SOP_CLASS, isAcceptedStorageSyntax } from './storageSopClasses.js';
 import { pickTransferSyntax } from './transferSyntaxes.js';
 
 export const RejectResult = { Permanent: 1, Transient: 2 } as const;
@@ -105,7 +106,7 @@ export function negotiateContext(
   abstractSyntaxUid: string,
   proposedTransferSyntaxes: readonly string[],
 ): ContextAnswer {
-  const abstract = cleanUid(abstractSyntaxUid);
+  const abstract = trimUid(abstractSyntaxUid);
   const verification = abstract === VERIFICATION_SOP_CLASS;
   if (!verification && !isAcceptedStorageSyntax(abstract)) {
     return { result: ContextResult.AbstractSyntaxNotSupported };

@@ -41,15 +41,24 @@ import {
   isValidAeTitle,
   normalizeAet,
 } from './associationPolicy.js';
-import { CommandField, CommandSetError, commandPdu, encodeResponse, parseCommand, type Command } from './commandSet.js';
-import { buildFileMeta } from './part10Meta.js';
-import { AbortReason, AbortSource, abortPdu, parsePdvs } from './pdataTf.js';
-import { PduError, PduReader, PduType } from './pduReader.js';
+import {
+  CommandField,
+  CommandSetError,
+  commandPdu,
+  encodeResponse,
+  parseCommand,
+  type Command,
+} from '../../dimse/commandSet.js';
+import { buildFileMeta } from '../../core/dicom/fileMeta.js';
+import { AbortReason, AbortSource, abortPdu, parsePdvs } from '../../dimse/pdataTf.js';
+import { PduError, PduReader, PduType } from '../../dimse/pduReader.js';
+import { Status, isStored } from '../../dimse/status.js';
 import type { Logger } from '../../log.js';
 import { silenceLibraryLogs } from '../../dimse/silenceLibraryLogs.js';
 import { JournalCursor, SpoolJournal } from './spoolJournal.js';
 import { DiscardSink, SpoolPool, SpoolWriter, recoverSpool } from './spoolWriter.js';
-import { cleanUid, isValidUid } from './storageSopClasses.js';
+import { isValidUid, trimUid } from '../../core/dicom/uid.js';
+import { errorCode } from '../../errors.js';
 
 type Association = InstanceType<typeof dimse.association.Association>;
 
@@ -173,24 +182,10 @@ interface Receiving {
   sink: SpoolWriter | DiscardSink;
 }
 
-const STATUS_SUCCESS = 0x0000;
-const STATUS_UNRECOGNIZED_OPERATION = 0x0211;
-const STATUS_OUT_OF_RESOURCES = 0xa700;
-const STATUS_CANNOT_UNDERSTAND = 0xc000;
-const STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122;
 /** Largest non-P-DATA PDU accepted (an A-ASSOCIATE-RQ with many contexts is ~20 KB). */
 const MAX_CONTROL_PDU = 256 * 1024;
 /** Largest DIMSE command set accepted (a C-STORE-RQ command is ~200 bytes). */
 const MAX_COMMAND_BYTES = 64 * 1024;
-
-function errorCode(err: unknown): string {
-  if (err && typeof err === 'object') {
-    const e = err as { code?: unknown; name?: unknown };
-    if (typeof e.code === 'string') return e.code;
-    if (typeof e.name === 'string') return e.name;
-  }
-  return typeof err;
-}
 
 /** One TCP connection / association. dcmjs-dimse creates the DIMSE state; we own the socket. */
 class DimseAssociation extends dimse.Scp {
@@ -345,14 +340,14 @@ class DimseAssociation extends dimse.Scp {
         if (!command.hasDataSet) {
           this.ctx.opts.logger.warn('C-STORE without a data set', { callingAet: this.callingAet });
           this.ctx.stats.instancesFailed++;
-          this.respond(pcId, command, CommandField.CStoreRsp, STATUS_CANNOT_UNDERSTAND);
+          this.respond(pcId, command, CommandField.CStoreRsp, Status.CannotUnderstand);
           return;
         }
         this.receiving = { command, presentationContextId: pcId, sink: this.openSink(command, context) };
         return;
       case CommandField.CEchoRq:
         if (command.hasDataSet) throw new PduError('C-ECHO with a data set');
-        this.respond(pcId, command, CommandField.CEchoRsp, STATUS_SUCCESS);
+        this.respond(pcId, command, CommandField.CEchoRsp, Status.Success);
         return;
       case CommandField.CCancelRq:
         return; // nothing of ours can be cancelled; C-CANCEL has no response
@@ -361,7 +356,7 @@ class DimseAssociation extends dimse.Scp {
           throw new PduError(`unsupported DIMSE command 0x${command.commandField.toString(16)} with a data set`);
         }
         if (command.commandField & 0x8000) throw new PduError('unexpected DIMSE response from the requestor');
-        this.respond(pcId, command, command.commandField | 0x8000, STATUS_UNRECOGNIZED_OPERATION);
+        this.respond(pcId, command, command.commandField | 0x8000, Status.UnrecognizedOperation);
     }
   }
 
@@ -481,16 +476,16 @@ class DimseAssociation extends dimse.Scp {
     const { opts } = this.ctx;
     const sopClassUid = command.affectedSopClassUid;
     const sopInstanceUid = command.affectedSopInstanceUid;
-    const transferSyntaxUid = cleanUid(context.transferSyntaxUid);
+    const transferSyntaxUid = trimUid(context.transferSyntaxUid);
     const onOverflow = (): void => {
       this.ctx.stats.instancesFailed++;
       this.protocolAbort('instance exceeds maxInstanceBytes');
     };
     if (!isValidUid(sopClassUid) || !isValidUid(sopInstanceUid)) {
-      return new DiscardSink(STATUS_CANNOT_UNDERSTAND, opts.maxInstanceBytes, onOverflow);
+      return new DiscardSink(Status.CannotUnderstand, opts.maxInstanceBytes, onOverflow);
     }
-    if (sopClassUid !== cleanUid(context.abstractSyntaxUid)) {
-      return new DiscardSink(STATUS_SOP_CLASS_NOT_SUPPORTED, opts.maxInstanceBytes, onOverflow);
+    if (sopClassUid !== trimUid(context.abstractSyntaxUid)) {
+      return new DiscardSink(Status.SopClassNotSupported, opts.maxInstanceBytes, onOverflow);
     }
     this.cursor ??= new JournalCursor(this.ctx.journal);
     return new SpoolWriter({
@@ -515,10 +510,10 @@ class DimseAssociation extends dimse.Scp {
         status = await this.completeStore(command, sink);
       } catch (err) {
         this.ctx.opts.logger.error('C-STORE processing failed', { code: errorCode(err), callingAet: this.callingAet });
-        status = STATUS_OUT_OF_RESOURCES;
+        status = Status.OutOfResources;
       }
       try {
-        if (status !== STATUS_SUCCESS && (status & 0xf000) !== 0xb000) this.ctx.stats.instancesFailed++;
+        if (!isStored(status)) this.ctx.stats.instancesFailed++;
         this.respond(presentationContextId, command, CommandField.CStoreRsp, status);
       } catch (err) {
         this.debug('C-STORE answer failed', { code: errorCode(err) });
@@ -549,13 +544,13 @@ class DimseAssociation extends dimse.Scp {
         code: errorCode(err),
         callingAet: this.callingAet,
       });
-      return STATUS_OUT_OF_RESOURCES;
+      return Status.OutOfResources;
     }
     if (this.ending || this.closed) {
       // Nobody can receive our answer: drop the file, the sender will send the instance again.
       await sink.discard();
       this.ctx.stats.partialsDiscarded++;
-      return STATUS_OUT_OF_RESOURCES;
+      return Status.OutOfResources;
     }
     this.ctx.stats.instancesStored++;
     this.instances++;
@@ -576,11 +571,11 @@ class DimseAssociation extends dimse.Scp {
     } catch (err) {
       const formatError = (err as { name?: unknown } | null)?.name === 'DicomFormatError';
       opts.logger.error('store handler failed', { error: errorCode(err), callingAet: this.callingAet });
-      return formatError ? STATUS_CANNOT_UNDERSTAND : STATUS_OUT_OF_RESOURCES;
+      return formatError ? Status.CannotUnderstand : Status.OutOfResources;
     }
     if (typeof status !== 'number' || !Number.isInteger(status) || status < 0 || status > 0xffff) {
       opts.logger.error('store handler returned an invalid status', { callingAet: this.callingAet });
-      return STATUS_OUT_OF_RESOURCES;
+      return Status.OutOfResources;
     }
     return status;
   }

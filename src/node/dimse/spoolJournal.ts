@@ -43,6 +43,7 @@ import {
   type Stamp,
 } from './spoolRecordFormat.js';
 import { formatJournalRef, parseJournalRef } from './spoolRef.js';
+import { errorCode } from '../../errors.js';
 
 export { BLOCK };
 export const JOURNAL = 'journal';
@@ -66,10 +67,6 @@ function preadAll(fd: number, buf: Buffer, position: number): number {
 function pwriteAll(fd: number, buf: Buffer, position: number): void {
   let off = 0;
   while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off, position + off);
-}
-
-function errCode(err: unknown): string {
-  return (err as NodeJS.ErrnoException | null)?.code ?? (err as Error | null)?.name ?? 'Error';
 }
 
 export interface Segment {
@@ -407,7 +404,7 @@ export class SpoolJournal {
       seg.unavailable = false;
     } catch (err) {
       // Left out of use; its records (all retired) need nothing more.
-      this.warn('spool journal segment could not be reused; it stays out of use until restart', errCode(err));
+      this.warn('spool journal segment could not be reused; it stays out of use until restart', errorCode(err));
     }
   }
 
@@ -428,7 +425,7 @@ export class SpoolJournal {
       .catch((err: unknown) => {
         this.retryAfter = Date.now() + 1000;
         if (!this.growFailing)
-          this.warn('spool journal segment could not be created; instances go to files meanwhile', errCode(err));
+          this.warn('spool journal segment could not be created; instances go to files meanwhile', errorCode(err));
         this.growFailing = true; // said once, until one can be created again
       })
       .finally(() => {

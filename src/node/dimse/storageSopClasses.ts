@@ -13,6 +13,7 @@
 // Storage Commitment), plus two retired unnamed composite UIDs; NON_STORAGE = every other
 // registered UID (query/retrieve FIND/MOVE/GET, worklists, MPPS, print, storage commitment,
 // UPS, relevant patient info queries, meta SOP classes, transfer syntaxes, LDAP OIDs, ...).
+import { isValidUid } from '../../core/dicom/uid.js';
 
 export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
 
@@ -476,18 +477,6 @@ export const NON_STORAGE_UIDS: ReadonlySet<string> = new Set([
   '1.2.840.10008.15.0.4.8', // dicomTransferCapability [LDAP OID]
   '1.2.840.10008.15.1.1', // Universal Coordinated Time [Synchronization Frame of Reference]
 ]);
-
-const UID_RE = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$/;
-
-/** A UID as received, without the trailing NUL or space padding some peers add. */
-export function cleanUid(uid: string | undefined): string {
-  return (uid ?? '').replace(/[\0 ]+$/, '');
-}
-
-/** True for a syntactically valid DICOM UID (PS3.5 9.1: digits and dots, at most 64 chars). */
-export function isValidUid(uid: string): boolean {
-  return uid.length > 0 && uid.length <= 64 && UID_RE.test(uid);
-}
 
 /** Whether a proposed abstract syntax is one this node stores (see policy above). */
 export function isAcceptedStorageSyntax(uid: string): boolean {

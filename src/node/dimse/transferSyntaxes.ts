@@ -11,7 +11,7 @@ import {
   EXPLICIT_VR_LE,
   IMPLICIT_VR_LE,
 } from '../../core/dicom/transferSyntax.js';
-import { cleanUid } from './storageSopClasses.js';
+import { trimUid } from '../../core/dicom/uid.js';
 
 /** Every transfer syntax a storage context may be accepted with. */
 export const ACCEPTED_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([
@@ -82,5 +82,5 @@ const VERIFICATION_TRANSFER_SYNTAXES: ReadonlySet<string> = new Set([EXPLICIT_VR
  */
 export function pickTransferSyntax(proposed: readonly string[], verification = false): string | undefined {
   const allowed = verification ? VERIFICATION_TRANSFER_SYNTAXES : ACCEPTED_TRANSFER_SYNTAXES;
-  return proposed.map(cleanUid).find((ts) => allowed.has(ts));
+  return proposed.map(trimUid).find((ts) => allowed.has(ts));
 }

@@ -1,8 +1,3 @@
-/** A usage problem the user can fix (bad option value, unreadable CSV...): exit 2, one line. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
 /** Wraps text at word boundaries (yargs' own wrapping splits words in epilogues). */
 export function wrapText(text: string, width = 78): string {
   const lines: string[] = [];
