@@ -1,0 +1,62 @@
+// Where the data set of an outgoing DIMSE message comes from: a source that yields it in bounded
+// chunks, so sending a multi-gigabyte instance never holds more than one chunk of it (issue 15).
+// A converting source (issue 14) is one more implementation: it yields converted chunks.
+import { open } from 'node:fs/promises';
+
+/**
+ * A data set to send, as a sequence of chunks. The sender splits each chunk into PDVs and writes
+ * it before asking for the next one, and keeps no chunk after writing it: a source must hand out
+ * a fresh (or no longer used) buffer per chunk, since the socket may still hold the previous one.
+ */
+export interface DataSetSource {
+  /** Yields the data set's bytes in order, each chunk at most `maxChunkBytes` long. Throws on a read error. */
+  chunks(maxChunkBytes: number): AsyncIterable<Buffer>;
+}
+
+/** Thrown by fileDataSet when the file ends before the range does (it shrank). */
+export class SourceReadError extends Error {
+  override name = 'SourceReadError';
+}
+
+/**
+ * The bytes [offset, offset + length) of a file, read with one buffer allocation per chunk
+ * (fs.promises, never the whole range). Throws the fs error (ENOENT...) when the file cannot be
+ * opened or read, and SourceReadError when it is shorter than the range.
+ */
+export function fileDataSet(path: string, offset: number, length: number): DataSetSource {
+  return {
+    async *chunks(maxChunkBytes: number): AsyncIterable<Buffer> {
+      const fh = await open(path, 'r');
+      try {
+        let done = 0;
+        while (done < length) {
+          const want = Math.min(maxChunkBytes, length - done);
+          const buf = Buffer.allocUnsafe(want);
+          let got = 0;
+          while (got < want) {
+            const { bytesRead } = await fh.read(buf, got, want - got, offset + done + got);
+            if (bytesRead === 0) {
+              throw new SourceReadError(`file shrank while sending (${done + got} of ${length} data set bytes)`);
+            }
+            got += bytesRead;
+          }
+          done += want;
+          yield buf;
+        }
+      } finally {
+        await fh.close();
+      }
+    },
+  };
+}
+
+/** A data set already in memory (a C-FIND identifier, a test), in chunks that are views of it. */
+export function bufferDataSet(bytes: Buffer): DataSetSource {
+  return {
+    async *chunks(maxChunkBytes: number): AsyncIterable<Buffer> {
+      for (let off = 0; off < bytes.length; off += maxChunkBytes) {
+        yield bytes.subarray(off, Math.min(bytes.length, off + maxChunkBytes));
+      }
+    },
+  };
+}
