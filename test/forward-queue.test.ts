@@ -28,16 +28,23 @@ const D2 = 'OTHER@pacs.example.org:104';
 describe('destination', () => {
   it('parses and formats AET@host:port', () => {
     expect(parseDestination('RESEARCH@127.0.0.1:11112')).toEqual({
+      name: 'RESEARCH@127.0.0.1:11112',
       aeTitle: 'RESEARCH',
       host: '127.0.0.1',
       port: 11112,
     });
     expect(parseDestination(' PACS@pacs.example.org:104 ')).toEqual({
+      name: 'PACS@pacs.example.org:104', // the normalized string: the queue key it always was
       aeTitle: 'PACS',
       host: 'pacs.example.org',
       port: 104,
     });
-    expect(parseDestination('A B@[::1]:4242')).toEqual({ aeTitle: 'A B', host: '::1', port: 4242 });
+    expect(parseDestination('A B@[::1]:4242')).toEqual({
+      name: 'A B@[::1]:4242',
+      aeTitle: 'A B',
+      host: '::1',
+      port: 4242,
+    });
     expect(formatDestination({ aeTitle: 'X', host: '::1', port: 5 })).toBe('X@[::1]:5');
     expect(formatDestination(parseDestination('RESEARCH@h:1'))).toBe('RESEARCH@h:1');
   });

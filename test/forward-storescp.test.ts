@@ -5,7 +5,7 @@ import net from 'node:net';
 import { readdirSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatDestination, type Destination } from '../src/forward/destination.js';
+import { parseDestination, type Destination } from '../src/forward/destination.js';
 import {
   counts,
   enqueue,
@@ -47,8 +47,8 @@ function setup(port: number): { db: Database.Database; dest: Destination; key: s
   const out = tempDir('scp');
   cleanups.push(() => rmrf(out));
   cleanups.push(() => db.close());
-  const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
-  return { db, dest, key: formatDestination(dest), out };
+  const dest = parseDestination(`RESEARCH@127.0.0.1:${port}`);
+  return { db, dest, key: dest.name, out };
 }
 
 function items(db: Database.Database, key: string): QueueItem[] {
@@ -219,8 +219,8 @@ describe('other writers', () => {
     db.pragma('journal_mode = WAL');
     ensureSchema(db);
     cleanups.push(() => db.close());
-    const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
-    const key = formatDestination(dest);
+    const dest = parseDestination(`RESEARCH@127.0.0.1:${port}`);
+    const key = dest.name;
     await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, out);
     const { fwd } = startForwarder(db, dest, { idlePollMs: 200 });
     await new Promise((r) => setTimeout(r, 300)); // the loop is idle now
@@ -265,7 +265,7 @@ describe('storeScu failure modes', () => {
     const port = await freePort();
     const out = tempDir('scp');
     cleanups.push(() => rmrf(out));
-    const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
+    const dest = parseDestination(`RESEARCH@127.0.0.1:${port}`);
     const refusing = await startStorescp(['--refuse', '-aet', 'RESEARCH'], port, out);
     const r1 = await sendFiles([F.ctExplicit], dest, { callingAet: CALLING });
     expect(r1.outcomes[0]!.outcome).toMatchObject({
@@ -299,15 +299,11 @@ describe('storeScu failure modes', () => {
     );
     const port = (server.address() as net.AddressInfo).port;
     const t0 = Date.now();
-    const r = await sendFiles(
-      [F.ctExplicit],
-      { aeTitle: 'RESEARCH', host: '127.0.0.1', port },
-      {
-        callingAet: CALLING,
-        associationTimeoutMs: 1500,
-        overallTimeoutMs: 4000,
-      },
-    );
+    const r = await sendFiles([F.ctExplicit], parseDestination(`RESEARCH@127.0.0.1:${port}`), {
+      callingAet: CALLING,
+      associationTimeoutMs: 1500,
+      overallTimeoutMs: 4000,
+    });
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.outcomes[0]!.outcome.kind).toBe('transient-failure');
     expect(r.connectionProblem).toBeTruthy();

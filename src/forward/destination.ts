@@ -1,13 +1,44 @@
-// Destination parsing: "AET@host:port" <-> { aeTitle, host, port }.
+// Forward destinations: records (name, AE title, host, port, per-destination settings), from the
+// string form "AET@host:port" or a config object.
+
+/**
+ * TLS settings of a destination (DICOM TLS, PS3.15 B.1). Reserved for issue 13: the config loader
+ * refuses them until the forwarder can honour them, so nothing is ever sent in clear text to a
+ * destination configured for TLS.
+ */
+export interface DestinationTls {
+  /** PEM file of the CA(s) that sign the peer's certificate. */
+  caFile?: string;
+  /** Our client certificate and key (PEM), when the peer requires one. */
+  certFile?: string;
+  keyFile?: string;
+  /** Name to check the peer's certificate against (default: host). */
+  serverName?: string;
+}
 
 /** A DICOM peer we forward to. */
 export interface Destination {
+  /**
+   * Stable name: the forward queue's key, and how logs, `queue` and status name the destination.
+   * For the string form it is the normalized string ("AET@host:port"), as queue rows have always
+   * been keyed.
+   */
+  name: string;
   /** Called AE title of the peer (1..16 chars, no backslash, not all spaces). */
   aeTitle: string;
   /** Hostname, IPv4 address, or IPv6 address (without brackets). */
   host: string;
   /** TCP port, 1..65535. */
   port: number;
+  /** Our calling AE title towards this peer; default: the node's (callingAet, else aeTitle). */
+  callingAeTitle?: string;
+  /**
+   * Transfer syntaxes the peer should receive (issue 14, not yet used: files are sent in their
+   * stored transfer syntax).
+   */
+  transferSyntaxes?: string[];
+  /** DICOM TLS (issue 13, not yet supported). */
+  tls?: DestinationTls;
 }
 
 /** Thrown for a destination string that does not parse; message is one clear line. */
@@ -73,11 +104,18 @@ export function parseDestination(input: string): Destination {
   if (port < 1 || port > 65535) {
     throw new DestinationError(`port ${port} in destination "${input}" is out of range 1-65535`);
   }
-  return { aeTitle, host, port };
+  const address = { aeTitle, host, port };
+  return { name: formatDestination(address), ...address };
 }
 
-/** Formats a destination as "AET@host:port" (the queue's destination key). */
-export function formatDestination(d: Destination): string {
+/** Formats a destination's address as "AET@host:port" (IPv6 hosts in brackets). */
+export function formatDestination(d: Pick<Destination, 'aeTitle' | 'host' | 'port'>): string {
   const host = d.host.includes(':') ? `[${d.host}]` : d.host;
   return `${d.aeTitle}@${host}:${d.port}`;
+}
+
+/** How messages name a destination: its name, with the address when the name is not the address. */
+export function destinationLabel(d: Destination): string {
+  const address = formatDestination(d);
+  return d.name === address ? address : `${d.name} (${address})`;
 }

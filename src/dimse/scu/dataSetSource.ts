@@ -18,35 +18,39 @@ export class SourceReadError extends Error {
   override name = 'SourceReadError';
 }
 
+/** A DataSetSource reading an open file; close() it when done (also after a failed send). */
+export interface FileDataSet extends DataSetSource {
+  close(): Promise<void>;
+}
+
 /**
- * The bytes [offset, offset + length) of a file, read with one buffer allocation per chunk
- * (fs.promises, never the whole range). Throws the fs error (ENOENT...) when the file cannot be
- * opened or read, and SourceReadError when it is shorter than the range.
+ * Opens `path` and returns its bytes [offset, offset + length) as a source that reads one chunk
+ * at a time, into a fresh buffer per chunk (never the whole range). Opening first lets a caller
+ * learn that a file is gone before it announces a data set to the peer. Rejects with the fs error
+ * (ENOENT...); chunks() throws the fs error of a failed read, and SourceReadError when the file
+ * is shorter than the range.
  */
-export function fileDataSet(path: string, offset: number, length: number): DataSetSource {
+export async function openFileDataSet(path: string, offset: number, length: number): Promise<FileDataSet> {
+  const fh = await open(path, 'r');
   return {
     async *chunks(maxChunkBytes: number): AsyncIterable<Buffer> {
-      const fh = await open(path, 'r');
-      try {
-        let done = 0;
-        while (done < length) {
-          const want = Math.min(maxChunkBytes, length - done);
-          const buf = Buffer.allocUnsafe(want);
-          let got = 0;
-          while (got < want) {
-            const { bytesRead } = await fh.read(buf, got, want - got, offset + done + got);
-            if (bytesRead === 0) {
-              throw new SourceReadError(`file shrank while sending (${done + got} of ${length} data set bytes)`);
-            }
-            got += bytesRead;
+      let done = 0;
+      while (done < length) {
+        const want = Math.min(maxChunkBytes, length - done);
+        const buf = Buffer.allocUnsafe(want);
+        let got = 0;
+        while (got < want) {
+          const { bytesRead } = await fh.read(buf, got, want - got, offset + done + got);
+          if (bytesRead === 0) {
+            throw new SourceReadError(`file shrank while sending (${done + got} of ${length} data set bytes)`);
           }
-          done += want;
-          yield buf;
+          got += bytesRead;
         }
-      } finally {
-        await fh.close();
+        done += want;
+        yield buf;
       }
     },
+    close: () => fh.close(),
   };
 }
 
