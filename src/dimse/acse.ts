@@ -382,8 +382,10 @@ export function decodeAssociateAc(pdu: Buffer): AssociateAc {
   return { ...common, presentationContexts: contexts };
 }
 
+/** The 4 bytes of an A-ASSOCIATE-RJ, A-RELEASE-RQ/RP or A-ABORT, whose length is always 4. */
 function decodeFour(pdu: Buffer, type: number, what: string): Buffer {
   checkHeader(pdu, type, what, 4);
+  if (pdu.length !== 10) throw new PduError(`${what}: PDU of ${pdu.length - 6} bytes (4 expected)`);
   return pdu.subarray(6, 10);
 }
 

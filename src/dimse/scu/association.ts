@@ -281,6 +281,7 @@ export class ScuAssociation {
       throw new Error(`presentation context ${req.contextId} was not accepted by ${this.label}`);
     }
     const messageId = this.nextMessageId;
+    const command = encodeRequest({ ...req.command, messageId, hasDataSet: req.dataSet !== undefined });
     this.nextMessageId = (messageId % 0xffff) + 1;
     let out!: Outstanding;
     const final = new Promise<DimseResponse>((resolve, reject) => {
@@ -289,20 +290,12 @@ export class ScuAssociation {
     final.catch(() => undefined); // rejected while still sending: awaited below
     this.outstanding = out;
     this.watch(this.timeouts.silenceMs, 'a response');
-    const command = encodeRequest({ ...req.command, messageId, hasDataSet: req.dataSet !== undefined });
     try {
       await this.sendMessage(req.contextId, command, req.dataSet);
     } catch (err) {
       if (!this.failure) {
-        const why = err instanceof Error ? err.message : String(err);
-        const code = (err as { code?: unknown }).code;
         this.fail(
-          new AssociationError(
-            `cannot read the data set: ${typeof code === 'string' ? describeSystemError(err) : why}`,
-            'source',
-            false,
-            { cause: err },
-          ),
+          new AssociationError(`cannot read the data set: ${systemWords(err)}`, 'source', false, { cause: err }),
           AbortSource.ServiceUser,
           AbortReason.NotSpecified,
         );
@@ -393,9 +386,9 @@ export class ScuAssociation {
       const factory = this.opts.socketFactory ?? tcpSocketFactory;
       socket = await factory({ host: this.opts.host, port: this.opts.port }, this.connectAbort.signal);
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      const why = describeSystemError(err) + (typeof code === 'string' ? ` (${code})` : '');
-      this.fail(new AssociationError(`cannot connect to ${this.label}: ${why}`, 'connect', false, { cause: err }));
+      this.fail(
+        new AssociationError(`cannot connect to ${this.label}: ${systemWords(err)}`, 'connect', false, { cause: err }),
+      );
       throw this.failure!;
     } finally {
       clearTimeout(connectTimer);
@@ -409,7 +402,7 @@ export class ScuAssociation {
     socket.on('drain', () => this.heard());
     socket.on('error', (err) =>
       this.fail(
-        new AssociationError(`network error: ${describeSystemError(err)} (${this.label})`, 'closed', false, {
+        new AssociationError(`network error: ${systemWords(err)} (${this.label})`, 'closed', false, {
           cause: err,
         }),
       ),
@@ -770,4 +763,11 @@ export class ScuAssociation {
     this.drainWaiter = undefined;
     drain?.reject(err);
   }
+}
+
+/** "connection refused (ECONNREFUSED)": the plain words, and the code for whoever searches for it. */
+function systemWords(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  const words = describeSystemError(err);
+  return typeof code === 'string' && code !== words ? `${words} (${code})` : words;
 }
