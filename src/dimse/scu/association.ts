@@ -8,9 +8,9 @@
 // data set as one Buffer, transcodes silently, and its abort/close events are unreliable:
 // /work/shared/research/dcmjs-dimse.md sections 2, 3, 8).
 //
-// Data sets are sent from a DataSetSource chunk by chunk, with the socket's backpressure
-// respected (we wait for 'drain' before reading the next chunk), so memory does not grow with the
-// instance's size. One request is outstanding at a time (asynchronous operations are not
+// Data sets are sent from a DataSetSource chunk by chunk, each chunk written out (flushed to the
+// system) before the next is read, so memory does not grow with the instance's size and the
+// source may reuse one buffer. One request is outstanding at a time (asynchronous operations are not
 // proposed, PS3.7 D.3.3.3); a request may get any number of pending responses before its final
 // one (C-FIND identifiers, C-MOVE sub-operation counts).
 import type net from 'node:net';
@@ -56,7 +56,7 @@ export interface ScuTimeouts {
   associateMs?: number;
   /**
    * Longest silence while we wait for the peer: a response, the A-RELEASE-RP, or the peer taking
-   * the bytes of a data set we send (a socket 'drain') (default 60 000).
+   * the bytes of a data set we send (default 60 000).
    */
   silenceMs?: number;
   /** Hard cap on the association's whole life, connect to close; none by default. */
@@ -197,7 +197,8 @@ export class ScuAssociation {
   private commandBytes = 0;
   /** The open() / release() step waiting on the peer. */
   private step: { resolve(): void; reject(e: AssociationError): void } | undefined;
-  private drainWaiter: { resolve(): void; reject(e: AssociationError): void } | undefined;
+  /** The write of a data set chunk waiting to be flushed to the system. */
+  private flushWaiter: { resolve(): void; reject(e: AssociationError): void } | undefined;
   private readonly connectAbort = new AbortController();
   private overallTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
@@ -622,25 +623,41 @@ export class ScuAssociation {
     await this.writeFragments(contextId, PdvControl.Command, command, pdvMax, true);
     if (!dataSet) return;
     const chunkSize = pdvMax * Math.max(1, Math.floor(CHUNK_TARGET / pdvMax));
-    // The last PDV must carry the last-fragment bit, and a source does not say which chunk is the
-    // last: each chunk's final slice is held back until the next chunk (or the end) shows it.
+    const total = dataSet.byteLength;
+    let sent = 0;
+    // The last PDV carries the last-fragment bit. With the length known, the last chunk is known;
+    // otherwise each chunk's final slice is held back (copied: the source may reuse its buffer)
+    // until the next chunk, or the end, shows whether it was the last.
     let held: Buffer | undefined;
     for await (const chunk of dataSet.chunks(chunkSize)) {
       if (this.failure) throw this.failure;
       if (chunk.length === 0) continue;
+      sent += chunk.length;
+      if (total !== undefined) {
+        if (sent > total) throw new Error(`data set source yielded more than its ${total} bytes`);
+        await this.writeFragments(contextId, PdvControl.Data, chunk, pdvMax, sent === total);
+        continue;
+      }
       if (held) await this.writeFragments(contextId, PdvControl.Data, held, pdvMax, false);
       const lastStart = Math.floor((chunk.length - 1) / pdvMax) * pdvMax;
-      if (lastStart > 0)
+      if (lastStart > 0) {
         await this.writeFragments(contextId, PdvControl.Data, chunk.subarray(0, lastStart), pdvMax, false);
-      held = chunk.subarray(lastStart);
+      }
+      held = Buffer.from(chunk.subarray(lastStart));
     }
     if (this.failure) throw this.failure;
+    if (total !== undefined) {
+      if (sent !== total) throw new Error(`data set source ended after ${sent} of its ${total} bytes`);
+      if (total === 0) await this.writeFragments(contextId, PdvControl.Data, Buffer.alloc(0), pdvMax, true);
+      return;
+    }
     await this.writeFragments(contextId, PdvControl.Data, held ?? Buffer.alloc(0), pdvMax, true);
   }
 
   /**
    * Writes `bytes` as PDVs of at most `pdvMax` bytes (the last one flagged when `last`), in one
-   * corked write, then waits for the socket to drain if its buffer is full.
+   * corked write, and resolves once the socket has handed them to the system: the caller may
+   * then reuse `bytes`, and a peer that stops reading stops us here (on the silence clock).
    */
   private async writeFragments(
     contextId: number,
@@ -651,26 +668,31 @@ export class ScuAssociation {
   ): Promise<void> {
     const socket = this.socket;
     if (this.failure || !socket) throw this.failure ?? new Error('not connected');
+    const flushed = new Promise<void>((resolve, reject) => (this.flushWaiter = { resolve, reject }));
+    const flushCallback = (err?: Error | null): void => {
+      if (!err) return this.flushWaiter?.resolve();
+      this.fail(
+        new AssociationError(`network error: ${systemWords(err)} (${this.label})`, 'closed', false, { cause: err }),
+      );
+    };
     socket.cork();
     let off = 0;
     do {
       const n = Math.min(pdvMax, bytes.length - off);
       const isLast = last && off + n === bytes.length;
-      socket.write(pdvPduHeader(contextId, kind | (isLast ? PdvControl.LastFragment : 0), n));
-      if (n > 0) socket.write(bytes.subarray(off, off + n));
+      const header = pdvPduHeader(contextId, kind | (isLast ? PdvControl.LastFragment : 0), n);
       off += n;
+      // The callback of the last write runs once everything before it was flushed too.
+      const onFlushed = off === bytes.length ? flushCallback : undefined;
+      if (n === 0) socket.write(header, onFlushed);
+      else {
+        socket.write(header);
+        socket.write(bytes.subarray(off - n, off), onFlushed);
+      }
     } while (off < bytes.length);
     socket.uncork();
-    if (socket.writableNeedDrain) {
-      // The peer is not taking our bytes as fast as we write: wait, on the silence clock.
-      await new Promise<void>((resolve, reject) => {
-        this.drainWaiter = { resolve, reject };
-        socket.once('drain', () => {
-          this.drainWaiter = undefined;
-          resolve();
-        });
-      });
-    }
+    await flushed;
+    this.flushWaiter = undefined;
     if (this.failure) throw this.failure;
     this.heard(); // the peer took these bytes: it is alive, though it does not speak while we send
   }
@@ -759,9 +781,9 @@ export class ScuAssociation {
     const out = this.outstanding;
     this.outstanding = undefined;
     out?.reject(err);
-    const drain = this.drainWaiter;
-    this.drainWaiter = undefined;
-    drain?.reject(err);
+    const flush = this.flushWaiter;
+    this.flushWaiter = undefined;
+    flush?.reject(err);
   }
 }
 

@@ -4,16 +4,18 @@
 import { open } from 'node:fs/promises';
 
 /**
- * A data set to send, as a sequence of chunks. The sender splits each chunk into PDVs and writes
- * it before asking for the next one, and keeps no chunk after writing it: a source must hand out
- * a fresh (or no longer used) buffer per chunk, since the socket may still hold the previous one.
+ * A data set to send, as a sequence of chunks. The sender splits each chunk into PDVs and has
+ * written it out (flushed to the system) before it asks for the next one, so a source may reuse
+ * one buffer for every chunk.
  */
 export interface DataSetSource {
+  /** Total bytes, when known before sending (a file range); a converting source may not know it. */
+  readonly byteLength?: number;
   /** Yields the data set's bytes in order, each chunk at most `maxChunkBytes` long. Throws on a read error. */
   chunks(maxChunkBytes: number): AsyncIterable<Buffer>;
 }
 
-/** Thrown by fileDataSet when the file ends before the range does (it shrank). */
+/** Thrown by a file data set when the file ends before the range does (it shrank). */
 export class SourceReadError extends Error {
   override name = 'SourceReadError';
 }
@@ -25,19 +27,20 @@ export interface FileDataSet extends DataSetSource {
 
 /**
  * Opens `path` and returns its bytes [offset, offset + length) as a source that reads one chunk
- * at a time, into a fresh buffer per chunk (never the whole range). Opening first lets a caller
- * learn that a file is gone before it announces a data set to the peer. Rejects with the fs error
+ * at a time into one reused buffer (never the whole range). Opening first lets a caller learn
+ * that a file is gone before it announces a data set to the peer. Rejects with the fs error
  * (ENOENT...); chunks() throws the fs error of a failed read, and SourceReadError when the file
  * is shorter than the range.
  */
 export async function openFileDataSet(path: string, offset: number, length: number): Promise<FileDataSet> {
   const fh = await open(path, 'r');
   return {
+    byteLength: length,
     async *chunks(maxChunkBytes: number): AsyncIterable<Buffer> {
+      const buf = Buffer.allocUnsafe(Math.min(maxChunkBytes, length));
       let done = 0;
       while (done < length) {
-        const want = Math.min(maxChunkBytes, length - done);
-        const buf = Buffer.allocUnsafe(want);
+        const want = Math.min(buf.length, length - done);
         let got = 0;
         while (got < want) {
           const { bytesRead } = await fh.read(buf, got, want - got, offset + done + got);
@@ -47,7 +50,7 @@ export async function openFileDataSet(path: string, offset: number, length: numb
           got += bytesRead;
         }
         done += want;
-        yield buf;
+        yield buf.subarray(0, want);
       }
     },
     close: () => fh.close(),
@@ -57,6 +60,7 @@ export async function openFileDataSet(path: string, offset: number, length: numb
 /** A data set already in memory (a C-FIND identifier, a test), in chunks that are views of it. */
 export function bufferDataSet(bytes: Buffer): DataSetSource {
   return {
+    byteLength: bytes.length,
     async *chunks(maxChunkBytes: number): AsyncIterable<Buffer> {
       for (let off = 0; off < bytes.length; off += maxChunkBytes) {
         yield bytes.subarray(off, Math.min(bytes.length, off + maxChunkBytes));
