@@ -6,10 +6,19 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readP10Header } from '../src/dimse/part10.js';
-import { AssociationError, ScuAssociation, type ScuAssociationOptions } from '../src/dimse/scu/association.js';
+import { execFileSync } from 'node:child_process';
+import { encodeText } from '../src/core/dicom/encoder.js';
+import { EXPLICIT_LE, EXPLICIT_VR_LE } from '../src/core/dicom/transferSyntax.js';
+import { CommandField } from '../src/dimse/commandSet.js';
+import {
+  AssociationError,
+  ScuAssociation,
+  type DimseResponse,
+  type ScuAssociationOptions,
+} from '../src/dimse/scu/association.js';
 import { VERIFICATION_CONTEXT, cEcho, echo } from '../src/dimse/scu/cEcho.js';
 import { cStore } from '../src/dimse/scu/cStore.js';
-import { openFileDataSet } from '../src/dimse/scu/dataSetSource.js';
+import { bufferDataSet, openFileDataSet } from '../src/dimse/scu/dataSetSource.js';
 import {
   dataSetBytes,
   F,
@@ -77,6 +86,12 @@ async function storeOne(port: number, file: string, extra: Partial<ScuAssociatio
   }
 }
 
+/** (0020,000D) of a file, as dcmdump reads it. */
+function studyUidOf(file: string): string {
+  const out = execFileSync('dcmdump', ['+P', '0020,000d', file], { encoding: 'utf8' });
+  return /\[([0-9.]+)\]/.exec(out)![1]!;
+}
+
 /** What `fn` rejects with; fails the test when it resolves or throws anything else. */
 async function failure(fn: () => Promise<unknown>): Promise<AssociationError> {
   try {
@@ -113,6 +128,56 @@ describe('C-ECHO', () => {
     await a.release();
     expect(a.isOpen).toBe(false);
   });
+});
+
+describe('C-FIND (the request/response shape retrieval will use)', () => {
+  it.skipIf(!ORTHANC_BIN)(
+    'Orthanc: one pending response per match, with its identifier, then the final one',
+    async () => {
+      const dir = tempDir('find-orthanc');
+      cleanups.push(() => rmrf(dir));
+      const orthanc = await startOrthanc(dir, 'ORTHANC', { DicomAlwaysAllowFind: true });
+      const at = target(orthanc.dicomPort, { calledAeTitle: 'ORTHANC' });
+      for (const f of [F.ctExplicit, F.mrImplicit]) {
+        expect(await storeOne(orthanc.dicomPort, f, { calledAeTitle: 'ORTHANC' })).toBe(0);
+      }
+
+      const STUDY_ROOT_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
+      const a = await ScuAssociation.open({
+        ...at,
+        presentationContexts: [{ abstractSyntaxUid: STUDY_ROOT_FIND, transferSyntaxUids: [EXPLICIT_VR_LE] }],
+      });
+      const ctx = a.acceptedContext(STUDY_ROOT_FIND, EXPLICIT_VR_LE);
+      expect(ctx).toBeDefined();
+      // Identifier: every study, asking for its Study Instance UID.
+      const identifier = Buffer.concat([
+        encodeText(0x00080052, 'CS', 'STUDY', EXPLICIT_LE),
+        encodeText(0x0020000d, 'UI', '', EXPLICIT_LE),
+      ]);
+      const pending: DimseResponse[] = [];
+      const final = await a.request({
+        contextId: ctx!.id,
+        command: { commandField: CommandField.CFindRq, affectedSopClassUid: STUDY_ROOT_FIND },
+        dataSet: bufferDataSet(identifier),
+        onPending: (r) => pending.push(r),
+      });
+      await a.release();
+      expect(final.command.commandField).toBe(CommandField.CFindRsp);
+      expect(final.command.status).toBe(0x0000);
+      expect(final.dataSet).toBeUndefined();
+      const studies = pending.map((r) => {
+        expect(r.command.status).toBe(0xff00);
+        // The study UID is in the identifier, Explicit VR LE: find its value after the tag and VR.
+        const tag = Buffer.from([0x20, 0x00, 0x0d, 0x00, 0x55, 0x49]);
+        const pos = r.dataSet!.indexOf(tag);
+        expect(pos).toBeGreaterThanOrEqual(0);
+        const len = r.dataSet!.readUInt16LE(pos + 6);
+        return r.dataSet!.toString('latin1', pos + 8, pos + 8 + len).replace(/\0$/, '');
+      });
+      const expected = [F.ctExplicit, F.mrImplicit].map(studyUidOf);
+      expect(studies.sort()).toEqual(expected.sort());
+    },
+  );
 });
 
 describe('C-STORE', () => {

@@ -36,7 +36,9 @@ import {
   type RoleSelection,
 } from '../acse.js';
 import {
+  CommandField,
   CommandSetError,
+  commandPdu,
   encodeRequest,
   parseResponse,
   type RequestFields,
@@ -153,6 +155,9 @@ type State = 'connecting' | 'requesting' | 'established' | 'releasing' | 'closed
 
 interface Outstanding {
   messageId: number;
+  contextId: number;
+  /** cancel() was called before the request was fully sent: send the C-CANCEL-RQ after it. */
+  cancelWanted?: boolean;
   onPending?: (response: DimseResponse) => void;
   sent: boolean;
   final?: DimseResponse;
@@ -286,7 +291,7 @@ export class ScuAssociation {
     this.nextMessageId = (messageId % 0xffff) + 1;
     let out!: Outstanding;
     const final = new Promise<DimseResponse>((resolve, reject) => {
-      out = { messageId, onPending: req.onPending, sent: false, resolve, reject };
+      out = { messageId, contextId: req.contextId, onPending: req.onPending, sent: false, resolve, reject };
     });
     final.catch(() => undefined); // rejected while still sending: awaited below
     this.outstanding = out;
@@ -305,7 +310,30 @@ export class ScuAssociation {
     }
     out.sent = true;
     if (out.final) this.finish(out);
+    else if (out.cancelWanted) this.sendCancel(out);
     return final;
+  }
+
+  /**
+   * Asks the peer to cancel the outstanding request (C-CANCEL-RQ, PS3.7 9.3.2.3: C-FIND, C-MOVE,
+   * C-GET). Its final response (usually status 0xFE00 Cancel) still resolves request(). Does
+   * nothing when no request is outstanding.
+   */
+  cancel(): void {
+    const out = this.outstanding;
+    if (!out || out.final || this.state !== 'established') return;
+    if (out.sent) this.sendCancel(out);
+    else out.cancelWanted = true;
+  }
+
+  private sendCancel(out: Outstanding): void {
+    out.cancelWanted = false;
+    const command = encodeRequest({
+      commandField: CommandField.CCancelRq,
+      messageIdBeingRespondedTo: out.messageId,
+      hasDataSet: false,
+    });
+    this.write(commandPdu(out.contextId, command));
   }
 
   /**
@@ -589,7 +617,13 @@ export class ScuAssociation {
     }
     const s = response.command.status;
     if (s === Status.Pending || s === Status.PendingWarning) {
-      out.onPending?.(response);
+      try {
+        out.onPending?.(response);
+      } catch (err) {
+        // The caller's handler failed: not the peer's fault, but the request cannot go on.
+        const why = err instanceof Error ? err.message : String(err);
+        throw new AssociationError(`the handler of a pending response failed: ${why}`, 'local');
+      }
       return;
     }
     out.final = response;
