@@ -2,7 +2,7 @@
 // verbatim, and gives every file an outcome.
 //
 // Built on our own SCU association (dimse/scu), not on dcmjs-dimse's Client (see the README's
-// "The sending client" and /work/shared/research/dcmjs-dimse.md sections 2, 3, 8 for what that
+// "The sending client" and docs/research/dcmjs-dimse.md sections 2, 3, 8 for what that
 // library did wrong here). What this file guarantees:
 // * Verbatim bytes: each file's data set (everything after its file meta) is sent as stored, read
 //   from disk in bounded chunks while it is sent; nothing is ever converted.

@@ -6,7 +6,7 @@
 // transport: ACSE PDUs from acse.ts, P-DATA-TF framing from pdataTf.ts, command sets from
 // commandSet.ts, the PDU stream from pduReader.ts; dcmjs-dimse's Client is not used (it needs a
 // data set as one Buffer, transcodes silently, and its abort/close events are unreliable:
-// /work/shared/research/dcmjs-dimse.md sections 2, 3, 8).
+// docs/research/dcmjs-dimse.md sections 2, 3, 8).
 //
 // Data sets are sent from a DataSetSource chunk by chunk, each chunk written out (flushed to the
 // system) before the next is read, so memory does not grow with the instance's size and the
