@@ -98,8 +98,8 @@ describe('parseMappingCsv: parsing', () => {
     expect(() => parseMappingCsv(`${HEADER}\r\rM1,A1,R1,2024-01-32,,`)).toThrow(/^line 3: /);
   });
 
-  it('returns no rows for a header-only file', () => {
-    expect(parseMappingCsv(`${HEADER}\r\n`)).toEqual([]);
+  it('refuses a header-only file: "no rows"', () => {
+    expectError(`${HEADER}\r\n\r\n`, 'no rows');
   });
 
   it('prefixes the source name when given', () => {
@@ -125,13 +125,13 @@ describe('parseMappingCsv: validation errors', () => {
   });
 
   it('missing required columns', () => {
-    expectError('MRN,Accession,Surgery_Date\nM1,A1,2024-01-01', 'line 1', 'missing required column "new_patient_id"');
-    expectError('MRN,Accession,New_Patient_ID\nM1,A1,R1', 'line 1', 'missing required column "surgery_date"');
+    expectError('MRN,Accession,Surgery_Date\nM1,A1,2024-01-01', 'line 1', 'the header has no New_Patient_ID column');
+    expectError('MRN,Accession,New_Patient_ID\nM1,A1,R1', 'line 1', 'the header has no Surgery_Date column');
   });
 
   it('fewer than 2 columns / empty file', () => {
     expectError('MRN\n1', 'line 1', 'header has 1 column');
-    expectError('', 'line 1', 'empty');
+    expectError('', 'the file is empty');
   });
 
   it('empty New_Patient_ID', () => {
@@ -179,6 +179,7 @@ describe('parseMappingCsv: validation errors', () => {
   });
 
   it('malformed quoting', () => {
-    expectError(`${HEADER}\nM1,A1,R1,2024-01-01,,"unterminated`, /^line \d+: malformed CSV/);
+    expectError(`${HEADER}\nM1,A1,R1,2024-01-01,,"unterminated`, /^line 2: a quoted value .* never closed/);
+    expectError(`${HEADER}\nM1,A1,R1,2024-01-01,,Left 5" cut`, /^line 2: a quote mark/);
   });
 });
