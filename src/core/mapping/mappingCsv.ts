@@ -60,6 +60,7 @@ export function isExcelScientific(value: string): boolean {
 
 /** A date Excel rewrote in the computer's own format (`10.03.2023`, `3/10/2023`) or as a serial. */
 function looksLikeExcelDate(value: string): boolean {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return false; // the right form, just not a real date
   return /^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$/.test(value) || /^\d{5}$/.test(value);
 }
 
@@ -284,7 +285,7 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
   const byMrn = new Map<string, { researchId: string; line: number }>();
   const byAcc = new Map<string, { researchId: string; line: number }>();
   const dateHint =
-    ' (Excel writes dates in your computer’s format: format the column as Text, or with the custom format yyyy-mm-dd, before saving)';
+    " (Excel writes dates in your computer's format: format the column as Text, or with the custom format yyyy-mm-dd, before saving)";
 
   for (const { cells, line } of records) {
     const cell = (i: number): string => (i >= 0 && i < cells.length ? cells[i]!.trim() : '');
