@@ -32,7 +32,11 @@ function plural(n: number, word: string): string {
 /** One line per research ID: its rows and day offset(s). */
 function researchIdLines(rows: MappingRow[]): string[] {
   const byId = new Map<string, MappingRow[]>();
-  for (const r of rows) byId.set(r.researchId, [...(byId.get(r.researchId) ?? []), r]);
+  for (const r of rows) {
+    const list = byId.get(r.researchId);
+    if (list) list.push(r);
+    else byId.set(r.researchId, [r]);
+  }
   const width = Math.max(...[...byId.keys()].map((id) => id.length));
   return [...byId.entries()].map(([id, list]) => {
     const lines = list.map((r) => r.line);

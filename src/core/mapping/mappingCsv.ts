@@ -127,6 +127,18 @@ export function detectDelimiter(text: string): CsvDelimiter {
   return best;
 }
 
+/** `items` grouped by `key`, groups and items in first-seen order. */
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
 interface RawRecord {
   cells: string[];
   line: number;
@@ -386,11 +398,7 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
   // --- Across rows: AccessionNumbers that two research IDs would share; day offsets. ---
   const firstRowOf = new Map<string, { researchId: string; line: number }>();
   for (const r of idRows) if (!firstRowOf.has(r.researchId)) firstRowOf.set(r.researchId, r);
-  const byPrefix = new Map<string, { researchId: string; line: number }[]>();
-  for (const r of firstRowOf.values()) {
-    const p = r.researchId.slice(0, ACCESSION_DISTINCT_LENGTH);
-    byPrefix.set(p, [...(byPrefix.get(p) ?? []), r]);
-  }
+  const byPrefix = groupBy([...firstRowOf.values()], (r) => r.researchId.slice(0, ACCESSION_DISTINCT_LENGTH));
   for (const group of byPrefix.values()) {
     const [first, ...others] = group;
     for (const r of others) {
@@ -402,9 +410,7 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
       );
     }
   }
-  const rowsOf = new Map<string, MappingRow[]>();
-  for (const r of rows) rowsOf.set(r.researchId, [...(rowsOf.get(r.researchId) ?? []), r]);
-  for (const list of rowsOf.values()) {
+  for (const list of groupBy(rows, (r) => r.researchId).values()) {
     const offsets = new Set(list.map((r) => r.dayOffset));
     if (offsets.size < 2) continue;
     const detail = list.map((r) => `line ${r.line}: ${r.dayOffset} days`).join(', ');
