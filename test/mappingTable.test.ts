@@ -88,7 +88,7 @@ describe('MappingTable notes', () => {
         'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
         '2002,B1,R3,2023-03-10,2024-06-15', // line 2: 463 days
         '2002,B2,R3,2023-08-08,2024-06-15', // line 3: 312 days
-        '12345,A12345,R2,2023-01-01,',
+        '12345,98765,R2,2023-01-01,',
         '3003,C1,R4,2023-01-01,',
         '3003,C2,R4,2023-01-01,', // same offset: nothing to note
         '4004,D1,R5,2023-01-01,',
@@ -128,10 +128,11 @@ describe('MappingTable notes', () => {
       lines: [4],
       text: "not matched, but the CSV's MRN on line 4 looks like this PatientID without its leading zeros (Excel drops them): if it is the same, format that column as Text in Excel, type the zeros again, and run again",
     });
-    expect(notes.unmatchedNote({ patientId: 'X', accessionNumber: '00A12345' })?.text).toMatch(
+    expect(notes.unmatchedNote({ patientId: 'X', accessionNumber: '0098765' })?.text).toMatch(
       /CSV's Accession on line 4 looks like this AccessionNumber without its leading zeros/,
     );
     expect(notes.unmatchedNote({ patientId: '12345', accessionNumber: '' })).toBeUndefined(); // no zeros to lose
     expect(notes.unmatchedNote({ patientId: '000', accessionNumber: '0099' })).toBeUndefined();
+    expect(notes.unmatchedNote({ patientId: '0C1', accessionNumber: '' })).toBeUndefined(); // C1 is no number
   });
 });

@@ -74,9 +74,9 @@ export class MappingTable {
 
   /**
    * For an instance match() found no row for: a note when its PatientID or AccessionNumber, with
-   * leading zeros, equals an MRN or Accession of the CSV without them (`0012345` vs `12345`), i.e.
-   * the CSV value looks like Excel dropped its zeros. The instance stays unmatched: the two may
-   * be different identifiers.
+   * leading zeros, is all digits and equals an MRN or Accession of the CSV without its zeros
+   * (`0012345` vs `12345`), i.e. the CSV value looks like Excel dropped its zeros. The instance
+   * stays unmatched: the two may be different identifiers.
    */
   unmatchedNote(keys: { patientId: string; accessionNumber: string }): MatchNote | undefined {
     for (const [what, value] of [
@@ -86,7 +86,8 @@ export class MappingTable {
       if (isNoInformation(value)) continue;
       const v = trimDicom(value);
       const stripped = v.replace(/^0+/, '');
-      if (stripped === v || stripped === '') continue;
+      // Excel drops zeros only from what it takes for a number: digits only.
+      if (stripped === v || !/^\d+$/.test(stripped)) continue;
       for (const [column, index] of [
         ['MRN', this.byMrn],
         ['Accession', this.byAccession],
