@@ -62,7 +62,11 @@ const TARGET_ENCODING: Record<string, Encoding> = {
  * convert; 'corrupt': damaged or inconsistent data, including a file that is not Part 10),
  * with a one-line message; fs errors (ENOENT...) pass through.
  */
-export async function convertInstance(path: string, targetTs: string, options: ConvertOptions = {}): Promise<ConvertedInstance> {
+export async function convertInstance(
+  path: string,
+  targetTs: string,
+  options: ConvertOptions = {},
+): Promise<ConvertedInstance> {
   const target = TARGET_ENCODING[targetTs];
   if (!target) throw unsupported(`cannot convert to ${targetTs} (targets: ${CONVERSION_TARGETS.join(', ')})`);
   let header;

@@ -27,8 +27,7 @@ export function readCodestream(codec: PixelCodec, frame: Buffer): CodestreamInfo
   return 'no codestream header in RLE';
 }
 
-const isSof = (m: number): boolean =>
-  (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) || m === 0xf7;
+const isSof = (m: number): boolean => (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) || m === 0xf7;
 
 function readJpeg(b: Buffer): CodestreamInfo | string {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return 'the frame does not start with a JPEG SOI marker';

@@ -16,7 +16,14 @@ import { SequentialReader, type ByteSource } from './byteSource.js';
 import { swapInPlace, swapUnit } from './byteOrder.js';
 import { ChunkWriter } from './chunkWriter.js';
 import { ConversionError, corrupt, unsupported } from './conversionError.js';
-import { detectEncoding, explicitVr, isEncapsulated, readHeader, type ElementHeader, type VrContext } from './elementHeader.js';
+import {
+  detectEncoding,
+  explicitVr,
+  isEncapsulated,
+  readHeader,
+  type ElementHeader,
+  type VrContext,
+} from './elementHeader.js';
 import { toNativeFrame, type DecodePlan, type FrameDecoder, type ReplacedValue } from './pixelPlan.js';
 import { checkElementTag } from './scan.js';
 
@@ -140,7 +147,12 @@ class Converter {
     return false;
   }
 
-  private async *sequence(h: ElementHeader, itemEnc: Encoding, depth: number, end: number | undefined): AsyncGenerator<Buffer> {
+  private async *sequence(
+    h: ElementHeader,
+    itemEnc: Encoding,
+    depth: number,
+    end: number | undefined,
+  ): AsyncGenerator<Buffer> {
     const r = this.r;
     yield* this.write(encodeHeader(h.tag, 'SQ', UNDEFINED_LENGTH, this.target));
     for (;;) {
@@ -166,7 +178,8 @@ class Converter {
   private async *value(h: ElementHeader, enc: Encoding, ctx: VrContext): AsyncGenerator<Buffer> {
     const vr = this.target.explicitVr && !enc.explicitVr ? explicitVr(h.tag, h.vr, h.length, ctx) : h.vr;
     const unit = enc.littleEndian ? 1 : swapUnit(h.vr);
-    if (h.length % unit !== 0) throw corrupt(`${hexTag(h.tag)} ${h.vr} has ${h.length} bytes, not a multiple of ${unit}`);
+    if (h.length % unit !== 0)
+      throw corrupt(`${hexTag(h.tag)} ${h.vr} has ${h.length} bytes, not a multiple of ${unit}`);
     yield* this.write(encodeHeader(h.tag, vr, h.length, this.target));
     if (h.length <= SMALL_VALUE) {
       const v = await this.r.take(h.length, hexTag(h.tag));
@@ -191,40 +204,46 @@ class Converter {
       throw corrupt('encapsulated pixel data without a Basic Offset Table item');
     }
     await r.skip(bot.length, 'the Basic Offset Table');
-    let parts: Buffer[] = [];
-    let frame = 0;
+    const state: FrameState = { parts: [], frame: 0 };
     let fragmentOffset = 0; // from the first fragment's item tag, as offset tables count (PS3.5 A.4)
-    const self = this;
-    async function* decodeFrame(): AsyncGenerator<Buffer> {
-      if (frame >= plan.frames) throw corrupt(`pixel data holds more than the ${plan.frames} frames NumberOfFrames says`);
-      const compressed = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-      parts = [];
-      let decoded: Buffer;
-      try {
-        decoded = await decoder.decode(compressed, plan.params);
-      } catch (e) {
-        if (e instanceof ConversionError) throw e;
-        const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
-        throw corrupt(`frame ${frame + 1} of ${plan.frames}: ${plan.codec} data cannot be decoded (${why})`);
-      }
-      const native = toNativeFrame(decoded, plan, frame);
-      frame += 1;
-      yield* self.drain();
-      for (let pos = 0; pos < native.length; pos += self.chunk) yield native.subarray(pos, pos + self.chunk);
-    }
     for (;;) {
       const h = await readHeader(r, enc);
       if (!h) throw corrupt('truncated encapsulated pixel data (no sequence delimiter)');
       if (h.tag === SEQUENCE_DELIMITATION) break;
       if (h.tag !== ITEM || h.length === UNDEFINED_LENGTH) throw corrupt(`bad fragment at byte ${r.position - 8}`);
       const fragment = await this.readOwned(h.length, 'a fragment');
-      if (parts.length > 0 && this.startsFrame(plan, frame, fragmentOffset, fragment)) yield* decodeFrame();
-      parts.push(fragment);
+      if (state.parts.length > 0 && this.startsFrame(plan, state.frame, fragmentOffset, fragment)) {
+        yield* this.decodeFrame(plan, decoder, state);
+      }
+      state.parts.push(fragment);
       fragmentOffset += 8 + h.length;
     }
-    if (parts.length > 0) yield* decodeFrame();
-    if (frame !== plan.frames) throw corrupt(`pixel data holds ${frame} frames, NumberOfFrames says ${plan.frames}`);
+    if (state.parts.length > 0) yield* this.decodeFrame(plan, decoder, state);
+    if (state.frame !== plan.frames) {
+      throw corrupt(`pixel data holds ${state.frame} frames, NumberOfFrames says ${plan.frames}`);
+    }
     if (plan.pixelDataLength > plan.frames * plan.frameBytes) yield* this.write(Buffer.alloc(1));
+  }
+
+  /** Decodes the fragments collected in `state` as its next frame and writes it native. */
+  private async *decodeFrame(plan: DecodePlan, decoder: FrameDecoder, state: FrameState): AsyncGenerator<Buffer> {
+    if (state.frame >= plan.frames) {
+      throw corrupt(`pixel data holds more than the ${plan.frames} frames NumberOfFrames says`);
+    }
+    const compressed = state.parts.length === 1 ? state.parts[0]! : Buffer.concat(state.parts);
+    state.parts = [];
+    let decoded: Buffer;
+    try {
+      decoded = await decoder.decode(compressed, plan.params);
+    } catch (e) {
+      if (e instanceof ConversionError) throw e;
+      const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      throw corrupt(`frame ${state.frame + 1} of ${plan.frames}: ${plan.codec} data cannot be decoded (${why})`);
+    }
+    const native = toNativeFrame(decoded, plan, state.frame);
+    state.frame += 1;
+    yield* this.drain();
+    for (let pos = 0; pos < native.length; pos += this.chunk) yield native.subarray(pos, pos + this.chunk);
   }
 
   /** Whether a fragment begins a new frame, given the fragments already collected for `frame`. */
@@ -268,6 +287,12 @@ class Converter {
     const last = this.w.flush();
     if (last) yield last;
   }
+}
+
+/** The compressed fragments of the frame being collected, and how many frames were written. */
+interface FrameState {
+  parts: Buffer[];
+  frame: number;
 }
 
 const JP2_SIGNATURE = Buffer.from([0x00, 0x00, 0x00, 0x0c, 0x6a, 0x50, 0x20, 0x20]);

@@ -87,7 +87,13 @@ function us(values: Map<number, Buffer>, tag: number, name: string, required: bo
 
 function text(values: Map<number, Buffer>, tag: number): string | undefined {
   const v = values.get(tag);
-  return v && v.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  return (
+    v &&
+    v
+      .toString('latin1')
+      .replace(/[\0 ]+$/, '')
+      .replace(/^ +/, '')
+  );
 }
 
 function textValue(s: string, pad = ' '): Buffer {
@@ -142,7 +148,9 @@ export function planDecode(scan: ScanResult, syntax: SourceSyntax): DecodePlan {
     const dataSetSays = `${columns}x${rows}x${spp}`;
     const codestreamSays = `${info.columns}x${info.rows}x${info.components}`;
     if (dataSetSays !== codestreamSays) {
-      throw corrupt(`the first frame is ${codestreamSays} (columns x rows x samples) but the data set says ${dataSetSays}`);
+      throw corrupt(
+        `the first frame is ${codestreamSays} (columns x rows x samples) but the data set says ${dataSetSays}`,
+      );
     }
     if (info.precision > bitsAllocated) {
       throw corrupt(`the codestream has ${info.precision}-bit samples but BitsAllocated is ${bitsAllocated}`);
@@ -188,7 +196,10 @@ export function planDecode(scan: ScanResult, syntax: SourceSyntax): DecodePlan {
   if (lossy) {
     if (lossyFlag !== '01') replace.set(T.lossyImageCompression, { vr: 'CS', value: textValue('01') });
     if (!v.has(T.lossyImageCompressionRatio) && px.compressedBytes > 0) {
-      replace.set(T.lossyImageCompressionRatio, { vr: 'DS', value: textValue(formatRatio(total / px.compressedBytes)) });
+      replace.set(T.lossyImageCompressionRatio, {
+        vr: 'DS',
+        value: textValue(formatRatio(total / px.compressedBytes)),
+      });
     }
     if (!v.has(T.lossyImageCompressionMethod) && METHOD[codec]) {
       replace.set(T.lossyImageCompressionMethod, { vr: 'CS', value: textValue(METHOD[codec]) });
@@ -270,7 +281,7 @@ export function toNativeFrame(decoded: Buffer, plan: DecodePlan, index: number):
   if (sb === 1 && plan.sampleBytes === 2) {
     const wide = Buffer.allocUnsafe(out.length * 2);
     for (let i = 0; i < out.length; i++) {
-      wide.writeUInt16LE(plan.codecSigned ? (out.readInt8(i) & 0xffff) : out[i]!, 2 * i);
+      wide.writeUInt16LE(plan.codecSigned ? out.readInt8(i) & 0xffff : out[i]!, 2 * i);
     }
     out = wide;
   }

@@ -2,12 +2,7 @@
 // PS3.5 10; UIDs from PS3.6 A-1). Targets are always uncompressed little endian: we never
 // compress, so a destination that takes neither explicit nor implicit VR little endian for a
 // SOP class cannot be served by conversion.
-import {
-  DEFLATED_EXPLICIT_VR_LE,
-  EXPLICIT_VR_BE,
-  EXPLICIT_VR_LE,
-  IMPLICIT_VR_LE,
-} from '../dicom/transferSyntax.js';
+import { DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../dicom/transferSyntax.js';
 
 /** The codecs behind encapsulated transfer syntaxes we decode. */
 export type PixelCodec = 'jpeg' | 'jpeg-ls' | 'jpeg2000' | 'rle';
