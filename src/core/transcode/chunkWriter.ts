@@ -3,36 +3,37 @@
 // the largest buffer the engine fills besides a decoded frame.
 
 export class ChunkWriter {
-  private cur: Buffer;
+  /** The chunk being filled; allocated on the first write after a flush. */
+  private cur: Buffer | undefined;
   private used = 0;
 
-  constructor(private readonly size: number) {
-    this.cur = Buffer.allocUnsafe(size);
-  }
+  constructor(private readonly size: number) {}
 
   /** Copies `b`; returns the chunks it filled (often none). */
   write(b: Buffer): Buffer[] {
     const full: Buffer[] = [];
     let pos = 0;
     while (pos < b.length) {
+      this.cur ??= Buffer.allocUnsafe(this.size);
       const n = Math.min(b.length - pos, this.size - this.used);
       b.copy(this.cur, this.used, pos, pos + n);
       this.used += n;
       pos += n;
       if (this.used === this.size) {
         full.push(this.cur);
-        this.cur = Buffer.allocUnsafe(this.size);
+        this.cur = undefined;
         this.used = 0;
       }
     }
     return full;
   }
 
-  /** The partly filled chunk, if any (then a new one is started). */
+  /** The partly filled chunk, if any. */
   flush(): Buffer | undefined {
-    if (this.used === 0) return undefined;
-    const out = this.cur.subarray(0, this.used);
-    this.cur = Buffer.allocUnsafe(this.size);
+    if (this.used === 0 || !this.cur) return undefined;
+    // A copy of the used part: the chunk handed out is no bigger than its bytes, and the
+    // allocation is reused for the next chunk.
+    const out = Buffer.from(this.cur.subarray(0, this.used));
     this.used = 0;
     return out;
   }

@@ -204,21 +204,23 @@ class Converter {
       throw corrupt('encapsulated pixel data without a Basic Offset Table item');
     }
     await r.skip(bot.length, 'the Basic Offset Table');
-    const state: FrameState = { parts: [], frame: 0 };
+    const state: FrameState = { scratch: Buffer.alloc(0), length: 0, frame: 0 };
     let fragmentOffset = 0; // from the first fragment's item tag, as offset tables count (PS3.5 A.4)
     for (;;) {
       const h = await readHeader(r, enc);
       if (!h) throw corrupt('truncated encapsulated pixel data (no sequence delimiter)');
       if (h.tag === SEQUENCE_DELIMITATION) break;
       if (h.tag !== ITEM || h.length === UNDEFINED_LENGTH) throw corrupt(`bad fragment at byte ${r.position - 8}`);
-      const fragment = await this.readOwned(h.length, 'a fragment');
-      if (state.parts.length > 0 && this.startsFrame(plan, state.frame, fragmentOffset, fragment)) {
+      // Only the fragment's first bytes decide whether it opens a frame.
+      if (!(await r.ensure(Math.min(h.length, 8)))) throw corrupt('truncated fragment');
+      const head = r.buf.subarray(r.off, r.off + Math.min(h.length, 8));
+      if (state.length > 0 && this.startsFrame(plan, state.frame, fragmentOffset, head)) {
         yield* this.decodeFrame(plan, decoder, state);
       }
-      state.parts.push(fragment);
+      await this.append(state, h.length);
       fragmentOffset += 8 + h.length;
     }
-    if (state.parts.length > 0) yield* this.decodeFrame(plan, decoder, state);
+    if (state.length > 0) yield* this.decodeFrame(plan, decoder, state);
     if (state.frame !== plan.frames) {
       throw corrupt(`pixel data holds ${state.frame} frames, NumberOfFrames says ${plan.frames}`);
     }
@@ -230,8 +232,8 @@ class Converter {
     if (state.frame >= plan.frames) {
       throw corrupt(`pixel data holds more than the ${plan.frames} frames NumberOfFrames says`);
     }
-    const compressed = state.parts.length === 1 ? state.parts[0]! : Buffer.concat(state.parts);
-    state.parts = [];
+    const compressed = state.scratch.subarray(0, state.length);
+    state.length = 0;
     let decoded: Buffer;
     try {
       decoded = await decoder.decode(compressed, plan.params);
@@ -268,15 +270,18 @@ class Converter {
     }
   }
 
-  /** The next `n` bytes in a buffer of their own. */
-  private async readOwned(n: number, what: string): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(n);
-    let pos = 0;
-    for await (const view of this.r.readChunks(n, this.chunk, 1, what)) {
-      view.copy(out, pos);
-      pos += view.length;
+  /** Appends the next `n` bytes (a fragment) to the frame being collected. */
+  private async append(state: FrameState, n: number): Promise<void> {
+    if (state.length + n > state.scratch.length) {
+      // One buffer for the compressed frame, reused from frame to frame (grown when needed).
+      const grown = Buffer.allocUnsafe(Math.max(state.length + n, state.scratch.length * 2));
+      state.scratch.copy(grown, 0, 0, state.length);
+      state.scratch = grown;
     }
-    return out;
+    for await (const view of this.r.readChunks(n, this.chunk, 1, 'a fragment')) {
+      view.copy(state.scratch, state.length);
+      state.length += view.length;
+    }
   }
 
   private *write(...bufs: Buffer[]): Generator<Buffer> {
@@ -289,9 +294,11 @@ class Converter {
   }
 }
 
-/** The compressed fragments of the frame being collected, and how many frames were written. */
+/** The compressed frame being collected (its fragments, concatenated), and frames written. */
 interface FrameState {
-  parts: Buffer[];
+  scratch: Buffer;
+  /** Bytes of `scratch` in use. */
+  length: number;
   frame: number;
 }
 

@@ -25,7 +25,8 @@ export interface FrameParameters {
  * Decodes one compressed frame into its samples: rows x columns x samplesPerPixel samples of
  * bitsAllocated/8 bytes (little endian), interleaved, except JPEG-LS without interleave (planar)
  * and JPEG 2000 / JPEG-LS samples of <= 8 bits (one byte each). Rejects (any error) on data it
- * cannot decode; the engine turns that into a ConversionError.
+ * cannot decode; the engine turns that into a ConversionError. `frame` is the engine's scratch
+ * buffer: valid until the promise settles, never to be kept.
  */
 export interface FrameDecoder {
   decode(frame: Buffer, params: FrameParameters): Promise<Buffer>;
