@@ -1,6 +1,7 @@
 // Where the data set of an outgoing DIMSE message comes from: a source that yields it in bounded
 // chunks, so sending a multi-gigabyte instance never holds more than one chunk of it (issue 15).
-// A converting source (issue 14) is one more implementation: it yields converted chunks.
+// A converting source (issue 14) is one more implementation: src/transcode/convertInstance's
+// `dataSet()` generator already has this shape (`{ chunks: () => converted.dataSet() }`).
 import { open } from 'node:fs/promises';
 
 /**
@@ -11,7 +12,12 @@ import { open } from 'node:fs/promises';
 export interface DataSetSource {
   /** Total bytes, when known before sending (a file range); a converting source may not know it. */
   readonly byteLength?: number;
-  /** Yields the data set's bytes in order, each chunk at most `maxChunkBytes` long. Throws on a read error. */
+  /**
+   * Yields the data set's bytes in order, in chunks of about `maxChunkBytes` (a hint: the sender
+   * splits any chunk into PDVs, so a converter may yield its own chunk size). Throws when the
+   * bytes cannot be produced; the sender then aborts the association (a partial data set cannot
+   * be ended).
+   */
   chunks(maxChunkBytes: number): AsyncIterable<Buffer>;
 }
 
