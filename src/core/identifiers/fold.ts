@@ -3,6 +3,7 @@
 // katakana read as hiragana (a phonetic name may be written in either).
 
 /** Combining marks that are accents on Latin, Greek and Cyrillic letters (not kana voicing). */
+// eslint-disable-next-line no-misleading-character-class -- ranges of combining marks are meant
 const ACCENTS = /[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]/g;
 
 /** Letters that are accented forms without a Unicode decomposition. */
