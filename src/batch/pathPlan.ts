@@ -92,7 +92,8 @@ export class PathPlan {
 
   private patient(researchId: string): Patient {
     let p = this.patients.get(researchId);
-    if (!p) this.patients.set(researchId, (p = { keys: new Set(), identifiers: [], offsets: new Set(), matcher: null }));
+    if (!p)
+      this.patients.set(researchId, (p = { keys: new Set(), identifiers: [], offsets: new Set(), matcher: null }));
     return p;
   }
 

@@ -60,7 +60,10 @@ export function surveyTree(
   for (const rel of files) {
     const values = surveyFile(path.join(inputDir, ...rel.split('/')), head, whole);
     if (values === null) continue;
-    const match = table.match({ patientId: values.patientIds[0] ?? '', accessionNumber: values.accessionNumbers[0] ?? '' });
+    const match = table.match({
+      patientId: values.patientIds[0] ?? '',
+      accessionNumber: values.accessionNumbers[0] ?? '',
+    });
     plan.addFile({ rel, researchId: match?.row.researchId ?? null, dayOffset: match?.row.dayOffset ?? null, values });
   }
   return plan;
