@@ -68,6 +68,10 @@ interface Folder {
   strayKeys: Set<string>;
 }
 
+/**
+ * Every file's identifiers (addFile), then the names below each session folder (dicomPath,
+ * otherPath). Folder decisions are cached, so each folder gets one name whoever asks.
+ */
 export class PathPlan {
   private readonly patients = new Map<string, Patient>();
   private readonly folders = new Map<string, Folder>();

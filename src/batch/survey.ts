@@ -9,8 +9,8 @@ import type { MappingRow } from '../core/types.js';
 import { ReusableReader } from '../io/reusableReader.js';
 import { PathPlan } from './pathPlan.js';
 
-/** Bytes read first: headers are a few KB; longer ones are read whole. */
-const HEAD_BYTES = 16 * 1024;
+/** Bytes read first: headers are a few KB (vendor private headers, tens of KB); longer ones are read whole. */
+const HEAD_BYTES = 64 * 1024;
 
 /** The identifying values of a DICOM file; null for a file that is not DICOM or cannot be read. */
 function surveyFile(abs: string, head: Buffer, whole: ReusableReader): IdentifyingValues | null {

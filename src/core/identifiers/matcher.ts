@@ -78,6 +78,11 @@ interface CompactPattern {
   kinds: Set<IdentifierKind>;
 }
 
+/**
+ * Finds identifiers (rules above) in text. `find` costs one NFKC/fold pass over the text plus
+ * one substring search per name token of 4+ letters and per ID; words, numbers, UIDs and dates
+ * are looked up in maps. Never throws; never returns a value, only kinds.
+ */
 export class IdentifierMatcher {
   private readonly wordOnlyBelow: number;
   /** Folded tokens found anywhere in the folded text. */
