@@ -64,14 +64,19 @@ async function processJob(job: JobMessage): Promise<JobResult> {
     return { ...base, status: 'error', message: errorMessage(err) };
   }
   const match = table.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
-  if (!match) return { ...base, status: 'no-mapping', message: 'no row matches PatientID or AccessionNumber' };
-  const { row, matchedBy } = match;
+  if (!match) {
+    const note = table.unmatchedNote(keys);
+    const message = 'no row matches PatientID or AccessionNumber' + (note ? `; ${note.text}` : '');
+    return { ...base, status: 'no-mapping', message, note };
+  }
+  const { row, matchedBy, note } = match;
   const info = {
     ...base,
     matchedBy,
     researchId: row.researchId,
     rowLine: row.line,
     dayOffset: row.dayOffset,
+    note,
   };
   // The names below the session folder were decided before any file was written (pathPlan.ts).
   const planned = job.planned;
@@ -101,7 +106,16 @@ async function processJob(job: JobMessage): Promise<JobResult> {
     const fileName = planned.fileName ?? `${result.sopInstanceUid}.dcm`;
     const outParts = [row.researchId, sessionName, ...planned.dirs, fileName];
     writeFileAtomicSync(path.join(init.outputDir, ...outParts), result.parts);
-    return { ...info, status: 'ok', accessionNumber, sessionName, sessionN: n, studyKey, outRel: outParts.join('/') };
+    return {
+      ...info,
+      status: 'ok',
+      accessionNumber,
+      sessionName,
+      sessionN: n,
+      studyKey,
+      outRel: outParts.join('/'),
+      message: note?.text,
+    };
   } catch (err) {
     return { ...info, status: 'error', message: errorMessage(err) };
   }
