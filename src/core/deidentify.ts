@@ -91,16 +91,21 @@ function parse(input: Uint8Array | ByteSource, options?: ParseOptions): ParsedIn
 
 /** A top-level element, before or after the pixel data, with the bytes its offsets point into. */
 function topElement(p: ParsedInstance, tag: number): { data: Buffer; el: Element } | undefined {
-  for (const part of [p.head, p.tail]) {
-    const el = findElement(part.elements, tag);
-    if (el) return { data: part.data, el };
-  }
-  return undefined;
+  const el = findElement(p.head.elements, tag);
+  if (el) return { data: p.head.data, el };
+  const after = findElement(p.tail.elements, tag);
+  return after ? { data: p.tail.data, el: after } : undefined;
 }
 
+const utf8Cache = new WeakMap<ParsedInstance, boolean>();
 function isUtf8(p: ParsedInstance): boolean {
-  const cs = topElement(p, T.SpecificCharacterSet);
-  return cs ? /ISO_IR 192/.test(stringValue(cs.data, cs.el)) : false;
+  let utf8 = utf8Cache.get(p);
+  if (utf8 === undefined) {
+    const cs = topElement(p, T.SpecificCharacterSet);
+    utf8 = cs ? /ISO_IR 192/.test(stringValue(cs.data, cs.el)) : false;
+    utf8Cache.set(p, utf8);
+  }
+  return utf8;
 }
 
 function topString(p: ParsedInstance, tag: number): string {
@@ -110,11 +115,12 @@ function topString(p: ParsedInstance, tag: number): string {
 
 /**
  * The keys an adapter matches and files an instance by, from its bytes or from a ByteSource
- * (which is read up to the pixel data and after it, never the pixel data itself).
+ * (which is read up to the pixel data and after it, never the pixel data itself). The parse is
+ * kept for deidentify/deidentifySource on the same input (then the options given here apply).
  * Throws DicomFormatError (one line) for input that is not a readable Part 10 instance.
  */
-export function readInstanceKeys(input: Uint8Array | ByteSource): InstanceKeys {
-  return instanceKeys(parse(input));
+export function readInstanceKeys(input: Uint8Array | ByteSource, options?: ParseOptions): InstanceKeys {
+  return instanceKeys(parse(input, options));
 }
 
 function instanceKeys(p: ParsedInstance): InstanceKeys {
@@ -383,8 +389,8 @@ export function deidentifySource(
   const out: Buffer[] = [];
   const pending = [...overrides.entries()].filter(([, b]) => b !== null).sort((a, b) => a[0] - b[0]);
   let next = 0;
-  /** Element `el` (offsets into `data`) goes out as the rules and overrides say. */
-  const visit = (el: Element, data: Buffer): void => {
+  /** Element `el` (offsets into `ctx.data`) goes out as the rules and overrides say. */
+  const visit = (el: Element, ctx: Context): void => {
     // Insert new elements before the first larger tag (data sets are in ascending tag order).
     while (next < pending.length && pending[next]![0] < el.tag) out.push(pending[next++]![1]!);
     if (overrides.has(el.tag)) {
@@ -393,9 +399,10 @@ export function deidentifySource(
       if (next < pending.length && pending[next]![0] === el.tag) next++;
       return;
     }
-    processElement(el, enc, { ...common, data }, out);
+    processElement(el, enc, ctx, out);
   };
-  for (const el of p.head.elements) visit(el, p.head.data);
+  const inHead: Context = { ...common, data: p.head.data };
+  for (const el of p.head.elements) visit(el, inHead);
   // The pixel data stays in the source: the output is `out` up to `cut`, the range, the rest.
   let cut = -1;
   const px = p.pixelData;
@@ -407,10 +414,11 @@ export function deidentifySource(
     } else {
       // Never the case under the current rules; kept whole in memory if the rules ever change.
       const bytes = p.source.read(px.offset, px.length);
-      visit({ ...el, start: 0, valueStart: el.valueStart - el.start, end: px.length }, bytes);
+      visit({ ...el, start: 0, valueStart: el.valueStart - el.start, end: px.length }, { ...common, data: bytes });
     }
   }
-  for (const el of p.tail.elements) visit(el, p.tail.data);
+  const inTail: Context = { ...common, data: p.tail.data };
+  for (const el of p.tail.elements) visit(el, inTail);
   while (next < pending.length) out.push(pending[next++]![1]!);
 
   const sopInstanceUid = common.remap(keys.sopInstanceUid);

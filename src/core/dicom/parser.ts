@@ -80,7 +80,7 @@ export interface ParsedInstance {
 }
 
 export interface ParseOptions {
-  /** Size of the first read (bytes; default 64 KiB): the file meta and, usually, every element
+  /** Size of the first read (bytes; default 16 KiB): the file meta and, usually, every element
    *  before the pixel data. Reads grow from there when the elements reach further. */
   firstReadBytes?: number;
   /** Largest inflated data set of a deflated transfer syntax (bytes; default 1 GiB): a deflated
@@ -91,7 +91,7 @@ export interface ParseOptions {
 /** Default of ParseOptions.maxInflatedBytes. */
 export const MAX_INFLATED_BYTES = 1 << 30;
 /** Default of ParseOptions.firstReadBytes. */
-const FIRST_READ = 64 * 1024;
+const FIRST_READ = 16 * 1024;
 
 function hexTag(tag: number): string {
   const h = (tag >>> 0).toString(16).toUpperCase().padStart(8, '0');
@@ -348,7 +348,7 @@ export function findElement(elements: Element[], tag: number): Element | undefin
 /**
  * Parses a Part 10 instance (PS3.10 7.1: preamble, 'DICM', file meta, then the data set) from
  * `source`, reading only what is not pixel data: the file meta and the elements before the
- * top-level Pixel Data (a first read of 64 KiB, more when they reach further), the item headers
+ * top-level Pixel Data (a first read of 16 KiB, more when they reach further), the item headers
  * of encapsulated pixel data, and the elements after the pixel data. A deflated data set cannot
  * be read by range: it is read and inflated whole (at most `maxInflatedBytes`).
  * Throws DicomFormatError (one line) for anything that is not a readable Part 10 instance; an
