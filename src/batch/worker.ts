@@ -90,14 +90,19 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
     return { ...base, status: 'error', message: failure(err) };
   }
   const match = table.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
-  if (!match) return { ...base, status: 'no-mapping', message: 'no row matches PatientID or AccessionNumber' };
-  const { row, matchedBy } = match;
+  if (!match) {
+    const note = table.unmatchedNote(keys);
+    const message = 'no row matches PatientID or AccessionNumber' + (note ? `; ${note.text}` : '');
+    return { ...base, status: 'no-mapping', message, note };
+  }
+  const { row, matchedBy, note } = match;
   const info = {
     ...base,
     matchedBy,
     researchId: row.researchId,
     rowLine: row.line,
     dayOffset: row.dayOffset,
+    note,
   };
 
   try {
@@ -125,7 +130,16 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
     const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
     const pixelData = result.pixelData ? [source.fileRange(result.pixelData)] : [];
     writeFileAtomicSync(path.join(init.outputDir, ...outParts), [...result.head, ...pixelData, ...result.tail]);
-    return { ...info, status: 'ok', accessionNumber, sessionName, sessionN: n, studyKey, outRel: outParts.join('/') };
+    return {
+      ...info,
+      status: 'ok',
+      accessionNumber,
+      sessionName,
+      sessionN: n,
+      studyKey,
+      outRel: outParts.join('/'),
+      message: note?.text,
+    };
   } catch (err) {
     return { ...info, status: 'error', message: errorMessage(err) };
   }
