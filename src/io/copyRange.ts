@@ -1,10 +1,12 @@
 // Copies a byte range of one open file into another without bringing it into JavaScript: the
 // kernel copies it (Linux copy_file_range(2), called through koffi, an FFI whose prebuilt binary
-// comes from the npm registry) where the OS and file systems allow, otherwise it is streamed
-// through one reusable 1 MiB buffer (always, with DICOM_DEID_COPY=stream in the environment). Node 20 has no range copy of its own: fs.copyFile copies
-// whole files only, and streams pass every byte through JavaScript buffers. Measured on this
-// project's VM (scripts/bench-copy-range.mjs): the kernel copy takes the least CPU of the bounded
-// ways; none of them holds more than a buffer in memory.
+// comes from the npm registry) where the OS and file systems allow; otherwise (another OS, two
+// file systems, or DICOM_DEID_COPY=stream in the environment) it is streamed through one reusable
+// 1 MiB buffer. Node 20 has no range copy of its own: fs.copyFile copies whole files only, and
+// streams pass every byte through JavaScript buffers. Measured on this project's VM
+// (scripts/bench-copy-range.mjs): the kernel copy takes the least CPU of the bounded ways; none
+// of them holds more than a buffer in memory. (A small N-API addon would make the same system
+// call, at the cost of C code built by node-gyp at every install.)
 //
 // Synchronous, like durableWrite.ts: the batch workers and the node's processing threads call it
 // from their own threads.
