@@ -3,9 +3,11 @@
 // pixels (each frame stamped with its number), made-up identifiers, and a private group (7FE1)
 // after the pixel data as real files have.
 //   usage: node scripts/make-multiframe.mjs OUT.dcm [--frames N=4000] [--rows 512] [--cols 512]
-//            [--patient-id MFMRN001] [--accession MFACC001] [--encapsulated]
+//            [--patient-id MFMRN001] [--accession MFACC001] [--encapsulated] [--private-header N]
 // 4000 frames of 512x512 are 2.1 GB (2,097,152,000 bytes of pixel data). --encapsulated writes
-// the frames as fragments under a JPEG 2000 label (not real JPEG 2000: nothing here decodes it).
+// the frames as fragments under a JPEG 2000 label (not real JPEG 2000: nothing here decodes it);
+// --private-header N adds a private element of N bytes before the pixel data (a long vendor
+// header: readers must read past their first bytes to reach the pixel data).
 // Needs a built dist/ (npm run build).
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +25,7 @@ const { values, positionals } = parseArgs({
     'patient-id': { type: 'string', default: 'MFMRN001' },
     accession: { type: 'string', default: 'MFACC001' },
     encapsulated: { type: 'boolean', default: false },
+    'private-header': { type: 'string', default: '0' },
   },
 });
 const out = positionals[0];
@@ -65,6 +68,12 @@ const head = [
   us(0x00280102, 15),
   us(0x00280103, 0),
 ];
+const privateHeader = Number(values['private-header']);
+if (privateHeader > 0) {
+  // Group 0029 sorts after the image pixel group 0028 and before the pixel data.
+  head.push(text(0x00290010, 'LO', 'MADE UP VENDOR'));
+  head.push(encodeRaw(0x00291010, 'OB', randomBytes(privateHeader + (privateHeader % 2)), EXPLICIT_LE));
+}
 const item = (length) => {
   const b = Buffer.alloc(8);
   b.writeUInt32LE(0xe000fffe, 0); // (FFFE,E000) little endian: FFFE then E000

@@ -13,25 +13,13 @@ import { writeFileAtomicSync } from '../io/durableWrite.js';
 import { FileByteSource } from '../io/fileByteSource.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
-import {
-  containsIdentifier,
-  folderSessionKey,
-  identifierSet,
-  nameParts,
-  outputDeeperDirs,
-  rowIdentifiers,
-  sourceLayout,
-  studySessionKey,
-} from './layout.js';
+import { folderSessionKey, sourceLayout, studySessionKey } from './layout.js';
 import type { JobMessage, JobResult, MainToWorker, SessionRequest, WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
 const secret = Buffer.from(init.uidSecret);
 const table = new MappingTable(init.rows);
-
-/** Identifiers of every row of a research ID. */
-const identifiersOf = rowIdentifiers(init.rows);
 
 const sessionCache = new Map<string, number>();
 const pendingSessions = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
@@ -104,6 +92,11 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
     dayOffset: row.dayOffset,
     note,
   };
+  // The names below the session folder were decided before any file was written (pathPlan.ts).
+  const planned = job.planned;
+  if (!planned || planned.researchId !== row.researchId) {
+    return { ...info, status: 'error', message: 'the file changed while the run read it: its path was not planned' };
+  }
 
   try {
     const layout = sourceLayout(job.rel);
@@ -124,10 +117,8 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
       uidSecret: secret,
     });
 
-    const dirIds = identifierSet([...(identifiersOf.get(row.researchId) ?? []), layout.patientFolder]);
-    const fileIds = identifierSet([...dirIds, keys.patientId, keys.accessionNumber, ...nameParts(keys.patientName)]);
-    const fileName = containsIdentifier(layout.fileName, fileIds) ? `${result.sopInstanceUid}.dcm` : layout.fileName;
-    const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
+    const fileName = planned.fileName ?? `${result.sopInstanceUid}.dcm`;
+    const outParts = [row.researchId, sessionName, ...planned.dirs, fileName];
     const pixelData = result.pixelData ? [source.fileRange(result.pixelData)] : [];
     writeFileAtomicSync(path.join(init.outputDir, ...outParts), [...result.head, ...pixelData, ...result.tail]);
     return {

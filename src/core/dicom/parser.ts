@@ -72,8 +72,11 @@ export interface ParsedInstance {
   /** The elements before the top-level Pixel Data (all of them when there is none, or deflated):
    *  `data` starts at the data set's first byte (the inflated data set for deflate). */
   head: DataSetPart;
-  /** The top-level Pixel Data, left in the source; null when there is none (or deflated). */
+  /** The top-level Pixel Data, left in the source; null when there is none (or deflated, or
+   *  `headOnly`). */
   pixelData: PixelDataLocation | null;
+  /** True when the data set has a top-level Pixel Data element (`head` ends where it starts). */
+  reachedPixelData: boolean;
   /** The elements after the pixel data (private groups such as 7FE1, trailing padding):
    *  `data` starts at the pixel data's end. */
   tail: DataSetPart;
@@ -83,6 +86,10 @@ export interface ParseOptions {
   /** Size of the first read (bytes; default 16 KiB): the file meta and, usually, every element
    *  before the pixel data. Reads grow from there when the elements reach further. */
   firstReadBytes?: number;
+  /** Read only the file meta and the elements before the top-level Pixel Data (a header survey):
+   *  `pixelData` is then null and `tail` empty, and the source may end anywhere after the Pixel
+   *  Data header (a file's first bytes). */
+  headOnly?: boolean;
   /** Largest inflated data set of a deflated transfer syntax (bytes; default 1 GiB): a deflated
    *  data set cannot be read by range, so it is inflated whole in memory. */
   maxInflatedBytes?: number;
@@ -414,7 +421,8 @@ function parseFrom(source: ByteSource, options: ParseOptions): ParsedInstance {
     }
     const encoding = detectEncoding(data, info.encoding);
     const { elements } = parseElements(new Reader(data, encoding), 0, data.length, 0, false);
-    return { ...base, encoding, head: { data, elements }, pixelData: null, tail: noTail };
+    const reachedPixelData = findElement(elements, PIXEL_DATA) !== undefined;
+    return { ...base, encoding, head: { data, elements }, pixelData: null, reachedPixelData, tail: noTail };
   }
 
   // The data set's bytes read so far: at least its first 8, to check its encoding.
@@ -435,7 +443,10 @@ function parseFrom(source: ByteSource, options: ParseOptions): ParsedInstance {
     }
   }
   const px = res.pixelData;
-  if (!px) return { ...base, encoding, head: { data, elements: res.elements }, pixelData: null, tail: noTail };
+  const head = { data, elements: res.elements };
+  if (!px || options.headOnly) {
+    return { ...base, encoding, head, pixelData: null, reachedPixelData: px !== undefined, tail: noTail };
+  }
 
   // The pixel data: native by its length, encapsulated by its item headers (fragments unread).
   if (px.length !== UNDEFINED_LENGTH) {
@@ -462,8 +473,9 @@ function parseFrom(source: ByteSource, options: ParseOptions): ParsedInstance {
   return {
     ...base,
     encoding,
-    head: { data, elements: res.elements },
+    head,
     pixelData,
+    reachedPixelData: true,
     tail: { data: tailData, elements: tail.elements },
   };
 }

@@ -1,0 +1,53 @@
+// Before any file is written: read the header of every input file (up to its pixel data, read
+// through a FileByteSource: a first read of 16 KiB, more only when the header is longer, never
+// the pixel data) and feed its identifying values and mapping row to the path plan, so that each
+// folder's name is decided once, knowing every patient it holds.
+import { closeSync, openSync } from 'node:fs';
+import path from 'node:path';
+import { readIdentifyingValues, type IdentifyingValues } from '../core/identifiers/index.js';
+import type { MappingTable } from '../core/mapping/mappingTable.js';
+import type { MappingRow } from '../core/types.js';
+import { FileByteSource } from '../io/fileByteSource.js';
+import { PathPlan } from './pathPlan.js';
+
+/** The identifying values of a DICOM file; null for a file that is not DICOM or cannot be read. */
+function surveyFile(abs: string): IdentifyingValues | null {
+  let fd: number;
+  try {
+    fd = openSync(abs, 'r');
+  } catch {
+    return null; // its worker reports it
+  }
+  try {
+    const source = new FileByteSource(fd);
+    return source.isPart10() ? readIdentifyingValues(source) : null;
+  } catch {
+    return null; // not readable: its worker reports why, and it is not written
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads every file of `files` (relative to `inputDir`) and returns the path plan. Files that
+ * are not DICOM or not readable add nothing (they are not written, or are left out).
+ */
+export function surveyTree(
+  inputDir: string,
+  files: readonly string[],
+  table: MappingTable,
+  rows: readonly MappingRow[],
+  secret: Buffer,
+): PathPlan {
+  const plan = new PathPlan(rows, secret);
+  for (const rel of files) {
+    const values = surveyFile(path.join(inputDir, ...rel.split('/')));
+    if (values === null) continue;
+    const match = table.match({
+      patientId: values.patientIds[0] ?? '',
+      accessionNumber: values.accessionNumbers[0] ?? '',
+    });
+    plan.addFile({ rel, researchId: match?.row.researchId ?? null, dayOffset: match?.row.dayOffset ?? null, values });
+  }
+  return plan;
+}
