@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deidentify, deidentifySource, readInstanceKeys } from '../src/core/deidentify.js';
+import { readIdentifyingValues } from '../src/core/identifiers/index.js';
 import type { ByteSource } from '../src/core/dicom/byteSource.js';
 import { DicomFormatError, type DeidPlan, type RangedDeidResult } from '../src/core/types.js';
 
@@ -153,6 +154,18 @@ describe('deidentifySource', () => {
     const reads = src.reads.length;
     deidentifySource(src, plan);
     expect(src.reads.length).toBe(reads);
+  });
+
+  it('reads a header survey up to the pixel data only: neither the fragments nor what follows', () => {
+    const file = readFileSync(join(dir, 'tail_big_encapsulated.dcm'));
+    const full = deidentifySource(recordingSource(file), plan);
+    const src = recordingSource(file);
+    const values = readIdentifyingValues(src, false)!;
+    expect(values).toEqual(readIdentifyingValues(file));
+    expect(values.patientIds.length).toBeGreaterThan(0);
+    // Every read ends before the first fragment's item header (the first read may reach into it).
+    const firstRead = 16 * 1024;
+    for (const [o, l] of src.reads) expect(o + l).toBeLessThanOrEqual(Math.max(firstRead, full.pixelData!.offset + 12));
   });
 
   it('passes an error of the source on as it is (an I/O error is not bad DICOM)', () => {
