@@ -15,40 +15,10 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-
-/** Current schema version (PRAGMA user_version). */
-export const STATE_SCHEMA_VERSION = 2;
+import { migrate } from './migrations.js';
 
 const UID_SECRET_KEY = 'uid_secret';
 const UID_SECRET_BYTES = 32;
-
-/** Migrations: index i upgrades user_version i -> i+1. */
-const MIGRATIONS: string[] = [
-  `
-  CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-  );
-  CREATE TABLE IF NOT EXISTS session_index (
-    research_id TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    n           INTEGER NOT NULL CHECK (n >= 1),
-    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (research_id, key),
-    UNIQUE (research_id, n)
-  );
-  `,
-  // v2: other keys of an already numbered session (batch mode links the studies it found in a
-  // session folder, so the node later gives a re-sent study the same number).
-  `
-  CREATE TABLE IF NOT EXISTS session_alias (
-    research_id TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    n           INTEGER NOT NULL,
-    PRIMARY KEY (research_id, key)
-  );
-  `,
-];
 
 function isBusy(err: unknown): boolean {
   const code = (err as { code?: string }).code;
@@ -106,16 +76,7 @@ export class StateDb {
       retryBusy(() =>
         db
           .transaction(() => {
-            let v = db.pragma('user_version', { simple: true }) as number;
-            if (v > STATE_SCHEMA_VERSION) {
-              throw new Error(
-                `state database ${file} has schema version ${v}; this version of dicom-deid supports up to ${STATE_SCHEMA_VERSION}`,
-              );
-            }
-            for (; v < STATE_SCHEMA_VERSION; v++) {
-              db.exec(MIGRATIONS[v]!);
-              db.pragma(`user_version = ${v + 1}`);
-            }
+            migrate(db, file);
           })
           .immediate(),
       );
