@@ -11,10 +11,11 @@ import { Status } from '../dimse/status.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
 import { StateDb } from '../state/stateDb.js';
+import { openStateStore } from '../state/openStateStore.js';
+import type { StateStore } from '../state/stateStore.js';
 import { DicomServer, type ReceivedInstance } from './dimse/dicomServer.js';
 import { SpoolJournal } from './dimse/spoolJournal.js';
 import { parseJournalRef, spoolItemName } from './dimse/spoolRef.js';
-import { ensureFiledSchema } from './filedInstances.js';
 import { AuditLog } from '../audit/auditLog.js';
 import { ProcessingThread } from './processingThread.js';
 import { quarantineFile } from './quarantine.js';
@@ -34,7 +35,8 @@ export interface NodeCounts {
 }
 
 export class DeidNode {
-  private state!: StateDb;
+  private state!: StateStore;
+  private forwardState: StateDb | null = null;
   private watcher!: MappingWatcher;
   private server!: DicomServer;
   private forwarder: Forwarder | null = null;
@@ -56,10 +58,8 @@ export class DeidNode {
     const c = this.config;
     await Promise.all([c.output, c.quarantine, c.spool, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
     this.watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => this.processing.setMapping([...t.rows]));
-    this.state = StateDb.open(c.db);
-    this.state.uidSecret(); // created once, before two threads could race for it
-    ensureFiledSchema(this.state.db);
-    ensureQueueSchema(this.state.db);
+    this.state = await openStateStore(c.db, { create: true });
+    await this.state.uidSecret(); // created once, before two threads could race for it
     const forwardTo = c.forward.map((f) => formatDestination(parseDestination(f)));
     this.audit = new AuditLog(c.logDir);
     this.journal = new SpoolJournal(c.spool, {
@@ -95,8 +95,10 @@ export class DeidNode {
       c.processingThreads,
     );
     if (forwardTo.length > 0) {
+      this.forwardState = StateDb.open(c.db);
+      ensureQueueSchema(this.forwardState.db);
       this.forwarder = new Forwarder({
-        db: this.state.db,
+        db: this.forwardState.db,
         destinations: c.forward.map(parseDestination),
         callingAet: c.callingAet,
         logger: this.logger,
@@ -233,7 +235,8 @@ export class DeidNode {
     this.audit?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();
-    this.state?.close();
+    this.forwardState?.close();
+    await this.state?.close();
     if (this.server) this.logger.info('stopped', { ...this.counts });
   }
 }
