@@ -6,11 +6,9 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { formatDestination, parseDestination } from '../forward/destination.js';
-import { ensureSchema as ensureQueueSchema } from '../forward/forwardQueue.js';
 import { Status } from '../dimse/status.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
-import { StateDb } from '../state/stateDb.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
 import { DicomServer, type ReceivedInstance } from './dimse/dicomServer.js';
@@ -36,7 +34,6 @@ export interface NodeCounts {
 
 export class DeidNode {
   private state!: StateStore;
-  private forwardState: StateDb | null = null;
   private watcher!: MappingWatcher;
   private server!: DicomServer;
   private forwarder: Forwarder | null = null;
@@ -95,16 +92,14 @@ export class DeidNode {
       c.processingThreads,
     );
     if (forwardTo.length > 0) {
-      this.forwardState = StateDb.open(c.db);
-      ensureQueueSchema(this.forwardState.db);
       this.forwarder = new Forwarder({
-        db: this.forwardState.db,
+        state: this.state,
         destinations: c.forward.map(parseDestination),
         callingAet: c.callingAet,
         logger: this.logger,
         giveUpAfterMs: c.forwardGiveUpHours * 3600_000,
       });
-      this.forwarder.start();
+      await this.forwarder.start();
     }
     this.watcher.start();
     this.server = new DicomServer({
@@ -235,7 +230,6 @@ export class DeidNode {
     this.audit?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();
-    this.forwardState?.close();
     await this.state?.close();
     if (this.server) this.logger.info('stopped', { ...this.counts });
   }
