@@ -1,7 +1,6 @@
 // `dicom-deid queue [retry]`: the forward queue's state, and putting dead items back.
 import type { Argv, CommandModule } from 'yargs';
-import { openStateStore } from '../state/openStateStore.js';
-import { nodeConfigFrom, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
 
 interface QueueArgs extends NodeArgs {
   action?: 'retry';
@@ -19,7 +18,7 @@ const command: CommandModule<object, QueueArgs> = {
     ) as unknown as Argv<QueueArgs>,
   handler: async (args) => {
     const config = nodeConfigFrom(args);
-    const state = await openStateStore(config.db, { create: true });
+    const state = await openNodeState(config, args);
     try {
       if (args.action === 'retry') {
         const n = await state.retryDeadForwards(args.destination);
