@@ -12,14 +12,9 @@ import { openStateStore } from '../state/openStateStore.js';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
-import {
-  containsIdentifier,
-  folderSessionKey,
-  identifierSet,
-  outputDeeperDirs,
-  rowIdentifiers,
-  sourceLayout,
-} from './layout.js';
+import { MappingTable } from '../core/mapping/mappingTable.js';
+import { folderSessionKey, sourceLayout } from './layout.js';
+import { surveyTree } from './survey.js';
 import { Progress } from './progress.js';
 import type {
   FileStatus,
@@ -62,6 +57,8 @@ export interface BatchSummary {
   exitCode: 0 | 1;
   /** Absolute paths of the de-identified files written by this run. */
   written: string[];
+  /** Unmatched files whose PatientID/AccessionNumber is a CSV value with leading zeros added. */
+  lostLeadingZeros: { files: number; csvLines: Set<number> };
 }
 
 /** Jobs sent to one worker before its earlier ones finish (bounds memory: ~2 files/worker). */
@@ -104,7 +101,11 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   }
   const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
   // An unreadable CSV is a usage error; one that does not validate, a MappingError (both exit 2).
-  const rows = readMappingFile(csv, (message) => new UsageError(message));
+  const rows = readMappingFile(
+    csv,
+    (message) => new UsageError(message),
+    (warning) => process.stderr.write(`dicom-deid: warning: ${warning}\n`),
+  );
   if (isInside(logDir, output) || isInside(dbPath, output)) {
     // Key material inside the shareable tree: allowed (the user asked) but loudly.
     process.stderr.write(
@@ -133,6 +134,9 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const files = walked.files;
   // More workers than files: the extra ones go.
   for (const w of prestarted.splice(Math.min(workerCount, walked.files.length))) void w.terminate();
+  // Every file's identifiers first: a folder's new name must hold for all the files in it.
+  const secret = Buffer.from(init.uidSecret);
+  const plan = surveyTree(input, files, new MappingTable(rows), rows, secret);
   const sessionFolders = new Map<string, string[]>();
   /** The files of each session folder (`patient/session`), in walk order. */
   const filesOfSession = new Map<string, string[]>();
@@ -232,7 +236,12 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   let done = 0;
 
   const studyLinks = new Map<string, Map<string, number>>();
+  const lostLeadingZeros = { files: 0, csvLines: new Set<number>() };
   function record(rel: string, r: Omit<JobResult, 'type' | 'jobId'>): void {
+    if (r.note?.kind === 'lost-leading-zeros') {
+      lostLeadingZeros.files++;
+      for (const line of r.note.lines) lostLeadingZeros.csvLines.add(line);
+    }
     if (r.status === 'not-dicom') {
       notDicom.push(rel);
       return; // audited after the copy decision
@@ -248,7 +257,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     if (r.status === 'ok' && r.outRel && r.researchId && r.sessionName) {
       const previous = outputs.get(r.outRel);
       if (previous !== undefined && previous !== rel) {
-        message = `same output path as ${previous}: one of them was overwritten`;
+        message = [`same output path as ${previous}: one of them was overwritten`, message].filter(Boolean).join('; ');
         log?.warn('two input files were written to the same output path');
       }
       outputs.set(r.outRel, rel);
@@ -311,7 +320,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
             const jobId = next++;
             inFlight.set(jobId, order[jobId]!);
             inFlightTotal++;
-            const msg: JobMessage = { type: 'job', jobId, rel: order[jobId]! };
+            const rel = order[jobId]!;
+            const msg: JobMessage = { type: 'job', jobId, rel, planned: plan.dicomPath(rel) ?? undefined };
             worker.postMessage(msg);
           }
           if (inFlight.size === 0 && next >= order.length) {
@@ -381,8 +391,6 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
 
     // --- Non-DICOM files: left out unless --copy-other-files and safely placeable. ---
     let otherCopied = 0;
-    const rowIds = rowIdentifiers(rows);
-    const secret = Buffer.from(init.uidSecret);
     for (const rel of notDicom) {
       counts['not-dicom']++;
       let message = 'not DICOM: left out';
@@ -398,8 +406,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
             : 'not DICOM: left out (no de-identified DICOM in its patient folder)';
         } else {
           const rid = [...ids][0]!;
-          const dirIds = identifierSet([...(rowIds.get(rid) ?? []), l.patientFolder]);
-          if (containsIdentifier(l.fileName, dirIds)) message = 'not DICOM: left out (its name contains an identifier)';
+          const planned = plan.otherPath(rel, rid);
+          if (planned.fileName === null) message = 'not DICOM: left out (its name contains an identifier)';
           else {
             const parts: string[] = [rid];
             if (l.sessionFolder !== null) {
@@ -418,7 +426,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
                 ),
               );
             }
-            parts.push(...outputDeeperDirs(l, dirIds, secret), l.fileName);
+            parts.push(...planned.dirs, planned.fileName);
             try {
               copyAtomic(path.join(input, ...rel.split('/')), path.join(output, ...parts));
               outRel = parts.join('/');
@@ -451,6 +459,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       auditLog: audit.file,
       exitCode: counts['no-mapping'] + counts.error > 0 ? 1 : 0,
       written: [...outputs.keys()].map((rel) => path.join(output, ...rel.split('/'))),
+      lostLeadingZeros,
     };
     progress.finish();
     const secs = (Date.now() - started) / 1000;
@@ -496,6 +505,13 @@ function printSummary(s: BatchSummary, secs: number, say: (line: string) => void
     const sess = [...s.sessions.get(id)!.entries()].sort(([a], [b]) => sessionOrder(a, b));
     say(
       `  ${id}: ${sess.length} session${sess.length === 1 ? '' : 's'}: ${sess.map(([n, k]) => `${n} (${k} files)`).join(', ')}`,
+    );
+  }
+  if (s.lostLeadingZeros.files > 0) {
+    const lines = [...s.lostLeadingZeros.csvLines].sort((a, b) => a - b);
+    say(
+      `${s.lostLeadingZeros.files} unmatched file(s) would match the MRN or Accession on CSV line(s) ${lines.join(', ')} with leading zeros put back: ` +
+        'Excel drops them; if they are the same, format that column as Text in Excel, type the zeros again, and run again',
     );
   }
   say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);
