@@ -108,7 +108,16 @@ describe('forwarding to storescp', () => {
     const during = await items(db, key);
     expect(during.every((i) => i.state === 'pending' || i.state === 'in_flight')).toBe(true);
     expect(during[0]!.lastError).toMatch(/ECONNREFUSED/);
-    expect(fwd.status()[0]!.down).toBe(true);
+    // Its status says so: down since the first failure, why, and what waits.
+    const down = fwd.destinationStatus()[0]!;
+    expect(down).toMatchObject({ name: key, address: key, health: 'down', lastDeliveryAt: null });
+    expect(down.lastError?.message).toMatch(/ECONNREFUSED/);
+    expect(fwd.status().state).toBe('degraded');
+    await waitFor(
+      () => fwd.destinationStatus()[0]!.pending + fwd.destinationStatus()[0]!.inFlight === files.length,
+      3000,
+      'the queue counts in the status',
+    );
 
     await startStorescp(['+B', '+xa', '+uf', '-aet', 'RESEARCH'], port, out);
     await waitFor(
@@ -125,6 +134,17 @@ describe('forwarding to storescp', () => {
     expect(warn.filter((l) => /is down/.test(l.msg))).toHaveLength(1);
     expect(warn.filter((l) => /is back/.test(l.msg))).toHaveLength(1);
     expect(warn).toHaveLength(2);
+    const up = fwd.destinationStatus()[0]!;
+    expect(up).toMatchObject({ health: 'up', pending: 0, inFlight: 0, dead: 0, deliveredSinceStart: files.length });
+    expect(Date.parse(up.lastDeliveryAt!)).toBeGreaterThanOrEqual(Date.parse(up.since!));
+    expect(Date.parse(up.since!)).toBeGreaterThan(Date.parse(down.since!));
+    expect(fwd.status()).toMatchObject({
+      name: 'forwarder',
+      state: 'stopped',
+      backlog: 0,
+      counts: { destinations: 1, destinationsDown: 0, pending: 0, dead: 0, deliveredSinceStart: files.length },
+      lastError: { message: expect.stringMatching(/ECONNREFUSED/) },
+    });
   });
 
   it('a refused SOP class ends dead at once with a reason naming it; others are delivered', async () => {
