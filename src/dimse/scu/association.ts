@@ -103,7 +103,7 @@ export type AssociationFailureKind =
   | 'protocol'
   /** Our data set source failed (a file that vanished or shrank); we aborted. */
   | 'source'
-  /** abort() was called. */
+  /** Our side ended it: abort() was called, an AE title could not be encoded, an onPending handler threw. */
   | 'local';
 
 /** The outcome of a failed association, as one log-safe line (no identifiers). */
