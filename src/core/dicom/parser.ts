@@ -490,3 +490,17 @@ function detectEncoding(data: Buffer, labelled: Encoding): Encoding {
   }
   return labelled;
 }
+
+/**
+ * Parses a bare data set held whole in `bytes` (no preamble, no file meta: a C-FIND identifier,
+ * a DIMSE data set) written in `encoding`. Returns its top-level elements (offsets into `bytes`).
+ * Throws DicomFormatError (one line) for anything malformed.
+ */
+export function parseDataSet(bytes: Buffer, encoding: Encoding): Element[] {
+  try {
+    return parseElements(new Reader(bytes, encoding), 0, bytes.length, 0, false).elements;
+  } catch (e) {
+    if (e instanceof DicomFormatError) throw e;
+    throw new DicomFormatError(`unreadable data set: ${(e as Error).message}`);
+  }
+}
