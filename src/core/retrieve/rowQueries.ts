@@ -143,6 +143,11 @@ export interface JudgedAnswers {
   inexact: number;
   /** Answers of another PatientID than the row's MRN. */
   otherPatient: number;
+  /**
+   * One of those PatientIDs is the row's MRN with leading zeros (`0012345` for `12345`): the CSV
+   * value looks like Excel dropped its zeros. Such a study is still not taken.
+   */
+  lostLeadingZeros: boolean;
   /** Answers outside the date window (or without a StudyDate while there is a window). */
   outsideWindow: number;
   /** Answers with none of the wanted modalities. */
@@ -169,6 +174,7 @@ export function judgeAnswers(
     taken: [],
     inexact: 0,
     otherPatient: 0,
+    lostLeadingZeros: false,
     outsideWindow: 0,
     otherModality: 0,
     noStudyUid: 0,
@@ -183,8 +189,10 @@ export function judgeAnswers(
   j.patients = new Set(exact.map((a) => a.patientId)).size;
   let pool = exact;
   if (query.patientId !== null) {
-    pool = exact.filter((a) => a.patientId === query.patientId);
+    const mrn = query.patientId;
+    pool = exact.filter((a) => a.patientId === mrn);
     j.otherPatient = exact.length - pool.length;
+    j.lostLeadingZeros = exact.some((a) => /^0+\d+$/.test(a.patientId) && a.patientId.replace(/^0+/, '') === mrn);
   } else if (j.patients > 1) {
     j.ambiguous = true;
     return j;
