@@ -4,14 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { decideAssociation, negotiateContext, ContextResult } from '../src/node/dimse/associationPolicy.js';
+import { decideAssociation, negotiateContext, ContextResult } from '../src/node/receiver/associationPolicy.js';
 import { CommandSetError, commandPdu, encodeResponse, parseCommand } from '../src/dimse/commandSet.js';
 import { buildFileMeta } from '../src/core/dicom/fileMeta.js';
-import { completionMarker, isCompleteSpoolFile, recoverSpool } from '../src/node/dimse/spoolWriter.js';
+import { completionMarker, isCompleteSpoolFile, recoverSpool } from '../src/node/spool/spoolWriter.js';
 import { parsePdvs } from '../src/dimse/pdataTf.js';
 import { PduError, PduReader } from '../src/dimse/pduReader.js';
-import { isAcceptedStorageSyntax } from '../src/node/dimse/storageSopClasses.js';
-import { pickTransferSyntax } from '../src/node/dimse/transferSyntaxes.js';
+import { isAcceptedStorageSyntax } from '../src/node/receiver/storageSopClasses.js';
+import { pickTransferSyntax } from '../src/node/receiver/transferSyntaxes.js';
 
 function pdu(type: number, body: Buffer): Buffer {
   const h = Buffer.alloc(6);

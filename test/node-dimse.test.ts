@@ -6,9 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DicomServer, type DicomServerOptions, type ReceivedInstance } from '../src/node/dimse/dicomServer.js';
-import { SpoolJournal } from '../src/node/dimse/spoolJournal.js';
-import { parseJournalRef, readSpoolItemCopy } from '../src/node/dimse/spoolRef.js';
-import { isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
+import { SpoolJournal } from '../src/node/spool/spoolJournal.js';
+import { parseJournalRef, readSpoolItemCopy } from '../src/node/spool/spoolRef.js';
+import { isCompleteSpoolFile } from '../src/node/spool/spoolWriter.js';
 
 const FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const HOST = '127.0.0.1';

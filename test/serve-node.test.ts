@@ -16,8 +16,8 @@ import {
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SpoolJournal } from '../src/node/dimse/spoolJournal.js';
-import { parseJournalRef } from '../src/node/dimse/spoolRef.js';
+import { SpoolJournal } from '../src/node/spool/spoolJournal.js';
+import { parseJournalRef } from '../src/node/spool/spoolRef.js';
 import { ORTHANC_BIN, startOrthanc, stopAllPeers, tempDir, waitFor } from './forward-helpers.js';
 import {
   CSV_HEADER,

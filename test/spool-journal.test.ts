@@ -1,13 +1,13 @@
-// The spool journal (src/node/dimse/spoolJournal.ts): records written through SpoolWriter, what a
+// The spool journal (src/node/spool/spoolJournal.ts): records written through SpoolWriter, what a
 // restart recovers (complete, retired, cut, corrupt, stale-generation records), segment reuse,
 // the fallback to files, and the reserve's limit.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BLOCK, JournalCursor, SpoolJournal } from '../src/node/dimse/spoolJournal.js';
-import { parseJournalRef, readSpoolItemCopy, SpoolItemGone, SpoolRecordCorrupt } from '../src/node/dimse/spoolRef.js';
-import { SpoolPool, SpoolWriter, isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
+import { BLOCK, JournalCursor, SpoolJournal } from '../src/node/spool/spoolJournal.js';
+import { parseJournalRef, readSpoolItemCopy, SpoolItemGone, SpoolRecordCorrupt } from '../src/node/spool/spoolRef.js';
+import { SpoolPool, SpoolWriter, isCompleteSpoolFile } from '../src/node/spool/spoolWriter.js';
 
 const MiB = 1024 * 1024;
 let tmp: string;

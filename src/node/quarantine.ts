@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { InstanceKeys } from '../core/types.js';
 import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js';
-import { parseJournalRef, readSpoolItemCopy, spoolItemName } from './dimse/spoolRef.js';
+import { parseJournalRef, readSpoolItemCopy, spoolItemName } from './spool/spoolRef.js';
 
 export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
 

@@ -40,7 +40,7 @@ import {
   ContextResult,
   isValidAeTitle,
   normalizeAet,
-} from './associationPolicy.js';
+} from '../receiver/associationPolicy.js';
 import {
   CommandField,
   CommandSetError,
@@ -55,8 +55,8 @@ import { PduError, PduReader, PduType } from '../../dimse/pduReader.js';
 import { Status, isStored } from '../../dimse/status.js';
 import type { Logger } from '../../log.js';
 import { silenceLibraryLogs } from '../../dimse/silenceLibraryLogs.js';
-import { JournalCursor, SpoolJournal } from './spoolJournal.js';
-import { DiscardSink, SpoolPool, SpoolWriter, recoverSpool } from './spoolWriter.js';
+import { JournalCursor, SpoolJournal } from '../spool/spoolJournal.js';
+import { DiscardSink, SpoolPool, SpoolWriter, recoverSpool } from '../spool/spoolWriter.js';
 import { isValidUid, trimUid } from '../../core/dicom/uid.js';
 import { errorCode } from '../../errors.js';
 
