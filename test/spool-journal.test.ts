@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BLOCK, JournalCursor, SpoolJournal } from '../src/node/spool/spoolJournal.js';
 import { parseJournalRef, readSpoolItemCopy, SpoolItemGone, SpoolRecordCorrupt } from '../src/node/spool/spoolRef.js';
-import { SpoolPool, SpoolWriter, isCompleteSpoolFile } from '../src/node/spool/spoolWriter.js';
+import { SpoolPool, isCompleteSpoolFile } from '../src/node/spool/fileSpool.js';
+import { SpoolWriter } from '../src/node/spool/spoolWriter.js';
 
 const MiB = 1024 * 1024;
 let tmp: string;
@@ -57,10 +58,7 @@ function writer(journal: SpoolJournal, cursor: JournalCursor | undefined, alone 
     pool,
     cursor,
     journal,
-    transferSyntaxUid: '1.2.840.10008.1.2.1',
     meta: META,
-    maxBytes: 1024 * MiB,
-    onOverflow: () => undefined,
     alone: () => alone,
   });
 }

@@ -300,6 +300,31 @@ export class SpoolJournal {
     return this.segmentBytes - size;
   }
 
+  /** Counts for the spool's status (cheap: no I/O). */
+  stats(): {
+    segments: number;
+    segmentsHeld: number;
+    segmentsUnavailable: number;
+    liveRecords: number;
+    reserveBytes: number;
+  } {
+    let segmentsHeld = 0;
+    let segmentsUnavailable = 0;
+    let liveRecords = 0;
+    for (const seg of this.segments.values()) {
+      if (seg.held) segmentsHeld++;
+      if (seg.unavailable) segmentsUnavailable++;
+      liveRecords += seg.live.size;
+    }
+    return {
+      segments: this.segments.size,
+      segmentsHeld,
+      segmentsUnavailable,
+      liveRecords,
+      reserveBytes: this.maxSegments * this.segmentBytes,
+    };
+  }
+
   /** Every acknowledged, unretired record (for a rescan of the spool). */
   liveRecords(): string[] {
     const out: string[] = [];
