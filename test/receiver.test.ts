@@ -1,10 +1,11 @@
 // The receiver (src/node/receiver/) against real peers: dcmtk echoscu/storescu and raw TCP
 // clients, writing into the node's spool (src/node/spool/spool.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DicomListener, type ListenerOptions } from '../src/node/receiver/listener.js';
 import type { ReceivedInstance } from '../src/node/receiver/storeSink.js';
@@ -724,5 +725,46 @@ describe('DicomListener failure paths', () => {
     expect(log.lines.some((l) => l.includes('instance exceeds maxInstanceBytes'))).toBe(true);
     expect(partialFiles(spool)).toEqual([]);
     expect(currentSpool!.journal.liveRecords()).toEqual([]);
+  });
+
+  it('listens through the server factory it is given: a TLS listener, pushed to by storescu +tls', async () => {
+    const dir = path.join(tmp, 'tls');
+    fs.mkdirSync(dir);
+    const key = path.join(dir, 'key.pem');
+    const cert = path.join(dir, 'cert.pem');
+    const made = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=deid-test',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ]);
+    expect(made.status, String(made.stderr)).toBe(0);
+    let tlsConnections = 0;
+    const { port, stored } = await startServer(path.join(dir, 'spool'), {
+      createServer: (onConnection) =>
+        tls.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (socket) => {
+          tlsConnections++;
+          onConnection(socket);
+        }),
+    });
+    const file = path.join(FILES, 'CT_small.dcm');
+    const r = await run('storescu', ['+tla', '-ic', '-aec', AET, HOST, String(port), file]);
+    expect(r.code, r.out).toBe(0);
+    expect(tlsConnections).toBe(1);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.sopInstanceUid).toBe(metaValue(fs.readFileSync(file), 0x0003));
+    expect(isCompleteSpoolItem(stored[0]!.ref)).toBe(true);
+    // A plain TCP peer gets nowhere.
+    const plain = await run('echoscu', ['-aec', AET, HOST, String(port)], 5000);
+    expect(plain.code).not.toBe(0);
   });
 });
