@@ -4,15 +4,22 @@ import { statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { readMappingFile } from '../io/mappingFile.js';
 import type { Logger } from '../log.js';
+import { StatusTracker, type ComponentStatus, type StatusReporter } from '../status.js';
 
 /** Reads and validates the CSV; throws MappingError (message names the row and value). */
 export function loadMapping(file: string): MappingTable {
   return new MappingTable(readMappingFile(file));
 }
 
-export class MappingWatcher {
+export class MappingWatcher implements StatusReporter {
   private table: MappingTable;
   private readonly listener = (cur: Stats, prev: Stats) => this.onChange(cur, prev);
+  private readonly tracker = new StatusTracker('mapping');
+  private reloads = 0;
+  private refusedReloads = 0;
+  /** ISO times: the mapping in use was loaded; the last edit that did not validate was refused. */
+  private loadedAt = new Date().toISOString();
+  private lastRefusedAt: string | undefined;
 
   /** Loads the CSV now (throws when it does not validate: the node must not start without a key). */
   constructor(
@@ -30,12 +37,33 @@ export class MappingWatcher {
   }
 
   start(): void {
+    this.tracker.set('running');
     // Polling, not fs.watch: editors replace files (rename), network shares drop inotify events.
     watchFile(this.file, { interval: this.intervalMs }, this.listener);
   }
 
   stop(): void {
     unwatchFile(this.file, this.listener);
+    this.tracker.set('stopped');
+  }
+
+  /**
+   * The mapping's status: rows in use, reloads taken and refused since start, when the mapping in
+   * use was loaded and when an edit was last refused. Degraded while the file on disk is not the
+   * mapping in use (its last edit was refused, or it disappeared). No CSV value ever goes in.
+   */
+  status(): ComponentStatus {
+    return this.tracker.report(
+      { rows: this.table.rows.length, reloads: this.reloads, refusedReloads: this.refusedReloads },
+      { details: { loadedAt: this.loadedAt, ...(this.lastRefusedAt ? { lastRefusedAt: this.lastRefusedAt } : {}) } },
+    );
+  }
+
+  private refused(message: string): void {
+    this.refusedReloads++;
+    this.lastRefusedAt = new Date().toISOString();
+    this.tracker.error(message);
+    this.tracker.set('degraded');
   }
 
   /** Reloads now; returns whether the new mapping was taken. */
@@ -43,6 +71,9 @@ export class MappingWatcher {
     try {
       this.table = loadMapping(this.file);
       this.onReload(this.table);
+      this.reloads++;
+      this.loadedAt = new Date().toISOString();
+      this.tracker.set('running');
       this.logger.info(`mapping CSV reloaded: ${this.table.rows.length} rows`);
       return true;
     } catch (e) {
@@ -50,6 +81,7 @@ export class MappingWatcher {
       // (the line number still points the researcher at the row).
       const msg = (e as Error).message.replace(/"[^"]*"/g, '"…"');
       this.logger.error(`mapping CSV not reloaded, keeping the previous mapping: ${msg}`);
+      this.refused(`mapping CSV not reloaded: ${msg}`);
       return false;
     }
   }
@@ -58,6 +90,7 @@ export class MappingWatcher {
     if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size) return;
     if (cur.nlink === 0 && cur.size === 0) {
       this.logger.error('mapping CSV disappeared: keeping the previous mapping');
+      this.refused('mapping CSV disappeared');
       return;
     }
     this.reload();

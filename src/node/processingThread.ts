@@ -19,6 +19,7 @@
 // (each fsync is a journal commit).
 import { Worker } from 'node:worker_threads';
 import type { AuditRow } from '../audit/auditLog.js';
+import { StatusTracker, type ComponentStatus, type StatusReporter } from '../status.js';
 import type { MappingRow } from '../core/types.js';
 import type { Outcome } from './instanceProcessor.js';
 import type { FromWorker, ProcessingInit, ToWorker } from './processingWorker.js';
@@ -51,8 +52,11 @@ interface Flight {
   worker: number;
 }
 
-export class ProcessingThread {
+export class ProcessingThread implements StatusReporter {
   private readonly workers: Worker[] = [];
+  private readonly tracker = new StatusTracker('processing', 'running');
+  /** Outcomes since start, and workers restarted after they died. */
+  private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0 };
   /** Every file from process() until its spool file is gone (or it failed). */
   private readonly inFlight = new Map<string, Flight>();
   private held: Job[] = [];
@@ -91,6 +95,8 @@ export class ProcessingThread {
       if (msg.type === 'audit') {
         this.events.onAudit(msg.rows);
       } else if (msg.type === 'done') {
+        if (msg.outcome.status === 'filed') this.outcomes.filed++;
+        else if (msg.outcome.status === 'quarantined') this.outcomes.quarantined++;
         if (msg.outcome.status === 'filed') this.move(msg.file, 'unsynced');
         else this.end(msg.file);
         this.report(() => {
@@ -102,17 +108,23 @@ export class ProcessingThread {
         for (const f of msg.files) this.end(f);
         this.report(() => msg.files.forEach((f) => this.events.onReleased(f)));
       } else if (msg.type === 'failed') {
+        this.failed(msg.error);
         if (this.inFlight.get(msg.file)?.state === 'unsynced') this.checkpointing[i] = false;
         this.end(msg.file);
         this.report(() => this.events.onFailed(msg.file, msg.error));
       }
     });
-    w.on('error', (e) => this.events.onCrash(e));
+    w.on('error', (e) => {
+      this.tracker.error(`processing thread crashed (${e.name})`);
+      this.events.onCrash(e);
+    });
     w.on('exit', () => {
       if (this.closing) return;
+      this.outcomes.restarts++;
       // Whatever it held is still in the spool; the node rescans it.
       for (const [f, flight] of [...this.inFlight]) {
         if (flight.state !== 'held' && flight.worker === i) {
+          this.failed('WorkerExited');
           this.end(f);
           this.report(() => this.events.onFailed(f, 'WorkerExited'));
         }
@@ -121,6 +133,46 @@ export class ProcessingThread {
       this.spawn(i);
     });
     this.workers[i] = w;
+  }
+
+  private failed(error: string): void {
+    this.outcomes.failed++;
+    this.tracker.error(`processing failed (${error})`);
+  }
+
+  /** Counts an instance the node quarantined itself after its processing failed (see DeidNode). */
+  recordQuarantined(): void {
+    this.outcomes.quarantined++;
+  }
+
+  /**
+   * The processing pool's status: instances held back (receive first), being processed, filed
+   * and awaiting a checkpoint; workers and their restarts; outcomes since start (filed,
+   * quarantined, failed attempts). Backlog = every instance handed over and not yet released.
+   */
+  status(): ComponentStatus {
+    let held = 0;
+    let processing = 0;
+    let awaitingCheckpoint = 0;
+    for (const flight of this.inFlight.values()) {
+      if (flight.state === 'held') held++;
+      else if (flight.state === 'processing') processing++;
+      else awaitingCheckpoint++;
+    }
+    return this.tracker.report(
+      {
+        held,
+        heldBytes: this.heldBytes,
+        processing,
+        awaitingCheckpoint,
+        workers: this.workers.length,
+        restarts: this.outcomes.restarts,
+        filed: this.outcomes.filed,
+        quarantined: this.outcomes.quarantined,
+        failed: this.outcomes.failed,
+      },
+      { backlog: this.inFlight.size },
+    );
   }
 
   /** Moves a file to another state, keeping the per-worker counts. */
@@ -216,6 +268,7 @@ export class ProcessingThread {
 
   /** Hands over what is held, waits for in-flight work, then closes the workers' databases. */
   async close(): Promise<void> {
+    this.tracker.set('stopping');
     this.release(true);
     await this.whenIdle();
     this.closing = true;
@@ -228,5 +281,6 @@ export class ProcessingThread {
           }),
       ),
     );
+    this.tracker.set('stopped');
   }
 }
