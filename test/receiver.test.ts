@@ -10,7 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DicomListener, type ListenerOptions } from '../src/node/receiver/listener.js';
 import type { ReceivedInstance } from '../src/node/receiver/storeSink.js';
 import { Spool } from '../src/node/spool/spool.js';
-import { parseJournalRef, readSpoolItemCopy } from '../src/node/spool/spoolRef.js';
+import { readSpoolItemCopy } from '../src/node/spool/spoolReader.js';
+import { formatSpoolRef, spoolRefName, type JournalRef, type SpoolRef } from '../src/node/spool/spoolRef.js';
 import { isCompleteSpoolFile } from '../src/node/spool/fileSpool.js';
 
 const FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
@@ -105,9 +106,14 @@ async function waitForPort(port: number): Promise<void> {
   }
 }
 
+/** The journal record a spool reference names, or null for a file. */
+function record(ref: SpoolRef): JournalRef | null {
+  return ref.kind === 'journal' ? ref : null;
+}
+
 /** Whether a spooled instance (file or journal record) carries a completion marker matching it. */
-function isCompleteSpoolItem(item: string): boolean {
-  if (!parseJournalRef(item)) return isCompleteSpoolFile(fs.readFileSync(item));
+function isCompleteSpoolItem(item: SpoolRef): boolean {
+  if (item.kind === 'file') return isCompleteSpoolFile(fs.readFileSync(item.path));
   try {
     readSpoolItemCopy(item); // checks the record against its marker and its segment's header
     return true;
@@ -117,9 +123,9 @@ function isCompleteSpoolItem(item: string): boolean {
 }
 
 /** A spooled instance as a Part 10 file of its own (for dcmdump). */
-function asFile(item: string, dir: string): string {
-  if (!parseJournalRef(item)) return item;
-  const f = path.join(dir, `${path.basename(item).replace(/[^0-9A-Za-z]+/g, '_')}.dcm`);
+function asFile(item: SpoolRef, dir: string): string {
+  if (item.kind === 'file') return item.path;
+  const f = path.join(dir, `${spoolRefName(item)}.dcm`);
   fs.writeFileSync(f, readSpoolItemCopy(item));
   return f;
 }
@@ -248,7 +254,7 @@ afterEach(() => {
 });
 
 /** One of the receiver's status counts (throws when the status has no such count). */
-function count(listener: DicomListener<string>, key: string): number {
+function count(listener: DicomListener<SpoolRef>, key: string): number {
   const n = listener.status().counts[key];
   if (n === undefined) throw new Error(`the receiver's status has no count ${key}`);
   return n;
@@ -268,9 +274,9 @@ describe.each(['journal', 'files'] as const)('DicomListener (shared instance, sp
   let tmp: string;
   let spoolDir: string;
   let spool: Spool;
-  let server: DicomListener<string>;
+  let server: DicomListener<SpoolRef>;
   let port: number;
-  const received: ReceivedInstance<string>[] = [];
+  const received: ReceivedInstance<SpoolRef>[] = [];
   let nextStatus = 0x0000;
   let throwInHandler = false;
   const log = silentLogger();
@@ -346,10 +352,11 @@ describe.each(['journal', 'files'] as const)('DicomListener (shared instance, sp
         expect(inst.calledAet).toBe(AET);
         expect(inst.remoteAddress).toMatch(/127\.0\.0\.1/);
         if (mode === 'files') {
-          expect(path.dirname(inst.ref)).toBe(spoolDir);
-          expect(inst.ref.endsWith('.dcm')).toBe(true);
+          expect(inst.ref.kind).toBe('file');
+          expect(path.dirname(formatSpoolRef(inst.ref))).toBe(spoolDir);
+          expect(formatSpoolRef(inst.ref).endsWith('.dcm')).toBe(true);
         } else {
-          expect(path.dirname(parseJournalRef(inst.ref)!.segment)).toBe(path.join(spoolDir, 'journal'));
+          expect(path.dirname(record(inst.ref)!.segment)).toBe(path.join(spoolDir, 'journal'));
         }
         const stored = readSpoolItemCopy(inst.ref);
         expect(inst.byteLength).toBe(dataset(stored).length);
@@ -572,7 +579,7 @@ describe.each(['journal', 'files'] as const)('DicomListener (shared instance, sp
     for (const inst of mine) {
       expect(inst.sopInstanceUid.length).toBeGreaterThan(0);
       expect(all).not.toContain(inst.sopInstanceUid);
-      expect(all).not.toContain(inst.ref);
+      expect(all).not.toContain(formatSpoolRef(inst.ref));
     }
     // Nor did anything else this receiver logged while the other tests ran.
     const everything = log.lines.join('\n');
@@ -582,7 +589,7 @@ describe.each(['journal', 'files'] as const)('DicomListener (shared instance, sp
 
 describe('DicomListener failure paths', () => {
   let tmp: string;
-  let server: DicomListener<string> | undefined;
+  let server: DicomListener<SpoolRef> | undefined;
   let currentSpool: Spool | undefined;
 
   beforeAll(() => {
@@ -602,10 +609,10 @@ describe('DicomListener failure paths', () => {
    */
   async function startServer(
     spoolDir: string,
-    extra: Partial<ListenerOptions<string>> & { reserveBytes?: number } = {},
+    extra: Partial<ListenerOptions<SpoolRef>> & { reserveBytes?: number } = {},
   ) {
     const { reserveBytes = 64 * 1024 * 1024, ...options } = extra;
-    const stored: ReceivedInstance<string>[] = [];
+    const stored: ReceivedInstance<SpoolRef>[] = [];
     const log = silentLogger();
     currentSpool = await readySpool(spoolDir, reserveBytes);
     server = new DicomListener({
@@ -659,7 +666,7 @@ describe('DicomListener failure paths', () => {
     const { port, stored } = await startServer(spool);
     const files = ['CT_small.dcm', 'MR_small.dcm'].map((f) => path.join(FILES, f));
     expect((await run('storescu', ['-aec', AET, HOST, String(port), files[0]!])).code).toBe(0);
-    expect(parseJournalRef(stored[0]!.ref)).not.toBeNull();
+    expect(record(stored[0]!.ref)).not.toBeNull();
     fs.rmSync(path.join(spool, 'journal'), { recursive: true });
     const r = await run('storescu', ['-aec', AET, HOST, String(port), ...files, ...files]);
     expect(r.code, r.out).toBe(0);

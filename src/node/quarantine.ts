@@ -6,7 +6,8 @@ import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { InstanceKeys } from '../core/types.js';
 import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js';
-import { parseJournalRef, readSpoolItemCopy, spoolItemName } from './spool/spoolRef.js';
+import { readSpoolItemCopy } from './spool/spoolReader.js';
+import { parseSpoolRef, spoolRefName } from './spool/spoolRef.js';
 
 export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
 
@@ -43,17 +44,18 @@ export function quarantineFile(
   sidecar: QuarantineSidecar,
   opts: { unchecked?: boolean } = {},
 ): string {
-  const record = parseJournalRef(file) !== null;
+  const ref = parseSpoolRef(file);
+  const record = ref.kind === 'journal';
   // A record's short name repeats when a journal starts over (a new spool): a hash of its full
   // name (which holds its segment's nonce) keeps it unique, and the same on a retry.
   const name = record
-    ? `${spoolItemName(file)}-${createHash('sha256').update(file).digest('hex').slice(0, 12)}`
+    ? `${spoolRefName(ref)}-${createHash('sha256').update(file).digest('hex').slice(0, 12)}`
     : basename(file);
   const dest = join(studyFolder(root, sidecar.keys), name.replace(/(\.dcm)?$/, '.dcm'));
   // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
   // never a file that nobody knows why it is there.
   writeFileDurableSync(`${dest}.json`, JSON.stringify(sidecar, null, 2) + '\n', 0o600);
-  if (record) writeFileDurableSync(dest, readSpoolItemCopy(file, opts.unchecked), 0o600);
+  if (record) writeFileDurableSync(dest, readSpoolItemCopy(ref, opts.unchecked), 0o600);
   else moveFileDurableSync(file, dest);
   return dest;
 }

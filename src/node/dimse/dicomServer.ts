@@ -4,7 +4,8 @@
 import type { Logger } from '../../log.js';
 import { DicomListener, type ListenerOptions } from '../receiver/listener.js';
 import { Spool } from '../spool/spool.js';
-import type { SpoolJournal } from '../spool/spoolJournal.js';
+import { formatSpoolRef, type SpoolRef } from '../spool/spoolRef.js';
+import type { SpoolJournal } from './spoolJournal.js';
 
 export interface ReceivedInstance {
   /** The spooled instance's name (spoolRef.ts): a journal record or a Part 10 file of its own. */
@@ -22,7 +23,7 @@ export interface ReceivedInstance {
 /** Called once per received instance, after it is durably in the spool; returns the status to answer. */
 export type StoreHandler = (inst: ReceivedInstance) => Promise<number>;
 
-export type DicomServerOptions = Omit<ListenerOptions<string>, 'sinks' | 'onStore'> & {
+export type DicomServerOptions = Omit<ListenerOptions<SpoolRef>, 'sinks' | 'onStore'> & {
   spoolDir: string;
   /** The spool journal on `spoolDir`, kept open by its owner past stop(). */
   journal: SpoolJournal;
@@ -32,17 +33,17 @@ export type DicomServerOptions = Omit<ListenerOptions<string>, 'sinks' | 'onStor
 
 export class DicomServer {
   private readonly spool: Spool;
-  private readonly listener: DicomListener<string>;
+  private readonly listener: DicomListener<SpoolRef>;
   private readonly logger: Logger;
 
   constructor(options: DicomServerOptions) {
     const { spoolDir, journal, onStore, ...rest } = options;
     this.logger = options.logger;
-    this.spool = new Spool(spoolDir, { reserveBytes: 0, journal });
+    this.spool = new Spool(spoolDir, { reserveBytes: 0, journal: journal.journal });
     this.listener = new DicomListener({
       ...rest,
       sinks: this.spool,
-      onStore: (inst) => onStore({ ...inst, spoolPath: inst.ref }),
+      onStore: (inst) => onStore({ ...inst, spoolPath: formatSpoolRef(inst.ref) }),
     });
   }
 

@@ -14,7 +14,7 @@ import { StatusTracker, type ComponentStatus, type StatusReporter } from '../../
 import type { AssociationSinks, IncomingInstance, StoreSink, StoreSinkFactory } from '../receiver/storeSink.js';
 import { SpoolPool, recoverSpool } from './fileSpool.js';
 import { JournalCursor, SpoolJournal } from './spoolJournal.js';
-import { parseJournalRef } from './spoolRef.js';
+import { fileRef, type SpoolRef } from './spoolRef.js';
 import { SpoolWriter } from './spoolWriter.js';
 
 export interface SpoolOptions {
@@ -43,14 +43,14 @@ export interface SpoolRecovery {
 
 /** An acknowledged instance the spool holds, not released yet. */
 export interface SpooledInstance {
-  item: string;
+  ref: SpoolRef;
   /** Its size in bytes (file meta included). */
   bytes: number;
   /** When it was spooled, as far as the spool knows (a file's mtime; now for a record). */
   spooledAt: Date;
 }
 
-export class Spool implements StoreSinkFactory<string>, StatusReporter {
+export class Spool implements StoreSinkFactory<SpoolRef>, StatusReporter {
   readonly journal: SpoolJournal;
   private readonly ownsJournal: boolean;
   private readonly pool: SpoolPool;
@@ -129,20 +129,20 @@ export class Spool implements StoreSinkFactory<string>, StatusReporter {
   async pending(): Promise<SpooledInstance[]> {
     const out: SpooledInstance[] = this.journal
       .liveRecords()
-      .map((item) => ({ item, bytes: parseJournalRef(item)!.length, spooledAt: new Date() }));
+      .map((ref) => ({ ref, bytes: ref.length, spooledAt: new Date() }));
     for (const name of (await fs.promises.readdir(this.dir)).sort()) {
       if (!name.endsWith('.dcm')) continue;
-      const item = path.join(this.dir, name);
-      const st = await fs.promises.stat(item).catch(() => null);
+      const file = path.join(this.dir, name);
+      const st = await fs.promises.stat(file).catch(() => null);
       if (!st) continue;
-      this.liveFiles.add(item);
-      out.push({ item, bytes: st.size, spooledAt: st.mtime });
+      this.liveFiles.add(file);
+      out.push({ ref: fileRef(file), bytes: st.size, spooledAt: st.mtime });
     }
     return out;
   }
 
   /** The receiver's sinks for one association: a cursor in the journal, a writer per instance. */
-  forAssociation(): AssociationSinks<string> {
+  forAssociation(): AssociationSinks<SpoolRef> {
     this.associations++;
     let cursor: JournalCursor | undefined;
     let closed = false;
@@ -161,7 +161,7 @@ export class Spool implements StoreSinkFactory<string>, StatusReporter {
     };
   }
 
-  private sink(instance: IncomingInstance, cursor: JournalCursor): StoreSink<string> {
+  private sink(instance: IncomingInstance, cursor: JournalCursor): StoreSink<SpoolRef> {
     const writer = new SpoolWriter({
       spoolDir: this.dir,
       pool: this.pool,
@@ -175,21 +175,21 @@ export class Spool implements StoreSinkFactory<string>, StatusReporter {
       }),
       alone: () => this.associations <= 1,
     });
-    let item: string | undefined;
+    let ref: SpoolRef | undefined;
     return {
       write: (fragment) => writer.write(fragment),
       finish: async () => {
-        item = await writer.finish();
-        if (parseJournalRef(item)) {
+        ref = await writer.finish();
+        if (ref.kind === 'journal') {
           this.recordsWritten++;
         } else {
           this.filesWritten++;
-          this.liveFiles.add(item);
+          this.liveFiles.add(ref.path);
         }
-        return item;
+        return ref;
       },
       discard: async () => {
-        if (item) this.liveFiles.delete(item);
+        if (ref?.kind === 'file') this.liveFiles.delete(ref.path);
         await writer.discard();
       },
     };
@@ -200,9 +200,9 @@ export class Spool implements StoreSinkFactory<string>, StatusReporter {
    * processing deleted or moved a spool file itself). A journal record is retired (its segment is
    * reused once all its records are). Never throws.
    */
-  release(item: string): void {
-    if (parseJournalRef(item)) this.journal.release(item);
-    else this.liveFiles.delete(item);
+  release(ref: SpoolRef): void {
+    if (ref.kind === 'journal') this.journal.release(ref);
+    else this.liveFiles.delete(ref.path);
   }
 
   /**

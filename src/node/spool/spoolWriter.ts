@@ -12,7 +12,7 @@ import { crc32 } from 'node:zlib';
 import { closeQuietly, fdatasyncAsync, fsyncPathSync, writevAll } from '../../io/durableWrite.js';
 import { completionMarker, discardFile, fsyncDir, type PoolFile, type SpoolPool } from './fileSpool.js';
 import type { JournalCursor, RecordWriter, SpoolJournal } from './spoolJournal.js';
-import { parseJournalRef } from './spoolRef.js';
+import { fileRef, type SpoolRef } from './spoolRef.js';
 import type { StoreSink } from '../receiver/storeSink.js';
 
 export interface SpoolWriterOptions {
@@ -33,16 +33,16 @@ type WriterState = 'open' | 'finishing' | 'done' | 'discarded';
  * Writes one data set into the spool: into a record of the association's journal segment
  * (spoolJournal.ts) when it has one with room, else into a pool file (also when a record turns
  * out not to fit: what was written moves to a file). finish() makes it durable and returns its
- * spool name (spoolRef.ts). The receiver's StoreSink (src/node/receiver/storeSink.ts); the
+ * reference (spoolRef.ts). The receiver's StoreSink (src/node/receiver/storeSink.ts); the
  * receiver enforces the size cap.
  */
-export class SpoolWriter implements StoreSink<string> {
+export class SpoolWriter implements StoreSink<SpoolRef> {
   /** Data set bytes received (file meta excluded). */
   bytes = 0;
   /** First I/O error; the instance must then be answered with a failure. */
   error: NodeJS.ErrnoException | undefined;
-  /** The spool name of the finished instance. */
-  item: string | undefined;
+  /** The finished instance. */
+  item: SpoolRef | undefined;
 
   private record: RecordWriter | undefined;
   private file: PoolFile | undefined;
@@ -91,7 +91,7 @@ export class SpoolWriter implements StoreSink<string> {
   }
 
   /** Makes the instance durable; rejects (after cleaning up) on any failure. */
-  async finish(): Promise<string> {
+  async finish(): Promise<SpoolRef> {
     if (this.state !== 'open') throw new Error(`spool writer already ${this.state}`);
     this.state = 'finishing';
     try {
@@ -102,7 +102,7 @@ export class SpoolWriter implements StoreSink<string> {
         this.record = undefined;
         this.item = await record.finish(this.crc, alone);
       } else {
-        this.item = await this.finishFile(this.file!, alone);
+        this.item = fileRef(await this.finishFile(this.file!, alone));
         this.file = undefined;
       }
       this.opts.cursor?.stored(this.opts.meta.length + this.bytes);
@@ -147,7 +147,7 @@ export class SpoolWriter implements StoreSink<string> {
 }
 
 /** Lets a spooled instance go: a record is retired in its journal, a file deleted. Never throws. */
-export function releaseSpoolItem(item: string, journal: SpoolJournal | undefined): void {
-  if (parseJournalRef(item)) journal?.release(item);
-  else discardFile({ path: item });
+export function releaseSpoolItem(ref: SpoolRef, journal: SpoolJournal | undefined): void {
+  if (ref.kind === 'journal') journal?.release(ref);
+  else discardFile({ path: ref.path });
 }
