@@ -2,7 +2,8 @@
 // dicom-deid command line. Commands live in src/commands/ (see src/commands/index.ts).
 //
 // Exit codes: 0 success, 1 some work failed or an unexpected error, 2 usage or mapping CSV
-// error. Errors print one line; the stack only with DEBUG=1 or --verbose.
+// error. Errors print one line (a mapping CSV, one line per problem); the stack only with
+// DEBUG=1 or --verbose.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
@@ -14,8 +15,14 @@ const verbose = process.env.DEBUG === '1' || argv.includes('--verbose');
 
 function fail(err: unknown, code: number): void {
   const msg = err instanceof Error ? err.message : String(err);
-  const line = msg.split('\n').find((l) => l.trim() !== '') ?? 'error';
-  process.stderr.write(`dicom-deid: ${line.trim()}\n`);
+  const lines = msg
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  // A usage or mapping CSV error may be several problems, one per line (every bad CSV line at
+  // once); anything else shows its first line only.
+  for (const line of code === 2 ? lines : lines.slice(0, 1)) process.stderr.write(`dicom-deid: ${line}\n`);
+  if (lines.length === 0) process.stderr.write('dicom-deid: error\n');
   if (verbose && err instanceof Error && err.stack && code !== 2) process.stderr.write(err.stack + '\n');
   process.exitCode = code;
 }

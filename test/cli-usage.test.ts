@@ -115,7 +115,7 @@ describe('dicom-deid CLI', () => {
     r = run(['serve', '--csv', path.join(tmp, 'none.csv'), ...common]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/cannot read the mapping CSV .*none\.csv: ENOENT/);
+    expect(r.stderr).toMatch(/cannot read the mapping CSV .*none\.csv: not found$/m);
     const cfg = path.join(tmp, 'cfg.json');
     fs.writeFileSync(cfg, JSON.stringify({ aeTitle: 'THIS_AE_TITLE_IS_TOO_LONG' }));
     r = run(['serve', '--config', cfg, ...common]);

@@ -80,3 +80,59 @@ describe('MappingTable.match', () => {
     expect(table.rows).toHaveLength(6);
   });
 });
+
+describe('MappingTable notes', () => {
+  const notes = new MappingTable(
+    parseMappingCsv(
+      [
+        'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
+        '2002,B1,R3,2023-03-10,2024-06-15', // line 2: 463 days
+        '2002,B2,R3,2023-08-08,2024-06-15', // line 3: 312 days
+        '12345,98765,R2,2023-01-01,',
+        '3003,C1,R4,2023-01-01,',
+        '3003,C2,R4,2023-01-01,', // same offset: nothing to note
+        '4004,D1,R5,2023-01-01,',
+        '4004,D1,R5,2023-02-01,', // both keys match both rows
+      ].join('\n'),
+    ),
+  );
+
+  it('a study matched by MRN alone, whose rows disagree on the day offset, says which row it used', () => {
+    const m = notes.match({ patientId: '2002', accessionNumber: 'UNKNOWN' })!;
+    expect(m.row.line).toBe(2);
+    expect(m.note).toEqual({
+      kind: 'day-offset-choice',
+      lines: [2, 3],
+      text: "matched by PatientID in the MRN column alone; those rows give different day offsets (line 2: 463 days, line 3: 312 days): used line 2's, the first in the file",
+    });
+  });
+
+  it('no note when the accession picks the row, or the rows agree', () => {
+    const byBoth = notes.match({ patientId: '2002', accessionNumber: 'B2' })!;
+    expect([byBoth.row.line, byBoth.note]).toEqual([3, undefined]);
+    expect(notes.match({ patientId: '3003', accessionNumber: '' })!.note).toBeUndefined();
+    expect(notes.match({ patientId: '', accessionNumber: 'B1' })!.note).toBeUndefined();
+  });
+
+  it('rows that match both keys but disagree: noted too', () => {
+    const m = notes.match({ patientId: '4004', accessionNumber: 'D1' })!;
+    expect(m.note?.text).toMatch(
+      /^several CSV rows match both keys; those rows give different day offsets \(line 7: .*, line 8: .*\): used line 7's/,
+    );
+  });
+
+  it('leading zeros: not matched, but noted with the CSV line', () => {
+    expect(notes.match({ patientId: '0012345', accessionNumber: 'X' })).toBeNull();
+    expect(notes.unmatchedNote({ patientId: '0012345', accessionNumber: 'X' })).toEqual({
+      kind: 'lost-leading-zeros',
+      lines: [4],
+      text: "not matched, but the CSV's MRN on line 4 looks like this PatientID without its leading zeros (Excel drops them): if it is the same, format that column as Text in Excel, type the zeros again, and run again",
+    });
+    expect(notes.unmatchedNote({ patientId: 'X', accessionNumber: '0098765' })?.text).toMatch(
+      /CSV's Accession on line 4 looks like this AccessionNumber without its leading zeros/,
+    );
+    expect(notes.unmatchedNote({ patientId: '12345', accessionNumber: '' })).toBeUndefined(); // no zeros to lose
+    expect(notes.unmatchedNote({ patientId: '000', accessionNumber: '0099' })).toBeUndefined();
+    expect(notes.unmatchedNote({ patientId: '0C1', accessionNumber: '' })).toBeUndefined(); // C1 is no number
+  });
+});

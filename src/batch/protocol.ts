@@ -1,5 +1,5 @@
 // Messages between the batch main thread and its workers.
-import type { MappingRow, MatchedBy } from '../core/types.js';
+import type { MappingRow, MatchedBy, MatchNote } from '../core/types.js';
 
 export type { FileStatus } from '../audit/auditLog.js';
 import type { FileStatus } from '../audit/auditLog.js';
@@ -52,6 +52,8 @@ export interface JobResult {
   /** Output path relative to the output folder, '/' separated. */
   outRel?: string;
   message?: string;
+  /** What the mapping lookup noted (its text is also in `message`). */
+  note?: MatchNote;
 }
 
 export type WorkerToMain = SessionRequest | JobResult;

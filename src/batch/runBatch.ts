@@ -62,6 +62,8 @@ export interface BatchSummary {
   exitCode: 0 | 1;
   /** Absolute paths of the de-identified files written by this run. */
   written: string[];
+  /** Unmatched files whose PatientID/AccessionNumber is a CSV value with leading zeros added. */
+  lostLeadingZeros: { files: number; csvLines: Set<number> };
 }
 
 /** Jobs sent to one worker before its earlier ones finish (bounds memory: ~2 files/worker). */
@@ -104,7 +106,11 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   }
   const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
   // An unreadable CSV is a usage error; one that does not validate, a MappingError (both exit 2).
-  const rows = readMappingFile(csv, (message) => new UsageError(message));
+  const rows = readMappingFile(
+    csv,
+    (message) => new UsageError(message),
+    (warning) => process.stderr.write(`dicom-deid: warning: ${warning}\n`),
+  );
   if (isInside(logDir, output) || isInside(dbPath, output)) {
     // Key material inside the shareable tree: allowed (the user asked) but loudly.
     process.stderr.write(
@@ -220,7 +226,12 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   let done = 0;
 
   const studyLinks = new Map<string, Map<string, number>>();
+  const lostLeadingZeros = { files: 0, csvLines: new Set<number>() };
   function record(rel: string, r: Omit<JobResult, 'type' | 'jobId'>): void {
+    if (r.note?.kind === 'lost-leading-zeros') {
+      lostLeadingZeros.files++;
+      for (const line of r.note.lines) lostLeadingZeros.csvLines.add(line);
+    }
     if (r.status === 'not-dicom') {
       notDicom.push(rel);
       return; // audited after the copy decision
@@ -236,7 +247,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     if (r.status === 'ok' && r.outRel && r.researchId && r.sessionName) {
       const previous = outputs.get(r.outRel);
       if (previous !== undefined && previous !== rel) {
-        message = `same output path as ${previous}: one of them was overwritten`;
+        message = [`same output path as ${previous}: one of them was overwritten`, message].filter(Boolean).join('; ');
         log?.warn('two input files were written to the same output path');
       }
       outputs.set(r.outRel, rel);
@@ -437,6 +448,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       auditLog: audit.file,
       exitCode: counts['no-mapping'] + counts.error > 0 ? 1 : 0,
       written: [...outputs.keys()].map((rel) => path.join(output, ...rel.split('/'))),
+      lostLeadingZeros,
     };
     progress.finish();
     const secs = (Date.now() - started) / 1000;
@@ -482,6 +494,13 @@ function printSummary(s: BatchSummary, secs: number, say: (line: string) => void
     const sess = [...s.sessions.get(id)!.entries()].sort(([a], [b]) => sessionOrder(a, b));
     say(
       `  ${id}: ${sess.length} session${sess.length === 1 ? '' : 's'}: ${sess.map(([n, k]) => `${n} (${k} files)`).join(', ')}`,
+    );
+  }
+  if (s.lostLeadingZeros.files > 0) {
+    const lines = [...s.lostLeadingZeros.csvLines].sort((a, b) => a - b);
+    say(
+      `${s.lostLeadingZeros.files} unmatched file(s) would match the MRN or Accession on CSV line(s) ${lines.join(', ')} with leading zeros put back: ` +
+        'Excel drops them; if they are the same, format that column as Text in Excel, type the zeros again, and run again',
     );
   }
   say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);

@@ -76,14 +76,19 @@ async function processJob(job: JobMessage): Promise<JobResult> {
     return { ...base, status: 'error', message: errorMessage(err) };
   }
   const match = table.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
-  if (!match) return { ...base, status: 'no-mapping', message: 'no row matches PatientID or AccessionNumber' };
-  const { row, matchedBy } = match;
+  if (!match) {
+    const note = table.unmatchedNote(keys);
+    const message = 'no row matches PatientID or AccessionNumber' + (note ? `; ${note.text}` : '');
+    return { ...base, status: 'no-mapping', message, note };
+  }
+  const { row, matchedBy, note } = match;
   const info = {
     ...base,
     matchedBy,
     researchId: row.researchId,
     rowLine: row.line,
     dayOffset: row.dayOffset,
+    note,
   };
 
   try {
@@ -110,7 +115,16 @@ async function processJob(job: JobMessage): Promise<JobResult> {
     const fileName = containsIdentifier(layout.fileName, fileIds) ? `${result.sopInstanceUid}.dcm` : layout.fileName;
     const outParts = [row.researchId, sessionName, ...outputDeeperDirs(layout, dirIds, secret), fileName];
     writeFileAtomicSync(path.join(init.outputDir, ...outParts), result.parts);
-    return { ...info, status: 'ok', accessionNumber, sessionName, sessionN: n, studyKey, outRel: outParts.join('/') };
+    return {
+      ...info,
+      status: 'ok',
+      accessionNumber,
+      sessionName,
+      sessionN: n,
+      studyKey,
+      outRel: outParts.join('/'),
+      message: note?.text,
+    };
   } catch (err) {
     return { ...info, status: 'error', message: errorMessage(err) };
   }

@@ -5,6 +5,7 @@ import batch from './batch.js';
 import serve from './serve.js';
 import quarantine from './quarantine.js';
 import queue from './queue.js';
+import checkCsv from './checkCsv.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [batch, serve, quarantine, queue];
+export const commands: CommandModule<any, any>[] = [batch, serve, quarantine, queue, checkCsv];

@@ -1,6 +1,8 @@
 // Types shared between the pure core and its adapters (batch, node, forwarder).
 // The core never does I/O: bytes + mapping row + secret in, bytes out.
 
+import type { CsvProblem } from './mapping/csvProblem.js';
+
 /** One validated row of the researcher's mapping CSV. */
 export interface MappingRow {
   /** 1-based line number in the CSV file (header is line 1). */
@@ -28,9 +30,23 @@ export type MatchedBy =
   | 'mrn-in-accession-column' // PatientID found in the Accession column (swapped columns)
   | 'accession-in-mrn-column'; // AccessionNumber found in the MRN column (swapped columns)
 
+/**
+ * Something the audit log (and the batch summary) should say about a lookup: which of several
+ * disagreeing rows gave the day offset, or why an instance that did not match was close to a row.
+ * The text names CSV lines, never a value, so it may also be shown in summaries.
+ */
+export interface MatchNote {
+  kind: 'day-offset-choice' | 'lost-leading-zeros';
+  /** The CSV lines concerned (the first is the one used, for a day-offset choice). */
+  lines: number[];
+  text: string;
+}
+
 export interface Match {
   row: MappingRow;
   matchedBy: MatchedBy;
+  /** Set when the row was one of several of the patient's rows that disagree on the day offset. */
+  note?: MatchNote;
 }
 
 /** The few identifying keys the adapters need before de-identifying (matching, counters). */
@@ -81,7 +97,17 @@ export class DicomFormatError extends Error {
   override name = 'DicomFormatError';
 }
 
-/** Thrown for a mapping CSV that does not validate; message names the row and value. */
+/**
+ * Thrown for a mapping CSV that does not validate. The message is one line per problem (capped),
+ * each naming the file, line, column and value; `problems` lists every problem, each also worded
+ * without its value (`redacted`, for logs).
+ */
 export class MappingError extends Error {
   override name = 'MappingError';
+  constructor(
+    message: string,
+    readonly problems: readonly CsvProblem[] = [],
+  ) {
+    super(message);
+  }
 }

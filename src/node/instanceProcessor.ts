@@ -92,16 +92,16 @@ export function stageInstance(
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, file, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
   }
-  const match: Match | null = deps
-    .mapping()
-    .match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
+  const mapping = deps.mapping();
+  const match: Match | null = mapping.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
   if (!match) {
+    const note = mapping.unmatchedNote({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
     return quarantine(
       deps,
       file,
       source,
       'no-mapping',
-      'no mapping row for this patient or accession',
+      'no mapping row for this patient or accession' + (note ? `; ${note.text}` : ''),
       keys,
       sourceLabel,
       leaveUnmatched,
@@ -156,7 +156,7 @@ export function stageInstance(
       newAccession: accession,
       dayOffset: row.dayOffset,
       outputPath: rel,
-      message: '',
+      message: match.note?.text ?? '',
     },
   };
 }

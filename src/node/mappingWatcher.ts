@@ -1,14 +1,29 @@
 // Keeps the mapping CSV current while the node runs: reloaded when the file changes on disk; an
-// edit that does not validate keeps the previous mapping and logs one clear error.
+// edit that does not validate keeps the previous mapping and logs each problem (line and words,
+// never the value: an MRN or accession is an identifier, and the log is meant to be shareable).
 import { statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { basename } from 'node:path';
+import { formatProblems } from '../core/mapping/csvProblem.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
-import { readMappingFile } from '../io/mappingFile.js';
+import { rowsOrThrow } from '../core/mapping/mappingCsv.js';
+import { MappingError } from '../core/types.js';
+import { checkMappingFile, readMappingFile } from '../io/mappingFile.js';
 import type { Logger } from '../log.js';
 import { StatusTracker, type ComponentStatus, type StatusReporter } from '../status.js';
 
 /** Reads and validates the CSV; throws MappingError (message names the row and value). */
 export function loadMapping(file: string): MappingTable {
   return new MappingTable(readMappingFile(file));
+}
+
+/** Loads the CSV, logging its warnings without values; throws MappingError (with values). */
+function loadLogged(file: string, logger: Logger): MappingTable {
+  const csv = checkMappingFile(file);
+  const table = new MappingTable(rowsOrThrow(csv, csv.source));
+  for (const line of formatProblems(csv.problems, 'warning', csv.source, true)) {
+    logger.warn(`mapping CSV warning: ${line}`);
+  }
+  return table;
 }
 
 export class MappingWatcher implements StatusReporter {
@@ -28,7 +43,7 @@ export class MappingWatcher implements StatusReporter {
     private readonly intervalMs = 1000,
     private readonly onReload: (table: MappingTable) => void = () => undefined,
   ) {
-    this.table = loadMapping(file);
+    this.table = loadLogged(file, logger);
     statSync(file);
   }
 
@@ -69,7 +84,7 @@ export class MappingWatcher implements StatusReporter {
   /** Reloads now; returns whether the new mapping was taken. */
   reload(): boolean {
     try {
-      this.table = loadMapping(this.file);
+      this.table = loadLogged(this.file, this.logger);
       this.onReload(this.table);
       this.reloads++;
       this.loadedAt = new Date().toISOString();
@@ -77,11 +92,20 @@ export class MappingWatcher implements StatusReporter {
       this.logger.info(`mapping CSV reloaded: ${this.table.rows.length} rows`);
       return true;
     } catch (e) {
-      // The application log must not carry identifiers: the quoted CSV values are masked here
-      // (the line number still points the researcher at the row).
-      const msg = (e as Error).message.replace(/"[^"]*"/g, '"…"');
-      this.logger.error(`mapping CSV not reloaded, keeping the previous mapping: ${msg}`);
-      this.refused(`mapping CSV not reloaded: ${msg}`);
+      if (e instanceof MappingError && e.problems.length > 0) {
+        const lines = formatProblems(e.problems, 'error', basename(this.file), true);
+        for (const line of lines) this.logger.error(`mapping CSV not reloaded: ${line}`);
+        this.logger.error(
+          `mapping CSV not reloaded, keeping the previous mapping: the values are not logged; dicom-deid check-csv ${this.file} shows them`,
+        );
+        this.refused(
+          `mapping CSV not reloaded: ${lines[0] ?? 'invalid'}${lines.length > 1 ? ` (+${lines.length - 1} more)` : ''}`,
+        );
+      } else {
+        // Unreadable: the message names the file and the reason in words, no CSV value.
+        this.logger.error(`mapping CSV not reloaded, keeping the previous mapping: ${(e as Error).message}`);
+        this.refused(`mapping CSV not reloaded: ${(e as Error).message}`);
+      }
       return false;
     }
   }

@@ -1,18 +1,24 @@
 // Parses and validates the researcher's mapping CSV (MRN, Accession -> research ID + dates).
 //
-// Columns: column 1 is the MRN and column 2 the Accession whatever their headers say; the others
-// are found by header name (case-insensitive, trimmed; spaces/hyphens count as underscores):
-// New_Patient_ID (required), Surgery_Date (required), Anchor_Date (optional), Notes (optional).
-// Accepts what Excel writes: UTF-8 BOM, CRLF/LF/CR, quoted fields with commas, doubled quotes and
-// line breaks, blank rows and trailing empty lines (rows whose cells are all empty are skipped).
+// Bytes in (see csvEncoding.ts for the encodings), rows and every problem out: nothing here stops
+// at the first bad line, so a researcher fixes the whole file in one go.
 //
-// Errors are MappingError with ONE line: `line N: <problem> "<value>"`, N being the physical line
-// (1-based, header = line 1 normally) where the offending record starts. Pass `source` (e.g. the
-// file name) to get `mapping.csv line N: ...`.
+// Columns: column 1 is the MRN and column 2 the Accession whatever their headers say; the others
+// are found by header name, ignoring case, spaces, hyphens and underscores (`Surgery Date`,
+// `surgery-date` and `SURGERY_DATE` are Surgery_Date): New_Patient_ID (required), Surgery_Date
+// (required), Anchor_Date (optional), Notes (optional). Messages quote headers as written.
+// Separators: `,`, `;` (European Excel) or tab (Excel's "Unicode text"), found from the header.
+// Accepts what Excel writes: CRLF/LF/CR, quoted fields with separators, doubled quotes and line
+// breaks, blank rows and trailing empty lines (rows whose cells are all empty are skipped).
+//
+// Problems name the physical line (1-based, header = line 1 normally) where the record starts.
 
 import { parse } from 'csv-parse/sync';
-import { MappingError, type MappingRow } from '../types.js';
+import { ACCESSION_DISTINCT_LENGTH, firstAccessionCollision, newAccessionNumber } from '../accession.js';
 import { daysBetweenIso, isValidIsoDate } from '../dates.js';
+import type { MappingRow } from '../types.js';
+import { decodeCsvBytes, SAVE_AS_CSV_UTF8, type CsvEncoding } from './csvEncoding.js';
+import { mappingErrorOf, v, words, type CsvProblem, type Severity } from './csvProblem.js';
 
 export const DEFAULT_ANCHOR_DATE = '2024-06-15';
 
@@ -47,17 +53,95 @@ export function isValidResearchId(id: string): boolean {
   );
 }
 
-/** A value quoted for an error message: JSON escaping keeps the message on one line. */
-function q(value: string): string {
-  const v = value.length > 80 ? value.slice(0, 77) + '...' : value;
-  return JSON.stringify(v);
+/** An identifier Excel turned into a number and displays in scientific notation (`1.23457E+11`). */
+export function isExcelScientific(value: string): boolean {
+  return /^[+-]?\d+([.,]\d+)?E[+-]?\d+$/i.test(value);
 }
 
+/** A date Excel rewrote in the computer's own format (`10.03.2023`, `3/10/2023`) or as a serial. */
+function looksLikeExcelDate(value: string): boolean {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return false; // the right form, just not a real date
+  return /^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$/.test(value) || /^\d{5}$/.test(value);
+}
+
+export type CsvDelimiter = ',' | ';' | '\t';
+
+/** The validated mapping CSV: its rows (only when there is no error) and every problem found. */
+export interface MappingCsv {
+  rows: MappingRow[];
+  /** Errors and warnings, in line order (whole-file problems, line 0, first). */
+  problems: CsvProblem[];
+  /** How the bytes were read (null when they could not be). */
+  encoding: { name: CsvEncoding; bom: boolean; guessed: boolean } | null;
+  delimiter: CsvDelimiter | null;
+}
+
+/** The documented name of each column found by header, and its normalised form. */
+const COLUMNS = {
+  researchId: 'New_Patient_ID',
+  surgeryDate: 'Surgery_Date',
+  anchorDate: 'Anchor_Date',
+  notes: 'Notes',
+} as const;
+type Column = keyof typeof COLUMNS;
+
+/** Case, spaces, hyphens and underscores ignored: `Surgery Date` = `surgery-date` = `Surgery_Date`. */
 function normaliseHeader(h: string): string {
-  return h
-    .replace(/^[\s\0\uFEFF]+|[\s\0]+$/g, '')
-    .toLowerCase()
-    .replace(/[\s-]+/g, '_');
+  return h.replace(/[\s\0\uFEFF_-]+/g, '').toLowerCase();
+}
+
+const KNOWN_HEADERS = new Set(Object.values(COLUMNS).map(normaliseHeader));
+
+/** The cells of one line split on `delimiter` outside double quotes (enough for a header line). */
+function splitLine(line: string, delimiter: string): string[] {
+  const cells: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (const ch of line) {
+    if (ch === '"') quoted = !quoted;
+    else if (ch === delimiter && !quoted) {
+      cells.push(cell);
+      cell = '';
+    } else cell += ch;
+  }
+  cells.push(cell);
+  return cells;
+}
+
+/**
+ * The separator of the file, from its first non-blank line: the one that splits it into the most
+ * known column names, then into the most columns; a comma when nothing tells.
+ */
+export function detectDelimiter(text: string): CsvDelimiter {
+  const first = text.split(/\r\n|\n|\r/).find((l) => l.trim() !== '') ?? '';
+  let best: CsvDelimiter = ',';
+  let bestScore = -1;
+  for (const d of [',', ';', '\t'] as const) {
+    const cells = splitLine(first, d);
+    const score = cells.filter((c) => KNOWN_HEADERS.has(normaliseHeader(c))).length * 10_000 + cells.length;
+    if (score > bestScore) {
+      best = d;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+/** `items` grouped by `key`, groups and items in first-seen order. */
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+interface RawRecord {
+  cells: string[];
+  line: number;
 }
 
 /** Physical line number (1-based) of byte `offset` in `buf`: counts CRLF, LF and lone CR breaks. */
@@ -75,88 +159,156 @@ function makeLineCounter(buf: Buffer): (offset: number) => number {
   };
 }
 
-interface RawRecord {
-  cells: string[];
-  line: number;
-}
+const CSV_PARSE_WORDS: Record<string, string> = {
+  CSV_QUOTE_NOT_CLOSED: 'a quoted value that starts on this line is never closed (a missing ")',
+  INVALID_OPENING_QUOTE:
+    'a quote mark (") inside a value that is not quoted as a whole: put the whole value in quotes and double the quote marks inside it ("")',
+  CSV_INVALID_CLOSING_QUOTE:
+    'a quote mark (") inside a value that is not quoted as a whole: put the whole value in quotes and double the quote marks inside it ("")',
+};
 
-function readRecords(text: string, fail: (line: number, msg: string) => never): RawRecord[] {
+/** The records of the text with the line each starts on, or the line where the CSV is malformed. */
+function readRecords(text: string, delimiter: CsvDelimiter): { records: RawRecord[] } | { problem: CsvProblem } {
   const buf = Buffer.from(text, 'utf8');
-  let parsed: { record: string[]; info: { bytes: number } }[];
+  const lineAt = makeLineCounter(buf);
+  const records: RawRecord[] = [];
+  let start = 0; // byte where the next record starts (context.bytes includes the record delimiter)
   try {
-    parsed = parse(buf, {
-      bom: true,
-      info: true,
+    parse(buf, {
+      delimiter,
       relax_column_count: true,
       skip_empty_lines: false,
-    }) as { record: string[]; info: { bytes: number } }[];
+      on_record: (record: string[], context) => {
+        records.push({ cells: record, line: lineAt(start) });
+        // csv-parse 5 passes its Info here (bytes read so far), which its types leave out.
+        start = (context as unknown as { bytes: number }).bytes;
+        return null; // kept above, with its line
+      },
+    });
   } catch (err) {
-    const e = err as { lines?: number; message?: string };
-    const msg = String(e.message ?? err).split(/\r?\n/)[0];
-    fail(typeof e.lines === 'number' ? e.lines : 1, `malformed CSV: ${msg}`);
+    const code = (err as { code?: unknown }).code;
+    const known = typeof code === 'string' ? CSV_PARSE_WORDS[code] : undefined;
+    const text = known ?? `malformed CSV: ${String((err as Error).message ?? err).split(/\r?\n/)[0]}`;
+    return {
+      problem: {
+        severity: 'error',
+        line: lineAt(start),
+        text,
+        redacted: known ?? `malformed CSV (${typeof code === 'string' ? code : 'parse error'})`,
+      },
+    };
   }
-  const lineAt = makeLineCounter(buf);
-  const out: RawRecord[] = [];
-  let start = 0;
-  for (const { record, info } of parsed) {
-    // The record starts where the previous one ended (info.bytes includes the record delimiter).
-    let s = start;
-    if (s === 0 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) s = 3;
-    out.push({ cells: record, line: lineAt(s) });
-    start = info.bytes;
-  }
-  return out;
+  return { records };
 }
 
 /**
- * Parses and validates the mapping CSV text. Returns one MappingRow per non-empty data row, in
- * file order. Throws MappingError (one line naming the line number and the value) on any problem.
+ * Reads and validates a mapping CSV: bytes as saved (or text already decoded). Never throws:
+ * every problem is in `problems` (errors and warnings, each naming the line, the column as the
+ * header spells it and the value), and `rows` holds one MappingRow per non-empty data row, in
+ * file order, only when there is no error.
  */
-export function parseMappingCsv(text: string, source?: string): MappingRow[] {
-  const prefix = source ? `${source} line` : 'line';
-  const fail = (line: number, msg: string): never => {
-    throw new MappingError(`${prefix} ${line}: ${msg}`);
+export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
+  const problems: CsvProblem[] = [];
+  const add = (severity: Severity, line: number, w: { text: string; redacted: string }): void => {
+    problems.push({ severity, line, ...w });
+  };
+  const result: MappingCsv = { rows: [], problems, encoding: null, delimiter: null };
+  const done = (): MappingCsv => {
+    problems.sort((a, b) => a.line - b.line);
+    if (problems.some((p) => p.severity === 'error')) result.rows = [];
+    return result;
   };
 
-  const records = readRecords(text, fail).filter((r) => r.cells.some((c) => c.trim() !== ''));
-  const header = records.shift();
-  if (!header) fail(1, 'the file is empty; expected a header row (MRN, Accession, New_Patient_ID, Surgery_Date, ...)');
-  const h = header!;
-
-  // Header: drop trailing empty header cells (Excel sometimes writes a trailing comma).
-  const names = h.cells.map(normaliseHeader);
-  while (names.length > 0 && names[names.length - 1] === '') names.pop();
-  if (names.length < 2) {
-    fail(
-      h.line,
-      `the header has ${names.length} column(s); need at least 2 (MRN, Accession) plus New_Patient_ID and Surgery_Date`,
-    );
+  let text: string;
+  if (typeof input === 'string') {
+    text = input.replace(/^\uFEFF/, '');
+  } else {
+    const d = decodeCsvBytes(input);
+    if ('problem' in d) {
+      add('error', d.problem.line, { text: d.problem.text, redacted: d.problem.text });
+      return done();
+    }
+    text = d.decoded.text;
+    result.encoding = { name: d.decoded.encoding, bom: d.decoded.bom, guessed: d.decoded.guessed };
   }
-  const find = (name: string, required: boolean): number => {
+  const delimiter = detectDelimiter(text);
+  result.delimiter = delimiter;
+  const read = readRecords(text, delimiter);
+  if ('problem' in read) {
+    problems.push(read.problem);
+    return done();
+  }
+  const records = read.records.filter((r) => r.cells.some((c) => c.trim() !== ''));
+
+  // --- The header. ---
+  const header = records.shift();
+  if (!header) {
+    add('error', 0, {
+      text: 'the file is empty; expected a header row (MRN, Accession, New_Patient_ID, Surgery_Date, ...)',
+      redacted: 'the file is empty',
+    });
+    return done();
+  }
+  const written = header.cells.map((c) => c.replace(/^[\s\0\uFEFF]+|[\s\0]+$/g, ''));
+  while (written.length > 0 && written[written.length - 1] === '') written.pop(); // Excel's trailing separator
+  const names = written.map(normaliseHeader);
+  const headerWords = written.map((w) => JSON.stringify(w)).join(', ');
+  if (names.length < 2) {
+    add('error', header.line, {
+      text: `the header has ${names.length} column(s) (${headerWords}); it needs MRN and Accession first, then New_Patient_ID and Surgery_Date, separated by commas, semicolons or tabs`,
+      redacted: `the header has ${names.length} column(s); separate the columns with commas, semicolons or tabs`,
+    });
+    return done();
+  }
+  const col = {} as Record<Column, number>;
+  let headerBad = false;
+  for (const key of Object.keys(COLUMNS) as Column[]) {
     const idx: number[] = [];
     names.forEach((n, i) => {
-      if (i >= 2 && n === name) idx.push(i);
+      if (i >= 2 && n === normaliseHeader(COLUMNS[key])) idx.push(i);
     });
-    if (idx.length > 1) fail(h.line, `column ${q(name)} appears ${idx.length} times in the header`);
-    if (idx.length === 0 && required) {
-      fail(h.line, `missing required column ${q(name)} (header: ${q(h.cells.join(','))})`);
+    col[key] = idx[0] ?? -1;
+    if (idx.length > 1) {
+      const w = `column ${COLUMNS[key]} appears ${idx.length} times in the header (${idx.map((i) => JSON.stringify(written[i])).join(', ')}, columns ${idx.map((i) => i + 1).join(', ')}): keep one`;
+      add('error', header.line, { text: w, redacted: w });
+      headerBad = true;
     }
-    return idx.length ? idx[0]! : -1;
-  };
-  const colId = find('new_patient_id', true);
-  const colSurgery = find('surgery_date', true);
-  const colAnchor = find('anchor_date', false);
-  const colNotes = find('notes', false);
+    if (idx.length === 0 && (key === 'researchId' || key === 'surgeryDate')) {
+      add('error', header.line, {
+        text: `the header has no ${COLUMNS[key]} column (its columns: ${headerWords}); case, spaces, hyphens and underscores in names do not matter`,
+        redacted: `the header has no ${COLUMNS[key]} column`,
+      });
+      headerBad = true;
+    }
+  }
+  if (headerBad) return done();
+  /** The column's name as the researcher wrote it (the documented name if the cell is empty). */
+  const nameOf = (i: number, documented: string): string => (written[i] ? written[i]! : documented);
+  const mrnName = nameOf(0, 'MRN');
+  const accName = nameOf(1, 'Accession');
+  const idName = nameOf(col.researchId, COLUMNS.researchId);
+  const surgeryName = nameOf(col.surgeryDate, COLUMNS.surgeryDate);
+  const anchorName = col.anchorDate >= 0 ? nameOf(col.anchorDate, COLUMNS.anchorDate) : COLUMNS.anchorDate;
 
+  // --- The rows: every problem of every row. ---
   const rows: MappingRow[] = [];
+  /** Every row with a valid research ID, even one with other problems (for the accession check). */
+  const idRows: { researchId: string; line: number }[] = [];
   const byMrn = new Map<string, { researchId: string; line: number }>();
   const byAcc = new Map<string, { researchId: string; line: number }>();
+  const dateHint =
+    " (Excel writes dates in your computer's format: format the column as Text, or with the custom format yyyy-mm-dd, before saving)";
 
   for (const { cells, line } of records) {
     const cell = (i: number): string => (i >= 0 && i < cells.length ? cells[i]!.trim() : '');
+    let rowOk = true;
+    const fail = (w: { text: string; redacted: string }) => {
+      add('error', line, w);
+      rowOk = false;
+    };
     for (let i = names.length; i < cells.length; i++) {
       if (cells[i]!.trim() !== '') {
-        fail(line, `value ${q(cells[i]!.trim())} in column ${i + 1}, but the header has only ${names.length} columns`);
+        fail(words`value ${v(cells[i]!.trim())} in column ${i + 1}, but the header has only ${names.length} columns`);
       }
     }
 
@@ -166,55 +318,64 @@ export function parseMappingCsv(text: string, source?: string): MappingRow[] {
     const accession = isNoInformation(accRaw) ? null : accRaw;
     if (mrn === null && accession === null) {
       fail(
-        line,
-        `both MRN ${q(mrnRaw)} and Accession ${q(accRaw)} are empty/no information, so the row can never match`,
+        words`both ${mrnName} ${v(mrnRaw)} and ${accName} ${v(accRaw)} are empty or "no information", so the row can never match`,
       );
     }
+    for (const [name, value] of [
+      [mrnName, mrn],
+      [accName, accession],
+    ] as const) {
+      if (value !== null && isExcelScientific(value)) {
+        fail(
+          words`${name} ${v(value)} is a number Excel rewrote in scientific notation, not the identifier: in Excel, format the column as Text, type or paste the identifiers again, and save again`,
+        );
+      }
+    }
 
-    const researchId = cell(colId);
-    if (researchId === '') fail(line, `New_Patient_ID is empty`);
-    if (!isValidResearchId(researchId)) {
+    const researchId = cell(col.researchId);
+    if (researchId === '') fail(words`${idName} is empty`);
+    else if (!isValidResearchId(researchId)) {
       fail(
-        line,
-        `New_Patient_ID ${q(researchId)} is not allowed: use 1-${MAX_RESEARCH_ID_LENGTH} letters, digits, "_", "-" or "." (not first or last)`,
+        words`${idName} ${v(researchId)} is not allowed: use 1-${MAX_RESEARCH_ID_LENGTH} letters, digits, "_", "-" or "." (not first or last)`,
       );
-    }
-    if (researchId === mrn || researchId === accession) {
+    } else if (researchId === mrn || researchId === accession) {
       fail(
-        line,
-        `New_Patient_ID ${q(researchId)} equals the row's ${researchId === mrn ? 'MRN' : 'Accession'}; it must not be an identifier`,
+        words`${idName} ${v(researchId)} equals the row's ${researchId === mrn ? mrnName : accName}; it must not be an identifier`,
       );
     }
 
-    const surgeryDate = cell(colSurgery);
-    if (surgeryDate === '') fail(line, `Surgery_Date is empty (expected YYYY-MM-DD)`);
-    if (!isValidIsoDate(surgeryDate)) fail(line, `Surgery_Date ${q(surgeryDate)} is not a valid YYYY-MM-DD date`);
-
-    const anchorRaw = cell(colAnchor);
+    const surgeryDate = cell(col.surgeryDate);
+    if (surgeryDate === '') fail(words`${surgeryName} is empty (expected YYYY-MM-DD)`);
+    else if (!isValidIsoDate(surgeryDate)) {
+      fail(
+        words`${surgeryName} ${v(surgeryDate)} is not a valid YYYY-MM-DD date${looksLikeExcelDate(surgeryDate) ? dateHint : ''}`,
+      );
+    }
+    const anchorRaw = cell(col.anchorDate);
     const anchorDate = anchorRaw === '' ? DEFAULT_ANCHOR_DATE : anchorRaw;
-    if (!isValidIsoDate(anchorDate)) fail(line, `Anchor_Date ${q(anchorDate)} is not a valid YYYY-MM-DD date`);
-
-    if (mrn !== null) {
-      const prev = byMrn.get(mrn);
-      if (prev && prev.researchId !== researchId) {
-        fail(
-          line,
-          `MRN ${q(mrn)} is mapped to ${q(researchId)} but line ${prev.line} maps it to ${q(prev.researchId)}`,
-        );
-      }
-      if (!prev) byMrn.set(mrn, { researchId, line });
-    }
-    if (accession !== null) {
-      const prev = byAcc.get(accession);
-      if (prev && prev.researchId !== researchId) {
-        fail(
-          line,
-          `Accession ${q(accession)} is mapped to ${q(researchId)} but line ${prev.line} maps it to ${q(prev.researchId)}`,
-        );
-      }
-      if (!prev) byAcc.set(accession, { researchId, line });
+    if (!isValidIsoDate(anchorDate)) {
+      fail(
+        words`${anchorName} ${v(anchorDate)} is not a valid YYYY-MM-DD date${looksLikeExcelDate(anchorDate) ? dateHint : ''}`,
+      );
     }
 
+    if (isValidResearchId(researchId)) idRows.push({ researchId, line });
+    if (researchId !== '') {
+      for (const [name, value, index] of [
+        [mrnName, mrn, byMrn],
+        [accName, accession, byAcc],
+      ] as const) {
+        if (value === null) continue;
+        const prev = index.get(value);
+        if (prev && prev.researchId !== researchId) {
+          fail(
+            words`${name} ${v(value)} is mapped to ${v(researchId)} but line ${prev.line} maps it to ${v(prev.researchId)}: one patient needs one research ID`,
+          );
+        }
+        if (!prev) index.set(value, { researchId, line });
+      }
+    }
+    if (!rowOk) continue;
     rows.push({
       line,
       mrn,
@@ -223,8 +384,82 @@ export function parseMappingCsv(text: string, source?: string): MappingRow[] {
       surgeryDate,
       anchorDate,
       dayOffset: daysBetweenIso(surgeryDate, anchorDate),
-      notes: cell(colNotes),
+      notes: cell(col.notes),
     });
   }
-  return rows;
+
+  if (records.length === 0) {
+    add('error', 0, {
+      text: 'no rows: the file has a header but no data rows',
+      redacted: 'no rows: the file has a header but no data rows',
+    });
+  }
+
+  // --- Across rows: AccessionNumbers that two research IDs would share; day offsets. ---
+  const firstRowOf = new Map<string, { researchId: string; line: number }>();
+  for (const r of idRows) if (!firstRowOf.has(r.researchId)) firstRowOf.set(r.researchId, r);
+  const byPrefix = groupBy([...firstRowOf.values()], (r) => r.researchId.slice(0, ACCESSION_DISTINCT_LENGTH));
+  for (const group of byPrefix.values()) {
+    const [first, ...others] = group;
+    for (const r of others) {
+      const n = firstAccessionCollision(first!.researchId, r.researchId)!;
+      add(
+        'error',
+        r.line,
+        words`${idName} ${v(r.researchId)} and ${v(first!.researchId)} on line ${first!.line} would both give AccessionNumber ${v(newAccessionNumber(r.researchId, n))} (session ${n}), so a research PACS would merge the two patients' studies: an AccessionNumber holds 16 characters and longer research IDs are cut, so research IDs must differ within their first ${ACCESSION_DISTINCT_LENGTH} characters (IDs of at most ${ACCESSION_DISTINCT_LENGTH} characters always work)`,
+      );
+    }
+  }
+  for (const list of groupBy(rows, (r) => r.researchId).values()) {
+    const offsets = new Set(list.map((r) => r.dayOffset));
+    if (offsets.size < 2) continue;
+    const detail = list.map((r) => `line ${r.line}: ${r.dayOffset} days`).join(', ');
+    add(
+      'warning',
+      list[0]!.line,
+      words`the rows of ${idName} ${v(list[0]!.researchId)} give different day offsets (${detail}, from ${surgeryName} and ${anchorName}), so the time between studies matched by different rows is not kept; each study takes the offset of the row it matches, and the audit log says which row a study matched by MRN alone used`,
+    );
+  }
+
+  // --- The encoding, when it was a guess: show what was read so the researcher can judge. ---
+  if (result.encoding?.guessed) {
+    let example: { line: number; name: string; value: string } | undefined;
+    for (const r of [header, ...records]) {
+      const i = r.cells.findIndex((c) => /[^\x00-\x7f]/.test(c));
+      if (i >= 0) {
+        example = {
+          line: r.line,
+          name: r === header ? 'the header' : nameOf(i, `column ${i + 1}`),
+          value: r.cells[i]!.trim(),
+        };
+        break;
+      }
+    }
+    const shown = example
+      ? words`, e.g. line ${example.line}, ${example.name}: ${v(example.value)}`
+      : { text: '', redacted: '' };
+    add('warning', 0, {
+      text: `read as Windows-1252, a guess (the file is not UTF-8 and has no byte order mark): check the accented letters${shown.text}; if they look wrong, ${SAVE_AS_CSV_UTF8}`,
+      redacted: `read as Windows-1252, a guess (the file is not UTF-8 and has no byte order mark)${shown.redacted}`,
+    });
+  }
+
+  result.rows = rows;
+  return done();
+}
+
+/** The rows of a checked CSV; throws MappingError (every error, one per line) when it has errors. */
+export function rowsOrThrow(csv: MappingCsv, source: string): MappingRow[] {
+  if (csv.problems.some((p) => p.severity === 'error')) throw mappingErrorOf(csv.problems, source);
+  return csv.rows;
+}
+
+/**
+ * Parses and validates mapping CSV text (already decoded). Returns one MappingRow per non-empty
+ * data row, in file order. Throws MappingError naming every error, one line each (`source line N:
+ * ...`, or `line N: ...` without a source) when the file does not validate. Warnings are
+ * dropped: use checkMappingCsv to see them.
+ */
+export function parseMappingCsv(text: string, source = ''): MappingRow[] {
+  return rowsOrThrow(checkMappingCsv(text), source);
 }

@@ -1,0 +1,75 @@
+// The node's audit rows carry the mapping lookup's notes: which of a patient's disagreeing rows
+// gave the day offset, and a PatientID whose CSV MRN looks like it lost its leading zeros.
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AuditRow } from '../src/audit/auditLog.js';
+import { parseMappingCsv } from '../src/core/mapping/mappingCsv.js';
+import { MappingTable } from '../src/core/mapping/mappingTable.js';
+import { ensureSchema as ensureQueueSchema } from '../src/forward/forwardQueue.js';
+import { ensureFiledSchema } from '../src/node/filedInstances.js';
+import { processInstance, type ProcessorDeps } from '../src/node/instanceProcessor.js';
+import { StateDb } from '../src/state/stateDb.js';
+import { tempDir } from './forward-helpers.js';
+import { makeSamples } from './serve-helpers.js';
+
+const open: StateDb[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.close();
+});
+
+const CSV = [
+  'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
+  '2002,B1,RS_03,2023-03-10,2024-06-15', // line 2: 463 days
+  '2002,B2,RS_03,2023-08-08,2024-06-15', // line 3: 312 days
+  '12345,A12345,RS_02,2023-01-01,',
+].join('\n');
+
+function processOne(
+  patientId: string,
+  accession: string,
+): { outcome: ReturnType<typeof processInstance>; audit: AuditRow[] } {
+  const dir = tempDir('notes-');
+  const sample = makeSamples(join(dir, 'in'), patientId, accession, '1.2.826.0.1.3680043.8.498.77', 'n')[0]!;
+  mkdirSync(join(dir, 'spool'));
+  const spooled = join(dir, 'spool', '1.dcm');
+  copyFileSync(sample, spooled);
+  const state = StateDb.open(join(dir, 'state.sqlite'));
+  open.push(state);
+  ensureFiledSchema(state.db);
+  ensureQueueSchema(state.db);
+  const table = new MappingTable(parseMappingCsv(CSV));
+  const audit: AuditRow[] = [];
+  const deps: ProcessorDeps = {
+    state,
+    mapping: () => table,
+    outputDir: join(dir, 'output'),
+    quarantineDir: join(dir, 'quarantine'),
+    forwardTo: [],
+    audit: (row) => audit.push(row),
+  };
+  const outcome = processInstance(deps, spooled, { callingAet: 'TEST', receivedAt: new Date() });
+  return { outcome, audit };
+}
+
+describe('node audit rows with mapping notes', () => {
+  it('a study matched by MRN alone among disagreeing rows: the audit row names the row used', () => {
+    const { outcome, audit } = processOne('2002', 'NOTINCSV');
+    expect(outcome.status).toBe('filed');
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ status: 'ok', matchedBy: 'mrn', dayOffset: 463 });
+    expect(audit[0]!.message).toBe(
+      "matched by PatientID in the MRN column alone; those rows give different day offsets (line 2: 463 days, line 3: 312 days): used line 2's, the first in the file",
+    );
+  });
+
+  it('a PatientID with leading zeros the CSV lost: quarantined, and the audit row says why it was close', () => {
+    const { outcome, audit } = processOne('0012345', 'ACC999');
+    expect(outcome.status).toBe('quarantined');
+    expect(audit).toHaveLength(1);
+    expect(audit[0]!.status).toBe('no-mapping');
+    expect(audit[0]!.message).toMatch(
+      /^quarantined \(no-mapping\): no mapping row for this patient or accession; not matched, but the CSV's MRN on line 4 looks like this PatientID without its leading zeros/,
+    );
+  });
+});
