@@ -175,7 +175,8 @@ function parseElements(
   return { elements, pos };
 }
 
-function implicitVr(tag: number): string {
+/** The VR an implicit VR reader gives `tag`: the dictionary's, UL for group lengths, LO for private creators, else UN. */
+export function implicitVr(tag: number): string {
   const group = tag >>> 16;
   const elem = tag & 0xffff;
   if (group & 1) return elem >= 0x0010 && elem <= 0x00ff ? 'LO' : 'UN';
