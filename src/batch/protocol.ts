@@ -1,5 +1,6 @@
 // Messages between the batch main thread and its workers.
 import type { MappingRow, MatchedBy, MatchNote } from '../core/types.js';
+import type { PlannedPath } from './pathPlan.js';
 
 export type { FileStatus } from '../audit/auditLog.js';
 import type { FileStatus } from '../audit/auditLog.js';
@@ -16,6 +17,8 @@ export interface JobMessage {
   jobId: number;
   /** Relative source path, '/' separated. */
   rel: string;
+  /** Its output path below the session folder, when the survey read it and a row matched. */
+  planned?: PlannedPath;
 }
 
 export interface SessionReply {

@@ -12,14 +12,9 @@ import { StateDb } from '../state/stateDb.js';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
-import {
-  containsIdentifier,
-  folderSessionKey,
-  identifierSet,
-  outputDeeperDirs,
-  rowIdentifiers,
-  sourceLayout,
-} from './layout.js';
+import { MappingTable } from '../core/mapping/mappingTable.js';
+import { folderSessionKey, sourceLayout } from './layout.js';
+import { surveyTree } from './survey.js';
 import { Progress } from './progress.js';
 import type {
   FileStatus,
@@ -135,6 +130,9 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const files = walked.files;
   // More workers than files: the extra ones go.
   for (const w of prestarted.splice(Math.min(workerCount, walked.files.length))) void w.terminate();
+  // Every file's identifiers first: a folder's new name must hold for all the files in it.
+  const secret = Buffer.from(init.uidSecret);
+  const plan = surveyTree(input, files, new MappingTable(rows), rows, secret);
   const sessionFolders = new Map<string, string[]>();
   /** The files of each session folder (`patient/session`), in walk order. */
   const filesOfSession = new Map<string, string[]>();
@@ -310,7 +308,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
             const jobId = next++;
             inFlight.set(jobId, order[jobId]!);
             inFlightTotal++;
-            const msg: JobMessage = { type: 'job', jobId, rel: order[jobId]! };
+            const rel = order[jobId]!;
+            const msg: JobMessage = { type: 'job', jobId, rel, planned: plan.dicomPath(rel) ?? undefined };
             worker.postMessage(msg);
           }
           if (inFlight.size === 0 && next >= order.length) {
@@ -378,8 +377,6 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
 
     // --- Non-DICOM files: left out unless --copy-other-files and safely placeable. ---
     let otherCopied = 0;
-    const rowIds = rowIdentifiers(rows);
-    const secret = Buffer.from(init.uidSecret);
     for (const rel of notDicom) {
       counts['not-dicom']++;
       let message = 'not DICOM: left out';
@@ -395,8 +392,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
             : 'not DICOM: left out (no de-identified DICOM in its patient folder)';
         } else {
           const rid = [...ids][0]!;
-          const dirIds = identifierSet([...(rowIds.get(rid) ?? []), l.patientFolder]);
-          if (containsIdentifier(l.fileName, dirIds)) message = 'not DICOM: left out (its name contains an identifier)';
+          const planned = plan.otherPath(rel, rid);
+          if (planned.fileName === null) message = 'not DICOM: left out (its name contains an identifier)';
           else {
             const parts: string[] = [rid];
             if (l.sessionFolder !== null) {
@@ -415,7 +412,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
                 ),
               );
             }
-            parts.push(...outputDeeperDirs(l, dirIds, secret), l.fileName);
+            parts.push(...planned.dirs, planned.fileName);
             try {
               copyAtomic(path.join(input, ...rel.split('/')), path.join(output, ...parts));
               outRel = parts.join('/');

@@ -87,6 +87,7 @@ function parseElements(
   end: number,
   depth: number,
   stopAtItemDelimiter: boolean,
+  stopBefore = 0x100000000,
 ): { elements: Element[]; pos: number } {
   if (depth > MAX_DEPTH) throw new DicomFormatError(`sequences nested deeper than ${MAX_DEPTH} levels`);
   const { buf, enc } = r;
@@ -99,6 +100,7 @@ function parseElements(
     }
     const start = pos;
     const tag = r.tag(pos);
+    if (tag >= stopBefore) return { elements, pos };
     if (tag === ITEM_DELIMITATION) {
       if (!stopAtItemDelimiter) throw new DicomFormatError(`unexpected item delimiter at byte ${pos}`);
       return { elements, pos: pos + 8 };
@@ -249,8 +251,12 @@ export function findElement(elements: Element[], tag: number): Element | undefin
   return undefined;
 }
 
-/** Parses a Part 10 file: preamble, 'DICM', file meta, then the data set. */
-export function parsePart10(file: Buffer): ParsedInstance {
+/**
+ * Parses a Part 10 file: preamble, 'DICM', file meta, then the data set. With `stopBefore`, the
+ * data set's top level ends before the first element whose tag is >= it (to read the header
+ * from the first bytes of a file: `elements` then ends where that element starts).
+ */
+export function parsePart10(file: Buffer, options: { stopBefore?: number } = {}): ParsedInstance {
   if (file.length < 132 || file.toString('latin1', 128, 132) !== 'DICM') {
     throw new DicomFormatError('not a DICOM Part 10 file (no DICM marker after the 128-byte preamble)');
   }
@@ -274,6 +280,6 @@ export function parsePart10(file: Buffer): ParsedInstance {
   if (encoding.explicitVr && encoding.littleEndian && data.length >= 8) {
     if (!isUpperAscii(data[4]!) || !isUpperAscii(data[5]!)) encoding = IMPLICIT_LE;
   }
-  const { elements } = parseElements(new Reader(data, encoding), 0, data.length, 0, false);
+  const { elements } = parseElements(new Reader(data, encoding), 0, data.length, 0, false, options.stopBefore);
   return { file, meta, transferSyntaxUid, data, encoding, deflated: info.deflated, elements };
 }

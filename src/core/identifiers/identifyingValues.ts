@@ -1,0 +1,155 @@
+// The identifying values of a source instance, decoded with its Specific Character Set: what
+// must not reappear in what is made from it (its output path; later, its de-identified bytes).
+import { decodeValues, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
+import { PIXEL_DATA } from '../dicom/constants.js';
+import { findElement, parsePart10, type Element, type ParsedInstance } from '../dicom/parser.js';
+import { dictionaryVr } from '../dicom/vrDictionary.js';
+import { DicomFormatError } from '../types.js';
+import type { Identifier, IdentifierKind } from './matcher.js';
+
+export interface IdentifyingValues {
+  /** PatientName, Other Patient Names, Patient's Birth Name, Patient's Mother's Birth Name (PN values). */
+  patientNames: string[];
+  patientIds: string[];
+  /** Other Patient IDs (0010,1000) and the PatientID of each Other Patient IDs Sequence item. */
+  otherPatientIds: string[];
+  accessionNumbers: string[];
+  /** SOP Instance (data set and file meta), Study and Series Instance UIDs. */
+  uids: string[];
+  /** Patient's Birth Date (DA). */
+  birthDates: string[];
+  /** Study, Series, Acquisition and Content Dates (DA) and Acquisition DateTime (DT). */
+  dates: string[];
+  /** Institution Name, Institutional Department Name. */
+  institutionNames: string[];
+  /** Referring, Performing, Reading and Requesting Physician, Physician(s) of Record (PN values). */
+  physicianNames: string[];
+  /** Operators' Name (PN values). */
+  operatorNames: string[];
+}
+
+const TAGS: [tag: number, field: keyof IdentifyingValues][] = [
+  [0x00080018, 'uids'], // SOP Instance UID
+  [0x00080020, 'dates'], // Study Date
+  [0x00080021, 'dates'], // Series Date
+  [0x00080022, 'dates'], // Acquisition Date
+  [0x00080023, 'dates'], // Content Date
+  [0x0008002a, 'dates'], // Acquisition DateTime
+  [0x00080050, 'accessionNumbers'],
+  [0x00080080, 'institutionNames'],
+  [0x00080090, 'physicianNames'], // Referring Physician's Name
+  [0x00081040, 'institutionNames'], // Institutional Department Name
+  [0x00081048, 'physicianNames'], // Physician(s) of Record
+  [0x00081050, 'physicianNames'], // Performing Physician's Name
+  [0x00081060, 'physicianNames'], // Name of Physician(s) Reading Study
+  [0x00081070, 'operatorNames'],
+  [0x00100010, 'patientNames'],
+  [0x00100020, 'patientIds'],
+  [0x00100030, 'birthDates'],
+  [0x00101000, 'otherPatientIds'],
+  [0x00101001, 'patientNames'], // Other Patient Names
+  [0x00101005, 'patientNames'], // Patient's Birth Name
+  [0x00101060, 'patientNames'], // Patient's Mother's Birth Name
+  [0x0020000d, 'uids'], // Study Instance UID
+  [0x0020000e, 'uids'], // Series Instance UID
+  [0x00321032, 'physicianNames'], // Requesting Physician
+];
+const SPECIFIC_CHARACTER_SET = 0x00080005;
+const OTHER_PATIENT_IDS_SEQUENCE = 0x00101002;
+const PATIENT_ID = 0x00100020;
+const MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003;
+
+function characterSetOf(elements: Element[], data: Buffer, inherited?: SpecificCharacterSet): SpecificCharacterSet {
+  const el = findElement(elements, SPECIFIC_CHARACTER_SET);
+  if (!el) return inherited ?? parseSpecificCharacterSet(undefined);
+  return parseSpecificCharacterSet(data.toString('latin1', el.valueStart, el.valueStart + el.length));
+}
+
+function values(data: Buffer, el: Element, cs: SpecificCharacterSet): string[] {
+  if (el.items || el.encapsulated || el.length === 0xffffffff) return [];
+  const vr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? 'UN') : el.vr;
+  return decodeValues(data.subarray(el.valueStart, el.valueStart + el.length), cs, vr);
+}
+
+/** The identifying values of a parsed instance (top-level elements and Other Patient IDs items). */
+export function identifyingValues(p: ParsedInstance): IdentifyingValues {
+  const out: IdentifyingValues = {
+    patientNames: [],
+    patientIds: [],
+    otherPatientIds: [],
+    accessionNumbers: [],
+    uids: [],
+    birthDates: [],
+    dates: [],
+    institutionNames: [],
+    physicianNames: [],
+    operatorNames: [],
+  };
+  const cs = characterSetOf(p.elements, p.data);
+  for (const [tag, field] of TAGS) {
+    const el = findElement(p.elements, tag);
+    if (el) out[field].push(...values(p.data, el, cs).filter((v) => v.trim() !== ''));
+  }
+  const seq = findElement(p.elements, OTHER_PATIENT_IDS_SEQUENCE);
+  for (const item of seq?.items ?? []) {
+    const el = findElement(item.elements, PATIENT_ID);
+    if (el) out.otherPatientIds.push(...values(p.data, el, characterSetOf(item.elements, p.data, cs)));
+  }
+  const meta = findElement(p.meta, MEDIA_STORAGE_SOP_INSTANCE_UID);
+  if (meta) out.uids.push(...values(p.file, meta, cs));
+  for (const field of Object.keys(out) as (keyof IdentifyingValues)[]) out[field] = [...new Set(out[field])];
+  return out;
+}
+
+/**
+ * The identifying values of a Part 10 file, or of its first bytes (`partial`): the data set is
+ * read up to Pixel Data only. Returns null when `partial` bytes end before the header does (read
+ * more of the file). Throws DicomFormatError for bytes that are not a readable DICOM file.
+ */
+export function readIdentifyingValues(bytes: Uint8Array, partial = false): IdentifyingValues | null {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let p: ParsedInstance;
+  try {
+    p = parsePart10(buf, { stopBefore: PIXEL_DATA });
+  } catch (e) {
+    if (partial) return null;
+    if (e instanceof DicomFormatError) throw e;
+    throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);
+  }
+  if (partial && !reachedPixelData(p)) return null;
+  return identifyingValues(p);
+}
+
+/** True when the parse stopped at Pixel Data, not at the end of the bytes it had. */
+function reachedPixelData(p: ParsedInstance): boolean {
+  const last = p.elements[p.elements.length - 1];
+  const at = last ? last.end : 0;
+  if (at + 8 > p.data.length) return false;
+  const le = p.encoding.littleEndian;
+  const group = le ? p.data.readUInt16LE(at) : p.data.readUInt16BE(at);
+  const element = le ? p.data.readUInt16LE(at + 2) : p.data.readUInt16BE(at + 2);
+  return ((group << 16) | element) >>> 0 >= PIXEL_DATA;
+}
+
+const KINDS: [keyof IdentifyingValues, IdentifierKind][] = [
+  ['patientNames', 'patient-name'],
+  ['patientIds', 'patient-id'],
+  ['otherPatientIds', 'other-patient-id'],
+  ['accessionNumbers', 'accession-number'],
+  ['uids', 'uid'],
+  ['birthDates', 'birth-date'],
+  ['dates', 'date'],
+  ['institutionNames', 'institution'],
+  ['physicianNames', 'physician'],
+  ['operatorNames', 'operator'],
+];
+
+/** The values as identifiers for an IdentifierMatcher (`only`: just these kinds). */
+export function identifiersOf(values: IdentifyingValues, only?: ReadonlySet<IdentifierKind>): Identifier[] {
+  const out: Identifier[] = [];
+  for (const [field, kind] of KINDS) {
+    if (only && !only.has(kind)) continue;
+    for (const value of values[field]) out.push({ kind, value });
+  }
+  return out;
+}

@@ -1,0 +1,11 @@
+// Identifying values of a source instance and where they reappear in text (paths, values).
+// Pure: no I/O.
+export { IdentifierMatcher, type Identifier, type IdentifierKind, type MatcherOptions } from './matcher.js';
+export {
+  identifyingValues,
+  readIdentifyingValues,
+  identifiersOf,
+  type IdentifyingValues,
+} from './identifyingValues.js';
+export { findDates, shiftDatesInName, addDays, toDA, type DateMention, type DateReading } from './textDates.js';
+export { fold, words } from './fold.js';
