@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { sessionFolderName, studySessionKey } from '../core/accession.js';
 import { readInstanceKeys } from '../core/deidentify.js';
-import { ReusableReader } from '../io/reusableReader.js';
+import { FileByteSource } from '../io/fileByteSource.js';
 import { readMappingFile } from '../io/mappingFile.js';
 import { StateDb } from '../state/stateDb.js';
 import { UsageError } from '../errors.js';
@@ -171,17 +171,20 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   // --- Session numbers: the main thread is the only SQLite user. ---
   const sessionCache = new Map<string, number>();
   const initialisedPatientFolders = new Set<string>();
-  const keysReader = new ReusableReader();
   /** The session key of the study in a session folder: that of its first readable DICOM file. */
   function studyKeyOfSession(patientFolder: string, sessionFolder: string): string | undefined {
     for (const rel of (filesOfSession.get(`${patientFolder}/${sessionFolder}`) ?? []).slice(0, 5)) {
+      let fd: number | undefined;
       try {
-        const bytes = keysReader.read(path.join(input, ...rel.split('/')), true);
-        if (bytes === null) continue;
-        const keys = readInstanceKeys(bytes);
+        fd = fs.openSync(path.join(input, ...rel.split('/')), 'r');
+        const source = new FileByteSource(fd); // read up to the pixel data and after it only
+        if (!source.isPart10()) continue;
+        const keys = readInstanceKeys(source);
         return studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
       } catch {
         // unreadable or not de-identifiable: its worker reports it; try the next file
+      } finally {
+        if (fd !== undefined) fs.closeSync(fd);
       }
     }
     return undefined;

@@ -1,45 +1,30 @@
-// Before any file is written: read the header of every input file (its first bytes, the whole
-// file only when the header is longer) and feed its identifying values and mapping row to the
-// path plan, so that each folder's name is decided once, knowing every patient it holds.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+// Before any file is written: read the header of every input file (up to its pixel data, read
+// through a FileByteSource: a first read of 16 KiB, more only when the header is longer, never
+// the pixel data) and feed its identifying values and mapping row to the path plan, so that each
+// folder's name is decided once, knowing every patient it holds.
+import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { readIdentifyingValues, type IdentifyingValues } from '../core/identifiers/index.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import type { MappingRow } from '../core/types.js';
-import { ReusableReader } from '../io/reusableReader.js';
+import { FileByteSource } from '../io/fileByteSource.js';
 import { PathPlan } from './pathPlan.js';
 
-/** Bytes read first: headers are a few KB (vendor private headers, tens of KB); longer ones are read whole. */
-const HEAD_BYTES = 64 * 1024;
-
 /** The identifying values of a DICOM file; null for a file that is not DICOM or cannot be read. */
-function surveyFile(abs: string, head: Buffer, whole: ReusableReader): IdentifyingValues | null {
+function surveyFile(abs: string): IdentifyingValues | null {
   let fd: number;
   try {
     fd = openSync(abs, 'r');
   } catch {
     return null; // its worker reports it
   }
-  let n: number;
-  let size: number;
   try {
-    size = fstatSync(fd).size;
-    n = readSync(fd, head, 0, Math.min(HEAD_BYTES, size), 0);
-  } catch {
-    return null;
-  } finally {
-    closeSync(fd);
-  }
-  if (n < 132 || head.toString('latin1', 128, 132) !== 'DICM') return null;
-  try {
-    if (n < size) {
-      const values = readIdentifyingValues(head.subarray(0, n), true);
-      if (values) return values;
-    }
-    const bytes = n < size ? whole.read(abs, true) : head.subarray(0, n);
-    return bytes === null ? null : readIdentifyingValues(bytes);
+    const source = new FileByteSource(fd);
+    return source.isPart10() ? readIdentifyingValues(source) : null;
   } catch {
     return null; // not readable: its worker reports why, and it is not written
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -55,10 +40,8 @@ export function surveyTree(
   secret: Buffer,
 ): PathPlan {
   const plan = new PathPlan(rows, secret);
-  const head = Buffer.allocUnsafe(HEAD_BYTES);
-  const whole = new ReusableReader();
   for (const rel of files) {
-    const values = surveyFile(path.join(inputDir, ...rel.split('/')), head, whole);
+    const values = surveyFile(path.join(inputDir, ...rel.split('/')));
     if (values === null) continue;
     const match = table.match({
       patientId: values.patientIds[0] ?? '',

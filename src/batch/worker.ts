@@ -1,10 +1,16 @@
 // Batch worker thread: read a file, match it, de-identify it, write it atomically.
 // Session numbers come from the main thread (the only one that talks to SQLite).
+// A file is read only up to its pixel data and after it (the core judges those elements); the
+// pixel data is copied from the source file to the output by range, so memory stays small
+// whatever the size of an instance.
+import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { deidentify, readInstanceKeys } from '../core/deidentify.js';
+import { deidentifySource, readInstanceKeys } from '../core/deidentify.js';
+import { DicomFormatError } from '../core/types.js';
+import { describeSystemError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/durableWrite.js';
-import { ReusableReader } from '../io/reusableReader.js';
+import { FileByteSource } from '../io/fileByteSource.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { folderSessionKey, sourceLayout, studySessionKey } from './layout.js';
@@ -37,31 +43,39 @@ function sessionIndex(researchId: string, patientFolder: string | null, key: str
   });
 }
 
-/** One file at a time per worker (see drain), so one read buffer serves every file. */
-const reader = new ReusableReader();
-
 function errorMessage(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.split('\n')[0]!.trim();
 }
 
 async function processJob(job: JobMessage): Promise<JobResult> {
-  const base = { type: 'result' as const, jobId: job.jobId };
   const abs = path.join(init.inputDir, ...job.rel.split('/'));
-  let bytes: Buffer;
+  let fd: number;
   try {
-    const read = reader.read(abs, true);
-    if (read === null) return { ...base, status: 'not-dicom' };
-    bytes = read;
+    fd = openSync(abs, 'r');
   } catch (err) {
-    return { ...base, status: 'error', message: `unreadable: ${errorMessage(err)}` };
+    return { type: 'result', jobId: job.jobId, status: 'error', message: `unreadable: ${describeSystemError(err)}` };
   }
+  try {
+    return await processSource(job, new FileByteSource(fd));
+  } finally {
+    closeSync(fd);
+  }
+}
 
+/** A message for a file that cannot be read: the core's for bad DICOM, else plain words. */
+function failure(err: unknown): string {
+  return err instanceof DicomFormatError ? errorMessage(err) : `unreadable: ${describeSystemError(err)}`;
+}
+
+async function processSource(job: JobMessage, source: FileByteSource): Promise<JobResult> {
+  const base = { type: 'result' as const, jobId: job.jobId };
   let keys;
   try {
-    keys = readInstanceKeys(bytes);
+    if (!source.isPart10()) return { ...base, status: 'not-dicom' };
+    keys = readInstanceKeys(source);
   } catch (err) {
-    return { ...base, status: 'error', message: errorMessage(err) };
+    return { ...base, status: 'error', message: failure(err) };
   }
   const match = table.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
   if (!match) {
@@ -95,7 +109,7 @@ async function processJob(job: JobMessage): Promise<JobResult> {
     const sessionName = sessionFolderName(row.researchId, n);
     const accessionNumber = newAccessionNumber(row.researchId, n);
 
-    const result = deidentify(bytes, {
+    const result = deidentifySource(source, {
       researchId: row.researchId,
       accessionNumber,
       dayOffset: row.dayOffset,
@@ -105,7 +119,8 @@ async function processJob(job: JobMessage): Promise<JobResult> {
 
     const fileName = planned.fileName ?? `${result.sopInstanceUid}.dcm`;
     const outParts = [row.researchId, sessionName, ...planned.dirs, fileName];
-    writeFileAtomicSync(path.join(init.outputDir, ...outParts), result.parts);
+    const pixelData = result.pixelData ? [source.fileRange(result.pixelData)] : [];
+    writeFileAtomicSync(path.join(init.outputDir, ...outParts), [...result.head, ...pixelData, ...result.tail]);
     return {
       ...info,
       status: 'ok',

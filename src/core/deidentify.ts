@@ -2,6 +2,9 @@
 // It edits at the element level over the original bytes: untouched elements are copied
 // verbatim (pixel data, compressed or not, is never decoded), only the elements the rules
 // change are re-encoded, and every rewritten sequence is written with undefined lengths.
+// The instance is read through a ByteSource, and the top-level pixel data is not read at all:
+// deidentifySource returns the new bytes before it, its byte range in the source, and the new
+// bytes after it, for the adapter to copy the range unchanged (deidentify joins the three).
 import { deflateRawSync } from 'node:zlib';
 import { ageFromDates, binAge } from './age.js';
 import { shiftDA, shiftDT } from './dates.js';
@@ -14,13 +17,28 @@ import {
   sequenceEnd,
   sequenceStart,
 } from './dicom/encoder.js';
-import { findElement, parsePart10, stringValue, type Element, type ParsedInstance } from './dicom/parser.js';
+import { bufferSource, type ByteSource } from './dicom/byteSource.js';
+import {
+  findElement,
+  parsePart10,
+  stringValue,
+  type Element,
+  type ParsedInstance,
+  type ParseOptions,
+} from './dicom/parser.js';
 import { buildFileMeta } from './dicom/fileMeta.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, transferSyntaxInfo, type Encoding } from './dicom/transferSyntax.js';
 import { dictionaryVr } from './dicom/vrDictionary.js';
 import { actionFor, PATIENT_AGE } from './profile/rules.js';
 import { createUidRemapper } from './uidRemap.js';
-import { DicomFormatError, type DeidPlan, type DeidResult, type InstanceKeys } from './types.js';
+import {
+  DicomFormatError,
+  type DeidInstanceInfo,
+  type DeidPlan,
+  type DeidResult,
+  type InstanceKeys,
+  type RangedDeidResult,
+} from './types.js';
 
 export const DEIDENTIFICATION_METHOD = 'PS3.15 E.1 Basic Profile, Modified Dates Option (dicom-deid)'; // LO: max 64
 
@@ -54,37 +72,55 @@ const METHOD_CODES: ReadonlyArray<readonly [string, string]> = [
   ['113107', 'Retain Longitudinal Temporal Information Modified Dates Option'],
 ];
 
-// Parsing is shared by readInstanceKeys and deidentify on the same bytes (adapters call both).
-const parseCache = new WeakMap<Uint8Array, ParsedInstance>();
+// Parsing is shared by readInstanceKeys and deidentify on the same bytes or source (adapters
+// call both).
+const parseCache = new WeakMap<object, ParsedInstance>();
 
-function parse(bytes: Uint8Array): ParsedInstance {
-  let p = parseCache.get(bytes);
+function isByteSource(input: Uint8Array | ByteSource): input is ByteSource {
+  return !(input instanceof Uint8Array);
+}
+
+function parse(input: Uint8Array | ByteSource, options?: ParseOptions): ParsedInstance {
+  let p = parseCache.get(input);
   if (!p) {
-    const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    try {
-      p = parsePart10(buf);
-    } catch (e) {
-      if (e instanceof DicomFormatError) throw e;
-      // Bounds errors from Buffer reads are truncation in disguise.
-      throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);
-    }
-    parseCache.set(bytes, p);
+    p = parsePart10(isByteSource(input) ? input : bufferSource(input), options);
+    parseCache.set(input, p);
   }
   return p;
 }
 
+/** A top-level element, before or after the pixel data, with the bytes its offsets point into. */
+function topElement(p: ParsedInstance, tag: number): { data: Buffer; el: Element } | undefined {
+  const el = findElement(p.head.elements, tag);
+  if (el) return { data: p.head.data, el };
+  const after = findElement(p.tail.elements, tag);
+  return after ? { data: p.tail.data, el: after } : undefined;
+}
+
+const utf8Cache = new WeakMap<ParsedInstance, boolean>();
 function isUtf8(p: ParsedInstance): boolean {
-  const cs = findElement(p.elements, T.SpecificCharacterSet);
-  return cs ? /ISO_IR 192/.test(stringValue(p.data, cs)) : false;
+  let utf8 = utf8Cache.get(p);
+  if (utf8 === undefined) {
+    const cs = topElement(p, T.SpecificCharacterSet);
+    utf8 = cs ? /ISO_IR 192/.test(stringValue(cs.data, cs.el)) : false;
+    utf8Cache.set(p, utf8);
+  }
+  return utf8;
 }
 
 function topString(p: ParsedInstance, tag: number): string {
-  const el = findElement(p.elements, tag);
-  return el ? stringValue(p.data, el, isUtf8(p)) : '';
+  const found = topElement(p, tag);
+  return found ? stringValue(found.data, found.el, isUtf8(p)) : '';
 }
 
-export function readInstanceKeys(bytes: Uint8Array): InstanceKeys {
-  return instanceKeys(parse(bytes));
+/**
+ * The keys an adapter matches and files an instance by, from its bytes or from a ByteSource
+ * (which is read up to the pixel data and after it, never the pixel data itself). The parse is
+ * kept for deidentify/deidentifySource on the same input (then the options given here apply).
+ * Throws DicomFormatError (one line) for input that is not a readable Part 10 instance.
+ */
+export function readInstanceKeys(input: Uint8Array | ByteSource, options?: ParseOptions): InstanceKeys {
+  return instanceKeys(parse(input, options));
 }
 
 function instanceKeys(p: ParsedInstance): InstanceKeys {
@@ -92,8 +128,9 @@ function instanceKeys(p: ParsedInstance): InstanceKeys {
   const metaSopClass = findElement(p.meta, T.MediaStorageSOPClassUID);
   return {
     transferSyntaxUid: p.transferSyntaxUid,
-    sopClassUid: topString(p, T.SOPClassUID) || (metaSopClass ? stringValue(p.file, metaSopClass) : ''),
-    sopInstanceUid: topString(p, T.SOPInstanceUID) || (metaSopInstance ? stringValue(p.file, metaSopInstance) : ''),
+    sopClassUid: topString(p, T.SOPClassUID) || (metaSopClass ? stringValue(p.metaBytes, metaSopClass) : ''),
+    sopInstanceUid:
+      topString(p, T.SOPInstanceUID) || (metaSopInstance ? stringValue(p.metaBytes, metaSopInstance) : ''),
     studyInstanceUid: topString(p, T.StudyInstanceUID),
     seriesInstanceUid: topString(p, T.SeriesInstanceUID),
     patientId: topString(p, T.PatientID),
@@ -265,14 +302,47 @@ function remapperFor(secret: Buffer): (uid: string) => string {
 }
 
 /**
- * De-identifies one Part 10 instance (PS3.15 Basic Profile + Retain Longitudinal Modified Dates,
- * plus the project's kept attributes). Pure: no I/O. Throws DicomFormatError on bad input.
+ * De-identifies one Part 10 instance held in memory (PS3.15 Basic Profile + Retain Longitudinal
+ * Modified Dates, plus the project's kept attributes): deidentifySource over the bytes, the three
+ * stretches joined (the pixel data as a view of `bytes`). Pure: no I/O. Throws DicomFormatError
+ * on bad input.
  */
 export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
-  const p = parse(bytes);
-  parseCache.delete(bytes);
+  const { head, pixelData, tail, size: _size, ...info } = deidentifySource(bytes, plan);
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts = pixelData
+    ? [...head, buf.subarray(pixelData.offset, pixelData.offset + pixelData.length), ...tail]
+    : [...head, ...tail];
+  let joined: Buffer | undefined;
+  return {
+    get bytes(): Buffer {
+      joined ??= Buffer.concat(parts);
+      return joined;
+    },
+    parts,
+    ...info,
+  };
+}
+
+/**
+ * De-identifies one Part 10 instance (PS3.15 Basic Profile + Retain Longitudinal Modified Dates,
+ * plus the project's kept attributes) read through `source` (or given as bytes), without
+ * reading its top-level pixel data: the result is the new bytes before the pixel data, the
+ * source's byte range of the whole Pixel Data element (copied unchanged), and the new bytes
+ * after it. A deflated data set has no range: it is inflated in memory (at most
+ * `options.maxInflatedBytes`, default 1 GiB) and comes back whole in `head`.
+ * Pure: the only input is what `source.read` returns. Throws DicomFormatError on bad input; an
+ * error of the source itself is thrown as it is.
+ */
+export function deidentifySource(
+  source: Uint8Array | ByteSource,
+  plan: DeidPlan,
+  options?: ParseOptions,
+): RangedDeidResult {
+  const p = parse(source, options);
+  parseCache.delete(source);
   const metaClass = findElement(p.meta, T.MediaStorageSOPClassUID);
-  if (metaClass && stringValue(p.file, metaClass) === '1.2.840.10008.1.3.10') {
+  if (metaClass && stringValue(p.metaBytes, metaClass) === '1.2.840.10008.1.3.10') {
     throw new DicomFormatError('a DICOMDIR is an index, not an instance: not copied');
   }
   // A data set written implicit VR under an explicit VR LE label is relabelled honestly;
@@ -288,12 +358,7 @@ export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
   if (!keys.sopInstanceUid) throw new DicomFormatError('no SOPInstanceUID');
   if (!keys.sopClassUid) throw new DicomFormatError('no SOPClassUID');
   if (!Number.isInteger(plan.dayOffset)) throw new RangeError('day offset must be a whole number');
-  const ctx: Context = {
-    data: p.data,
-    dayOffset: plan.dayOffset,
-    remap: remapperFor(plan.uidSecret),
-    utf8: isUtf8(p),
-  };
+  const common = { dayOffset: plan.dayOffset, remap: remapperFor(plan.uidSecret), utf8: isUtf8(p) };
   const enc = p.encoding;
   const charset = topString(p, T.SpecificCharacterSet);
 
@@ -303,7 +368,7 @@ export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
   overrides.set(T.PatientName, encodeText(T.PatientName, 'PN', plan.researchId, enc));
   overrides.set(T.PatientID, encodeText(T.PatientID, 'LO', plan.researchId, enc));
   overrides.set(T.PatientBirthDate, encodeHeader(T.PatientBirthDate, 'DA', 0, enc));
-  if (!findElement(p.elements, PATIENT_AGE)) {
+  if (!topElement(p, PATIENT_AGE)) {
     const age = ageFromDates(keys.patientBirthDate, keys.studyDate);
     if (age) overrides.set(PATIENT_AGE, encodeText(PATIENT_AGE, 'AS', age, enc));
   }
@@ -324,40 +389,65 @@ export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
   const out: Buffer[] = [];
   const pending = [...overrides.entries()].filter(([, b]) => b !== null).sort((a, b) => a[0] - b[0]);
   let next = 0;
-  for (const el of p.elements) {
+  /** Element `el` (offsets into `ctx.data`) goes out as the rules and overrides say. */
+  const visit = (el: Element, ctx: Context): void => {
     // Insert new elements before the first larger tag (data sets are in ascending tag order).
     while (next < pending.length && pending[next]![0] < el.tag) out.push(pending[next++]![1]!);
     if (overrides.has(el.tag)) {
       const b = overrides.get(el.tag);
       if (b) out.push(b);
       if (next < pending.length && pending[next]![0] === el.tag) next++;
-      continue;
+      return;
     }
     processElement(el, enc, ctx, out);
+  };
+  const inHead: Context = { ...common, data: p.head.data };
+  for (const el of p.head.elements) visit(el, inHead);
+  // The pixel data stays in the source: the output is `out` up to `cut`, the range, the rest.
+  let cut = -1;
+  const px = p.pixelData;
+  if (px) {
+    const el = px.element;
+    if (actionFor(el.tag, el.vr) === 'keep') {
+      while (next < pending.length && pending[next]![0] < el.tag) out.push(pending[next++]![1]!);
+      cut = out.length;
+    } else {
+      // Never the case under the current rules; kept whole in memory if the rules ever change.
+      const bytes = p.source.read(px.offset, px.length);
+      visit({ ...el, start: 0, valueStart: el.valueStart - el.start, end: px.length }, { ...common, data: bytes });
+    }
   }
+  const inTail: Context = { ...common, data: p.tail.data };
+  for (const el of p.tail.elements) visit(el, inTail);
   while (next < pending.length) out.push(pending[next++]![1]!);
 
-  const sopInstanceUid = ctx.remap(keys.sopInstanceUid);
+  const sopInstanceUid = common.remap(keys.sopInstanceUid);
   const meta = buildFileMeta({
     sopClassUid: keys.sopClassUid,
     sopInstanceUid,
     transferSyntaxUid,
   });
-  const parts = p.deflated ? [meta, deflateRawSync(Buffer.concat(out))] : coalesce([meta, ...out]);
-  let joined: Buffer | undefined;
-  return {
-    get bytes(): Buffer {
-      joined ??= Buffer.concat(parts);
-      return joined;
-    },
-    parts,
+  let head: Buffer[];
+  let tail: Buffer[] = [];
+  if (p.deflated) {
+    head = [meta, deflateRawSync(Buffer.concat(out))];
+  } else if (cut >= 0) {
+    head = coalesce([meta, ...out.slice(0, cut)]);
+    tail = coalesce(out.slice(cut));
+  } else {
+    head = coalesce([meta, ...out]);
+  }
+  const pixelData = cut >= 0 && px ? { offset: px.offset, length: px.length } : null;
+  const size = [...head, ...tail].reduce((n, b) => n + b.length, pixelData?.length ?? 0);
+  const info: DeidInstanceInfo = {
     transferSyntaxUid,
     sopClassUid: keys.sopClassUid,
     sopInstanceUid,
-    studyInstanceUid: keys.studyInstanceUid ? ctx.remap(keys.studyInstanceUid) : '',
-    seriesInstanceUid: keys.seriesInstanceUid ? ctx.remap(keys.seriesInstanceUid) : '',
+    studyInstanceUid: keys.studyInstanceUid ? common.remap(keys.studyInstanceUid) : '',
+    seriesInstanceUid: keys.seriesInstanceUid ? common.remap(keys.seriesInstanceUid) : '',
     modality: topString(p, T.Modality),
     seriesNumber: topString(p, T.SeriesNumber),
     seriesDescription: topString(p, T.SeriesDescription),
   };
+  return { head, pixelData, tail, size, ...info };
 }

@@ -1,5 +1,6 @@
 // Types shared between the pure core and its adapters (batch, node, forwarder).
 // The core never does I/O: bytes + mapping row + secret in, bytes out.
+import type { ByteRange } from './dicom/byteSource.js';
 
 import type { CsvProblem } from './mapping/csvProblem.js';
 
@@ -75,12 +76,8 @@ export interface DeidPlan {
   uidSecret: Buffer;
 }
 
-export interface DeidResult {
-  /** The de-identified Part 10 file (concatenated on first access). */
-  readonly bytes: Buffer;
-  /** The same file as consecutive pieces (views into the input where unchanged): write them
-   *  with writev to avoid copying the pixel data once more. */
-  parts: Buffer[];
+/** What de-identification made of an instance, besides its bytes. */
+export interface DeidInstanceInfo {
   transferSyntaxUid: string;
   sopClassUid: string;
   sopInstanceUid: string;
@@ -90,6 +87,31 @@ export interface DeidResult {
   modality: string;
   seriesNumber: string;
   seriesDescription: string;
+}
+
+export interface DeidResult extends DeidInstanceInfo {
+  /** The de-identified Part 10 file (concatenated on first access). */
+  readonly bytes: Buffer;
+  /** The same file as consecutive pieces (views into the input where unchanged): write them
+   *  with writev to avoid copying the pixel data once more. */
+  parts: Buffer[];
+}
+
+/**
+ * The de-identified instance as three stretches, for adapters that copy the pixel data from
+ * the source without reading it: the file is `head`, then the source's bytes `pixelData`
+ * (unchanged), then `tail`.
+ */
+export interface RangedDeidResult extends DeidInstanceInfo {
+  /** New preamble, file meta and elements before the pixel data. */
+  head: Buffer[];
+  /** The whole top-level Pixel Data element (header included) as a byte range of the source,
+   *  or null when there is nothing to copy from it. */
+  pixelData: ByteRange | null;
+  /** New elements after the pixel data. */
+  tail: Buffer[];
+  /** Size of the de-identified file (bytes). */
+  size: number;
 }
 
 /** Thrown by the core for input it cannot de-identify safely; message is one clear line. */

@@ -9,16 +9,23 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fdatasync,
+  fstatSync,
   fsyncSync,
   mkdirSync,
   openSync,
-  readFileSync,
   renameSync,
   rmSync,
   writeSync,
   writevSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { copyRangeSync, type FileRange } from './copyRange.js';
+
+/**
+ * What a file is written from, in order: bytes, and stretches of other open files, which are
+ * copied without passing through JavaScript where the OS allows (copyRange.ts).
+ */
+export type FilePiece = Buffer | FileRange;
 
 const knownDirs = new Set<string>();
 
@@ -56,17 +63,17 @@ export function fsyncPathSync(path: string): void {
 }
 
 /** Atomic and durable: the data and the rename are fsync'd before it returns. */
-export function writeFileDurableSync(file: string, data: Uint8Array | string | Buffer[], mode = 0o644): void {
+export function writeFileDurableSync(file: string, data: Uint8Array | string | FilePiece[], mode = 0o644): void {
   writeViaTemp(file, data, mode, true);
   fsyncPathSync(dirname(file));
 }
 
 /** Atomic but not yet durable: the caller fsyncs the file and its folder later. */
-export function writeFileAtomicSync(file: string, data: Uint8Array | string | Buffer[], mode = 0o644): void {
+export function writeFileAtomicSync(file: string, data: Uint8Array | string | FilePiece[], mode = 0o644): void {
   writeViaTemp(file, data, mode, false);
 }
 
-function writeViaTemp(file: string, data: Uint8Array | string | Buffer[], mode: number, sync: boolean): void {
+function writeViaTemp(file: string, data: Uint8Array | string | FilePiece[], mode: number, sync: boolean): void {
   const dir = dirname(file);
   mkdirpSync(dir);
   const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -81,7 +88,7 @@ function writeViaTemp(file: string, data: Uint8Array | string | Buffer[], mode: 
   }
   try {
     if (Array.isArray(data)) {
-      writevAll(fd, data);
+      writePieces(fd, data);
     } else {
       const buf = typeof data === 'string' ? Buffer.from(data) : data;
       let off = 0;
@@ -99,6 +106,21 @@ function writeViaTemp(file: string, data: Uint8Array | string | Buffer[], mode: 
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/** Writes `pieces` at the file position of `fd`: runs of buffers by writev, ranges by copy. */
+function writePieces(fd: number, pieces: FilePiece[]): void {
+  let run: Buffer[] = [];
+  for (const piece of pieces) {
+    if (Buffer.isBuffer(piece)) {
+      run.push(piece);
+      continue;
+    }
+    writevAll(fd, run);
+    run = [];
+    copyRangeSync(piece, fd);
+  }
+  writevAll(fd, run);
 }
 
 /** writev until every byte is written (a short write continues where it stopped). */
@@ -119,7 +141,12 @@ export function moveFileDurableSync(from: string, to: string): void {
     fsyncPathSync(dirname(to));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
-    writeFileDurableSync(to, readFileSync(from));
+    const fd = openSync(from, 'r');
+    try {
+      writeFileDurableSync(to, [{ fd, offset: 0, length: fstatSync(fd).size }]);
+    } finally {
+      closeSync(fd);
+    }
     rmSync(from, { force: true });
   }
 }

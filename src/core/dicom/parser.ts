@@ -1,8 +1,11 @@
 // A strict, allocation-light reader of DICOM element headers. It never decodes pixel data and
 // never copies values: each element records where its bytes are, so an editor can copy
-// untouched elements verbatim and re-encode only what it changes.
+// untouched elements verbatim and re-encode only what it changes. It reads an instance through
+// a ByteSource, up to the top-level Pixel Data header and from the end of the pixel data on: the
+// pixel data itself is never read (encapsulated pixel data is walked by its item headers).
 import { inflateRawSync } from 'node:zlib';
 import { DicomFormatError } from '../types.js';
+import type { ByteSource } from './byteSource.js';
 import { ITEM, ITEM_DELIMITATION, LONG_VRS, PIXEL_DATA, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from './constants.js';
 import { readFileMeta } from './fileMeta.js';
 import { dictionaryVr } from './vrDictionary.js';
@@ -37,18 +40,65 @@ export interface Item {
   elements: Element[];
 }
 
-export interface ParsedInstance {
-  /** The original file bytes. */
-  file: Buffer;
-  /** File meta elements (group 0002), explicit VR LE, offsets into `file`. */
-  meta: Element[];
-  transferSyntaxUid: string;
-  /** Data set bytes (a view into `file`, or the inflated data set for deflate). */
+/** Top-level elements of one stretch of the data set, with the bytes their offsets point into. */
+export interface DataSetPart {
+  /** Bytes the elements' offsets are relative to (may extend past the last element). */
   data: Buffer;
-  encoding: Encoding;
-  deflated: boolean;
   elements: Element[];
 }
+
+/** The top-level Pixel Data element, located but not read. */
+export interface PixelDataLocation {
+  /** Its header, with offsets in data set coordinates (`end` just past its value or delimiter). */
+  element: Element;
+  /** Offset in the source of its first header byte (bytes). */
+  offset: number;
+  /** Its length in the source, header and delimiters included (bytes). */
+  length: number;
+}
+
+export interface ParsedInstance {
+  /** What the instance was read from (the pixel data is still there). */
+  source: ByteSource;
+  /** Preamble and file meta: the source's bytes up to the data set. */
+  metaBytes: Buffer;
+  /** File meta elements (group 0002), explicit VR LE, offsets into `metaBytes`. */
+  meta: Element[];
+  transferSyntaxUid: string;
+  /** Offset of the data set in the source (bytes). */
+  dataSetOffset: number;
+  encoding: Encoding;
+  deflated: boolean;
+  /** The elements before the top-level Pixel Data (all of them when there is none, or deflated):
+   *  `data` starts at the data set's first byte (the inflated data set for deflate). */
+  head: DataSetPart;
+  /** The top-level Pixel Data, left in the source; null when there is none (or deflated, or
+   *  `headOnly`). */
+  pixelData: PixelDataLocation | null;
+  /** True when the data set has a top-level Pixel Data element (`head` ends where it starts). */
+  reachedPixelData: boolean;
+  /** The elements after the pixel data (private groups such as 7FE1, trailing padding):
+   *  `data` starts at the pixel data's end. */
+  tail: DataSetPart;
+}
+
+export interface ParseOptions {
+  /** Size of the first read (bytes; default 16 KiB): the file meta and, usually, every element
+   *  before the pixel data. Reads grow from there when the elements reach further. */
+  firstReadBytes?: number;
+  /** Read only the file meta and the elements before the top-level Pixel Data (a header survey):
+   *  `pixelData` is then null and `tail` empty, and the source may end anywhere after the Pixel
+   *  Data header (a file's first bytes). */
+  headOnly?: boolean;
+  /** Largest inflated data set of a deflated transfer syntax (bytes; default 1 GiB): a deflated
+   *  data set cannot be read by range, so it is inflated whole in memory. */
+  maxInflatedBytes?: number;
+}
+
+/** Default of ParseOptions.maxInflatedBytes. */
+export const MAX_INFLATED_BYTES = 1 << 30;
+/** Default of ParseOptions.firstReadBytes. */
+const FIRST_READ = 16 * 1024;
 
 function hexTag(tag: number): string {
   const h = (tag >>> 0).toString(16).toUpperCase().padStart(8, '0');
@@ -60,11 +110,39 @@ function isUpperAscii(b: number): boolean {
   return b >= 0x41 && b <= 0x5a;
 }
 
+/** Thrown while parsing a prefix of the data set when an element reaches past it. */
+class NeedMore {
+  constructor(readonly end: number) {}
+}
+
+/** An error of the ByteSource itself (I/O): passed on as it is, never taken for bad DICOM. */
+class SourceFailure {
+  constructor(readonly error: unknown) {}
+}
+
 class Reader {
+  /**
+   * `buf` holds the data set's bytes from offset `base` on; `complete` is false while it is only
+   * a prefix of what is being parsed (then reading past it throws NeedMore).
+   */
   constructor(
     readonly buf: Buffer,
     readonly enc: Encoding,
+    readonly complete = true,
+    readonly base = 0,
   ) {}
+
+  /** Makes sure the bytes before `end` (an offset into `buf`) are there. */
+  need(end: number): void {
+    if (end > this.buf.length && !this.complete) throw new NeedMore(end);
+  }
+  /** The data set offset of `pos`, for messages. */
+  at(pos: number): number {
+    return this.base + pos;
+  }
+  withEncoding(enc: Encoding): Reader {
+    return enc === this.enc ? this : new Reader(this.buf, enc, this.complete, this.base);
+  }
 
   u16(pos: number): number {
     return this.enc.littleEndian ? this.buf.readUInt16LE(pos) : this.buf.readUInt16BE(pos);
@@ -79,7 +157,9 @@ class Reader {
 
 /**
  * Parses elements from `pos` up to `end`, or up to an item delimitation when `inItem` and the
- * item has undefined length. Returns the elements and the position after them.
+ * item has undefined length. Returns the elements and the position after them. With
+ * `stopAtPixelData` (top level only), stops at the Pixel Data element and returns its header
+ * as `pixelData` (its value is neither read nor skipped), `pos` being its start.
  */
 function parseElements(
   r: Reader,
@@ -87,26 +167,27 @@ function parseElements(
   end: number,
   depth: number,
   stopAtItemDelimiter: boolean,
-  stopBefore = 0x100000000,
-): { elements: Element[]; pos: number } {
+  stopAtPixelData = false,
+): { elements: Element[]; pos: number; pixelData?: Element } {
   if (depth > MAX_DEPTH) throw new DicomFormatError(`sequences nested deeper than ${MAX_DEPTH} levels`);
   const { buf, enc } = r;
   const elements: Element[] = [];
   while (pos < end) {
     if (pos + 8 > end) {
       // Some writers pad the data set with a few NUL bytes; anything else is truncation.
+      r.need(end);
       if (buf.subarray(pos, end).every((b) => b === 0)) return { elements, pos: end };
-      throw new DicomFormatError(`truncated element header at byte ${pos}`);
+      throw new DicomFormatError(`truncated element header at byte ${r.at(pos)}`);
     }
+    r.need(pos + 8);
     const start = pos;
     const tag = r.tag(pos);
-    if (tag >= stopBefore) return { elements, pos };
     if (tag === ITEM_DELIMITATION) {
-      if (!stopAtItemDelimiter) throw new DicomFormatError(`unexpected item delimiter at byte ${pos}`);
+      if (!stopAtItemDelimiter) throw new DicomFormatError(`unexpected item delimiter at byte ${r.at(pos)}`);
       return { elements, pos: pos + 8 };
     }
     if (tag === SEQUENCE_DELIMITATION || tag === ITEM) {
-      throw new DicomFormatError(`unexpected ${hexTag(tag)} at byte ${pos}`);
+      throw new DicomFormatError(`unexpected ${hexTag(tag)} at byte ${r.at(pos)}`);
     }
     let vr: string;
     let length: number;
@@ -115,11 +196,12 @@ function parseElements(
       const b0 = buf[pos + 4]!;
       const b1 = buf[pos + 5]!;
       if (!isUpperAscii(b0) || !isUpperAscii(b1)) {
-        throw new DicomFormatError(`invalid VR bytes at ${hexTag(tag)} (byte ${pos})`);
+        throw new DicomFormatError(`invalid VR bytes at ${hexTag(tag)} (byte ${r.at(pos)})`);
       }
       vr = String.fromCharCode(b0, b1);
       if (LONG_VRS.has(vr)) {
         if (pos + 12 > end) throw new DicomFormatError(`truncated header of ${hexTag(tag)}`);
+        r.need(pos + 12);
         length = r.u32(pos + 8);
         valueStart = pos + 12;
       } else {
@@ -132,17 +214,24 @@ function parseElements(
       vr = implicitVr(tag);
     }
     const el: Element = { tag, vr, start, valueStart, length, end: 0 };
+    if (stopAtPixelData && tag === PIXEL_DATA && vr !== 'SQ') {
+      if (length === UNDEFINED_LENGTH) el.encapsulated = true;
+      return { elements, pos: start, pixelData: el };
+    }
     if (length === UNDEFINED_LENGTH) {
       if (tag === PIXEL_DATA || ((vr === 'OB' || vr === 'OW') && enc.explicitVr)) {
         el.encapsulated = true;
-        el.end = skipFragments(r, valueStart, end, tag);
+        const itemHeader = (p: number): [number, number] => {
+          r.need(p + 8);
+          return [r.tag(p), r.u32(p + 4)];
+        };
+        el.end = skipFragments(itemHeader, valueStart, end, tag, r.base);
       } else if (vr === 'SQ' || vr === 'UN' || !enc.explicitVr) {
         // Undefined-length UN (and any undefined-length implicit element) holds a sequence
         // encoded implicit VR little endian inside (PS3.5 6.2.2).
         const itemEnc = vr === 'SQ' ? enc : IMPLICIT_LE;
         el.itemEncoding = itemEnc;
-        const rr = itemEnc === enc ? r : new Reader(buf, itemEnc);
-        const res = parseItems(rr, valueStart, end, depth, true);
+        const res = parseItems(r.withEncoding(itemEnc), valueStart, end, depth, true);
         el.items = res.items;
         el.end = res.pos;
       } else {
@@ -162,9 +251,10 @@ function parseElements(
         // A sequence sent as UN with a defined length: its items are implicit VR LE. If they
         // do not parse, the element stays opaque (and the profile removes it).
         try {
-          el.items = parseItems(new Reader(buf, IMPLICIT_LE), valueStart, valueEnd, depth, false).items;
+          el.items = parseItems(r.withEncoding(IMPLICIT_LE), valueStart, valueEnd, depth, false).items;
           el.itemEncoding = IMPLICIT_LE;
-        } catch {
+        } catch (e) {
+          if (e instanceof NeedMore) throw e;
           el.items = undefined;
         }
       }
@@ -198,14 +288,15 @@ function parseItems(
 ): { items: Item[]; pos: number } {
   const items: Item[] = [];
   while (pos < end || undefinedLength) {
-    if (pos + 8 > end) throw new DicomFormatError(`truncated sequence at byte ${pos}`);
+    if (pos + 8 > end) throw new DicomFormatError(`truncated sequence at byte ${r.at(pos)}`);
+    r.need(pos + 8);
     const tag = r.tag(pos);
     const len = r.u32(pos + 4);
     if (tag === SEQUENCE_DELIMITATION) {
-      if (!undefinedLength) throw new DicomFormatError(`unexpected sequence delimiter at byte ${pos}`);
+      if (!undefinedLength) throw new DicomFormatError(`unexpected sequence delimiter at byte ${r.at(pos)}`);
       return { items, pos: pos + 8 };
     }
-    if (tag !== ITEM) throw new DicomFormatError(`expected an item, found ${hexTag(tag)} at byte ${pos}`);
+    if (tag !== ITEM) throw new DicomFormatError(`expected an item, found ${hexTag(tag)} at byte ${r.at(pos)}`);
     const start = pos;
     if (len === UNDEFINED_LENGTH) {
       const res = parseElements(r, pos + 8, end, depth + 1, true);
@@ -213,7 +304,7 @@ function parseItems(
       pos = res.pos;
     } else {
       const itemEnd = pos + 8 + len;
-      if (itemEnd > end) throw new DicomFormatError(`truncated item at byte ${pos}`);
+      if (itemEnd > end) throw new DicomFormatError(`truncated item at byte ${r.at(pos)}`);
       const res = parseElements(r, pos + 8, itemEnd, depth + 1, false);
       items.push({ start, end: itemEnd, elements: res.elements });
       pos = itemEnd;
@@ -222,14 +313,25 @@ function parseItems(
   return { items, pos };
 }
 
-function skipFragments(r: Reader, pos: number, end: number, tag: number): number {
+/**
+ * Walks the items (basic offset table, fragments) of encapsulated `tag` from `pos` by their
+ * headers alone, up to its sequence delimiter; returns the position after it. `itemHeader(p)`
+ * gives the tag and length of the item header at `p`; `base` turns positions into data set
+ * offsets for messages.
+ */
+function skipFragments(
+  itemHeader: (pos: number) => [tag: number, length: number],
+  pos: number,
+  end: number,
+  tag: number,
+  base: number,
+): number {
   for (;;) {
     if (pos + 8 > end) throw new DicomFormatError(`truncated encapsulated ${hexTag(tag)}`);
-    const t = r.tag(pos);
-    const len = r.u32(pos + 4);
+    const [t, len] = itemHeader(pos);
     if (t === SEQUENCE_DELIMITATION) return pos + 8;
     if (t !== ITEM || len === UNDEFINED_LENGTH) {
-      throw new DicomFormatError(`bad fragment in encapsulated ${hexTag(tag)} at byte ${pos}`);
+      throw new DicomFormatError(`bad fragment in encapsulated ${hexTag(tag)} at byte ${base + pos}`);
     }
     pos += 8 + len;
     if (pos > end) throw new DicomFormatError(`truncated encapsulated ${hexTag(tag)}`);
@@ -252,34 +354,139 @@ export function findElement(elements: Element[], tag: number): Element | undefin
 }
 
 /**
- * Parses a Part 10 file: preamble, 'DICM', file meta, then the data set. With `stopBefore`, the
- * data set's top level ends before the first element whose tag is >= it (to read the header
- * from the first bytes of a file: `elements` then ends where that element starts).
+ * Parses a Part 10 instance (PS3.10 7.1: preamble, 'DICM', file meta, then the data set) from
+ * `source`, reading only what is not pixel data: the file meta and the elements before the
+ * top-level Pixel Data (a first read of 16 KiB, more when they reach further), the item headers
+ * of encapsulated pixel data, and the elements after the pixel data. A deflated data set cannot
+ * be read by range: it is read and inflated whole (at most `maxInflatedBytes`).
+ * Throws DicomFormatError (one line) for anything that is not a readable Part 10 instance; an
+ * error of the source itself (I/O) is thrown as it is.
  */
-export function parsePart10(file: Buffer, options: { stopBefore?: number } = {}): ParsedInstance {
-  if (file.length < 132 || file.toString('latin1', 128, 132) !== 'DICM') {
+export function parsePart10(source: ByteSource, options: ParseOptions = {}): ParsedInstance {
+  try {
+    return parseFrom(source, options);
+  } catch (e) {
+    if (e instanceof SourceFailure) throw e.error;
+    if (e instanceof DicomFormatError) throw e;
+    // Bounds errors from Buffer reads are truncation in disguise.
+    throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);
+  }
+}
+
+function parseFrom(source: ByteSource, options: ParseOptions): ParsedInstance {
+  const size = source.size;
+  const read = (offset: number, length: number): Buffer => {
+    try {
+      return source.read(offset, length);
+    } catch (e) {
+      throw new SourceFailure(e);
+    }
+  };
+  /** `bytes` (the source's bytes from `offset` on) extended to at least `want` bytes. */
+  const extend = (bytes: Buffer, offset: number, want: number): Buffer => {
+    const length = Math.min(size - offset, Math.max(want, bytes.length * 2));
+    return Buffer.concat([bytes, read(offset + bytes.length, length - bytes.length)], length);
+  };
+
+  let prefix = read(0, Math.min(size, Math.max(132, options.firstReadBytes ?? FIRST_READ)));
+  if (size < 132 || prefix.toString('latin1', 128, 132) !== 'DICM') {
     throw new DicomFormatError('not a DICOM Part 10 file (no DICM marker after the 128-byte preamble)');
   }
   // File meta is always explicit VR little endian (read by fileMeta.ts, the one meta reader).
-  const fileMeta = readFileMeta(file, file.length);
-  if (fileMeta === 'need-more') throw new DicomFormatError('truncated file meta information');
-  const meta = parseElements(new Reader(file, EXPLICIT_LE), 132, fileMeta.dataSetOffset, 0, false).elements;
+  let fileMeta = readFileMeta(prefix, size);
+  while (fileMeta === 'need-more') {
+    if (prefix.length >= size) throw new DicomFormatError('truncated file meta information');
+    prefix = extend(prefix, 0, prefix.length * 2);
+    fileMeta = readFileMeta(prefix, size);
+  }
   const { transferSyntaxUid, dataSetOffset } = fileMeta;
+  const metaBytes = prefix.subarray(0, dataSetOffset);
+  const meta = parseElements(new Reader(metaBytes, EXPLICIT_LE), 132, dataSetOffset, 0, false).elements;
   const info = transferSyntaxInfo(transferSyntaxUid);
-  let data = file.subarray(dataSetOffset);
+  const dataSize = size - dataSetOffset;
+  const base = { source, metaBytes, meta, transferSyntaxUid, dataSetOffset, deflated: info.deflated };
+  const noTail: DataSetPart = { data: Buffer.alloc(0), elements: [] };
+
   if (info.deflated) {
+    const compressed = prefix.length >= size ? prefix.subarray(dataSetOffset) : read(dataSetOffset, dataSize);
+    const limit = options.maxInflatedBytes ?? MAX_INFLATED_BYTES;
+    let data: Buffer;
     try {
-      data = inflateRawSync(data);
+      data = inflateRawSync(compressed, { maxOutputLength: limit });
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new DicomFormatError(`deflated data set inflates to more than ${limit} bytes (the limit in memory)`);
+      }
       throw new DicomFormatError(`deflated data set cannot be inflated: ${(e as Error).message}`);
     }
+    const encoding = detectEncoding(data, info.encoding);
+    const { elements } = parseElements(new Reader(data, encoding), 0, data.length, 0, false);
+    const reachedPixelData = findElement(elements, PIXEL_DATA) !== undefined;
+    return { ...base, encoding, head: { data, elements }, pixelData: null, reachedPixelData, tail: noTail };
   }
-  let encoding = info.encoding;
-  // A data set labelled explicit VR whose first element has no VR is implicit VR in disguise
-  // (seen in the wild); detect it rather than reading garbage lengths.
-  if (encoding.explicitVr && encoding.littleEndian && data.length >= 8) {
-    if (!isUpperAscii(data[4]!) || !isUpperAscii(data[5]!)) encoding = IMPLICIT_LE;
+
+  // The data set's bytes read so far: at least its first 8, to check its encoding.
+  let data = prefix.subarray(dataSetOffset);
+  if (data.length < Math.min(8, dataSize)) data = extend(data, dataSetOffset, 8);
+  const encoding = detectEncoding(data, info.encoding);
+  let res: ReturnType<typeof parseElements>;
+  for (;;) {
+    const r = new Reader(data, encoding, data.length >= dataSize);
+    try {
+      res = parseElements(r, 0, dataSize, 0, false, true);
+      // The last element's value may have been skipped, not read: it must be there too.
+      r.need(res.pos);
+      break;
+    } catch (e) {
+      if (!(e instanceof NeedMore)) throw e;
+      data = extend(data, dataSetOffset, e.end);
+    }
   }
-  const { elements } = parseElements(new Reader(data, encoding), 0, data.length, 0, false, options.stopBefore);
-  return { file, meta, transferSyntaxUid, data, encoding, deflated: info.deflated, elements };
+  const px = res.pixelData;
+  const head = { data, elements: res.elements };
+  if (!px || options.headOnly) {
+    return { ...base, encoding, head, pixelData: null, reachedPixelData: px !== undefined, tail: noTail };
+  }
+
+  // The pixel data: native by its length, encapsulated by its item headers (fragments unread).
+  if (px.length !== UNDEFINED_LENGTH) {
+    px.end = px.valueStart + px.length;
+    if (px.end > dataSize) {
+      throw new DicomFormatError(
+        `truncated: ${hexTag(px.tag)} needs ${px.length} bytes, only ${Math.max(0, dataSize - px.valueStart)} left`,
+      );
+    }
+  } else {
+    const pr = new Reader(data, encoding);
+    const itemHeader = (p: number): [number, number] => {
+      if (p + 8 <= data.length) return [pr.tag(p), pr.u32(p + 4)];
+      const h = new Reader(read(dataSetOffset + p, 8), encoding);
+      return [h.tag(0), h.u32(4)];
+    };
+    px.end = skipFragments(itemHeader, px.valueStart, dataSize, px.tag, 0);
+  }
+  const pixelData = { element: px, offset: dataSetOffset + px.start, length: px.end - px.start };
+
+  // The elements after it, read whole.
+  const tailData = data.length >= dataSize ? data.subarray(px.end) : read(dataSetOffset + px.end, dataSize - px.end);
+  const tail = parseElements(new Reader(tailData, encoding, true, px.end), 0, tailData.length, 0, false);
+  return {
+    ...base,
+    encoding,
+    head,
+    pixelData,
+    reachedPixelData: true,
+    tail: { data: tailData, elements: tail.elements },
+  };
+}
+
+/**
+ * The data set's real encoding: one labelled explicit VR little endian whose first element has
+ * no VR is implicit VR in disguise (seen in the wild); detect it rather than read garbage lengths.
+ */
+function detectEncoding(data: Buffer, labelled: Encoding): Encoding {
+  if (labelled.explicitVr && labelled.littleEndian && data.length >= 8) {
+    if (!isUpperAscii(data[4]!) || !isUpperAscii(data[5]!)) return IMPLICIT_LE;
+  }
+  return labelled;
 }

@@ -1,10 +1,9 @@
 // The identifying values of a source instance, decoded with its Specific Character Set: what
 // must not reappear in what is made from it (its output path; later, its de-identified bytes).
 import { decodeValues, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
-import { PIXEL_DATA } from '../dicom/constants.js';
+import { bufferSource, type ByteSource } from '../dicom/byteSource.js';
 import { findElement, parsePart10, type Element, type ParsedInstance } from '../dicom/parser.js';
 import { dictionaryVr } from '../dicom/vrDictionary.js';
-import { DicomFormatError } from '../types.js';
 import type { Identifier, IdentifierKind } from './matcher.js';
 
 export interface IdentifyingValues {
@@ -85,50 +84,40 @@ export function identifyingValues(p: ParsedInstance): IdentifyingValues {
     physicianNames: [],
     operatorNames: [],
   };
-  const cs = characterSetOf(p.elements, p.data);
+  const { elements, data } = p.head; // the elements before the pixel data
+  const cs = characterSetOf(elements, data);
   for (const [tag, field] of TAGS) {
-    const el = findElement(p.elements, tag);
-    if (el) out[field].push(...values(p.data, el, cs).filter((v) => v.trim() !== ''));
+    const el = findElement(elements, tag);
+    if (el) out[field].push(...values(data, el, cs).filter((v) => v.trim() !== ''));
   }
-  const seq = findElement(p.elements, OTHER_PATIENT_IDS_SEQUENCE);
+  const seq = findElement(elements, OTHER_PATIENT_IDS_SEQUENCE);
   for (const item of seq?.items ?? []) {
     const el = findElement(item.elements, PATIENT_ID);
-    if (el) out.otherPatientIds.push(...values(p.data, el, characterSetOf(item.elements, p.data, cs)));
+    if (el) out.otherPatientIds.push(...values(data, el, characterSetOf(item.elements, data, cs)));
   }
   const meta = findElement(p.meta, MEDIA_STORAGE_SOP_INSTANCE_UID);
-  if (meta) out.uids.push(...values(p.file, meta, cs));
+  if (meta) out.uids.push(...values(p.metaBytes, meta, cs));
   for (const field of Object.keys(out) as (keyof IdentifyingValues)[]) out[field] = [...new Set(out[field])];
   return out;
 }
 
 /**
- * The identifying values of a Part 10 file, or of its first bytes (`partial`): the data set is
- * read up to Pixel Data only. Returns null when `partial` bytes end before the header does (read
- * more of the file). Throws DicomFormatError for bytes that are not a readable DICOM file.
+ * The identifying values of a Part 10 file (its bytes, or a ByteSource, which is read up to the
+ * pixel data only), or of its first bytes (`partial`): the data set is read up to Pixel Data
+ * only. Returns null when `partial` bytes end before the header does (read more of the file).
+ * Throws DicomFormatError for bytes that are not a readable DICOM file; an error of the source
+ * itself as it is.
  */
-export function readIdentifyingValues(bytes: Uint8Array, partial = false): IdentifyingValues | null {
-  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+export function readIdentifyingValues(input: Uint8Array | ByteSource, partial = false): IdentifyingValues | null {
   let p: ParsedInstance;
   try {
-    p = parsePart10(buf, { stopBefore: PIXEL_DATA });
+    p = parsePart10(input instanceof Uint8Array ? bufferSource(input) : input, { headOnly: true });
   } catch (e) {
     if (partial) return null;
-    if (e instanceof DicomFormatError) throw e;
-    throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);
+    throw e;
   }
-  if (partial && !reachedPixelData(p)) return null;
+  if (partial && !p.reachedPixelData) return null;
   return identifyingValues(p);
-}
-
-/** True when the parse stopped at Pixel Data, not at the end of the bytes it had. */
-function reachedPixelData(p: ParsedInstance): boolean {
-  const last = p.elements[p.elements.length - 1];
-  const at = last ? last.end : 0;
-  if (at + 8 > p.data.length) return false;
-  const le = p.encoding.littleEndian;
-  const group = le ? p.data.readUInt16LE(at) : p.data.readUInt16BE(at);
-  const element = le ? p.data.readUInt16LE(at + 2) : p.data.readUInt16BE(at + 2);
-  return ((group << 16) | element) >>> 0 >= PIXEL_DATA;
 }
 
 const KINDS: [keyof IdentifyingValues, IdentifierKind][] = [
