@@ -31,7 +31,9 @@ split_part() { local -n files=$1; local k=$2; for ((i=k; i<${#files[@]}; i+=4));
 
 now() { date +%s.%N; }
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+# port [tries of 50 ms, default 100]: the node first writes its 1 GiB spool reserve (7-8 s on a
+# loaded machine), so it gets longer.
+wait_port() { for _ in $(seq "${2:-100}"); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$1/status; }
 
 push() { # port assoc aet [corpus array name] -> seconds
@@ -70,8 +72,9 @@ run_node() { # assoc -> "acked filed acked_reused filed_reused rss" (seconds)
   "output": "$dir/output", "db": "$dir/state/state.sqlite", "quarantine": "$dir/quarantine",
   "spool": "$dir/spool", "logDir": "$dir/logs" }
 JSON
-  node dist/cli.js serve --config "$dir/config.json" 2>"$dir/serve.log" & pid=$!
-  wait_port "$port"
+  # stdout not inherited: the caller reads this function's output until every writer is gone.
+  node dist/cli.js serve --config "$dir/config.json" >/dev/null 2>"$dir/serve.log" & pid=$!
+  wait_port "$port" 1200 || { kill $pid; echo "node did not listen within 60 s: $dir/serve.log" >&2; return 1; }
   t0=$(now)
   s=$(push "$port" "$1" DEID)
   while [ "$(filed_rows "$dir")" -lt "${#FILES[@]}" ]; do sleep 0.02; done

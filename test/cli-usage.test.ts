@@ -124,4 +124,34 @@ describe('dicom-deid CLI', () => {
       'dicom-deid: aeTitle "THIS_AE_TITLE_IS_TOO_LONG" is not a valid AE title (1-16 characters, no backslash)',
     ]);
   });
+
+  it.each(['queue', 'queue retry', 'quarantine list', 'quarantine replay'])(
+    '%s with no node state: exit 2, one line saying where it looked and what to pass, nothing created',
+    (command) => {
+      const args = command.split(' ');
+      const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'deid-nostate-'));
+      try {
+        // The default config: its relative paths (data/state/...) resolve in the empty folder.
+        let r = spawnSync(process.execPath, [cli, ...args], {
+          cwd: empty,
+          encoding: 'utf8',
+          env: { ...process.env, DEBUG: '' },
+        });
+        expect(r.status, r.stderr).toBe(2);
+        expect(r.stderr.trim().split('\n')).toEqual([
+          `dicom-deid: no node state at ${path.join(fs.realpathSync(empty), 'data', 'state', 'dicom-deid.sqlite')} ` +
+            "(from the default config): pass --config with the node's config file, or --db with its state database",
+        ]);
+        expect(fs.readdirSync(empty)).toEqual([]);
+        // A --db naming a state that does not exist: the same, naming it.
+        const db = path.join(empty, 'elsewhere', 'state.sqlite');
+        r = spawnSync(process.execPath, [cli, ...args, '--db', db], { cwd: empty, encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(2);
+        expect(r.stderr).toContain(`no node state at ${db} (from --db)`);
+        expect(fs.readdirSync(empty)).toEqual([]);
+      } finally {
+        fs.rmSync(empty, { recursive: true, force: true });
+      }
+    },
+  );
 });

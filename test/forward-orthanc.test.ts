@@ -1,14 +1,13 @@
 // Forwarding to a real Orthanc server as the research PACS, verified through its REST API.
 // Skipped only when the Orthanc binary is absent.
 
-import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatDestination } from '../src/forward/destination.js';
-import { counts, enqueue, ensureSchema, getItem } from '../src/forward/forwardQueue.js';
+import { openStateStore } from '../src/state/openStateStore.js';
 import { Forwarder } from '../src/forward/forwarder.js';
 import { readP10Header } from '../src/dimse/part10.js';
 import {
@@ -53,39 +52,37 @@ describe.skipIf(!ORTHANC_BIN)(
     });
 
     it('delivers queued files; Orthanc lists them with identical data sets', async () => {
-      const db = new Database(':memory:');
-      ensureSchema(db);
+      const db = await openStateStore(':memory:', { create: true });
       const dest = { aeTitle: 'ORTHANC', host: '127.0.0.1', port: dicomPort };
       const key = formatDestination(dest);
       const files = [F.ctExplicit, F.mrImplicit, F.jpeg2000];
-      for (const f of files) enqueue(db, { filePath: f, destination: key });
+      await db.enqueueForwards(files.map((f) => ({ filePath: f, destination: key })));
       // pydicom's rtplan.dcm has a file-meta SOP Instance UID different from the data set's: Orthanc
       // refuses it with 0xA900, which must end the item dead at once (permanent), not retried.
-      const bad = enqueue(db, { filePath: F.rtplanImplicit, destination: key }).id;
+      const [bad] = (await db.enqueueForwards([{ filePath: F.rtplanImplicit, destination: key }])).map((r) => r.id);
       const logger = memoryLogger();
       const fwd = new Forwarder({
-        db,
+        state: db,
         destinations: [dest],
         callingAet: 'DEID',
         logger,
         backoff: { initialMs: 200, maxMs: 1000 },
       });
       try {
-        fwd.start();
+        await fwd.start();
         fwd.kick();
-        const done = () => counts(db)[0]?.delivered === files.length && getItem(db, bad)?.state === 'dead';
-        await waitFor(done, 30_000, 'delivered to Orthanc').catch((e) => {
-          const rows = db
-            .prepare('SELECT file_path, state, attempts, last_error, last_status FROM forward_queue')
-            .all();
+        const done = async () =>
+          (await db.forwardCounts())[0]?.delivered === files.length && (await db.forwardItem(bad!))?.state === 'dead';
+        await waitFor(done, 30_000, 'delivered to Orthanc').catch(async (e: Error) => {
+          const rows = await db.forwardItems(key);
           throw new Error(`${e.message}: ${JSON.stringify({ rows, log: logger.lines })}`);
         });
         await fwd.stop();
-        expect(getItem(db, bad)).toMatchObject({ state: 'dead', attempts: 1, lastStatus: 0xa900 });
-        expect(getItem(db, bad)!.lastError).toMatch(/0xA900/);
+        expect(await db.forwardItem(bad!)).toMatchObject({ state: 'dead', attempts: 1, lastStatus: 0xa900 });
+        expect((await db.forwardItem(bad!))!.lastError).toMatch(/0xA900/);
       } finally {
         await fwd.stop();
-        db.close();
+        await db.close();
       }
 
       const base = `http://127.0.0.1:${httpPort}`;

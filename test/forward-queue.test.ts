@@ -2,25 +2,18 @@ import Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { DestinationError, formatDestination, parseDestination } from '../src/forward/destination.js';
-import {
-  claimDue,
-  counts,
-  enqueue,
-  ensureSchema,
-  getItem,
-  markDead,
-  markDelivered,
-  markRetry,
-  recoverInFlight,
-  retryDead,
-} from '../src/forward/forwardQueue.js';
 import { classifyStoreStatus } from '../src/forward/storeScu.js';
+import { openStateStore } from '../src/state/openStateStore.js';
+import type { ForwardRequest, StateStore } from '../src/state/stateStore.js';
 
-function db(): Database.Database {
-  const d = new Database(':memory:');
-  ensureSchema(d);
-  ensureSchema(d); // idempotent
-  return d;
+/** A private in-memory state. */
+function db(): Promise<StateStore> {
+  return openStateStore(':memory:', { create: true });
+}
+
+/** Queues one file. */
+async function enqueue(d: StateStore, request: ForwardRequest, now?: number) {
+  return (await d.enqueueForwards([request], now))[0]!;
 }
 const D1 = 'RESEARCH@127.0.0.1:11112';
 const D2 = 'OTHER@pacs.example.org:104';
@@ -79,81 +72,140 @@ describe('classifyStoreStatus', () => {
 });
 
 describe('forward queue', () => {
-  it('enqueue is idempotent per file+destination and works inside the caller transaction', () => {
-    const d = db();
-    const a = enqueue(d, { filePath: '/out/a.dcm', destination: D1 }, 1000);
-    const again = enqueue(d, { filePath: '/out/a.dcm', destination: D1 }, 2000);
-    expect(a.inserted).toBe(true);
-    expect(again).toEqual({ id: a.id, inserted: false });
-    expect(enqueue(d, { filePath: '/out/a.dcm', destination: D2 }).inserted).toBe(true);
+  it('enqueue is idempotent per file+destination; a list is queued all or nothing', async () => {
+    const { tempDir, rmrf } = await import('./forward-helpers.js');
+    const dir = tempDir('q-enqueue');
+    try {
+      const file = `${dir}/state.sqlite`;
+      const d = await openStateStore(file, { create: true });
+      const a = await enqueue(d, { filePath: '/out/a.dcm', destination: D1 }, 1000);
+      const again = await enqueue(d, { filePath: '/out/a.dcm', destination: D1 }, 2000);
+      expect(a.inserted).toBe(true);
+      expect(again).toEqual({ id: a.id, inserted: false });
+      expect((await d.forwardItem(a.id))?.enqueuedAt).toBe(1000);
+      expect((await enqueue(d, { filePath: '/out/a.dcm', destination: D2 })).inserted).toBe(true);
+      const both = await d.enqueueForwards([
+        { filePath: '/out/b.dcm', destination: D1 },
+        { filePath: '/out/a.dcm', destination: D1 },
+      ]);
+      expect(both.map((r) => r.inserted)).toEqual([true, false]);
+      expect(both[1]!.id).toBe(a.id);
 
-    // committed together with the caller's own write
-    d.exec('CREATE TABLE filing(x TEXT)');
-    d.transaction(() => {
-      d.prepare('INSERT INTO filing VALUES (?)').run('b');
-      enqueue(d, { filePath: '/out/b.dcm', destination: D1 });
-    })();
-    // rolled back together with the caller's own write
-    expect(() =>
-      d.transaction(() => {
-        d.prepare('INSERT INTO filing VALUES (?)').run('c');
-        enqueue(d, { filePath: '/out/c.dcm', destination: D1 });
-        throw new Error('filing failed');
-      })(),
-    ).toThrow('filing failed');
-    const paths = d.prepare('SELECT file_path FROM forward_queue WHERE destination = ? ORDER BY id').all(D1);
-    expect(paths).toEqual([{ file_path: '/out/a.dcm' }, { file_path: '/out/b.dcm' }]);
+      // A failure in the middle of a list queues none of it.
+      const other = new Database(file);
+      other.exec(`CREATE TRIGGER boom BEFORE INSERT ON forward_queue WHEN NEW.file_path = '/out/bad.dcm'
+                  BEGIN SELECT RAISE(ABORT, 'boom'); END`);
+      other.close();
+      await expect(
+        d.enqueueForwards([
+          { filePath: '/out/c.dcm', destination: D1 },
+          { filePath: '/out/bad.dcm', destination: D1 },
+        ]),
+      ).rejects.toThrow(/boom/);
+      expect((await d.forwardItems(D1)).map((i) => i.filePath)).toEqual(['/out/a.dcm', '/out/b.dcm']);
+      await d.close();
+    } finally {
+      rmrf(dir);
+    }
   });
 
-  it('claims due items once, retries, kills, counts and revives', () => {
-    const d = db();
-    const ids = [1, 2, 3, 4].map((i) => enqueue(d, { filePath: `/out/${i}.dcm`, destination: D1 }, 1000 + i).id);
-    enqueue(d, { filePath: '/out/x.dcm', destination: D2 }, 500);
+  it('claims due items once, retries, kills, counts and revives', async () => {
+    const d = await db();
+    const ids: number[] = [];
+    for (const i of [1, 2, 3, 4])
+      ids.push((await enqueue(d, { filePath: `/out/${i}.dcm`, destination: D1 }, 1000 + i)).id);
+    await enqueue(d, { filePath: '/out/x.dcm', destination: D2 }, 500);
 
-    const first = claimDue(d, D1, 3, 5000);
+    const first = await d.claimDueForwards(D1, 3, 5000);
     expect(first.map((i) => i.id)).toEqual(ids.slice(0, 3));
     expect(first.every((i) => i.state === 'in_flight')).toBe(true);
-    expect(claimDue(d, D1, 10, 5000).map((i) => i.id)).toEqual([ids[3]]); // not re-claimed
-    expect(claimDue(d, D1, 10, 5000)).toEqual([]);
+    expect((await d.claimDueForwards(D1, 10, 5000)).map((i) => i.id)).toEqual([ids[3]]); // not re-claimed
+    expect(await d.claimDueForwards(D1, 10, 5000)).toEqual([]);
 
-    markDelivered(d, ids[0]!, 0, null, 6000);
-    markRetry(d, ids[1]!, 'no response: connection refused', 9000, null, 6000);
-    markDead(d, ids[2]!, 'peer does not accept SOP class X', 0x0122, 6000);
-    expect(getItem(d, ids[1]!)).toMatchObject({
+    await d.recordForwardRound({
+      destination: D1,
+      now: 6000,
+      outcomes: [
+        { id: ids[0]!, outcome: 'delivered', status: 0 },
+        { id: ids[1]!, outcome: 'retry', reason: 'no response: connection refused', nextAttemptAt: 9000 },
+        { id: ids[2]!, outcome: 'dead', reason: 'peer does not accept SOP class X', status: 0x0122 },
+      ],
+    });
+    expect(await d.forwardItem(ids[0]!)).toMatchObject({ state: 'delivered', deliveredAt: 6000, lastStatus: 0 });
+    expect(await d.forwardItem(ids[1]!)).toMatchObject({
       state: 'pending',
       attempts: 1,
       firstFailureAt: 6000,
       nextAttemptAt: 9000,
     });
-    expect(getItem(d, ids[2]!)).toMatchObject({
+    expect(await d.forwardItem(ids[2]!)).toMatchObject({
       state: 'dead',
       lastError: 'peer does not accept SOP class X',
       lastStatus: 0x0122,
     });
+    expect(await d.nextForwardDueAt(D1)).toBe(9000);
+    expect(await d.nextForwardDueAt('NOBODY@h:1')).toBeNull();
 
-    expect(claimDue(d, D1, 10, 8999)).toEqual([]); // retry not due yet
-    expect(counts(d)).toEqual([
+    expect(await d.claimDueForwards(D1, 10, 8999)).toEqual([]); // retry not due yet
+    expect(await d.forwardCounts()).toEqual([
       { destination: D2, pending: 1, inFlight: 0, delivered: 0, dead: 0, oldestPendingAt: 500 },
       { destination: D1, pending: 1, inFlight: 1, delivered: 1, dead: 1, oldestPendingAt: 1002 },
     ]);
+    expect(await d.deadForwardReasons()).toEqual([
+      { destination: D1, reason: 'peer does not accept SOP class X', count: 1 },
+    ]);
+    expect((await d.forwardItems(D1, { state: 'dead' })).map((i) => i.id)).toEqual([ids[2]]);
+    expect((await d.forwardItems(D1, { limit: 2 })).map((i) => i.id)).toEqual(ids.slice(0, 2));
 
     // a process that died with items in flight: they are pending again on the next start
-    expect(recoverInFlight(d, D1)).toBe(1);
-    expect(getItem(d, ids[3]!)?.state).toBe('pending');
+    expect(await d.recoverInFlightForwards(D1)).toBe(1);
+    expect((await d.forwardItem(ids[3]!))?.state).toBe('pending');
 
-    expect(retryDead(d, D2)).toBe(0);
-    expect(retryDead(d, D1, 7000)).toBe(1);
-    expect(getItem(d, ids[2]!)).toMatchObject({
+    expect(await d.retryDeadForwards(D2)).toBe(0);
+    expect(await d.retryDeadForwards(D1, 7000)).toBe(1);
+    expect(await d.forwardItem(ids[2]!)).toMatchObject({
       state: 'pending',
       attempts: 0,
       firstFailureAt: null,
       nextAttemptAt: 7000,
     });
-    expect(
-      claimDue(d, D1, 10, 9000)
-        .map((i) => i.id)
-        .sort(),
-    ).toEqual([ids[1], ids[2], ids[3]].sort());
+    expect(await d.deadForwardReasons()).toEqual([]);
+    expect((await d.claimDueForwards(D1, 10, 9000)).map((i) => i.id).sort()).toEqual([ids[1], ids[2], ids[3]].sort());
+    await d.close();
+  });
+
+  it("a destination's health starts and stops the give-up clock of items it never attempted", async () => {
+    const d = await db();
+    const [tried, waiting] = (
+      await d.enqueueForwards([
+        { filePath: '/out/1.dcm', destination: D1 },
+        { filePath: '/out/2.dcm', destination: D1 },
+      ])
+    ).map((r) => r.id);
+    const [elsewhere] = (await d.enqueueForwards([{ filePath: '/out/3.dcm', destination: D2 }])).map((r) => r.id);
+    await d.claimDueForwards(D1, 1, 1000);
+    // Down: the failed item and the one that waited both count from now; other destinations not.
+    await d.recordForwardRound({
+      destination: D1,
+      now: 2000,
+      destinationHealth: 'down',
+      outcomes: [{ id: tried!, outcome: 'retry', reason: 'refused', nextAttemptAt: 3000 }],
+    });
+    expect((await d.forwardItem(tried!))?.firstFailureAt).toBe(2000);
+    expect((await d.forwardItem(waiting!))?.firstFailureAt).toBe(2000);
+    expect((await d.forwardItem(elsewhere!))?.firstFailureAt).toBeNull();
+    // Still down later: the clock keeps its start.
+    await d.recordForwardRound({ destination: D1, now: 5000, destinationHealth: 'down', outcomes: [] });
+    expect((await d.forwardItem(waiting!))?.firstFailureAt).toBe(2000);
+    // Up: the item that never failed forgets the outage; the one that failed keeps its clock.
+    await d.recordForwardRound({ destination: D1, now: 6000, destinationHealth: 'up', outcomes: [] });
+    expect((await d.forwardItem(waiting!))?.firstFailureAt).toBeNull();
+    expect((await d.forwardItem(tried!))?.firstFailureAt).toBe(2000);
+    // Down again, then a round saying neither: the clock stays where the first one put it.
+    await d.recordForwardRound({ destination: D1, now: 7000, destinationHealth: 'down', outcomes: [] });
+    await d.recordForwardRound({ destination: D1, now: 8000, outcomes: [] });
+    expect((await d.forwardItem(waiting!))?.firstFailureAt).toBe(7000);
+    await d.close();
   });
 
   it('persists across reopening the database file', async () => {
@@ -161,17 +213,15 @@ describe('forward queue', () => {
     const dir = tempDir('q');
     try {
       const path = `${dir}/state.sqlite`;
-      const d1 = new Database(path);
-      ensureSchema(d1);
-      const { id } = enqueue(d1, { filePath: '/out/a.dcm', destination: D1 });
-      claimDue(d1, D1, 10); // claimed, then the "process dies"
-      d1.close();
-      const d2 = new Database(path);
-      ensureSchema(d2);
-      expect(getItem(d2, id)?.state).toBe('in_flight');
-      recoverInFlight(d2);
-      expect(claimDue(d2, D1, 10).map((i) => i.id)).toEqual([id]);
-      d2.close();
+      const d1 = await openStateStore(path, { create: true });
+      const { id } = await enqueue(d1, { filePath: '/out/a.dcm', destination: D1 });
+      await d1.claimDueForwards(D1, 10); // claimed, then the "process dies"
+      await d1.close();
+      const d2 = await openStateStore(path, { create: false });
+      expect((await d2.forwardItem(id))?.state).toBe('in_flight');
+      await d2.recoverInFlightForwards();
+      expect((await d2.claimDueForwards(D1, 10)).map((i) => i.id)).toEqual([id]);
+      await d2.close();
     } finally {
       rmrf(dir);
     }
@@ -182,12 +232,12 @@ describe('forwarder dead-item log throttling (injected send)', () => {
   it('one full line per reason per window, then one "N more" summary; other reasons are logged at once', async () => {
     const { Forwarder } = await import('../src/forward/forwarder.js');
     const { memoryLogger, waitFor } = await import('./forward-helpers.js');
-    const d = db();
+    const d = await db();
     const dest = parseDestination(D1);
     const logger = memoryLogger();
     const refuse = 'peer does not accept SOP class MrImageStorage (1.2.840.10008.5.1.4.1.1.4)';
     const fwd = new Forwarder({
-      db: d,
+      state: d,
       destinations: [dest],
       callingAet: 'DEID',
       logger,
@@ -203,17 +253,17 @@ describe('forwarder dead-item log throttling (injected send)', () => {
         })),
       }),
     });
-    fwd.start();
+    await fwd.start();
     try {
       // Files arrive one by one (one round each), as they do at a node.
       for (let i = 0; i < 5; i++) {
-        enqueue(d, { filePath: `/out/mr${i}.dcm`, destination: D1 });
+        await enqueue(d, { filePath: `/out/mr${i}.dcm`, destination: D1 });
         fwd.kick();
-        await waitFor(() => counts(d)[0]?.dead === i + 1, 2000, `mr${i} dead`);
+        await waitFor(async () => (await d.forwardCounts())[0]?.dead === i + 1, 2000, `mr${i} dead`);
       }
-      enqueue(d, { filePath: '/out/ct.dcm', destination: D1 });
+      await enqueue(d, { filePath: '/out/ct.dcm', destination: D1 });
       fwd.kick();
-      await waitFor(() => counts(d)[0]?.dead === 6, 2000, 'ct dead');
+      await waitFor(async () => (await d.forwardCounts())[0]?.dead === 6, 2000, 'ct dead');
       const warns = () => logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg);
       expect(warns().filter((m) => m.includes('MrImageStorage'))).toHaveLength(1);
       expect(warns().filter((m) => m.includes('0xA900'))).toHaveLength(1);
@@ -221,23 +271,22 @@ describe('forwarder dead-item log throttling (injected send)', () => {
       expect(warns()[2]).toBe(`forward ${D1}: 4 more items are dead (since the last such message): ${refuse}`);
     } finally {
       await fwd.stop();
-      d.close();
+      await d.close();
     }
   });
 });
 
-describe('queue under concurrent writers (WAL, several connections)', () => {
+describe('queue under concurrent writers (SQLite WAL, several connections)', () => {
   it('claims while another connection keeps committing, without "database is locked"', async () => {
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const { Worker } = await import('node:worker_threads');
     const file = join(mkdtempSync(join(tmpdir(), 'queue-wal-')), 'state.sqlite');
-    const main = new Database(file);
-    main.pragma('journal_mode = WAL');
-    main.pragma('busy_timeout = 10000');
-    ensureSchema(main);
-    main.exec('CREATE TABLE noise (x INTEGER)');
+    const main = await openStateStore(file, { create: true });
+    const setup = new Database(file);
+    setup.exec('CREATE TABLE noise (x INTEGER)');
+    setup.close();
     // Another connection (as a processing thread is) committing as fast as it can.
     const writer = new Worker(
       `const Database = require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))});
@@ -258,12 +307,12 @@ describe('queue under concurrent writers (WAL, several connections)', () => {
     let stop = false;
     void done.then(() => (stop = true));
     for (let i = 0; !stop; i++) {
-      enqueue(main, { filePath: `/x/${i}.dcm`, destination: D1 });
-      claimed += claimDue(main, D1, 10).length; // threw SQLITE_BUSY with a deferred transaction
+      await enqueue(main, { filePath: `/x/${i}.dcm`, destination: D1 });
+      claimed += (await main.claimDueForwards(D1, 10)).length; // threw SQLITE_BUSY with a deferred transaction
       if (i % 50 === 0) await new Promise((r) => setImmediate(r));
     }
     await done;
     expect(claimed).toBeGreaterThan(0);
-    main.close();
+    await main.close();
   });
 });

@@ -1,20 +1,12 @@
 // End-to-end forwarding against dcmtk storescp as the research PACS (real peer, no mocks).
 
-import Database from 'better-sqlite3';
 import net from 'node:net';
 import { readdirSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatDestination, type Destination } from '../src/forward/destination.js';
-import {
-  counts,
-  enqueue,
-  ensureSchema,
-  claimDue,
-  getItem,
-  retryDead,
-  type QueueItem,
-} from '../src/forward/forwardQueue.js';
+import { openStateStore } from '../src/state/openStateStore.js';
+import type { QueueItem, StateStore } from '../src/state/stateStore.js';
 import { Forwarder } from '../src/forward/forwarder.js';
 import { readP10Header } from '../src/dimse/part10.js';
 import { sendFiles } from '../src/forward/storeScu.js';
@@ -41,9 +33,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function setup(port: number): { db: Database.Database; dest: Destination; key: string; out: string } {
-  const db = new Database(':memory:');
-  ensureSchema(db);
+async function setup(port: number): Promise<{ db: StateStore; dest: Destination; key: string; out: string }> {
+  const db = await openStateStore(':memory:', { create: true });
   const out = tempDir('scp');
   cleanups.push(() => rmrf(out));
   cleanups.push(() => db.close());
@@ -51,21 +42,23 @@ function setup(port: number): { db: Database.Database; dest: Destination; key: s
   return { db, dest, key: formatDestination(dest), out };
 }
 
-function items(db: Database.Database, key: string): QueueItem[] {
-  const rows = db.prepare('SELECT id FROM forward_queue WHERE destination = ? ORDER BY id').all(key) as {
-    id: number;
-  }[];
-  return rows.map((r) => getItem(db, r.id)!);
+function items(db: StateStore, key: string): Promise<QueueItem[]> {
+  return db.forwardItems(key);
 }
 
-function startForwarder(
-  db: Database.Database,
+/** Queues one file for one destination. */
+async function enqueue(db: StateStore, request: { filePath: string; destination: string }) {
+  return (await db.enqueueForwards([request]))[0]!;
+}
+
+async function startForwarder(
+  db: StateStore,
   dest: Destination,
   extra: Partial<ConstructorParameters<typeof Forwarder>[0]> = {},
 ) {
   const logger = memoryLogger();
   const fwd = new Forwarder({
-    db,
+    state: db,
     destinations: [dest],
     callingAet: CALLING,
     logger,
@@ -73,7 +66,7 @@ function startForwarder(
     scu: { connectTimeoutMs: 3000, associationTimeoutMs: 5000, pduTimeoutMs: 10_000, overallTimeoutMs: 20_000 },
     ...extra,
   });
-  fwd.start();
+  await fwd.start();
   cleanups.push(() => fwd.stop());
   return { fwd, logger };
 }
@@ -81,13 +74,13 @@ function startForwarder(
 describe('forwarding to storescp', () => {
   it('delivers explicit LE, implicit LE, JPEG 2000 and JPEG files with byte-identical data sets', async () => {
     const port = await freePort();
-    const { db, dest, key, out } = setup(port);
+    const { db, dest, key, out } = await setup(port);
     await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, out);
     const files = [F.ctExplicit, F.mrImplicit, F.jpeg2000, F.jpegLossy, F.rtplanImplicit];
-    for (const f of files) enqueue(db, { filePath: f, destination: key });
-    const { fwd, logger } = startForwarder(db, dest, { maxPerAssociation: 3 });
+    for (const f of files) await enqueue(db, { filePath: f, destination: key });
+    const { fwd, logger } = await startForwarder(db, dest, { maxPerAssociation: 3 });
     fwd.kick();
-    await waitFor(() => counts(db)[0]?.delivered === files.length, 20_000, 'all delivered');
+    await waitFor(async () => (await db.forwardCounts())[0]?.delivered === files.length, 20_000, 'all delivered');
     await fwd.stop();
 
     const got = receivedBySopInstance(out);
@@ -98,27 +91,31 @@ describe('forwarding to storescp', () => {
       expect(rec![0]!.ts, f).toBe(h.transferSyntaxUid); // sent verbatim, in its own TS
       expect(dataSetBytes(rec![0]!.path).equals(dataSetBytes(f)), `data set bytes of ${f}`).toBe(true);
     }
-    expect(items(db, key).every((i) => i.state === 'delivered' && i.lastStatus === 0)).toBe(true);
+    expect((await items(db, key)).every((i) => i.state === 'delivered' && i.lastStatus === 0)).toBe(true);
     expect(logger.lines.filter((l) => l.level !== 'debug')).toEqual([]);
   });
 
   it('keeps items pending while the destination is down, then delivers each exactly once', async () => {
     const port = await freePort();
-    const { db, dest, key, out } = setup(port);
+    const { db, dest, key, out } = await setup(port);
     const files = [F.ctExplicit, F.mrImplicit, F.jpeg2000];
-    for (const f of files) enqueue(db, { filePath: f, destination: key });
-    const { fwd, logger } = startForwarder(db, dest, { maxPerAssociation: 2 });
+    for (const f of files) await enqueue(db, { filePath: f, destination: key });
+    const { fwd, logger } = await startForwarder(db, dest, { maxPerAssociation: 2 });
     fwd.kick();
 
     // Nobody listens: retried with backoff, nothing lost, "down" logged once.
-    await waitFor(() => items(db, key).some((i) => i.attempts >= 3), 15_000, 'several failed attempts');
-    const during = items(db, key);
+    await waitFor(async () => (await items(db, key)).some((i) => i.attempts >= 3), 15_000, 'several failed attempts');
+    const during = await items(db, key);
     expect(during.every((i) => i.state === 'pending' || i.state === 'in_flight')).toBe(true);
     expect(during[0]!.lastError).toMatch(/ECONNREFUSED/);
     expect(fwd.status()[0]!.down).toBe(true);
 
     await startStorescp(['+B', '+xa', '+uf', '-aet', 'RESEARCH'], port, out);
-    await waitFor(() => counts(db)[0]?.delivered === files.length, 20_000, 'all delivered after recovery');
+    await waitFor(
+      async () => (await db.forwardCounts())[0]?.delivered === files.length,
+      20_000,
+      'all delivered after recovery',
+    );
     await fwd.stop();
 
     const got = receivedBySopInstance(out);
@@ -132,7 +129,7 @@ describe('forwarding to storescp', () => {
 
   it('a refused SOP class ends dead at once with a reason naming it; others are delivered', async () => {
     const port = await freePort();
-    const { db, dest, key, out } = setup(port);
+    const { db, dest, key, out } = await setup(port);
     const cfg = writeFileIn(
       out,
       '../ctonly-' + port + '.cfg',
@@ -153,37 +150,37 @@ describe('forwarding to storescp', () => {
     );
     cleanups.push(() => rmrf(cfg));
     await startStorescp(['+B', '-xf', cfg, 'CTOnly', '-aet', 'RESEARCH'], port, out);
-    const ct = enqueue(db, { filePath: F.ctExplicit, destination: key }).id;
-    const mr = enqueue(db, { filePath: F.mrImplicit, destination: key }).id;
-    const { fwd, logger } = startForwarder(db, dest);
+    const ct = (await enqueue(db, { filePath: F.ctExplicit, destination: key })).id;
+    const mr = (await enqueue(db, { filePath: F.mrImplicit, destination: key })).id;
+    const { fwd, logger } = await startForwarder(db, dest);
     fwd.kick();
     await waitFor(
-      () => getItem(db, mr)!.state === 'dead' && getItem(db, ct)!.state === 'delivered',
+      async () => (await db.forwardItem(mr))!.state === 'dead' && (await db.forwardItem(ct))!.state === 'delivered',
       15_000,
       'outcomes',
     );
     await fwd.stop();
-    expect(getItem(db, mr)!.lastError).toMatch(/MrImageStorage \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.4\)/);
-    expect(getItem(db, mr)!.attempts).toBe(1);
+    expect((await db.forwardItem(mr))!.lastError).toMatch(/MrImageStorage \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.4\)/);
+    expect((await db.forwardItem(mr))!.attempts).toBe(1);
     expect(logger.lines.filter((l) => l.level === 'warn' && /is dead/.test(l.msg))).toHaveLength(1);
     expect([...receivedBySopInstance(out).keys()]).toEqual([readP10Header(F.ctExplicit).sopInstanceUid]);
   });
 
   it('never lets the library transcode: peer accepting only implicit LE gets no near-empty explicit file', async () => {
     const port = await freePort();
-    const { db, dest, key, out } = setup(port);
+    const { db, dest, key, out } = await setup(port);
     await startStorescp(['+B', '+xi', '-aet', 'RESEARCH'], port, out);
-    const ct = enqueue(db, { filePath: F.ctExplicit, destination: key }).id; // explicit LE
-    const mr = enqueue(db, { filePath: F.mrImplicit, destination: key }).id; // implicit LE
-    const { fwd } = startForwarder(db, dest);
+    const ct = (await enqueue(db, { filePath: F.ctExplicit, destination: key })).id; // explicit LE
+    const mr = (await enqueue(db, { filePath: F.mrImplicit, destination: key })).id; // implicit LE
+    const { fwd } = await startForwarder(db, dest);
     fwd.kick();
     await waitFor(
-      () => getItem(db, ct)!.state === 'dead' && getItem(db, mr)!.state === 'delivered',
+      async () => (await db.forwardItem(ct))!.state === 'dead' && (await db.forwardItem(mr))!.state === 'delivered',
       15_000,
       'outcomes',
     );
     await fwd.stop();
-    expect(getItem(db, ct)!.lastError).toMatch(
+    expect((await db.forwardItem(ct))!.lastError).toMatch(
       /does not accept transfer syntax ExplicitVRLittleEndian \(1\.2\.840\.10008\.1\.2\.1\) for SOP class CtImageStorage/,
     );
     const got = receivedBySopInstance(out);
@@ -195,13 +192,13 @@ describe('forwarding to storescp', () => {
 
   it('resumes items left in flight by a process that died', async () => {
     const port = await freePort();
-    const { db, dest, key, out } = setup(port);
+    const { db, dest, key, out } = await setup(port);
     await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, out);
-    enqueue(db, { filePath: F.ctExplicit, destination: key });
-    enqueue(db, { filePath: F.jpeg2000, destination: key });
-    expect(claimDue(db, key, 10)).toHaveLength(2); // "crash" after claiming
-    const { fwd, logger } = startForwarder(db, dest);
-    await waitFor(() => counts(db)[0]?.delivered === 2, 15_000, 'resumed delivery');
+    await enqueue(db, { filePath: F.ctExplicit, destination: key });
+    await enqueue(db, { filePath: F.jpeg2000, destination: key });
+    expect(await db.claimDueForwards(key, 10)).toHaveLength(2); // "crash" after claiming
+    const { fwd, logger } = await startForwarder(db, dest);
+    await waitFor(async () => (await db.forwardCounts())[0]?.delivered === 2, 15_000, 'resumed delivery');
     await fwd.stop();
     expect(logger.lines.some((l) => /2 interrupted item/.test(l.msg))).toBe(true);
   });
@@ -215,26 +212,24 @@ describe('other writers', () => {
     const dbDir = tempDir('polldb');
     cleanups.push(() => rmrf(dbDir));
     const dbPath = `${dbDir}/state.sqlite`;
-    const db = new Database(dbPath);
-    db.pragma('journal_mode = WAL');
-    ensureSchema(db);
+    const db = await openStateStore(dbPath, { create: true });
     cleanups.push(() => db.close());
     const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
     const key = formatDestination(dest);
     await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, out);
-    const { fwd } = startForwarder(db, dest, { idlePollMs: 200 });
+    const { fwd } = await startForwarder(db, dest, { idlePollMs: 200 });
     await new Promise((r) => setTimeout(r, 300)); // the loop is idle now
     // "Another process": a second connection writes the queue; nobody calls fwd.kick().
-    const other = new Database(dbPath);
+    const other = await openStateStore(dbPath, { create: false });
     try {
-      enqueue(other, { filePath: F.ctExplicit, destination: key });
-      const dead = enqueue(other, { filePath: F.mrImplicit, destination: key }).id;
-      other.prepare(`UPDATE forward_queue SET state = 'dead', last_error = 'x' WHERE id = ?`).run(dead);
-      await waitFor(() => counts(db)[0]?.delivered === 1, 5000, 'polled delivery');
-      expect(retryDead(other)).toBe(1); // `dicom-deid queue retry` from another process
-      await waitFor(() => counts(db)[0]?.delivered === 2, 5000, 'revived item delivered');
+      await enqueue(other, { filePath: F.ctExplicit, destination: key });
+      const dead = (await enqueue(other, { filePath: F.mrImplicit, destination: key })).id;
+      await other.recordForwardRound({ destination: key, outcomes: [{ id: dead, outcome: 'dead', reason: 'x' }] });
+      await waitFor(async () => (await db.forwardCounts())[0]?.delivered === 1, 5000, 'polled delivery');
+      expect(await other.retryDeadForwards()).toBe(1); // `dicom-deid queue retry` from another process
+      await waitFor(async () => (await db.forwardCounts())[0]?.delivered === 2, 5000, 'revived item delivered');
     } finally {
-      other.close();
+      await other.close();
     }
     await fwd.stop();
     expect([...receivedBySopInstance(out).keys()].sort()).toEqual(
@@ -246,14 +241,20 @@ describe('other writers', () => {
 describe('giving up', () => {
   it('an item failing transiently for longer than giveUpAfterMs goes dead with its last reason', async () => {
     const port = await freePort(); // nobody listens
-    const { db, dest, key } = setup(port);
-    const ids = [F.ctExplicit, F.mrImplicit].map((f) => enqueue(db, { filePath: f, destination: key }).id);
-    const { fwd, logger } = startForwarder(db, dest, { giveUpAfterMs: 500 });
+    const { db, dest, key } = await setup(port);
+    const ids = (
+      await db.enqueueForwards([F.ctExplicit, F.mrImplicit].map((f) => ({ filePath: f, destination: key })))
+    ).map((r) => r.id);
+    const { fwd, logger } = await startForwarder(db, dest, { giveUpAfterMs: 500 });
     fwd.kick();
-    await waitFor(() => ids.every((id) => getItem(db, id)!.state === 'dead'), 10_000, 'dead after giving up');
+    await waitFor(
+      async () => (await Promise.all(ids.map((id) => db.forwardItem(id)))).every((i) => i!.state === 'dead'),
+      10_000,
+      'dead after giving up',
+    );
     await fwd.stop();
     for (const id of ids)
-      expect(getItem(db, id)!.lastError).toMatch(/^gave up after .* of failures; last: .*ECONNREFUSED/);
+      expect((await db.forwardItem(id))!.lastError).toMatch(/^gave up after .* of failures; last: .*ECONNREFUSED/);
     const warns = logger.lines.filter((l) => l.level === 'warn');
     expect(warns.filter((l) => /is down/.test(l.msg))).toHaveLength(1);
     expect(warns.filter((l) => /2 items are dead: .*gave up after/.test(l.msg))).toHaveLength(1);

@@ -6,16 +6,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditRow } from '../src/audit/auditLog.js';
 import { parseMappingCsv } from '../src/core/mapping/mappingCsv.js';
 import { MappingTable } from '../src/core/mapping/mappingTable.js';
-import { ensureSchema as ensureQueueSchema } from '../src/forward/forwardQueue.js';
-import { ensureFiledSchema } from '../src/node/filedInstances.js';
-import { processInstance, type ProcessorDeps } from '../src/node/instanceProcessor.js';
-import { StateDb } from '../src/state/stateDb.js';
+import { processInstance, type Outcome, type ProcessorDeps } from '../src/node/instanceProcessor.js';
+import { openStateStore } from '../src/state/openStateStore.js';
+import type { StateStore } from '../src/state/stateStore.js';
 import { tempDir } from './forward-helpers.js';
 import { makeSamples } from './serve-helpers.js';
 
-const open: StateDb[] = [];
-afterEach(() => {
-  for (const s of open.splice(0)) s.close();
+const open: StateStore[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
 });
 
 const CSV = [
@@ -25,19 +24,14 @@ const CSV = [
   '12345,A12345,RS_02,2023-01-01,',
 ].join('\n');
 
-function processOne(
-  patientId: string,
-  accession: string,
-): { outcome: ReturnType<typeof processInstance>; audit: AuditRow[] } {
+async function processOne(patientId: string, accession: string): Promise<{ outcome: Outcome; audit: AuditRow[] }> {
   const dir = tempDir('notes-');
   const sample = makeSamples(join(dir, 'in'), patientId, accession, '1.2.826.0.1.3680043.8.498.77', 'n')[0]!;
   mkdirSync(join(dir, 'spool'));
   const spooled = join(dir, 'spool', '1.dcm');
   copyFileSync(sample, spooled);
-  const state = StateDb.open(join(dir, 'state.sqlite'));
+  const state = await openStateStore(join(dir, 'state.sqlite'), { create: true });
   open.push(state);
-  ensureFiledSchema(state.db);
-  ensureQueueSchema(state.db);
   const table = new MappingTable(parseMappingCsv(CSV));
   const audit: AuditRow[] = [];
   const deps: ProcessorDeps = {
@@ -48,13 +42,13 @@ function processOne(
     forwardTo: [],
     audit: (row) => audit.push(row),
   };
-  const outcome = processInstance(deps, spooled, { callingAet: 'TEST', receivedAt: new Date() });
+  const outcome = await processInstance(deps, spooled, { callingAet: 'TEST', receivedAt: new Date() });
   return { outcome, audit };
 }
 
 describe('node audit rows with mapping notes', () => {
-  it('a study matched by MRN alone among disagreeing rows: the audit row names the row used', () => {
-    const { outcome, audit } = processOne('2002', 'NOTINCSV');
+  it('a study matched by MRN alone among disagreeing rows: the audit row names the row used', async () => {
+    const { outcome, audit } = await processOne('2002', 'NOTINCSV');
     expect(outcome.status).toBe('filed');
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({ status: 'ok', matchedBy: 'mrn', dayOffset: 463 });
@@ -63,8 +57,8 @@ describe('node audit rows with mapping notes', () => {
     );
   });
 
-  it('a PatientID with leading zeros the CSV lost: quarantined, and the audit row says why it was close', () => {
-    const { outcome, audit } = processOne('0012345', 'ACC999');
+  it('a PatientID with leading zeros the CSV lost: quarantined, and the audit row says why it was close', async () => {
+    const { outcome, audit } = await processOne('0012345', 'ACC999');
     expect(outcome.status).toBe('quarantined');
     expect(audit).toHaveLength(1);
     expect(audit[0]!.status).toBe('no-mapping');

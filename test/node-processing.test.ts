@@ -5,9 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MappingTable } from '../src/core/mapping/mappingTable.js';
-import { ensureSchema as ensureQueueSchema } from '../src/forward/forwardQueue.js';
 import { readMappingFile } from '../src/io/mappingFile.js';
-import { ensureFiledSchema } from '../src/node/filedInstances.js';
 import {
   commitStaged,
   isStaged,
@@ -17,12 +15,13 @@ import {
   type ProcessorDeps,
   type Staged,
 } from '../src/node/instanceProcessor.js';
-import { StateDb } from '../src/state/stateDb.js';
+import { openStateStore } from '../src/state/openStateStore.js';
+import type { StateStore } from '../src/state/stateStore.js';
 import { tempDir } from './forward-helpers.js';
 import { makeSamples, writeMappingCsv } from './serve-helpers.js';
 
 let samples: string[];
-const open: StateDb[] = [];
+const open: StateStore[] = [];
 
 beforeAll(() => {
   const dir = tempDir('proc-samples-');
@@ -32,20 +31,18 @@ beforeAll(() => {
   expect(samples.length).toBeGreaterThan(2);
 });
 
-afterEach(() => {
-  for (const s of open.splice(0)) s.close();
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
 });
 
 /** A node's folders and processing dependencies, with the samples copied into its spool. */
-function setup() {
+async function setup() {
   const dir = tempDir('proc-');
   const spool = join(dir, 'spool');
   mkdirSync(spool);
   const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN555', accession: '', researchId: 'RS_55' }]);
-  const state = StateDb.open(join(dir, 'state.sqlite'));
+  const state = await openStateStore(join(dir, 'state.sqlite'), { create: true });
   open.push(state);
-  ensureFiledSchema(state.db);
-  ensureQueueSchema(state.db);
   const table = new MappingTable(readMappingFile(csv));
   const deps: ProcessorDeps = {
     state,
@@ -60,53 +57,69 @@ function setup() {
     copyFileSync(f, to);
     return to;
   });
-  const count = (table: string) => (state.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+  /** Filing records, and forward queue items of every state. */
+  const count = {
+    filed: () => state.filedInstanceCount(),
+    queued: async () =>
+      (await state.forwardCounts()).reduce((n, c) => n + c.pending + c.inFlight + c.delivered + c.dead, 0),
+  };
   return { deps, files, count };
 }
 
 const source = { callingAet: 'TEST', receivedAt: new Date() };
 
-function stageAll(deps: ProcessorDeps, files: string[]): Staged[] {
-  return files.map((f) => {
-    const s = stageInstance(deps, f, source);
+async function stageAll(deps: ProcessorDeps, files: string[]): Promise<Staged[]> {
+  const staged: Staged[] = [];
+  for (const f of files) {
+    const s = await stageInstance(deps, f, source);
     if (!isStaged(s)) throw new Error(`not staged: ${JSON.stringify(s)}`);
-    return s;
-  });
+    staged.push(s);
+  }
+  return staged;
 }
 
 describe('node processing steps', () => {
-  it('keeps every spool file until a checkpoint made its output durable', () => {
-    const { deps, files, count } = setup();
-    const staged = stageAll(deps, files);
+  it('keeps every spool file until a checkpoint made its output durable', async () => {
+    const { deps, files, count } = await setup();
+    const staged = await stageAll(deps, files);
     for (const s of staged) expect(existsSync(s.outputPath)).toBe(true);
-    commitStaged(deps, staged);
-    expect(count('filed_instance')).toBe(files.length);
+    await commitStaged(deps, staged);
+    expect(await count.filed()).toBe(files.length);
+    expect(await count.queued()).toBe(files.length);
     for (const f of files) expect(existsSync(f), 'committed but not retired').toBe(true);
     retireStaged(staged);
     for (const f of files) expect(existsSync(f), 'retired').toBe(false);
   });
 
-  it('a crash after the commit: processing the spool files again changes nothing', () => {
-    const { deps, files, count } = setup();
-    const staged = stageAll(deps, files);
-    commitStaged(deps, staged);
+  it('a crash after the commit: processing the spool files again changes nothing', async () => {
+    const { deps, files, count } = await setup();
+    const staged = await stageAll(deps, files);
+    await commitStaged(deps, staged);
     const first = new Map(staged.map((s) => [s.outputPath, readFileSync(s.outputPath)]));
     // Restart: the spool still holds every file; each is processed from the start.
     for (const f of files) {
-      const outcome = processInstance(deps, f, source);
+      const outcome = await processInstance(deps, f, source);
       expect(outcome.status).toBe('filed');
       const path = join(deps.outputDir, (outcome as { outputPath: string }).outputPath);
       expect(first.get(path)?.equals(readFileSync(path)), path).toBe(true);
       expect(existsSync(f)).toBe(false);
     }
-    expect(count('filed_instance')).toBe(files.length);
-    expect(count('forward_queue')).toBe(files.length);
+    expect(await count.filed()).toBe(files.length);
+    expect(await count.queued()).toBe(files.length);
   });
 
-  it('a checkpoint that cannot make an output durable deletes no spool file', () => {
-    const { deps, files } = setup();
-    const staged = stageAll(deps, files);
-    commitStaged(deps, staged);
+  it('stages one instance at a time per thread (they share one read buffer)', async () => {
+    const { deps, files } = await setup();
+    const first = stageInstance(deps, files[0]!, source);
+    await expect(stageInstance(deps, files[1]!, source)).rejects.toThrow(/one instance at a time/);
+    expect(isStaged(await first)).toBe(true);
+    expect(isStaged(await stageInstance(deps, files[1]!, source))).toBe(true);
+  });
+
+  it('a checkpoint that cannot make an output durable deletes no spool file', async () => {
+    const { deps, files } = await setup();
+    const staged = await stageAll(deps, files);
+    await commitStaged(deps, staged);
     rmSync(staged[staged.length - 1]!.outputPath); // e.g. removed behind our back, or an I/O error
     expect(() => retireStaged(staged)).toThrow(/ENOENT/);
     for (const f of files) expect(existsSync(f)).toBe(true);

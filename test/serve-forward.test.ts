@@ -4,13 +4,13 @@
 // byte, through PACS outages, permanent refusals (dead letters, `queue`, `queue retry`) and node
 // restarts (SIGTERM and SIGKILL).
 
-import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readP10Header } from '../src/dimse/part10.js';
+import { openStateStore } from '../src/state/openStateStore.js';
 import {
   dataSetBytes,
   freePort,
@@ -95,31 +95,40 @@ function filed(node: NodeProc): string[] {
   return listFilesRecursive(node.paths.output).filter((f) => f.endsWith('.dcm'));
 }
 
-/** Forward queue counts read from the node's SQLite state (a second connection, as `queue` does). */
-function queueCounts(dbPath: string): { pending: number; delivered: number; dead: number; inFlight: number } {
-  const db = new Database(dbPath, { fileMustExist: true });
+interface QueueCounts {
+  pending: number;
+  delivered: number;
+  dead: number;
+  inFlight: number;
+}
+
+/** Forward queue counts of every destination, read from the node's state (a second connection, as `queue` does). */
+async function queueCounts(dbPath: string): Promise<QueueCounts> {
+  const state = await openStateStore(dbPath, { create: false });
   try {
-    db.pragma('busy_timeout = 5000');
-    const r = db
-      .prepare(
-        `SELECT SUM(state='pending') AS pending, SUM(state='delivered') AS delivered,
-                SUM(state='dead') AS dead, SUM(state='in_flight') AS inFlight FROM forward_queue`,
-      )
-      .get() as Record<string, number | null>;
-    return { pending: r.pending ?? 0, delivered: r.delivered ?? 0, dead: r.dead ?? 0, inFlight: r.inFlight ?? 0 };
+    const sum: QueueCounts = { pending: 0, delivered: 0, dead: 0, inFlight: 0 };
+    for (const c of await state.forwardCounts()) {
+      sum.pending += c.pending;
+      sum.delivered += c.delivered;
+      sum.dead += c.dead;
+      sum.inFlight += c.inFlight;
+    }
+    return sum;
   } finally {
-    db.close();
+    await state.close();
   }
 }
 
 async function waitQueue(
   node: NodeProc,
-  cond: (c: ReturnType<typeof queueCounts>) => boolean,
+  cond: (c: QueueCounts) => boolean,
   timeoutMs: number,
   what: string,
 ): Promise<void> {
-  await waitFor(() => cond(queueCounts(node.paths.db)), timeoutMs, what).catch((e: Error) => {
-    throw new Error(`${e.message}; queue ${JSON.stringify(queueCounts(node.paths.db))}; node log:\n${node.logs()}`);
+  await waitFor(async () => cond(await queueCounts(node.paths.db)), timeoutMs, what).catch(async (e: Error) => {
+    throw new Error(
+      `${e.message}; queue ${JSON.stringify(await queueCounts(node.paths.db))}; node log:\n${node.logs()}`,
+    );
   });
 }
 
@@ -199,7 +208,7 @@ describe('serve --forward to storescp', () => {
     push(node, studyB); // the node still accepts and files while the PACS is down
     await node.waitForLog(/forward destination RESEARCH@127\.0\.0\.1:\d+ is down/, 20_000);
     await waitFor(() => filed(node).length === 6, 20_000, 'study B filed');
-    expect(queueCounts(node.paths.db).delivered).toBe(3);
+    expect((await queueCounts(node.paths.db)).delivered).toBe(3);
 
     pacs = await startStorescp(scpArgs, p2, scpDir);
     await waitQueue(node, (c) => c.delivered === 6, 30_000, 'study B delivered after the PACS came back');
@@ -293,7 +302,7 @@ describe('serve --forward to storescp', () => {
     expect(await node1.stop()).toBe(0);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(node1.logs()).toMatch(/stopped/);
-    expect(queueCounts(node1.paths.db)).toMatchObject({ pending: 3, delivered: 0, dead: 0, inFlight: 0 });
+    expect(await queueCounts(node1.paths.db)).toMatchObject({ pending: 3, delivered: 0, dead: 0, inFlight: 0 });
 
     // 2. PACS up, node started again on the same state: the queue drains without any new input.
     await startStorescp(['+B', '+xa', '+uf', '-aet', 'RESEARCH'], p2, scpDir);
@@ -317,7 +326,7 @@ describe('serve --forward to storescp', () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => silent.close(() => r()));
     }
-    const before = queueCounts(node2.paths.db);
+    const before = await queueCounts(node2.paths.db);
     expect(before.delivered).toBe(3);
     expect(before.inFlight).toBeGreaterThan(0);
 

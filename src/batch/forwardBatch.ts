@@ -1,11 +1,10 @@
 // `batch --forward`: after a run, queue every file it wrote for the research PACS (in the same
 // SQLite state the node uses) and send them now. What cannot be delivered within the wait stays
 // queued: a node on the same state, or the next batch run, sends it later.
-import { counts, enqueue, ensureSchema } from '../forward/forwardQueue.js';
 import { formatDestination, parseDestination } from '../forward/destination.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
-import type { StateDb } from '../state/stateDb.js';
+import type { StateStore } from '../state/stateStore.js';
 
 export interface BatchForwardResult {
   destination: string;
@@ -15,7 +14,7 @@ export interface BatchForwardResult {
 }
 
 export async function forwardBatch(
-  state: StateDb,
+  state: StateStore,
   files: string[],
   destinations: string[],
   callingAet: string,
@@ -24,21 +23,17 @@ export async function forwardBatch(
 ): Promise<BatchForwardResult[]> {
   const dests = destinations.map(parseDestination);
   const keys = dests.map(formatDestination);
-  const db = state.db;
-  ensureSchema(db);
-  db.transaction(() => {
-    for (const f of files) for (const destination of keys) enqueue(db, { filePath: f, destination });
-  }).immediate();
-  const forwarder = new Forwarder({ db, destinations: dests, callingAet, logger, idlePollMs: 500 });
-  forwarder.start();
+  await state.enqueueForwards(files.flatMap((filePath) => keys.map((destination) => ({ filePath, destination }))));
+  const forwarder = new Forwarder({ state, destinations: dests, callingAet, logger, idlePollMs: 500 });
+  await forwarder.start();
   const deadline = Date.now() + waitMs;
-  const open = () =>
-    counts(db)
+  const open = async () =>
+    (await state.forwardCounts())
       .filter((c) => keys.includes(c.destination))
       .reduce((n, c) => n + c.pending + c.inFlight, 0);
-  while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  while ((await open()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
   await forwarder.stop();
-  return counts(db)
+  return (await state.forwardCounts())
     .filter((c) => keys.includes(c.destination))
     .map((c) => ({
       destination: c.destination,

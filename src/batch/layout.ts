@@ -33,12 +33,12 @@ export function sourceLayout(rel: string): SourceLayout {
   return { patientFolder: parts[0]!, sessionFolder: parts[1]!, deeperDirs: parts.slice(2, -1), fileName };
 }
 
-/** The StateDb key of a session folder. */
+/** The session key (in the state) of a session folder. */
 export function folderSessionKey(patientFolder: string, sessionFolder: string): string {
   return `folder:${patientFolder}/${sessionFolder}`;
 }
 
-/** The StateDb key of a study outside any session folder. */
+/** The session key (in the state) of a study outside any session folder. */
 export { studySessionKey } from '../core/accession.js';
 
 /** `folder_<10 hex>`: the HMAC-SHA256 of a folder's relative source path under the project secret. */

@@ -8,7 +8,7 @@ import { sessionFolderName, studySessionKey } from '../core/accession.js';
 import { readInstanceKeys } from '../core/deidentify.js';
 import { FileByteSource } from '../io/fileByteSource.js';
 import { readMappingFile } from '../io/mappingFile.js';
-import { StateDb } from '../state/stateDb.js';
+import { openStateStore } from '../state/openStateStore.js';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
@@ -114,11 +114,15 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     );
   }
 
-  fs.mkdirSync(path.dirname(dbPath), { recursive: true });
-  const state = StateDb.open(dbPath);
+  const state = await openStateStore(dbPath, { create: true });
   // The workers start now: their start-up (~100 ms, loading the core) overlaps the walk. Until the
   // pool takes one, it does not keep the process alive (a set-up error still ends the run).
-  const init: WorkerInit = { rows, uidSecret: new Uint8Array(state.uidSecret()), inputDir: input, outputDir: output };
+  const init: WorkerInit = {
+    rows,
+    uidSecret: new Uint8Array(await state.uidSecret()),
+    inputDir: input,
+    outputDir: output,
+  };
   const spawn = () => new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
   const prestarted = Array.from({ length: workerCount }, () => {
     const w = spawn();
@@ -168,7 +172,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const outputs = new Map<string, string>();
   const notDicom: string[] = [];
 
-  // --- Session numbers: the main thread is the only SQLite user. ---
+  // --- Session numbers: the main thread is the only user of the state. ---
   const sessionCache = new Map<string, number>();
   const initialisedPatientFolders = new Set<string>();
   /** The session key of the study in a session folder: that of its first readable DICOM file. */
@@ -189,7 +193,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     }
     return undefined;
   }
-  function sessionIndex(req: SessionRequest): number {
+  async function assignSession(req: SessionRequest): Promise<number> {
     const ck = (k: string) => req.researchId + '\0' + k;
     if (req.patientFolder !== null) {
       const pk = req.researchId + '\0' + req.patientFolder;
@@ -199,22 +203,30 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
         const keys = folders.map((s) => folderSessionKey(req.patientFolder!, s));
         // A folder not numbered yet may hold a study the node numbered first: it takes that number.
         const sameAs = new Map<string, string>();
-        folders.forEach((s, i) => {
-          if (state.knownSessionIndex(req.researchId, keys[i]!) !== undefined) return;
+        for (const [i, s] of folders.entries()) {
+          if ((await state.knownSessionIndex(req.researchId, keys[i]!)) !== undefined) continue;
           const study = studyKeyOfSession(req.patientFolder!, s);
           if (study !== undefined) sameAs.set(keys[i]!, study);
-        });
+        }
         if (keys.length > 0) {
-          for (const [k, n] of state.sessionIndices(req.researchId, keys, sameAs)) sessionCache.set(ck(k), n);
+          for (const [k, n] of await state.sessionIndices(req.researchId, keys, sameAs)) sessionCache.set(ck(k), n);
         }
       }
     }
     let n = sessionCache.get(ck(req.key));
     if (n === undefined) {
-      n = state.sessionIndices(req.researchId, [req.key]).get(req.key);
+      n = (await state.sessionIndices(req.researchId, [req.key])).get(req.key);
       if (n === undefined) throw new Error('state database returned no session index');
       sessionCache.set(ck(req.key), n);
     }
+    return n;
+  }
+  // One request at a time, in the order they came: a patient folder's numbers are all assigned
+  // (in folder order) before any other request of that patient is looked at.
+  let sessionQueue: Promise<unknown> = Promise.resolve();
+  function sessionIndex(req: SessionRequest): Promise<number> {
+    const n = sessionQueue.then(() => assignSession(req));
+    sessionQueue = n.catch(() => undefined);
     return n;
   }
 
@@ -332,13 +344,15 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
         };
         worker.on('message', (msg: WorkerToMain) => {
           if (msg.type === 'session') {
-            let reply: MainToWorker;
-            try {
-              reply = { type: 'session', reqId: msg.reqId, n: sessionIndex(msg) };
-            } catch (err) {
-              reply = { type: 'session', reqId: msg.reqId, error: err instanceof Error ? err.message : String(err) };
-            }
-            worker.postMessage(reply);
+            void sessionIndex(msg).then(
+              (n) => worker.postMessage({ type: 'session', reqId: msg.reqId, n } satisfies MainToWorker),
+              (err: unknown) =>
+                worker.postMessage({
+                  type: 'session',
+                  reqId: msg.reqId,
+                  error: err instanceof Error ? err.message : String(err),
+                } satisfies MainToWorker),
+            );
             return;
           }
           settle(msg.jobId, msg);
@@ -405,13 +419,13 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
                 sessionFolderName(
                   rid,
                   n ??
-                    sessionIndex({
+                    (await sessionIndex({
                       type: 'session',
                       reqId: 0,
                       researchId: rid,
                       patientFolder: l.patientFolder,
                       key: folderSessionKey(l.patientFolder, l.sessionFolder),
-                    }),
+                    })),
                 ),
               );
             }
@@ -432,7 +446,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     }
 
     // --- Studies found in session folders keep their numbers in the node too. ---
-    for (const [researchId, links] of studyLinks) state.linkSessionKeys(researchId, links);
+    for (const [researchId, links] of studyLinks) await state.linkSessionKeys(researchId, links);
 
     // --- notes.txt in each session folder whose row has Notes. ---
     for (const [sessionRel, notes] of notesBySession) {
@@ -459,7 +473,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     for (const w of prestarted.splice(0)) void w.terminate();
     progress.finish();
     audit.close();
-    state.close();
+    await state.close();
   }
 }
 

@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger, type ProcessLogger } from '../log.js';
 import { defaultLogDir, defaultStatePath, runBatch } from '../batch/runBatch.js';
 import { parseDestination } from '../forward/destination.js';
-import { StateDb } from '../state/stateDb.js';
+import { openStateStore } from '../state/openStateStore.js';
 import { UsageError } from '../errors.js';
 import { wrapText } from './wrapText.js';
 
@@ -114,7 +114,7 @@ const command: CommandModule<object, BatchArgs> = {
       process.exitCode = summary.exitCode;
       if (args.forward && args.forward.length > 0 && summary.written.length > 0) {
         const { forwardBatch } = await import('../batch/forwardBatch.js'); // DIMSE stack: only when used
-        const state = StateDb.open(args.db ?? defaultStatePath(args.csv));
+        const state = await openStateStore(args.db ?? defaultStatePath(args.csv), { create: true });
         try {
           const results = await forwardBatch(
             state,
@@ -133,7 +133,7 @@ const command: CommandModule<object, BatchArgs> = {
           if (results.some((r) => r.dead > 0))
             process.stdout.write('dead items and their reasons: dicom-deid queue --db <state>\n');
         } finally {
-          state.close();
+          await state.close();
         }
       }
     } finally {

@@ -3,6 +3,8 @@
 import type { Argv } from 'yargs';
 import { loadNodeConfig, type NodeConfig } from '../node/nodeConfig.js';
 import { ConfigError, UsageError } from '../errors.js';
+import { openStateStore } from '../state/openStateStore.js';
+import { StateNotFoundError, type StateStore } from '../state/stateStore.js';
 
 export interface NodeArgs {
   config?: string;
@@ -53,5 +55,22 @@ export function nodeConfigFrom(a: NodeArgs): NodeConfig {
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
+  }
+}
+
+/**
+ * The node's state, for the commands that manage a node (queue, quarantine): opened, never
+ * created (a new state would have a new UID secret). Throws a UsageError (exit 2) naming where it
+ * looked when there is none: most likely the command was not given the node's config.
+ */
+export async function openNodeState(config: NodeConfig, a: NodeArgs): Promise<StateStore> {
+  try {
+    return await openStateStore(config.db, { create: false });
+  } catch (e) {
+    if (!(e instanceof StateNotFoundError)) throw e;
+    const from = a.db !== undefined ? '--db' : a.config !== undefined ? `--config ${a.config}` : 'the default config';
+    throw new UsageError(
+      `no node state at ${config.db} (from ${from}): pass --config with the node's config file, or --db with its state database`,
+    );
   }
 }

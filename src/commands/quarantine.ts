@@ -3,7 +3,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { listQuarantine } from '../node/quarantine.js';
 import { replayQuarantine } from '../node/quarantineReplay.js';
-import { nodeConfigFrom, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
 
 interface QArgs extends NodeArgs {
   action: 'list' | 'replay';
@@ -18,6 +18,8 @@ const command: CommandModule<object, QArgs> = {
     ) as unknown as Argv<QArgs>,
   handler: async (args) => {
     const config = nodeConfigFrom(args);
+    // Only a node's own state and quarantine make sense here: say so when there is no state.
+    await (await openNodeState(config, args)).close();
     if (args.action === 'list') {
       const items = await listQuarantine(config.quarantine);
       if (items.length === 0) {

@@ -1,8 +1,6 @@
 // `dicom-deid queue [retry]`: the forward queue's state, and putting dead items back.
 import type { Argv, CommandModule } from 'yargs';
-import { counts, ensureSchema, retryDead } from '../forward/forwardQueue.js';
-import { StateDb } from '../state/stateDb.js';
-import { nodeConfigFrom, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
 
 interface QueueArgs extends NodeArgs {
   action?: 'retry';
@@ -18,17 +16,16 @@ const command: CommandModule<object, QueueArgs> = {
         .positional('action', { choices: ['retry'] as const, describe: 'retry: dead items become pending again' })
         .option('destination', { type: 'string', describe: 'Only this destination (AET@host:port) for retry' }),
     ) as unknown as Argv<QueueArgs>,
-  handler: (args) => {
+  handler: async (args) => {
     const config = nodeConfigFrom(args);
-    const state = StateDb.open(config.db);
+    const state = await openNodeState(config, args);
     try {
-      ensureSchema(state.db);
       if (args.action === 'retry') {
-        const n = retryDead(state.db, args.destination);
+        const n = await state.retryDeadForwards(args.destination);
         process.stdout.write(`${n} dead item(s) are pending again (a running node sends them on its next pass)\n`);
         return;
       }
-      const rows = counts(state.db);
+      const rows = await state.forwardCounts();
       if (rows.length === 0) {
         process.stdout.write('forward queue is empty\n');
         return;
@@ -39,16 +36,10 @@ const command: CommandModule<object, QueueArgs> = {
           `${r.destination}: ${r.pending + r.inFlight} pending, ${r.delivered} delivered, ${r.dead} dead${oldest}\n`,
         );
       }
-      const dead = state.db
-        .prepare(
-          `SELECT destination, last_error AS reason, COUNT(*) AS n FROM forward_queue WHERE state = 'dead'
-           GROUP BY destination, last_error ORDER BY n DESC LIMIT 10`,
-        )
-        .all() as { destination: string; reason: string | null; n: number }[];
-      for (const d of dead)
-        process.stdout.write(`  dead at ${d.destination}: ${d.n} x ${d.reason ?? 'unknown reason'}\n`);
+      for (const d of await state.deadForwardReasons(10))
+        process.stdout.write(`  dead at ${d.destination}: ${d.count} x ${d.reason ?? 'unknown reason'}\n`);
     } finally {
-      state.close();
+      await state.close();
     }
   },
 };

@@ -1,5 +1,6 @@
-// Forwarder: drains the persistent forward_queue to each destination, with capped exponential
-// backoff (with jitter) while a destination is unreachable or answers temporary failures.
+// Forwarder: drains the persistent forward queue (in the state, src/state) to each destination,
+// with capped exponential backoff (with jitter) while a destination is unreachable or answers
+// temporary failures.
 //
 // Per destination, one loop: claim due items (<= maxPerAssociation), send them in one
 // association, record every outcome in one transaction, repeat. Permanent refusals go dead at
@@ -7,26 +8,14 @@
 // "Destination down" / "destination back" are logged once per transition, never per file.
 // Log lines carry queue ids, file paths (de-identified names) and reasons, never patient data.
 
-import type { Database } from 'better-sqlite3';
 import { formatDestination, type Destination } from './destination.js';
-import {
-  claimDue,
-  clearWaitingFailed,
-  ensureSchema,
-  markDead,
-  markDelivered,
-  markRetry,
-  markWaitingFailed,
-  nextDueAt,
-  recoverInFlight,
-  type QueueItem,
-} from './forwardQueue.js';
 import type { Logger } from '../log.js';
+import type { ForwardOutcome, QueueItem, StateStore } from '../state/stateStore.js';
 import { sendFiles, type SendReport, type StoreScuOptions } from './storeScu.js';
 
 export interface ForwarderOptions {
-  /** better-sqlite3 handle (e.g. StateDb.db); the forwarder creates its own table. */
-  db: Database;
+  /** The state holding the forward queue (the node's, or the batch run's). */
+  state: StateStore;
   destinations: Destination[];
   /** Our calling AE title. */
   callingAet: string;
@@ -71,7 +60,7 @@ interface DestState {
 }
 
 export class Forwarder {
-  private readonly db: Database;
+  private readonly state: StateStore;
   private readonly logger: Logger;
   private readonly callingAet: string;
   private readonly maxPer: number;
@@ -85,9 +74,11 @@ export class Forwarder {
   private readonly dests: DestState[];
   private running = false;
   private stopping = false;
+  /** start()'s recovery and loops, awaited by stop(). */
+  private started: Promise<void> | null = null;
 
   constructor(opts: ForwarderOptions) {
-    this.db = opts.db;
+    this.state = opts.state;
     this.logger = opts.logger;
     this.callingAet = opts.callingAet;
     this.maxPer = Math.max(1, opts.maxPerAssociation ?? 100);
@@ -122,17 +113,29 @@ export class Forwarder {
     return this.dests.map((d) => d.key);
   }
 
-  /** Creates the schema, returns interrupted (in_flight) items to pending, starts one loop per destination. */
-  start(): void {
+  /**
+   * Returns interrupted (in_flight) items of its destinations to pending, then starts one loop per
+   * destination. Rejects (and starts nothing) when the state cannot be read.
+   */
+  async start(): Promise<void> {
     if (this.running) return;
-    ensureSchema(this.db);
-    for (const d of this.dests) {
-      const n = recoverInFlight(this.db, d.key);
-      if (n > 0) this.logger.info(`forward ${d.key}: ${n} interrupted item(s) from a previous run are pending again`);
-    }
     this.running = true;
     this.stopping = false;
-    for (const d of this.dests) d.loop = this.runLoop(d);
+    this.started = (async () => {
+      for (const d of this.dests) {
+        const n = await this.state.recoverInFlightForwards(d.key);
+        if (n > 0) this.logger.info(`forward ${d.key}: ${n} interrupted item(s) from a previous run are pending again`);
+      }
+      if (this.stopping) return;
+      for (const d of this.dests) d.loop = this.runLoop(d);
+    })();
+    try {
+      await this.started;
+    } catch (e) {
+      this.running = false;
+      this.started = null;
+      throw e;
+    }
   }
 
   /** Something new was enqueued: wake idle loops (a destination in backoff keeps waiting). */
@@ -144,8 +147,10 @@ export class Forwarder {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.stopping = true;
+    await this.started?.catch(() => undefined);
     for (const d of this.dests) d.wake?.();
     await Promise.all(this.dests.map((d) => d.loop));
+    this.started = null;
     for (const d of this.dests) this.flushDeadLog(d, Infinity);
     this.running = false;
   }
@@ -189,9 +194,9 @@ export class Forwarder {
           await this.sleepHold(d);
           continue;
         }
-        const items = claimDue(this.db, d.key, this.maxPer, now);
+        const items = await this.state.claimDueForwards(d.key, this.maxPer, now);
         if (items.length === 0) {
-          const next = nextDueAt(this.db, d.key);
+          const next = await this.state.nextForwardDueAt(d.key);
           // Idle: wait for a kick, the next due retry, or a periodic re-check: other processes
           // (quarantine replay, `queue retry`) write the same queue and cannot kick us.
           const poll = this.idlePollMs;
@@ -217,9 +222,9 @@ export class Forwarder {
             associations: 0,
           };
         }
-        this.record(d, items, report);
+        await this.record(d, items, report);
       } catch (err) {
-        // Database or programming error: do not spin; back off and try again.
+        // State or programming error: do not spin; back off and try again.
         this.logger.error(`forward ${d.key}: loop error: ${(err as Error)?.message ?? err}`);
         await this.sleep(d, this.backoffDelay(3));
       }
@@ -245,7 +250,7 @@ export class Forwarder {
     }
   }
 
-  private record(d: DestState, items: QueueItem[], report: SendReport): void {
+  private async record(d: DestState, items: QueueItem[], report: SendReport): Promise<void> {
     const now = Date.now();
     let delivered = 0;
     let transient = 0;
@@ -264,45 +269,53 @@ export class Forwarder {
       deadByReason.set(reason, list);
     };
 
-    this.db
-      .transaction(() => {
-        for (const { item, outcome } of itemOutcomes) {
-          switch (outcome.kind) {
-            case 'delivered':
-              markDelivered(this.db, item.id, outcome.status, null, now);
-              delivered++;
-              break;
-            case 'warning':
-              markDelivered(this.db, item.id, outcome.status, outcome.reason, now);
-              delivered++;
-              break;
-            case 'permanent-failure':
-              markDead(this.db, item.id, outcome.reason, outcome.status ?? null, now);
-              noteDead(item, outcome.reason);
-              dead++;
-              break;
-            case 'transient-failure': {
-              const since = item.firstFailureAt ?? now;
-              if (now - since >= this.giveUpAfterMs) {
-                const reason = `gave up after ${fmtDuration(now - since)} of failures; last: ${outcome.reason}`;
-                markDead(this.db, item.id, reason, outcome.status ?? null, now);
-                noteDead(item, reason);
-                dead++;
-              } else {
-                // Destination unhealthy: the whole batch waits for the destination's backoff (and stays
-                // together); otherwise the item backs off on its own attempts.
-                const delay = unhealthy ? retryDelay : this.backoffDelay(item.attempts + 1);
-                markRetry(this.db, item.id, outcome.reason, now + delay, outcome.status ?? null, now);
-                transient++;
-              }
-              break;
-            }
+    const outcomes: ForwardOutcome[] = [];
+    for (const { item, outcome } of itemOutcomes) {
+      switch (outcome.kind) {
+        case 'delivered':
+          outcomes.push({ id: item.id, outcome: 'delivered', status: outcome.status, note: null });
+          delivered++;
+          break;
+        case 'warning':
+          outcomes.push({ id: item.id, outcome: 'delivered', status: outcome.status, note: outcome.reason });
+          delivered++;
+          break;
+        case 'permanent-failure':
+          outcomes.push({ id: item.id, outcome: 'dead', reason: outcome.reason, status: outcome.status ?? null });
+          noteDead(item, outcome.reason);
+          dead++;
+          break;
+        case 'transient-failure': {
+          const since = item.firstFailureAt ?? now;
+          if (now - since >= this.giveUpAfterMs) {
+            const reason = `gave up after ${fmtDuration(now - since)} of failures; last: ${outcome.reason}`;
+            outcomes.push({ id: item.id, outcome: 'dead', reason, status: outcome.status ?? null });
+            noteDead(item, reason);
+            dead++;
+          } else {
+            // Destination unhealthy: the whole batch waits for the destination's backoff (and stays
+            // together); otherwise the item backs off on its own attempts.
+            const delay = unhealthy ? retryDelay : this.backoffDelay(item.attempts + 1);
+            outcomes.push({
+              id: item.id,
+              outcome: 'retry',
+              reason: outcome.reason,
+              status: outcome.status ?? null,
+              nextAttemptAt: now + delay,
+            });
+            transient++;
           }
+          break;
         }
-        if (unhealthy) markWaitingFailed(this.db, d.key, now);
-        else if (anyDelivered) clearWaitingFailed(this.db, d.key);
-      })
-      .immediate();
+      }
+    }
+    // One transaction: every outcome, and the destination's give-up clock.
+    await this.state.recordForwardRound({
+      destination: d.key,
+      outcomes,
+      destinationHealth: unhealthy ? 'down' : anyDelivered ? 'up' : undefined,
+      now,
+    });
 
     for (const [reason, list] of deadByReason) {
       const window = d.deadLog.get(reason);

@@ -6,15 +6,14 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { formatDestination, parseDestination } from '../forward/destination.js';
-import { ensureSchema as ensureQueueSchema } from '../forward/forwardQueue.js';
 import { Status } from '../dimse/status.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
-import { StateDb } from '../state/stateDb.js';
+import { openStateStore } from '../state/openStateStore.js';
+import type { StateStore } from '../state/stateStore.js';
 import { DicomServer, type ReceivedInstance } from './dimse/dicomServer.js';
 import { SpoolJournal } from './dimse/spoolJournal.js';
 import { parseJournalRef, spoolItemName } from './dimse/spoolRef.js';
-import { ensureFiledSchema } from './filedInstances.js';
 import { AuditLog } from '../audit/auditLog.js';
 import { ProcessingThread } from './processingThread.js';
 import { quarantineFile } from './quarantine.js';
@@ -34,7 +33,7 @@ export interface NodeCounts {
 }
 
 export class DeidNode {
-  private state!: StateDb;
+  private state!: StateStore;
   private watcher!: MappingWatcher;
   private server!: DicomServer;
   private forwarder: Forwarder | null = null;
@@ -56,10 +55,8 @@ export class DeidNode {
     const c = this.config;
     await Promise.all([c.output, c.quarantine, c.spool, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
     this.watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => this.processing.setMapping([...t.rows]));
-    this.state = StateDb.open(c.db);
-    this.state.uidSecret(); // created once, before two threads could race for it
-    ensureFiledSchema(this.state.db);
-    ensureQueueSchema(this.state.db);
+    this.state = await openStateStore(c.db, { create: true });
+    await this.state.uidSecret(); // created once, before two threads could race for it
     const forwardTo = c.forward.map((f) => formatDestination(parseDestination(f)));
     this.audit = new AuditLog(c.logDir);
     this.journal = new SpoolJournal(c.spool, {
@@ -96,13 +93,13 @@ export class DeidNode {
     );
     if (forwardTo.length > 0) {
       this.forwarder = new Forwarder({
-        db: this.state.db,
+        state: this.state,
         destinations: c.forward.map(parseDestination),
         callingAet: c.callingAet,
         logger: this.logger,
         giveUpAfterMs: c.forwardGiveUpHours * 3600_000,
       });
-      this.forwarder.start();
+      await this.forwarder.start();
     }
     this.watcher.start();
     this.server = new DicomServer({
@@ -233,7 +230,7 @@ export class DeidNode {
     this.audit?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();
-    this.state?.close();
+    await this.state?.close();
     if (this.server) this.logger.info('stopped', { ...this.counts });
   }
 }

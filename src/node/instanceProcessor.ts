@@ -1,7 +1,7 @@
 // One received instance, from the spool (or the quarantine, on replay) to the output tree, in
 // three steps that can each run for many instances at once:
 //   stage:  match -> session index -> de-identify -> atomic write of the output (not yet fsync'd)
-//   commit: one transaction (filing records + forward enqueues) -> audit rows
+//   commit: one transaction of the state (filing records + forward enqueues) -> audit rows
 //   retire: fsync the outputs and their folders -> only then delete the source files
 // Unmatched or undecodable instances go to quarantine at once. The source (spool file) outlives
 // every step until its output is durable, so a crash anywhere means processing it again; that is
@@ -14,16 +14,14 @@ import { deidentify, readInstanceKeys } from '../core/deidentify.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
 import type { AuditRow } from '../audit/auditLog.js';
-import { enqueue } from '../forward/forwardQueue.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
 import { ReusableReader } from '../io/reusableReader.js';
 import { parseJournalRef, readSpoolItem, spoolItemName } from './dimse/spoolRef.js';
-import type { StateDb } from '../state/stateDb.js';
-import { recordFiled } from './filedInstances.js';
+import type { StateStore } from '../state/stateStore.js';
 import { quarantineFile, type QuarantineReason } from './quarantine.js';
 
 export interface ProcessorDeps {
-  state: StateDb;
+  state: StateStore;
   mapping: () => MappingTable;
   outputDir: string;
   quarantineDir: string;
@@ -44,8 +42,12 @@ export type Outcome =
   | { status: 'quarantined'; reason: QuarantineReason; message: string; file: string }
   | { status: 'unmatched'; message: string }; // replay: still no mapping, left where it was
 
-/** Instances are staged one at a time per thread, so one read buffer serves them all. */
+/**
+ * Instances are staged one at a time per thread (each caller awaits one stageInstance before
+ * the next), so one read buffer serves them all; `staging` guards that.
+ */
 const reader = new ReusableReader();
+let staging = false;
 
 /** Series folder from de-identified values only: modality, series number, new series UID hash. */
 export function seriesFolderName(r: DeidResult): string {
@@ -75,13 +77,29 @@ export interface Staged {
  * First step of filing one Part 10 file: match, session number, de-identify, write the output
  * file atomically (made durable by retireStaged). Unmatched or undecodable instances are
  * quarantined at once (or, with `leaveUnmatched` for a quarantine replay, left where they are).
+ * One at a time per thread: throws if called while another call has not finished.
  */
-export function stageInstance(
+export async function stageInstance(
   deps: ProcessorDeps,
   file: string,
   source: Source,
   leaveUnmatched = false,
-): Staged | Outcome {
+): Promise<Staged | Outcome> {
+  if (staging) throw new Error('stageInstance: one instance at a time per thread');
+  staging = true;
+  try {
+    return await stageOne(deps, file, source, leaveUnmatched);
+  } finally {
+    staging = false;
+  }
+}
+
+async function stageOne(
+  deps: ProcessorDeps,
+  file: string,
+  source: Source,
+  leaveUnmatched: boolean,
+): Promise<Staged | Outcome> {
   const bytes = readSpoolItem(reader, file); // nothing of it is kept past this call
 
   const sourceLabel = `${source.callingAet}:${spoolItemName(file)}`;
@@ -108,7 +126,7 @@ export function stageInstance(
     );
   }
   const { row } = match;
-  const n = sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));
+  const n = await sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));
   const accession = newAccessionNumber(row.researchId, n);
   let result: DeidResult;
   try {
@@ -117,7 +135,7 @@ export function stageInstance(
       accessionNumber: accession,
       dayOffset: row.dayOffset,
       notes: row.notes,
-      uidSecret: uidSecretOf(deps.state),
+      uidSecret: await uidSecretOf(deps.state),
     });
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
@@ -163,25 +181,23 @@ export function stageInstance(
 
 /**
  * Second step, for any number of staged instances at once (group commit): record every filing
- * and its forward enqueues in one transaction, and write the audit rows. The source files stay
- * until retireStaged.
+ * and its forward enqueues in one transaction of the state, and write the audit rows. The
+ * source files stay until retireStaged.
  */
-export function commitStaged(deps: ProcessorDeps, staged: Staged[]): Outcome[] {
+export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promise<Outcome[]> {
   if (staged.length === 0) return [];
-  const db = deps.state.db;
-  db.transaction(() => {
-    for (const s of staged) {
-      recordFiled(db, {
-        newSopUid: s.newSopUid,
-        originalSopUid: s.originalSopUid,
-        researchId: s.researchId,
-        sessionN: s.sessionN,
-        outputPath: s.rel,
-        callingAet: s.callingAet,
-      });
-      for (const destination of deps.forwardTo) enqueue(db, { filePath: s.outputPath, destination });
-    }
-  }).immediate(); // several writers (processing threads, the forwarder): take the write lock first
+  await deps.state.fileInstances(
+    staged.map((s) => ({
+      newSopUid: s.newSopUid,
+      originalSopUid: s.originalSopUid,
+      researchId: s.researchId,
+      sessionN: s.sessionN,
+      outputPath: s.rel,
+      callingAet: s.callingAet,
+      forwardFile: s.outputPath,
+    })),
+    deps.forwardTo,
+  );
   for (const s of staged) deps.audit(s.audit);
   return staged.map((s) => ({
     status: 'filed',
@@ -208,34 +224,39 @@ export function retireStaged(staged: Pick<Staged, 'file' | 'outputPath'>[]): voi
 }
 
 /** Files one Part 10 file completely (stage + commit + retire). */
-export function processInstance(deps: ProcessorDeps, file: string, source: Source, leaveUnmatched = false): Outcome {
-  const staged = stageInstance(deps, file, source, leaveUnmatched);
+export async function processInstance(
+  deps: ProcessorDeps,
+  file: string,
+  source: Source,
+  leaveUnmatched = false,
+): Promise<Outcome> {
+  const staged = await stageInstance(deps, file, source, leaveUnmatched);
   if (!isStaged(staged)) return staged;
-  const outcome = commitStaged(deps, [staged])[0]!;
+  const outcome = (await commitStaged(deps, [staged]))[0]!;
   retireStaged([staged]);
   return outcome;
 }
 
 /**
- * The state's UID secret, one Buffer per state: StateDb.uidSecret() returns a new copy on every
- * call, and deidentify keeps its UID remapping cache per secret Buffer.
+ * The state's UID secret, one Buffer per state: StateStore.uidSecret() returns a new copy on
+ * every call, and deidentify keeps its UID remapping cache per secret Buffer.
  */
-const uidSecrets = new WeakMap<StateDb, Buffer>();
-function uidSecretOf(state: StateDb): Buffer {
+const uidSecrets = new WeakMap<StateStore, Buffer>();
+async function uidSecretOf(state: StateStore): Promise<Buffer> {
   let secret = uidSecrets.get(state);
   if (secret === undefined) {
-    secret = state.uidSecret();
+    secret = await state.uidSecret();
     uidSecrets.set(state, secret);
   }
   return secret;
 }
 
 /** Session numbers never change once given, so they are cached per processor. */
-function sessionIndex(deps: ProcessorDeps, researchId: string, key: string): number {
+async function sessionIndex(deps: ProcessorDeps, researchId: string, key: string): Promise<number> {
   const cacheKey = `${researchId}\0${key}`;
   let n = deps.sessionCache?.get(cacheKey);
   if (n === undefined) {
-    n = deps.state.sessionIndex(researchId, key);
+    n = await deps.state.sessionIndex(researchId, key);
     deps.sessionCache?.set(cacheKey, n);
   }
   return n;

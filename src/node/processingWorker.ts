@@ -1,6 +1,7 @@
 // The node's processing thread: de-identifies and files spooled instances with synchronous I/O,
 // so the receiving thread's event loop and libuv's thread pool stay free for the network and the
-// spool. It has its own SQLite connection; its audit rows go to the main thread.
+// spool. It has its own connection to the state (its own StateStore); its audit rows go to the
+// main thread.
 //
 // Filed instances are made durable by checkpoints, not one by one: an instance is 'done' once its
 // output is written and its filing committed, and 'retired' (spool file deleted, or journal
@@ -13,8 +14,17 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { AuditRow } from '../audit/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import type { MappingRow } from '../core/types.js';
-import { StateDb } from '../state/stateDb.js';
-import { commitStaged, isStaged, retireStaged, stageInstance, type Outcome, type Staged } from './instanceProcessor.js';
+import { openStateStore } from '../state/openStateStore.js';
+import type { StateStore } from '../state/stateStore.js';
+import {
+  commitStaged,
+  isStaged,
+  retireStaged,
+  stageInstance,
+  type Outcome,
+  type ProcessorDeps,
+  type Staged,
+} from './instanceProcessor.js';
 import { errorCode } from '../errors.js';
 
 export interface ProcessingInit {
@@ -42,36 +52,32 @@ export type FromWorker =
 
 const init = workerData as ProcessingInit;
 const port = parentPort!;
-const state = StateDb.open(init.db);
 /** Audit rows go to the main thread, which owns the one audit log of the node. */
 const auditRows: AuditRow[] = [];
 let table = new MappingTable(init.rows);
-const deps = {
-  state,
-  mapping: () => table,
-  outputDir: init.output,
-  quarantineDir: init.quarantine,
-  forwardTo: init.forwardTo,
-  audit: (row: AuditRow) => auditRows.push(row),
-  sessionCache: new Map<string, number>(),
-};
+/** Set once this thread's store is open; messages that come before wait in `early`. */
+let deps: ProcessorDeps | undefined;
+const early: ToWorker[] = [];
 
-/** Instances waiting; processed in groups so that they share the SQLite commit. */
+/** Instances waiting; processed in groups so that they share the commit of the state. */
 const pending: Extract<ToWorker, { type: 'process' }>[] = [];
+/** A drain is scheduled or running: never two at once (stageInstance takes one at a time). */
 let scheduled = false;
 const GROUP = 16;
 /** Filed instances whose outputs are not fsync'd yet (their spool files stay until they are). */
 const unsynced: Staged[] = [];
 const CHECKPOINT_MAX = 500;
 
-function drain(): void {
-  scheduled = false;
+async function drain(deps: ProcessorDeps): Promise<void> {
   const group = pending.splice(0, GROUP);
   const staged: Staged[] = [];
   const replies: FromWorker[] = [];
   for (const msg of group) {
     try {
-      const r = stageInstance(deps, msg.file, { callingAet: msg.callingAet, receivedAt: new Date(msg.receivedAt) });
+      const r = await stageInstance(deps, msg.file, {
+        callingAet: msg.callingAet,
+        receivedAt: new Date(msg.receivedAt),
+      });
       if (isStaged(r)) staged.push(r);
       else replies.push({ type: 'done', file: msg.file, outcome: r });
     } catch (e) {
@@ -79,7 +85,7 @@ function drain(): void {
     }
   }
   try {
-    const outcomes = commitStaged(deps, staged);
+    const outcomes = await commitStaged(deps, staged);
     staged.forEach((s, i) => replies.push({ type: 'done', file: s.file, outcome: outcomes[i]! }));
     unsynced.push(...staged);
   } catch (e) {
@@ -89,6 +95,7 @@ function drain(): void {
   if (auditRows.length > 0) port.postMessage({ type: 'audit', rows: auditRows.splice(0) } satisfies FromWorker);
   for (const r of replies) port.postMessage(r);
   if (unsynced.length >= CHECKPOINT_MAX) checkpoint();
+  scheduled = false;
   if (pending.length > 0) schedule();
 }
 
@@ -107,7 +114,7 @@ function checkpoint(): void {
 
 /**
  * Waits a few milliseconds for more instances unless a full group is ready: larger groups share
- * one SQLite commit (one fsync of its log).
+ * one commit of the state (one fsync of SQLite's log).
  */
 const GATHER_MS = 10;
 let gatherTimer: NodeJS.Timeout | undefined;
@@ -118,7 +125,7 @@ function schedule(): void {
     gatherTimer = undefined;
     if (!scheduled) {
       scheduled = true;
-      setImmediate(drain);
+      setImmediate(() => void drain(deps!));
     }
     return;
   }
@@ -127,12 +134,12 @@ function schedule(): void {
     gatherTimer = undefined;
     if (!scheduled) {
       scheduled = true;
-      drain();
+      void drain(deps!);
     }
   }, GATHER_MS);
 }
 
-port.on('message', (msg: ToWorker) => {
+function onMessage(msg: ToWorker, state: StateStore): void {
   if (msg.type === 'mapping') {
     table = new MappingTable(msg.rows);
   } else if (msg.type === 'process') {
@@ -142,8 +149,35 @@ port.on('message', (msg: ToWorker) => {
     checkpoint();
   } else if (msg.type === 'close') {
     checkpoint();
-    state.close();
-    port.postMessage({ type: 'closed' } satisfies FromWorker);
-    port.close();
+    void state.close().finally(() => {
+      port.postMessage({ type: 'closed' } satisfies FromWorker);
+      port.close();
+    });
   }
+}
+
+port.on('message', (msg: ToWorker) => {
+  if (deps) onMessage(msg, deps.state);
+  else early.push(msg);
 });
+// The node created the state before starting this thread: never create one here (a new state
+// would mean a new UID secret). An error opening it ends the thread ('error' event), and the
+// main thread starts another, as for any other failure.
+openStateStore(init.db, { create: false }).then(
+  (state) => {
+    deps = {
+      state,
+      mapping: () => table,
+      outputDir: init.output,
+      quarantineDir: init.quarantine,
+      forwardTo: init.forwardTo,
+      audit: (row: AuditRow) => auditRows.push(row),
+      sessionCache: new Map<string, number>(),
+    };
+    for (const msg of early.splice(0)) onMessage(msg, state);
+  },
+  (e: unknown) =>
+    setImmediate(() => {
+      throw e;
+    }),
+);

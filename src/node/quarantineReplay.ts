@@ -2,9 +2,7 @@
 // Still-unmatched instances stay in quarantine untouched.
 import { AuditLog } from '../audit/auditLog.js';
 import { formatDestination, parseDestination } from '../forward/destination.js';
-import { ensureSchema as ensureQueueSchema } from '../forward/forwardQueue.js';
-import { StateDb } from '../state/stateDb.js';
-import { ensureFiledSchema } from './filedInstances.js';
+import { openStateStore } from '../state/openStateStore.js';
 import { processInstance } from './instanceProcessor.js';
 import { loadMapping } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
@@ -15,13 +13,15 @@ export interface ReplaySummary {
   stillUnmatched: number;
 }
 
+/**
+ * Files what the quarantine holds with the node's current mapping CSV, in the node's state
+ * (never a new one: rejects with StateNotFoundError when `c.db` does not exist).
+ */
 export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
   const mapping = loadMapping(c.csv);
-  const state = StateDb.open(c.db);
+  const state = await openStateStore(c.db, { create: false });
   const audit = new AuditLog(c.logDir);
   try {
-    ensureFiledSchema(state.db);
-    ensureQueueSchema(state.db);
     const deps = {
       state,
       mapping: () => mapping,
@@ -34,7 +34,7 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
     const summary: ReplaySummary = { filed: 0, stillUnmatched: 0 };
     for (const q of await listQuarantine(c.quarantine)) {
       const receivedAt = q.sidecar.receivedAt ? new Date(q.sidecar.receivedAt) : new Date();
-      const outcome = processInstance(
+      const outcome = await processInstance(
         deps,
         q.file,
         { callingAet: q.sidecar.callingAet || 'quarantine', receivedAt },
@@ -50,6 +50,6 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
     return summary;
   } finally {
     audit.close();
-    state.close();
+    await state.close();
   }
 }

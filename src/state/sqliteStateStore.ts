@@ -1,0 +1,470 @@
+// The StateStore on SQLite (better-sqlite3): one local file, shared by the node's threads, its
+// commands and batch runs, each with its own connection.
+//
+// Concurrency: WAL mode, a 10 s busy timeout and BEGIN IMMEDIATE for every read-modify-write
+// transaction serialise the writers, so session numbers are unique and gap-free per research ID,
+// all processes agree on one secret, and a queue item is claimed once. synchronous=FULL: a
+// committed transaction survives a power cut.
+//
+// better-sqlite3 is synchronous: each method runs its whole transaction in one call, so no other
+// method of this connection can run in the middle of it; the async signatures are the
+// interface's (see stateStore.ts), not a need of this backend.
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { migrate } from './migrations.js';
+import {
+  StateNotFoundError,
+  type DeadReason,
+  type DestinationCounts,
+  type FiledInstance,
+  type ForwardRequest,
+  type ForwardRound,
+  type InstanceFiling,
+  type OpenStateOptions,
+  type QueueItem,
+  type QueueState,
+  type StateStore,
+} from './stateStore.js';
+
+const UID_SECRET_KEY = 'uid_secret';
+const UID_SECRET_BYTES = 32;
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+/** Runs fn, retrying while SQLite reports BUSY (some lock waits bypass the busy handler). */
+function retryBusy<T>(fn: () => T, timeoutMs = 10_000): T {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isBusy(err) || Date.now() > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 + Math.floor(Math.random() * 20));
+    }
+  }
+}
+
+interface QueueRow {
+  id: number;
+  file_path: string;
+  destination: string;
+  state: QueueState;
+  attempts: number;
+  enqueued_at: number;
+  first_failure_at: number | null;
+  next_attempt_at: number;
+  last_error: string | null;
+  last_status: number | null;
+  delivered_at: number | null;
+}
+
+function toItem(r: QueueRow): QueueItem {
+  return {
+    id: r.id,
+    filePath: r.file_path,
+    destination: r.destination,
+    state: r.state,
+    attempts: r.attempts,
+    enqueuedAt: r.enqueued_at,
+    firstFailureAt: r.first_failure_at,
+    nextAttemptAt: r.next_attempt_at,
+    lastError: r.last_error,
+    lastStatus: r.last_status,
+    deliveredAt: r.delivered_at,
+  };
+}
+
+interface FiledRow {
+  new_sop_uid: string;
+  original_sop_uid: string;
+  research_id: string;
+  session_n: number;
+  output_path: string;
+  calling_aet: string;
+  filed_at: number;
+}
+
+/** Prepared statements of one connection. */
+function prepare(db: Database.Database) {
+  return {
+    secretGet: db.prepare<[string], { value: Buffer }>('SELECT value FROM meta WHERE key = ?'),
+    secretInsert: db.prepare<[string, Buffer]>('INSERT INTO meta (key, value) VALUES (?, ?)'),
+
+    sessionGet: db.prepare<[string, string], { n: number }>(
+      'SELECT n FROM session_index WHERE research_id = ? AND key = ?',
+    ),
+    aliasGet: db.prepare<[string, string], { n: number }>(
+      'SELECT n FROM session_alias WHERE research_id = ? AND key = ?',
+    ),
+    aliasInsert: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO session_alias (research_id, key, n) VALUES (?, ?, ?)',
+    ),
+    sessionMax: db.prepare<[string], { m: number | null }>(
+      'SELECT MAX(n) AS m FROM session_index WHERE research_id = ?',
+    ),
+    sessionInsert: db.prepare<[string, string, number]>(
+      'INSERT INTO session_index (research_id, key, n) VALUES (?, ?, ?)',
+    ),
+
+    // Filing again (a re-send or a replay) updates the row.
+    filedUpsert: db.prepare<[string, string, string, number, string, string, number]>(
+      `INSERT INTO filed_instance (new_sop_uid, original_sop_uid, research_id, session_n, output_path, calling_aet, filed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(new_sop_uid) DO UPDATE SET output_path = excluded.output_path, filed_at = excluded.filed_at`,
+    ),
+    filedGet: db.prepare<[string], FiledRow>('SELECT * FROM filed_instance WHERE new_sop_uid = ?'),
+    filedCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM filed_instance'),
+
+    queueInsert: db.prepare<[string, string, number, number]>(
+      `INSERT INTO forward_queue(file_path, destination, state, enqueued_at, next_attempt_at)
+       VALUES (?, ?, 'pending', ?, ?) ON CONFLICT(file_path, destination) DO NOTHING`,
+    ),
+    queueByKey: db.prepare<[string, string], { id: number }>(
+      'SELECT id FROM forward_queue WHERE file_path = ? AND destination = ?',
+    ),
+    queueById: db.prepare<[number], QueueRow>('SELECT * FROM forward_queue WHERE id = ?'),
+    queueOfDestination: db.prepare<[string, number], QueueRow>(
+      'SELECT * FROM forward_queue WHERE destination = ? ORDER BY id LIMIT ?',
+    ),
+    queueOfDestinationInState: db.prepare<[string, QueueState, number], QueueRow>(
+      'SELECT * FROM forward_queue WHERE destination = ? AND state = ? ORDER BY id LIMIT ?',
+    ),
+    selectDue: db.prepare<[string, number, number], QueueRow>(
+      `SELECT * FROM forward_queue
+        WHERE destination = ? AND state = 'pending' AND next_attempt_at <= ?
+        ORDER BY next_attempt_at, id LIMIT ?`,
+    ),
+    claim: db.prepare<[number, number]>(
+      `UPDATE forward_queue SET state = 'in_flight', claimed_at = ? WHERE id = ? AND state = 'pending'`,
+    ),
+    delivered: db.prepare<[number, number, string | null, number]>(
+      `UPDATE forward_queue SET state = 'delivered', delivered_at = ?, last_status = ?, last_error = ?,
+              claimed_at = NULL, first_failure_at = NULL
+        WHERE id = ?`,
+    ),
+    retry: db.prepare<[string, number | null, number, number, number]>(
+      `UPDATE forward_queue SET state = 'pending', attempts = attempts + 1, last_error = ?, last_status = ?,
+              next_attempt_at = ?, first_failure_at = COALESCE(first_failure_at, ?), claimed_at = NULL
+        WHERE id = ?`,
+    ),
+    dead: db.prepare<[string, number | null, number, number]>(
+      `UPDATE forward_queue SET state = 'dead', attempts = attempts + 1, last_error = ?, last_status = ?,
+              first_failure_at = COALESCE(first_failure_at, ?), claimed_at = NULL
+        WHERE id = ?`,
+    ),
+    markWaiting: db.prepare<[number, string]>(
+      `UPDATE forward_queue SET first_failure_at = ?
+        WHERE destination = ? AND state = 'pending' AND first_failure_at IS NULL`,
+    ),
+    clearWaiting: db.prepare<[string]>(
+      `UPDATE forward_queue SET first_failure_at = NULL
+        WHERE destination = ? AND state = 'pending' AND attempts = 0 AND first_failure_at IS NOT NULL`,
+    ),
+    counts: db.prepare<
+      [],
+      {
+        destination: string;
+        pending: number | null;
+        inFlight: number | null;
+        delivered: number | null;
+        dead: number | null;
+        oldestPendingAt: number | null;
+      }
+    >(
+      `SELECT destination,
+              SUM(state = 'pending')   AS pending,
+              SUM(state = 'in_flight') AS inFlight,
+              SUM(state = 'delivered') AS delivered,
+              SUM(state = 'dead')      AS dead,
+              MIN(CASE WHEN state IN ('pending','in_flight') THEN enqueued_at END) AS oldestPendingAt
+         FROM forward_queue GROUP BY destination ORDER BY destination`,
+    ),
+    deadReasons: db.prepare<[number], { destination: string; reason: string | null; count: number }>(
+      `SELECT destination, last_error AS reason, COUNT(*) AS count FROM forward_queue WHERE state = 'dead'
+        GROUP BY destination, last_error ORDER BY count DESC, destination, reason LIMIT ?`,
+    ),
+    retryDeadAll: db.prepare<[number]>(
+      `UPDATE forward_queue SET state = 'pending', next_attempt_at = ?, first_failure_at = NULL, attempts = 0
+        WHERE state = 'dead'`,
+    ),
+    retryDeadOne: db.prepare<[number, string]>(
+      `UPDATE forward_queue SET state = 'pending', next_attempt_at = ?, first_failure_at = NULL, attempts = 0
+        WHERE state = 'dead' AND destination = ?`,
+    ),
+    recoverAll: db.prepare(`UPDATE forward_queue SET state = 'pending', claimed_at = NULL WHERE state = 'in_flight'`),
+    recoverOne: db.prepare<[string]>(
+      `UPDATE forward_queue SET state = 'pending', claimed_at = NULL WHERE state = 'in_flight' AND destination = ?`,
+    ),
+    nextDue: db.prepare<[string], { t: number | null }>(
+      `SELECT MIN(next_attempt_at) AS t FROM forward_queue WHERE destination = ? AND state = 'pending'`,
+    ),
+  };
+}
+
+export class SqliteStateStore implements StateStore {
+  private secret: Buffer | null = null;
+  private readonly s: ReturnType<typeof prepare>;
+
+  private constructor(
+    private readonly db: Database.Database,
+    readonly location: string,
+  ) {
+    this.s = prepare(db);
+  }
+
+  /**
+   * Opens the state file, migrated to the current schema (migrations.ts). `create`: creates it
+   * (mode 0600, before any content) and its folder (0700) when missing; otherwise rejects with
+   * StateNotFoundError. Pragmas: WAL, busy_timeout 10000, synchronous FULL, foreign_keys ON.
+   * Rejects with StateSchemaError for a newer schema, and with an Error naming the file for one
+   * that is not an SQLite database (code SQLITE_NOTADB). ':memory:' is a private in-memory state
+   * (tests).
+   */
+  static async open(file: string, options: OpenStateOptions): Promise<SqliteStateStore> {
+    return SqliteStateStore.openSync(file, options);
+  }
+
+  private static openSync(file: string, { create }: OpenStateOptions): SqliteStateStore {
+    if (file !== ':memory:') {
+      if (!create && !existsSync(file)) throw new StateNotFoundError(file);
+      if (create) {
+        mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+        if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600)); // private before any content
+      }
+    }
+    const db = new Database(file, { fileMustExist: file !== ':memory:' });
+    try {
+      db.pragma('busy_timeout = 10000');
+      retryBusy(() => db.pragma('journal_mode = WAL'));
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      retryBusy(() => db.transaction(() => migrate(db, file)).immediate());
+      return new SqliteStateStore(db, file);
+    } catch (err) {
+      db.close();
+      if ((err as { code?: string }).code === 'SQLITE_NOTADB') {
+        throw Object.assign(new Error(`state database ${file}: not an SQLite database`), { code: 'SQLITE_NOTADB' });
+      }
+      throw err;
+    }
+  }
+
+  async uidSecret(): Promise<Buffer> {
+    if (this.secret) return Buffer.from(this.secret);
+    const secret = this.db
+      .transaction((): Buffer => {
+        const row = this.s.secretGet.get(UID_SECRET_KEY);
+        if (row) return Buffer.from(row.value);
+        const fresh = randomBytes(UID_SECRET_BYTES);
+        this.s.secretInsert.run(UID_SECRET_KEY, fresh);
+        return fresh;
+      })
+      .immediate();
+    if (secret.length !== UID_SECRET_BYTES) {
+      throw new Error(`state database: UID secret has ${secret.length} bytes, expected ${UID_SECRET_BYTES}`);
+    }
+    this.secret = secret;
+    return Buffer.from(secret);
+  }
+
+  async sessionIndex(researchId: string, key: string): Promise<number> {
+    return this.assignSessions(researchId, [key]).get(key)!;
+  }
+
+  async sessionIndices(
+    researchId: string,
+    keys: readonly string[],
+    sameAs?: ReadonlyMap<string, string>,
+  ): Promise<Map<string, number>> {
+    return this.assignSessions(researchId, keys, sameAs);
+  }
+
+  private assignSessions(
+    researchId: string,
+    keys: readonly string[],
+    sameAs?: ReadonlyMap<string, string>,
+  ): Map<string, number> {
+    if (researchId === '') throw new Error('session numbers: empty research ID');
+    return this.db
+      .transaction((): Map<string, number> => {
+        const out = new Map<string, number>();
+        let next: number | null = null;
+        for (const key of keys) {
+          if (out.has(key)) continue;
+          const n = this.known(researchId, key);
+          if (n !== undefined) {
+            out.set(key, n);
+            continue;
+          }
+          const other = sameAs?.get(key);
+          const numbered = other === undefined ? undefined : this.known(researchId, other);
+          if (numbered !== undefined) {
+            this.s.aliasInsert.run(researchId, key, numbered);
+            out.set(key, numbered);
+            continue;
+          }
+          if (next === null) next = (this.s.sessionMax.get(researchId)?.m ?? 0) + 1;
+          this.s.sessionInsert.run(researchId, key, next);
+          out.set(key, next);
+          next++;
+        }
+        return out;
+      })
+      .immediate();
+  }
+
+  private known(researchId: string, key: string): number | undefined {
+    return (this.s.sessionGet.get(researchId, key) ?? this.s.aliasGet.get(researchId, key))?.n;
+  }
+
+  async knownSessionIndex(researchId: string, key: string): Promise<number | undefined> {
+    return this.known(researchId, key);
+  }
+
+  async linkSessionKeys(researchId: string, links: Iterable<readonly [key: string, n: number]>): Promise<void> {
+    this.db
+      .transaction(() => {
+        for (const [key, n] of links) {
+          if (!this.s.sessionGet.get(researchId, key)) this.s.aliasInsert.run(researchId, key, n);
+        }
+      })
+      .immediate();
+  }
+
+  async fileInstances(
+    filings: readonly InstanceFiling[],
+    forwardTo: readonly string[],
+    now: number = Date.now(),
+  ): Promise<void> {
+    if (filings.length === 0) return;
+    // Several writers (processing threads, the forwarder): take the write lock first.
+    this.db
+      .transaction(() => {
+        for (const f of filings) {
+          this.s.filedUpsert.run(
+            f.newSopUid,
+            f.originalSopUid,
+            f.researchId,
+            f.sessionN,
+            f.outputPath,
+            f.callingAet,
+            now,
+          );
+          for (const destination of forwardTo) this.s.queueInsert.run(f.forwardFile, destination, now, now);
+        }
+      })
+      .immediate();
+  }
+
+  async filedInstance(newSopUid: string): Promise<FiledInstance | undefined> {
+    const r = this.s.filedGet.get(newSopUid);
+    if (!r) return undefined;
+    return {
+      newSopUid: r.new_sop_uid,
+      originalSopUid: r.original_sop_uid,
+      researchId: r.research_id,
+      sessionN: r.session_n,
+      outputPath: r.output_path,
+      callingAet: r.calling_aet,
+      filedAt: r.filed_at,
+    };
+  }
+
+  async filedInstanceCount(): Promise<number> {
+    return this.s.filedCount.get()!.n;
+  }
+
+  async enqueueForwards(
+    requests: readonly ForwardRequest[],
+    now: number = Date.now(),
+  ): Promise<{ id: number; inserted: boolean }[]> {
+    return this.db
+      .transaction(() =>
+        requests.map((r) => {
+          const info = this.s.queueInsert.run(r.filePath, r.destination, now, now);
+          if (info.changes > 0) return { id: Number(info.lastInsertRowid), inserted: true };
+          return { id: this.s.queueByKey.get(r.filePath, r.destination)!.id, inserted: false };
+        }),
+      )
+      .immediate();
+  }
+
+  async claimDueForwards(destination: string, limit: number, now: number = Date.now()): Promise<QueueItem[]> {
+    // Read, then write: a deferred transaction would fail at once (SQLITE_BUSY) if another
+    // connection wrote in between.
+    return this.db
+      .transaction(() => {
+        const rows = this.s.selectDue.all(destination, now, limit);
+        for (const r of rows) this.s.claim.run(now, r.id);
+        return rows.map((r) => ({ ...toItem(r), state: 'in_flight' as const }));
+      })
+      .immediate();
+  }
+
+  async recordForwardRound(round: ForwardRound): Promise<void> {
+    const now = round.now ?? Date.now();
+    this.db
+      .transaction(() => {
+        for (const o of round.outcomes) {
+          if (o.outcome === 'delivered') this.s.delivered.run(now, o.status, o.note ?? null, o.id);
+          else if (o.outcome === 'retry') this.s.retry.run(o.reason, o.status ?? null, o.nextAttemptAt, now, o.id);
+          else this.s.dead.run(o.reason, o.status ?? null, now, o.id);
+        }
+        if (round.destinationHealth === 'down') this.s.markWaiting.run(now, round.destination);
+        else if (round.destinationHealth === 'up') this.s.clearWaiting.run(round.destination);
+      })
+      .immediate();
+  }
+
+  async recoverInFlightForwards(destination?: string): Promise<number> {
+    return destination === undefined ? this.s.recoverAll.run().changes : this.s.recoverOne.run(destination).changes;
+  }
+
+  async nextForwardDueAt(destination: string): Promise<number | null> {
+    return this.s.nextDue.get(destination)?.t ?? null;
+  }
+
+  async forwardCounts(): Promise<DestinationCounts[]> {
+    return this.s.counts.all().map((r) => ({
+      destination: r.destination,
+      pending: Number(r.pending ?? 0),
+      inFlight: Number(r.inFlight ?? 0),
+      delivered: Number(r.delivered ?? 0),
+      dead: Number(r.dead ?? 0),
+      oldestPendingAt: r.oldestPendingAt ?? null,
+    }));
+  }
+
+  async deadForwardReasons(limit = 10): Promise<DeadReason[]> {
+    return this.s.deadReasons.all(limit);
+  }
+
+  async retryDeadForwards(destination?: string, now: number = Date.now()): Promise<number> {
+    return destination === undefined
+      ? this.s.retryDeadAll.run(now).changes
+      : this.s.retryDeadOne.run(now, destination).changes;
+  }
+
+  async forwardItem(id: number): Promise<QueueItem | undefined> {
+    const r = this.s.queueById.get(id);
+    return r ? toItem(r) : undefined;
+  }
+
+  async forwardItems(destination: string, options: { state?: QueueState; limit?: number } = {}): Promise<QueueItem[]> {
+    const limit = options.limit ?? 1000;
+    const rows =
+      options.state === undefined
+        ? this.s.queueOfDestination.all(destination, limit)
+        : this.s.queueOfDestinationInState.all(destination, options.state, limit);
+    return rows.map(toItem);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
