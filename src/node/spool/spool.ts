@@ -24,11 +24,6 @@ export interface SpoolOptions {
   segmentBytes?: number;
   /** Told when a journal segment goes out of use or cannot be created (an error code, no identifier). */
   warn?: (message: string, code: string) => void;
-  /**
-   * A journal on `dir` owned by the caller (kept open past close(), e.g. while its records are
-   * retired after receiving stopped); `reserveBytes` and `segmentBytes` are then unused.
-   */
-  journal?: SpoolJournal;
 }
 
 /** What recover() found of a previous run. */
@@ -52,7 +47,6 @@ export interface SpooledInstance {
 
 export class Spool implements StoreSinkFactory<SpoolRef>, StatusReporter {
   readonly journal: SpoolJournal;
-  private readonly ownsJournal: boolean;
   private readonly pool: SpoolPool;
   private readonly tracker = new StatusTracker('spool');
   private recovered: Promise<SpoolRecovery> | undefined;
@@ -69,18 +63,15 @@ export class Spool implements StoreSinkFactory<SpoolRef>, StatusReporter {
     readonly dir: string,
     opts: SpoolOptions,
   ) {
-    this.ownsJournal = !opts.journal;
     const warn = opts.warn ?? (() => undefined);
-    this.journal =
-      opts.journal ??
-      new SpoolJournal(dir, {
-        reserveBytes: opts.reserveBytes,
-        segmentBytes: opts.segmentBytes,
-        warn: (message, code) => {
-          this.tracker.error(`${message} (${code})`);
-          warn(message, code);
-        },
-      });
+    this.journal = new SpoolJournal(dir, {
+      reserveBytes: opts.reserveBytes,
+      segmentBytes: opts.segmentBytes,
+      warn: (message, code) => {
+        this.tracker.error(`${message} (${code})`);
+        warn(message, code);
+      },
+    });
     // Refill when fewer than 4 ready files per receiving association (plus 4) are left.
     this.pool = new SpoolPool(dir, () => 4 * (this.associations + 1));
   }
@@ -233,11 +224,14 @@ export class Spool implements StoreSinkFactory<SpoolRef>, StatusReporter {
     );
   }
 
-  /** Deletes the unused ready files and closes the journal when the spool owns it (its records stay). */
+  /**
+   * After receiving and processing stopped: deletes the unused ready files and closes the journal
+   * (its records stay for the next start).
+   */
   async close(): Promise<void> {
     this.tracker.set('stopping');
     await this.pool.close();
-    if (this.ownsJournal) await this.journal.close();
+    await this.journal.close();
     this.tracker.set('stopped');
   }
 }
