@@ -105,7 +105,9 @@ describe('a 64 MiB multi-frame instance', () => {
     expect(r.bytes).toBeGreaterThan(64 << 20);
     expect(r.sha256).toBe(reference.sha256); // byte-swapped exactly: same data set as the LE source gives
     expect(r.maxChunk).toBeLessThanOrEqual(1 << 20);
-    expect(r.peakRssMB - baseline.peakRssMB, JSON.stringify({ r, baseline })).toBeLessThan(24);
+    // The same bound as for RLE below: each 1 MiB chunk is a new buffer that Node frees in
+    // batches, so a loaded machine sees ~24 MB of garbage; holding the instance would be 64+ MB.
+    expect(r.peakRssMB - baseline.peakRssMB, JSON.stringify({ r, baseline })).toBeLessThan(40);
   });
 
   it('converts from RLE frame by frame with peak memory far below its size, to the original samples', () => {
