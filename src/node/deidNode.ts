@@ -5,7 +5,7 @@
 // and prepares it before the receiver listens, and releases each instance once it is filed,
 // which goes on after receiving stops. Every part reports its status; status() gathers them.
 import { promises as fsp } from 'node:fs';
-import { formatDestination, parseDestination } from '../forward/destination.js';
+import { destinationLabel } from '../forward/destination.js';
 import { Status } from '../dimse/status.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
@@ -54,7 +54,7 @@ export class DeidNode {
     this.watcher = watcher;
     this.state = await openStateStore(c.db, { create: true });
     await this.state.uidSecret(); // created once, before two threads could race for it
-    const forwardTo = c.forward.map((f) => formatDestination(parseDestination(f)));
+    const forwardTo = c.forward.map((d) => d.name); // queue keys
     this.audit = new AuditLog(c.logDir);
     const spool = new Spool(c.spool, {
       reserveBytes: c.spoolReserveMB * 1024 * 1024,
@@ -91,7 +91,7 @@ export class DeidNode {
     if (forwardTo.length > 0) {
       this.forwarder = new Forwarder({
         state: this.state,
-        destinations: c.forward.map(parseDestination),
+        destinations: c.forward,
         callingAet: c.callingAet,
         logger: this.logger,
         giveUpAfterMs: c.forwardGiveUpHours * 3600_000,
@@ -120,7 +120,7 @@ export class DeidNode {
     const { port } = await receiver.start();
     this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${port}`, {
       output: c.output,
-      forward: forwardTo.join(',') || 'none',
+      forward: c.forward.map(destinationLabel).join(', ') || 'none',
       allowedAets: c.allowedAets.join(',') || 'any',
     });
     return { port };
