@@ -11,7 +11,7 @@ import type { DeidNode as DeidNodeType } from '../src/node/deidNode.js';
 import { overallState } from '../src/node/nodeStatus.js';
 import { loadNodeConfig } from '../src/node/nodeConfig.js';
 import type { Logger } from '../src/log.js';
-import { tempDir, waitFor } from './forward-helpers.js';
+import { freePort, startStorescp, stopAllPeers, tempDir, waitFor } from './forward-helpers.js';
 import { CLI, ensureBuilt, makeSamples, writeMappingCsv } from './serve-helpers.js';
 
 type DeidNodeClass = typeof DeidNodeType;
@@ -46,12 +46,13 @@ function storescu(port: number, files: string[], args: string[] = [], calledAet 
 const running: { stop(): Promise<void> }[] = [];
 afterEach(async () => {
   for (const n of running.splice(0)) await n.stop();
+  await stopAllPeers();
 });
 
 const uncompressed = (f: string) => !/JPEG|RLE|dfl|jpeg/.test(f);
 
 describe('DeidNode.status()', () => {
-  it('reports what the receiver, the spool, the processing and the mapping did with a storescu push', async () => {
+  it('reports what the receiver, the spool, the processing, the mapping and the forwarder did with a storescu push', async () => {
     const DeidNode = await loadDeidNode();
     const dir = tempDir('node-status-');
     const csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: '', researchId: 'RS_07' }]);
@@ -61,6 +62,7 @@ describe('DeidNode.status()', () => {
       .filter(uncompressed)
       .slice(0, 1);
     expect(matched.length).toBeGreaterThan(2);
+    const research = await startStorescp(['-aet', 'RESEARCH'], await freePort(), tempDir('node-status-pacs-'));
     const config = loadNodeConfig(undefined, {
       host: '127.0.0.1',
       port: 0,
@@ -72,6 +74,7 @@ describe('DeidNode.status()', () => {
       logDir: join(dir, 'logs'),
       spoolReserveMB: 64,
       processingThreads: 1,
+      forward: [`RESEARCH@127.0.0.1:${research.port}`],
     });
     const logger = collectingLogger();
     const node = new DeidNode(config, logger);
@@ -93,7 +96,7 @@ describe('DeidNode.status()', () => {
     });
     expect(idle.components.processing).toMatchObject({ state: 'running', counts: { workers: 1, filed: 0 } });
     expect(idle.components.mapping).toMatchObject({ state: 'running', counts: { rows: 1, refusedReloads: 0 } });
-    expect(idle.components.forwarder).toBeUndefined(); // none configured (and no status of its own yet)
+    expect(idle.components.forwarder).toMatchObject({ name: 'forwarder', counts: { destinations: 1 } });
 
     // Two associations that store (one instance of them has no mapping row), one rejected.
     expect(await storescu(port, matched, ['-xe'])).toBe(0);
@@ -102,11 +105,13 @@ describe('DeidNode.status()', () => {
     await node.whenIdle();
     const receiverCount = (key: string) => node.status().components.receiver?.counts[key];
     await waitFor(() => receiverCount('associationsOpen') === 0, 5000, 'associations closed');
+    const delivered = () => node.status().components.forwarder?.counts.deliveredSinceStart;
+    await waitFor(() => delivered() === matched.length, 20_000, 'filed instances forwarded');
 
     const s = node.status();
     const sent = matched.length + stranger.length;
     const sentBytes = [...matched, ...stranger].reduce((n, f) => n + statSync(f).size, 0);
-    const { receiver, spool, processing, mapping } = s.components as Record<string, ComponentStatus>;
+    const { receiver, spool, processing, mapping, forwarder } = s.components as Record<string, ComponentStatus>;
     expect(s.state).toBe('running');
     expect(receiver!.counts).toMatchObject({
       associationsAccepted: 2,
@@ -138,6 +143,7 @@ describe('DeidNode.status()', () => {
     });
     expect(processing!.backlog).toBe(0);
     expect(mapping!.counts).toMatchObject({ rows: 1, reloads: 0 });
+    expect(forwarder).toMatchObject({ state: 'running', counts: { destinationsDown: 0, dead: 0 } });
 
     // Plain data, and nothing identifying in it.
     const json = JSON.stringify(s);

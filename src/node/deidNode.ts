@@ -249,8 +249,8 @@ export class DeidNode {
 
   /**
    * The node's status: each long-running part's ComponentStatus (receiver, spool, processing,
-   * mapping; the forwarder's once it reports one) and the overall state. Cheap: no I/O but a
-   * few fstat calls of the spool's segments. Plain data, no identifier.
+   * mapping, and the forwarder when destinations are configured) and the overall state. Cheap: no
+   * I/O but a few fstat calls of the spool's segments. Plain data, no identifier.
    */
   status(): NodeStatus {
     return nodeStatus(
@@ -259,8 +259,7 @@ export class DeidNode {
         spool: this.spool?.status(),
         processing: this.processing?.status(),
         mapping: this.watcher?.status(),
-        // forwarder: its ComponentStatus comes with the forwarder's rework (Forwarder.status()
-        // is not one yet); `forwarder: this.forwarder?.status()` then.
+        forwarder: this.forwarder?.status(),
       },
       this.startedAt,
     );

@@ -9,7 +9,7 @@ export interface NodeComponents {
   spool?: ComponentStatus;
   processing?: ComponentStatus;
   mapping?: ComponentStatus;
-  /** Reported once the forwarder implements StatusReporter (the forwarder's own rework). */
+  /** Only when forward destinations are configured. */
   forwarder?: ComponentStatus;
 }
 
