@@ -21,6 +21,7 @@ import { ProcessingThread } from './processingThread.js';
 import { quarantineFile } from './quarantine.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
+import { RetrieveService } from '../retrieve/retrieveService.js';
 
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
@@ -32,6 +33,7 @@ export class DeidNode {
   private watcher: MappingWatcher | undefined;
   private receiver: DicomListener<SpoolRef> | undefined;
   private forwarder: Forwarder | null = null;
+  private retrieveService: RetrieveService | undefined;
   private processing: ProcessingThread | undefined;
   private spool: Spool | undefined;
   private audit!: AuditLog;
@@ -41,10 +43,34 @@ export class DeidNode {
   private stopping = false;
   private readonly startedAt = new Date().toISOString();
 
+  /**
+   * `retrieveOptions`: settings of the node's retrieve jobs that are not the config's (the
+   * standalone `retrieve` command's progress bar and runner name; tests' timers).
+   */
   constructor(
     readonly config: NodeConfig,
     private readonly logger: Logger,
+    private readonly retrieveOptions: Partial<
+      Pick<ConstructorParameters<typeof RetrieveService>[0], 'runner' | 'onProgress' | 'heartbeatMs' | 'pollMs'>
+    > = {},
   ) {}
+
+  /** The node's retrieve jobs (available once start() has resolved). */
+  get retrieve(): RetrieveService {
+    if (!this.retrieveService) throw new Error('the node is not started');
+    return this.retrieveService;
+  }
+
+  /**
+   * A counter of the node's work on arriving instances: instances received, plus instances done
+   * processing (filed, quarantined, failed). A retrieve job sees by it that a study it moved is
+   * still arriving before its instances are filed.
+   */
+  activity(): number {
+    const r = this.receiver?.status().counts;
+    const p = this.processing?.status().counts;
+    return (r?.instancesStored ?? 0) + (p?.filed ?? 0) + (p?.quarantined ?? 0) + (p?.failed ?? 0);
+  }
 
   /** Starts everything; throws (with a one-line message) when the node cannot run. */
   async start(): Promise<{ port: number }> {
@@ -118,6 +144,13 @@ export class DeidNode {
     });
     this.receiver = receiver;
     const { port } = await receiver.start();
+    this.retrieveService = new RetrieveService({
+      state: this.state,
+      node: { aeTitle: c.aeTitle, host: c.host, port, callingAet: c.callingAet, reportDir: c.logDir },
+      activity: () => this.activity(),
+      logger: this.logger,
+      ...this.retrieveOptions,
+    });
     this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${port}`, {
       output: c.output,
       forward: c.forward.map(destinationLabel).join(', ') || 'none',
@@ -260,6 +293,7 @@ export class DeidNode {
         processing: this.processing?.status(),
         mapping: this.watcher?.status(),
         forwarder: this.forwarder?.status(),
+        retrieve: this.retrieveService?.status(),
       },
       this.startedAt,
     );
@@ -270,6 +304,8 @@ export class DeidNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    // Retrieve jobs first: their moves are cancelled while the receiver still takes what comes.
+    await this.retrieveService?.stop();
     await this.receiver?.stop();
     await this.processing?.close();
     await this.spool?.close();

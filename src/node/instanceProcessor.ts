@@ -72,6 +72,8 @@ export interface Staged {
   accession: string;
   newSopUid: string;
   originalSopUid: string;
+  /** StudyInstanceUID as received (a retrieve job counts arrivals per study). */
+  originalStudyUid: string;
   callingAet: string;
   audit: AuditRow;
 }
@@ -168,6 +170,7 @@ async function stageOne(
     accession,
     newSopUid: result.sopInstanceUid,
     originalSopUid: keys.sopInstanceUid,
+    originalStudyUid: keys.studyInstanceUid,
     callingAet: source.callingAet,
     audit: {
       sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
@@ -193,6 +196,7 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
     staged.map((s) => ({
       newSopUid: s.newSopUid,
       originalSopUid: s.originalSopUid,
+      originalStudyUid: s.originalStudyUid || null,
       researchId: s.researchId,
       sessionN: s.sessionN,
       outputPath: s.rel,
