@@ -448,9 +448,15 @@ export class RetrieveRun {
         throw new Stop({ state: 'failed', message: this.destinationMessage(result!.status, 'does not know') });
       }
 
-      // Arrivals: until every expected instance is filed, or nothing arrived for quietMs.
+      // Arrivals: until every expected instance is filed, or nothing arrived for quietMs. A
+      // refusal that reports no sub-operation done sends nothing: no wait then.
       let filed = await this.filedOf(uid);
+      const filedAtResponse = filed;
+      const sentNothing =
+        (verdict?.category === 'failure' || verdict?.category === 'busy') &&
+        (subOps?.completed ?? 0) + (subOps?.warning ?? 0) + (subOps?.remaining ?? 0) === 0;
       for (;;) {
+        if (sentNothing) break;
         if (expected !== null && filed >= expected) break;
         const now = Date.now();
         if (now - lastProgress >= this.settings.quietMs) break;
@@ -469,9 +475,15 @@ export class RetrieveRun {
       if (arrived) this.destinationVerified = true;
       const enough = expected !== null ? filed >= expected : arrived && filed >= (subOps?.completed ?? 0);
       if (enough) {
-        await this.finishStudy(study, 'complete', filed, {
-          message: verdict && verdict.category !== 'success' ? `complete; the PACS answered ${statusWords}` : null,
-        });
+        const notes: string[] = [];
+        if (verdict && verdict.category !== 'success') notes.push(`the PACS answered ${statusWords}`);
+        if (result && expected !== null && filedAtResponse < expected) {
+          // A PACS that answers before its sub-operations are done, or a node still filing.
+          notes.push(
+            `${filedAtResponse - filedBefore} of ${expected - filedBefore} instances were filed when the PACS gave its final answer; the rest arrived after`,
+          );
+        }
+        await this.finishStudy(study, 'complete', filed, { message: notes.length > 0 ? notes.join('; ') : null });
         return;
       }
       if (this.stopOutcome) {
