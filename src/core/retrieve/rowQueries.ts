@@ -167,7 +167,7 @@ export interface JudgedAnswers {
 export function judgeAnswers(
   query: RowQuery,
   answers: readonly StudyAnswer[],
-  window: DateWindow | null,
+  window: DateWindow | null = null,
   modalities: readonly string[] = [],
 ): JudgedAnswers {
   const j: JudgedAnswers = {
