@@ -2,10 +2,11 @@
 // fork mode). dcmqrscp gives no instance counts and no ModalitiesInStudy: the job counts instances
 // at image level and reads modalities from the series. It refuses an unknown move destination
 // with 0xA801. Also: dry run, status, cancel.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStateStore } from '../src/state/openStateStore.js';
-import { freePort, rmrf, stopAllPeers, tempDir } from './forward-helpers.js';
+import { freePort, rmrf, stopAllPeers, tempDir, waitFor } from './forward-helpers.js';
 import { listFilesRecursive } from './serve-helpers.js';
 import {
   makeCohort,
@@ -13,6 +14,7 @@ import {
   reportPathOf,
   retrieveNode,
   runRetrieve,
+  spawnRetrieve,
   startDcmqrscp,
   type CohortStudy,
   type CsvRow,
@@ -130,5 +132,40 @@ describe('retrieve from dcmqrscp', () => {
     const s = await openStateStore(node.paths.db, { create: false });
     expect((await s.retrieveJob(1))!.state).toBe('cancelled');
     await s.close();
+  });
+
+  it('moves only inside the time window: it waits, Ctrl-C pauses, resume in an open window finishes', async () => {
+    const hm = (offsetMin: number) => {
+      const d = new Date(Date.now() + offsetMin * 60_000);
+      return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+    };
+    const node = retrieveNode(join(dir, 'window'), nodePort, ROWS.slice(0, 2));
+    const closed = `${hm(120)}-${hm(180)}`;
+    const first = spawnRetrieve(['--from', pacs(), '--config', node.configPath, '--window', closed], node.dir);
+    const log = join(node.paths.logDir, 'dicom-deid.log');
+    await waitFor(
+      () => existsSync(log) && readFileSync(log, 'utf8').includes(`waiting for the time window ${closed}`),
+      30_000,
+      'the job waiting for its window',
+    );
+    first.proc.kill('SIGINT');
+    expect(await first.exited, first.output()).toBe(130);
+    expect(listFilesRecursive(node.paths.output)).toEqual([]);
+    const s = await openStateStore(node.paths.db, { create: false });
+    try {
+      expect((await s.retrieveJob(1))!.state).toBe('paused');
+      // Queried (queries are not held back by the window), nothing moved.
+      expect(await s.retrieveJobCounts(1)).toMatchObject({ rows: { found: 2 }, studies: { planned: 3 } });
+      expect((await s.retrieveStudies(1)).every((st) => st.attempts === 0)).toBe(true);
+    } finally {
+      await s.close();
+    }
+    const r = runRetrieve(
+      ['resume', '--config', node.configPath, '--window', `${hm(-60)}-${hm(60)}`, '--concurrency', '2'],
+      node.dir,
+    );
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/studies: 3 \(3 moved, 0 already filed, 0 incomplete, 0 failed, 0 to do\)/);
+    expect(listFilesRecursive(node.paths.output)).toHaveLength(9);
   });
 });

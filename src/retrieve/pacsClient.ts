@@ -78,6 +78,8 @@ export function pacsErrorOf(err: unknown, label: string): PacsError {
 export class PacsClient {
   readonly label: string;
   private query: ScuAssociation | undefined;
+  /** The C-FINDs waiting for the query association. */
+  private findQueue: Promise<void> = Promise.resolve();
   private readonly moves = new Set<ScuAssociation>();
 
   constructor(private readonly opts: PacsClientOptions) {
@@ -124,9 +126,23 @@ export class PacsClient {
 
   /**
    * One C-FIND (Study Root) on the query association, opened on first use and opened again once
-   * when the PACS closed it while idle. Resolves with the final status; throws PacsError.
+   * when the PACS closed it while idle. Calls made while one is under way wait their turn (one
+   * request at a time per association). Resolves with the final status; throws PacsError.
    */
-  async find(
+  find(
+    keys: readonly QueryKey[],
+    onMatch: (answer: Map<number, string>) => void,
+    maxMatches?: number,
+  ): Promise<CFindResult> {
+    const turn = this.findQueue.then(() => this.findNow(keys, onMatch, maxMatches));
+    this.findQueue = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn;
+  }
+
+  private async findNow(
     keys: readonly QueryKey[],
     onMatch: (answer: Map<number, string>) => void,
     maxMatches?: number,
@@ -198,9 +214,10 @@ export class PacsClient {
     }
   }
 
-  /** Releases the query association and aborts any move still under way. */
+  /** Releases the query association (after the C-FIND under way) and aborts any move still under way. */
   async close(): Promise<void> {
     for (const m of this.moves) m.abort();
+    await this.findQueue;
     const q = this.query;
     this.query = undefined;
     if (q?.isOpen) await q.release().catch(() => q.abort());

@@ -16,6 +16,8 @@
 // moved again (at most `maxAttempts` moves), or reported incomplete.
 import type { Logger } from '../log.js';
 import { formatTimeWindow, insideTimeWindow, nextWindowOpening, parseTimeWindow } from '../core/retrieve/timeWindow.js';
+import { randomUUID } from 'node:crypto';
+import { QueryTag } from '../dimse/queryIdentifier.js';
 import { retrieveStatusMeaning, statusHex } from '../dimse/status.js';
 import type { CMoveResult } from '../dimse/scu/cMove.js';
 import type { StateStore } from '../state/stateStore.js';
@@ -146,6 +148,11 @@ export class RetrieveRun {
       await this.preflight();
       await this.queryRows();
       if (this.settings.dryRun) {
+        // The plan says what is filed already (by a push, a batch, an earlier job).
+        const studies = await state.retrieveStudies(job.id);
+        const filed = await state.filedCountsByStudy(studies.map((st) => st.studyUid));
+        for (const st of studies)
+          await state.updateRetrieveStudy(job.id, st.studyUid, { filed: filed.get(st.studyUid) ?? 0 });
         const c = await state.retrieveJobCounts(job.id);
         return await this.finished({
           state: 'done',
@@ -269,8 +276,12 @@ export class RetrieveRun {
       await this.withPacs('C-FIND', () =>
         this.o.pacs.find(
           [
-            { tag: 0x00080052, vr: 'CS', value: 'STUDY' },
-            { tag: 0x0020000d, vr: 'UI', value: `2.25.${BigInt(Date.now()) * 1000003n}` },
+            { tag: QueryTag.QueryRetrieveLevel, vr: 'CS', value: 'STUDY' },
+            {
+              tag: QueryTag.StudyInstanceUid,
+              vr: 'UI',
+              value: `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`)}`,
+            },
           ],
           () => undefined,
           1,

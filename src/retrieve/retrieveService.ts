@@ -86,6 +86,13 @@ export class RetrieveService implements StatusReporter {
     if (this.stopping) throw new RetrieveJobBusyError('the node is stopping');
     if (this.running.has(id)) throw new RetrieveJobBusyError(`retrieve job ${id} is already running here`);
     const { state } = this.o;
+    const known = await state.retrieveJob(id);
+    if (known && known.moveDestination !== this.o.node.aeTitle) {
+      // The PACS was set up to send to the job's AE title; this node would not be where it sends.
+      throw new RetrieveJobBusyError(
+        `retrieve job ${id} moves studies to AE title ${known.moveDestination}, but this node is ${this.o.node.aeTitle}: run it with that node's config`,
+      );
+    }
     const job = await state.claimRetrieveJob(id, this.runner, params !== undefined ? { params } : {});
     if (!job) {
       const j = await state.retrieveJob(id);
