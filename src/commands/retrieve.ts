@@ -320,7 +320,7 @@ async function runDry(
       callingAet: config.callingAet,
       reportDir: config.logDir,
     },
-    activity: () => 0,
+    arrivals: () => ({ received: 0, processed: 0, receiving: 0 }),
     logger,
     onProgress,
     runner: `retrieve:${process.pid}`,

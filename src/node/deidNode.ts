@@ -62,14 +62,18 @@ export class DeidNode {
   }
 
   /**
-   * A counter of the node's work on arriving instances: instances received, plus instances done
-   * processing (filed, quarantined, failed). A retrieve job sees by it that a study it moved is
-   * still arriving before its instances are filed.
+   * Counters of the node's work on arriving instances: received (acknowledged) and done
+   * processing (filed, quarantined, failed), and the associations open now. A retrieve job sees
+   * by them that a study it moved is still arriving, or still being filed.
    */
-  activity(): number {
+  arrivals(): { received: number; processed: number; receiving: number } {
     const r = this.receiver?.status().counts;
     const p = this.processing?.status().counts;
-    return (r?.instancesStored ?? 0) + (p?.filed ?? 0) + (p?.quarantined ?? 0) + (p?.failed ?? 0);
+    return {
+      received: r?.instancesStored ?? 0,
+      receiving: r?.associationsOpen ?? 0,
+      processed: (p?.filed ?? 0) + (p?.quarantined ?? 0) + (p?.failed ?? 0),
+    };
   }
 
   /** Starts everything; throws (with a one-line message) when the node cannot run. */
@@ -147,7 +151,7 @@ export class DeidNode {
     this.retrieveService = new RetrieveService({
       state: this.state,
       node: { aeTitle: c.aeTitle, host: c.host, port, callingAet: c.callingAet, reportDir: c.logDir },
-      activity: () => this.activity(),
+      arrivals: () => this.arrivals(),
       logger: this.logger,
       ...this.retrieveOptions,
     });

@@ -45,6 +45,16 @@ export interface RetrieveProgress {
   waitingFor?: string;
 }
 
+/** Counters of the receiving side (the node), increasing. */
+export interface Arrivals {
+  /** Instances received (acknowledged). */
+  received: number;
+  /** Instances done processing: filed, quarantined or failed. */
+  processed: number;
+  /** Associations open at the receiver now (a PACS still sending). */
+  receiving: number;
+}
+
 /** How a run ended; `state` is what the job is left in. */
 export interface RetrieveRunOutcome {
   state: Extract<RetrieveJobState, 'done' | 'paused' | 'failed' | 'cancelled'>;
@@ -60,8 +70,8 @@ export interface RetrieveRunOptions {
   pacs: PacsClient;
   /** Where the PACS must send to, for messages: our AE title, host and port. */
   destination: { aeTitle: string; host: string; port: number };
-  /** A counter that increases with every instance the receiving side receives or files. */
-  activity: () => number;
+  /** The receiving side's counters: instances received, and instances done processing (filed...). */
+  arrivals: () => Arrivals;
   logger: Logger;
   onProgress?: (p: RetrieveProgress) => void;
   /** How often the run tells the state it is alive and checks for a cancel (ms, default 5000). */
@@ -79,6 +89,46 @@ class Stop extends Error {
 
 const BACKOFF_START_MS = 2000;
 const BACKOFF_MAX_MS = 60_000;
+/**
+ * After a move's final response, the PACS is taken to be done sending once no association is
+ * open at the receiver, or nothing has been received for this long (ms; other senders may hold
+ * associations open); the next move may then start while this study is still being filed.
+ */
+const SENDING_DONE_QUIET_MS = 300;
+/** Studies that may wait for their filing, beyond those being moved. */
+const STUDIES_FILING = 4;
+
+/**
+ * The PACS's move slots: at most `concurrency` C-MOVEs at a time (a study waiting only for its
+ * instances to be filed holds none). Waiters are woken by close() when the run stops.
+ */
+class MoveSlots {
+  private readonly waiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(private free: number) {}
+
+  /** Resolves true with a slot, or false when the slots were closed (the run stops). */
+  acquire(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => this.waiters.push(() => resolve(!this.closed)));
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
 
 /** Runs one claimed job until it is done, paused, failed or cancelled. */
 export class RetrieveRun {
@@ -89,9 +139,11 @@ export class RetrieveRun {
   private destinationVerified = false;
   private readonly progress: RetrieveProgress;
   private readonly moving = new Map<string, number>();
+  private readonly slots: MoveSlots;
 
   constructor(private readonly o: RetrieveRunOptions) {
     this.settings = settingsFromParams(o.job.params);
+    this.slots = new MoveSlots(this.settings.concurrency);
     this.progress = {
       jobId: o.job.id,
       phase: 'preflight',
@@ -123,6 +175,7 @@ export class RetrieveRun {
   private halt(outcome: RetrieveRunOutcome): void {
     if (this.stopOutcome) return;
     this.stopOutcome = outcome;
+    this.slots.close();
     this.controller.abort(new Stop(outcome));
   }
 
@@ -345,17 +398,22 @@ export class RetrieveRun {
       queue.sort((a, b) => planned.indexOf(a) - planned.indexOf(b));
       await this.retrieveStudy(first);
     }
-    const workers = Array.from({ length: Math.min(this.settings.concurrency, queue.length) }, async () => {
-      for (let st = queue.shift(); st && !this.stopOutcome; st = queue.shift()) {
-        try {
-          await this.retrieveStudy(st);
-        } catch (e) {
-          // One worker's stop (the destination refused, the PACS gone) stops the others' moves.
-          this.halt(e instanceof Stop ? e.outcome : { state: 'paused', message: 'stopped by an unexpected error' });
-          if (!(e instanceof Stop)) throw e;
+    // More studies under way than move slots: while some wait for their instances to be filed
+    // (half a second or more for a study of a few dozen instances), the next ones' moves go on.
+    const workers = Array.from(
+      { length: Math.min(this.settings.concurrency + STUDIES_FILING, queue.length) },
+      async () => {
+        for (let st = queue.shift(); st && !this.stopOutcome; st = queue.shift()) {
+          try {
+            await this.retrieveStudy(st);
+          } catch (e) {
+            // One worker's stop (the destination refused, the PACS gone) stops the others' moves.
+            this.halt(e instanceof Stop ? e.outcome : { state: 'paused', message: 'stopped by an unexpected error' });
+            if (!(e instanceof Stop)) throw e;
+          }
         }
-      }
-    });
+      },
+    );
     const results = await Promise.allSettled(workers);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
     this.checkStopped();
@@ -409,129 +467,171 @@ export class RetrieveRun {
         await this.finishStudy(study, 'complete', filedBefore, { message: 'the PACS holds no instance of it' });
         return;
       }
-      attempts++;
-      await state.updateRetrieveStudy(job.id, uid, { status: 'moving', attempts, startedAt: Date.now() });
-      this.moving.set(uid, filedBefore);
-      this.emit();
-      let result: CMoveResult | undefined;
-      let dropped: PacsError | undefined;
-      let lastProgress = Date.now();
-      let activity = this.o.activity();
-      const moveStart = Date.now();
+      if (!(await this.slots.acquire())) this.checkStopped();
+      let slotHeld = true;
+      const releaseSlot = (): void => {
+        if (slotHeld) this.slots.release();
+        slotHeld = false;
+      };
       try {
-        result = await this.withPacs('moving a study', async () => {
-          try {
-            return await this.o.pacs.move(uid, this.o.destination.aeTitle, {
-              signal: this.signal,
-              onProgress: () => (lastProgress = Date.now()),
-            });
-          } catch (e) {
-            // Dropped under way: part of the study may have come; count it below, not again here.
-            if (e instanceof PacsError && e.kind === 'dropped') {
-              dropped = e;
-              return undefined;
-            }
-            throw e;
-          }
-        });
-      } catch (e) {
-        this.moving.delete(uid);
-        // The PACS could not be reached (no move was made), or the run stopped: the study is
-        // planned again for the next run, and this attempt does not count.
-        await state.updateRetrieveStudy(job.id, uid, { status: 'planned', attempts: attempts - 1 });
-        throw e;
+        const outcome = await this.moveOnce(study, ++attempts, expected, filedBefore, releaseSlot);
+        if (outcome === 'done') return;
+        if (outcome === 'again-not-counted') attempts--;
+      } finally {
+        releaseSlot();
       }
-      const verdict = result ? retrieveStatusMeaning(result.status) : undefined;
-      const subOps = result?.subOperations;
-      const statusWords = verdict
-        ? `${verdict.text}${subOps ? `; sub-operations ${subOps.completed ?? '?'} completed, ${subOps.failed ?? '?'} failed, ${subOps.warning ?? '?'} warning` : ''}`
-        : `the association dropped: ${dropped?.message ?? 'unknown'}`;
-      await state.updateRetrieveStudy(job.id, uid, {
-        lastStatus: result?.status ?? null,
-        completed: subOps?.completed ?? null,
-        failed: subOps?.failed ?? null,
-        warning: subOps?.warning ?? null,
-      });
-
-      if (verdict?.category === 'unknown-destination') {
-        this.moving.delete(uid);
-        await state.updateRetrieveStudy(job.id, uid, { status: 'planned', message: statusWords });
-        throw new Stop({ state: 'failed', message: this.destinationMessage(result!.status, 'does not know') });
-      }
-
-      // Arrivals: until every expected instance is filed, or nothing arrived for quietMs. A
-      // refusal that reports no sub-operation done sends nothing: no wait then.
-      let filed = await this.filedOf(uid);
-      const filedAtResponse = filed;
-      const sentNothing =
-        (verdict?.category === 'failure' || verdict?.category === 'busy') &&
-        (subOps?.completed ?? 0) + (subOps?.warning ?? 0) + (subOps?.remaining ?? 0) === 0;
-      for (;;) {
-        if (sentNothing) break;
-        if (expected !== null && filed >= expected) break;
-        const now = Date.now();
-        if (now - lastProgress >= this.settings.quietMs) break;
-        if (now - moveStart >= this.settings.studyTimeoutMs) break;
-        if (this.stopOutcome) break;
-        await this.sleep(this.o.pollMs ?? 250);
-        const f = await this.filedOf(uid);
-        const a = this.o.activity();
-        if (f !== filed || a !== activity) lastProgress = Date.now();
-        filed = f;
-        activity = a;
-        this.moving.set(uid, filed);
-      }
-      this.moving.delete(uid);
-      const arrived = filed > filedBefore;
-      if (arrived) this.destinationVerified = true;
-      const enough = expected !== null ? filed >= expected : arrived && filed >= (subOps?.completed ?? 0);
-      if (enough) {
-        const notes: string[] = [];
-        if (verdict && verdict.category !== 'success') notes.push(`the PACS answered ${statusWords}`);
-        if (result && expected !== null && filedAtResponse < expected) {
-          // A PACS that answers before its sub-operations are done, or a node still filing.
-          notes.push(
-            `${filedAtResponse - filedBefore} of ${expected - filedBefore} instances were filed when the PACS gave its final answer; the rest arrived after`,
-          );
-        }
-        await this.finishStudy(study, 'complete', filed, { message: notes.length > 0 ? notes.join('; ') : null });
-        return;
-      }
-      if (this.stopOutcome) {
-        await state.updateRetrieveStudy(job.id, uid, { status: 'planned', filed, message: statusWords });
-        this.checkStopped();
-      }
-      const nothing = !arrived && (subOps?.completed ?? 0) === 0 && (subOps?.warning ?? 0) === 0;
-      if (!this.destinationVerified && nothing && verdict !== undefined) {
-        if (verdict.category === 'failure') {
-          // Orthanc answers 0xC000 with no sub-operation when it does not know the destination
-          // or cannot connect to it (measured): the first move tells the administrator which.
-          await state.updateRetrieveStudy(job.id, uid, { status: 'planned', filed, message: statusWords });
-          throw new Stop({ state: 'failed', message: this.destinationMessage(result!.status, 'cannot send to') });
-        }
-      }
-      if (verdict?.category === 'busy') {
-        // Out of resources: wait as for a PACS that is down, without spending an attempt while
-        // it has sent nothing (dcmqrscp answers 0xA702 with every sub-operation failed when it
-        // cannot reach us, so the wait is bounded by pacsWaitMs all the same).
-        if (!arrived) attempts--;
-        await state.updateRetrieveStudy(job.id, uid, { attempts, filed, message: statusWords });
-        await this.backoffBusy(result!.status, subOps);
-        continue;
-      }
-      if (attempts < this.settings.maxAttempts) {
-        this.o.logger.info(
-          `retrieve job ${this.o.job.id}: a study is incomplete after move ${attempts} (${filed} of ${expected ?? '?'} filed); moving it again`,
-        );
-        await state.updateRetrieveStudy(job.id, uid, { filed, message: statusWords });
-        continue;
-      }
-      const final = verdict?.category === 'failure' && !arrived ? 'failed' : 'incomplete';
-      await this.finishStudy(study, final, filed, {
-        message: `${filed} of ${expected ?? '?'} instances filed after ${attempts} moves; last: ${statusWords}`,
-      });
-      return;
     }
+  }
+
+  /**
+   * One C-MOVE of a study and the wait for its instances (attempt `attempts`): 'done' when the
+   * study reached its final status, 'again' to move it again, 'again-not-counted' to move it again
+   * without spending an attempt (the PACS was out of resources and sent nothing). Throws Stop.
+   * `releaseSlot` is called once the PACS is done sending.
+   */
+  private async moveOnce(
+    study: RetrieveStudy,
+    attempts: number,
+    expected: number | null,
+    filedBefore: number,
+    releaseSlot: () => void,
+  ): Promise<'done' | 'again' | 'again-not-counted'> {
+    const { state, job } = this.o;
+    const uid = study.studyUid;
+    await state.updateRetrieveStudy(job.id, uid, { status: 'moving', attempts, startedAt: Date.now() });
+    this.moving.set(uid, filedBefore);
+    this.emit();
+    let result: CMoveResult | undefined;
+    let dropped: PacsError | undefined;
+    let lastProgress = Date.now();
+    let arrivals = this.o.arrivals();
+    let lastReceived = Date.now();
+    const moveStart = Date.now();
+    try {
+      result = await this.withPacs('moving a study', async () => {
+        try {
+          return await this.o.pacs.move(uid, this.o.destination.aeTitle, {
+            signal: this.signal,
+            onProgress: () => (lastProgress = Date.now()),
+          });
+        } catch (e) {
+          // Dropped under way: part of the study may have come; count it below, not again here.
+          if (e instanceof PacsError && e.kind === 'dropped') {
+            dropped = e;
+            return undefined;
+          }
+          throw e;
+        }
+      });
+    } catch (e) {
+      this.moving.delete(uid);
+      // The PACS could not be reached (no move was made), or the run stopped: the study is
+      // planned again for the next run, and this attempt does not count.
+      await state.updateRetrieveStudy(job.id, uid, { status: 'planned', attempts: attempts - 1 });
+      throw e;
+    }
+    const verdict = result ? retrieveStatusMeaning(result.status) : undefined;
+    const subOps = result?.subOperations;
+    const statusWords = verdict
+      ? `${verdict.text}${subOps ? `; sub-operations ${subOps.completed ?? '?'} completed, ${subOps.failed ?? '?'} failed, ${subOps.warning ?? '?'} warning` : ''}`
+      : `the association dropped: ${dropped?.message ?? 'unknown'}`;
+    await state.updateRetrieveStudy(job.id, uid, {
+      lastStatus: result?.status ?? null,
+      completed: subOps?.completed ?? null,
+      failed: subOps?.failed ?? null,
+      warning: subOps?.warning ?? null,
+    });
+
+    if (verdict?.category === 'unknown-destination') {
+      this.moving.delete(uid);
+      await state.updateRetrieveStudy(job.id, uid, { status: 'planned', message: statusWords });
+      throw new Stop({ state: 'failed', message: this.destinationMessage(result!.status, 'does not know') });
+    }
+
+    // Arrivals: until every expected instance is filed, or nothing arrived for quietMs. A
+    // refusal that reports no sub-operation done sends nothing: no wait then.
+    let filed = await this.filedOf(uid);
+    const filedAtResponse = filed;
+    const sentNothing =
+      (verdict?.category === 'failure' || verdict?.category === 'busy') &&
+      (subOps?.completed ?? 0) + (subOps?.warning ?? 0) + (subOps?.remaining ?? 0) === 0;
+    if (sentNothing || dropped) releaseSlot();
+    lastReceived = Date.now();
+    for (;;) {
+      if (sentNothing) break;
+      if (expected !== null && filed >= expected) break;
+      const now = Date.now();
+      // The PACS is done sending: the next move may start while this study is being filed.
+      if (arrivals.receiving === 0 || now - lastReceived >= SENDING_DONE_QUIET_MS) releaseSlot();
+      if (now - lastProgress >= this.settings.quietMs) break;
+      if (now - moveStart >= this.settings.studyTimeoutMs) break;
+      if (this.stopOutcome) break;
+      await this.sleep(Math.min(this.o.pollMs ?? 100, SENDING_DONE_QUIET_MS));
+      const f = await this.filedOf(uid);
+      const a = this.o.arrivals();
+      if (a.received !== arrivals.received) lastReceived = Date.now();
+      if (f !== filed || a.received !== arrivals.received || a.processed !== arrivals.processed) {
+        lastProgress = Date.now();
+      }
+      filed = f;
+      arrivals = a;
+      this.moving.set(uid, filed);
+    }
+    releaseSlot();
+    this.moving.delete(uid);
+    const arrived = filed > filedBefore;
+    if (arrived) this.destinationVerified = true;
+    const enough = expected !== null ? filed >= expected : arrived && filed >= (subOps?.completed ?? 0);
+    if (enough) {
+      const notes: string[] = [];
+      if (verdict && verdict.category !== 'success') notes.push(`the PACS answered ${statusWords}`);
+      if (result && expected !== null && filedAtResponse < expected) {
+        // A PACS that answers before its sub-operations are done, or a node still filing.
+        notes.push(
+          `${filedAtResponse - filedBefore} of ${expected - filedBefore} instances were filed when the PACS gave its final answer; the rest arrived after`,
+        );
+      }
+      await this.finishStudy(study, 'complete', filed, { message: notes.length > 0 ? notes.join('; ') : null });
+      return 'done';
+    }
+    if (this.stopOutcome) {
+      await state.updateRetrieveStudy(job.id, uid, { status: 'planned', filed, message: statusWords });
+      this.checkStopped();
+    }
+    const nothing = !arrived && (subOps?.completed ?? 0) === 0 && (subOps?.warning ?? 0) === 0;
+    if (!this.destinationVerified && nothing && verdict !== undefined) {
+      if (verdict.category === 'failure') {
+        // Orthanc answers 0xC000 with no sub-operation when it does not know the destination
+        // or cannot connect to it (measured): the first move tells the administrator which.
+        await state.updateRetrieveStudy(job.id, uid, { status: 'planned', filed, message: statusWords });
+        throw new Stop({ state: 'failed', message: this.destinationMessage(result!.status, 'cannot send to') });
+      }
+    }
+    if (verdict?.category === 'busy') {
+      // Out of resources: wait as for a PACS that is down, without spending an attempt while
+      // it has sent nothing (dcmqrscp answers 0xA702 with every sub-operation failed when it
+      // cannot reach us, so the wait is bounded by pacsWaitMs all the same).
+      await state.updateRetrieveStudy(job.id, uid, {
+        attempts: arrived ? attempts : attempts - 1,
+        filed,
+        message: statusWords,
+      });
+      releaseSlot();
+      await this.backoffBusy(result!.status, subOps);
+      return arrived ? 'again' : 'again-not-counted';
+    }
+    if (attempts < this.settings.maxAttempts) {
+      this.o.logger.info(
+        `retrieve job ${this.o.job.id}: a study is incomplete after move ${attempts} (${filed} of ${expected ?? '?'} filed); moving it again`,
+      );
+      await state.updateRetrieveStudy(job.id, uid, { filed, message: statusWords });
+      return 'again';
+    }
+    const final = verdict?.category === 'failure' && !arrived ? 'failed' : 'incomplete';
+    await this.finishStudy(study, final, filed, {
+      message: `${filed} of ${expected ?? '?'} instances filed after ${attempts} moves; last: ${statusWords}`,
+    });
+    return 'done';
   }
 
   private busySince: number | undefined;

@@ -15,7 +15,7 @@ import type { StateStore } from '../state/stateStore.js';
 import type { RetrieveJob } from '../state/retrieveRecords.js';
 import { PacsClient } from './pacsClient.js';
 import { writeRetrieveReport } from './retrieveReport.js';
-import { RetrieveRun, type RetrieveProgress, type RetrieveRunOutcome } from './retrieveRun.js';
+import { RetrieveRun, type Arrivals, type RetrieveProgress, type RetrieveRunOutcome } from './retrieveRun.js';
 
 /** The node as the PACS must know it, and where reports go. */
 export interface RetrieveNodeInfo {
@@ -33,8 +33,8 @@ export interface RetrieveNodeInfo {
 export interface RetrieveServiceOptions {
   state: StateStore;
   node: RetrieveNodeInfo;
-  /** Increases with every instance the node receives or finishes processing. */
-  activity: () => number;
+  /** The node's counters of instances received and processed (RetrieveRun's Arrivals). */
+  arrivals: () => Arrivals;
   logger: Logger;
   /** How this process names itself as a job's runner (default `node:<host>:<pid>`). */
   runner?: string;
@@ -118,7 +118,7 @@ export class RetrieveService implements StatusReporter {
       runner: this.runner,
       pacs,
       destination: { aeTitle: this.o.node.aeTitle, host: this.o.node.host, port: this.o.node.port },
-      activity: this.o.activity,
+      arrivals: this.o.arrivals,
       logger: this.o.logger,
       onProgress: this.o.onProgress,
       heartbeatMs: this.o.heartbeatMs,
