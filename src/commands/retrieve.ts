@@ -5,6 +5,7 @@
 // Without a running node, the command runs the node's receiving side itself (under the node's AE
 // title and port, from --config) for the job's duration: src/retrieve/retrieveService.ts inside a
 // DeidNode in this process.
+import net from 'node:net';
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger, type ProcessLogger } from '../log.js';
 import { UsageError } from '../errors.js';
@@ -119,6 +120,7 @@ function settingsFrom(args: RetrieveArgs, base: RetrieveSettings): RetrieveSetti
 
 async function newJob(config: NodeConfig, args: RetrieveArgs): Promise<void> {
   const settings = settingsFrom(args, { ...DEFAULT_SETTINGS, modalities: [], dryRun: args['dry-run'] === true });
+  if (!settings.dryRun) await refuseRunningNode(config);
   const state = await openStateStore(config.db, { create: true });
   let job: RetrieveJob;
   try {
@@ -270,7 +272,7 @@ async function runJob(config: NodeConfig, args: RetrieveArgs, job: RetrieveJob, 
   process.on('SIGTERM', sigterm);
   try {
     if (dryRun) result = await runDry(config, logger, job, params, bar.update, setStop);
-    else result = await runWithNode(config, logger, job, params, bar.update, setStop, args);
+    else result = await runWithNode(config, logger, job, params, bar.update, setStop);
   } finally {
     process.off('SIGINT', sigint);
     process.off('SIGTERM', sigterm);
@@ -342,8 +344,8 @@ async function runWithNode(
   params: string,
   onProgress: (p: RetrieveProgress) => void,
   setStop: Stopper,
-  args: RetrieveArgs,
 ): Promise<RetrieveJobResult> {
+  await refuseRunningNode(config);
   // Loaded here: the DIMSE stack takes ~0.1 s to load, which status/cancel need not pay.
   const { DeidNode } = await import('../node/deidNode.js');
   const node = new DeidNode(config, logger, { onProgress, runner: `retrieve:${process.pid}` });
@@ -352,11 +354,7 @@ async function runWithNode(
   } catch (e) {
     await node.stop().catch(() => undefined);
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EADDRINUSE') {
-      throw new UsageError(
-        `port ${config.port} is already in use: is a node running (dicom-deid serve)? Stop it, or run the job there${args.config ? '' : ' (pass its --config)'}`,
-      );
-    }
+    if (err.code === 'EADDRINUSE') throw portInUseError(config);
     if (err.name === 'MappingError') throw new UsageError(err.message);
     throw e;
   }
@@ -367,6 +365,31 @@ async function runWithNode(
   } finally {
     await node.stop();
   }
+}
+
+function portInUseError(config: NodeConfig): UsageError {
+  return new UsageError(
+    `port ${config.port} is already in use: is a node running (dicom-deid serve)? Stop it first: the job runs the node's receiving side itself`,
+  );
+}
+
+/**
+ * Throws when the node's port is taken. A node running with this config owns its spool: starting
+ * another on it (which recovers the spool before it listens) would take records the running node
+ * is filing, so the port is checked first.
+ */
+async function refuseRunningNode(config: NodeConfig): Promise<void> {
+  if (await isPortInUse(config.host, config.port)) throw portInUseError(config);
+}
+
+/** True when something listens on host:port (a bind there fails with EADDRINUSE). */
+function isPortInUse(host: string, port: number): Promise<boolean> {
+  if (port === 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE'));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(false)));
+  });
 }
 
 function rethrowAsUsage(e: unknown): never {

@@ -107,6 +107,11 @@ export class PacsClient {
     }
   }
 
+  /** Our calling AE title. */
+  get callingAeTitle(): string {
+    return this.opts.callingAeTitle;
+  }
+
   /** C-ECHO on an association of its own; resolves with the status, throws PacsError. */
   async echo(): Promise<number> {
     const a = await this.open([VERIFICATION_CONTEXT], this.opts.queryTimeouts);

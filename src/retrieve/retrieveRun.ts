@@ -6,17 +6,17 @@
 //
 // The run needs the receiving side to be up under the job's move destination (the node: in this
 // process, standalone or inside `serve`), and sees arrivals through the state (filed instances per
-// original study) and through the node's activity counter (instances received or filed, which
-// moves while a large study is still arriving and not yet filed).
+// original study) and through the node's counters (instances received and processed, associations
+// open: they move while a large study is still arriving and not yet filed).
 //
 // What counts as done, after docs/research/retrieve-and-scale.md: a C-MOVE Success proves nothing
 // (a PACS may answer before its sub-operations finish, or with wrong counts), so a study is done
 // when as many of its instances are filed here as the PACS said it holds, or, short of that, when
 // nothing has arrived for `quietMs` (every arrival restarts that clock); then it is complete, or
 // moved again (at most `maxAttempts` moves), or reported incomplete.
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { formatTimeWindow, insideTimeWindow, nextWindowOpening, parseTimeWindow } from '../core/retrieve/timeWindow.js';
-import { randomUUID } from 'node:crypto';
 import { QueryTag } from '../dimse/queryIdentifier.js';
 import { retrieveStatusMeaning, statusHex } from '../dimse/status.js';
 import type { CMoveResult } from '../dimse/scu/cMove.js';
@@ -29,7 +29,7 @@ import { PacsBusyError, countStudyInstances, queryRow } from './studyQueries.js'
 /** Where a run is, for a progress bar and the node's status page (no identifiers). */
 export interface RetrieveProgress {
   jobId: number;
-  phase: 'preflight' | 'query' | 'move' | 'waiting-window' | 'waiting-pacs' | 'finished';
+  phase: 'preflight' | 'query' | 'move' | 'waiting-window' | 'finished';
   rowsTotal: number;
   rowsQueried: number;
   studiesTotal: number;
@@ -70,13 +70,13 @@ export interface RetrieveRunOptions {
   pacs: PacsClient;
   /** Where the PACS must send to, for messages: our AE title, host and port. */
   destination: { aeTitle: string; host: string; port: number };
-  /** The receiving side's counters: instances received, and instances done processing (filed...). */
+  /** The receiving side's counters (the node's arrivals()). */
   arrivals: () => Arrivals;
   logger: Logger;
   onProgress?: (p: RetrieveProgress) => void;
   /** How often the run tells the state it is alive and checks for a cancel (ms, default 5000). */
   heartbeatMs?: number;
-  /** How often arrivals are counted while a study is moved (ms, default 250). */
+  /** How often arrivals are counted while a study is moved (ms, default 100). */
   pollMs?: number;
 }
 
@@ -207,13 +207,13 @@ export class RetrieveRun {
         for (const st of studies)
           await state.updateRetrieveStudy(job.id, st.studyUid, { filed: filed.get(st.studyUid) ?? 0 });
         const c = await state.retrieveJobCounts(job.id);
-        return await this.finished({
+        return this.finished({
           state: 'done',
           message: `dry run: ${c.rows.found + c.rows.query_incomplete} of ${this.progress.rowsTotal} rows found, ${this.progress.studiesTotal} studies planned, nothing moved`,
         });
       }
       await this.moveStudies();
-      return await this.finished({ state: 'done', message: await this.summary() });
+      return this.finished({ state: 'done', message: await this.summary() });
     } catch (e) {
       const outcome = e instanceof Stop ? e.outcome : this.stopOutcome;
       if (outcome) return this.finished(outcome);
@@ -224,7 +224,7 @@ export class RetrieveRun {
     }
   }
 
-  private async finished(outcome: RetrieveRunOutcome): Promise<RetrieveRunOutcome> {
+  private finished(outcome: RetrieveRunOutcome): RetrieveRunOutcome {
     this.emit({ phase: 'finished', waitingFor: undefined });
     return outcome;
   }
@@ -325,32 +325,30 @@ export class RetrieveRun {
     if (status !== 0) {
       this.o.logger.warn(`retrieve job ${this.o.job.id}: the PACS answered C-ECHO with ${statusHex(status)}`);
     }
-    try {
-      await this.withPacs('C-FIND', () =>
-        this.o.pacs.find(
+    // Answering C-ECHO, then aborting the association at the first query, twice in a row: the
+    // PACS most likely does not let our calling AE title query it.
+    let aborted = 0;
+    const nowhere = `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`)}`;
+    await this.withPacs('C-FIND', async () => {
+      try {
+        return await this.o.pacs.find(
           [
             { tag: QueryTag.QueryRetrieveLevel, vr: 'CS', value: 'STUDY' },
-            {
-              tag: QueryTag.StudyInstanceUid,
-              vr: 'UI',
-              value: `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`)}`,
-            },
+            { tag: QueryTag.StudyInstanceUid, vr: 'UI', value: nowhere },
           ],
           () => undefined,
           1,
-        ),
-      );
-    } catch (e) {
-      if (e instanceof Stop && e.outcome.state === 'paused' && /aborted/.test(e.outcome.message)) {
-        // Answers C-ECHO, then drops the association at the first query, every time: the PACS
-        // does not let us query (Orthanc: our AE title is not in its DicomModalities).
-        throw new Stop({
-          state: 'failed',
-          message: `the PACS ${this.o.pacs.label} answers C-ECHO but aborts our queries: it does not let AE title ${this.o.destination.aeTitle} query it; its administrator must add us as a DICOM node allowed to query and retrieve (${this.destinationWords()})`,
-        });
+        );
+      } catch (e) {
+        if (e instanceof PacsError && e.kind === 'dropped' && ++aborted >= 2) {
+          throw new Stop({
+            state: 'failed',
+            message: `the PACS ${this.o.pacs.label} answers C-ECHO but drops the association at our first query (${e.message}): it most likely does not let AE title ${this.o.pacs.callingAeTitle} query it (Orthanc does so for an AE title missing from its DicomModalities); its administrator must add us as a DICOM node allowed to query and retrieve (${this.destinationWords()})`,
+          });
+        }
+        throw e;
       }
-      throw e;
-    }
+    });
   }
 
   // ------------------------------------------------------------------------------------------
