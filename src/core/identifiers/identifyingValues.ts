@@ -2,7 +2,7 @@
 // must not reappear in what is made from it (its output path; later, its de-identified bytes).
 import { decodeValues, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
 import { bufferSource, type ByteSource } from '../dicom/byteSource.js';
-import { findElement, parsePart10, type Element, type ParsedInstance } from '../dicom/parser.js';
+import { findElement, findElements, parsePart10, type Element, type ParsedInstance } from '../dicom/parser.js';
 import { dictionaryVr } from '../dicom/vrDictionary.js';
 import type { Identifier, IdentifierKind } from './matcher.js';
 
@@ -86,14 +86,17 @@ export function identifyingValues(p: ParsedInstance): IdentifyingValues {
   };
   const { elements, data } = p.head; // the elements before the pixel data
   const cs = characterSetOf(elements, data);
+  // Every copy of a repeated element counts (the editor writes one, but the others were there).
   for (const [tag, field] of TAGS) {
-    const el = findElement(elements, tag);
-    if (el) out[field].push(...values(data, el, cs).filter((v) => v.trim() !== ''));
+    for (const el of findElements(elements, tag))
+      out[field].push(...values(data, el, cs).filter((v) => v.trim() !== ''));
   }
-  const seq = findElement(elements, OTHER_PATIENT_IDS_SEQUENCE);
-  for (const item of seq?.items ?? []) {
-    const el = findElement(item.elements, PATIENT_ID);
-    if (el) out.otherPatientIds.push(...values(data, el, characterSetOf(item.elements, data, cs)));
+  for (const seq of findElements(elements, OTHER_PATIENT_IDS_SEQUENCE)) {
+    for (const item of seq.items ?? []) {
+      for (const el of findElements(item.elements, PATIENT_ID)) {
+        out.otherPatientIds.push(...values(data, el, characterSetOf(item.elements, data, cs)));
+      }
+    }
   }
   const meta = findElement(p.meta, MEDIA_STORAGE_SOP_INSTANCE_UID);
   if (meta) out.uids.push(...values(p.metaBytes, meta, cs));
