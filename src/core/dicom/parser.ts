@@ -119,12 +119,12 @@ function hexTag(tag: number): string {
 }
 export { hexTag };
 
+/** How every truncation message ends. */
+const CUT = ' (the file was cut short or is damaged)';
+
 /** The message for a value that reaches past the end of its data set, item or file. */
 function truncated(tag: number, length: number, left: number): string {
-  return (
-    `truncated: ${hexTag(tag)} declares a value of ${length} bytes but only ${Math.max(0, left)} follow ` +
-    '(the file was cut short or is damaged)'
-  );
+  return `truncated: ${hexTag(tag)} declares a value of ${length} bytes but only ${Math.max(0, left)} follow${CUT}`;
 }
 
 /**
@@ -213,7 +213,7 @@ function parseElements(
       // Some writers pad the data set with a few NUL bytes; anything else is truncation.
       r.need(end);
       if (buf.subarray(pos, end).every((b) => b === 0)) return { elements, pos: end };
-      throw new DicomFormatError(`truncated element header at byte ${r.at(pos)}`);
+      throw new DicomFormatError(`truncated: the data ends inside an element header at byte ${r.at(pos)}${CUT}`);
     }
     r.need(pos + 8);
     const start = pos;
@@ -240,7 +240,8 @@ function parseElements(
       }
       vr = String.fromCharCode(b0, b1);
       if (LONG_VRS.has(vr)) {
-        if (pos + 12 > end) throw new DicomFormatError(`truncated header of ${hexTag(tag)}`);
+        if (pos + 12 > end)
+          throw new DicomFormatError(`truncated: the data ends inside the header of ${hexTag(tag)}${CUT}`);
         r.need(pos + 12);
         length = r.u32(pos + 8);
         valueStart = pos + 12;
@@ -311,7 +312,7 @@ function parseElements(
     elements.push(el);
     pos = el.end;
   }
-  if (stopAtItemDelimiter) throw new DicomFormatError('truncated: item without delimiter');
+  if (stopAtItemDelimiter) throw new DicomFormatError(`truncated: an item of undefined length has no end${CUT}`);
   return { elements, pos };
 }
 
@@ -336,7 +337,7 @@ function parseItems(
 ): { items: Item[]; pos: number } {
   const items: Item[] = [];
   while (pos < end || undefinedLength) {
-    if (pos + 8 > end) throw new DicomFormatError(`truncated sequence at byte ${r.at(pos)}`);
+    if (pos + 8 > end) throw new DicomFormatError(`truncated: a sequence at byte ${r.at(pos)} has no end${CUT}`);
     r.need(pos + 8);
     const tag = r.tag(pos);
     const len = r.u32(pos + 4);
@@ -352,7 +353,8 @@ function parseItems(
       pos = res.pos;
     } else {
       const itemEnd = pos + 8 + len;
-      if (itemEnd > end) throw new DicomFormatError(`truncated item at byte ${r.at(pos)}`);
+      if (itemEnd > end)
+        throw new DicomFormatError(`truncated: the item at byte ${r.at(pos)} reaches past its sequence${CUT}`);
       const res = parseElements(r, pos + 8, itemEnd, depth + 1, false);
       items.push({ start, end: itemEnd, elements: res.elements });
       pos = itemEnd;
@@ -376,7 +378,7 @@ function skipFragments(
 ): number {
   const tag = el.tag;
   for (;;) {
-    if (pos + 8 > end) throw new DicomFormatError(`truncated encapsulated ${hexTag(tag)}`);
+    if (pos + 8 > end) throw new DicomFormatError(`truncated: encapsulated ${hexTag(tag)} has no end${CUT}`);
     const [t, len] = itemHeader(pos);
     if (t === SEQUENCE_DELIMITATION) return pos + 8;
     if (t !== ITEM || len === UNDEFINED_LENGTH) {
@@ -384,7 +386,8 @@ function skipFragments(
     }
     if (len % 2 === 1) el.oddFragment = true;
     pos += 8 + len;
-    if (pos > end) throw new DicomFormatError(`truncated encapsulated ${hexTag(tag)}`);
+    if (pos > end)
+      throw new DicomFormatError(`truncated: a fragment of encapsulated ${hexTag(tag)} reaches past the end${CUT}`);
   }
 }
 

@@ -25,6 +25,8 @@ export interface IdentifyingValues {
   physicianNames: string[];
   /** Operators' Name (PN values). */
   operatorNames: string[];
+  /** Study Instance UID (also among `uids`): what a study is known by. */
+  studyInstanceUids: string[];
 }
 
 const TAGS: [tag: number, field: keyof IdentifyingValues][] = [
@@ -56,6 +58,7 @@ const TAGS: [tag: number, field: keyof IdentifyingValues][] = [
 const SPECIFIC_CHARACTER_SET = 0x00080005;
 const OTHER_PATIENT_IDS_SEQUENCE = 0x00101002;
 const PATIENT_ID = 0x00100020;
+const STUDY_INSTANCE_UID = 0x0020000d;
 const MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003;
 
 function characterSetOf(elements: Element[], data: Buffer, inherited?: SpecificCharacterSet): SpecificCharacterSet {
@@ -83,6 +86,7 @@ export function identifyingValues(p: ParsedInstance): IdentifyingValues {
     institutionNames: [],
     physicianNames: [],
     operatorNames: [],
+    studyInstanceUids: [],
   };
   const { elements, data } = p.head; // the elements before the pixel data
   const cs = characterSetOf(elements, data);
@@ -98,6 +102,7 @@ export function identifyingValues(p: ParsedInstance): IdentifyingValues {
       }
     }
   }
+  for (const el of findElements(elements, STUDY_INSTANCE_UID)) out.studyInstanceUids.push(...values(data, el, cs));
   const meta = findElement(p.meta, MEDIA_STORAGE_SOP_INSTANCE_UID);
   if (meta) out.uids.push(...values(p.metaBytes, meta, cs));
   for (const field of Object.keys(out) as (keyof IdentifyingValues)[]) out[field] = [...new Set(out[field])];
