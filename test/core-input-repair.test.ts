@@ -425,6 +425,7 @@ describe('burned-in annotation: the standard signal and the image kinds that car
     expect(verdict(instance(UIDS.usStorage, [el(0x00080060, 'CS', 'US')]))).toEqual({
       kind: 'review',
       reason: 'ultrasound without Burned In Annotation (0028,0301) = NO: check the pixels for text',
+      imageKind: 'ultrasound',
     });
     expect(verdict(instance(UIDS.scStorage, [el(0x00080060, 'CS', 'OT')]))?.reason).toMatch(/^secondary capture/);
     expect(verdict(instance(UIDS.ctStorage, [el(0x00080060, 'CS', 'ES')]))?.reason).toMatch(/^endoscopy/);

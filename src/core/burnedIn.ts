@@ -44,7 +44,7 @@ export type BurnedInVerdict =
   /** Burned In Annotation is YES: the image says it identifies the patient. */
   | { kind: 'declared'; reason: string }
   /** An image of a kind that commonly carries text, not declared free of it (no NO). */
-  | { kind: 'review'; reason: string };
+  | { kind: 'review'; reason: string; imageKind: string };
 
 /**
  * The verdict for an instance's pixels, or null when nothing points to burned-in text (no pixel
@@ -66,5 +66,6 @@ export function burnedInVerdict(keys: InstanceKeys): BurnedInVerdict | null {
   return {
     kind: 'review',
     reason: `${kind} without Burned In Annotation (0028,0301) = NO: check the pixels for text`,
+    imageKind: kind,
   };
 }

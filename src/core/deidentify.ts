@@ -139,11 +139,14 @@ export function readInstanceKeys(input: Uint8Array | ByteSource, options?: Parse
 function instanceKeys(p: ParsedInstance): InstanceKeys {
   const metaSopInstance = findElement(p.meta, 0x00020003);
   const metaSopClass = findElement(p.meta, T.MediaStorageSOPClassUID);
+  const metaSopClassUid = metaSopClass ? stringValue(p.metaBytes, metaSopClass) : '';
+  const metaSopInstanceUid = metaSopInstance ? stringValue(p.metaBytes, metaSopInstance) : '';
   return {
     transferSyntaxUid: p.transferSyntaxUid,
-    sopClassUid: topString(p, T.SOPClassUID) || (metaSopClass ? stringValue(p.metaBytes, metaSopClass) : ''),
-    sopInstanceUid:
-      topString(p, T.SOPInstanceUID) || (metaSopInstance ? stringValue(p.metaBytes, metaSopInstance) : ''),
+    sopClassUid: topString(p, T.SOPClassUID) || metaSopClassUid,
+    sopInstanceUid: topString(p, T.SOPInstanceUID) || metaSopInstanceUid,
+    metaSopClassUid,
+    metaSopInstanceUid,
     studyInstanceUid: topString(p, T.StudyInstanceUID),
     seriesInstanceUid: topString(p, T.SeriesInstanceUID),
     patientId: topString(p, T.PatientID),
@@ -161,7 +164,7 @@ function instanceKeys(p: ParsedInstance): InstanceKeys {
       topElement(p, T.FloatPixelData) !== undefined ||
       topElement(p, T.DoubleFloatPixelData) !== undefined,
     isMediaIndex:
-      (metaSopClass !== undefined && stringValue(p.metaBytes, metaSopClass) === MEDIA_STORAGE_DIRECTORY) ||
+      metaSopClassUid === MEDIA_STORAGE_DIRECTORY ||
       topString(p, T.SOPClassUID) === MEDIA_STORAGE_DIRECTORY ||
       topElement(p, T.DirectoryRecordSequence) !== undefined,
   };

@@ -55,6 +55,10 @@ export interface InstanceKeys {
   transferSyntaxUid: string;
   sopClassUid: string;
   sopInstanceUid: string;
+  /** Media Storage SOP Class and Instance UIDs of the file meta ('' when none). A node's spool
+   *  writes there the Affected SOP Class and Instance UIDs of the C-STORE request. */
+  metaSopClassUid: string;
+  metaSopInstanceUid: string;
   studyInstanceUid: string;
   seriesInstanceUid: string;
   patientId: string;

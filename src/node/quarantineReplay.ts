@@ -28,6 +28,7 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
       outputDir: c.output,
       quarantineDir: c.quarantine,
       forwardTo: c.forward.map((d) => d.name),
+      allowBurnedIn: c.allowBurnedIn,
       audit: (row: Parameters<AuditLog['write']>[0]) =>
         audit.write({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
     };
