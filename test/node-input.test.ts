@@ -5,7 +5,7 @@
 // burned-in text (filed, listed for review in the audit log and the node's status). A real node
 // in this process (from dist/), pushed to by storescu and by our own SCU. Names are made up.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import { sendFiles } from '../src/forward/storeScu.js';
 import { listQuarantine } from '../src/node/quarantine.js';
 import type { Logger } from '../src/log.js';
 import { stopAllPeers, tempDir } from './forward-helpers.js';
-import { CLI, ensureBuilt, writeMappingCsv } from './serve-helpers.js';
+import { CLI, ensureBuilt, runCli, writeMappingCsv } from './serve-helpers.js';
 import { el, part10, UIDS, ui, us } from './dicomBytes.js';
 
 type DeidNodeClass = typeof DeidNodeType;
@@ -176,6 +176,38 @@ describe('the node holds what it must not file silently', () => {
     expect(node.status().components.processing?.details).toMatchObject({
       quarantinedByReason: { 'study-patient-conflict': 1 },
     });
+  });
+
+  it('batch and node share study owners: a study batch mode gave RES_A is not filed under RES_C by the node', async () => {
+    const dir = tempDir('node-input-shared-');
+    const study = '1.2.826.0.1.3680043.9.9999.6';
+    const raw = join(dir, 'Raw', 'Phi_Alpha', 's1');
+    mkdirSync(raw, { recursive: true });
+    instance(raw, { name: 'Phi^Alpha', mrn: 'MRN9009', accession: 'ACC4242', study });
+    const csv = writeMappingCsv(join(dir, 'map.csv'), [
+      { mrn: 'MRN9009', accession: 'ACC4242', researchId: 'RES_A' },
+      { mrn: 'MRN9010', accession: '', researchId: 'RES_C' },
+    ]);
+    const db = join(dir, 'state', 'state.sqlite');
+    const batch = runCli([
+      'batch',
+      '--csv',
+      csv,
+      '--input',
+      join(dir, 'Raw'),
+      '--output',
+      join(dir, 'batch-out'),
+      '--db',
+      db,
+      '--quiet',
+    ]);
+    expect(batch.status, batch.stderr).toBe(0);
+    const { node, port, quarantine } = await startNode(dir, { db });
+    expect(
+      await storescu(port, [instance(dir, { name: 'Phi^Alpha', mrn: 'MRN9010', accession: 'ACC5353', study })]),
+    ).toBe(0);
+    await node.whenIdle();
+    expect((await listQuarantine(quarantine)).map((x) => x.sidecar.reason)).toEqual(['study-patient-conflict']);
   });
 
   it('burned-in: YES is quarantined, an ultrasound without NO is filed and listed for review, NO is filed quietly', async () => {
