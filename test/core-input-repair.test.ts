@@ -13,6 +13,7 @@ import { burnedInVerdict } from '../src/core/burnedIn.js';
 import { deidentify, deidentifySource, readInstanceKeys } from '../src/core/deidentify.js';
 import { bufferSource } from '../src/core/dicom/byteSource.js';
 import { dicomFormOf } from '../src/core/dicom/sniff.js';
+import { checkValue } from '../src/core/dicom/valueRules.js';
 import { DicomFormatError, type DeidPlan } from '../src/core/types.js';
 import { el, part10, seq, UIDS, ui, us, type Enc } from './dicomBytes.js';
 
@@ -438,5 +439,28 @@ describe('burned-in annotation: the standard signal and the image kinds that car
     expect(verdict(instance(UIDS.ctStorage, [el(0x00080060, 'CS', 'CT')]))).toBeNull();
     // No pixels, nothing to read text from.
     expect(verdict(instance(UIDS.scStorage, [el(0x00080060, 'CS', 'SC')], false))).toBeNull();
+  });
+});
+
+describe('value rules by VR (PS3.5 Table 6.2-1, as pydicom checks them)', () => {
+  it('accepts valid values with their padding, repairs lower-case CS and HH:MM:SS, refuses the rest', () => {
+    expect(checkValue('DS', '-1.5\\2.25e3 \\ 7 ')).toEqual({ ok: true });
+    expect(checkValue('UI', '1.2.840.10008.5.1.4.1.1.4\0')).toEqual({ ok: true });
+    expect(checkValue('CS', ' ORIGINAL\\PRIMARY ')).toEqual({ ok: true });
+    expect(checkValue('LO', 'é'.repeat(64))).toEqual({ ok: true }); // characters, not bytes
+    expect(checkValue('CS', 'axial ')).toEqual({
+      ok: 'repaired',
+      text: 'AXIAL',
+      repair: 'Code String in lower case upper-cased',
+    });
+    expect(checkValue('TM', '07:27:31')).toMatchObject({ ok: 'repaired', text: '072731' });
+    expect(checkValue('LO', 'x'.repeat(65))).toEqual({
+      ok: false,
+      problem: 'has a value of 65 characters, more than the 64 a LO may hold',
+    });
+    expect(checkValue('UI', '1.02.3')).toMatchObject({ ok: false });
+    expect(checkValue('CS', 'T1-WEIGHTED')).toMatchObject({ ok: false });
+    expect(checkValue('PN', 'A=B=C=D')).toMatchObject({ ok: false });
+    expect(checkValue('ST', 'free\\text')).toEqual({ ok: true });
   });
 });

@@ -55,41 +55,71 @@ export type ValueCheck =
   /** Invalid beyond repair: `problem` says why, without the value (it may identify). */
   | { ok: false; problem: string };
 
+/** The number of characters (code points) of `value`, counted only when it may matter. */
+function tooLong(value: string, max: number): number | null {
+  if (value.length <= max) return null; // code points never outnumber UTF-16 units
+  const n = [...value].length;
+  return n > max ? n : null;
+}
+
 function valueProblem(vr: string, value: string): string | null {
   const max = MAX_CHARS[vr];
-  if (max !== undefined && [...value].length > max) {
-    return `has a value of ${[...value].length} characters, more than the ${max} a ${vr} may hold`;
-  }
+  const long = max === undefined ? null : tooLong(value, max);
+  if (long !== null) return `has a value of ${long} characters, more than the ${max} a ${vr} may hold`;
   const form = FORM[vr];
   if (form && value !== '' && (!form.test(value) || value.endsWith('\n')))
     return `has a value that is not a valid ${vr}`;
-  if (vr === 'PN' && (value.split('=').length > 3 || value.split('=').some((g) => [...g].length > 64))) {
-    return 'has a person name of more than 3 component groups or of a group longer than 64 characters';
+  if (vr === 'PN' && value.includes('=')) {
+    const groups = value.split('=');
+    if (groups.length > 3 || groups.some((g) => tooLong(g, 64) !== null)) {
+      return 'has a person name of more than 3 component groups or of a group longer than 64 characters';
+    }
+  } else if (vr === 'PN' && tooLong(value, 64) !== null) {
+    return 'has a person name longer than 64 characters';
   }
   return null;
 }
+
+/** The values of an element's text without their trailing padding (CS and AE: leading spaces too). */
+function valuesOf(vr: string, text: string): string[] {
+  const values = SINGLE_VALUED.has(vr) || !text.includes('\\') ? [text] : text.split('\\');
+  return values.map((v) => {
+    let end = v.length;
+    while (end > 0 && (v.charCodeAt(end - 1) === 0x20 || v.charCodeAt(end - 1) === 0)) end--;
+    let begin = 0;
+    if (vr === 'CS' || vr === 'AE') while (begin < end && v.charCodeAt(begin) === 0x20) begin++;
+    return begin === 0 && end === v.length ? v : v.slice(begin, end);
+  });
+}
+
+const OK: ValueCheck = { ok: true };
 
 /**
  * Checks the text of an element of VR `vr` (all its values, as decoded, padding included) against
  * PS3.5 Table 6.2-1. Pure.
  */
 export function checkValue(vr: string, text: string): ValueCheck {
-  if (!CHECKED_VRS.has(vr)) return { ok: true };
-  const strip = (v: string) => (vr === 'UI' ? v.replace(/[\0 ]+$/, '') : v.replace(/[ \0]+$/, ''));
-  const values = (SINGLE_VALUED.has(vr) ? [text] : text.split('\\')).map(strip);
-  let problem: string | null = null;
-  for (const v of values) problem ??= valueProblem(vr, vr === 'CS' || vr === 'AE' ? v.replace(/^ +/, '') : v);
-  if (problem === null) return { ok: true };
-  // The repairs that change nothing a reader relies on.
+  if (!CHECKED_VRS.has(vr)) return OK;
+  const values = valuesOf(vr, text);
+  const problem = firstProblem(vr, values);
+  if (problem === null) return OK;
+  // The repairs that change nothing a reader relies on, when they make the value valid.
   const repair =
     vr === 'CS'
-      ? { text: values.map((v) => v.toUpperCase()).join('\\'), repair: 'Code String in lower case upper-cased' }
+      ? { values: values.map((v) => v.toUpperCase()), repair: 'Code String in lower case upper-cased' }
       : vr === 'TM'
-        ? {
-            text: values.map((v) => v.replace(/:/g, '')).join('\\'),
-            repair: 'time with colons (HH:MM:SS) written HHMMSS',
-          }
+        ? { values: values.map((v) => v.replace(/:/g, '')), repair: 'time with colons (HH:MM:SS) written HHMMSS' }
         : null;
-  if (repair && checkValue(vr, repair.text).ok === true) return { ok: 'repaired', ...repair };
+  if (repair && firstProblem(vr, repair.values) === null) {
+    return { ok: 'repaired', text: repair.values.join('\\'), repair: repair.repair };
+  }
   return { ok: false, problem };
+}
+
+function firstProblem(vr: string, values: readonly string[]): string | null {
+  for (const v of values) {
+    const problem = valueProblem(vr, v);
+    if (problem !== null) return problem;
+  }
+  return null;
 }
