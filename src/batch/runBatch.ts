@@ -10,7 +10,7 @@ import { FileByteSource } from '../io/fileByteSource.js';
 import { readMappingFile } from '../io/mappingFile.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { describeSystemError, UsageError } from '../errors.js';
-import { MAX_TEXT_FILE_BYTES, readTextFile } from '../core/identifiers/index.js';
+import { decideOtherFile, reasonWithoutDetails } from './otherFiles.js';
 import { claimStudyOwners } from './studyOwners.js';
 import type { Logger } from '../log.js';
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
@@ -428,65 +428,40 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       let outRel: string | undefined;
       let researchId: string | undefined;
       if (opts.copyOtherFiles) {
-        const l = sourceLayout(rel);
-        const ids = l.patientFolder !== null ? researchIdsOfPatientFolder.get(l.patientFolder) : undefined;
-        let why: string | null = null;
-        let checked: Buffer | undefined;
-        let parts: string[] = [];
-        if (l.patientFolder === null) why = 'outside any patient folder';
-        else if (!ids) why = 'no de-identified DICOM in its patient folder';
-        else if (ids.size !== 1) why = 'its patient folder maps to several research IDs';
-        else {
-          const rid = [...ids][0]!;
-          const planned = plan.otherPath(rel, rid);
-          if (planned.fileName === null) why = 'its name holds an identifier';
-          else {
-            const content = readOtherFile(path.join(input, ...rel.split('/')));
-            const text = typeof content === 'string' ? null : readTextFile(content);
-            if (typeof content === 'string') why = content;
-            else if (text?.kind === 'not-text') why = text.why;
-            else why = plan.textProblem(text!.text, rid);
-            if (why === null) {
-              checked = content as Buffer;
-              researchId = rid;
-              parts = [rid];
-              if (l.sessionFolder !== null) {
-                const key = folderSessionKey(l.patientFolder, l.sessionFolder);
-                const n = sessionCache.get(rid + '\0' + key);
-                parts.push(
-                  sessionFolderName(
-                    rid,
-                    n ??
-                      (await sessionIndex({
-                        type: 'session',
-                        reqId: 0,
-                        researchId: rid,
-                        patientFolder: l.patientFolder,
-                        key,
-                      })),
-                  ),
-                );
-              }
-              parts.push(...planned.dirs, planned.fileName);
-            }
+        const d = decideOtherFile(input, rel, researchIdsOfPatientFolder, plan);
+        let why = d.kind === 'left-out' ? d.why : null;
+        if (d.kind === 'copy') {
+          const l = sourceLayout(rel);
+          const parts = [d.researchId];
+          if (l.patientFolder !== null && l.sessionFolder !== null) {
+            const key = folderSessionKey(l.patientFolder, l.sessionFolder);
+            const n =
+              sessionCache.get(d.researchId + '\0' + key) ??
+              (await sessionIndex({
+                type: 'session',
+                reqId: 0,
+                researchId: d.researchId,
+                patientFolder: l.patientFolder,
+                key,
+              }));
+            parts.push(sessionFolderName(d.researchId, n));
           }
-        }
-        if (why === null && checked) {
+          parts.push(...d.dirs, d.fileName);
           try {
             // The bytes that were checked, not the file again (it could have changed since).
-            writeAtomic(path.join(output, ...parts), checked);
+            writeAtomic(path.join(output, ...parts), d.bytes);
             outRel = parts.join('/');
+            researchId = d.researchId;
             message = 'not DICOM: a text file without identifiers, copied (--copy-other-files)';
             otherCopied++;
           } catch (err) {
             why = `copy failed: ${describeSystemError(err)}`;
-            researchId = undefined;
           }
         }
         if (why !== null) {
           message = `not DICOM: left out (${why})`;
           // The summary counts reasons; the kinds of identifier found are for the audit log.
-          const reason = why.replace(/ \(.*\)$/, '');
+          const reason = reasonWithoutDetails(why);
           otherFilesLeftOutBy.set(reason, (otherFilesLeftOutBy.get(reason) ?? 0) + 1);
         }
       }
@@ -525,20 +500,6 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     progress.finish();
     audit.close();
     await state.close();
-  }
-}
-
-/**
- * The bytes of a non-DICOM file to check before copying it, or why they are not read: larger
- * than any text file worth copying (MAX_TEXT_FILE_BYTES), or unreadable.
- */
-function readOtherFile(file: string): Buffer | string {
-  try {
-    if (fs.statSync(file).size > MAX_TEXT_FILE_BYTES)
-      return `larger than ${MAX_TEXT_FILE_BYTES >> 20} MiB, too large to check`;
-    return fs.readFileSync(file);
-  } catch (err) {
-    return `unreadable: ${describeSystemError(err)}`;
   }
 }
 

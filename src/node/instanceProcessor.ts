@@ -308,17 +308,13 @@ async function uidSecretOf(state: StateStore): Promise<Buffer> {
  */
 function requestMismatch(keys: InstanceKeys): string | null {
   const parts: string[] = [];
-  const dataSetUid = (tag: string) => `the data set's ${tag}`;
-  if (keys.metaSopInstanceUid !== '' && keys.metaSopInstanceUid !== keys.sopInstanceUid) {
-    parts.push(
-      `the C-STORE request's Affected SOP Instance UID is ${keys.metaSopInstanceUid}, ` +
-        `${dataSetUid('SOP Instance UID')} ${keys.sopInstanceUid}`,
-    );
-  }
-  if (keys.metaSopClassUid !== '' && keys.metaSopClassUid !== keys.sopClassUid) {
-    parts.push(
-      `the C-STORE request's Affected SOP Class UID is ${keys.metaSopClassUid}, ${dataSetUid('SOP Class UID')} ${keys.sopClassUid}`,
-    );
+  for (const [what, request, dataSet] of [
+    ['SOP Instance UID', keys.metaSopInstanceUid, keys.sopInstanceUid],
+    ['SOP Class UID', keys.metaSopClassUid, keys.sopClassUid],
+  ] as const) {
+    if (request !== '' && request !== dataSet) {
+      parts.push(`the C-STORE request's Affected ${what} is ${request}, the data set's ${what} ${dataSet}`);
+    }
   }
   return parts.length === 0 ? null : `${parts.join('; ')}: filed under neither`;
 }
