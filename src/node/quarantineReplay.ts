@@ -1,5 +1,6 @@
 // Re-runs quarantined instances through the node's processor (after the CSV was fixed).
-// Still-unmatched instances stay in quarantine untouched.
+// Instances still unmatched, or still held for their reason (uid-mismatch, study-patient-conflict,
+// burned-in without allowBurnedIn), stay in quarantine untouched.
 import { AuditLog } from '../audit/auditLog.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { processInstance } from './instanceProcessor.js';
@@ -10,6 +11,7 @@ import { fileRef } from './spool/spoolRef.js';
 
 export interface ReplaySummary {
   filed: number;
+  /** Left in quarantine: still no mapping row, or still held for their reason. */
   stillUnmatched: number;
 }
 
