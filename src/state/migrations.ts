@@ -63,7 +63,16 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX IF NOT EXISTS forward_queue_due ON forward_queue(destination, state, next_attempt_at);
   `,
-  // v4: retrieve jobs (issue 17). filed_instance learns each instance's original study, so a job
+  // v4: which research patient each study belongs to (a study has one patient, PS3.3 C.7.2.1),
+  // keyed by its de-identified Study Instance UID.
+  `
+  CREATE TABLE study_owner (
+    study_uid   TEXT PRIMARY KEY,
+    research_id TEXT NOT NULL,
+    claimed_at  INTEGER NOT NULL
+  );
+  `,
+  // v5: retrieve jobs (issue 17). filed_instance learns each instance's original study, so a job
   // counts what arrived per study (older rows stay NULL: unknown).
   `
   ALTER TABLE filed_instance ADD COLUMN original_study_uid TEXT;
