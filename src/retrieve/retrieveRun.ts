@@ -627,7 +627,7 @@ export class RetrieveRun {
     }
     const final = verdict?.category === 'failure' && !arrived ? 'failed' : 'incomplete';
     await this.finishStudy(study, final, filed, {
-      message: `${filed} of ${expected ?? '?'} instances filed after ${attempts} moves; last: ${statusWords}`,
+      message: `${filed} of ${expected ?? '?'} instances filed after ${attempts} moves; last: ${statusWords}; any that arrived but could not be filed are in the quarantine (dicom-deid quarantine list)`,
     });
     return 'done';
   }
