@@ -26,6 +26,8 @@ export interface BatchOptions {
   createLog?: (logDir: string) => Logger;
   /** Where the summary goes (default stdout). */
   out?: (line: string) => void;
+  /** Stops the run (the CLI aborts it on SIGINT/SIGTERM): see runBatch. */
+  signal?: AbortSignal;
 }
 
 /** The absolute paths of a run. */
@@ -62,8 +64,9 @@ export function isInside(child: string, parent: string): boolean {
 
 /**
  * Checks the options and reads the mapping CSV; writes nothing (warnings go to stderr).
- * Throws UsageError (exit 2) for a missing or wrong folder, an output inside the input, an
- * unreadable CSV; MappingError (exit 2) for a CSV that does not validate.
+ * Throws UsageError (exit 2) for a missing or wrong folder, an output inside the input or
+ * holding it, key material inside the output (placementProblems), an unreadable CSV;
+ * MappingError (exit 2) for a CSV that does not validate.
  */
 export function prepareBatch(opts: BatchOptions): PreparedBatch {
   const csv = path.resolve(opts.csv);
@@ -85,6 +88,8 @@ export function prepareBatch(opts: BatchOptions): PreparedBatch {
   if (fs.existsSync(paths.output) && !fs.statSync(paths.output).isDirectory()) {
     throw new UsageError(`--output exists and is not a folder: ${opts.output}`);
   }
+  const problems = placementProblems(paths, opts);
+  if (problems.length > 0) throw new UsageError(problems.join('\n'));
   const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
   // An unreadable CSV is a usage error; one that does not validate, a MappingError (both exit 2).
   const rows = readMappingFile(
@@ -92,12 +97,44 @@ export function prepareBatch(opts: BatchOptions): PreparedBatch {
     (message) => new UsageError(message),
     (warning) => process.stderr.write(`dicom-deid: warning: ${warning}\n`),
   );
-  if (isInside(paths.logDir, paths.output) || isInside(paths.db, paths.output)) {
-    // Key material inside the shareable tree: allowed (the user asked) but loudly.
-    process.stderr.write(
-      'dicom-deid: warning: the audit log or state database is inside the output folder; ' +
-        'they hold identifiers: remove them before sharing the output\n',
+  return { paths, rows, workerCount };
+}
+
+/**
+ * What must not be inside the output tree, the one folder meant to be shared, as the node
+ * refuses it (nodeConfig.ts): the raw scans, and the key material (the state, the audit log, the
+ * mapping CSV). One line per problem, naming the flag that fixes it.
+ */
+function placementProblems(paths: BatchPaths, opts: BatchOptions): string[] {
+  const problems: string[] = [];
+  const own = path.join(opts.output, 'Anonymized_Data');
+  if (isInside(paths.input, paths.output)) {
+    problems.push(
+      `--output ${opts.output} holds --input ${opts.input}: the research folders would be written beside the raw ` +
+        `scans, and sharing the output would share them; give --output a folder of its own, e.g. --output ${own}`,
+    );
+    return problems;
+  }
+  const outside = path.dirname(paths.output);
+  const csvInside = isInside(paths.csv, paths.output);
+  if (csvInside) {
+    problems.push(
+      `the mapping CSV ${opts.csv} is inside --output ${opts.output}, the folder to be shared: it holds MRNs ` +
+        `and accessions; give --output a folder of its own, e.g. --output ${own}, or move the CSV out of it`,
     );
   }
-  return { paths, rows, workerCount };
+  // The default state and log folder are beside the CSV: moving the output fixes them too.
+  if (isInside(paths.db, paths.output) && !(csvInside && opts.db === undefined)) {
+    problems.push(
+      `the state database ${paths.db} would be inside --output ${opts.output}, the folder to be shared: it holds ` +
+        `the UID secret and identifiers; pass --db with a file outside it, e.g. --db ${path.join(outside, 'dicom-deid-state.sqlite')}`,
+    );
+  }
+  if (isInside(paths.logDir, paths.output) && !(csvInside && opts.logDir === undefined)) {
+    problems.push(
+      `the audit log folder ${paths.logDir} would be inside --output ${opts.output}, the folder to be shared: the ` +
+        `audit log maps source paths to research IDs; pass --log-dir with a folder outside it, e.g. --log-dir ${path.join(outside, 'dicom-deid-logs')}`,
+    );
+  }
+  return problems;
 }

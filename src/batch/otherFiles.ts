@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AuditRow } from '../audit/auditLog.js';
 import { sessionFolderName } from '../core/accession.js';
+import { describeSystemError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/durableWrite.js';
 import { folderSessionKey, sourceLayout } from './layout.js';
 import type { PathPlan } from './pathPlan.js';
@@ -31,22 +32,24 @@ function copyFileAtomic(src: string, dest: string): void {
   }
 }
 
+/** Where a file that is not DICOM goes: left out (and why), or copied to `outRel`. */
+export type OtherFileDecision =
+  { leftOut: string } | { researchId: string; /** Relative to the output folder, '/'-separated. */ outRel: string };
+
 /**
- * Decides (and with --copy-other-files, copies) one file that is not DICOM; returns its audit
- * row, whose message says why it was left out. A failed copy is a row too, never a throw;
- * rejects only when the state cannot give its session a number.
+ * Decides where one file that is not DICOM goes, without writing anything (`batch --dry-run`
+ * shows it). Rejects only when the state cannot give its session a number.
  */
-export async function placeOtherFile(rel: string, ctx: OtherFilesContext): Promise<AuditRow> {
-  const row = (message: string): AuditRow => ({ sourcePath: rel, status: 'not-dicom', message });
-  if (!ctx.copyOtherFiles) return row('not DICOM: left out');
+export async function decideOtherFile(rel: string, ctx: OtherFilesContext): Promise<OtherFileDecision> {
+  if (!ctx.copyOtherFiles) return { leftOut: 'left out' };
   const l = sourceLayout(rel);
-  if (l.patientFolder === null) return row('not DICOM: left out (outside any patient folder)');
+  if (l.patientFolder === null) return { leftOut: 'left out (outside any patient folder)' };
   const ids = ctx.researchIdsOfPatientFolder.get(l.patientFolder);
-  if (!ids) return row('not DICOM: left out (no de-identified DICOM in its patient folder)');
-  if (ids.size !== 1) return row('not DICOM: left out (patient folder maps to several research IDs)');
+  if (!ids) return { leftOut: 'left out (no de-identified DICOM in its patient folder)' };
+  if (ids.size !== 1) return { leftOut: 'left out (patient folder maps to several research IDs)' };
   const researchId = [...ids][0]!;
   const planned = ctx.plan.otherPath(rel, researchId);
-  if (planned.fileName === null) return row('not DICOM: left out (its name contains an identifier)');
+  if (planned.fileName === null) return { leftOut: 'left out (its name contains an identifier)' };
   const parts: string[] = [researchId];
   if (l.sessionFolder !== null) {
     const key = folderSessionKey(l.patientFolder, l.sessionFolder);
@@ -56,16 +59,27 @@ export async function placeOtherFile(rel: string, ctx: OtherFilesContext): Promi
     parts.push(sessionFolderName(researchId, n));
   }
   parts.push(...planned.dirs, planned.fileName);
+  return { researchId, outRel: parts.join('/') };
+}
+
+/**
+ * Decides (and with --copy-other-files, copies) one file that is not DICOM; returns its audit
+ * row, whose message says why it was left out. A failed copy is a row too, never a throw;
+ * rejects only when the state cannot give its session a number.
+ */
+export async function placeOtherFile(rel: string, ctx: OtherFilesContext): Promise<AuditRow> {
+  const decision = await decideOtherFile(rel, ctx);
+  if ('leftOut' in decision) return { sourcePath: rel, status: 'not-dicom', message: `not DICOM: ${decision.leftOut}` };
   try {
-    copyFileAtomic(path.join(ctx.inputDir, ...rel.split('/')), path.join(ctx.outputDir, ...parts));
+    copyFileAtomic(path.join(ctx.inputDir, ...rel.split('/')), path.join(ctx.outputDir, ...decision.outRel.split('/')));
   } catch (err) {
-    return row(`not DICOM: copy failed: ${(err as Error).message.split('\n')[0]}`);
+    return { sourcePath: rel, status: 'not-dicom', message: `not DICOM: copy failed: ${describeSystemError(err)}` };
   }
   return {
     sourcePath: rel,
     status: 'not-dicom',
-    researchId,
-    outputPath: parts.join('/'),
+    researchId: decision.researchId,
+    outputPath: decision.outRel,
     message: 'not DICOM: copied (--copy-other-files)',
   };
 }

@@ -3,16 +3,22 @@
 // names below the session folders (survey.ts, pathPlan.ts), de-identify every DICOM file on the
 // worker pool (workerPool.ts, worker.ts) with session numbers from the state (sessionNumbers.ts),
 // then place the files that are not DICOM (otherFiles.ts), write the notes (sessionNotes.ts),
-// the audit log and the summary (runResults.ts, summary.ts).
+// the audit log (batchAuditLog.ts) and the summary (runResults.ts, summary.ts). A journal
+// (resumeJournal.ts) lets the same command continue a run that was interrupted.
+import fs from 'node:fs';
 import path from 'node:path';
-import { AuditLog } from '../audit/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
+import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { openStateStore } from '../state/openStateStore.js';
+import { BatchAuditLog } from './batchAuditLog.js';
 import { prepareBatch, type BatchOptions } from './batchOptions.js';
 import { inventoryTree } from './inventory.js';
 import { placeOtherFile } from './otherFiles.js';
+import type { PathPlan } from './pathPlan.js';
 import { Progress } from './progress.js';
+import type { FileOutcome } from './protocol.js';
+import { fileSha256, ResumeJournal, type EarlierRuns } from './resumeJournal.js';
 import { RunResults } from './runResults.js';
 import { writeSessionNotes } from './sessionNotes.js';
 import { SessionNumbers } from './sessionNumbers.js';
@@ -24,62 +30,115 @@ import { WorkerPool } from './workerPool.js';
 export { defaultLogDir, defaultStatePath, type BatchOptions } from './batchOptions.js';
 export type { BatchSummary } from './summary.js';
 
+/** A run stopped by `opts.signal` (Ctrl-C, SIGTERM): exit status 130. */
+export interface BatchInterrupted {
+  exitCode: 130;
+  /** Files with an outcome (this run's and those of the runs it continued), of `total`. */
+  done: number;
+  total: number;
+  /** The audit log of this run, if it got as far as writing one. */
+  auditLog?: string;
+}
+
 /**
  * Runs a batch: de-identifies every DICOM file of `opts.input` into `opts.output`, writes the
  * audit log, prints the summary (unless quiet) and returns it. Throws UsageError or
  * MappingError (exit 2) before anything is written; exitCode 1 when some DICOM file was not
- * de-identified.
+ * de-identified. When `opts.signal` aborts, no file is started any more, the files in flight
+ * are finished, their audit rows written, and it resolves with BatchInterrupted; running the
+ * same command again continues from there.
  */
-export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
+export async function runBatch(opts: BatchOptions): Promise<BatchSummary | BatchInterrupted> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
   const say = opts.quiet ? () => {} : out;
+  const signal = opts.signal;
   const { paths, rows, workerCount } = prepareBatch(opts);
+
+  const walked = await walkTree(paths.input);
+  const files = walked.files;
+  if (files.length === 0 && walked.errors.length === 0) {
+    throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);
+  }
+  if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
 
   const state = await openStateStore(paths.db, { create: true });
   const uidSecret = await state.uidSecret();
+  // The workers start now: their start-up (~100 ms, loading the core) overlaps the survey.
   const pool = new WorkerPool(
     { rows, uidSecret: new Uint8Array(uidSecret), inputDir: paths.input, outputDir: paths.output },
-    workerCount,
+    Math.min(workerCount, files.length),
   );
-  let audit: AuditLog | undefined;
-  let bar: Progress | undefined;
+  let audit: BatchAuditLog | undefined;
+  let journal: ResumeJournal | undefined;
+  let completed = false;
+  let progress: Progress | undefined;
+  const stop = () => pool.stop();
+  signal?.addEventListener('abort', stop);
   try {
-    const walked = await walkTree(paths.input);
-    const files = walked.files;
-    pool.shrinkTo(files.length); // more workers than files: the extra ones go
     // Every file's identifiers first: a folder's new name must hold for all the files in it.
-    const plan = surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret);
+    const plan = await surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret, signal);
+    if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
     const inventory = inventoryTree(files);
     const sessions = new SessionNumbers(state, paths.input, inventory);
 
-    audit = new AuditLog(paths.logDir);
+    journal = ResumeJournal.for(paths.logDir, {
+      input: paths.input,
+      output: paths.output,
+      db: paths.db,
+      csvSha256: fileSha256(paths.csv),
+      copyOtherFiles: opts.copyOtherFiles === true,
+    });
+    const earlier = journal.read();
+    if (earlier?.stale) {
+      process.stderr.write(
+        'dicom-deid: warning: an interrupted run from this input to this output had another mapping CSV ' +
+          'or other options: this run starts from the beginning\n',
+      );
+    }
+    const continued = earlier && !earlier.stale ? earlier : undefined;
+    audit = new BatchAuditLog(paths.logDir);
+    journal.start(audit.file, continued !== undefined);
     const log: Logger | undefined = opts.logger ?? opts.createLog?.(paths.logDir);
     const started = Date.now();
     log?.info('batch started', { files: files.length, workers: workerCount, mappingRows: rows.length });
 
     const results = new RunResults(rows, log);
-    for (const e of walked.errors) {
-      results.recordWalkError();
-      audit.write({ sourcePath: e.rel, status: 'error', message: e.message });
+    const carried = continued ? carriedOutcomes(continued, files, plan, paths.output) : new Map();
+    for (const [rel, outcome] of carried) {
+      results.record(rel, outcome); // its audit row is in the audit log of the run that did it
+      journal.record(rel, outcome);
     }
 
-    const progress = new Progress(files.length, (opts.progress ?? process.stderr.isTTY === true) && !opts.quiet);
-    bar = progress;
-    let done = 0;
+    progress = new Progress(files.length, (opts.progress ?? process.stderr.isTTY === true) && !opts.quiet);
+    let done = carried.size;
+    const bar = progress;
     // Files inside session folders first, then files outside any session folder (whose session
     // numbers are assigned by study, in order of arrival, after every session folder got its own).
-    await pool.run([...inventory.foldered, ...inventory.loose], inventory.foldered.length, {
+    const order = [...inventory.foldered, ...inventory.loose].filter((rel) => !carried.has(rel));
+    const barrier = inventory.foldered.filter((rel) => !carried.has(rel)).length;
+    await pool.run(order, barrier, {
       planned: (rel) => plan.dicomPath(rel) ?? undefined,
       sessionIndex: (q) => sessions.index(q),
       done: (rel, outcome) => {
         const row = results.record(rel, outcome);
         if (row) audit!.write(row);
+        journal!.record(rel, outcome); // after the row: a crash between them repeats the file, never loses it
         done++;
-        progress.update(done, results.counts);
+        bar.update(done, results.counts);
       },
       log,
     });
+    // Studies found in session folders keep their numbers in the node too.
+    for (const [researchId, links] of results.studyLinks) await state.linkSessionKeys(researchId, links);
+    if (signal?.aborted) {
+      log?.info('batch interrupted', { done, files: files.length });
+      return { exitCode: 130, done, total: files.length, auditLog: audit.file };
+    }
 
+    for (const e of walked.errors) {
+      results.recordWalkError();
+      audit.write({ sourcePath: e.rel, status: 'error', message: e.message });
+    }
     for (const rel of results.notDicom) {
       const row = await placeOtherFile(rel, {
         inputDir: paths.input,
@@ -92,9 +151,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       results.recordOther(row);
       audit.write(row);
     }
-    // Studies found in session folders keep their numbers in the node too.
-    for (const [researchId, links] of results.studyLinks) await state.linkSessionKeys(researchId, links);
     writeSessionNotes(paths.output, results.notesBySession);
+    completed = true;
 
     const c = results.counts;
     const summary: BatchSummary = {
@@ -103,9 +161,11 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       otherFilesCopied: results.otherCopied,
       sessions: results.sessions,
       auditLog: audit.file,
-      exitCode: c['no-mapping'] + c.error > 0 ? 1 : 0,
+      state: paths.db,
+      exitCode: c['no-mapping'] + c.error > 0 || c.ok + c['no-mapping'] + c.error === 0 ? 1 : 0,
       written: [...results.outputs.keys()].map((rel) => path.join(paths.output, ...rel.split('/'))),
       lostLeadingZeros: results.lostLeadingZeros,
+      continued: continued && { files: carried.size, auditLogs: continued.auditLogs },
     };
     progress.finish();
     const secs = (Date.now() - started) / 1000;
@@ -113,9 +173,40 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     printSummary(summary, secs, say);
     return summary;
   } finally {
+    signal?.removeEventListener('abort', stop);
     pool.close();
-    bar?.finish();
+    progress?.finish();
     audit?.close();
+    journal?.close(completed);
     await state.close();
   }
+}
+
+/**
+ * The outcomes of earlier, interrupted runs that still hold: of files still in the tree, and for
+ * a written file, only while its output is there, where this run's plan puts it.
+ */
+function carriedOutcomes(
+  earlier: EarlierRuns,
+  files: readonly string[],
+  plan: PathPlan,
+  outputDir: string,
+): Map<string, FileOutcome> {
+  const carried = new Map<string, FileOutcome>();
+  for (const rel of files) {
+    const o = earlier.outcomes.get(rel);
+    if (!o) continue;
+    if (o.status === 'ok') {
+      const planned = plan.dicomPath(rel);
+      const below = o.outRel?.split('/').slice(2) ?? [];
+      const samePlace =
+        planned !== null &&
+        planned.researchId === o.researchId &&
+        below.slice(0, -1).join('/') === planned.dirs.join('/') &&
+        (planned.fileName === null || below[below.length - 1] === planned.fileName);
+      if (!samePlace || !fs.existsSync(path.join(outputDir, ...o.outRel!.split('/')))) continue;
+    }
+    carried.set(rel, o);
+  }
+  return carried;
 }

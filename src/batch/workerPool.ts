@@ -24,6 +24,9 @@ export interface PoolHandlers {
 
 export class WorkerPool {
   private readonly idle: Worker[];
+  private stopping = false;
+  /** Wakes the running pool's workers (each feeds itself or ends). */
+  private wake: () => void = () => {};
 
   /**
    * Starts `size` workers at once: their start-up (~100 ms, loading the core) overlaps the walk
@@ -53,15 +56,16 @@ export class WorkerPool {
   /**
    * Processes `order` (relative paths): the files before `barrier` first, all of them finished
    * before any file from `barrier` on is sent (session folders are numbered before the studies
-   * outside them). Resolves when every file has an outcome; a crashed worker's files are
-   * errors and it is replaced. Rejects when the first workers cannot even start.
+   * outside them). Resolves when every file has an outcome, or after `stop`, when the files in
+   * flight have theirs; a crashed worker's files are errors and it is replaced. Rejects when the
+   * first workers cannot even start.
    */
   run(order: readonly string[], barrier: number, handlers: PoolHandlers): Promise<void> {
     let next = 0;
     let inFlightTotal = 0;
     let done = 0;
     return new Promise<void>((resolve, reject) => {
-      if (order.length === 0) return resolve();
+      if (order.length === 0 || this.stopping) return resolve();
       const poolSize = Math.min(this.size, order.length);
       const feeders = new Set<() => void>();
       let live = 0;
@@ -76,7 +80,7 @@ export class WorkerPool {
         const inFlight = new Map<number, string>();
         live++;
         const feed = (): void => {
-          while (inFlight.size < IN_FLIGHT_PER_WORKER && next < order.length) {
+          while (!this.stopping && inFlight.size < IN_FLIGHT_PER_WORKER && next < order.length) {
             if (next === barrier && inFlightTotal > 0) break; // wait for the session folders
             const jobId = next++;
             const rel = order[jobId]!;
@@ -84,7 +88,7 @@ export class WorkerPool {
             inFlightTotal++;
             worker.postMessage({ type: 'job', jobId, rel, planned: handlers.planned(rel) } satisfies JobMessage);
           }
-          if (inFlight.size === 0 && next >= order.length) {
+          if (inFlight.size === 0 && (next >= order.length || this.stopping)) {
             feeders.delete(feed);
             void worker.terminate();
           }
@@ -129,7 +133,7 @@ export class WorkerPool {
           live--;
           feeders.delete(feed);
           if (finished) return;
-          if (failed && next < order.length) {
+          if (failed && next < order.length && !this.stopping) {
             // Replace a crashed worker; give up if the very first ones cannot even start.
             if (done === 0 && live === 0) {
               finished = true;
@@ -146,8 +150,18 @@ export class WorkerPool {
         });
         feed();
       };
+      this.wake = feedAll;
       for (let i = 0; i < poolSize; i++) startWorker();
     });
+  }
+
+  /**
+   * Stops taking files: no file is sent to a worker any more, those in flight finish (each is
+   * written whole, or not at all: durableWrite.ts), and `run` resolves once they have.
+   */
+  stop(): void {
+    this.stopping = true;
+    this.wake();
   }
 
   /** Ends the workers `run` did not take. */
