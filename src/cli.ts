@@ -45,6 +45,7 @@ const SYSCALL_WORDS: Record<string, string> = {
 function message(err: unknown): string {
   const e = err as NodeJS.ErrnoException | null;
   if (e && typeof e.code === 'string' && typeof e.syscall === 'string' && typeof e.path === 'string') {
+    if (e.syscall === 'mkdir' && e.code === 'EEXIST') return `cannot create the folder ${e.path}: a file has its name`;
     return `${SYSCALL_WORDS[e.syscall] ?? `cannot ${e.syscall}`} ${e.path}: ${describeSystemError(e)}`;
   }
   return err instanceof Error ? err.message : String(err);

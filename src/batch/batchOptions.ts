@@ -88,7 +88,7 @@ export function prepareBatch(opts: BatchOptions): PreparedBatch {
   if (fs.existsSync(paths.output) && !fs.statSync(paths.output).isDirectory()) {
     throw new UsageError(`--output exists and is not a folder: ${opts.output}`);
   }
-  const problems = placementProblems(paths, opts);
+  const problems = [...placementProblems(paths, opts), ...keyMaterialPathProblems(paths)];
   if (problems.length > 0) throw new UsageError(problems.join('\n'));
   const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
   // An unreadable CSV is a usage error; one that does not validate, a MappingError (both exit 2).
@@ -98,6 +98,38 @@ export function prepareBatch(opts: BatchOptions): PreparedBatch {
     (warning) => process.stderr.write(`dicom-deid: warning: ${warning}\n`),
   );
   return { paths, rows, workerCount };
+}
+
+/** The nearest existing path at or above `p`, if it is not a folder (or `p` itself is one for a file). */
+function notAFolderOnTheWay(p: string): string | undefined {
+  for (let dir = p; ; dir = path.dirname(dir)) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(dir);
+    } catch {
+      if (dir === path.dirname(dir)) return undefined;
+      continue;
+    }
+    return st.isDirectory() ? undefined : dir;
+  }
+}
+
+/** --db and --log-dir where a folder is a file, or the state a folder: one line each. */
+function keyMaterialPathProblems(paths: BatchPaths): string[] {
+  const problems: string[] = [];
+  const logBlocker = notAFolderOnTheWay(paths.logDir);
+  if (logBlocker !== undefined) {
+    problems.push(`the audit log folder ${paths.logDir} cannot be made: ${logBlocker} is not a folder (see --log-dir)`);
+  }
+  if (fs.existsSync(paths.db) && fs.statSync(paths.db).isDirectory()) {
+    problems.push(`the state database ${paths.db} is a folder: pass --db with a file name`);
+  } else {
+    const dbBlocker = notAFolderOnTheWay(path.dirname(paths.db));
+    if (dbBlocker !== undefined) {
+      problems.push(`the state database ${paths.db} cannot be made: ${dbBlocker} is not a folder (see --db)`);
+    }
+  }
+  return problems;
 }
 
 /**

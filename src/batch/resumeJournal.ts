@@ -40,6 +40,15 @@ export function fileSha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
+/** Whether the file ends with a line feed (or is empty). */
+function endsWithNewline(fd: number): boolean {
+  const size = fs.fstatSync(fd).size;
+  if (size === 0) return true;
+  const last = Buffer.alloc(1);
+  fs.readSync(fd, last, 0, 1, size - 1);
+  return last[0] === 0x0a;
+}
+
 function sameKey(a: JournalKey, b: JournalKey): boolean {
   return (
     a.input === b.input &&
@@ -102,7 +111,8 @@ export class ResumeJournal {
    */
   start(auditLog: string, continuing: boolean): void {
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    this.fd = fs.openSync(this.file, continuing ? 'a' : 'w', 0o600);
+    this.fd = fs.openSync(this.file, continuing ? 'a+' : 'w', 0o600);
+    if (continuing && !endsWithNewline(this.fd)) fs.writeSync(this.fd, '\n'); // after a torn line
     if (!continuing) this.append({ v: 1, ...this.key });
     this.append({ auditLog: path.basename(auditLog) });
   }

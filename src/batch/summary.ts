@@ -57,9 +57,8 @@ export function printSummary(s: BatchSummary, secs: number, say: (line: string) 
     );
   }
   say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);
-  say(
-    `State database (keep it, and back it up with the mapping CSV: without it a new run gives new UIDs and session numbers): ${s.state}`,
-  );
+  // Without it a new run makes a new UID secret and numbers sessions from 1 again.
+  say(`State database (keep it, and back it up with the mapping CSV): ${s.state}`);
   if (c['no-mapping'] + c.error > 0) say('Some DICOM files were not de-identified: see the audit log.');
   else if (c.ok === 0) say('No DICOM file was found in the input: nothing was de-identified.');
 }
