@@ -65,7 +65,8 @@ function fail(err: unknown, code: number): void {
 }
 
 async function main(): Promise<void> {
-  const asBatch = asBatchCommand(argv);
+  const names = commands.map((c) => String(c.command ?? '').split(' ')[0]!);
+  const asBatch = asBatchCommand(argv, names);
   if (asBatch) {
     process.stderr.write('dicom-deid: note: no command given: running "dicom-deid batch" (the old script\'s form)\n');
     argv = asBatch;

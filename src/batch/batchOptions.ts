@@ -48,10 +48,12 @@ export interface PreparedBatch {
   workerCount: number;
 }
 
+/** The state's default place: beside the mapping CSV (key material with key material). */
 export function defaultStatePath(csv: string): string {
   return path.join(path.dirname(path.resolve(csv)), 'dicom-deid-state.sqlite');
 }
 
+/** The audit log folder's default place: beside the mapping CSV. */
 export function defaultLogDir(csv: string): string {
   return path.join(path.dirname(path.resolve(csv)), 'dicom-deid-logs');
 }

@@ -104,10 +104,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
 
     const results = new RunResults(rows, log);
     const carried = continued ? carriedOutcomes(continued, files, plan, paths.output) : new Map();
-    for (const [rel, outcome] of carried) {
-      results.record(rel, outcome); // its audit row is in the audit log of the run that did it
-      journal.record(rel, outcome);
-    }
+    // Their audit rows are in the logs of the runs that did them; their lines stay in the journal.
+    for (const [rel, outcome] of carried) results.record(rel, outcome);
 
     progress = new Progress(files.length, (opts.progress ?? process.stderr.isTTY === true) && !opts.quiet);
     let done = carried.size;

@@ -13,11 +13,13 @@ export interface KnownOptions {
 
 /**
  * The old script's form, `dicom-deid --csv m.csv --input Raw --output Out`, is `batch`: returns
- * the arguments with `batch` put first, or null when they name a command (or ask for help).
+ * the arguments with `batch` put first, or null when they name a command (`commandNames`) or ask
+ * for help.
  */
-export function asBatchCommand(argv: readonly string[]): string[] | null {
+export function asBatchCommand(argv: readonly string[], commandNames: readonly string[]): string[] | null {
   const first = argv[0];
   if (first === undefined || !first.startsWith('-') || ['--help', '-h', '--version'].includes(first)) return null;
+  if (argv.some((a) => commandNames.includes(a))) return null;
   return argv.some((a) => a === '--csv' || a.startsWith('--csv=')) ? ['batch', ...argv] : null;
 }
 
