@@ -339,7 +339,7 @@ describe('help and output', () => {
     for (const word of [
       'Surgery_Date,',
       'dir>/dicom-deid-state.sqlite]',
-      'identifier)',
+      'elsewhere)',
       'AET@host:port',
       'Anonymized_Data',
     ]) {

@@ -17,6 +17,8 @@ export interface BatchOptions {
   /** Audit log directory; default `<csv dir>/dicom-deid-logs`. */
   logDir?: string;
   copyOtherFiles?: boolean;
+  /** Write instances whose Burned In Annotation is YES (default: hold them, status `held`). */
+  allowBurnedIn?: boolean;
   workers?: number;
   quiet?: boolean;
   /** Progress bar (default: when stderr is a TTY and not quiet). */

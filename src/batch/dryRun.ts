@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { sessionFolderName } from '../core/accession.js';
+import { burnedInVerdict } from '../core/burnedIn.js';
 import { readInstanceKeys } from '../core/deidentify.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type MatchedBy } from '../core/types.js';
@@ -17,20 +18,22 @@ import { prepareBatch, type BatchOptions } from './batchOptions.js';
 import { printDryRun, type PlannedFile } from './dryRunReport.js';
 import { inventoryTree } from './inventory.js';
 import { folderSessionKey, sourceLayout, studySessionKey } from './layout.js';
-import { decideOtherFile } from './otherFiles.js';
+import { planOtherFile } from './otherFiles.js';
 import { SessionNumbers } from './sessionNumbers.js';
 import { SessionPreview } from './sessionPreview.js';
+import { previewStudyOwners } from './studyOwners.js';
 import { surveyTree } from './survey.js';
 import { walkTree } from './walk.js';
 
 /** What reading one file's keys says a run would do with it, before session numbers. */
 type Classified =
   | { status: 'not-dicom' }
-  | { status: 'error' | 'no-mapping'; message: string }
-  | { status: 'ok'; researchId: string; matchedBy: MatchedBy; studyKey: string };
+  | { status: 'error' | 'no-mapping' | 'dicomdir'; message: string }
+  /** `held`: why a run would hold it for its burned-in annotation. */
+  | { status: 'ok'; researchId: string; matchedBy: MatchedBy; studyKey: string; held?: string };
 
 /** Reads one file's keys and matches them, as a worker does (worker.ts), writing nothing. */
-function classify(abs: string, table: MappingTable): Classified {
+function classify(abs: string, table: MappingTable, allowBurnedIn: boolean): Classified {
   let fd: number;
   try {
     fd = fs.openSync(abs, 'r');
@@ -39,8 +42,9 @@ function classify(abs: string, table: MappingTable): Classified {
   }
   try {
     const source = new FileByteSource(fd);
-    if (!source.isPart10()) return { status: 'not-dicom' };
+    if (!source.isDicom()) return { status: 'not-dicom' };
     const keys = readInstanceKeys(source);
+    if (keys.isMediaIndex) return { status: 'dicomdir', message: 'a DICOMDIR (the index of a CD or DVD): left out' };
     const match = table.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
     if (!match) {
       const note = table.unmatchedNote(keys);
@@ -49,11 +53,16 @@ function classify(abs: string, table: MappingTable): Classified {
         message: 'no row matches PatientID or AccessionNumber' + (note ? `; ${note.text}` : ''),
       };
     }
+    const burnedIn = burnedInVerdict(keys);
     return {
       status: 'ok',
       researchId: match.row.researchId,
       matchedBy: match.matchedBy,
       studyKey: studySessionKey(keys.accessionNumber, keys.studyInstanceUid),
+      held:
+        burnedIn?.kind === 'declared' && !allowBurnedIn
+          ? `held: ${burnedIn.reason} (--allow-burned-in writes it)`
+          : undefined,
     };
   } catch (err) {
     const message =
@@ -83,7 +92,8 @@ export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1
     // The secret only names replaced folders (not shown); a state without one yet gets one later.
     const secret = state ? await state.uidSecret().catch(() => randomBytes(32)) : randomBytes(32);
     const table = new MappingTable(rows);
-    const plan = await surveyTree(paths.input, files, table, rows, secret, opts.signal);
+    const { plan, studies } = await surveyTree(paths.input, files, table, rows, secret, opts.signal);
+    const studyOwners = await previewStudyOwners(state, studies, secret);
     const inventory = inventoryTree(files);
     const preview = new SessionPreview(state);
     const sessions = new SessionNumbers(preview, paths.input, inventory);
@@ -92,9 +102,20 @@ export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1
     // In a run's order: session folders first, then files outside them (numbered by study).
     for (const rel of [...inventory.foldered, ...inventory.loose]) {
       if (opts.signal?.aborted) return { exitCode: 1 };
-      const c = classify(path.join(paths.input, ...rel.split('/')), table);
+      const c = classify(path.join(paths.input, ...rel.split('/')), table, opts.allowBurnedIn === true);
       if (c.status !== 'ok') {
-        planned.set(rel, { rel, status: c.status, message: c.status === 'not-dicom' ? undefined : c.message });
+        planned.set(rel, { rel, status: c.status, message: 'message' in c ? c.message : undefined });
+        continue;
+      }
+      // In a worker's order: the study's owner first, then the burned-in annotation.
+      const owner = studyOwners.get(rel);
+      if (owner !== undefined && owner !== c.researchId) {
+        const message = `held: its study belongs to research patient ${owner}, but this file matched ${c.researchId}`;
+        planned.set(rel, { rel, status: 'conflict', message });
+        continue;
+      }
+      if (c.held !== undefined) {
+        planned.set(rel, { rel, status: 'held', message: c.held });
         continue;
       }
       const l = sourceLayout(rel);
@@ -126,7 +147,7 @@ export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1
     }
     for (const f of planned.values()) {
       if (f.status !== 'not-dicom') continue;
-      const d = await decideOtherFile(f.rel, {
+      const d = await planOtherFile(f.rel, {
         inputDir: paths.input,
         outputDir: paths.output,
         copyOtherFiles: opts.copyOtherFiles === true,
@@ -134,8 +155,8 @@ export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1
         plan,
         sessions,
       });
-      if ('leftOut' in d) f.message = `not DICOM: ${d.leftOut}`;
-      else f.copiedTo = d.outRel;
+      if (d.kind === 'copy') f.copiedTo = d.outRel;
+      else f.message = d.why === null ? 'not DICOM: left out' : `not DICOM: left out (${d.why})`;
     }
     const walkErrors = walked.errors.map((e) => ({ rel: e.rel, status: 'error' as const, message: e.message }));
     const all = [...walkErrors, ...files.map((rel) => planned.get(rel)!)];

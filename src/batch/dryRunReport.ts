@@ -6,7 +6,7 @@ import type { FileStatus } from '../audit/auditLog.js';
 import type { MatchedBy } from '../core/types.js';
 import { sourceLayout } from './layout.js';
 import { plural } from '../words.js';
-import { sessionOrder } from './summary.js';
+import { exitCodeOf, sessionOrder } from './summary.js';
 
 /** What a run would do with one file. */
 export interface PlannedFile {
@@ -57,6 +57,12 @@ function unitDetail(files: readonly PlannedFile[], researchId: string | null): s
   if (noRow) parts.push(`${noRow} without a mapping row`);
   const bad = files.filter((f) => f.status === 'error').length;
   if (bad) parts.push(`${bad} unreadable`);
+  const held = files.filter((f) => f.status === 'held').length;
+  if (held) parts.push(`${held} held (burned-in annotation)`);
+  const conflict = files.filter((f) => f.status === 'conflict').length;
+  if (conflict) parts.push(`${conflict} held (study of another research patient)`);
+  const dicomdir = files.filter((f) => f.status === 'dicomdir').length;
+  if (dicomdir) parts.push(`${dicomdir} DICOMDIR (left out)`);
   const copied = files.filter((f) => f.status === 'not-dicom' && f.copiedTo).length;
   const leftOut = files.filter((f) => f.status === 'not-dicom' && !f.copiedTo).length;
   if (copied) parts.push(`${copied} not DICOM (copied)`);
@@ -133,13 +139,26 @@ export function printDryRun(
     if (leftOut.length > LIST_LIMIT) say(`  ... and ${leftOut.length - LIST_LIMIT} more`);
   }
 
-  const n = (s: FileStatus) => files.filter((f) => f.status === s).length;
-  const ok = n('ok');
+  const counts: Record<FileStatus, number> = {
+    ok: 0,
+    'no-mapping': 0,
+    'not-dicom': 0,
+    error: 0,
+    dicomdir: 0,
+    held: 0,
+    conflict: 0,
+  };
+  for (const f of files) counts[f.status]++;
   const copied = files.filter((f) => f.copiedTo).length;
+  const rare = [
+    counts.held + counts.conflict > 0 ? `${counts.held + counts.conflict} held` : '',
+    counts.dicomdir > 0 ? `${counts.dicomdir} DICOMDIR` : '',
+  ].filter(Boolean);
   say('');
   say(
-    `A run would de-identify ${ok} of ${plural(files.length, 'file')}; ${n('no-mapping')} without a mapping row, ` +
-      `${n('error')} unreadable, ${n('not-dicom')} not DICOM (${copied} copied, ${n('not-dicom') - copied} left out).`,
+    `A run would de-identify ${counts.ok} of ${plural(files.length, 'file')}; ${counts['no-mapping']} without a mapping row, ` +
+      `${counts.error} unreadable, ${rare.map((r) => r + ', ').join('')}${counts['not-dicom']} not DICOM ` +
+      `(${copied} copied, ${counts['not-dicom'] - copied} left out).`,
   );
-  return n('no-mapping') + n('error') > 0 || ok === 0 ? 1 : 0;
+  return exitCodeOf(counts);
 }

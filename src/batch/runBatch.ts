@@ -22,7 +22,8 @@ import { fileSha256, ResumeJournal, type EarlierRuns } from './resumeJournal.js'
 import { RunResults } from './runResults.js';
 import { writeSessionNotes } from './sessionNotes.js';
 import { SessionNumbers } from './sessionNumbers.js';
-import { printSummary, type BatchSummary } from './summary.js';
+import { exitCodeOf, printSummary, type BatchSummary } from './summary.js';
+import { claimStudyOwners } from './studyOwners.js';
 import { surveyTree } from './survey.js';
 import { walkTree } from './walk.js';
 import { WorkerPool } from './workerPool.js';
@@ -65,7 +66,13 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   const uidSecret = await state.uidSecret();
   // The workers start now: their start-up (~100 ms, loading the core) overlaps the survey.
   const pool = new WorkerPool(
-    { rows, uidSecret: new Uint8Array(uidSecret), inputDir: paths.input, outputDir: paths.output },
+    {
+      rows,
+      uidSecret: new Uint8Array(uidSecret),
+      inputDir: paths.input,
+      outputDir: paths.output,
+      allowBurnedIn: opts.allowBurnedIn === true,
+    },
     Math.min(workerCount, files.length),
   );
   let audit: BatchAuditLog | undefined;
@@ -76,8 +83,9 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   signal?.addEventListener('abort', stop);
   try {
     // Every file's identifiers first: a folder's new name must hold for all the files in it.
-    const plan = await surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret, signal);
+    const { plan, studies } = await surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret, signal);
     if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
+    const studyOwners = await claimStudyOwners(state, studies, uidSecret);
     const inventory = inventoryTree(files);
     const sessions = new SessionNumbers(state, paths.input, inventory);
 
@@ -116,6 +124,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     const barrier = inventory.foldered.filter((rel) => !carried.has(rel)).length;
     await pool.run(order, barrier, {
       planned: (rel) => plan.dicomPath(rel) ?? undefined,
+      studyOwner: (rel) => studyOwners.get(rel),
       sessionIndex: (q) => sessions.index(q),
       done: (rel, outcome) => {
         const row = results.record(rel, outcome);
@@ -138,7 +147,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       audit.write({ sourcePath: e.rel, status: 'error', message: e.message });
     }
     for (const rel of results.notDicom) {
-      const row = await placeOtherFile(rel, {
+      const { row, leftOutReason } = await placeOtherFile(rel, {
         inputDir: paths.input,
         outputDir: paths.output,
         copyOtherFiles: opts.copyOtherFiles === true,
@@ -146,7 +155,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
         plan,
         sessions,
       });
-      results.recordOther(row);
+      results.recordOther(row, leftOutReason);
       audit.write(row);
     }
     writeSessionNotes(paths.output, results.notesBySession);
@@ -157,10 +166,12 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       counts: c,
       otherFilesLeftOut: c['not-dicom'] - results.otherCopied,
       otherFilesCopied: results.otherCopied,
+      otherFilesLeftOutBy: results.otherFilesLeftOutBy,
+      review: results.review,
       sessions: results.sessions,
       auditLog: audit.file,
       state: paths.db,
-      exitCode: c['no-mapping'] + c.error > 0 || c.ok + c['no-mapping'] + c.error === 0 ? 1 : 0,
+      exitCode: exitCodeOf(c),
       written: [...results.outputs.keys()].map((rel) => path.join(paths.output, ...rel.split('/'))),
       lostLeadingZeros: results.lostLeadingZeros,
       continued: continued && { files: carried.size, auditLogs: continued.auditLogs },

@@ -8,7 +8,19 @@ import { sourceLayout } from './layout.js';
 import type { FileOutcome } from './protocol.js';
 
 export class RunResults {
-  readonly counts: Record<FileStatus, number> = { ok: 0, 'no-mapping': 0, 'not-dicom': 0, error: 0 };
+  readonly counts: Record<FileStatus, number> = {
+    ok: 0,
+    'no-mapping': 0,
+    'not-dicom': 0,
+    error: 0,
+    dicomdir: 0,
+    held: 0,
+    conflict: 0,
+  };
+  /** Written files whose pixels may hold burned-in text: output path (relative) and why. */
+  readonly review: { outputPath: string; reason: string }[] = [];
+  /** Why non-DICOM files were left out (with --copy-other-files): reason -> count. */
+  readonly otherFilesLeftOutBy = new Map<string, number>();
   /** researchId -> session folder name -> number of files written. */
   readonly sessions = new Map<string, Map<string, number>>();
   /** `researchId/sessionName` -> the Notes of the rows its files matched. */
@@ -55,6 +67,7 @@ export class RunResults {
       if (!links.has(r.studyKey)) links.set(r.studyKey, r.sessionN);
       this.studyLinks.set(r.researchId, links);
     }
+    if (r.status === 'ok' && r.outRel && r.review) this.review.push({ outputPath: r.outRel, reason: r.review });
     if (r.status === 'ok' && r.outRel && r.researchId && r.sessionName) {
       const previous = this.outputs.get(r.outRel);
       if (previous !== undefined && previous !== rel) {
@@ -91,10 +104,13 @@ export class RunResults {
     };
   }
 
-  /** Records the final row of a file that is not DICOM (left out or copied). */
-  recordOther(row: AuditRow): void {
+  /** Records the final row of a file that is not DICOM (left out, for `leftOutReason`, or copied). */
+  recordOther(row: AuditRow, leftOutReason?: string): void {
     this.counts['not-dicom']++;
     if (row.outputPath !== undefined) this.otherCopied++;
+    if (leftOutReason !== undefined) {
+      this.otherFilesLeftOutBy.set(leftOutReason, (this.otherFilesLeftOutBy.get(leftOutReason) ?? 0) + 1);
+    }
   }
 
   /** Records a folder the walk could not read. */

@@ -97,7 +97,7 @@ export class SessionNumbers {
       try {
         fd = fs.openSync(path.join(this.inputDir, ...rel.split('/')), 'r');
         const source = new FileByteSource(fd); // read up to the pixel data and after it only
-        if (!source.isPart10()) continue;
+        if (!source.isDicom()) continue;
         const keys = readInstanceKeys(source);
         return studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
       } catch {

@@ -14,6 +14,8 @@ const IN_FLIGHT_PER_WORKER = 2;
 export interface PoolHandlers {
   /** The path the survey planned for a file (pathPlan.ts), if any. */
   planned(rel: string): PlannedPath | undefined;
+  /** The research ID the file's study belongs to (studyOwners.ts), if the survey found it. */
+  studyOwner(rel: string): string | undefined;
   /** A worker's question for a session number. */
   sessionIndex(q: SessionQuestion): Promise<number>;
   /** The outcome of one file, in the order they finish. */
@@ -86,7 +88,14 @@ export class WorkerPool {
             const rel = order[jobId]!;
             inFlight.set(jobId, rel);
             inFlightTotal++;
-            worker.postMessage({ type: 'job', jobId, rel, planned: handlers.planned(rel) } satisfies JobMessage);
+            const job: JobMessage = {
+              type: 'job',
+              jobId,
+              rel,
+              planned: handlers.planned(rel),
+              studyOwner: handlers.studyOwner(rel),
+            };
+            worker.postMessage(job);
           }
           if (inFlight.size === 0 && (next >= order.length || this.stopping)) {
             feeders.delete(feed);
