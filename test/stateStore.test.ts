@@ -331,6 +331,7 @@ describe('state store (SQLite)', () => {
     const secret = await rw.uidSecret();
     await rw.sessionIndices('R', ['folder:p/a', 'folder:p/b']);
     await rw.linkSessionKeys('R', [['study:A', 2]]);
+    await rw.claimStudies([{ studyUid: '2.25.1', researchId: 'R' }]);
     await rw.close();
     const before = readFileSync(file);
     const mtime = statSync(file).mtimeMs;
@@ -340,6 +341,10 @@ describe('state store (SQLite)', () => {
     expect(await ro.knownSessionIndex('R', 'study:A')).toBe(2);
     expect(await ro.highestSessionIndex('R')).toBe(2);
     expect(await ro.highestSessionIndex('OTHER')).toBe(0);
+    expect(await ro.knownStudyOwners(['2.25.1', '2.25.2'])).toEqual(new Map([['2.25.1', 'R']]));
+    await expect(ro.claimStudies([{ studyUid: '2.25.2', researchId: 'R' }])).rejects.toMatchObject({
+      code: 'SQLITE_READONLY',
+    });
     await expect(ro.sessionIndex('R', 'folder:p/c')).rejects.toMatchObject({ code: 'SQLITE_READONLY' });
     await ro.close();
     expect(readFileSync(file).equals(before)).toBe(true);
