@@ -196,6 +196,8 @@ interface Repairs {
   relabelled: Set<number>;
   /** Values repaired to follow their VR's rules: what was done -> tags. */
   values: Map<string, Set<number>>;
+  /** Kept values that break their VR's rules beyond a safe repair, passed on as they are: why -> tags. */
+  invalidKept: Map<string, Set<number>>;
 }
 
 function repairNotices(r: Repairs): string[] {
@@ -213,6 +215,9 @@ function repairNotices(r: Repairs): string[] {
   for (const [repair, set] of r.values) out.push(`repaired: ${repair} (PS3.5 Table 6.2-1): ${tags(set)}`);
   if (r.relabelled.size > 0) {
     out.push(`repaired: encapsulated value(s) labelled OW written as OB (PS3.5 A.4): ${tags(r.relabelled)}`);
+  }
+  for (const [problem, set] of r.invalidKept) {
+    out.push(`kept as received, although it ${problem} (PS3.5 Table 6.2-1): ${tags(set)}`);
   }
   return out;
 }
@@ -283,7 +288,12 @@ function keptElement(el: Element, effVr: string, enc: Encoding, ctx: Context): B
     let text = inCharset ? decodeText(value, ctx.recode ?? ctx.charset, effVr) : value.toString('latin1');
     const check = checkValue(effVr, text);
     if (check.ok === false) {
-      throw new DicomFormatError(`invalid value: ${hexTag(el.tag)} (${effVr}) ${check.problem} (PS3.5 Table 6.2-1)`);
+      // A kept value the source wrote against its VR's rules (a CS `L-SPINE`, a 70-character
+      // LO): no repair would keep its meaning, and refusing would lose a clinically valid instance
+      // that every archive stores. It is passed on as it is (the file stays well formed: only the
+      // value's content breaks a rule) and the audit log says so.
+      const tags = ctx.repairs.invalidKept.get(check.problem) ?? new Set<number>();
+      ctx.repairs.invalidKept.set(check.problem, tags.add(el.tag));
     }
     if (check.ok === 'repaired') {
       text = check.text;
@@ -598,6 +608,7 @@ export function deidentifySource(
     padded: new Set(),
     relabelled: new Set(),
     values: new Map(),
+    invalidKept: new Map(),
   };
   const notices: string[] = [];
   if (p.form !== 'part10') {

@@ -1,11 +1,12 @@
 // The rules a text value must follow for its VR (PS3.5 Table 6.2-1: character repertoire, form
-// and maximum length of each value), checked on the values de-identification copies unchanged,
-// so that nothing invalid is passed on. The same rules pydicom checks when it reads a value
-// (pydicom/valuerep.py, VALIDATORS), so that an output it reads gives no warning.
+// and maximum length of each value), checked on the values de-identification copies unchanged.
+// The same rules pydicom checks when it reads a value (pydicom/valuerep.py, VALIDATORS).
 //
 // Two repairs are safe and made: a Code String in lower case is upper-cased (CS holds upper-case
 // letters only; the value's meaning does not change), and a time written with ACR-NEMA colons
-// (HH:MM:SS) loses them. Anything else invalid cannot be put right without guessing.
+// (HH:MM:SS) loses them. Anything else invalid cannot be put right without guessing: the caller
+// passes such a kept value on as received and says so in the audit log (deidentify.ts), rather
+// than lose a clinically valid instance over a CS `L-SPINE` or a 70-character description.
 
 /** Most characters of one value, by VR (PS3.5 Table 6.2-1; UT, UC and UR are unbounded). */
 const MAX_CHARS: Readonly<Record<string, number>> = {
