@@ -66,3 +66,6 @@ export interface JobResult {
 }
 
 export type WorkerToMain = SessionRequest | JobResult;
+
+/** What happened to one file (a worker's JobResult without its envelope). */
+export type FileOutcome = Omit<JobResult, 'type' | 'jobId'>;

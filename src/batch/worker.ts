@@ -162,7 +162,13 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
       message: [note?.text, review && `review: ${review}`, ...result.notices].filter(Boolean).join('; ') || undefined,
     };
   } catch (err) {
-    return { ...info, status: 'error', message: errorMessage(err) };
+    // A failed system call (the output's folder or disk) in words, never a raw EACCES.
+    const system = typeof (err as NodeJS.ErrnoException).syscall === 'string';
+    return {
+      ...info,
+      status: 'error',
+      message: system ? `not written: ${describeSystemError(err)}` : errorMessage(err),
+    };
   }
 }
 
