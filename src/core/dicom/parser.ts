@@ -490,3 +490,17 @@ function detectEncoding(data: Buffer, labelled: Encoding): Encoding {
   }
   return labelled;
 }
+
+/**
+ * The top-level elements of a stretch of a data set held in memory, encoded as `encoding` (e.g.
+ * the elements an editor wrote after the pixel data): offsets are into `data`. Throws
+ * DicomFormatError (one line) when the bytes are not whole elements.
+ */
+export function parseDataSetElements(data: Buffer, encoding: Encoding): Element[] {
+  try {
+    return parseElements(new Reader(data, encoding), 0, data.length, 0, false).elements;
+  } catch (e) {
+    if (e instanceof DicomFormatError) throw e;
+    throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,322 @@
+// The leak guard: a second reader of every output before it is written or sent. It does not
+// trust the profile (a rule can have a gap: a new attribute, a vendor writing a name into an
+// unlisted LO element, a value kept on purpose such as SeriesDescription "Smith knee"); it reads
+// what is about to leave, every element value at every depth decoded under the data set's
+// Specific Character Set, plus the output path and sidecar texts, and looks for the identifying
+// values of the source, with the matching rules of the path plan (identifiers/matcher.ts).
+//
+// What the researcher supplied is not an identifier of the source and is not judged: the
+// research ID and the new AccessionNumber wherever they appear (as whole words: `RES001` in
+// `RES001_1/...`), the notes where the core wrote them (PatientComments, notes.txt), and dates
+// the anchor made (an original date that some original date plus the day offset equals is not
+// looked for: with a day offset of 0 no date is). Values the core writes itself (dummies such as
+// ANONYMIZED, the de-identification method) are not judged either. Words of the institution
+// name that are also words of the output's Manufacturer (kept on purpose) are not looked for:
+// they name the equipment's maker ('TOSHIBA', 'GE MEDICAL SYSTEMS' as institution names).
+//
+// Cost: the output's elements are parsed once more from the new bytes before and after the
+// pixel data (never the pixel data: only `head` and `tail` are given); all values are searched at
+// once, and only when that finds something is each value searched alone, to name it.
+// Pure: no I/O.
+import { CORE_TEXTS } from '../deidentify.js';
+import { decodeText, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
+import { bufferSource } from '../dicom/byteSource.js';
+import { PIXEL_DATA } from '../dicom/constants.js';
+import { findElement, parseDataSetElements, parsePart10, type Element } from '../dicom/parser.js';
+import { dictionaryVr } from '../dicom/vrDictionary.js';
+import {
+  IdentifierMatcher,
+  addDays,
+  fold,
+  identifiersOf,
+  toDA,
+  type IdentifierKind,
+  type IdentifyingValues,
+} from '../identifiers/index.js';
+import { formatAttributePath, pathHasTag, type PathStep } from './attributePath.js';
+
+/** What a hit does: `hold` keeps the output from being written or sent; `warn` is only reported. */
+export type LeakAction = 'hold' | 'warn';
+
+/** One place an identifier of the source was found. Never carries the value. */
+export interface LeakHit {
+  /**
+   * Where: an attribute path ('(0008,103E) SeriesDescription', '(0040,0275)[0]/(0032,1060)
+   * RequestedProcedureDescription'), `output path`, or a sidecar's path relative to the output
+   * root ('RES001/RES001_1/notes.txt'), or that path followed by ' (name)' for its name.
+   */
+  where: string;
+  kind: IdentifierKind;
+  action: LeakAction;
+}
+
+/** What the researcher supplied for this output (the mapping row): excluded from the scan. */
+export interface SuppliedValues {
+  researchId: string;
+  /** The new AccessionNumber ({researchId}_{N}, cut to 16 characters). */
+  accessionNumber: string;
+  notes: string;
+  /** Days added to every date (Anchor_Date - Surgery_Date). */
+  dayOffset: number;
+}
+
+/** A text written beside the output (notes.txt). */
+export interface Sidecar {
+  /** Relative to the output root, '/' separated. */
+  path: string;
+  text: string;
+}
+
+export interface LeakScanInput {
+  /** The output's bytes before the pixel data: preamble, file meta, elements (RangedDeidResult.head). */
+  head: readonly Buffer[];
+  /** The output's bytes after the pixel data (RangedDeidResult.tail; empty when none). */
+  tail: readonly Buffer[];
+  /** The output's path relative to the output root, '/' separated. */
+  path: string;
+  sidecars?: readonly Sidecar[];
+  /** The identifying values of the source (DeidInstanceInfo.sourceValues). */
+  source: IdentifyingValues;
+  supplied: SuppliedValues;
+  /** Attributes (tags) whose hits, at any depth and in anything below them, are warnings only. */
+  warnOnly?: ReadonlySet<number>;
+}
+
+/** Kinds the path plan deliberately lets into kept folder and file names (README, the output tree). */
+const NAMES_PATHS_MAY_HOLD: ReadonlySet<IdentifierKind> = new Set(['institution', 'physician', 'operator']);
+
+/** VRs whose values are numbers in binary: no text to find. */
+const BINARY_VRS = new Set(['US', 'SS', 'UL', 'SL', 'FL', 'FD', 'OW', 'OF', 'OD', 'OL', 'OV', 'SV', 'UV', 'AT']);
+const SPECIFIC_CHARACTER_SET = 0x00080005;
+const MANUFACTURER = 0x00080070;
+const FLOAT_PIXEL_DATA = 0x7fe00008;
+const DOUBLE_FLOAT_PIXEL_DATA = 0x7fe00009;
+/** Where the core writes the notes: 'IMPORT_NOTES: <notes>' (deidentify.ts). */
+const NOTES_PREFIX = 'IMPORT_NOTES: ';
+/**
+ * Between values searched at once: no identifier can match across it (a control character ends
+ * words, dates, numbers and UIDs) and it cannot hide one (the letter keeps an ID's digits from
+ * touching the next value's digits once the matcher drops punctuation).
+ */
+const SEPARATOR = '\u0000x\u0000';
+
+interface Value {
+  step: PathStep;
+  text: string;
+}
+
+/**
+ * The identifiers of the source found in the output (rules above), one hit per place and kind,
+ * in the order they occur; [] when there is none. Throws DicomFormatError when `head`/`tail` are
+ * not a readable Part 10 instance (which the core's own output always is).
+ */
+export function scanOutput(input: LeakScanInput): LeakHit[] {
+  const output = outputValues(input.head, input.tail);
+  const matcher = matcherFor(input.source, input.supplied.dayOffset, output.manufacturer);
+  if (matcher.empty) return [];
+  const mask = masker(input.supplied);
+  const supplied = suppliedWholeValues(input.supplied.notes);
+  const hits: LeakHit[] = [];
+  const seen = new Set<string>();
+  const add = (where: string, kinds: IdentifierKind[], warn: (k: IdentifierKind) => boolean): void => {
+    for (const kind of kinds) {
+      const key = `${where}\0${kind}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      hits.push({ where, kind, action: warn(kind) ? 'warn' : 'hold' });
+    }
+  };
+
+  // The data set (and file meta): all values at once; each alone only when that finds something.
+  const values = output.values
+    .map((v) => ({ step: v.step, text: mask(v.text) }))
+    .filter((v) => !isWritten(v.text, supplied));
+  if (values.length > 0 && matcher.find(values.map((v) => v.text).join(SEPARATOR)).length > 0) {
+    for (const v of values) {
+      const kinds = matcher.find(v.text);
+      if (kinds.length === 0) continue;
+      const warnOnly = input.warnOnly !== undefined && pathHasTag(v.step, input.warnOnly);
+      add(formatAttributePath(v.step), kinds, () => warnOnly);
+    }
+  }
+
+  // Paths: the kinds the path plan keeps in names are warnings (they never made a name change).
+  const inPath = (k: IdentifierKind) => NAMES_PATHS_MAY_HOLD.has(k);
+  add('output path', matcher.find(mask(input.path)), inPath);
+  for (const sidecar of input.sidecars ?? []) {
+    add(`${sidecar.path} (name)`, matcher.find(mask(sidecar.path)), inPath);
+    const lines = sidecar.text.split(/\r?\n/).filter((l) => !isWritten(mask(l), supplied));
+    add(sidecar.path, matcher.find(lines.map(mask).join('\n')), () => false);
+  }
+  return hits;
+}
+
+/**
+ * One line for the audit log and the status: where and which kind, never the value
+ * ('patient-name in (0008,103E) SeriesDescription; date in output path').
+ */
+export function describeLeakHits(hits: readonly LeakHit[]): string {
+  return hits.map((h) => `${h.kind} in ${h.where}`).join('; ');
+}
+
+/**
+ * The matcher of a source: one for its values but the UIDs, shared by the instances of a study
+ * (they repeat the same names, IDs and dates: built once for a run of them), and one for its own
+ * UIDs (a few lookups).
+ */
+class SourceMatcher {
+  constructor(
+    private readonly shared: IdentifierMatcher,
+    private readonly uids: IdentifierMatcher,
+  ) {}
+
+  get empty(): boolean {
+    return this.shared.empty && this.uids.empty;
+  }
+
+  find(text: string): IdentifierKind[] {
+    const found = this.shared.find(text);
+    if (this.uids.empty) return found;
+    const more = this.uids.find(text);
+    return more.length === 0 ? found : [...new Set([...found, ...more])];
+  }
+}
+
+/** Shared matchers by their values (a handful: batch workers interleave a few studies). */
+const sharedMatchers = new Map<string, IdentifierMatcher>();
+const SHARED_MATCHERS = 16;
+
+function matcherFor(source: IdentifyingValues, dayOffset: number, manufacturer: string): SourceMatcher {
+  const key = JSON.stringify([{ ...source, uids: [] }, dayOffset, manufacturer]);
+  let shared = sharedMatchers.get(key);
+  if (!shared) {
+    shared = sharedMatcher({ ...source, uids: [] }, dayOffset, manufacturer);
+    if (sharedMatchers.size >= SHARED_MATCHERS) sharedMatchers.clear();
+    sharedMatchers.set(key, shared);
+  }
+  return new SourceMatcher(shared, new IdentifierMatcher(source.uids.map((value) => ({ kind: 'uid', value }))));
+}
+
+/**
+ * A matcher for the source's identifying values, without the dates the anchor made and the
+ * institution's words that name the maker (`manufacturer`: the output's Manufacturer).
+ */
+function sharedMatcher(source: IdentifyingValues, dayOffset: number, manufacturer: string): IdentifierMatcher {
+  const anchored = new Set<string>();
+  for (const value of [...source.birthDates, ...source.dates]) {
+    const m = /^(\d{4})(\d{2})(\d{2})$/.exec(dateKey(value));
+    if (m) anchored.add(toDA(addDays({ year: +m[1]!, month: +m[2]!, day: +m[3]! }, dayOffset)));
+  }
+  const maker = new Set(tokens(manufacturer).map(fold));
+  const ids = identifiersOf(source)
+    .filter((id) => (id.kind === 'date' || id.kind === 'birth-date' ? !anchored.has(dateKey(id.value)) : true))
+    .map((id) =>
+      id.kind === 'institution' && maker.size > 0
+        ? {
+            ...id,
+            value: tokens(id.value)
+              .filter((t) => !maker.has(fold(t)))
+              .join(' '),
+          }
+        : id,
+    );
+  return new IdentifierMatcher(ids);
+}
+
+/** A DA or DT value's date as YYYYMMDD. */
+function dateKey(value: string): string {
+  return value.replace(/[-.]/g, '').slice(0, 8);
+}
+
+/** The runs of letters and digits of a text. */
+function tokens(text: string): string[] {
+  return text.normalize('NFKC').match(/[\p{L}\p{M}\p{N}]+/gu) ?? [];
+}
+
+/**
+ * Replaces the research ID and the new AccessionNumber, where they stand as whole words (not
+ * touching other letters or digits), by a space: they are the researcher's, not the source's.
+ */
+function masker(supplied: SuppliedValues): (text: string) => string {
+  const words = [supplied.accessionNumber, supplied.researchId]
+    .map((w) => w.trim())
+    .filter((w) => w !== '')
+    .sort((a, b) => b.length - a.length);
+  if (words.length === 0) return (t) => t;
+  const escaped = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const re = new RegExp(`(?<![\\p{L}\\p{N}])(?:${escaped.join('|')})(?![\\p{L}\\p{N}])`, 'gu');
+  return (text) => (words.some((w) => text.includes(w)) ? text.replace(re, ' ') : text);
+}
+
+/**
+ * The notes as the core writes them, in PatientComments (with characters its character set
+ * cannot hold written '?') and in notes.txt: such a whole value is the researcher's.
+ */
+function suppliedWholeValues(notes: string): Set<string> {
+  const n = notes.trim();
+  if (n === '') return new Set();
+  const forms = [n, n.replace(/[^\x00-\xff]/g, '?'), n.replace(/[^\x20-\x7e]/g, '?')];
+  return new Set([...forms, ...forms.map((f) => NOTES_PREFIX + f)]);
+}
+
+/** True when a value (its padding aside) is one the core or the researcher wrote, not the source. */
+function isWritten(text: string, supplied: ReadonlySet<string>): boolean {
+  let start = 0;
+  let end = text.length;
+  while (end > 0 && (text[end - 1] === ' ' || text[end - 1] === '\0')) end--;
+  while (start < end && text[start] === ' ') start++;
+  if (start === end) return true;
+  const t = start === 0 && end === text.length ? text : text.slice(start, end);
+  return CORE_TEXTS.has(t) || supplied.has(t);
+}
+
+/**
+ * Every value of the output as text (file meta, then the data set at every depth), and its
+ * top-level Manufacturer.
+ */
+function outputValues(head: readonly Buffer[], tail: readonly Buffer[]): { values: Value[]; manufacturer: string } {
+  const bytes = head.length === 1 ? head[0]! : Buffer.concat(head);
+  // The head ends where the pixel data starts (deflated: the whole data set, inflated here).
+  const p = parsePart10(bufferSource(bytes), { headOnly: true });
+  const out: Value[] = [];
+  const metaCs = parseSpecificCharacterSet(undefined);
+  for (const el of p.meta) collect(el, p.metaBytes, metaCs, undefined, out);
+  const cs = characterSetOf(p.head.elements, p.head.data);
+  walk(p.head.elements, p.head.data, cs, undefined, out);
+  if (tail.length > 0) {
+    const data = tail.length === 1 ? tail[0]! : Buffer.concat(tail);
+    if (data.length > 0) walk(parseDataSetElements(data, p.encoding), data, cs, undefined, out);
+  }
+  const maker = findElement(p.head.elements, MANUFACTURER);
+  const manufacturer = maker
+    ? decodeText(p.head.data.subarray(maker.valueStart, maker.valueStart + maker.length), cs, 'LO')
+    : '';
+  return { values: out, manufacturer };
+}
+
+function characterSetOf(elements: Element[], data: Buffer, inherited?: SpecificCharacterSet): SpecificCharacterSet {
+  const el = findElement(elements, SPECIFIC_CHARACTER_SET);
+  if (!el) return inherited ?? parseSpecificCharacterSet(undefined);
+  return parseSpecificCharacterSet(data.toString('latin1', el.valueStart, el.valueStart + el.length));
+}
+
+function walk(elements: Element[], data: Buffer, cs: SpecificCharacterSet, parent: PathStep | undefined, out: Value[]) {
+  for (const el of elements) collect(el, data, cs, parent, out);
+}
+
+function collect(el: Element, data: Buffer, cs: SpecificCharacterSet, parent: PathStep | undefined, out: Value[]) {
+  if (el.items) {
+    el.items.forEach((item, i) => {
+      // An item may name its own character set (PS3.5 6.1.2.5.2); else it inherits.
+      walk(item.elements, data, characterSetOf(item.elements, data, cs), { tag: el.tag, item: i, parent }, out);
+    });
+    return;
+  }
+  if (el.encapsulated || el.length === 0 || el.length === 0xffffffff) return;
+  if (el.tag === PIXEL_DATA || el.tag === FLOAT_PIXEL_DATA || el.tag === DOUBLE_FLOAT_PIXEL_DATA) return;
+  const vr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? 'UN') : el.vr;
+  if (BINARY_VRS.has(vr)) return;
+  // Text VRs under the character set; OB and UN as bytes (Latin-1: ASCII text in them shows).
+  const text = decodeText(data.subarray(el.valueStart, el.valueStart + el.length), cs, vr);
+  out.push({ step: { tag: el.tag, parent }, text });
+}
