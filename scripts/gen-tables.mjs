@@ -123,4 +123,6 @@ ${body}
 ];
 `,
 );
-console.log(`vrDictionary: ${entries.length} tags; keywordDictionary: ${keywords.length}; profileTable: ${rows.length} rows`);
+console.log(
+  `vrDictionary: ${entries.length} tags; keywordDictionary: ${keywords.length}; profileTable: ${rows.length} rows`,
+);
