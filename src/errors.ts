@@ -43,6 +43,8 @@ const SYSTEM_WORDS: Record<string, string> = {
   EADDRINUSE: 'the port is already in use',
   EADDRNOTAVAIL: 'the address is not available on this machine',
   ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset by the peer',
+  EPIPE: 'connection closed by the peer',
   ETIMEDOUT: 'timed out',
   EHOSTUNREACH: 'host unreachable',
   ENOTFOUND: 'host name not found',

@@ -1,10 +1,24 @@
 // Shared helpers for test/forward-*.test.ts: free ports, real dcmtk peers, byte comparison.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeHeader, encodeRaw, encodeText } from '../src/core/dicom/encoder.js';
+import { buildFileMeta } from '../src/core/dicom/fileMeta.js';
+import { EXPLICIT_LE, EXPLICIT_VR_LE } from '../src/core/dicom/transferSyntax.js';
 import { readP10Header } from '../src/dimse/part10.js';
 import type { Logger } from '../src/log.js';
 
@@ -240,4 +254,54 @@ export async function startOrthanc(
     get: async <T>(path: string) => (await (await fetch(`${base}${path}`)).json()) as T,
     getBytes: async (path: string) => Buffer.from(await (await fetch(`${base}${path}`)).arrayBuffer()),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Large instances, made up
+
+/**
+ * Writes a Secondary Capture Part 10 file (Explicit VR LE) whose Pixel Data element holds
+ * `pixelBytes` bytes (a repeating pattern), without holding them in memory: the element is
+ * written in 1 MiB pieces. Made-up patient; returns the file's SOP Instance UID.
+ */
+export function writeLargeInstance(path: string, pixelBytes: number, sopInstanceUid: string): string {
+  if (pixelBytes % 2 !== 0) throw new Error('pixelBytes must be even');
+  const SC = '1.2.840.10008.5.1.4.1.1.7';
+  const enc = EXPLICIT_LE;
+  const us = (v: number) => {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    return b;
+  };
+  const columns = 1024;
+  const rows = pixelBytes / 2 / columns;
+  if (!Number.isInteger(rows) || rows > 0xffff) throw new Error('pixelBytes must be 2048 x rows (rows <= 65535)');
+  const head = Buffer.concat([
+    buildFileMeta({ sopClassUid: SC, sopInstanceUid, transferSyntaxUid: EXPLICIT_VR_LE }),
+    encodeText(0x00080016, 'UI', SC, enc),
+    encodeText(0x00080018, 'UI', sopInstanceUid, enc),
+    encodeText(0x00100010, 'PN', 'Test^Large', enc),
+    encodeText(0x00100020, 'LO', 'LARGE01', enc),
+    encodeRaw(0x00280002, 'US', us(1), enc),
+    encodeText(0x00280004, 'CS', 'MONOCHROME2', enc),
+    encodeRaw(0x00280010, 'US', us(rows), enc),
+    encodeRaw(0x00280011, 'US', us(columns), enc),
+    encodeRaw(0x00280100, 'US', us(16), enc),
+    encodeRaw(0x00280101, 'US', us(16), enc),
+    encodeRaw(0x00280102, 'US', us(15), enc),
+    encodeRaw(0x00280103, 'US', us(0), enc),
+    encodeHeader(0x7fe00010, 'OW', pixelBytes, enc),
+  ]);
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, head);
+    const piece = Buffer.alloc(1 << 20);
+    for (let i = 0; i < piece.length; i++) piece[i] = (i * 7) & 0xff;
+    for (let done = 0; done < pixelBytes; done += piece.length) {
+      writeSync(fd, piece, 0, Math.min(piece.length, pixelBytes - done));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return sopInstanceUid;
 }

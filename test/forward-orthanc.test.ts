@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatDestination } from '../src/forward/destination.js';
+import { parseDestination } from '../src/forward/destination.js';
 import { openStateStore } from '../src/state/openStateStore.js';
 import { Forwarder } from '../src/forward/forwarder.js';
 import { readP10Header } from '../src/dimse/part10.js';
@@ -53,8 +53,8 @@ describe.skipIf(!ORTHANC_BIN)(
 
     it('delivers queued files; Orthanc lists them with identical data sets', async () => {
       const db = await openStateStore(':memory:', { create: true });
-      const dest = { aeTitle: 'ORTHANC', host: '127.0.0.1', port: dicomPort };
-      const key = formatDestination(dest);
+      const dest = parseDestination(`ORTHANC@127.0.0.1:${dicomPort}`);
+      const key = dest.name;
       const files = [F.ctExplicit, F.mrImplicit, F.jpeg2000];
       await db.enqueueForwards(files.map((f) => ({ filePath: f, destination: key })));
       // pydicom's rtplan.dcm has a file-meta SOP Instance UID different from the data set's: Orthanc

@@ -1,7 +1,13 @@
 import Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { DestinationError, formatDestination, parseDestination } from '../src/forward/destination.js';
+import {
+  DestinationError,
+  destinationFromConfig,
+  destinationsFromConfig,
+  formatDestination,
+  parseDestination,
+} from '../src/forward/destination.js';
 import { classifyStoreStatus } from '../src/forward/storeScu.js';
 import { openStateStore } from '../src/state/openStateStore.js';
 import type { ForwardRequest, StateStore } from '../src/state/stateStore.js';
@@ -21,16 +27,23 @@ const D2 = 'OTHER@pacs.example.org:104';
 describe('destination', () => {
   it('parses and formats AET@host:port', () => {
     expect(parseDestination('RESEARCH@127.0.0.1:11112')).toEqual({
+      name: 'RESEARCH@127.0.0.1:11112',
       aeTitle: 'RESEARCH',
       host: '127.0.0.1',
       port: 11112,
     });
     expect(parseDestination(' PACS@pacs.example.org:104 ')).toEqual({
+      name: 'PACS@pacs.example.org:104', // the normalized string: the queue key it always was
       aeTitle: 'PACS',
       host: 'pacs.example.org',
       port: 104,
     });
-    expect(parseDestination('A B@[::1]:4242')).toEqual({ aeTitle: 'A B', host: '::1', port: 4242 });
+    expect(parseDestination('A B@[::1]:4242')).toEqual({
+      name: 'A B@[::1]:4242',
+      aeTitle: 'A B',
+      host: '::1',
+      port: 4242,
+    });
     expect(formatDestination({ aeTitle: 'X', host: '::1', port: 5 })).toBe('X@[::1]:5');
     expect(formatDestination(parseDestination('RESEARCH@h:1'))).toBe('RESEARCH@h:1');
   });
@@ -57,6 +70,65 @@ describe('destination', () => {
         err = e;
       }
       expect(err, s).toBeInstanceOf(DestinationError);
+      expect((err as Error).message).not.toContain('\n');
+    }
+  });
+
+  it('reads config objects with a name and per-destination settings', () => {
+    expect(
+      destinationFromConfig({
+        name: 'research',
+        aeTitle: 'RESEARCH',
+        host: 'pacs.example.org',
+        port: 104,
+        callingAeTitle: 'DEID_RESEARCH',
+        transferSyntaxes: ['1.2.840.10008.1.2.1'],
+      }),
+    ).toEqual({
+      name: 'research',
+      aeTitle: 'RESEARCH',
+      host: 'pacs.example.org',
+      port: 104,
+      callingAeTitle: 'DEID_RESEARCH',
+      transferSyntaxes: ['1.2.840.10008.1.2.1'],
+    });
+    expect(destinationFromConfig({ name: 'v6', aeTitle: 'A', host: '[::1]', port: 5 }).host).toBe('::1');
+    // A string keeps its string as its name (existing queue rows are keyed by it).
+    expect(destinationFromConfig('RESEARCH@h:1').name).toBe('RESEARCH@h:1');
+    // The same destination twice counts once; two different ones under one name are an error.
+    expect(destinationsFromConfig(['A@h:1', 'A@h:1', { name: 'b', aeTitle: 'B', host: 'h', port: 2 }])).toHaveLength(2);
+    expect(() => destinationsFromConfig([{ name: 'A@h:1', aeTitle: 'X', host: 'h', port: 3 }, 'A@h:1'])).toThrow(
+      /two different forward destinations are named "A@h:1"/,
+    );
+  });
+
+  it('refuses bad config objects with one line naming the setting, and TLS until it is supported', () => {
+    const base = { name: 'research', aeTitle: 'RESEARCH', host: 'h', port: 104 };
+    const bad: [unknown, RegExp][] = [
+      [42, /must be "AET@host:port" or an object/],
+      [{ ...base, name: '' }, /"name" must be 1-64/],
+      [{ ...base, name: 'has space' }, /"name" must be 1-64/],
+      [{ ...base, aeTitle: 'THIS_AE_IS_TOO_LONG' }, /destination "research": aeTitle .* is invalid/],
+      [{ ...base, host: 'bad_host!' }, /host "bad_host!" is not a valid/],
+      [{ ...base, port: '104' }, /"port" must be a whole number 1-65535/],
+      [{ ...base, port: 70000 }, /"port" must be a whole number 1-65535/],
+      [{ ...base, callingAeTitle: 'A\\B' }, /callingAeTitle .* is invalid/],
+      [
+        { ...base, transferSyntaxes: ['explicit'] },
+        /"transferSyntaxes" must be a non-empty list of transfer syntax UIDs/,
+      ],
+      [{ ...base, tls: { caFile: '/etc/ca.pem' } }, /DICOM TLS \("tls"\) is not supported yet/],
+      [{ ...base, calledAet: 'X' }, /unknown setting "calledAet"/],
+    ];
+    for (const [value, re] of bad) {
+      let err: unknown;
+      try {
+        destinationFromConfig(value);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(value)).toBeInstanceOf(DestinationError);
+      expect((err as Error).message).toMatch(re);
       expect((err as Error).message).not.toContain('\n');
     }
   });

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { readdirSync } from 'node:fs';
 import dimse from 'dcmjs-dimse';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatDestination, type Destination } from '../src/forward/destination.js';
+import { parseDestination, type Destination } from '../src/forward/destination.js';
 import { openStateStore } from '../src/state/openStateStore.js';
 import type { QueueItem, StateStore } from '../src/state/stateStore.js';
 import { Forwarder } from '../src/forward/forwarder.js';
@@ -38,8 +38,8 @@ async function setup(port: number): Promise<{ db: StateStore; dest: Destination;
   const out = tempDir('scp');
   cleanups.push(() => rmrf(out));
   cleanups.push(() => db.close());
-  const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
-  return { db, dest, key: formatDestination(dest), out };
+  const dest = parseDestination(`RESEARCH@127.0.0.1:${port}`);
+  return { db, dest, key: dest.name, out };
 }
 
 function items(db: StateStore, key: string): Promise<QueueItem[]> {
@@ -108,7 +108,16 @@ describe('forwarding to storescp', () => {
     const during = await items(db, key);
     expect(during.every((i) => i.state === 'pending' || i.state === 'in_flight')).toBe(true);
     expect(during[0]!.lastError).toMatch(/ECONNREFUSED/);
-    expect(fwd.status()[0]!.down).toBe(true);
+    // Its status says so: down since the first failure, why, and what waits.
+    const down = fwd.destinationStatus()[0]!;
+    expect(down).toMatchObject({ name: key, address: key, health: 'down', lastDeliveryAt: null });
+    expect(down.lastError?.message).toMatch(/ECONNREFUSED/);
+    expect(fwd.status().state).toBe('degraded');
+    await waitFor(
+      () => fwd.destinationStatus()[0]!.pending + fwd.destinationStatus()[0]!.inFlight === files.length,
+      3000,
+      'the queue counts in the status',
+    );
 
     await startStorescp(['+B', '+xa', '+uf', '-aet', 'RESEARCH'], port, out);
     await waitFor(
@@ -125,6 +134,17 @@ describe('forwarding to storescp', () => {
     expect(warn.filter((l) => /is down/.test(l.msg))).toHaveLength(1);
     expect(warn.filter((l) => /is back/.test(l.msg))).toHaveLength(1);
     expect(warn).toHaveLength(2);
+    const up = fwd.destinationStatus()[0]!;
+    expect(up).toMatchObject({ health: 'up', pending: 0, inFlight: 0, dead: 0, deliveredSinceStart: files.length });
+    expect(Date.parse(up.lastDeliveryAt!)).toBeGreaterThanOrEqual(Date.parse(up.since!));
+    expect(Date.parse(up.since!)).toBeGreaterThan(Date.parse(down.since!));
+    expect(fwd.status()).toMatchObject({
+      name: 'forwarder',
+      state: 'stopped',
+      backlog: 0,
+      counts: { destinations: 1, destinationsDown: 0, pending: 0, dead: 0, deliveredSinceStart: files.length },
+      lastError: { message: expect.stringMatching(/ECONNREFUSED/) },
+    });
   });
 
   it('a refused SOP class ends dead at once with a reason naming it; others are delivered', async () => {
@@ -214,8 +234,8 @@ describe('other writers', () => {
     const dbPath = `${dbDir}/state.sqlite`;
     const db = await openStateStore(dbPath, { create: true });
     cleanups.push(() => db.close());
-    const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
-    const key = formatDestination(dest);
+    const dest = parseDestination(`RESEARCH@127.0.0.1:${port}`);
+    const key = dest.name;
     await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], port, out);
     const { fwd } = await startForwarder(db, dest, { idlePollMs: 200 });
     await new Promise((r) => setTimeout(r, 300)); // the loop is idle now
@@ -266,7 +286,7 @@ describe('storeScu failure modes', () => {
     const port = await freePort();
     const out = tempDir('scp');
     cleanups.push(() => rmrf(out));
-    const dest = { aeTitle: 'RESEARCH', host: '127.0.0.1', port };
+    const dest = parseDestination(`RESEARCH@127.0.0.1:${port}`);
     const refusing = await startStorescp(['--refuse', '-aet', 'RESEARCH'], port, out);
     const r1 = await sendFiles([F.ctExplicit], dest, { callingAet: CALLING });
     expect(r1.outcomes[0]!.outcome).toMatchObject({
@@ -300,15 +320,11 @@ describe('storeScu failure modes', () => {
     );
     const port = (server.address() as net.AddressInfo).port;
     const t0 = Date.now();
-    const r = await sendFiles(
-      [F.ctExplicit],
-      { aeTitle: 'RESEARCH', host: '127.0.0.1', port },
-      {
-        callingAet: CALLING,
-        associationTimeoutMs: 1500,
-        overallTimeoutMs: 4000,
-      },
-    );
+    const r = await sendFiles([F.ctExplicit], parseDestination(`RESEARCH@127.0.0.1:${port}`), {
+      callingAet: CALLING,
+      associationTimeoutMs: 1500,
+      overallTimeoutMs: 4000,
+    });
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(r.outcomes[0]!.outcome.kind).toBe('transient-failure');
     expect(r.connectionProblem).toBeTruthy();

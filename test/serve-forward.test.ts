@@ -388,6 +388,49 @@ describe.skipIf(!ORTHANC_BIN)(
   },
 );
 
+describe.skipIf(!ORTHANC_BIN)(
+  `serve --forward: our calling AE title${ORTHANC_BIN ? '' : ' (skipped: Orthanc not installed)'}`,
+  () => {
+    it("(f) is the node's AE title by default, or the destination's own; Orthanc aborts a stranger's stores", async () => {
+      const dir = testDir('f');
+      // This Orthanc stores only from the AE titles it knows (as a research PACS would).
+      const orthanc = await startOrthanc(join(dir, 'orthanc'), 'ORTHANC', {
+        DicomAlwaysAllowStore: false,
+        DicomModalities: { node: ['DEID_NODE', '127.0.0.1', 4242], trial: ['DEID_TRIAL', '127.0.0.1', 4243] },
+      });
+      const address = { aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.dicomPort };
+      const node = await startNode({
+        dir,
+        csv,
+        aeTitle: 'DEID_NODE', // no callingAet: the node calls as DEID_NODE (it used to call as DEID)
+        forward: [
+          `ORTHANC@127.0.0.1:${orthanc.dicomPort}`,
+          { name: 'trial', ...address, callingAeTitle: 'DEID_TRIAL' },
+          { name: 'stranger', ...address, callingAeTitle: 'STRANGER' },
+        ],
+      });
+      const plain = studyA.filter(isUncompressed);
+      const r = storescu(node.port, plain, { calledAet: 'DEID_NODE' });
+      expect(r.status, r.output).toBe(0);
+      expect(plain).toHaveLength(3);
+      // Each destination has its own queue items (keyed by name): delivered twice. Orthanc accepts
+      // the stranger's association (it allows anyone to echo) and aborts at its C-STORE: to us a
+      // transient failure, so those items wait, and the destination is down.
+      await waitQueue(node, (c) => c.delivered === 6, 30_000, 'delivered twice');
+      await node.waitForLog(
+        /forward destination stranger \(ORTHANC@127\.0\.0\.1:\d+\) is down: peer aborted the association/,
+      );
+      expect(await orthanc.get<string[]>('/instances')).toHaveLength(3);
+      const q = runCli(['queue', '--config', node.configPath]);
+      expect(q.status, q.stderr).toBe(0);
+      expect(q.stdout).toContain(`ORTHANC@127.0.0.1:${orthanc.dicomPort}: 0 pending, 3 delivered, 0 dead`);
+      expect(q.stdout).toContain('trial: 0 pending, 3 delivered, 0 dead');
+      expect(q.stdout).toMatch(/^stranger: 3 pending, 0 delivered, 0 dead/m);
+      expect(await node.stop()).toBe(0);
+    });
+  },
+);
+
 function mkdir(p: string): void {
   mkdirSync(p, { recursive: true });
 }

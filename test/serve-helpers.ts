@@ -28,8 +28,8 @@ export interface StartNodeOptions {
   csv: string;
   /** Output tree (default `<dir>/output`). */
   output?: string;
-  /** Forward destinations, "AET@host:port". */
-  forward?: string[];
+  /** Forward destinations: "AET@host:port" or config objects ({ name, aeTitle, host, port, ... }). */
+  forward?: (string | Record<string, unknown>)[];
   /** Port to listen on (default 0: an ephemeral port, read back from the "listening as" line). */
   port?: number;
   /** Our AE title (default DEID). */

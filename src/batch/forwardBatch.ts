@@ -1,7 +1,7 @@
 // `batch --forward`: after a run, queue every file it wrote for the research PACS (in the same
 // SQLite state the node uses) and send them now. What cannot be delivered within the wait stays
 // queued: a node on the same state, or the next batch run, sends it later.
-import { formatDestination, parseDestination } from '../forward/destination.js';
+import { parseDestination } from '../forward/destination.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/stateStore.js';
@@ -22,7 +22,7 @@ export async function forwardBatch(
   waitMs: number,
 ): Promise<BatchForwardResult[]> {
   const dests = destinations.map(parseDestination);
-  const keys = dests.map(formatDestination);
+  const keys = dests.map((d) => d.name); // queue keys: the normalized strings
   await state.enqueueForwards(files.flatMap((filePath) => keys.map((destination) => ({ filePath, destination }))));
   const forwarder = new Forwarder({ state, destinations: dests, callingAet, logger, idlePollMs: 500 });
   await forwarder.start();

@@ -34,7 +34,10 @@ export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
     .option('log-dir', { type: 'string', describe: 'Logs and audit CSV (key material)' })
     .option('allowed-aets', { type: 'string', describe: 'Calling AE allow-list A,B (empty = any)' })
     .option('forward', { type: 'string', array: true, describe: 'Forward to AET@host:port (repeatable)' })
-    .option('calling-aet', { type: 'string', describe: 'Our calling AE title when forwarding' }) as Argv<T & NodeArgs>;
+    .option('calling-aet', {
+      type: 'string',
+      describe: "Our calling AE title when forwarding [default: the node's AE title]",
+    }) as Argv<T & NodeArgs>;
 }
 
 export function nodeConfigFrom(a: NodeArgs): NodeConfig {

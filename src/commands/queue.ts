@@ -14,7 +14,10 @@ const command: CommandModule<object, QueueArgs> = {
     withNodeOptions(
       y
         .positional('action', { choices: ['retry'] as const, describe: 'retry: dead items become pending again' })
-        .option('destination', { type: 'string', describe: 'Only this destination (AET@host:port) for retry' }),
+        .option('destination', {
+          type: 'string',
+          describe: 'Only this destination for retry (its name: AET@host:port for a string destination)',
+        }),
     ) as unknown as Argv<QueueArgs>,
   handler: async (args) => {
     const config = nodeConfigFrom(args);

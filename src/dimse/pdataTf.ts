@@ -55,3 +55,22 @@ export const AbortReason = {
 export function abortPdu(source: number, reason: number): Buffer {
   return Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, source, reason]);
 }
+
+/** Message Control Header bits of a PDV (PS3.8 E.2). */
+export const PdvControl = { Data: 0x00, Command: 0x01, LastFragment: 0x02 } as const;
+
+/**
+ * The 12 bytes in front of the value of a P-DATA-TF PDU that carries one PDV (PS3.8 9.3.5):
+ * the PDU header (type, reserved, length) and the PDV item header (length, context ID, message
+ * control header). The value follows in the same PDU.
+ */
+export function pdvPduHeader(presentationContextId: number, control: number, valueLength: number): Buffer {
+  const head = Buffer.allocUnsafe(12);
+  head[0] = 0x04; // P-DATA-TF
+  head[1] = 0;
+  head.writeUInt32BE(6 + valueLength, 2);
+  head.writeUInt32BE(2 + valueLength, 6);
+  head[10] = presentationContextId;
+  head[11] = control;
+  return head;
+}

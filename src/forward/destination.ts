@@ -1,13 +1,45 @@
-// Destination parsing: "AET@host:port" <-> { aeTitle, host, port }.
+// Forward destinations: records (name, AE title, host, port, per-destination settings), from the
+// string form "AET@host:port" or a config object.
+import { isValidUid } from '../core/dicom/uid.js';
+
+/**
+ * TLS settings of a destination (DICOM TLS, PS3.15 B.1). Reserved for issue 13: the config loader
+ * refuses them until the forwarder can honour them, so nothing is ever sent in clear text to a
+ * destination configured for TLS.
+ */
+export interface DestinationTls {
+  /** PEM file of the CA(s) that sign the peer's certificate. */
+  caFile?: string;
+  /** Our client certificate and key (PEM), when the peer requires one. */
+  certFile?: string;
+  keyFile?: string;
+  /** Name to check the peer's certificate against (default: host). */
+  serverName?: string;
+}
 
 /** A DICOM peer we forward to. */
 export interface Destination {
+  /**
+   * Stable name: the forward queue's key, and how logs, `queue` and status name the destination.
+   * For the string form it is the normalized string ("AET@host:port"), as queue rows have always
+   * been keyed.
+   */
+  name: string;
   /** Called AE title of the peer (1..16 chars, no backslash, not all spaces). */
   aeTitle: string;
   /** Hostname, IPv4 address, or IPv6 address (without brackets). */
   host: string;
   /** TCP port, 1..65535. */
   port: number;
+  /** Our calling AE title towards this peer; default: the node's (callingAet, else aeTitle). */
+  callingAeTitle?: string;
+  /**
+   * Transfer syntaxes the peer should receive (issue 14, not yet used: files are sent in their
+   * stored transfer syntax).
+   */
+  transferSyntaxes?: string[];
+  /** DICOM TLS (issue 13, not yet supported). */
+  tls?: DestinationTls;
 }
 
 /** Thrown for a destination string that does not parse; message is one clear line. */
@@ -73,11 +105,92 @@ export function parseDestination(input: string): Destination {
   if (port < 1 || port > 65535) {
     throw new DestinationError(`port ${port} in destination "${input}" is out of range 1-65535`);
   }
-  return { aeTitle, host, port };
+  const address = { aeTitle, host, port };
+  return { name: formatDestination(address), ...address };
 }
 
-/** Formats a destination as "AET@host:port" (the queue's destination key). */
-export function formatDestination(d: Destination): string {
+/** Formats a destination's address as "AET@host:port" (IPv6 hosts in brackets). */
+export function formatDestination(d: Pick<Destination, 'aeTitle' | 'host' | 'port'>): string {
   const host = d.host.includes(':') ? `[${d.host}]` : d.host;
   return `${d.aeTitle}@${host}:${d.port}`;
+}
+
+/** How messages name a destination: its name, with the address when the name is not the address. */
+export function destinationLabel(d: Destination): string {
+  const address = formatDestination(d);
+  return d.name === address ? address : `${d.name} (${address})`;
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@:[\]-]{0,63}$/;
+const OBJECT_KEYS = ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'transferSyntaxes', 'tls'];
+
+/**
+ * A destination from the config's `forward` list: the string form "AET@host:port" (named by
+ * itself, see parseDestination) or an object `{ name, aeTitle, host, port, callingAeTitle?,
+ * transferSyntaxes? }`. `tls` is refused until DICOM TLS is supported (issue 13), so a
+ * destination meant to be encrypted is never sent to in clear text; `transferSyntaxes` is
+ * checked (valid UIDs) but not used yet (issue 14). Throws DestinationError (one line).
+ */
+export function destinationFromConfig(value: unknown): Destination {
+  if (typeof value === 'string') return parseDestination(value);
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new DestinationError('a destination must be "AET@host:port" or an object { name, aeTitle, host, port }');
+  }
+  const o = value as Record<string, unknown>;
+  const name = typeof o.name === 'string' ? o.name.trim() : '';
+  const what = name ? `destination "${name}"` : 'a destination object';
+  for (const k of Object.keys(o)) {
+    if (!OBJECT_KEYS.includes(k)) {
+      throw new DestinationError(`${what}: unknown setting "${k}" (known: ${OBJECT_KEYS.join(', ')})`);
+    }
+  }
+  if (!NAME_RE.test(name)) {
+    throw new DestinationError(
+      `${what}: "name" must be 1-64 letters, digits and . _ - @ : [ ] (it keys the forward queue)`,
+    );
+  }
+  const text = (k: string): string => {
+    if (typeof o[k] !== 'string') throw new DestinationError(`${what}: "${k}" must be a string`);
+    return o[k];
+  };
+  const aeTitle = validateAeTitle(text('aeTitle'), `${what}: aeTitle`);
+  const host = text('host').trim();
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (!HOSTNAME_RE.test(bare) && !(bare.includes(':') && IPV6_RE.test(bare))) {
+    throw new DestinationError(`${what}: host "${host}" is not a valid hostname, IPv4 or IPv6 address`);
+  }
+  if (typeof o.port !== 'number' || !Number.isInteger(o.port) || o.port < 1 || o.port > 65535) {
+    throw new DestinationError(`${what}: "port" must be a whole number 1-65535`);
+  }
+  const d: Destination = { name, aeTitle, host: bare, port: o.port };
+  if (o.callingAeTitle !== undefined)
+    d.callingAeTitle = validateAeTitle(text('callingAeTitle'), `${what}: callingAeTitle`);
+  if (o.transferSyntaxes !== undefined) {
+    const list = o.transferSyntaxes;
+    if (!Array.isArray(list) || list.length === 0 || list.some((u) => typeof u !== 'string' || !isValidUid(u))) {
+      throw new DestinationError(`${what}: "transferSyntaxes" must be a non-empty list of transfer syntax UIDs`);
+    }
+    d.transferSyntaxes = list as string[];
+  }
+  if (o.tls !== undefined) {
+    throw new DestinationError(`${what}: DICOM TLS ("tls") is not supported yet; remove it to forward without TLS`);
+  }
+  return d;
+}
+
+/**
+ * The config's `forward` list as destinations: each item by destinationFromConfig; a repeated
+ * item counts once, two different ones with one name are an error. Throws DestinationError.
+ */
+export function destinationsFromConfig(list: readonly unknown[]): Destination[] {
+  const byName = new Map<string, Destination>();
+  for (const item of list) {
+    const d = destinationFromConfig(item);
+    const earlier = byName.get(d.name);
+    if (!earlier) byName.set(d.name, d);
+    else if (JSON.stringify(earlier) !== JSON.stringify(d)) {
+      throw new DestinationError(`two different forward destinations are named "${d.name}"`);
+    } // the same destination twice: once is enough
+  }
+  return [...byName.values()];
 }

@@ -7,17 +7,22 @@
 // once; transient failures are retried until they have been failing for giveUpAfterMs.
 // "Destination down" / "destination back" are logged once per transition, never per file.
 // Log lines carry queue ids, file paths (de-identified names) and reasons, never patient data.
+// The forwarder reports its status (per destination: up or down and since when, queue counts,
+// last error, last delivery) through the status contract: forwarderStatus.ts.
 
-import { formatDestination, type Destination } from './destination.js';
+import { destinationLabel, type Destination } from './destination.js';
+import { ForwarderStatus, type DestinationStatus } from './forwarderStatus.js';
 import type { Logger } from '../log.js';
+import type { ComponentStatus, StatusReporter } from '../status.js';
 import type { ForwardOutcome, QueueItem, StateStore } from '../state/stateStore.js';
 import { sendFiles, type SendReport, type StoreScuOptions } from './storeScu.js';
 
 export interface ForwarderOptions {
   /** The state holding the forward queue (the node's, or the batch run's). */
   state: StateStore;
+  /** Destinations; the queue is keyed by their names (a repeated name counts once). */
   destinations: Destination[];
-  /** Our calling AE title. */
+  /** Our calling AE title, unless a destination has its own (Destination.callingAeTitle). */
   callingAet: string;
   logger: Logger;
   /** Instances per association (default 100). */
@@ -45,7 +50,10 @@ export interface ForwarderOptions {
 
 interface DestState {
   dest: Destination;
+  /** The destination's name: its queue key. */
   key: string;
+  /** How log lines name it (destinationLabel). */
+  label: string;
   down: boolean;
   downSince: number;
   downReason: string;
@@ -59,7 +67,10 @@ interface DestState {
   deadLog: Map<string, { windowStart: number; suppressed: number }>;
 }
 
-export class Forwarder {
+/** How often, at most, the queue counts of the status are read again from the state (ms). */
+const COUNTS_REFRESH_MS = 1000;
+
+export class Forwarder implements StatusReporter {
   private readonly state: StateStore;
   private readonly logger: Logger;
   private readonly callingAet: string;
@@ -76,6 +87,10 @@ export class Forwarder {
   private stopping = false;
   /** start()'s recovery and loops, awaited by stop(). */
   private started: Promise<void> | null = null;
+  private readonly tracker: ForwarderStatus;
+  /** When the queue counts were last read (epoch ms), and the read under way. */
+  private countsAt = 0;
+  private countsReading: Promise<void> | null = null;
 
   constructor(opts: ForwarderOptions) {
     this.state = opts.state;
@@ -92,12 +107,13 @@ export class Forwarder {
     const seen = new Set<string>();
     this.dests = [];
     for (const dest of opts.destinations) {
-      const key = formatDestination(dest);
+      const key = dest.name;
       if (seen.has(key)) continue;
       seen.add(key);
       this.dests.push({
         dest,
         key,
+        label: destinationLabel(dest),
         down: false,
         downSince: 0,
         downReason: '',
@@ -106,9 +122,10 @@ export class Forwarder {
         deadLog: new Map(),
       });
     }
+    this.tracker = new ForwarderStatus(this.dests.map((d) => d.dest));
   }
 
-  /** Destination keys ("AET@host:port") this forwarder serves, as used in the queue. */
+  /** Names of the destinations this forwarder serves: their queue keys. */
   get destinationKeys(): string[] {
     return this.dests.map((d) => d.key);
   }
@@ -124,9 +141,12 @@ export class Forwarder {
     this.started = (async () => {
       for (const d of this.dests) {
         const n = await this.state.recoverInFlightForwards(d.key);
-        if (n > 0) this.logger.info(`forward ${d.key}: ${n} interrupted item(s) from a previous run are pending again`);
+        if (n > 0)
+          this.logger.info(`forward ${d.label}: ${n} interrupted item(s) from a previous run are pending again`);
       }
       if (this.stopping) return;
+      await this.refreshCounts(true);
+      this.tracker.setLifecycle('running');
       for (const d of this.dests) d.loop = this.runLoop(d);
     })();
     try {
@@ -134,6 +154,7 @@ export class Forwarder {
     } catch (e) {
       this.running = false;
       this.started = null;
+      this.tracker.setLifecycle('stopped');
       throw e;
     }
   }
@@ -147,22 +168,29 @@ export class Forwarder {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.stopping = true;
+    this.tracker.setLifecycle('stopping');
     await this.started?.catch(() => undefined);
     for (const d of this.dests) d.wake?.();
     await Promise.all(this.dests.map((d) => d.loop));
     this.started = null;
     for (const d of this.dests) this.flushDeadLog(d, Infinity);
+    await this.refreshCounts(true);
     this.running = false;
+    this.tracker.setLifecycle('stopped');
   }
 
-  /** Current view of destination health (for a status command). */
-  status(): { destination: string; down: boolean; downSince: number | null; reason: string | null }[] {
-    return this.dests.map((d) => ({
-      destination: d.key,
-      down: d.down,
-      downSince: d.down ? d.downSince : null,
-      reason: d.down ? d.downReason : null,
-    }));
+  /**
+   * The forwarder's status (src/status.ts): `degraded` while a destination is down; counts and
+   * backlog summed over destinations; `details.destinations` holds each DestinationStatus. The
+   * queue counts are those of the last reading (at most COUNTS_REFRESH_MS old while it runs).
+   */
+  status(): ComponentStatus {
+    return this.tracker.status();
+  }
+
+  /** Each destination's status (health and since when, queue counts, last error, last delivery). */
+  destinationStatus(): DestinationStatus[] {
+    return this.tracker.destinations();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -196,6 +224,7 @@ export class Forwarder {
         }
         const items = await this.state.claimDueForwards(d.key, this.maxPer, now);
         if (items.length === 0) {
+          await this.refreshCounts();
           const next = await this.state.nextForwardDueAt(d.key);
           // Idle: wait for a kick, the next due retry, or a periodic re-check: other processes
           // (quarantine replay, `queue retry`) write the same queue and cannot kick us.
@@ -223,9 +252,10 @@ export class Forwarder {
           };
         }
         await this.record(d, items, report);
+        await this.refreshCounts();
       } catch (err) {
         // State or programming error: do not spin; back off and try again.
-        this.logger.error(`forward ${d.key}: loop error: ${(err as Error)?.message ?? err}`);
+        this.logger.error(`forward ${d.label}: loop error: ${(err as Error)?.message ?? err}`);
         await this.sleep(d, this.backoffDelay(3));
       }
     }
@@ -238,7 +268,7 @@ export class Forwarder {
       d.deadLog.delete(reason);
       if (w.suppressed > 0) {
         const n = w.suppressed === 1 ? '1 more item is dead' : `${w.suppressed} more items are dead`;
-        this.logger.warn(`forward ${d.key}: ${n} (since the last such message): ${reason}`);
+        this.logger.warn(`forward ${d.label}: ${n} (since the last such message): ${reason}`);
       }
     }
   }
@@ -248,6 +278,27 @@ export class Forwarder {
     while (!this.stopping && Date.now() < d.holdUntil) {
       await this.sleep(d, d.holdUntil - Date.now());
     }
+  }
+
+  /**
+   * Reads the queue counts of the status again, at most every COUNTS_REFRESH_MS (a grouped count
+   * over the queue: not per file, not per status() call) unless `force`. A failed read keeps the
+   * last counts (the loop reports state errors itself).
+   */
+  private async refreshCounts(force = false): Promise<void> {
+    if (this.countsReading) return this.countsReading;
+    if (!force && Date.now() - this.countsAt < COUNTS_REFRESH_MS) return;
+    this.countsReading = (async () => {
+      try {
+        this.tracker.setCounts(await this.state.forwardCounts());
+        this.countsAt = Date.now();
+      } catch (err) {
+        this.logger.debug(`forward: cannot read the queue counts: ${(err as Error)?.message ?? err}`);
+      } finally {
+        this.countsReading = null;
+      }
+    })();
+    return this.countsReading;
   }
 
   private async record(d: DestState, items: QueueItem[], report: SendReport): Promise<void> {
@@ -330,12 +381,19 @@ export class Forwarder {
         .join(', ');
       const more = list.length > 3 ? ` and ${list.length - 3} more` : '';
       const what = list.length === 1 ? `${shown} is dead` : `${list.length} items are dead: ${shown}${more}`;
-      this.logger.warn(`forward ${d.key}: ${what}: ${reason}`);
+      this.logger.warn(`forward ${d.label}: ${what}: ${reason}`);
     }
     this.logger.debug(
-      `forward ${d.key}: ${items.length} sent in ${report.associations} association(s): ` +
+      `forward ${d.label}: ${items.length} sent in ${report.associations} association(s): ` +
         `${delivered} delivered, ${transient} to retry, ${dead} dead`,
     );
+
+    this.tracker.delivered(d.key, delivered);
+    const firstOf = (kind: 'permanent-failure' | 'transient-failure'): string | undefined =>
+      (itemOutcomes.find((x) => x.outcome.kind === kind)?.outcome as { reason: string } | undefined)?.reason;
+    const problem = report.connectionProblem ?? [...deadByReason.keys()][0] ?? firstOf('transient-failure');
+    if (problem) this.tracker.error(d.key, problem);
+    this.tracker.health(d.key, unhealthy ? 'down' : 'up');
 
     d.failures = failures;
     if (unhealthy) {
@@ -348,14 +406,14 @@ export class Forwarder {
           (itemOutcomes.find((x) => x.outcome.kind === 'transient-failure')?.outcome as { reason: string } | undefined)
             ?.reason ??
           'temporary failure';
-        this.logger.warn(`forward destination ${d.key} is down: ${d.downReason}; retrying with backoff`);
+        this.logger.warn(`forward destination ${d.label} is down: ${d.downReason}; retrying with backoff`);
       }
     } else {
       d.holdUntil = 0;
       if (d.down) {
         d.down = false;
         this.logger.info(
-          `forward destination ${d.key} is back after ${fmtDuration(now - d.downSince)} ` +
+          `forward destination ${d.label} is back after ${fmtDuration(now - d.downSince)} ` +
             `(${delivered} delivered in the first round)`,
         );
       }

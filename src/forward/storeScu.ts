@@ -1,31 +1,31 @@
-// C-STORE SCU: sends Part 10 files (already de-identified, on disk) to one peer, verbatim.
+// C-STORE SCU for forwarding: sends Part 10 files (already de-identified, on disk) to one peer,
+// verbatim, and gives every file an outcome.
 //
-// dcmjs-dimse's Client is used as a transport only. Each file travels as a RawP10Dataset whose
-// bytes are the file's data set after the file meta, read from disk at send time and not kept.
-// The library's dcmjs/transcoding path is never used: RawP10Dataset refuses element access, and
-// a request whose accepted transfer syntax differs from the stored one is failed (permanently)
-// before anything is sent. See /work/shared/research/dcmjs-dimse.md §2, §3, §8 for the traps
-// guarded here (silent near-empty data sets, silent skips, no abort event, `closed` that never
-// fires, Nagle, Network.pending retention).
+// Built on our own SCU association (dimse/scu), not on dcmjs-dimse's Client (see the README's
+// "The sending client" and docs/research/dcmjs-dimse.md sections 2, 3, 8 for what that
+// library did wrong here). What this file guarantees:
+// * Verbatim bytes: each file's data set (everything after its file meta) is sent as stored, read
+//   from disk in bounded chunks while it is sent; nothing is ever converted.
+// * Each stored transfer syntax is proposed on a presentation context of its own, next to one
+//   [Explicit LE, Implicit LE] context per SOP class that only serves to say, when the peer refuses
+//   the stored syntax, what it would have accepted. A file whose stored syntax was not accepted
+//   is not sent and goes dead with a reason naming the SOP class and syntaxes.
+// * Every file gets an outcome: delivered, warning (stored), transient (retry later) or permanent
+//   (dead), and the association has a hard overall timeout (60 s + 30 s per file by default).
+// * No identifier in any message: reasons name SOP classes, transfer syntaxes, statuses and the
+//   destination, never a SOP Instance UID.
 
-import type { Socket } from 'node:net';
-import { closeSync, openSync, readSync } from 'node:fs';
-import dimse from 'dcmjs-dimse';
-import { formatDestination, type Destination } from './destination.js';
 import { DicomFormatError } from '../core/types.js';
+import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../core/dicom/transferSyntax.js';
+import { ContextResult } from '../dimse/acse.js';
 import { readP10Header, type P10Header } from '../dimse/part10.js';
+import { AssociationError, ScuAssociation, type NegotiatedContext } from '../dimse/scu/association.js';
+import { cStore } from '../dimse/scu/cStore.js';
+import { openFileDataSet, type FileDataSet } from '../dimse/scu/dataSetSource.js';
+import type { SocketFactory } from '../dimse/scu/socketFactory.js';
 import { statusMeaning } from '../dimse/status.js';
 import { uidLabel } from '../dimse/uidNames.js';
-import { silenceLibraryLogs } from '../dimse/silenceLibraryLogs.js';
-
-const { Client, Dataset, constants } = dimse;
-const { CStoreRequest } = dimse.requests;
-const { PresentationContext } = dimse.association;
-const TS = constants.TransferSyntax;
-const PCResult = constants.PresentationContextResult;
-
-type DimseRequest = InstanceType<typeof dimse.requests.Request>;
-type DimseAssociation = InstanceType<typeof dimse.association.Association>;
+import { destinationLabel, type Destination } from './destination.js';
 
 /** Result of one file. `warning` means delivered (the peer stored it, with a warning status). */
 export type StoreOutcome =
@@ -52,31 +52,27 @@ export interface SendReport {
 }
 
 export interface StoreScuOptions {
-  /** Our (calling) AE title. */
+  /** Our (calling) AE title, unless the destination has its own (Destination.callingAeTitle). */
   callingAet: string;
   /** Maximum instances per association (default 100). */
   maxPerAssociation?: number;
-  /**
-   * TCP connect timeout, ms (default 60 s). dcmjs-dimse also uses it as the socket's idle timeout
-   * for the whole association, so it must exceed the peer's slowest C-STORE response time.
-   */
+  /** TCP connect timeout, ms (default 60 s). */
   connectTimeoutMs?: number;
   /** Max wait for A-ASSOCIATE-AC/RJ, ms (default 30 s). */
   associationTimeoutMs?: number;
-  /** Max silence from the peer while a request is outstanding, ms (default 60 s). */
+  /**
+   * Max silence from the peer while it owes us something (a C-STORE-RSP, the A-RELEASE-RP, or
+   * taking the bytes we send), ms (default 60 s).
+   */
   pduTimeoutMs?: number;
   /**
    * Hard cap on one association's total duration, ms (default 60 s + 30 s per instance):
    * a hung peer can never hang the caller longer than this.
    */
   overallTimeoutMs?: number;
+  /** How to connect (default plain TCP; TLS later). */
+  socketFactory?: SocketFactory;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Names for messages
-
-// ---------------------------------------------------------------------------------------------
-// Status classification
 
 /** Maps a C-STORE response status to an outcome (meanings: dimse/status.ts). */
 export function classifyStoreStatus(status: number): StoreOutcome {
@@ -87,95 +83,20 @@ export function classifyStoreStatus(status: number): StoreOutcome {
   return { kind: 'transient-failure', status, reason: text };
 }
 
-const REJECT_REASONS: Record<string, string> = {
-  '1:1': 'no reason given',
-  '1:2': 'application context name not supported',
-  '1:3': 'calling AE title not recognized',
-  '1:7': 'called AE title not recognized',
-  '2:1': 'no reason given (ACSE)',
-  '2:2': 'protocol version not supported',
-  '3:1': 'temporary congestion',
-  '3:2': 'local limit exceeded',
-};
-
-function describeReject(r: { result: number; source: number; reason: number }): string {
-  const kind = r.result === 1 ? 'permanent' : r.result === 2 ? 'transient' : `result ${r.result}`;
-  const why = REJECT_REASONS[`${r.source}:${r.reason}`] ?? `source ${r.source} reason ${r.reason}`;
-  return `association rejected (${kind}): ${why}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The raw data set
-
-/**
- * A Dataset whose wire bytes are the file's data set as stored (after the file meta).
- * Bytes are read from disk when the library asks for them and are not retained afterwards, so
- * Network.pending (which keeps every sent request) holds only two UIDs per instance.
- * Element access throws: the library can therefore never transcode (re-encode) it.
- */
-export class RawP10Dataset extends Dataset {
-  readonly filePath: string;
-  readonly header: P10Header;
-  /** Set if reading the bytes at send time failed. */
-  readError: Error | undefined;
-  /** How many times the bytes were handed out (expected: exactly 1). */
-  sendCount = 0;
-
-  constructor(filePath: string, header: P10Header) {
-    super({ SOPClassUID: header.sopClassUid, SOPInstanceUID: header.sopInstanceUid }, header.transferSyntaxUid);
-    this.filePath = filePath;
-    this.header = header;
-  }
-
-  override getElements(): Record<string, unknown> {
-    throw new Error(`refusing element access to raw data set (${this.header.sopInstanceUid}): transcoding is disabled`);
-  }
-
-  override setTransferSyntaxUid(uid: string): void {
-    if (uid === this.header.transferSyntaxUid) return;
-    throw new Error(`refusing to relabel raw data set as ${uid}: transcoding is disabled`);
-  }
-
-  override getDenaturalizedDataset(): Buffer {
-    const { dataSetOffset } = this.header;
-    try {
-      const fd = openSync(this.filePath, 'r');
-      try {
-        const size = this.header.fileSize - dataSetOffset;
-        const buf = Buffer.allocUnsafe(size);
-        let got = 0;
-        while (got < size) {
-          const n = readSync(fd, buf, got, size - got, dataSetOffset + got);
-          if (n === 0) throw new Error(`file shrank while sending (${got} of ${size} data set bytes)`);
-          got += n;
-        }
-        this.sendCount++;
-        return buf;
-      } finally {
-        closeSync(fd);
-      }
-    } catch (err) {
-      this.readError = err instanceof Error ? err : new Error(String(err));
-      throw this.readError;
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sending
-
 interface Prepared {
   index: number;
   filePath: string;
   header: P10Header;
 }
 
-const LE_TS = new Set<string>([TS.ImplicitVRLittleEndian, TS.ExplicitVRLittleEndian]);
-const MAX_CONTEXTS = 120; // DICOM allows 128 presentation contexts per association
+/** DICOM allows 128 presentation contexts per association (odd IDs 1-255); keep a margin. */
+const MAX_CONTEXTS = 120;
+/** The context per SOP class that asks what the peer accepts besides the stored syntaxes. */
+const PROBE_SYNTAXES = [EXPLICIT_VR_LE, IMPLICIT_VR_LE];
 
 /**
  * Sends `filePaths` to `destination`, in as few associations as `maxPerAssociation` and the
- * 128-presentation-context limit allow (sequentially). Never throws for network or peer
+ * 128-presentation-context limit allow (sequentially). Never throws for network, peer or file
  * problems: every file gets an outcome.
  */
 export async function sendFiles(
@@ -183,7 +104,6 @@ export async function sendFiles(
   destination: Destination,
   opts: StoreScuOptions,
 ): Promise<SendReport> {
-  silenceLibraryLogs();
   const outcomes: (StoreOutcome | undefined)[] = new Array(filePaths.length).fill(undefined);
   const prepared: Prepared[] = [];
   filePaths.forEach((filePath, index) => {
@@ -195,33 +115,33 @@ export async function sendFiles(
   });
 
   const maxPer = Math.max(1, opts.maxPerAssociation ?? 100);
-  const chunks: Prepared[][] = [];
+  const batches: Prepared[][] = [];
   let cur: Prepared[] = [];
   let ctxKeys = new Set<string>();
   for (const p of prepared) {
     const keys = [`${p.header.sopClassUid}|*`, `${p.header.sopClassUid}|${p.header.transferSyntaxUid}`];
     const added = keys.filter((k) => !ctxKeys.has(k)).length;
     if (cur.length > 0 && (cur.length >= maxPer || ctxKeys.size + added > MAX_CONTEXTS)) {
-      chunks.push(cur);
+      batches.push(cur);
       cur = [];
       ctxKeys = new Set();
     }
     cur.push(p);
     keys.forEach((k) => ctxKeys.add(k));
   }
-  if (cur.length) chunks.push(cur);
+  if (cur.length) batches.push(cur);
 
   let connectionProblem: string | undefined;
   let associations = 0;
-  for (const chunk of chunks) {
+  for (const batch of batches) {
     if (connectionProblem) {
-      // The peer is unreachable: do not hammer it with the remaining chunks.
-      for (const p of chunk) outcomes[p.index] = { kind: 'transient-failure', reason: connectionProblem };
+      // The peer is unreachable: do not hammer it with the remaining batches.
+      for (const p of batch) outcomes[p.index] = { kind: 'transient-failure', reason: connectionProblem };
       continue;
     }
     associations++;
-    const r = await sendOneAssociation(chunk, destination, opts);
-    r.outcomes.forEach((o, i) => (outcomes[chunk[i]!.index] = o));
+    const r = await sendOneAssociation(batch, destination, opts);
+    r.outcomes.forEach((o, i) => (outcomes[batch[i]!.index] = o));
     if (r.connectionProblem) connectionProblem = r.connectionProblem;
   }
 
@@ -235,6 +155,7 @@ export async function sendFiles(
   };
 }
 
+/** A file that cannot be read: gone or not DICOM is permanent; anything else may pass. */
 function fileErrorOutcome(err: unknown): StoreOutcome {
   if (err instanceof DicomFormatError) return { kind: 'permanent-failure', reason: err.message };
   const e = err as NodeJS.ErrnoException;
@@ -245,37 +166,32 @@ function fileErrorOutcome(err: unknown): StoreOutcome {
   return { kind: 'transient-failure', reason: `cannot read file: ${e?.code ?? (e as Error)?.message ?? String(err)}` };
 }
 
-interface NetworkLike {
-  socket: Socket;
-  on(event: string, fn: (...args: never[]) => void): unknown;
-  sendAbort(source?: number, reason?: number): void;
+/** The proposal: per SOP class, each stored transfer syntax alone, then the probe context. */
+function proposal(items: Prepared[]): { abstractSyntaxUid: string; transferSyntaxUids: string[] }[] {
+  const bySop = new Map<string, Set<string>>();
+  for (const p of items) {
+    const set = bySop.get(p.header.sopClassUid) ?? new Set<string>();
+    set.add(p.header.transferSyntaxUid);
+    bySop.set(p.header.sopClassUid, set);
+  }
+  return [...bySop].flatMap(([sop, syntaxes]) => [
+    ...[...syntaxes].map((ts) => ({ abstractSyntaxUid: sop, transferSyntaxUids: [ts] })),
+    { abstractSyntaxUid: sop, transferSyntaxUids: PROBE_SYNTAXES },
+  ]);
 }
 
-interface ResultOne {
-  outcomes: StoreOutcome[];
-  connectionProblem?: string;
-}
-
-/** Why a request cannot be sent verbatim in this association, or undefined if it can. */
-function contextProblem(association: DimseAssociation, req: DimseRequest, h: P10Header): string | undefined {
-  const ctx = association.getAcceptedPresentationContextFromRequest(req);
-  const accepted = ctx?.getAcceptedTransferSyntaxUid();
-  if (ctx && accepted === h.transferSyntaxUid) return undefined;
-  const peerCtxs = association
-    .getPresentationContexts()
-    .map((c) => association.getPresentationContext(c.id))
-    .filter((c) => c.getAbstractSyntaxUid() === h.sopClassUid);
+/** Why a file cannot be sent verbatim on this association (its stored syntax was not accepted). */
+function contextProblem(contexts: readonly NegotiatedContext[], h: P10Header): string {
+  const mine = contexts.filter((c) => c.abstractSyntaxUid === h.sopClassUid);
   const acceptedTs = [
-    ...new Set(peerCtxs.filter((c) => c.getResult() === PCResult.Accept).map((c) => c.getAcceptedTransferSyntaxUid())),
-  ].filter((x): x is string => !!x);
+    ...new Set(mine.filter((c) => c.result === ContextResult.Acceptance).map((c) => c.transferSyntaxUid)),
+  ];
   const sop = `SOP class ${uidLabel(h.sopClassUid)}`;
   const ts = `transfer syntax ${uidLabel(h.transferSyntaxUid)}`;
   if (acceptedTs.length === 0) {
-    const abstractRejected = peerCtxs.some((c) => c.getResult() === PCResult.RejectAbstractSyntaxNotSupported);
-    const tsRejected = peerCtxs.some((c) => c.getResult() === PCResult.RejectTransferSyntaxesNotSupported);
-    if (abstractRejected)
+    if (mine.some((c) => c.result === ContextResult.AbstractSyntaxNotSupported))
       return `peer does not accept ${sop} (presentation context rejected: abstract syntax not supported)`;
-    if (tsRejected)
+    if (mine.some((c) => c.result === ContextResult.TransferSyntaxesNotSupported))
       return `peer does not accept ${ts} for ${sop} (presentation context rejected: transfer syntaxes not supported)`;
     return `peer rejected the presentation context for ${sop} with ${ts}`;
   }
@@ -285,127 +201,86 @@ function contextProblem(association: DimseAssociation, req: DimseRequest, h: P10
   );
 }
 
-function sendOneAssociation(items: Prepared[], dest: Destination, opts: StoreScuOptions): Promise<ResultOne> {
-  return new Promise<ResultOne>((resolve) => {
-    const where = formatDestination(dest);
-    const client = new Client();
-    const entries = items.map((p) => {
-      const dataset = new RawP10Dataset(p.filePath, p.header);
-      const request = new CStoreRequest(dataset);
-      const entry = {
-        p,
-        dataset,
-        request,
-        status: undefined as number | undefined,
-        blocked: undefined as string | undefined,
-      };
-      request.on('response', (response: { getStatus(): number }) => {
-        if (entry.status === undefined) entry.status = response.getStatus();
-      });
-      client.addRequest(request);
-      return entry;
-    });
+interface AssociationResult {
+  outcomes: StoreOutcome[];
+  connectionProblem?: string;
+}
 
-    // Propose each stored TS on its own context too, so a peer that would pick the "other" little
-    // endian in the shared [Implicit, Explicit] context can still accept the stored one verbatim.
-    // (Non-LE transfer syntaxes already get their own context from the library.)
-    const seen = new Set<string>();
-    for (const e of entries) {
-      const { sopClassUid, transferSyntaxUid } = e.p.header;
-      const key = `${sopClassUid}|${transferSyntaxUid}`;
-      if (!LE_TS.has(transferSyntaxUid) || seen.has(key)) continue;
-      seen.add(key);
-      client.addAdditionalPresentationContext(new PresentationContext(0, sopClassUid, transferSyntaxUid), true);
-    }
-
-    let settled = false;
-    let network: NetworkLike | undefined;
-    let associated = false;
-    const overallMs = opts.overallTimeoutMs ?? 60_000 + 30_000 * items.length;
-    const hardTimer = setTimeout(() => {
-      try {
-        if (network && associated) network.sendAbort();
-      } catch {
-        /* ignore */
-      }
-      settle(`timed out after ${overallMs} ms (association to ${where})`, true);
-    }, overallMs);
-
-    function settle(problem: string | undefined, isConnectionProblem: boolean): void {
-      if (settled) return;
-      settled = true;
-      clearTimeout(hardTimer);
-      const outcomes = entries.map((e): StoreOutcome => {
-        if (e.blocked) return { kind: 'permanent-failure', reason: e.blocked };
-        if (e.status !== undefined) return classifyStoreStatus(e.status);
-        if (e.dataset.readError) {
-          return fileErrorOutcome(e.dataset.readError);
-        }
-        return {
-          kind: 'transient-failure',
-          reason: problem ? `no response: ${problem}` : 'no response from peer before the association ended',
-        };
-      });
-      const anyMissing = entries.some((e) => !e.blocked && e.status === undefined && !e.dataset.readError);
-      // Release everything: the socket (closed may never fire) and our references.
-      try {
-        network?.socket.destroy();
-      } catch {
-        /* ignore */
-      }
-      client.clearRequests();
-      resolve({
-        outcomes,
-        connectionProblem: isConnectionProblem && anyMissing ? (problem ?? 'connection lost') : undefined,
-      });
-    }
-
-    client.on('associationAccepted', (association: DimseAssociation) => {
-      associated = true;
-      // Decide, per request, whether the accepted context carries the stored TS. Requests that
-      // cannot go verbatim are removed before the library starts sending (the array is the one it
-      // sends from); RawP10Dataset.getElements() throwing is the second line of defence.
-      const live = (client as unknown as { requests: DimseRequest[] }).requests;
-      for (const e of entries) {
-        const why = contextProblem(association, e.request, e.p.header);
-        if (why) {
-          e.blocked = why;
-          const i = live.indexOf(e.request);
-          if (i >= 0) live.splice(i, 1);
-        }
-      }
-    });
-    client.on('associationRejected', (r: { result: number; source: number; reason: number }) => {
-      const why = `${describeReject(r)} by ${where}`;
-      if (r.result === 1) {
-        for (const e of entries) if (!e.blocked) e.blocked = why;
-        settle(why, false);
-      } else {
-        settle(why, true);
-      }
-    });
-    client.on('associationReleased', () => settle(undefined, false));
-    client.on('networkError', (err: Error) => {
-      const msg = (err?.message ?? String(err)).replace(/^.*?->\s*/, '');
-      settle(`${associated ? 'network error' : 'cannot connect'}: ${msg} (${where})`, true);
-    });
-    client.on('closed', () => settle(`connection to ${where} closed`, true));
-
-    try {
-      client.send(dest.host, dest.port, opts.callingAet, dest.aeTitle, {
-        connectTimeout: opts.connectTimeoutMs ?? 60_000,
-        associationTimeout: opts.associationTimeoutMs ?? 30_000,
-        pduTimeout: opts.pduTimeoutMs ?? 60_000,
-      });
-      network = (client as unknown as { network?: NetworkLike }).network;
-      if (!network) throw new Error('dcmjs-dimse did not create a network');
-      network.socket.setNoDelay(true);
-      network.on('abort', (a: { source: number; reason: number }) =>
-        settle(`peer aborted the association (source ${a?.source}, reason ${a?.reason}) (${where})`, true),
-      );
-      network.socket.once('close', () => settle(`connection to ${where} closed`, true));
-    } catch (err) {
-      settle(`cannot start association: ${(err as Error)?.message ?? String(err)} (${where})`, true);
-    }
+async function sendOneAssociation(
+  items: Prepared[],
+  dest: Destination,
+  opts: StoreScuOptions,
+): Promise<AssociationResult> {
+  const outcomes: (StoreOutcome | undefined)[] = items.map(() => undefined);
+  const finish = (reason: string, connectionProblem?: string): AssociationResult => ({
+    outcomes: outcomes.map((o) => o ?? { kind: 'transient-failure', reason }),
+    connectionProblem,
   });
+
+  let association: ScuAssociation;
+  try {
+    association = await ScuAssociation.open({
+      host: dest.host,
+      port: dest.port,
+      callingAeTitle: dest.callingAeTitle ?? opts.callingAet,
+      calledAeTitle: dest.aeTitle,
+      presentationContexts: proposal(items),
+      peerLabel: destinationLabel(dest),
+      socketFactory: opts.socketFactory,
+      timeouts: {
+        connectMs: opts.connectTimeoutMs ?? 60_000,
+        associateMs: opts.associationTimeoutMs ?? 30_000,
+        silenceMs: opts.pduTimeoutMs ?? 60_000,
+        overallMs: opts.overallTimeoutMs ?? 60_000 + 30_000 * items.length,
+      },
+    });
+  } catch (err) {
+    const e = toAssociationError(err);
+    if (e.permanent) return { outcomes: items.map(() => ({ kind: 'permanent-failure', reason: e.message })) };
+    return finish(e.message, e.message);
+  }
+
+  try {
+    for (const [i, p] of items.entries()) {
+      const { sopClassUid, sopInstanceUid, transferSyntaxUid, dataSetOffset, fileSize } = p.header;
+      const ctx = association.acceptedContext(sopClassUid, transferSyntaxUid);
+      if (!ctx) {
+        outcomes[i] = { kind: 'permanent-failure', reason: contextProblem(association.contexts, p.header) };
+        continue;
+      }
+      let dataSet: FileDataSet;
+      try {
+        dataSet = await openFileDataSet(p.filePath, dataSetOffset, fileSize - dataSetOffset);
+      } catch (err) {
+        outcomes[i] = fileErrorOutcome(err); // nothing announced yet: the association goes on
+        continue;
+      }
+      try {
+        const rsp = await cStore(association, { contextId: ctx.id, sopClassUid, sopInstanceUid, dataSet });
+        outcomes[i] = classifyStoreStatus(rsp.status);
+      } catch (err) {
+        const e = toAssociationError(err);
+        if (e.kind === 'source') {
+          // The file could not be read to its end: the association was aborted (a partial data
+          // set cannot be ended). Not the peer's fault: the others wait for the next round.
+          outcomes[i] = fileErrorOutcome(e.detail.cause);
+          return finish(`not sent: the association was aborted after a read error on another file`);
+        }
+        outcomes[i] = { kind: 'transient-failure', reason: `no response: ${e.message}` };
+        return finish(e.message, e.message);
+      } finally {
+        await dataSet.close().catch(() => undefined);
+      }
+    }
+    // Every file has its outcome; a failed release changes none of them.
+    await association.release().catch(() => undefined);
+    return finish('internal: no outcome recorded');
+  } finally {
+    association.abort(); // no-op once released or failed
+  }
+}
+
+function toAssociationError(err: unknown): AssociationError {
+  if (err instanceof AssociationError) return err;
+  return new AssociationError(`internal error: ${(err as Error)?.message ?? String(err)}`, 'local');
 }

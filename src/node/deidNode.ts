@@ -5,7 +5,7 @@
 // which goes on after receiving stops.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { formatDestination, parseDestination } from '../forward/destination.js';
+import { destinationLabel } from '../forward/destination.js';
 import { Status } from '../dimse/status.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
@@ -57,7 +57,7 @@ export class DeidNode {
     this.watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => this.processing.setMapping([...t.rows]));
     this.state = await openStateStore(c.db, { create: true });
     await this.state.uidSecret(); // created once, before two threads could race for it
-    const forwardTo = c.forward.map((f) => formatDestination(parseDestination(f)));
+    const forwardTo = c.forward.map((d) => d.name); // queue keys
     this.audit = new AuditLog(c.logDir);
     this.journal = new SpoolJournal(c.spool, {
       reserveBytes: c.spoolReserveMB * 1024 * 1024,
@@ -94,7 +94,7 @@ export class DeidNode {
     if (forwardTo.length > 0) {
       this.forwarder = new Forwarder({
         state: this.state,
-        destinations: c.forward.map(parseDestination),
+        destinations: c.forward,
         callingAet: c.callingAet,
         logger: this.logger,
         giveUpAfterMs: c.forwardGiveUpHours * 3600_000,
@@ -122,7 +122,7 @@ export class DeidNode {
     const { port } = await this.server.start();
     this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${port}`, {
       output: c.output,
-      forward: forwardTo.join(',') || 'none',
+      forward: c.forward.map(destinationLabel).join(', ') || 'none',
       allowedAets: c.allowedAets.join(',') || 'any',
     });
     return { port };

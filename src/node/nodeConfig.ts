@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
-import { parseDestination } from '../forward/destination.js';
+import { destinationsFromConfig, type Destination } from '../forward/destination.js';
 import { isValidAeTitle } from './dimse/associationPolicy.js';
 
 export interface NodeConfig {
@@ -18,7 +18,12 @@ export interface NodeConfig {
   quarantine: string;
   spool: string;
   logDir: string;
-  forward: string[];
+  /** Forward destinations (config: "AET@host:port" strings or objects; flags: strings). */
+  forward: Destination[];
+  /**
+   * Our calling AE title when forwarding, unless a destination has its own: the `callingAet`
+   * setting, or else `aeTitle` (a PACS that knows the node knows it by that title).
+   */
   callingAet: string;
   maxAssociations: number;
   maxPduLength: number;
@@ -35,7 +40,9 @@ export interface NodeConfig {
 
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
 
-const STRINGS = ['aeTitle', 'host', 'csv', 'output', 'db', 'quarantine', 'spool', 'logDir', 'callingAet'] as const;
+const STRINGS = ['aeTitle', 'host', 'csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
+/** Strings that may be left out (see NodeConfig for their defaults). */
+const OPTIONAL_STRINGS = ['callingAet'] as const;
 const NUMBERS = [
   'port',
   'maxAssociations',
@@ -45,7 +52,7 @@ const NUMBERS = [
   'processingThreads',
   'spoolReserveMB',
 ] as const;
-const LISTS = ['allowedAets', 'forward'] as const;
+const LISTS = ['allowedAets'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
 function readJson(file: string): Record<string, unknown> {
@@ -77,7 +84,7 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(layer)) {
     if (v === undefined) continue;
-    if ((STRINGS as readonly string[]).includes(k)) {
+    if ((STRINGS as readonly string[]).includes(k) || (OPTIONAL_STRINGS as readonly string[]).includes(k)) {
       if (typeof v !== 'string' || v.trim() === '')
         throw new ConfigError(`${where}: "${k}" must be a non-empty string`);
       out[k] = v;
@@ -92,6 +99,11 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         throw new ConfigError(`${where}: "${k}" must be a list of strings`);
       }
       out[k] = list.map((x: string) => x.trim()).filter((x: string) => x !== '');
+    } else if (k === 'forward') {
+      // Strings ("AET@host:port", a comma-separated flag) or objects; checked in loadNodeConfig.
+      const list = typeof v === 'string' ? v.split(',') : v;
+      if (!Array.isArray(list)) throw new ConfigError(`${where}: "forward" must be a list of destinations`);
+      out[k] = list.map((x: unknown) => (typeof x === 'string' ? x.trim() : x)).filter((x: unknown) => x !== '');
     } else {
       throw new ConfigError(`${where}: unknown setting "${k}"`);
     }
@@ -105,7 +117,7 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   if (configFile) cfg = merge(cfg, readJson(configFile), configFile);
   cfg = merge(cfg, flags, 'command line');
   const c = cfg as NodeConfig;
-  for (const k of [...STRINGS, ...NUMBERS, ...LISTS]) {
+  for (const k of [...STRINGS, ...NUMBERS, ...LISTS, 'forward'] as const) {
     if (c[k] === undefined) throw new ConfigError(`missing setting "${k}"`);
   }
   if (!Number.isInteger(c.port) || c.port > 65535) throw new ConfigError(`port ${c.port} is not a TCP port`);
@@ -116,14 +128,12 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
     throw new ConfigError(`spoolReserveMB ${c.spoolReserveMB} must be a whole number of MiB, 0 or more`);
   }
   c.aeTitle = validAet(c.aeTitle, 'aeTitle');
-  c.callingAet = validAet(c.callingAet, 'callingAet');
+  c.callingAet = c.callingAet === undefined ? c.aeTitle : validAet(c.callingAet, 'callingAet');
   c.allowedAets = c.allowedAets.map((a) => validAet(a, 'allowed AE'));
-  for (const f of c.forward) {
-    try {
-      parseDestination(f);
-    } catch (e) {
-      throw new ConfigError(`forward destination "${f}": ${(e as Error).message}`);
-    }
+  try {
+    c.forward = destinationsFromConfig(c.forward as unknown[]);
+  } catch (e) {
+    throw new ConfigError(`forward: ${(e as Error).message}`);
   }
   for (const k of PATHS) c[k] = resolve(c[k]);
   const out = resolve(c.output);

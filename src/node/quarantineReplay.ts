@@ -1,7 +1,6 @@
 // Re-runs quarantined instances through the node's processor (after the CSV was fixed).
 // Still-unmatched instances stay in quarantine untouched.
 import { AuditLog } from '../audit/auditLog.js';
-import { formatDestination, parseDestination } from '../forward/destination.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { processInstance } from './instanceProcessor.js';
 import { loadMapping } from './mappingWatcher.js';
@@ -27,7 +26,7 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
       mapping: () => mapping,
       outputDir: c.output,
       quarantineDir: c.quarantine,
-      forwardTo: c.forward.map((f) => formatDestination(parseDestination(f))),
+      forwardTo: c.forward.map((d) => d.name),
       audit: (row: Parameters<AuditLog['write']>[0]) =>
         audit.write({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
     };
