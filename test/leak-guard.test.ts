@@ -8,7 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { deidentifySource, type DeidOptions } from '../src/core/deidentify.js';
-import { describeLeakHits, parseAttributeList, scanOutput, type LeakHit } from '../src/core/leakGuard/index.js';
+import {
+  describeLeakHits,
+  parseAttributeList,
+  scanOutput,
+  splitAttributeList,
+  type LeakHit,
+} from '../src/core/leakGuard/index.js';
 import type { DeidPlan } from '../src/core/types.js';
 
 const PY = '/usr/bin/python3';
@@ -132,6 +138,14 @@ describe('leak guard', () => {
   });
 
   it('reads the warn-only list as keywords or tags and names what it does not know', () => {
+    expect(splitAttributeList('StudyDescription, 0008,103E,(0018,99A1),00081090,0008,10')).toEqual([
+      'StudyDescription',
+      '0008,103E',
+      '(0018,99A1)',
+      '00081090',
+      '0008',
+      '10',
+    ]);
     expect(
       parseAttributeList(['StudyDescription', '(0008,103E)', '0018,99A1', '00081090', ' ', 'NoSuchThing']),
     ).toEqual({

@@ -4,8 +4,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** What happened to one input: written, no mapping row, not DICOM, or refused/failed. */
-export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error';
+/**
+ * What happened to one input: written, no mapping row, not DICOM, refused/failed, or held by the
+ * leak guard (an identifier of the source was found in what would have been written).
+ */
+export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error' | 'leak-guard';
 
 export interface AuditRow {
   sourcePath: string;

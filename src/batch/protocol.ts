@@ -10,6 +10,10 @@ export interface WorkerInit {
   uidSecret: Uint8Array;
   inputDir: string;
   outputDir: string;
+  /** Attributes (tags) whose leak guard hits are warnings only (--leak-guard-warn-only). */
+  leakGuardWarnOnly: number[];
+  /** Tests only: attributes kept whatever the rules say (DeidOptions.testOnlyKeep). */
+  testOnlyKeep: number[];
 }
 
 export interface JobMessage {
@@ -57,6 +61,9 @@ export interface JobResult {
   message?: string;
   /** What the mapping lookup noted (its text is also in `message`). */
   note?: MatchNote;
+  /** Time the leak guard took on this file, and the whole job (ms of this worker's time). */
+  guardMs?: number;
+  jobMs?: number;
 }
 
 export type WorkerToMain = SessionRequest | JobResult;

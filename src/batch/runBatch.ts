@@ -13,6 +13,7 @@ import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
+import { leakGuardSettings } from './leakGuardSettings.js';
 import { folderSessionKey, sourceLayout } from './layout.js';
 import { surveyTree } from './survey.js';
 import { Progress } from './progress.js';
@@ -45,6 +46,8 @@ export interface BatchOptions {
   createLog?: (logDir: string) => Logger;
   /** Where the summary goes (default stdout). */
   out?: (line: string) => void;
+  /** Attributes (keywords or tags) whose leak guard hits are warnings only (--leak-guard-warn-only). */
+  leakGuardWarnOnly?: string[];
 }
 
 export interface BatchSummary {
@@ -100,6 +103,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     throw new UsageError(`--output exists and is not a folder: ${opts.output}`);
   }
   const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
+  const guard = leakGuardSettings(opts.leakGuardWarnOnly ?? [], process.env);
   // An unreadable CSV is a usage error; one that does not validate, a MappingError (both exit 2).
   const rows = readMappingFile(
     csv,
@@ -122,6 +126,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     uidSecret: new Uint8Array(await state.uidSecret()),
     inputDir: input,
     outputDir: output,
+    ...guard,
   };
   const spawn = () => new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
   const prestarted = Array.from({ length: workerCount }, () => {
@@ -164,7 +169,9 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const started = Date.now();
   log?.info('batch started', { files: files.length, workers: workerCount, mappingRows: rows.length });
 
-  const counts: Record<FileStatus, number> = { ok: 0, 'no-mapping': 0, 'not-dicom': 0, error: 0 };
+  const counts: Record<FileStatus, number> = { ok: 0, 'no-mapping': 0, 'not-dicom': 0, error: 0, 'leak-guard': 0 };
+  /** The leak guard's time and the workers' time per file, summed (ms). */
+  const timing = { guardMs: 0, jobMs: 0 };
   const sessions = new Map<string, Map<string, number>>();
   const notesBySession = new Map<string, Set<string>>();
   const rowsByLine = new Map(rows.map((r) => [r.line, r]));
@@ -250,6 +257,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       return; // audited after the copy decision
     }
     counts[r.status]++;
+    timing.guardMs += r.guardMs ?? 0;
+    timing.jobMs += r.jobMs ?? 0;
     let message = r.message;
     if (r.status === 'ok' && r.researchId && r.studyKey && r.sessionN !== undefined) {
       // The node later gives a re-sent study of this folder the same session number.
@@ -460,13 +469,19 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       otherFilesCopied: otherCopied,
       sessions,
       auditLog: audit.file,
-      exitCode: counts['no-mapping'] + counts.error > 0 ? 1 : 0,
+      exitCode: counts['no-mapping'] + counts.error + counts['leak-guard'] > 0 ? 1 : 0,
       written: [...outputs.keys()].map((rel) => path.join(output, ...rel.split('/'))),
       lostLeadingZeros,
     };
     progress.finish();
     const secs = (Date.now() - started) / 1000;
-    log?.info('batch finished', { ...counts, otherLeftOut: summary.otherFilesLeftOut, seconds: secs });
+    log?.info('batch finished', {
+      ...counts,
+      otherLeftOut: summary.otherFilesLeftOut,
+      seconds: secs,
+      leakGuardMs: Math.round(timing.guardMs),
+      workerMs: Math.round(timing.jobMs),
+    });
     printSummary(summary, secs, say);
     return summary;
   } finally {
@@ -494,10 +509,12 @@ function writeAtomicText(file: string, text: string): void {
 /** The summary never shows source paths (they may hold names): those are in the audit log. */
 function printSummary(s: BatchSummary, secs: number, say: (line: string) => void): void {
   const c = s.counts;
-  const total = c.ok + c['no-mapping'] + c['not-dicom'] + c.error;
+  const total = c.ok + c['no-mapping'] + c['not-dicom'] + c.error + c['leak-guard'];
   say(`Processed ${total} files in ${secs.toFixed(1)} s`);
   say(`  de-identified (ok): ${c.ok}`);
   say(`  no mapping row:     ${c['no-mapping']}`);
+  if (c['leak-guard'] > 0)
+    say(`  held (leak guard):  ${c['leak-guard']} (an identifier of the source was in the output: see the audit log)`);
   say(`  errors:             ${c.error}`);
   say(
     `  not DICOM:          ${c['not-dicom']} (${s.otherFilesLeftOut} left out${s.otherFilesCopied ? `, ${s.otherFilesCopied} copied` : ''})`,
@@ -518,7 +535,8 @@ function printSummary(s: BatchSummary, secs: number, say: (line: string) => void
     );
   }
   say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);
-  if (c['no-mapping'] + c.error > 0) say('Some DICOM files were not de-identified: see the audit log.');
+  if (c['no-mapping'] + c.error + c['leak-guard'] > 0)
+    say('Some DICOM files were not de-identified: see the audit log.');
 }
 
 function sessionOrder(a: string, b: string): number {

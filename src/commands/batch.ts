@@ -21,6 +21,7 @@ interface BatchArgs {
   forward?: string[];
   'calling-aet': string;
   'forward-wait': number;
+  'leak-guard-warn-only'?: string[];
 }
 
 const command: CommandModule<object, BatchArgs> = {
@@ -62,6 +63,12 @@ const command: CommandModule<object, BatchArgs> = {
         describe: `Worker threads [default: number of cores, ${os.availableParallelism()}]`,
       })
       .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar and no summary' })
+      .option('leak-guard-warn-only', {
+        type: 'string',
+        array: true,
+        describe:
+          'Attributes (e.g. StudyDescription,0008,1030) where a leak guard hit only warns; elsewhere it holds the file',
+      })
       .option('forward', {
         type: 'string',
         array: true,
@@ -110,6 +117,7 @@ const command: CommandModule<object, BatchArgs> = {
         workers: args.workers,
         quiet: args.quiet,
         createLog,
+        leakGuardWarnOnly: args['leak-guard-warn-only'],
       });
       process.exitCode = summary.exitCode;
       if (args.forward && args.forward.length > 0 && summary.written.length > 0) {

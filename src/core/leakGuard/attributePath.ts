@@ -40,6 +40,16 @@ export function pathHasTag(step: PathStep, tags: ReadonlySet<number>): boolean {
 }
 
 /**
+ * The entries of a comma-separated list of attributes, where a tag keeps its own comma:
+ * 'StudyDescription,0008,103E,(0018,99A1)' -> ['StudyDescription', '0008,103E', '(0018,99A1)'].
+ */
+export function splitAttributeList(text: string): string[] {
+  return (text.match(/\s*\(?[0-9a-f]{4},[0-9a-f]{4}\)?(?![0-9a-z])|[^,]+/gi) ?? [])
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+}
+
+/**
  * Reads a list of attributes, each a PS3.6 keyword (case ignored: 'StudyDescription') or a tag
  * ('(0008,1030)', '0008,1030', '00081030'). Returns the tags, and the entries that are neither
  * (for the caller's one-line error naming them).

@@ -9,4 +9,10 @@ export {
   type Sidecar,
   type SuppliedValues,
 } from './scanOutput.js';
-export { formatAttributePath, parseAttributeList, pathHasTag, type PathStep } from './attributePath.js';
+export {
+  formatAttributePath,
+  parseAttributeList,
+  pathHasTag,
+  splitAttributeList,
+  type PathStep,
+} from './attributePath.js';
