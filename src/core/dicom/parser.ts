@@ -493,12 +493,13 @@ function detectEncoding(data: Buffer, labelled: Encoding): Encoding {
 
 /**
  * The top-level elements of a stretch of a data set held in memory, encoded as `encoding` (e.g.
- * the elements an editor wrote after the pixel data): offsets are into `data`. Throws
+ * the elements an editor wrote after the pixel data), from offset `from` to the end of `data`
+ * (a file meta group: from 132, explicit VR little endian): offsets are into `data`. Throws
  * DicomFormatError (one line) when the bytes are not whole elements.
  */
-export function parseDataSetElements(data: Buffer, encoding: Encoding): Element[] {
+export function parseDataSetElements(data: Buffer, encoding: Encoding, from = 0): Element[] {
   try {
-    return parseElements(new Reader(data, encoding), 0, data.length, 0, false).elements;
+    return parseElements(new Reader(data, encoding), from, data.length, 0, false).elements;
   } catch (e) {
     if (e instanceof DicomFormatError) throw e;
     throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);

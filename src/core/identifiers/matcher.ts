@@ -187,23 +187,26 @@ export class IdentifierMatcher {
   find(text: string): IdentifierKind[] {
     const found = new Set<IdentifierKind>();
     const hit = (kinds: Set<IdentifierKind> | undefined) => kinds?.forEach((k) => found.add(k));
-    // Shortcuts for ASCII text (most of it), which NFKC and folding leave alone but for case:
-    // a whole word needs its letters somewhere in the text first.
+    // Shortcuts (the leak guard searches every value of an instance): ASCII text, which NFKC and
+    // folding leave alone but for case; and before any splitting, a plain search for what each
+    // rule needs in the text (a whole word's letters, an ID's letters and digits in order, a
+    // number's digits, a UID, a date's year).
     const ascii = isAscii(text);
     const nfkc = ascii ? text : text.normalize('NFKC');
-    const folded = fold(nfkc);
+    const folded = ascii ? nfkc.toLowerCase() : fold(nfkc);
     for (const [token, kinds] of this.anywhere) if (folded.includes(token)) hit(kinds);
     if (this.wholeWords.size > 0 && (!ascii || [...this.wholeWords.keys()].some((w) => folded.includes(w)))) {
       for (const w of words(nfkc)) hit(this.wholeWords.get(fold(w)));
     }
-    if (this.compact.size > 0) {
+    const compact = [...this.compact.values()].filter((p) => hasSubsequence(folded, p.text));
+    if (compact.length > 0) {
       const c = ascii ? folded.replace(/[^a-z0-9]+/g, '') : folded.replace(/[^\p{L}\p{N}]+/gu, '');
-      for (const p of this.compact.values()) if (containsBounded(c, p.text)) hit(p.kinds);
+      for (const p of compact) if (containsBounded(c, p.text)) hit(p.kinds);
     }
-    if (this.numbers.size > 0) {
+    if (this.numbers.size > 0 && [...this.numbers.keys()].some((n) => nfkc.includes(n))) {
       for (const digits of nfkc.match(/\d{4,}/g) ?? []) hit(this.numbers.get(numberKey(digits)));
     }
-    if (this.uids.size > 0) {
+    if (this.uids.size > 0 && [...this.uids.keys()].some((u) => nfkc.includes(u))) {
       for (const run of nfkc.match(/\d+(?:\.\d+)+/g) ?? []) {
         const parts = run.split('.');
         for (let i = 2; i <= parts.length; i++) hit(this.uids.get(parts.slice(0, i).join('.')));
@@ -266,6 +269,17 @@ function put(map: Map<string, Set<IdentifierKind>>, key: string, kind: Identifie
   const set = map.get(key);
   if (set) set.add(kind);
   else map.set(key, new Set([kind]));
+}
+
+/** True when the characters of `needle` occur in `hay` in order (not necessarily together). */
+function hasSubsequence(hay: string, needle: string): boolean {
+  let at = 0;
+  for (const ch of needle) {
+    const i = hay.indexOf(ch, at);
+    if (i < 0) return false;
+    at = i + ch.length;
+  }
+  return true;
 }
 
 /** `needle` in `hay` where a digit at either end of the needle does not touch another digit. */

@@ -19,10 +19,13 @@
 // once, and only when that finds something is each value searched alone, to name it.
 // Pure: no I/O.
 import { CORE_TEXTS } from '../deidentify.js';
-import { decodeText, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
+import { CHARSET_VRS, decodeText, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
 import { bufferSource } from '../dicom/byteSource.js';
 import { PIXEL_DATA } from '../dicom/constants.js';
+import { readFileMeta } from '../dicom/fileMeta.js';
 import { findElement, parseDataSetElements, parsePart10, type Element } from '../dicom/parser.js';
+import { EXPLICIT_LE, transferSyntaxInfo } from '../dicom/transferSyntax.js';
+import { DicomFormatError } from '../types.js';
 import { dictionaryVr } from '../dicom/vrDictionary.js';
 import {
   IdentifierMatcher,
@@ -100,9 +103,11 @@ const NOTES_PREFIX = 'IMPORT_NOTES: ';
  */
 const SEPARATOR = '\u0000x\u0000';
 
-interface Value {
-  step: PathStep;
-  text: string;
+/** The output, parsed: file meta, and the data set's elements before and after the pixel data. */
+interface ParsedOutput {
+  parts: { elements: Element[]; data: Buffer; cs: SpecificCharacterSet }[];
+  /** The top-level Manufacturer, decoded ('' when none). */
+  manufacturer: string;
 }
 
 /**
@@ -111,11 +116,11 @@ interface Value {
  * not a readable Part 10 instance (which the core's own output always is).
  */
 export function scanOutput(input: LeakScanInput): LeakHit[] {
-  const output = outputValues(input.head, input.tail);
+  const output = parseOutput(input.head, input.tail);
   const matcher = matcherFor(input.source, input.supplied.dayOffset, output.manufacturer);
   if (matcher.empty) return [];
   const mask = masker(input.supplied);
-  const supplied = suppliedWholeValues(input.supplied.notes);
+  const written = writtenValues(input.supplied.notes);
   const hits: LeakHit[] = [];
   const seen = new Set<string>();
   const add = (where: string, kinds: IdentifierKind[], warn: (k: IdentifierKind) => boolean): void => {
@@ -128,16 +133,19 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
   };
 
   // The data set (and file meta): all values at once; each alone only when that finds something.
-  const values = output.values
-    .map((v) => ({ step: v.step, text: mask(v.text) }))
-    .filter((v) => !isWritten(v.text, supplied));
-  if (values.length > 0 && matcher.find(values.map((v) => v.text).join(SEPARATOR)).length > 0) {
-    for (const v of values) {
-      const kinds = matcher.find(v.text);
-      if (kinds.length === 0) continue;
-      const warnOnly = input.warnOnly !== undefined && pathHasTag(v.step, input.warnOnly);
-      add(formatAttributePath(v.step), kinds, () => warnOnly);
-    }
+  const texts: string[] = [];
+  eachValue(output, (text) => {
+    if (!isWritten(text, written)) texts.push(text);
+  });
+  if (texts.length > 0 && matcher.find(mask(texts.join(SEPARATOR))).length > 0) {
+    eachValue(output, (text, tag, parent) => {
+      if (isWritten(text, written)) return;
+      const kinds = matcher.find(mask(text));
+      if (kinds.length === 0) return;
+      const step = { tag, parent };
+      const warnOnly = input.warnOnly !== undefined && pathHasTag(step, input.warnOnly);
+      add(formatAttributePath(step), kinds, () => warnOnly);
+    });
   }
 
   // Paths: the kinds the path plan keeps in names are warnings (they never made a name change).
@@ -145,7 +153,7 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
   add('output path', matcher.find(mask(input.path)), inPath);
   for (const sidecar of input.sidecars ?? []) {
     add(`${sidecar.path} (name)`, matcher.find(mask(sidecar.path)), inPath);
-    const lines = sidecar.text.split(/\r?\n/).filter((l) => !isWritten(mask(l), supplied));
+    const lines = sidecar.text.split(/\r?\n/).filter((l) => !isWritten(mask(l), written));
     add(sidecar.path, matcher.find(lines.map(mask).join('\n')), () => false);
   }
   return hits;
@@ -165,10 +173,14 @@ export function describeLeakHits(hits: readonly LeakHit[]): string {
  * UIDs (a few lookups).
  */
 class SourceMatcher {
+  private readonly uids: IdentifierMatcher;
+
   constructor(
     private readonly shared: IdentifierMatcher,
-    private readonly uids: IdentifierMatcher,
-  ) {}
+    private readonly uidValues: readonly string[],
+  ) {
+    this.uids = new IdentifierMatcher(uidValues.map((value) => ({ kind: 'uid', value })));
+  }
 
   get empty(): boolean {
     return this.shared.empty && this.uids.empty;
@@ -176,7 +188,8 @@ class SourceMatcher {
 
   find(text: string): IdentifierKind[] {
     const found = this.shared.find(text);
-    if (this.uids.empty) return found;
+    // A UID is found only where its digits are (a plain search first).
+    if (!this.uidValues.some((u) => text.includes(u))) return found;
     const more = this.uids.find(text);
     return more.length === 0 ? found : [...new Set([...found, ...more])];
   }
@@ -187,14 +200,18 @@ const sharedMatchers = new Map<string, IdentifierMatcher>();
 const SHARED_MATCHERS = 16;
 
 function matcherFor(source: IdentifyingValues, dayOffset: number, manufacturer: string): SourceMatcher {
-  const key = JSON.stringify([{ ...source, uids: [] }, dayOffset, manufacturer]);
+  const key = [
+    ...Object.entries(source).map(([field, values]) => (field === 'uids' ? '' : (values as string[]).join('\0'))),
+    dayOffset,
+    manufacturer,
+  ].join('\u0001');
   let shared = sharedMatchers.get(key);
   if (!shared) {
     shared = sharedMatcher({ ...source, uids: [] }, dayOffset, manufacturer);
     if (sharedMatchers.size >= SHARED_MATCHERS) sharedMatchers.clear();
     sharedMatchers.set(key, shared);
   }
-  return new SourceMatcher(shared, new IdentifierMatcher(source.uids.map((value) => ({ kind: 'uid', value }))));
+  return new SourceMatcher(shared, source.uids);
 }
 
 /**
@@ -238,6 +255,18 @@ function tokens(text: string): string[] {
  * touching other letters or digits), by a space: they are the researcher's, not the source's.
  */
 function masker(supplied: SuppliedValues): (text: string) => string {
+  const key = `${supplied.accessionNumber}\0${supplied.researchId}`;
+  let mask = maskers.get(key);
+  if (!mask) {
+    mask = newMasker(supplied);
+    if (maskers.size >= 64) maskers.clear();
+    maskers.set(key, mask);
+  }
+  return mask;
+}
+const maskers = new Map<string, (text: string) => string>();
+
+function newMasker(supplied: SuppliedValues): (text: string) => string {
   const words = [supplied.accessionNumber, supplied.researchId]
     .map((w) => w.trim())
     .filter((w) => w !== '')
@@ -252,7 +281,7 @@ function masker(supplied: SuppliedValues): (text: string) => string {
  * The notes as the core writes them, in PatientComments (with characters its character set
  * cannot hold written '?') and in notes.txt: such a whole value is the researcher's.
  */
-function suppliedWholeValues(notes: string): Set<string> {
+function writtenValues(notes: string): Set<string> {
   const n = notes.trim();
   if (n === '') return new Set();
   const forms = [n, n.replace(/[^\x00-\xff]/g, '?'), n.replace(/[^\x20-\x7e]/g, '?')];
@@ -260,63 +289,94 @@ function suppliedWholeValues(notes: string): Set<string> {
 }
 
 /** True when a value (its padding aside) is one the core or the researcher wrote, not the source. */
-function isWritten(text: string, supplied: ReadonlySet<string>): boolean {
+function isWritten(text: string, written: ReadonlySet<string>): boolean {
   let start = 0;
   let end = text.length;
   while (end > 0 && (text[end - 1] === ' ' || text[end - 1] === '\0')) end--;
   while (start < end && text[start] === ' ') start++;
   if (start === end) return true;
   const t = start === 0 && end === text.length ? text : text.slice(start, end);
-  return CORE_TEXTS.has(t) || supplied.has(t);
+  return CORE_TEXTS.has(t) || written.has(t);
 }
 
-/**
- * Every value of the output as text (file meta, then the data set at every depth), and its
- * top-level Manufacturer.
- */
-function outputValues(head: readonly Buffer[], tail: readonly Buffer[]): { values: Value[]; manufacturer: string } {
+/** Parses the output from its bytes before the pixel data (`head`) and after it (`tail`). */
+function parseOutput(head: readonly Buffer[], tail: readonly Buffer[]): ParsedOutput {
   const bytes = head.length === 1 ? head[0]! : Buffer.concat(head);
-  // The head ends where the pixel data starts (deflated: the whole data set, inflated here).
-  const p = parsePart10(bufferSource(bytes), { headOnly: true });
-  const out: Value[] = [];
-  const metaCs = parseSpecificCharacterSet(undefined);
-  for (const el of p.meta) collect(el, p.metaBytes, metaCs, undefined, out);
-  const cs = characterSetOf(p.head.elements, p.head.data);
-  walk(p.head.elements, p.head.data, cs, undefined, out);
-  if (tail.length > 0) {
-    const data = tail.length === 1 ? tail[0]! : Buffer.concat(tail);
-    if (data.length > 0) walk(parseDataSetElements(data, p.encoding), data, cs, undefined, out);
+  const fileMeta = readFileMeta(bytes, bytes.length);
+  if (fileMeta === 'need-more') throw new DicomFormatError('truncated file meta information');
+  const ts = transferSyntaxInfo(fileMeta.transferSyntaxUid);
+  const meta = bytes.subarray(0, fileMeta.dataSetOffset);
+  let dataSet: { elements: Element[]; data: Buffer };
+  if (ts.deflated) {
+    // Deflated: the whole data set, pixel data included, inflated (it cannot be read by range).
+    dataSet = parsePart10(bufferSource(bytes), { headOnly: true }).head;
+  } else {
+    // The head ends where the pixel data starts.
+    const data = bytes.subarray(fileMeta.dataSetOffset);
+    dataSet = { elements: parseDataSetElements(data, ts.encoding), data };
   }
-  const maker = findElement(p.head.elements, MANUFACTURER);
-  const manufacturer = maker
-    ? decodeText(p.head.data.subarray(maker.valueStart, maker.valueStart + maker.length), cs, 'LO')
-    : '';
-  return { values: out, manufacturer };
+  const cs = characterSetOf(dataSet.elements, dataSet.data);
+  const parts = [
+    { elements: parseDataSetElements(meta, EXPLICIT_LE, 132), data: meta, cs: DEFAULT_CS },
+    { ...dataSet, cs },
+  ];
+  const after = tail.length === 1 ? tail[0]! : Buffer.concat(tail);
+  if (after.length > 0) parts.push({ elements: parseDataSetElements(after, ts.encoding), data: after, cs });
+  const maker = findElement(dataSet.elements, MANUFACTURER);
+  return { parts, manufacturer: maker ? valueText(maker, dataSet.data, cs, 'LO') : '' };
 }
+
+/** An element's value as text: under the character set for the VRs it applies to, else Latin-1. */
+function valueText(el: Element, data: Buffer, cs: SpecificCharacterSet, vr: string): string {
+  const latin1 = data.toString('latin1', el.valueStart, el.valueStart + el.length);
+  // Plain ASCII (no escape, nothing above 0x7F) reads the same under every character set.
+  if (!CHARSET_VRS.has(vr) || !/[\x1b\x80-\xff]/.test(latin1)) return latin1;
+  return decodeText(data.subarray(el.valueStart, el.valueStart + el.length), cs, vr);
+}
+
+type ValueVisitor = (text: string, tag: number, parent: PathStep | undefined) => void;
+
+/** Calls `visit` with every value of the output as text: file meta, then the data set at every depth. */
+function eachValue(output: ParsedOutput, visit: ValueVisitor): void {
+  for (const part of output.parts) walk(part.elements, part.data, part.cs, undefined, visit);
+}
+
+const characterSets = new Map<string, SpecificCharacterSet>();
+const DEFAULT_CS = parseSpecificCharacterSet(undefined);
 
 function characterSetOf(elements: Element[], data: Buffer, inherited?: SpecificCharacterSet): SpecificCharacterSet {
   const el = findElement(elements, SPECIFIC_CHARACTER_SET);
-  if (!el) return inherited ?? parseSpecificCharacterSet(undefined);
-  return parseSpecificCharacterSet(data.toString('latin1', el.valueStart, el.valueStart + el.length));
-}
-
-function walk(elements: Element[], data: Buffer, cs: SpecificCharacterSet, parent: PathStep | undefined, out: Value[]) {
-  for (const el of elements) collect(el, data, cs, parent, out);
-}
-
-function collect(el: Element, data: Buffer, cs: SpecificCharacterSet, parent: PathStep | undefined, out: Value[]) {
-  if (el.items) {
-    el.items.forEach((item, i) => {
-      // An item may name its own character set (PS3.5 6.1.2.5.2); else it inherits.
-      walk(item.elements, data, characterSetOf(item.elements, data, cs), { tag: el.tag, item: i, parent }, out);
-    });
-    return;
+  if (!el) return inherited ?? DEFAULT_CS;
+  const value = data.toString('latin1', el.valueStart, el.valueStart + el.length);
+  let cs = characterSets.get(value);
+  if (!cs) {
+    cs = parseSpecificCharacterSet(value);
+    if (characterSets.size < 64) characterSets.set(value, cs);
   }
-  if (el.encapsulated || el.length === 0 || el.length === 0xffffffff) return;
-  if (el.tag === PIXEL_DATA || el.tag === FLOAT_PIXEL_DATA || el.tag === DOUBLE_FLOAT_PIXEL_DATA) return;
-  const vr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? 'UN') : el.vr;
-  if (BINARY_VRS.has(vr)) return;
-  // Text VRs under the character set; OB and UN as bytes (Latin-1: ASCII text in them shows).
-  const text = decodeText(data.subarray(el.valueStart, el.valueStart + el.length), cs, vr);
-  out.push({ step: { tag: el.tag, parent }, text });
+  return cs;
+}
+
+function walk(
+  elements: Element[],
+  data: Buffer,
+  cs: SpecificCharacterSet,
+  parent: PathStep | undefined,
+  visit: ValueVisitor,
+): void {
+  for (const el of elements) {
+    if (el.items) {
+      for (let i = 0; i < el.items.length; i++) {
+        const item = el.items[i]!;
+        // An item may name its own character set (PS3.5 6.1.2.5.2); else it inherits.
+        walk(item.elements, data, characterSetOf(item.elements, data, cs), { tag: el.tag, item: i, parent }, visit);
+      }
+      continue;
+    }
+    if (el.encapsulated || el.length === 0 || el.length === 0xffffffff) continue;
+    if (el.tag === PIXEL_DATA || el.tag === FLOAT_PIXEL_DATA || el.tag === DOUBLE_FLOAT_PIXEL_DATA) continue;
+    const vr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? 'UN') : el.vr;
+    if (BINARY_VRS.has(vr)) continue;
+    // Text VRs under the character set; OB and UN as bytes (Latin-1: ASCII text in them shows).
+    visit(valueText(el, data, cs, vr), el.tag, parent);
+  }
 }
