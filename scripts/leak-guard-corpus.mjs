@@ -43,8 +43,11 @@ const SET_ID = [
   'ds.PatientID = sys.argv[3]',
   'ds.save_as(sys.argv[2], write_like_original=True)',
 ].join('\n');
-for (const dir of dirs) {
+for (const [n, dir] of dirs.entries()) {
+  // Folders in the tree are named c1, c2... (a corpus folder's own name could be a word of a
+  // patient's name: make_leak_samples.py's physician is 'Sato^Leak'); the table shows the names.
   const label = path.basename(path.resolve(dir));
+  const folder = `c${n + 1}`;
   for (const file of walk(dir)) {
     const bytes = fs.readFileSync(file);
     let keys;
@@ -80,7 +83,7 @@ for (const dir of dirs) {
         rows.push(`${mrn ? csvField(mrn) : ''},${mrn ? '' : csvField(acc)},${rid},2022-09-01,2024-06-15,`);
       }
     }
-    const rel = path.join(rid, 'session', label, path.relative(dir, file));
+    const rel = path.join(rid, 'session', folder, path.relative(dir, file));
     fs.mkdirSync(path.dirname(path.join(tree, rel)), { recursive: true });
     fs.copyFileSync(copy, path.join(tree, rel));
     origin.set(rel.split(path.sep).join('/'), `${label}/${path.relative(dir, file)}`);
