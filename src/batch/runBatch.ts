@@ -13,7 +13,7 @@ import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
-import { leakGuardSettings } from './leakGuardSettings.js';
+import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { folderSessionKey, sourceLayout } from './layout.js';
 import { surveyTree } from './survey.js';
 import { Progress } from './progress.js';
@@ -103,7 +103,14 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     throw new UsageError(`--output exists and is not a folder: ${opts.output}`);
   }
   const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
-  const guard = leakGuardSettings(opts.leakGuardWarnOnly ?? [], process.env);
+  const guard = {
+    leakGuardWarnOnly: warnOnlyTags(opts.leakGuardWarnOnly ?? [], '--leak-guard-warn-only', (m) => new UsageError(m)),
+    testOnlyKeep: testOnlyKeep(
+      process.env,
+      (m) => new UsageError(m),
+      (m) => process.stderr.write(`dicom-deid: warning: ${m}\n`),
+    ),
+  };
   // An unreadable CSV is a usage error; one that does not validate, a MappingError (both exit 2).
   const rows = readMappingFile(
     csv,

@@ -44,9 +44,13 @@ const command: CommandModule<object, QArgs> = {
     }
     const s = await replayQuarantine(config);
     process.stdout.write(
-      `replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still without a mapping row (left in quarantine)\n`,
+      `replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still without a mapping row (left in quarantine)` +
+        (s.held > 0
+          ? `, ${s.held} held by the leak guard (left in quarantine, reason leak-guard; see the audit log)`
+          : '') +
+        '\n',
     );
-    process.exitCode = s.stillUnmatched > 0 ? 1 : 0;
+    process.exitCode = s.stillUnmatched + s.held > 0 ? 1 : 0;
   },
 };
 

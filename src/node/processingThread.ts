@@ -22,6 +22,7 @@ import type { AuditRow } from '../audit/auditLog.js';
 import { StatusTracker, type ComponentStatus, type StatusReporter } from '../status.js';
 import type { MappingRow } from '../core/types.js';
 import type { Outcome } from './instanceProcessor.js';
+import type { QuarantineReason } from './quarantine.js';
 import type { FromWorker, ProcessingInit, ToWorker } from './processingWorker.js';
 import { spoolRefId, type SpoolRef } from './spool/spoolRef.js';
 
@@ -58,7 +59,14 @@ export class ProcessingThread implements StatusReporter {
   private readonly workers: Worker[] = [];
   private readonly tracker = new StatusTracker('processing', 'running');
   /** Outcomes since start, and workers restarted after they died. */
-  private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0 };
+  private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0, leakGuardWarned: 0 };
+  /** Quarantined instances by reason (QuarantineReason). */
+  private readonly quarantinedBy: Record<QuarantineReason, number> = {
+    'no-mapping': 0,
+    unreadable: 0,
+    'not-deidentifiable': 0,
+    'leak-guard': 0,
+  };
   /** Every instance from process() until the spool lets it go (or it failed), by spoolRefId. */
   private readonly inFlight = new Map<string, Flight>();
   private held: Job[] = [];
@@ -97,8 +105,13 @@ export class ProcessingThread implements StatusReporter {
       if (msg.type === 'audit') {
         this.events.onAudit(msg.rows);
       } else if (msg.type === 'done') {
-        if (msg.outcome.status === 'filed') this.outcomes.filed++;
-        else if (msg.outcome.status === 'quarantined') this.outcomes.quarantined++;
+        if (msg.outcome.status === 'filed') {
+          this.outcomes.filed++;
+          if (msg.outcome.leakGuardWarnings) this.outcomes.leakGuardWarned++;
+        } else if (msg.outcome.status === 'quarantined') {
+          this.outcomes.quarantined++;
+          this.quarantinedBy[msg.outcome.reason]++;
+        }
         if (msg.outcome.status === 'filed') this.move(msg.ref, 'unsynced');
         else this.end(msg.ref);
         this.report(() => {
@@ -143,14 +156,16 @@ export class ProcessingThread implements StatusReporter {
   }
 
   /** Counts an instance the node quarantined itself after its processing failed (see DeidNode). */
-  recordQuarantined(): void {
+  recordQuarantined(reason: QuarantineReason): void {
     this.outcomes.quarantined++;
+    this.quarantinedBy[reason]++;
   }
 
   /**
    * The processing pool's status: instances held back (receive first), being processed, filed
    * and awaiting a checkpoint; workers and their restarts; outcomes since start (filed,
-   * quarantined, failed attempts). Backlog = every instance handed over and not yet released.
+   * quarantined and `quarantined.<reason>` for each QuarantineReason, `leakGuardWarned`: filed
+   * with leak guard warnings, failed attempts). Backlog = every instance handed over and not yet released.
    */
   status(): ComponentStatus {
     let held = 0;
@@ -171,6 +186,11 @@ export class ProcessingThread implements StatusReporter {
         restarts: this.outcomes.restarts,
         filed: this.outcomes.filed,
         quarantined: this.outcomes.quarantined,
+        // By reason (QuarantineReason), like the receiver's associationsRejected.<reason>;
+        // quarantined.leak-guard: held by the leak guard.
+        ...Object.fromEntries(Object.entries(this.quarantinedBy).map(([r, n]) => [`quarantined.${r}`, n])),
+        // Filed with leak guard hits in warn-only attributes.
+        leakGuardWarned: this.outcomes.leakGuardWarned,
         failed: this.outcomes.failed,
       },
       { backlog: this.inFlight.size },

@@ -1,5 +1,5 @@
-// The node's quarantine: instances it accepted but could not file (no mapping row, or not
-// de-identifiable), kept as received (Part 10) with a JSON sidecar of the keys tried. It is key
+// The node's quarantine: instances it accepted but could not file (no mapping row, not
+// de-identifiable, or held by the leak guard: an identifier of the source in the output), kept as received (Part 10) with a JSON sidecar of the keys tried. It is key
 // material (the files are the original, identified instances) and lives outside the output tree.
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -9,7 +9,7 @@ import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js
 import { readSpoolItemCopy } from './spool/spoolReader.js';
 import { formatSpoolRef, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 
-export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
+export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable' | 'leak-guard';
 
 export interface QuarantineSidecar {
   reason: QuarantineReason;
@@ -57,6 +57,14 @@ export function quarantineFile(
   if (ref.kind === 'journal') writeFileDurableSync(dest, readSpoolItemCopy(ref, opts.unchecked), 0o600);
   else moveFileDurableSync(ref.path, dest);
   return dest;
+}
+
+/**
+ * Gives a quarantined instance a new reason and message (its sidecar rewritten durably): a replay
+ * that found a row for it but whose output the leak guard held.
+ */
+export function requarantine(q: QuarantinedInstance, reason: QuarantineReason, message: string): void {
+  writeFileDurableSync(`${q.file}.json`, JSON.stringify({ ...q.sidecar, reason, message }, null, 2) + '\n', 0o600);
 }
 
 export async function listQuarantine(root: string): Promise<QuarantinedInstance[]> {

@@ -5,12 +5,16 @@ import { openStateStore } from '../state/openStateStore.js';
 import { processInstance } from './instanceProcessor.js';
 import { loadMapping } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
-import { listQuarantine, removeFromQuarantine } from './quarantine.js';
+import { listQuarantine, removeFromQuarantine, requarantine } from './quarantine.js';
 import { fileRef } from './spool/spoolRef.js';
+import { ConfigError } from '../errors.js';
+import { warnOnlyTags } from '../leakGuardSettings.js';
 
 export interface ReplaySummary {
   filed: number;
   stillUnmatched: number;
+  /** Matched now, but held by the leak guard (left in quarantine, reason leak-guard). */
+  held: number;
 }
 
 /**
@@ -30,8 +34,9 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
       forwardTo: c.forward.map((d) => d.name),
       audit: (row: Parameters<AuditLog['write']>[0]) =>
         audit.write({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
+      leakGuardWarnOnly: new Set(warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m))),
     };
-    const summary: ReplaySummary = { filed: 0, stillUnmatched: 0 };
+    const summary: ReplaySummary = { filed: 0, stillUnmatched: 0, held: 0 };
     for (const q of await listQuarantine(c.quarantine)) {
       const receivedAt = q.sidecar.receivedAt ? new Date(q.sidecar.receivedAt) : new Date();
       const outcome = await processInstance(
@@ -43,6 +48,9 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
       if (outcome.status === 'filed') {
         await removeFromQuarantine(q.file);
         summary.filed++;
+      } else if (outcome.status === 'unmatched' && outcome.reason === 'leak-guard') {
+        requarantine(q, 'leak-guard', outcome.message);
+        summary.held++;
       } else {
         summary.stillUnmatched++;
       }
