@@ -137,6 +137,19 @@ describe('leak guard', () => {
     expect(scan('maker_site')).toEqual([]);
   });
 
+  it("searches a value again for the instance's own UIDs even when an earlier instance found it clean", () => {
+    // Every sample references the instance self_ref; a broken rule keeps the reference's UID.
+    const keep = { testOnlyKeep: new Set([0x00081155]) };
+    expect(scan('clean', { deid: keep })).toEqual([]); // another instance's UID: not this source's
+    expect(scan('clean', { deid: keep })).toEqual([]); // (now from the values found clean)
+    expect(scan('self_ref', { deid: keep })).toEqual([
+      { where: '(0008,1140)[0]/(0008,1155) ReferencedSOPInstanceUID', kind: 'uid', action: 'hold' },
+    ]);
+    // The values of a series found clean are not searched again, and the answer is the same.
+    expect(scan('series_surname')).toHaveLength(1);
+    expect(scan('series_surname')).toHaveLength(1);
+  });
+
   it('reads the warn-only list as keywords or tags and names what it does not know', () => {
     expect(splitAttributeList('StudyDescription, 0008,103E,(0018,99A1),00081090,0008,10')).toEqual([
       'StudyDescription',

@@ -133,11 +133,21 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
   };
 
   // The data set (and file meta): all values at once; each alone only when that finds something.
-  const texts: string[] = [];
+  // Values already found clean in an earlier instance of the patient (most of a series' header
+  // repeats) are not searched again for the patient's values; the instance's own UIDs are looked
+  // for in every value.
+  const clean = cleanValues(matcher.shared, mask);
+  const fresh: string[] = [];
+  let uidSeen = false;
   eachValue(output, (text) => {
-    if (!isWritten(text, written)) texts.push(text);
+    uidSeen ||= matcher.mayHoldUid(text);
+    if (!clean.has(text) && !isWritten(text, written)) fresh.push(text);
   });
-  if (texts.length > 0 && matcher.find(mask(texts.join(SEPARATOR))).length > 0) {
+  const sharedHit = fresh.length > 0 && matcher.shared.find(mask(fresh.join(SEPARATOR))).length > 0;
+  if (!sharedHit && !uidSeen) {
+    if (clean.size + fresh.length > CLEAN_VALUES) clean.clear();
+    for (const text of fresh) clean.add(text);
+  } else {
     eachValue(output, (text, tag, parent) => {
       if (isWritten(text, written)) return;
       const kinds = matcher.find(mask(text));
@@ -173,33 +183,78 @@ export function describeLeakHits(hits: readonly LeakHit[]): string {
  * UIDs (a few lookups).
  */
 class SourceMatcher {
-  private readonly uids: IdentifierMatcher;
+  /** Made when first needed: most instances never have one of their UIDs in a value. */
+  private uids: IdentifierMatcher | undefined;
+
+  /** What all the UIDs start with, when that is long enough to rule most values out at once. */
+  private readonly uidRoot: string;
 
   constructor(
-    private readonly shared: IdentifierMatcher,
+    readonly shared: IdentifierMatcher,
     private readonly uidValues: readonly string[],
   ) {
-    this.uids = new IdentifierMatcher(uidValues.map((value) => ({ kind: 'uid', value })));
+    let root = uidValues[0] ?? '';
+    for (const u of uidValues) while (!u.startsWith(root)) root = root.slice(0, -1);
+    this.uidRoot = root.length >= 8 ? root : '';
   }
 
   get empty(): boolean {
-    return this.shared.empty && this.uids.empty;
+    return this.shared.empty && !this.uidValues.some((u) => u.trim() !== '');
+  }
+
+  /** False when `text` cannot hold one of the source's UIDs (a plain search). */
+  mayHoldUid(text: string): boolean {
+    if (this.uidRoot !== '' && !text.includes(this.uidRoot)) return false;
+    return this.uidValues.some((u) => text.includes(u));
   }
 
   find(text: string): IdentifierKind[] {
     const found = this.shared.find(text);
     // A UID is found only where its digits are (a plain search first).
-    if (!this.uidValues.some((u) => text.includes(u))) return found;
+    if (!this.mayHoldUid(text)) return found;
+    this.uids ??= new IdentifierMatcher(this.uidValues.map((value) => ({ kind: 'uid', value })));
     const more = this.uids.find(text);
     return more.length === 0 ? found : [...new Set([...found, ...more])];
   }
+}
+
+/**
+ * Values found clean (after masking) by a shared matcher, per masker; at most CLEAN_VALUES of
+ * them (then it starts over): a series repeats most of its header from instance to instance.
+ */
+const cleanSets = new WeakMap<IdentifierMatcher, WeakMap<(text: string) => string, Set<string>>>();
+const CLEAN_VALUES = 8192;
+
+function cleanValues(shared: IdentifierMatcher, mask: (text: string) => string): Set<string> {
+  let byMask = cleanSets.get(shared);
+  if (!byMask) cleanSets.set(shared, (byMask = new WeakMap()));
+  let set = byMask.get(mask);
+  if (!set) byMask.set(mask, (set = new Set()));
+  return set;
 }
 
 /** Shared matchers by their values (a handful: batch workers interleave a few studies). */
 const sharedMatchers = new Map<string, IdentifierMatcher>();
 const SHARED_MATCHERS = 16;
 
+/** The last source's values but its UIDs, and its shared matcher: the next is most often the same patient. */
+let last: { source: IdentifyingValues; dayOffset: number; manufacturer: string; shared: IdentifierMatcher } | undefined;
+
+/** True when `a` and `b` hold the same values in every field but the UIDs. */
+function sameButUids(a: IdentifyingValues, b: IdentifyingValues): boolean {
+  for (const field of Object.keys(a) as (keyof IdentifyingValues)[]) {
+    if (field === 'uids') continue;
+    const x = a[field];
+    const y = b[field];
+    if (x.length !== y?.length || x.some((v, i) => v !== y[i])) return false;
+  }
+  return Object.keys(a).length === Object.keys(b).length;
+}
+
 function matcherFor(source: IdentifyingValues, dayOffset: number, manufacturer: string): SourceMatcher {
+  if (last && last.dayOffset === dayOffset && last.manufacturer === manufacturer && sameButUids(last.source, source)) {
+    return new SourceMatcher(last.shared, source.uids);
+  }
   const key = [
     ...Object.entries(source).map(([field, values]) => (field === 'uids' ? '' : (values as string[]).join('\0'))),
     dayOffset,
@@ -211,6 +266,7 @@ function matcherFor(source: IdentifyingValues, dayOffset: number, manufacturer: 
     if (sharedMatchers.size >= SHARED_MATCHERS) sharedMatchers.clear();
     sharedMatchers.set(key, shared);
   }
+  last = { source, dayOffset, manufacturer, shared };
   return new SourceMatcher(shared, source.uids);
 }
 
@@ -255,6 +311,9 @@ function tokens(text: string): string[] {
  * touching other letters or digits), by a space: they are the researcher's, not the source's.
  */
 function masker(supplied: SuppliedValues): (text: string) => string {
+  if (lastMask?.accessionNumber === supplied.accessionNumber && lastMask.researchId === supplied.researchId) {
+    return lastMask.mask;
+  }
   const key = `${supplied.accessionNumber}\0${supplied.researchId}`;
   let mask = maskers.get(key);
   if (!mask) {
@@ -262,9 +321,11 @@ function masker(supplied: SuppliedValues): (text: string) => string {
     if (maskers.size >= 64) maskers.clear();
     maskers.set(key, mask);
   }
+  lastMask = { accessionNumber: supplied.accessionNumber, researchId: supplied.researchId, mask };
   return mask;
 }
 const maskers = new Map<string, (text: string) => string>();
+let lastMask: { accessionNumber: string; researchId: string; mask: (text: string) => string } | undefined;
 
 function newMasker(supplied: SuppliedValues): (text: string) => string {
   const words = [supplied.accessionNumber, supplied.researchId]
