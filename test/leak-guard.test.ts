@@ -94,6 +94,15 @@ describe('leak guard', () => {
     expect(scan('series_surname', { warnOnly: ['(0008,103E)'] })[0]!.action).toBe('warn');
   });
 
+  it('reads the output in every encoding: deflated, big endian, implicit VR', () => {
+    for (const name of ['series_surname_deflated', 'series_surname_big_endian', 'series_surname_implicit']) {
+      expect({ name, hits: scan(name) }).toEqual({
+        name,
+        hits: [{ where: '(0008,103E) SeriesDescription', kind: 'patient-name', action: 'hold' }],
+      });
+    }
+  });
+
   it('finds a date in another written form, and a name under ISO 2022 in Unicode', () => {
     expect(scan('date_text')).toEqual([{ where: '(0008,103E) SeriesDescription', kind: 'date', action: 'hold' }]);
     expect(scan('japanese')).toEqual([
