@@ -16,8 +16,10 @@
 //
 // Cost: the output's elements are parsed once more from the new bytes before and after the
 // pixel data (never the pixel data: only `head` and `tail` are given); all values are searched at
-// once, and only when that finds something is each value searched alone, to name it.
-// Pure: no I/O.
+// once, and only when that finds something is each value searched alone, to name it. The
+// instances of a series repeat most of their header: a value found clean for a patient is not
+// searched again for that patient's values (only for the instance's own UIDs), and the matcher of
+// a patient is built once. Pure: no I/O (module-level caches only).
 import { CORE_TEXTS } from '../deidentify.js';
 import { CHARSET_VRS, decodeText, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
 import { bufferSource } from '../dicom/byteSource.js';
@@ -97,9 +99,10 @@ const DOUBLE_FLOAT_PIXEL_DATA = 0x7fe00009;
 /** Where the core writes the notes: 'IMPORT_NOTES: <notes>' (deidentify.ts). */
 const NOTES_PREFIX = 'IMPORT_NOTES: ';
 /**
- * Between values searched at once: no identifier can match across it (a control character ends
- * words, dates, numbers and UIDs) and it cannot hide one (the letter keeps an ID's digits from
- * touching the next value's digits once the matcher drops punctuation).
+ * Between values searched at once. It cannot hide an identifier in a value (a control character
+ * ends words, dates, numbers and UIDs; the letter keeps an ID's digits from touching the next
+ * value's digits once the matcher drops punctuation), so the search at once finds whatever the
+ * values alone would; something it finds across values is cleared by searching each alone.
  */
 const SEPARATOR = '\u0000x\u0000';
 
