@@ -60,6 +60,7 @@ for (let round = 1; round <= Number(roundsArg ?? 3); round++) {
       t.deidentify += c1 - c0;
       scanOutput({
         head: r.head,
+        pixelData: r.pixelData,
         tail: r.tail,
         path: `BENCH001/BENCH001_1/${i}.dcm`,
         source: r.sourceValues,

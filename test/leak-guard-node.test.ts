@@ -1,8 +1,8 @@
 // The leak guard in the node: storescu pushes instances whose output the broken (or kept-on-
 // purpose) profile would leak; each is quarantined with reason leak-guard, its audit row names
 // the attribute and the kind, the application log never the value, and DeidNode.status() counts
-// it (`quarantined.leak-guard`). Warn-only attributes are filed with a warning; a replay leaves a
-// held instance in quarantine with reason leak-guard.
+// it (processing: quarantined by reason `leak-guard`). Warn-only attributes are filed with a
+// warning; a replay leaves a held instance in quarantine with reason leak-guard.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -131,14 +131,8 @@ describe('node: the leak guard', () => {
     expect(rows.filter((r) => r.status === 'ok')).toHaveLength(3);
 
     const status = node.status().components.processing!;
-    expect(status.counts).toMatchObject({
-      filed: 3,
-      quarantined: 6,
-      'quarantined.leak-guard': 6,
-      'quarantined.no-mapping': 0,
-      leakGuardWarned: 0,
-      failed: 0,
-    });
+    expect(status.counts).toMatchObject({ filed: 3, quarantined: 6, leakGuardWarned: 0, failed: 0 });
+    expect(status.details?.quarantinedByReason).toEqual({ 'leak-guard': 6 });
     // The application log says where and what kind, never the value.
     const log = logger.lines.join('\n');
     expect(log).toContain('instance quarantined (leak-guard: patient-name in (0008,103E) SeriesDescription)');
@@ -179,7 +173,7 @@ describe('node: the leak guard', () => {
 
     // A replay files nothing the guard holds: the instance stays, still reason leak-guard.
     const replay = runCli(['quarantine', 'replay', '--config', node.configPath], dir);
-    expect(replay.stdout).toContain('1 held by the leak guard');
+    expect(replay.stdout).toContain('0 instance(s) filed, 1 still held');
     expect(replay.status).toBe(1);
     const after = quarantined(node.paths.quarantine);
     expect(after.map((x) => [x.reason, x.message])).toEqual([['leak-guard', 'patient-name in (0018,99A1)']]);

@@ -42,6 +42,7 @@ function scan(
   const r = deidentifySource(readFileSync(join(dir, `${name}.dcm`)), p, opts.deid);
   const hits = scanOutput({
     head: r.head,
+    pixelData: r.pixelData,
     tail: r.tail,
     path: opts.path ?? `${p.researchId}/${p.accessionNumber}/CT_S2/${r.sopInstanceUid}.dcm`,
     sidecars:
@@ -101,6 +102,17 @@ describe('leak guard', () => {
         hits: [{ where: '(0008,103E) SeriesDescription', kind: 'patient-name', action: 'hold' }],
       });
     }
+  });
+
+  it('reads an output whose pixel data header the core rewrote (an odd length padded)', () => {
+    const r = deidentifySource(readFileSync(join(dir, 'odd_pixels.dcm')), plan);
+    expect(r.notices.join(' ')).toContain('padded'); // the header was rewritten: it ends the head
+    expect(scan('odd_pixels')).toEqual([]);
+    // The element after the pixel data is read too, from its first byte (after the padding).
+    expect(scan('odd_pixels_surname')).toEqual([
+      { where: '(0008,103E) SeriesDescription', kind: 'patient-name', action: 'hold' },
+      { where: '(7FF0,0010)', kind: 'patient-name', action: 'hold' },
+    ]);
   });
 
   it('finds a date in another written form, and a name under ISO 2022 in Unicode', () => {

@@ -70,6 +70,7 @@ export class DeidNode {
         quarantine: c.quarantine,
         forwardTo,
         rows: [...watcher.current.rows],
+        allowBurnedIn: c.allowBurnedIn,
         leakGuardWarnOnly: warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m)),
         testOnlyKeep: testOnlyKeep(
           process.env,
@@ -203,13 +204,12 @@ export class DeidNode {
       const why = corrupt
         ? 'spool record fails its checksum (a disk error)'
         : `processing failed ${faults} times (${error})`;
-      const reason = corrupt ? 'unreadable' : 'not-deidentifiable';
       try {
         quarantineFile(
           this.config.quarantine,
           ref,
           {
-            reason,
+            reason: corrupt ? 'unreadable' : 'not-deidentifiable',
             message: why,
             receivedAt: new Date().toISOString(),
             callingAet: 'spool',
@@ -219,7 +219,7 @@ export class DeidNode {
         );
         this.faults.delete(id);
         spool.release(ref);
-        this.processing!.recordQuarantined(reason);
+        this.processing!.recordQuarantined(corrupt ? 'unreadable' : 'not-deidentifiable');
         this.logger.error(`${why}: instance moved to quarantine`, { spoolFile: name });
         return;
       } catch {

@@ -12,8 +12,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
+import { burnedInVerdict } from '../core/burnedIn.js';
 import { deidentifySource, readInstanceKeys, type DeidOptions } from '../core/deidentify.js';
 import { describeLeakHits, scanOutput } from '../core/leakGuard/index.js';
+import { remapUid } from '../core/uidRemap.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import {
   DicomFormatError,
@@ -22,7 +24,7 @@ import {
   type Match,
   type RangedDeidResult,
 } from '../core/types.js';
-import type { AuditRow } from '../audit/auditLog.js';
+import type { AuditRow, FileStatus } from '../audit/auditLog.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
 import { ReusableReader } from '../io/reusableReader.js';
 import { readSpoolItem } from './spool/spoolReader.js';
@@ -40,6 +42,10 @@ export interface ProcessorDeps {
   audit: (row: AuditRow) => void;
   /** (researchId, study key) -> session number already given. */
   sessionCache?: Map<string, number>;
+  /** De-identified Study Instance UID -> the research ID that owns it (owners never change). */
+  studyOwnerCache?: Map<string, string>;
+  /** File instances whose Burned In Annotation is YES (config allowBurnedIn) instead of quarantining them. */
+  allowBurnedIn?: boolean;
   /** Attributes (tags) whose leak guard hits are warnings only (config leakGuardWarnOnly). */
   leakGuardWarnOnly?: ReadonlySet<number>;
   /** Tests only: a broken profile (DeidOptions.testOnlyKeep). */
@@ -58,11 +64,13 @@ export type Outcome =
       researchId: string;
       accession: string;
       newSopUid: string;
+      /** Its pixels may hold burned-in text: the kind of image that makes it likely (burnedIn.ts). */
+      review?: string;
       /** Leak guard hits in warn-only attributes (written to the audit row). */
       leakGuardWarnings?: number;
     }
   | { status: 'quarantined'; reason: QuarantineReason; message: string; file: string }
-  /** Replay: still not filed (no mapping row, or held by the leak guard), left where it was. */
+  /** Replay: still not filed (no mapping row, or held for its reason), left where it was. */
   | { status: 'unmatched'; reason: QuarantineReason; message: string };
 
 /**
@@ -95,6 +103,9 @@ export interface Staged {
   originalSopUid: string;
   callingAet: string;
   audit: AuditRow;
+  /** Listed for review (burned-in text): the kind of image. */
+  review?: string;
+  /** Leak guard hits in warn-only attributes. */
   leakGuardWarnings: number;
 }
 
@@ -135,6 +146,13 @@ async function stageOne(
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
   }
+  // The receiver writes the C-STORE request's Affected SOP Class and Instance UIDs in the spooled
+  // file's meta, and never parses the data set: here the two are compared. Filed under either,
+  // a disagreement would be silent (the sender thinks it stored one instance, we filed another).
+  const mismatch = requestMismatch(keys);
+  if (mismatch !== null) {
+    return quarantine(deps, ref, source, 'uid-mismatch', mismatch, keys, sourceLabel, leaveUnmatched);
+  }
   const mapping = deps.mapping();
   const match: Match | null = mapping.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
   if (!match) {
@@ -151,6 +169,28 @@ async function stageOne(
     );
   }
   const { row } = match;
+  const secret = await uidSecretOf(deps.state);
+  if (keys.studyInstanceUid !== '') {
+    // A study belongs to one patient (PS3.3 C.7.2.1), so to one research patient.
+    const owner = await studyOwner(deps, remapUid(keys.studyInstanceUid, secret), row.researchId);
+    if (owner !== row.researchId) {
+      const why =
+        `its study belongs to research patient ${owner}, but this instance matched ${row.researchId} ` +
+        `(CSV line ${row.line}); a study belongs to one patient`;
+      return quarantine(deps, ref, source, 'study-patient-conflict', why, keys, sourceLabel, leaveUnmatched);
+    }
+  }
+  const burnedIn = burnedInVerdict(keys);
+  if (burnedIn?.kind === 'declared' && !deps.allowBurnedIn) {
+    const why = `${burnedIn.reason}, so its pixels may show who the patient is (config allowBurnedIn files such instances)`;
+    return quarantine(deps, ref, source, 'burned-in', why, keys, sourceLabel, leaveUnmatched);
+  }
+  const review =
+    burnedIn === null
+      ? undefined
+      : burnedIn.kind === 'review'
+        ? { kind: burnedIn.imageKind, reason: burnedIn.reason }
+        : { kind: 'Burned In Annotation YES', reason: `${burnedIn.reason} (allowBurnedIn)` };
   const n = await sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));
   const accession = newAccessionNumber(row.researchId, n);
   const supplied = {
@@ -161,7 +201,7 @@ async function stageOne(
   };
   let result: RangedDeidResult;
   try {
-    result = deidentifySource(bytes, { ...supplied, uidSecret: await uidSecretOf(deps.state) }, deps.deidOptions);
+    result = deidentifySource(bytes, { ...supplied, uidSecret: secret }, deps.deidOptions);
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'not-deidentifiable', e.message, keys, sourceLabel, leaveUnmatched);
@@ -174,6 +214,7 @@ async function stageOne(
   // before it is written, and the notes.txt its row adds to its session folder.
   const hits = scanOutput({
     head: result.head,
+    pixelData: result.pixelData,
     tail: result.tail,
     path: rel.split(sep).join('/'),
     sidecars:
@@ -213,6 +254,8 @@ async function stageOne(
     newSopUid: result.sopInstanceUid,
     originalSopUid: keys.sopInstanceUid,
     callingAet: source.callingAet,
+    review: review?.kind,
+    leakGuardWarnings: warned.length,
     audit: {
       sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
       status: 'ok',
@@ -221,9 +264,10 @@ async function stageOne(
       newAccession: accession,
       dayOffset: row.dayOffset,
       outputPath: rel,
-      message: [warning, match.note?.text].filter(Boolean).join('; '),
+      message: [warning, match.note?.text, review && `review: ${review.reason}`, ...result.notices]
+        .filter(Boolean)
+        .join('; '),
     },
-    leakGuardWarnings: warned.length,
   };
 }
 
@@ -253,7 +297,8 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
     researchId: s.researchId,
     accession: s.accession,
     newSopUid: s.newSopUid,
-    leakGuardWarnings: s.leakGuardWarnings,
+    ...(s.review !== undefined ? { review: s.review } : {}),
+    ...(s.leakGuardWarnings > 0 ? { leakGuardWarnings: s.leakGuardWarnings } : {}),
   }));
 }
 
@@ -300,6 +345,34 @@ async function uidSecretOf(state: StateStore): Promise<Buffer> {
   return secret;
 }
 
+/**
+ * Why the C-STORE request and its data set disagree on the instance (both UIDs named: this goes
+ * to the audit log and the quarantine, never the application log), or null when they agree or
+ * the file has no meta to compare with.
+ */
+function requestMismatch(keys: InstanceKeys): string | null {
+  const parts: string[] = [];
+  for (const [what, request, dataSet] of [
+    ['SOP Instance UID', keys.metaSopInstanceUid, keys.sopInstanceUid],
+    ['SOP Class UID', keys.metaSopClassUid, keys.sopClassUid],
+  ] as const) {
+    if (request !== '' && request !== dataSet) {
+      parts.push(`the C-STORE request's Affected ${what} is ${request}, the data set's ${what} ${dataSet}`);
+    }
+  }
+  return parts.length === 0 ? null : `${parts.join('; ')}: filed under neither`;
+}
+
+/** Claims the study for `researchId` (StateStore.claimStudies), or gives its owner; cached per processor. */
+async function studyOwner(deps: ProcessorDeps, studyUid: string, researchId: string): Promise<string> {
+  let owner = deps.studyOwnerCache?.get(studyUid);
+  if (owner === undefined) {
+    owner = (await deps.state.claimStudies([{ studyUid, researchId }]))[0]!;
+    deps.studyOwnerCache?.set(studyUid, owner);
+  }
+  return owner;
+}
+
 /** Session numbers never change once given, so they are cached per processor. */
 async function sessionIndex(deps: ProcessorDeps, researchId: string, key: string): Promise<number> {
   const cacheKey = `${researchId}\0${key}`;
@@ -310,6 +383,14 @@ async function sessionIndex(deps: ProcessorDeps, researchId: string, key: string
   }
   return n;
 }
+
+/** The audit status of a quarantined instance, by reason (otherwise `error`). */
+const AUDIT_STATUS: Partial<Record<QuarantineReason, FileStatus>> = {
+  'no-mapping': 'no-mapping',
+  'study-patient-conflict': 'conflict',
+  'burned-in': 'held',
+  'leak-guard': 'leak-guard',
+};
 
 function quarantine(
   deps: ProcessorDeps,
@@ -323,6 +404,7 @@ function quarantine(
 ): Outcome {
   if (leave) {
     if (reason === 'leak-guard') {
+      // A replay that now matches, but whose output the guard holds: say so in the audit log.
       deps.audit({
         sourcePath: `${sourceLabel}${keys.sopInstanceUid ? ` (${keys.sopInstanceUid})` : ''}`,
         status: reason,
@@ -347,7 +429,7 @@ function quarantine(
   });
   deps.audit({
     sourcePath: `${sourceLabel}${keys.sopInstanceUid ? ` (${keys.sopInstanceUid})` : ''}`,
-    status: reason === 'no-mapping' || reason === 'leak-guard' ? reason : 'error',
+    status: AUDIT_STATUS[reason] ?? 'error',
     outputPath: '',
     message: `quarantined (${reason}): ${message} -> ${dest}`,
   });

@@ -39,6 +39,11 @@ export interface NodeConfig {
    */
   spoolReserveMB: number;
   /**
+   * File instances whose Burned In Annotation (0028,0301) is YES, for sites that clean pixels
+   * elsewhere. Default false: they are quarantined (reason `burned-in`).
+   */
+  allowBurnedIn: boolean;
+  /**
    * Attributes (PS3.6 keywords or tags) where a leak guard hit is only a warning in the audit
    * log; elsewhere a hit quarantines the instance (reason leak-guard). Default none.
    */
@@ -60,6 +65,7 @@ const NUMBERS = [
   'spoolReserveMB',
 ] as const;
 const LISTS = ['allowedAets'] as const;
+const BOOLEANS = ['allowBurnedIn'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
 function readJson(file: string): Record<string, unknown> {
@@ -113,6 +119,10 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         throw new ConfigError(`${where}: "${k}" must be a list of attribute keywords or tags`);
       }
       out[k] = list.flatMap((x: string) => splitAttributeList(x));
+    } else if ((BOOLEANS as readonly string[]).includes(k)) {
+      const b = v === 'true' ? true : v === 'false' ? false : v;
+      if (typeof b !== 'boolean') throw new ConfigError(`${where}: "${k}" must be true or false`);
+      out[k] = b;
     } else if (k === 'forward') {
       // Strings ("AET@host:port", a comma-separated flag) or objects; checked in loadNodeConfig.
       const list = typeof v === 'string' ? v.split(',') : v;
@@ -131,7 +141,7 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   if (configFile) cfg = merge(cfg, readJson(configFile), configFile);
   cfg = merge(cfg, flags, 'command line');
   const c = cfg as NodeConfig;
-  for (const k of [...STRINGS, ...NUMBERS, ...LISTS, 'forward'] as const) {
+  for (const k of [...STRINGS, ...NUMBERS, ...LISTS, ...BOOLEANS, 'forward'] as const) {
     if (c[k] === undefined) throw new ConfigError(`missing setting "${k}"`);
   }
   if (!Number.isInteger(c.port) || c.port > 65535) throw new ConfigError(`port ${c.port} is not a TCP port`);

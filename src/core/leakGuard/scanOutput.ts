@@ -23,9 +23,10 @@
 import { CORE_TEXTS } from '../deidentify.js';
 import { CHARSET_VRS, decodeText, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
 import { bufferSource } from '../dicom/byteSource.js';
-import { PIXEL_DATA } from '../dicom/constants.js';
+import { PIXEL_DATA, UNDEFINED_LENGTH } from '../dicom/constants.js';
 import { readFileMeta } from '../dicom/fileMeta.js';
-import { findElement, parseDataSetElements, parsePart10, type Element } from '../dicom/parser.js';
+import { findElement, parseDataSetElements, parseDataSetHead, parsePart10, type Element } from '../dicom/parser.js';
+import type { ByteRange } from '../dicom/byteSource.js';
 import { EXPLICIT_LE, transferSyntaxInfo } from '../dicom/transferSyntax.js';
 import { DicomFormatError } from '../types.js';
 import { dictionaryVr } from '../dicom/vrDictionary.js';
@@ -75,6 +76,12 @@ export interface Sidecar {
 export interface LeakScanInput {
   /** The output's bytes before the pixel data: preamble, file meta, elements (RangedDeidResult.head). */
   head: readonly Buffer[];
+  /**
+   * The source's byte range copied between them (RangedDeidResult.pixelData): never read; its
+   * length tells where the pixel data ends when its header was rewritten (it then ends `head`,
+   * and a padding byte may start `tail`). Null or absent: `head` and `tail` are the whole output.
+   */
+  pixelData?: ByteRange | null;
   /** The output's bytes after the pixel data (RangedDeidResult.tail; empty when none). */
   tail: readonly Buffer[];
   /** The output's path relative to the output root, '/' separated. */
@@ -119,7 +126,7 @@ interface ParsedOutput {
  * not a readable Part 10 instance (which the core's own output always is).
  */
 export function scanOutput(input: LeakScanInput): LeakHit[] {
-  const output = parseOutput(input.head, input.tail);
+  const output = parseOutput(input.head, input.pixelData ?? null, input.tail);
   const matcher = matcherFor(input.source, input.supplied.dayOffset, output.manufacturer);
   if (matcher.empty) return [];
   const mask = masker(input.supplied);
@@ -364,27 +371,37 @@ function isWritten(text: string, written: ReadonlySet<string>): boolean {
 }
 
 /** Parses the output from its bytes before the pixel data (`head`) and after it (`tail`). */
-function parseOutput(head: readonly Buffer[], tail: readonly Buffer[]): ParsedOutput {
+function parseOutput(head: readonly Buffer[], pixelData: ByteRange | null, tail: readonly Buffer[]): ParsedOutput {
   const bytes = head.length === 1 ? head[0]! : Buffer.concat(head);
   const fileMeta = readFileMeta(bytes, bytes.length);
   if (fileMeta === 'need-more') throw new DicomFormatError('truncated file meta information');
   const ts = transferSyntaxInfo(fileMeta.transferSyntaxUid);
   const meta = bytes.subarray(0, fileMeta.dataSetOffset);
   let dataSet: { elements: Element[]; data: Buffer };
+  let skip = 0;
   if (ts.deflated) {
     // Deflated: the whole data set, pixel data included, inflated (it cannot be read by range).
     dataSet = parsePart10(bufferSource(bytes), { headOnly: true }).head;
-  } else {
-    // The head ends where the pixel data starts.
+  } else if (pixelData === null) {
+    // Nothing copied from the source: the head is the whole data set.
     const data = bytes.subarray(fileMeta.dataSetOffset);
     dataSet = { elements: parseDataSetElements(data, ts.encoding), data };
+  } else {
+    // The head ends where the pixel data starts, or after its header when that was rewritten:
+    // then the part of its value not in the range (a padding byte) starts the tail.
+    const data = bytes.subarray(fileMeta.dataSetOffset);
+    const h = parseDataSetHead(data, ts.encoding);
+    dataSet = { elements: h.elements, data };
+    if (h.pixelData && h.pixelData.length !== UNDEFINED_LENGTH) skip = h.pixelData.length - pixelData.length;
   }
   const cs = characterSetOf(dataSet.elements, dataSet.data);
   const parts = [
     { elements: parseDataSetElements(meta, EXPLICIT_LE, 132), data: meta, cs: DEFAULT_CS },
     { ...dataSet, cs },
   ];
-  const after = tail.length === 1 ? tail[0]! : Buffer.concat(tail);
+  const all = tail.length === 1 ? tail[0]! : Buffer.concat(tail);
+  if (skip < 0 || skip > all.length) throw new DicomFormatError('the pixel data does not end where the tail starts');
+  const after = all.subarray(skip);
   if (after.length > 0) parts.push({ elements: parseDataSetElements(after, ts.encoding), data: after, cs });
   const maker = findElement(dataSet.elements, MANUFACTURER);
   return { parts, manufacturer: maker ? valueText(maker, dataSet.data, cs, 'LO') : '' };
