@@ -144,6 +144,12 @@ describe('leak guard', () => {
     // A research ID holding the MRN's number, notes naming the patient: the researcher's choice.
     const own: DeidPlan = { ...plan, researchId: 'QX4417', accessionNumber: 'QX4417_1', notes: 'Ada Quill, left knee' };
     expect(scan('clean', { plan: own, notesText: 'Ada Quill, left knee\n' })).toEqual([]);
+    // Notes with a character the data set's character set lacks, written '?' (it cannot move to
+    // UTF-8: an item has a character set of its own): still the researcher's.
+    const arrow: DeidPlan = { ...plan, notes: 'Quill → knee' };
+    const r = deidentifySource(readFileSync(join(dir, 'item_charset.dcm')), arrow);
+    expect(r.notices.join(' ')).toContain("written as '?'");
+    expect(scan('item_charset', { plan: arrow, notesText: 'Quill → knee\n' })).toEqual([]);
     // A day offset of 0 keeps every date as it was: the researcher's anchor, not a leak.
     expect(scan('date_text', { plan: { ...plan, dayOffset: 0 } })).toEqual([]);
     // ...but a research ID is left out only as a whole word.

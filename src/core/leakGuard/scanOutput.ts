@@ -349,25 +349,33 @@ function newMasker(supplied: SuppliedValues): (text: string) => string {
 }
 
 /**
- * The notes as the core writes them, in PatientComments (with characters its character set
- * cannot hold written '?') and in notes.txt: such a whole value is the researcher's.
+ * The notes as the core writes them: in PatientComments ('IMPORT_NOTES: <notes>', in the data
+ * set's character set, a character it cannot hold written '?') and in notes.txt (as they are).
  */
-function writtenValues(notes: string): Set<string> {
+function writtenValues(notes: string): string[] {
   const n = notes.trim();
-  if (n === '') return new Set();
-  const forms = [n, n.replace(/[^\x00-\xff]/g, '?'), n.replace(/[^\x20-\x7e]/g, '?')];
-  return new Set([...forms, ...forms.map((f) => NOTES_PREFIX + f)]);
+  return n === '' ? [] : [n, NOTES_PREFIX + n];
+}
+
+/** True when `value` is `form` but for characters written '?' (one per character). */
+function sameButSubstituted(value: string, form: string): boolean {
+  if (value === form) return true;
+  // A '?' is one code unit where the character may have been two: only lengths in between.
+  if (value.length > form.length || !value.includes('?')) return false;
+  const v = [...value];
+  const f = [...form];
+  return v.length === f.length && v.every((c, i) => c === f[i] || c === '?');
 }
 
 /** True when a value (its padding aside) is one the core or the researcher wrote, not the source. */
-function isWritten(text: string, written: ReadonlySet<string>): boolean {
+function isWritten(text: string, written: readonly string[]): boolean {
   let start = 0;
   let end = text.length;
   while (end > 0 && (text[end - 1] === ' ' || text[end - 1] === '\0')) end--;
   while (start < end && text[start] === ' ') start++;
   if (start === end) return true;
   const t = start === 0 && end === text.length ? text : text.slice(start, end);
-  return CORE_TEXTS.has(t) || written.has(t);
+  return CORE_TEXTS.has(t) || written.some((form) => sameButSubstituted(t, form));
 }
 
 /** Parses the output from its bytes before the pixel data (`head`) and after it (`tail`). */
