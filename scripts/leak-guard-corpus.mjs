@@ -4,8 +4,8 @@
 // AccessionNumbers when a file has no PatientID), and every file the guard held is listed with
 // where and what it found. The files are copied into a patient/session tree (one patient folder
 // per research ID, the file's path below its corpus folder kept below the session folder). A
-// file with neither (no row could match it) is given PatientID NOID<n> by pydicom first, so that
-// it is guarded too (`/usr/bin/python3` with pydicom; without it such files stay unmatched).
+// file with neither (no row could match it) is given PatientID NOID<n> (one per study) by pydicom
+// first, so that it is guarded too (`/usr/bin/python3` with pydicom; without it such files stay unmatched).
 //   usage: node scripts/leak-guard-corpus.mjs WORKDIR DIR [DIR...]   (npm run build first)
 // Prints the counts per audit status and a Markdown table of the holds (docs/leak-guard.md).
 import { spawnSync } from 'node:child_process';
@@ -37,6 +37,7 @@ const rows = ['MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date,Notes'];
 const origin = new Map(); // tree-relative path -> corpus path
 let unread = 0;
 let noId = 0;
+const noIdOfStudy = new Map();
 const SET_ID = [
   'import sys, pydicom',
   'ds = pydicom.dcmread(sys.argv[1], force=True)',
@@ -60,9 +61,13 @@ for (const [n, dir] of dirs.entries()) {
     const acc = keys?.accessionNumber.trim() ?? '';
     let copy = file;
     if (keys && !mrn && !acc) {
-      // No key to match: a copy with a made-up PatientID (written like the original).
-      mrn = `NOID${String(++noId).padStart(4, '0')}`;
-      copy = path.join(work, 'noid', `${mrn}.dcm`);
+      // No key to match: a copy with a made-up PatientID (written like the original), one per
+      // study (a study belongs to one patient: batch holds a study two research IDs claim).
+      const study = keys.studyInstanceUid || file;
+      if (!noIdOfStudy.has(study)) noIdOfStudy.set(study, `NOID${String(noIdOfStudy.size + 1).padStart(4, '0')}`);
+      mrn = noIdOfStudy.get(study);
+      noId++;
+      copy = path.join(work, 'noid', `${noId}.dcm`);
       fs.mkdirSync(path.dirname(copy), { recursive: true });
       const py = spawnSync('/usr/bin/python3', ['-c', SET_ID, file, copy, mrn], { encoding: 'utf8' });
       if (py.status !== 0) {
