@@ -142,8 +142,13 @@ describe('leak guard', () => {
 
   it('does not judge what the researcher supplied: research ID, notes, dates the anchor made', () => {
     // A research ID holding the MRN's number, notes naming the patient: the researcher's choice.
-    const own: DeidPlan = { ...plan, researchId: 'QX4417', accessionNumber: 'QX4417_1', notes: 'Ada Quill, left knee' };
-    expect(scan('clean', { plan: own, notesText: 'Ada Quill, left knee\n' })).toEqual([]);
+    const own: DeidPlan = {
+      ...plan,
+      researchId: 'QX4417',
+      accessionNumber: 'QX4417_1',
+      notes: 'Ada Quill, QX4417, left knee',
+    };
+    expect(scan('clean', { plan: own, notesText: 'Ada Quill, QX4417, left knee\n' })).toEqual([]);
     // Notes with a character the data set's character set lacks, written '?' (it cannot move to
     // UTF-8: an item has a character set of its own): still the researcher's.
     const arrow: DeidPlan = { ...plan, notes: 'Quill → knee' };

@@ -173,7 +173,7 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
   add('output path', matcher.find(mask(input.path)), inPath);
   for (const sidecar of input.sidecars ?? []) {
     add(`${sidecar.path} (name)`, matcher.find(mask(sidecar.path)), inPath);
-    const lines = sidecar.text.split(/\r?\n/).filter((l) => !isWritten(mask(l), written));
+    const lines = sidecar.text.split(/\r?\n/).filter((l) => !isWritten(l, written));
     add(sidecar.path, matcher.find(lines.map(mask).join('\n')), () => false);
   }
   return hits;
