@@ -48,7 +48,7 @@ for (let round = 1; round <= Number(roundsArg ?? 3); round++) {
     const fd = fs.openSync(file, 'r');
     try {
       const source = new FileByteSource(fd);
-      if (!source.isPart10()) continue;
+      if (!source.isDicom()) continue;
       let c0 = cpu();
       let r;
       try {
