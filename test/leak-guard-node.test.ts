@@ -173,7 +173,7 @@ describe('node: the leak guard', () => {
 
     // A replay files nothing the guard holds: the instance stays, still reason leak-guard.
     const replay = runCli(['quarantine', 'replay', '--config', node.configPath], dir);
-    expect(replay.stdout).toContain('0 instance(s) filed, 1 still held');
+    expect(replay.stdout).toContain('0 instances filed, 1 still held');
     expect(replay.status).toBe(1);
     const after = quarantined(node.paths.quarantine);
     expect(after.map((x) => [x.reason, x.message])).toEqual([['leak-guard', 'patient-name in (0018,99A1)']]);
