@@ -4,7 +4,7 @@
 // negotiated (Implicit or Explicit VR Little Endian: the only ones a query context proposes).
 import { parseSpecificCharacterSet, decodeText, CHARSET_VRS } from '../core/charset/index.js';
 import { encodeText } from '../core/dicom/encoder.js';
-import { parseDataSet, stringValue } from '../core/dicom/parser.js';
+import { parseDataSetElements, stringValue } from '../core/dicom/parser.js';
 import {
   EXPLICIT_LE,
   EXPLICIT_VR_LE,
@@ -69,7 +69,7 @@ export function encodeIdentifier(keys: readonly QueryKey[], transferSyntaxUid: s
  * DicomFormatError for a malformed identifier.
  */
 export function decodeIdentifier(bytes: Buffer, transferSyntaxUid: string): Map<number, string> {
-  const elements = parseDataSet(bytes, identifierEncoding(transferSyntaxUid));
+  const elements = parseDataSetElements(bytes, identifierEncoding(transferSyntaxUid));
   const csElement = elements.find((e) => e.tag === QueryTag.SpecificCharacterSet);
   const cs = parseSpecificCharacterSet(csElement ? stringValue(bytes, csElement).split('\\') : undefined);
   const out = new Map<number, string>();
