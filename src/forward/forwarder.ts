@@ -9,12 +9,17 @@
 // Log lines carry queue ids, file paths (de-identified names) and reasons, never patient data.
 // The forwarder reports its status (per destination: up or down and since when, queue counts,
 // last error, last delivery) through the status contract: forwarderStatus.ts.
+// Files a destination does not accept as stored are converted on the way out (storeScu.ts) by
+// one Converter shared by every destination: a worker thread by default, so decoding never
+// stalls the event loop the node's receiver runs on (transcode/conversionThread.ts).
 
 import { destinationLabel, type Destination } from './destination.js';
 import { ForwarderStatus, type DestinationStatus } from './forwarderStatus.js';
 import type { Logger } from '../log.js';
 import type { ComponentStatus, StatusReporter } from '../status.js';
 import type { ForwardOutcome, QueueItem, StateStore } from '../state/stateStore.js';
+import { defaultConverter } from '../transcode/conversionThread.js';
+import type { Converter } from '../transcode/converter.js';
 import { sendFiles, type SendReport, type StoreScuOptions } from './storeScu.js';
 
 export interface ForwarderOptions {
@@ -32,7 +37,12 @@ export interface ForwarderOptions {
   /** A transiently failing item goes dead after failing this long (default 24 h). */
   giveUpAfterMs?: number;
   /** Network timeouts passed to the SCU (defaults in storeScu.ts). */
-  scu?: Omit<StoreScuOptions, 'callingAet' | 'maxPerAssociation'>;
+  scu?: Omit<StoreScuOptions, 'callingAet' | 'maxPerAssociation' | 'converter'>;
+  /**
+   * Converts files a destination does not accept as stored (default: defaultConverter(), a
+   * worker thread started on the first conversion). The forwarder closes it in stop().
+   */
+  converter?: Converter;
   /** Injectable send function (defaults to storeScu.sendFiles). */
   send?: typeof sendFiles;
   /**
@@ -80,6 +90,7 @@ export class Forwarder implements StatusReporter {
   private readonly giveUpAfterMs: number;
   private readonly scu: ForwarderOptions['scu'];
   private readonly send: typeof sendFiles;
+  private readonly converter: Converter;
   private readonly idlePollMs: number;
   private readonly deadLogWindowMs: number;
   private readonly dests: DestState[];
@@ -102,6 +113,7 @@ export class Forwarder implements StatusReporter {
     this.giveUpAfterMs = opts.giveUpAfterMs ?? 24 * 3600 * 1000;
     this.scu = opts.scu;
     this.send = opts.send ?? sendFiles;
+    this.converter = opts.converter ?? defaultConverter();
     this.idlePollMs = Math.max(10, opts.idlePollMs ?? 5000);
     this.deadLogWindowMs = Math.max(0, opts.deadLogWindowMs ?? 60_000);
     const seen = new Set<string>();
@@ -174,6 +186,7 @@ export class Forwarder implements StatusReporter {
     await Promise.all(this.dests.map((d) => d.loop));
     this.started = null;
     for (const d of this.dests) this.flushDeadLog(d, Infinity);
+    await this.converter.close();
     await this.refreshCounts(true);
     this.running = false;
     this.tracker.setLifecycle('stopped');
@@ -238,7 +251,7 @@ export class Forwarder implements StatusReporter {
           report = await this.send(
             items.map((i) => i.filePath),
             d.dest,
-            { ...this.scu, callingAet: this.callingAet, maxPerAssociation: this.maxPer },
+            { ...this.scu, callingAet: this.callingAet, maxPerAssociation: this.maxPer, converter: this.converter },
           );
         } catch (err) {
           // sendFiles is not supposed to throw; treat as a transient, destination-level problem.

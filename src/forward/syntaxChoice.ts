@@ -1,0 +1,38 @@
+// Which transfer syntaxes a filed instance may reach a destination in (issue 14): as stored, or
+// converted by the conversion engine (conversionsFor: explicit or implicit VR little endian from
+// every syntax the engine reads), limited and ordered by the destination's `transferSyntaxes`
+// preference when it has one. The SCU proposes each of these syntaxes on a presentation context
+// of its own, then sends each file in the first of its syntaxes the peer accepted.
+import { conversionsFor } from '../core/transcode/transferSyntaxes.js';
+import { uidLabel } from '../dimse/uidNames.js';
+
+/**
+ * The transfer syntaxes a file stored in `storedTs` may be sent in, best first:
+ * - without a preference: the stored syntax, then the conversions (explicit VR LE, implicit VR LE);
+ * - with one (a destination's `transferSyntaxes`): the preference's syntaxes that are the stored
+ *   one or a conversion of it, in the preference's order. Nothing else is ever sent: a stored
+ *   syntax missing from the list is converted even when the peer would accept it as stored.
+ * Empty when the preference allows neither the stored syntax nor a conversion of it.
+ */
+export function candidateSyntaxes(storedTs: string, preference?: readonly string[]): string[] {
+  const reachable = [storedTs, ...conversionsFor(storedTs)];
+  if (!preference) return reachable;
+  return [...new Set(preference)].filter((ts) => reachable.includes(ts));
+}
+
+/**
+ * Why a file stored in `storedTs` has no candidate syntax under `preference` (one line, for the
+ * dead letter): e.g. "the destination's transferSyntaxes (JPEG2000 (...)) allow neither the stored
+ * transfer syntax RLELossless (...) nor a conversion of it (ExplicitVRLittleEndian (...), ...)".
+ */
+export function noCandidateReason(storedTs: string, preference: readonly string[]): string {
+  const conversions = conversionsFor(storedTs);
+  const into =
+    conversions.length > 0
+      ? `nor a conversion of it (${conversions.map(uidLabel).join(', ')})`
+      : 'and it cannot be converted';
+  return (
+    `the destination's transferSyntaxes (${preference.map(uidLabel).join(', ')}) allow neither the stored ` +
+    `transfer syntax ${uidLabel(storedTs)} ${into}`
+  );
+}
