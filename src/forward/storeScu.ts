@@ -235,19 +235,19 @@ function contextProblem(contexts: readonly NegotiatedContext[], p: Prepared): st
   const ts = `transfer syntax ${uidLabel(h.transferSyntaxUid)}`;
   const others = p.candidates.filter((c) => c !== h.transferSyntaxUid);
   const sentIn = others.length === 0 ? ts : `${ts} or ${others.map(uidLabel).join(', ')}`;
-  if (acceptedTs.length === 0) {
-    if (mine.some((c) => c.result === ContextResult.AbstractSyntaxNotSupported))
-      return `peer does not accept ${sop} (presentation context rejected: abstract syntax not supported)`;
-    if (mine.some((c) => c.result === ContextResult.TransferSyntaxesNotSupported))
-      return `peer does not accept ${sentIn} for ${sop} (presentation context rejected: transfer syntaxes not supported)`;
-    return `peer rejected the presentation contexts for ${sop} with ${p.candidates.map(uidLabel).join(', ')}`;
-  }
   const why =
     sourceSyntax(h.transferSyntaxUid) === undefined
       ? `; ${uidLabel(h.transferSyntaxUid)} cannot be converted`
       : others.length === 0
         ? "; the destination's transferSyntaxes allow no conversion of it"
         : '';
+  if (acceptedTs.length === 0) {
+    if (mine.some((c) => c.result === ContextResult.AbstractSyntaxNotSupported))
+      return `peer does not accept ${sop} (presentation context rejected: abstract syntax not supported)`;
+    if (mine.some((c) => c.result === ContextResult.TransferSyntaxesNotSupported))
+      return `peer does not accept ${sentIn} for ${sop} (presentation context rejected: transfer syntaxes not supported)${why}`;
+    return `peer rejected the presentation contexts for ${sop} with ${p.candidates.map(uidLabel).join(', ')}`;
+  }
   return `peer does not accept ${sentIn} for ${sop}; it accepted only ${acceptedTs.map(uidLabel).join(', ')}${why}`;
 }
 
