@@ -3,7 +3,7 @@
 # `storescp +B` (the reference) and to `dicom-deid serve` (de-identifying, fsync'ing, filing).
 # Prints throughput ratios and the node's peak RSS, with one association and with 4 at once.
 # Each round starts the node on an empty state and spool (it first writes its 1 GiB spool reserve,
-# before listening: src/node/dimse/spoolJournal.ts) and pushes two corpora of N slices (same
+# before listening: src/node/spool/spoolJournal.ts) and pushes two corpora of N slices (same
 # patients, different instances) one after the other: a first burst into the new node, then a
 # second one into the journal segments the first left for reuse.
 #   usage: [ROUNDS=3] scripts/bench-node.sh [N=600] [WORKDIR]   (prints medians of ROUNDS rounds)

@@ -9,7 +9,7 @@
 # as a sender would: so every acknowledged instance is acknowledged once, and a lost one cannot be
 # masked by an earlier copy being filed. A 128 MiB spool reserve (2 journal segments of 64 MiB)
 # for 4 associations sends some instances to segments, others to plain spool files
-# (src/node/dimse/spoolJournal.ts). Then the node is started once more without pushing, left to go
+# (src/node/spool/spoolJournal.ts). Then the node is started once more without pushing, left to go
 # idle, and stopped with SIGTERM. Checks: every acknowledged instance (storescu: "Received Store
 # Response (Success)") has an audit row with status ok; one output file per filed original (no
 # duplicates, no orphans; state db agrees); 50 random outputs readable by dcmdump -q; quarantine

@@ -83,4 +83,31 @@ describe('MappingWatcher reload', () => {
     ]);
     expect(watcher.current.rows).toHaveLength(1);
   });
+
+  it('reports its status: rows, reloads taken and refused, degraded while a refused edit is on disk, no value', () => {
+    const file = path.join(tmp, 'map4.csv');
+    fs.writeFileSync(file, `${HEADER}MRN777,ACC1,RS_07,2024-01-01\n`);
+    const watcher = new MappingWatcher(file, collectingLogger());
+    watcher.start();
+    try {
+      expect(watcher.status()).toMatchObject({
+        name: 'mapping',
+        state: 'running',
+        counts: { rows: 1, reloads: 0, refusedReloads: 0 },
+      });
+      fs.writeFileSync(file, `${HEADER}MRN31337,ACC4242,RS_08,2024-02-30\n`);
+      expect(watcher.reload()).toBe(false);
+      const refused = watcher.status();
+      expect(refused).toMatchObject({ state: 'degraded', counts: { rows: 1, reloads: 0, refusedReloads: 1 } });
+      expect(refused.lastError?.message).toMatch(/^mapping CSV not reloaded: map4\.csv line 2: Surgery Date/);
+      expect(refused.details?.lastRefusedAt).toEqual(expect.any(String));
+      for (const secret of ['MRN31337', 'ACC4242', '2024-02-30']) expect(JSON.stringify(refused)).not.toContain(secret);
+      fs.writeFileSync(file, `${HEADER}MRN777,ACC1,RS_07,2024-01-01\nMRN778,ACC2,RS_08,2024-01-01\n`);
+      expect(watcher.reload()).toBe(true);
+      expect(watcher.status()).toMatchObject({ state: 'running', counts: { rows: 2, reloads: 1, refusedReloads: 1 } });
+    } finally {
+      watcher.stop();
+    }
+    expect(watcher.status().state).toBe('stopped');
+  });
 });

@@ -7,6 +7,7 @@ import type { AuditRow } from '../src/audit/auditLog.js';
 import { parseMappingCsv } from '../src/core/mapping/mappingCsv.js';
 import { MappingTable } from '../src/core/mapping/mappingTable.js';
 import { processInstance, type Outcome, type ProcessorDeps } from '../src/node/instanceProcessor.js';
+import { fileRef } from '../src/node/spool/spoolRef.js';
 import { openStateStore } from '../src/state/openStateStore.js';
 import type { StateStore } from '../src/state/stateStore.js';
 import { tempDir } from './forward-helpers.js';
@@ -42,7 +43,7 @@ async function processOne(patientId: string, accession: string): Promise<{ outco
     forwardTo: [],
     audit: (row) => audit.push(row),
   };
-  const outcome = await processInstance(deps, spooled, { callingAet: 'TEST', receivedAt: new Date() });
+  const outcome = await processInstance(deps, fileRef(spooled), { callingAet: 'TEST', receivedAt: new Date() });
   return { outcome, audit };
 }
 

@@ -17,6 +17,7 @@ import {
 } from '../src/node/instanceProcessor.js';
 import { openStateStore } from '../src/state/openStateStore.js';
 import type { StateStore } from '../src/state/stateStore.js';
+import { fileRef } from '../src/node/spool/spoolRef.js';
 import { tempDir } from './forward-helpers.js';
 import { makeSamples, writeMappingCsv } from './serve-helpers.js';
 
@@ -71,7 +72,7 @@ const source = { callingAet: 'TEST', receivedAt: new Date() };
 async function stageAll(deps: ProcessorDeps, files: string[]): Promise<Staged[]> {
   const staged: Staged[] = [];
   for (const f of files) {
-    const s = await stageInstance(deps, f, source);
+    const s = await stageInstance(deps, fileRef(f), source);
     if (!isStaged(s)) throw new Error(`not staged: ${JSON.stringify(s)}`);
     staged.push(s);
   }
@@ -98,7 +99,7 @@ describe('node processing steps', () => {
     const first = new Map(staged.map((s) => [s.outputPath, readFileSync(s.outputPath)]));
     // Restart: the spool still holds every file; each is processed from the start.
     for (const f of files) {
-      const outcome = await processInstance(deps, f, source);
+      const outcome = await processInstance(deps, fileRef(f), source);
       expect(outcome.status).toBe('filed');
       const path = join(deps.outputDir, (outcome as { outputPath: string }).outputPath);
       expect(first.get(path)?.equals(readFileSync(path)), path).toBe(true);
@@ -110,10 +111,10 @@ describe('node processing steps', () => {
 
   it('stages one instance at a time per thread (they share one read buffer)', async () => {
     const { deps, files } = await setup();
-    const first = stageInstance(deps, files[0]!, source);
-    await expect(stageInstance(deps, files[1]!, source)).rejects.toThrow(/one instance at a time/);
+    const first = stageInstance(deps, fileRef(files[0]!), source);
+    await expect(stageInstance(deps, fileRef(files[1]!), source)).rejects.toThrow(/one instance at a time/);
     expect(isStaged(await first)).toBe(true);
-    expect(isStaged(await stageInstance(deps, files[1]!, source))).toBe(true);
+    expect(isStaged(await stageInstance(deps, fileRef(files[1]!), source))).toBe(true);
   });
 
   it('a checkpoint that cannot make an output durable deletes no spool file', async () => {

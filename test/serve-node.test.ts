@@ -16,8 +16,8 @@ import {
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SpoolJournal } from '../src/node/dimse/spoolJournal.js';
-import { parseJournalRef } from '../src/node/dimse/spoolRef.js';
+import { SpoolJournal } from '../src/node/spool/spoolJournal.js';
+import type { JournalRef } from '../src/node/spool/spoolRef.js';
 import { ORTHANC_BIN, startOrthanc, stopAllPeers, tempDir, waitFor } from './forward-helpers.js';
 import {
   CSV_HEADER,
@@ -85,8 +85,8 @@ async function journalRecords(spool: string): Promise<number> {
   return (await journalRefs(spool)).length;
 }
 
-/** Their spool names (spoolRef.ts). */
-async function journalRefs(spool: string): Promise<string[]> {
+/** Their references (spoolRef.ts). */
+async function journalRefs(spool: string): Promise<JournalRef[]> {
   const journal = new SpoolJournal(spool, { reserveBytes: 1024 ** 3 });
   try {
     return (await journal.recover()).records;
@@ -302,7 +302,7 @@ describe('dicom-deid serve', () => {
     let csv = '';
     let files: string[] = [];
     let node: Awaited<ReturnType<typeof startNode>> | undefined;
-    let refs: string[] = [];
+    let refs: JournalRef[] = [];
     for (let attempt = 0; attempt < 3 && refs.length < 2; attempt++) {
       dir = tempDir('serve-damaged-');
       csv = writeMappingCsv(join(dir, 'map.csv'), [{ mrn: 'MRN777', accession: '', researchId: 'RS_07' }]);
@@ -316,7 +316,7 @@ describe('dicom-deid serve', () => {
     }
     expect(refs.length, 'acknowledged records left in the journal').toBeGreaterThanOrEqual(2);
     // A byte of the first record's data set changes on disk (its checksum no longer matches).
-    const ref = parseJournalRef(refs[0]!)!;
+    const ref = refs[0]!;
     const fd = openSync(ref.segment, 'r+');
     writeSync(fd, Buffer.from([0xa5]), 0, 1, ref.offset + ref.length - 10);
     closeSync(fd);

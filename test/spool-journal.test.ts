@@ -1,15 +1,26 @@
-// The spool journal (src/node/dimse/spoolJournal.ts): records written through SpoolWriter, what a
+// The spool journal (src/node/spool/spoolJournal.ts): records written through SpoolWriter, what a
 // restart recovers (complete, retired, cut, corrupt, stale-generation records), segment reuse,
 // the fallback to files, and the reserve's limit.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BLOCK, JournalCursor, SpoolJournal } from '../src/node/dimse/spoolJournal.js';
-import { parseJournalRef, readSpoolItemCopy, SpoolItemGone, SpoolRecordCorrupt } from '../src/node/dimse/spoolRef.js';
-import { SpoolPool, SpoolWriter, isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
+import { BLOCK, JournalCursor, SpoolJournal } from '../src/node/spool/spoolJournal.js';
+import { readSpoolItemCopy, SpoolItemGone, SpoolRecordCorrupt } from '../src/node/spool/spoolReader.js';
+import { formatSpoolRef, type JournalRef, type SpoolRef } from '../src/node/spool/spoolRef.js';
+import { SpoolPool, isCompleteSpoolFile } from '../src/node/spool/fileSpool.js';
+import { SpoolWriter } from '../src/node/spool/spoolWriter.js';
 
 const MiB = 1024 * 1024;
+/** The journal record a spool reference names, or null for a file. */
+function record(ref: SpoolRef): JournalRef | null {
+  return ref.kind === 'journal' ? ref : null;
+}
+
+/** The references' text forms, sorted (to compare sets of references). */
+function ids(refs: SpoolRef[]): string[] {
+  return refs.map(formatSpoolRef).sort();
+}
 let tmp: string;
 let spool: string;
 let pool: SpoolPool;
@@ -57,16 +68,13 @@ function writer(journal: SpoolJournal, cursor: JournalCursor | undefined, alone 
     pool,
     cursor,
     journal,
-    transferSyntaxUid: '1.2.840.10008.1.2.1',
     meta: META,
-    maxBytes: 1024 * MiB,
-    onOverflow: () => undefined,
     alone: () => alone,
   });
 }
 
-/** Writes one instance through a SpoolWriter in chunks of assorted sizes; returns its spool name. */
-async function store(journal: SpoolJournal, cursor: JournalCursor | undefined, body: Buffer): Promise<string> {
+/** Writes one instance through a SpoolWriter in chunks of assorted sizes; returns its reference. */
+async function store(journal: SpoolJournal, cursor: JournalCursor | undefined, body: Buffer): Promise<SpoolRef> {
   const w = writer(journal, cursor);
   for (let off = 0, i = 0; off < body.length; i++) {
     const n = [1000, 7, 16000, 333, 70000][i % 5]!;
@@ -76,7 +84,7 @@ async function store(journal: SpoolJournal, cursor: JournalCursor | undefined, b
   return w.finish();
 }
 
-function payload(item: string): Buffer {
+function payload(item: SpoolRef): Buffer {
   return readSpoolItemCopy(item).subarray(META.length);
 }
 
@@ -85,9 +93,9 @@ describe('spool journal', () => {
     const journal = await journalAt();
     const cursor = new JournalCursor(journal);
     const bodies = [dataSet(300_000, 1), dataSet(5, 2), dataSet(600_000, 3)];
-    const items: string[] = [];
+    const items: SpoolRef[] = [];
     for (const b of bodies) items.push(await store(journal, cursor, b));
-    const refs = items.map((i) => parseJournalRef(i)!);
+    const refs = items.map((i) => record(i)!);
     expect(refs.every((r) => r !== null)).toBe(true);
     expect(new Set(refs.map((r) => r.segment)).size).toBe(1);
     expect(refs[0]!.offset).toBe(BLOCK);
@@ -99,7 +107,7 @@ describe('spool journal', () => {
       expect(readSpoolItemCopy(items[i]!).toString('latin1', 128, 132)).toBe('DICM');
     }
     expect(refs[1]!.offset).toBeGreaterThanOrEqual(refs[0]!.offset + refs[0]!.length);
-    expect(journal.liveRecords().sort()).toEqual([...items].sort());
+    expect(ids(journal.liveRecords())).toEqual(ids(items));
   });
 
   it('recovers exactly the complete, unretired records after a crash', async () => {
@@ -108,7 +116,7 @@ describe('spool journal', () => {
     const a = await store(journal, cursor, dataSet(400_000, 1));
     const b = await store(journal, cursor, dataSet(400_000, 2));
     const c = await store(journal, cursor, dataSet(400_000, 3));
-    journal.release(b); // filed: flagged retired
+    journal.release(record(b)!); // filed: flagged retired
     // A fourth instance is cut off mid-way (never finished, never answered): 300 kB reached disk.
     const w = writer(journal, cursor);
     w.write(dataSet(300_000, 4));
@@ -126,8 +134,8 @@ describe('spool journal', () => {
     const a = await store(journal, cursor, dataSet(100_000, 1));
     const b = await store(journal, cursor, dataSet(100_000, 2));
     const c = await store(journal, cursor, dataSet(100_000, 3));
-    const damage = (item: string) => {
-      const ref = parseJournalRef(item)!;
+    const damage = (item: SpoolRef) => {
+      const ref = record(item)!;
       const fd = fs.openSync(ref.segment, 'r+');
       fs.writeSync(fd, Buffer.from([0xee]), 0, 1, ref.offset + 50_000);
       fs.closeSync(fd);
@@ -141,7 +149,7 @@ describe('spool journal', () => {
     // reads as corrupt, never as good bytes.
     damage(b);
     expect(() => readSpoolItemCopy(b)).toThrow(SpoolRecordCorrupt);
-    expect(readSpoolItemCopy(b, true).length).toBe(parseJournalRef(b)!.length); // as it is, for quarantine
+    expect(readSpoolItemCopy(b, true).length).toBe(record(b)!.length); // as it is, for quarantine
     expect(await recovered()).toEqual([a, b, c]);
     // c damaged too, and nothing complete after: both look like the record a crash cut.
     damage(c);
@@ -156,15 +164,15 @@ describe('spool journal', () => {
       await store(journal, cursor, dataSet(200_000, 2)),
     ];
     cursor.end();
-    for (const item of first) journal.release(item);
+    for (const item of first) journal.release(record(item)!);
     await journal.close(); // waits for the new generation to be durable
     const again = await journalAt();
     expect(again.liveRecords()).toEqual([]);
     const next = await store(again, new JournalCursor(again), dataSet(1000, 3));
-    const ref = parseJournalRef(next)!;
-    expect(ref.segment).toBe(parseJournalRef(first[0]!)!.segment);
+    const ref = record(next)!;
+    expect(ref.segment).toBe(record(first[0]!)!.segment);
     expect(ref.offset).toBe(BLOCK); // from the start again
-    expect(ref.generation).toBe(parseJournalRef(first[0]!)!.generation + 1);
+    expect(ref.generation).toBe(record(first[0]!)!.generation + 1);
     // A name of the earlier use reads as gone, though its bytes are partly still there.
     expect(() => readSpoolItemCopy(first[1]!)).toThrow(SpoolItemGone);
     // The bytes behind the new record still hold the old generation's second record: not recovered.
@@ -178,18 +186,18 @@ describe('spool journal', () => {
     const cursor = new JournalCursor(journal);
     const small = await store(journal, cursor, dataSet(700_000, 1));
     const big = await store(journal, cursor, dataSet(3 * MiB, 2)); // larger than a segment
-    expect(parseJournalRef(small)).not.toBeNull();
-    expect(parseJournalRef(big)).toBeNull();
-    expect(path.dirname(big)).toBe(spool);
-    expect(isCompleteSpoolFile(fs.readFileSync(big))).toBe(true);
+    expect(record(small)).not.toBeNull();
+    expect(record(big)).toBeNull();
+    expect(big.kind === 'file' && path.dirname(big.path)).toBe(spool);
+    expect(isCompleteSpoolFile(readSpoolItemCopy(big))).toBe(true);
     expect(payload(big).equals(dataSet(3 * MiB, 2))).toBe(true);
     // Smaller instances go to the journal again, writing over what the moved one left behind.
     let next = await store(journal, cursor, dataSet(100_000, 3));
-    if (!parseJournalRef(next)) next = await store(journal, cursor, dataSet(100_000, 3)); // asked for room for 3 MiB
-    const ref = parseJournalRef(next)!;
-    expect(ref.offset).toBeGreaterThan(parseJournalRef(small)!.offset);
+    if (!record(next)) next = await store(journal, cursor, dataSet(100_000, 3)); // asked for room for 3 MiB
+    const ref = record(next)!;
+    expect(ref.offset).toBeGreaterThan(record(small)!.offset);
     expect(payload(next).equals(dataSet(100_000, 3))).toBe(true);
-    expect(journal.liveRecords().sort()).toEqual([small, next].sort());
+    expect(ids(journal.liveRecords())).toEqual(ids([small, next]));
   });
 
   it('keeps to its reserve: past it, instances go to files', async () => {
@@ -199,12 +207,12 @@ describe('spool journal', () => {
     const a = await store(journal, one, dataSet(1000, 1));
     await new Promise((r) => setTimeout(r, 50));
     const b = await store(journal, two, dataSet(1000, 2)); // the only segment is held by `one`
-    expect(parseJournalRef(a)).not.toBeNull();
-    expect(parseJournalRef(b)).toBeNull();
+    expect(record(a)).not.toBeNull();
+    expect(record(b)).toBeNull();
     expect(fs.readdirSync(path.join(spool, 'journal'))).toEqual(['0000.seg']);
     one.end();
     const c = await store(journal, two, dataSet(1000, 3));
-    expect(parseJournalRef(c)!.segment).toBe(parseJournalRef(a)!.segment);
+    expect(record(c)!.segment).toBe(record(a)!.segment);
   });
 
   it('prepares the whole reserve at its full size, and completes a short segment without touching its records', async () => {
@@ -221,11 +229,11 @@ describe('spool journal', () => {
     await growing.recover();
     const cursor = new JournalCursor(growing);
     let item = await store(growing, cursor, dataSet(300_000, 1));
-    for (let i = 0; i < 20 && !parseJournalRef(item); i++) {
+    for (let i = 0; i < 20 && !record(item); i++) {
       await new Promise((r) => setTimeout(r, 20));
       item = await store(growing, cursor, dataSet(300_000, 1));
     }
-    const ref = parseJournalRef(item)!;
+    const ref = record(item)!;
     expect(fs.statSync(ref.segment).size).toBeLessThan(MiB);
     expect(growing.missingBytes()).toBe(16 * MiB - fs.statSync(ref.segment).size);
     await growing.close();
@@ -244,15 +252,13 @@ describe('spool journal', () => {
     a.end(); // the peer went away while its instance is being made durable
     const b = new JournalCursor(journal);
     const other = await store(journal, b, dataSet(1000, 2));
-    expect(parseJournalRef(other)).toBeNull(); // not into the segment a's record still occupies
+    expect(record(other)).toBeNull(); // not into the segment a's record still occupies
     const item = await finishing;
     expect(payload(item).equals(dataSet(2 * MiB, 1))).toBe(true);
     // Settled: the segment is free again, and the next record follows a's.
     const next = await store(journal, b, dataSet(1000, 3));
-    expect(parseJournalRef(next)!.offset).toBeGreaterThanOrEqual(
-      parseJournalRef(item)!.offset + parseJournalRef(item)!.length,
-    );
-    expect(journal.liveRecords().sort()).toEqual([item, next].sort());
+    expect(record(next)!.offset).toBeGreaterThanOrEqual(record(item)!.offset + record(item)!.length);
+    expect(ids(journal.liveRecords())).toEqual(ids([item, next]));
   });
 
   it('sends instances too large for a segment straight to files, and returns to the journal after', async () => {
@@ -260,12 +266,12 @@ describe('spool journal', () => {
     const cursor = new JournalCursor(journal);
     const big1 = await store(journal, cursor, dataSet(3 * MiB, 1)); // moved to a file mid-way
     const big2 = await store(journal, cursor, dataSet(3 * MiB, 2)); // straight to a file
-    expect(parseJournalRef(big1)).toBeNull();
-    expect(parseJournalRef(big2)).toBeNull();
+    expect(record(big1)).toBeNull();
+    expect(record(big2)).toBeNull();
     expect(payload(big2).equals(dataSet(3 * MiB, 2))).toBe(true);
     const small = await store(journal, cursor, dataSet(10_000, 3));
     const small2 = await store(journal, cursor, dataSet(10_000, 4));
-    expect(parseJournalRef(small) ?? parseJournalRef(small2)).not.toBeNull();
+    expect(record(small) ?? record(small2)).not.toBeNull();
   });
 
   it('leaves the disk space it must keep free: the reserve stays short, instances go to files', async () => {
@@ -274,7 +280,7 @@ describe('spool journal', () => {
     await journal.recover();
     expect(await journal.prepare()).toEqual({ preparedBytes: 0, error: 'LOWDISK' });
     const item = await store(journal, new JournalCursor(journal), dataSet(1000, 1));
-    expect(parseJournalRef(item)).toBeNull();
+    expect(record(item)).toBeNull();
     await new Promise((r) => setTimeout(r, 50));
     expect(fs.existsSync(path.join(spool, 'journal'))).toBe(false); // nor grown at run time
   });
@@ -286,15 +292,15 @@ describe('spool journal', () => {
     cursor.end();
     fs.rmSync(path.join(spool, 'journal'), { recursive: true }); // removed while the node runs
     let second = await store(journal, cursor, dataSet(300_000, 2));
-    for (let i = 0; i < 20 && !parseJournalRef(second); i++) {
+    for (let i = 0; i < 20 && !record(second); i++) {
       await new Promise((r) => setTimeout(r, 20)); // 0000.seg is being created again
       second = await store(journal, cursor, dataSet(300_000, 2));
     }
-    const [a, b] = [parseJournalRef(first)!, parseJournalRef(second)!];
+    const [a, b] = [record(first)!, record(second)!];
     expect([b.segment, b.offset, b.length, b.generation]).toEqual([a.segment, a.offset, a.length, a.generation]);
-    expect(second).not.toBe(first);
+    expect(formatSpoolRef(second)).not.toBe(formatSpoolRef(first)); // the nonce differs
     expect(() => readSpoolItemCopy(first)).toThrow(SpoolItemGone);
-    journal.release(first); // the first one's instance is filed: that must not retire the second
+    journal.release(record(first)!); // the first one's instance is filed: that must not retire the second
     expect(journal.liveRecords()).toEqual([second]);
     expect(payload(second).equals(dataSet(300_000, 2))).toBe(true);
   });
@@ -322,7 +328,7 @@ describe('spool journal', () => {
   it('with a reserve of 0, writes a file per instance', async () => {
     const journal = await journalAt({ reserveBytes: 0 });
     const item = await store(journal, new JournalCursor(journal), dataSet(1000, 1));
-    expect(parseJournalRef(item)).toBeNull();
+    expect(record(item)).toBeNull();
     expect(fs.existsSync(path.join(spool, 'journal'))).toBe(false);
   });
 });

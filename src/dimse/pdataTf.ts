@@ -1,8 +1,8 @@
 // Zero-copy parsing of P-DATA-TF PDUs (PS3.8 9.3.5), and the A-ABORT PDU we send.
 //
 // dcmjs-dimse parses P-DATA-TF through its SmartBuffer-based RawPdu/PDataTF classes, copying the
-// PDU body and every PDV value. The receiver parses the PDV items itself (dicomServer.ts handles
-// them; the library never sees P-DATA): each value is a view into the PDU buffer.
+// PDU body and every PDV value. The receiver parses the PDV items itself (its messageAssembly.ts
+// handles them; the library never sees P-DATA): each value is a view into the PDU buffer.
 import { PduError } from './pduReader.js';
 
 /** One presentation data value item. */

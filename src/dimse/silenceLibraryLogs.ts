@@ -7,7 +7,7 @@
 // identifiers. Note: dcmjs-dimse's `Dataset` assigns `dcmjsLog.level = 'error'`, which does not
 // silence dcmjs; the level must be set with setLevel() on the copy dcmjs-dimse bundles
 // (node_modules/dcmjs-dimse/node_modules/dcmjs), not on the top-level dcmjs.
-// These loggers are process-wide singletons: the receiver (src/node/dimse) and the forwarder
+// These loggers are process-wide singletons: the receiver (src/node/receiver) and the forwarder
 // (src/forward) both call this before their first association.
 import { createRequire } from 'node:module';
 import path from 'node:path';

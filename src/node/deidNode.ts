@@ -1,20 +1,22 @@
-// The DICOM node: the SCP spools each instance durably and answers; a processing loop then
-// de-identifies, files and queues it for forwarding. The spool is the durable inbox: a journal
-// record not yet retired, or a spool file, is acknowledged but not yet filed, so a restart after
-// a crash processes it. The node owns the journal: its records are retired as they are filed,
-// which goes on after receiving stops.
+// The DICOM node: the receiver (receiver/) writes each instance durably into the spool (spool/)
+// and answers; processing threads then de-identify, file and queue it for forwarding. The spool
+// is the durable inbox: a journal record not yet retired, or a spool file, is acknowledged but
+// not yet filed, so a restart after a crash processes it. The node owns the spool: it recovers
+// and prepares it before the receiver listens, and releases each instance once it is filed,
+// which goes on after receiving stops. Every part reports its status; status() gathers them.
 import { promises as fsp } from 'node:fs';
-import { join } from 'node:path';
 import { destinationLabel } from '../forward/destination.js';
 import { Status } from '../dimse/status.js';
 import { Forwarder } from '../forward/forwarder.js';
 import type { Logger } from '../log.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
-import { DicomServer, type ReceivedInstance } from './dimse/dicomServer.js';
-import { SpoolJournal } from './dimse/spoolJournal.js';
-import { parseJournalRef, spoolItemName } from './dimse/spoolRef.js';
 import { AuditLog } from '../audit/auditLog.js';
+import { DicomListener } from './receiver/listener.js';
+import type { ReceivedInstance } from './receiver/storeSink.js';
+import { Spool } from './spool/spool.js';
+import { spoolRefId, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
+import { nodeStatus, type NodeStatus } from './nodeStatus.js';
 import { ProcessingThread } from './processingThread.js';
 import { quarantineFile } from './quarantine.js';
 import { MappingWatcher } from './mappingWatcher.js';
@@ -25,25 +27,19 @@ const RETRY_SCAN_MS = 10_000;
 /** Non-I/O failures of one instance before it goes to quarantine. */
 const MAX_FAULTS = 3;
 
-export interface NodeCounts {
-  received: number;
-  filed: number;
-  quarantined: number;
-  failed: number;
-}
-
 export class DeidNode {
   private state!: StateStore;
-  private watcher!: MappingWatcher;
-  private server!: DicomServer;
+  private watcher: MappingWatcher | undefined;
+  private receiver: DicomListener<SpoolRef> | undefined;
   private forwarder: Forwarder | null = null;
-  private processing!: ProcessingThread;
-  private journal!: SpoolJournal;
+  private processing: ProcessingThread | undefined;
+  private spool: Spool | undefined;
   private audit!: AuditLog;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** Failures per spooled instance, by spoolRefId. */
   private readonly faults = new Map<string, number>();
   private stopping = false;
-  readonly counts: NodeCounts = { received: 0, filed: 0, quarantined: 0, failed: 0 };
+  private readonly startedAt = new Date().toISOString();
 
   constructor(
     readonly config: NodeConfig,
@@ -54,43 +50,44 @@ export class DeidNode {
   async start(): Promise<{ port: number }> {
     const c = this.config;
     await Promise.all([c.output, c.quarantine, c.spool, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
-    this.watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => this.processing.setMapping([...t.rows]));
+    const watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => processing.setMapping([...t.rows]));
+    this.watcher = watcher;
     this.state = await openStateStore(c.db, { create: true });
     await this.state.uidSecret(); // created once, before two threads could race for it
     const forwardTo = c.forward.map((d) => d.name); // queue keys
     this.audit = new AuditLog(c.logDir);
-    this.journal = new SpoolJournal(c.spool, {
+    const spool = new Spool(c.spool, {
       reserveBytes: c.spoolReserveMB * 1024 * 1024,
       warn: (message, code) => this.logger.warn(message, { code }),
     });
-    this.processing = new ProcessingThread(
+    this.spool = spool;
+    const processing = new ProcessingThread(
       {
         db: c.db,
         output: c.output,
         quarantine: c.quarantine,
         forwardTo,
-        rows: [...this.watcher.current.rows],
+        rows: [...watcher.current.rows],
       },
       {
         onAudit: (rows) => {
           for (const row of rows) this.audit.write(row);
           this.audit.flush();
         },
-        onDone: (_file, outcome) => {
+        onDone: (_ref, outcome) => {
           if (outcome.status === 'filed') {
-            this.counts.filed++;
             this.forwarder?.kick();
           } else if (outcome.status === 'quarantined') {
-            this.counts.quarantined++;
             this.logger.warn(`instance quarantined (${outcome.reason}); see the audit log`);
           }
         },
-        onReleased: (file) => this.journal.release(file),
-        onFailed: (file, error) => this.onFailed(file, error),
+        onReleased: (ref) => spool.release(ref),
+        onFailed: (ref, error) => this.onFailed(ref, error),
         onCrash: (e) => this.logger.error(`processing thread crashed: ${e.name}; restarting it`),
       },
       c.processingThreads,
     );
+    this.processing = processing;
     if (forwardTo.length > 0) {
       this.forwarder = new Forwarder({
         state: this.state,
@@ -101,25 +98,26 @@ export class DeidNode {
       });
       await this.forwarder.start();
     }
-    this.watcher.start();
-    this.server = new DicomServer({
+    watcher.start();
+    // Instances acknowledged before a crash or stop: process them first.
+    await this.recoverSpool(spool);
+    const pending = await this.scanSpool();
+    if (pending > 0) this.logger.info(`spool: ${pending} acknowledged instance(s) from a previous run to process`);
+    await this.prepareSpool(spool);
+    const receiver = new DicomListener<SpoolRef>({
       aeTitle: c.aeTitle,
       host: c.host,
       port: c.port,
       allowedCallingAets: c.allowedAets,
-      spoolDir: c.spool,
-      journal: this.journal,
       maxAssociations: c.maxAssociations,
       maxPduLength: c.maxPduLength,
       maxInstanceBytes: c.maxInstanceMB * 1024 * 1024,
       logger: this.logger,
+      sinks: spool,
       onStore: (inst) => this.onStore(inst),
     });
-    // Instances acknowledged before a crash or stop: process them first.
-    await this.server.recoverSpool();
-    const pending = await this.scanSpool();
-    if (pending > 0) this.logger.info(`spool: ${pending} acknowledged instance(s) from a previous run to process`);
-    const { port } = await this.server.start();
+    this.receiver = receiver;
+    const { port } = await receiver.start();
     this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${port}`, {
       output: c.output,
       forward: c.forward.map(destinationLabel).join(', ') || 'none',
@@ -128,29 +126,67 @@ export class DeidNode {
     return { port };
   }
 
-  /** The spool file is durable when this runs: accept it and process it after answering. */
-  private async onStore(inst: ReceivedInstance): Promise<number> {
-    this.counts.received++;
-    this.processing.process(inst.spoolPath, inst.callingAet, new Date(), inst.byteLength);
+  /** Recovers what a previous run left in the spool (spool.ts recover()), and says what it found. */
+  private async recoverSpool(spool: Spool): Promise<void> {
+    const { journalRecords, filesRecovered, partialsDeleted } = await spool.recover();
+    if (journalRecords > 0) {
+      this.logger.info('spool journal: acknowledged instances left by a previous run', { count: journalRecords });
+    }
+    if (partialsDeleted > 0)
+      this.logger.warn('deleted partial files left by a previous run', { count: partialsDeleted });
+    if (filesRecovered > 0) {
+      this.logger.info('moved complete files left by a previous run to the spool', { count: filesRecovered });
+    }
+  }
+
+  /** Prepares the spool's reserve before listening (seconds, once, on a new spool), and says so. */
+  private async prepareSpool(spool: Spool): Promise<void> {
+    const t0 = Date.now();
+    const missing = spool.missingBytes();
+    if (missing > 0) {
+      this.logger.info('preparing the spool reserve before listening (once, on a new spool)', {
+        mb: Math.round(missing / 1024 / 1024),
+      });
+    }
+    const reserve = await spool.prepare();
+    if (reserve.preparedBytes > 0) {
+      this.logger.info('spool reserve prepared (once, on a new spool)', {
+        mb: Math.round(reserve.preparedBytes / 1024 / 1024),
+        ms: Date.now() - t0,
+      });
+    }
+    if (reserve.error === 'LOWDISK') {
+      this.logger.warn(
+        'spool reserve left incomplete to keep disk space free (1/20 of the disk, 1-10 GiB); instances beyond it go to files',
+      );
+    } else if (reserve.error) {
+      this.logger.warn('spool reserve incomplete: instances beyond it go to files', { code: reserve.error });
+    }
+  }
+
+  /** The instance is durable in the spool when this runs: accept it and process it after answering. */
+  private async onStore(inst: ReceivedInstance<SpoolRef>): Promise<number> {
+    this.processing!.process(inst.ref, inst.callingAet, new Date(), inst.byteLength);
     return Status.Success;
   }
 
   /**
-   * Disk full, permissions... (an errno code): the spool file stays and is retried on the next
-   * scan, for as long as it takes. Anything else is a fault tied to this instance: after
+   * Disk full, permissions... (an errno code): the spooled instance stays and is retried on the
+   * next scan, for as long as it takes. Anything else is a fault tied to this instance: after
    * MAX_FAULTS tries it goes to quarantine, so one bad instance cannot loop for ever.
    */
-  private onFailed(file: string, error: string): void {
-    this.counts.failed++;
-    const name = spoolItemName(file);
+  private onFailed(ref: SpoolRef, error: string): void {
+    const spool = this.spool!;
+    const name = spoolRefName(ref);
     if (error === 'SpoolItemGone') {
       // Its segment was removed, or its place reused: nothing is left to process or keep.
-      this.journal.release(file);
+      spool.release(ref);
       this.logger.error('spooled instance is gone from the spool journal; it cannot be filed', { spoolFile: name });
       return;
     }
-    const faults = (this.faults.get(file) ?? 0) + 1;
-    this.faults.set(file, faults);
+    const id = spoolRefId(ref);
+    const faults = (this.faults.get(id) ?? 0) + 1;
+    this.faults.set(id, faults);
     // A record the disk damaged is kept as it is, for a person to look at; never filed.
     const corrupt = error === 'SpoolRecordCorrupt';
     if (corrupt || (!/^E[A-Z0-9]+$/.test(error) && faults >= MAX_FAULTS)) {
@@ -160,7 +196,7 @@ export class DeidNode {
       try {
         quarantineFile(
           this.config.quarantine,
-          file,
+          ref,
           {
             reason: corrupt ? 'unreadable' : 'not-deidentifiable',
             message: why,
@@ -170,9 +206,9 @@ export class DeidNode {
           },
           { unchecked: corrupt },
         );
-        this.faults.delete(file);
-        this.journal.release(file);
-        this.counts.quarantined++;
+        this.faults.delete(id);
+        spool.release(ref);
+        this.processing!.recordQuarantined();
         this.logger.error(`${why}: instance moved to quarantine`, { spoolFile: name });
         return;
       } catch {
@@ -193,22 +229,14 @@ export class DeidNode {
   }
 
   /**
-   * Queues every acknowledged instance not yet filed: the journal's live records and the complete
-   * spool files (partial ones are in the receiver's incoming/ folder).
+   * Queues every acknowledged instance not yet filed (spool.ts pending(): the journal's live
+   * records and the complete spool files) that is not being processed already.
    */
   private async scanSpool(): Promise<number> {
     let n = 0;
-    for (const item of this.journal.liveRecords()) {
-      if (this.processing.has(item)) continue;
-      this.processing.process(item, 'spool', new Date(), parseJournalRef(item)!.length);
-      n++;
-    }
-    for (const f of (await fsp.readdir(this.config.spool)).sort()) {
-      const file = join(this.config.spool, f);
-      if (!f.endsWith('.dcm') || this.processing.has(file)) continue;
-      const st = await fsp.stat(file).catch(() => null);
-      if (!st) continue;
-      this.processing.process(file, 'spool', st.mtime, st.size);
+    for (const { ref, bytes, spooledAt } of await this.spool!.pending()) {
+      if (this.processing!.has(ref)) continue;
+      this.processing!.process(ref, 'spool', spooledAt, bytes);
       n++;
     }
     return n;
@@ -216,7 +244,25 @@ export class DeidNode {
 
   /** Resolves when nothing is being processed. */
   whenIdle(): Promise<void> {
-    return this.processing.whenIdle();
+    return this.processing?.whenIdle() ?? Promise.resolve();
+  }
+
+  /**
+   * The node's status: each long-running part's ComponentStatus (receiver, spool, processing,
+   * mapping, and the forwarder when destinations are configured) and the overall state. Cheap: no
+   * I/O but a few fstat calls of the spool's segments. Plain data, no identifier.
+   */
+  status(): NodeStatus {
+    return nodeStatus(
+      {
+        receiver: this.receiver?.status(),
+        spool: this.spool?.status(),
+        processing: this.processing?.status(),
+        mapping: this.watcher?.status(),
+        forwarder: this.forwarder?.status(),
+      },
+      this.startedAt,
+    );
   }
 
   /** Stops accepting, answers in-flight stores, finishes processing, closes everything. */
@@ -224,13 +270,22 @@ export class DeidNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await this.server?.stop();
+    await this.receiver?.stop();
     await this.processing?.close();
-    await this.journal?.close();
+    await this.spool?.close();
     this.audit?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();
     await this.state?.close();
-    if (this.server) this.logger.info('stopped', { ...this.counts });
+    if (this.receiver) {
+      const counts = (c: { counts: Record<string, number> } | undefined, key: string) => c?.counts[key] ?? 0;
+      const { receiver, processing } = this.status().components;
+      this.logger.info('stopped', {
+        received: counts(receiver, 'instancesStored'),
+        filed: counts(processing, 'filed'),
+        quarantined: counts(processing, 'quarantined'),
+        failed: counts(processing, 'failed'),
+      });
+    }
   }
 }

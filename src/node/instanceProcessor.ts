@@ -3,7 +3,8 @@
 //   stage:  match -> session index -> de-identify -> atomic write of the output (not yet fsync'd)
 //   commit: one transaction of the state (filing records + forward enqueues) -> audit rows
 //   retire: fsync the outputs and their folders -> only then delete the source files
-// Unmatched or undecodable instances go to quarantine at once. The source (spool file) outlives
+// Unmatched or undecodable instances go to quarantine at once. The source (a spooled instance,
+// spool/spoolRef.ts: a journal record or a file) outlives
 // every step until its output is durable, so a crash anywhere means processing it again; that is
 // idempotent: the output path and bytes depend only on the instance and the state.
 import { createHash } from 'node:crypto';
@@ -16,7 +17,8 @@ import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from
 import type { AuditRow } from '../audit/auditLog.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
 import { ReusableReader } from '../io/reusableReader.js';
-import { parseJournalRef, readSpoolItem, spoolItemName } from './dimse/spoolRef.js';
+import { readSpoolItem } from './spool/spoolReader.js';
+import { spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 import type { StateStore } from '../state/stateStore.js';
 import { quarantineFile, type QuarantineReason } from './quarantine.js';
 
@@ -61,7 +63,8 @@ export function seriesFolderName(r: DeidResult): string {
 
 /** An instance written to the output tree whose filing is not committed yet. */
 export interface Staged {
-  file: string;
+  /** The spooled instance it came from. */
+  ref: SpoolRef;
   outputPath: string;
   rel: string;
   researchId: string;
@@ -81,14 +84,14 @@ export interface Staged {
  */
 export async function stageInstance(
   deps: ProcessorDeps,
-  file: string,
+  ref: SpoolRef,
   source: Source,
   leaveUnmatched = false,
 ): Promise<Staged | Outcome> {
   if (staging) throw new Error('stageInstance: one instance at a time per thread');
   staging = true;
   try {
-    return await stageOne(deps, file, source, leaveUnmatched);
+    return await stageOne(deps, ref, source, leaveUnmatched);
   } finally {
     staging = false;
   }
@@ -96,19 +99,19 @@ export async function stageInstance(
 
 async function stageOne(
   deps: ProcessorDeps,
-  file: string,
+  ref: SpoolRef,
   source: Source,
   leaveUnmatched: boolean,
 ): Promise<Staged | Outcome> {
-  const bytes = readSpoolItem(reader, file); // nothing of it is kept past this call
+  const bytes = readSpoolItem(reader, ref); // nothing of it is kept past this call
 
-  const sourceLabel = `${source.callingAet}:${spoolItemName(file)}`;
+  const sourceLabel = `${source.callingAet}:${spoolRefName(ref)}`;
   let keys: InstanceKeys;
   try {
     keys = readInstanceKeys(bytes);
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
-    return quarantine(deps, file, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
+    return quarantine(deps, ref, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
   }
   const mapping = deps.mapping();
   const match: Match | null = mapping.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
@@ -116,7 +119,7 @@ async function stageOne(
     const note = mapping.unmatchedNote({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
     return quarantine(
       deps,
-      file,
+      ref,
       source,
       'no-mapping',
       'no mapping row for this patient or accession' + (note ? `; ${note.text}` : ''),
@@ -139,7 +142,7 @@ async function stageOne(
     });
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
-    return quarantine(deps, file, source, 'not-deidentifiable', e.message, keys, sourceLabel, leaveUnmatched);
+    return quarantine(deps, ref, source, 'not-deidentifiable', e.message, keys, sourceLabel, leaveUnmatched);
   }
   const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
   const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
@@ -157,7 +160,7 @@ async function stageOne(
   }
   const rel = relative(deps.outputDir, outputPath);
   return {
-    file,
+    ref,
     outputPath,
     rel,
     researchId: row.researchId,
@@ -217,20 +220,20 @@ export function isStaged(x: Staged | Outcome): x is Staged {
  * folder once, then delete the source files (a spool journal record is released by the node's
  * main thread, which owns the journal). Throws on an I/O error before deleting anything.
  */
-export function retireStaged(staged: Pick<Staged, 'file' | 'outputPath'>[]): void {
+export function retireStaged(staged: Pick<Staged, 'ref' | 'outputPath'>[]): void {
   for (const s of staged) fsyncPathSync(s.outputPath);
   for (const dir of new Set(staged.map((s) => dirname(s.outputPath)))) fsyncPathSync(dir);
-  for (const s of staged) if (!parseJournalRef(s.file)) rmSync(s.file, { force: true });
+  for (const { ref } of staged) if (ref.kind === 'file') rmSync(ref.path, { force: true });
 }
 
 /** Files one Part 10 file completely (stage + commit + retire). */
 export async function processInstance(
   deps: ProcessorDeps,
-  file: string,
+  ref: SpoolRef,
   source: Source,
   leaveUnmatched = false,
 ): Promise<Outcome> {
-  const staged = await stageInstance(deps, file, source, leaveUnmatched);
+  const staged = await stageInstance(deps, ref, source, leaveUnmatched);
   if (!isStaged(staged)) return staged;
   const outcome = (await commitStaged(deps, [staged]))[0]!;
   retireStaged([staged]);
@@ -264,7 +267,7 @@ async function sessionIndex(deps: ProcessorDeps, researchId: string, key: string
 
 function quarantine(
   deps: ProcessorDeps,
-  file: string,
+  ref: SpoolRef,
   source: Source,
   reason: QuarantineReason,
   message: string,
@@ -273,7 +276,7 @@ function quarantine(
   leave: boolean,
 ): Outcome {
   if (leave) return { status: 'unmatched', message };
-  const dest = quarantineFile(deps.quarantineDir, file, {
+  const dest = quarantineFile(deps.quarantineDir, ref, {
     reason,
     message,
     receivedAt: source.receivedAt.toISOString(),

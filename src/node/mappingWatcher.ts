@@ -9,6 +9,7 @@ import { rowsOrThrow } from '../core/mapping/mappingCsv.js';
 import { MappingError } from '../core/types.js';
 import { checkMappingFile, readMappingFile } from '../io/mappingFile.js';
 import type { Logger } from '../log.js';
+import { StatusTracker, type ComponentStatus, type StatusReporter } from '../status.js';
 
 /** Reads and validates the CSV; throws MappingError (message names the row and value). */
 export function loadMapping(file: string): MappingTable {
@@ -25,9 +26,15 @@ function loadLogged(file: string, logger: Logger): MappingTable {
   return table;
 }
 
-export class MappingWatcher {
+export class MappingWatcher implements StatusReporter {
   private table: MappingTable;
   private readonly listener = (cur: Stats, prev: Stats) => this.onChange(cur, prev);
+  private readonly tracker = new StatusTracker('mapping');
+  private reloads = 0;
+  private refusedReloads = 0;
+  /** ISO times: the mapping in use was loaded; the last edit that did not validate was refused. */
+  private loadedAt = new Date().toISOString();
+  private lastRefusedAt: string | undefined;
 
   /** Loads the CSV now (throws when it does not validate: the node must not start without a key). */
   constructor(
@@ -45,12 +52,33 @@ export class MappingWatcher {
   }
 
   start(): void {
+    this.tracker.set('running');
     // Polling, not fs.watch: editors replace files (rename), network shares drop inotify events.
     watchFile(this.file, { interval: this.intervalMs }, this.listener);
   }
 
   stop(): void {
     unwatchFile(this.file, this.listener);
+    this.tracker.set('stopped');
+  }
+
+  /**
+   * The mapping's status: rows in use, reloads taken and refused since start, when the mapping in
+   * use was loaded and when an edit was last refused. Degraded while the file on disk is not the
+   * mapping in use (its last edit was refused, or it disappeared). No CSV value ever goes in.
+   */
+  status(): ComponentStatus {
+    return this.tracker.report(
+      { rows: this.table.rows.length, reloads: this.reloads, refusedReloads: this.refusedReloads },
+      { details: { loadedAt: this.loadedAt, ...(this.lastRefusedAt ? { lastRefusedAt: this.lastRefusedAt } : {}) } },
+    );
+  }
+
+  private refused(message: string): void {
+    this.refusedReloads++;
+    this.lastRefusedAt = new Date().toISOString();
+    this.tracker.error(message);
+    this.tracker.set('degraded');
   }
 
   /** Reloads now; returns whether the new mapping was taken. */
@@ -58,19 +86,25 @@ export class MappingWatcher {
     try {
       this.table = loadLogged(this.file, this.logger);
       this.onReload(this.table);
+      this.reloads++;
+      this.loadedAt = new Date().toISOString();
+      this.tracker.set('running');
       this.logger.info(`mapping CSV reloaded: ${this.table.rows.length} rows`);
       return true;
     } catch (e) {
       if (e instanceof MappingError && e.problems.length > 0) {
-        for (const line of formatProblems(e.problems, 'error', basename(this.file), true)) {
-          this.logger.error(`mapping CSV not reloaded: ${line}`);
-        }
+        const lines = formatProblems(e.problems, 'error', basename(this.file), true);
+        for (const line of lines) this.logger.error(`mapping CSV not reloaded: ${line}`);
         this.logger.error(
           `mapping CSV not reloaded, keeping the previous mapping: the values are not logged; dicom-deid check-csv ${this.file} shows them`,
+        );
+        this.refused(
+          `mapping CSV not reloaded: ${lines[0] ?? 'invalid'}${lines.length > 1 ? ` (+${lines.length - 1} more)` : ''}`,
         );
       } else {
         // Unreadable: the message names the file and the reason in words, no CSV value.
         this.logger.error(`mapping CSV not reloaded, keeping the previous mapping: ${(e as Error).message}`);
+        this.refused(`mapping CSV not reloaded: ${(e as Error).message}`);
       }
       return false;
     }
@@ -80,6 +114,7 @@ export class MappingWatcher {
     if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size) return;
     if (cur.nlink === 0 && cur.size === 0) {
       this.logger.error('mapping CSV disappeared: keeping the previous mapping');
+      this.refused('mapping CSV disappeared');
       return;
     }
     this.reload();

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { destinationsFromConfig, type Destination } from '../forward/destination.js';
-import { isValidAeTitle } from './dimse/associationPolicy.js';
+import { isValidAeTitle } from './receiver/associationPolicy.js';
 
 export interface NodeConfig {
   aeTitle: string;
@@ -33,7 +33,7 @@ export interface NodeConfig {
   processingThreads: number;
   /**
    * Disk the spool journal may keep for reuse, in MiB (segments of 64 MiB; 0 = a file per
-   * instance, slower to acknowledge). See dimse/spoolJournal.ts.
+   * instance, slower to acknowledge). See spool/spoolJournal.ts.
    */
   spoolReserveMB: number;
 }

@@ -1,7 +1,7 @@
 // Main-thread side of the processing workers: hands them spooled instances (journal records or
-// spool files, named as in dimse/spoolRef.ts; "file" below) to the least busy one, tracks each
-// until the spool lets it go (onReleased), restarts a worker that dies (the spool still
-// holds whatever it had not finished).
+// spool files: a SpoolRef, spool/spoolRef.ts) to the least busy one, tracks each until the spool
+// lets it go (onReleased), restarts a worker that dies (the spool still holds whatever it had not
+// finished).
 //
 // Receive first: while instances keep arriving (one came less than HOLD_MS ago), spooled files
 // are held back, up to MAX_HELD files or MAX_HELD_BYTES, and handed over when the senders pause.
@@ -19,17 +19,19 @@
 // (each fsync is a journal commit).
 import { Worker } from 'node:worker_threads';
 import type { AuditRow } from '../audit/auditLog.js';
+import { StatusTracker, type ComponentStatus, type StatusReporter } from '../status.js';
 import type { MappingRow } from '../core/types.js';
 import type { Outcome } from './instanceProcessor.js';
 import type { FromWorker, ProcessingInit, ToWorker } from './processingWorker.js';
+import { spoolRefId, type SpoolRef } from './spool/spoolRef.js';
 
 export interface ProcessingEvents {
   /** Audit rows, always before the 'done' of the instances they describe. */
   onAudit(rows: AuditRow[]): void;
-  onDone(file: string, outcome: Outcome): void;
-  /** The spool no longer needs the file: its output is durable, or it went to quarantine. */
-  onReleased(file: string): void;
-  onFailed(file: string, error: string): void;
+  onDone(ref: SpoolRef, outcome: Outcome): void;
+  /** The spool no longer needs the instance: its output is durable, or it went to quarantine. */
+  onReleased(ref: SpoolRef): void;
+  onFailed(ref: SpoolRef, error: string): void;
   onCrash(error: Error): void;
 }
 
@@ -40,20 +42,24 @@ const MAX_HELD = 2000;
 const MAX_HELD_BYTES = 1024 ** 3;
 
 interface Job {
-  file: string;
+  ref: SpoolRef;
   callingAet: string;
   receivedAt: Date;
 }
 
-/** Where a file is: held here, being processed by a worker, or filed and awaiting a checkpoint. */
+/** Where an instance is: held here, being processed by a worker, or filed and awaiting a checkpoint. */
 interface Flight {
+  ref: SpoolRef;
   state: 'held' | 'processing' | 'unsynced';
   worker: number;
 }
 
-export class ProcessingThread {
+export class ProcessingThread implements StatusReporter {
   private readonly workers: Worker[] = [];
-  /** Every file from process() until its spool file is gone (or it failed). */
+  private readonly tracker = new StatusTracker('processing', 'running');
+  /** Outcomes since start, and workers restarted after they died. */
+  private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0 };
+  /** Every instance from process() until the spool lets it go (or it failed), by spoolRefId. */
   private readonly inFlight = new Map<string, Flight>();
   private held: Job[] = [];
   private heldBytes = 0;
@@ -91,30 +97,38 @@ export class ProcessingThread {
       if (msg.type === 'audit') {
         this.events.onAudit(msg.rows);
       } else if (msg.type === 'done') {
-        if (msg.outcome.status === 'filed') this.move(msg.file, 'unsynced');
-        else this.end(msg.file);
+        if (msg.outcome.status === 'filed') this.outcomes.filed++;
+        else if (msg.outcome.status === 'quarantined') this.outcomes.quarantined++;
+        if (msg.outcome.status === 'filed') this.move(msg.ref, 'unsynced');
+        else this.end(msg.ref);
         this.report(() => {
-          this.events.onDone(msg.file, msg.outcome);
-          if (msg.outcome.status === 'quarantined') this.events.onReleased(msg.file);
+          this.events.onDone(msg.ref, msg.outcome);
+          if (msg.outcome.status === 'quarantined') this.events.onReleased(msg.ref);
         });
       } else if (msg.type === 'retired') {
         this.checkpointing[i] = false;
-        for (const f of msg.files) this.end(f);
-        this.report(() => msg.files.forEach((f) => this.events.onReleased(f)));
+        for (const ref of msg.refs) this.end(ref);
+        this.report(() => msg.refs.forEach((ref) => this.events.onReleased(ref)));
       } else if (msg.type === 'failed') {
-        if (this.inFlight.get(msg.file)?.state === 'unsynced') this.checkpointing[i] = false;
-        this.end(msg.file);
-        this.report(() => this.events.onFailed(msg.file, msg.error));
+        this.failed(msg.error);
+        if (this.inFlight.get(spoolRefId(msg.ref))?.state === 'unsynced') this.checkpointing[i] = false;
+        this.end(msg.ref);
+        this.report(() => this.events.onFailed(msg.ref, msg.error));
       }
     });
-    w.on('error', (e) => this.events.onCrash(e));
+    w.on('error', (e) => {
+      this.tracker.error(`processing thread crashed (${e.name})`);
+      this.events.onCrash(e);
+    });
     w.on('exit', () => {
       if (this.closing) return;
+      this.outcomes.restarts++;
       // Whatever it held is still in the spool; the node rescans it.
-      for (const [f, flight] of [...this.inFlight]) {
-        if (flight.state !== 'held' && flight.worker === i) {
-          this.end(f);
-          this.report(() => this.events.onFailed(f, 'WorkerExited'));
+      for (const { ref, state, worker } of [...this.inFlight.values()]) {
+        if (state !== 'held' && worker === i) {
+          this.failed('WorkerExited');
+          this.end(ref);
+          this.report(() => this.events.onFailed(ref, 'WorkerExited'));
         }
       }
       this.checkpointing[i] = false;
@@ -123,20 +137,62 @@ export class ProcessingThread {
     this.workers[i] = w;
   }
 
-  /** Moves a file to another state, keeping the per-worker counts. */
-  private move(file: string, state: Flight['state'], worker?: number): void {
-    const flight = this.inFlight.get(file);
+  private failed(error: string): void {
+    this.outcomes.failed++;
+    this.tracker.error(`processing failed (${error})`);
+  }
+
+  /** Counts an instance the node quarantined itself after its processing failed (see DeidNode). */
+  recordQuarantined(): void {
+    this.outcomes.quarantined++;
+  }
+
+  /**
+   * The processing pool's status: instances held back (receive first), being processed, filed
+   * and awaiting a checkpoint; workers and their restarts; outcomes since start (filed,
+   * quarantined, failed attempts). Backlog = every instance handed over and not yet released.
+   */
+  status(): ComponentStatus {
+    let held = 0;
+    let processing = 0;
+    let awaitingCheckpoint = 0;
+    for (const flight of this.inFlight.values()) {
+      if (flight.state === 'held') held++;
+      else if (flight.state === 'processing') processing++;
+      else awaitingCheckpoint++;
+    }
+    return this.tracker.report(
+      {
+        held,
+        heldBytes: this.heldBytes,
+        processing,
+        awaitingCheckpoint,
+        workers: this.workers.length,
+        restarts: this.outcomes.restarts,
+        filed: this.outcomes.filed,
+        quarantined: this.outcomes.quarantined,
+        failed: this.outcomes.failed,
+      },
+      { backlog: this.inFlight.size },
+    );
+  }
+
+  /** Moves an instance to another state, keeping the per-worker counts. */
+  private move(ref: SpoolRef, state: Flight['state'], worker?: number): void {
+    const id = spoolRefId(ref);
+    const flight = this.inFlight.get(id);
     if (flight) this.count(flight, -1);
-    const next: Flight = { state, worker: worker ?? flight?.worker ?? -1 };
-    this.inFlight.set(file, next);
+    const next: Flight = { ref, state, worker: worker ?? flight?.worker ?? -1 };
+    this.inFlight.set(id, next);
     this.count(next, +1);
   }
 
-  private end(file: string): void {
-    const flight = this.inFlight.get(file);
+  private end(ref: SpoolRef): void {
+    const id = spoolRefId(ref);
+    const flight = this.inFlight.get(id);
     if (!flight) return;
     this.count(flight, -1);
-    this.inFlight.delete(file);
+    this.inFlight.delete(id);
   }
 
   private count(f: Flight, d: number): void {
@@ -160,15 +216,15 @@ export class ProcessingThread {
     }
   }
 
-  has(file: string): boolean {
-    return this.inFlight.has(file);
+  has(ref: SpoolRef): boolean {
+    return this.inFlight.has(spoolRefId(ref));
   }
 
-  /** Queues a spool file of `bytes` bytes (held back while instances keep arriving). */
-  process(file: string, callingAet: string, receivedAt: Date, bytes: number): void {
-    if (this.inFlight.has(file) || this.closing) return;
-    this.move(file, 'held');
-    this.held.push({ file, callingAet, receivedAt });
+  /** Queues a spooled instance of `bytes` bytes (held back while instances keep arriving). */
+  process(ref: SpoolRef, callingAet: string, receivedAt: Date, bytes: number): void {
+    if (this.has(ref) || this.closing) return;
+    this.move(ref, 'held');
+    this.held.push({ ref, callingAet, receivedAt });
     this.heldBytes += bytes;
     this.lastArrival = Date.now();
     this.release();
@@ -191,13 +247,13 @@ export class ProcessingThread {
     for (const job of this.held.splice(0)) this.dispatch(job);
   }
 
-  private dispatch({ file, callingAet, receivedAt }: Job): void {
+  private dispatch({ ref, callingAet, receivedAt }: Job): void {
     let i = 0;
     for (let k = 1; k < this.workers.length; k++) if (this.load[k]! < this.load[i]!) i = k;
-    this.move(file, 'processing', i);
+    this.move(ref, 'processing', i);
     this.workers[i]!.postMessage({
       type: 'process',
-      file,
+      ref,
       callingAet,
       receivedAt: receivedAt.getTime(),
     } satisfies ToWorker);
@@ -208,7 +264,7 @@ export class ProcessingThread {
     for (const w of this.workers) w.postMessage({ type: 'mapping', rows } satisfies ToWorker);
   }
 
-  /** Resolves when every file handed over is filed and checkpointed (or failed). */
+  /** Resolves when every instance handed over is filed and checkpointed (or failed). */
   whenIdle(): Promise<void> {
     if (this.inFlight.size === 0) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
@@ -216,6 +272,7 @@ export class ProcessingThread {
 
   /** Hands over what is held, waits for in-flight work, then closes the workers' databases. */
   async close(): Promise<void> {
+    this.tracker.set('stopping');
     this.release(true);
     await this.whenIdle();
     this.closing = true;
@@ -228,5 +285,6 @@ export class ProcessingThread {
           }),
       ),
     );
+    this.tracker.set('stopped');
   }
 }

@@ -16,6 +16,7 @@ import { MappingTable } from '../core/mapping/mappingTable.js';
 import type { MappingRow } from '../core/types.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
+import type { SpoolRef } from './spool/spoolRef.js';
 import {
   commitStaged,
   isStaged,
@@ -35,8 +36,9 @@ export interface ProcessingInit {
   rows: MappingRow[];
 }
 
+/** Messages to and from the thread; a spooled instance travels as its SpoolRef (plain data). */
 export type ToWorker =
-  | { type: 'process'; file: string; callingAet: string; receivedAt: number }
+  | { type: 'process'; ref: SpoolRef; callingAet: string; receivedAt: number }
   | { type: 'mapping'; rows: MappingRow[] }
   | { type: 'checkpoint' }
   | { type: 'close' };
@@ -44,10 +46,10 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'audit'; rows: AuditRow[] }
   /** Filed (committed, output written) or quarantined; a filed one is retired later. */
-  | { type: 'done'; file: string; outcome: Outcome }
-  /** Outputs durable, spool files deleted. */
-  | { type: 'retired'; files: string[] }
-  | { type: 'failed'; file: string; error: string }
+  | { type: 'done'; ref: SpoolRef; outcome: Outcome }
+  /** Outputs durable, spool files deleted (journal records are released by the main thread). */
+  | { type: 'retired'; refs: SpoolRef[] }
+  | { type: 'failed'; ref: SpoolRef; error: string }
   | { type: 'closed' };
 
 const init = workerData as ProcessingInit;
@@ -74,23 +76,23 @@ async function drain(deps: ProcessorDeps): Promise<void> {
   const replies: FromWorker[] = [];
   for (const msg of group) {
     try {
-      const r = await stageInstance(deps, msg.file, {
+      const r = await stageInstance(deps, msg.ref, {
         callingAet: msg.callingAet,
         receivedAt: new Date(msg.receivedAt),
       });
       if (isStaged(r)) staged.push(r);
-      else replies.push({ type: 'done', file: msg.file, outcome: r });
+      else replies.push({ type: 'done', ref: msg.ref, outcome: r });
     } catch (e) {
-      replies.push({ type: 'failed', file: msg.file, error: errorCode(e) });
+      replies.push({ type: 'failed', ref: msg.ref, error: errorCode(e) });
     }
   }
   try {
     const outcomes = await commitStaged(deps, staged);
-    staged.forEach((s, i) => replies.push({ type: 'done', file: s.file, outcome: outcomes[i]! }));
+    staged.forEach((s, i) => replies.push({ type: 'done', ref: s.ref, outcome: outcomes[i]! }));
     unsynced.push(...staged);
   } catch (e) {
     // Nothing of the group is committed; the spool files stay and are retried.
-    for (const s of staged) replies.push({ type: 'failed', file: s.file, error: errorCode(e) });
+    for (const s of staged) replies.push({ type: 'failed', ref: s.ref, error: errorCode(e) });
   }
   if (auditRows.length > 0) port.postMessage({ type: 'audit', rows: auditRows.splice(0) } satisfies FromWorker);
   for (const r of replies) port.postMessage(r);
@@ -105,10 +107,10 @@ function checkpoint(): void {
   const batch = unsynced.splice(0);
   try {
     retireStaged(batch);
-    port.postMessage({ type: 'retired', files: batch.map((s) => s.file) } satisfies FromWorker);
+    port.postMessage({ type: 'retired', refs: batch.map((s) => s.ref) } satisfies FromWorker);
   } catch (e) {
     // An output may not be durable: its spool file stays and is processed again (idempotent).
-    for (const s of batch) port.postMessage({ type: 'failed', file: s.file, error: errorCode(e) } satisfies FromWorker);
+    for (const s of batch) port.postMessage({ type: 'failed', ref: s.ref, error: errorCode(e) } satisfies FromWorker);
   }
 }
 

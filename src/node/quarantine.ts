@@ -6,7 +6,8 @@ import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { InstanceKeys } from '../core/types.js';
 import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js';
-import { parseJournalRef, readSpoolItemCopy, spoolItemName } from './dimse/spoolRef.js';
+import { readSpoolItemCopy } from './spool/spoolReader.js';
+import { formatSpoolRef, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 
 export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
 
@@ -33,28 +34,28 @@ function studyFolder(root: string, keys: QuarantineSidecar['keys']): string {
 }
 
 /**
- * Moves `file` into quarantine, durably, with its sidecar. Returns the new path. A spool journal
- * record (spoolRef.ts) is copied: its owner then releases it from the journal. `unchecked`: a
- * record is copied even when its bytes fail its checksum.
+ * Moves a spooled instance (spool/spoolRef.ts) into quarantine, durably, with its sidecar; returns
+ * its new path. A file is moved; a journal record is copied (its owner then releases it from the
+ * journal). `unchecked`: a record is copied even when its bytes fail its checksum.
  */
 export function quarantineFile(
   root: string,
-  file: string,
+  ref: SpoolRef,
   sidecar: QuarantineSidecar,
   opts: { unchecked?: boolean } = {},
 ): string {
-  const record = parseJournalRef(file) !== null;
-  // A record's short name repeats when a journal starts over (a new spool): a hash of its full
-  // name (which holds its segment's nonce) keeps it unique, and the same on a retry.
-  const name = record
-    ? `${spoolItemName(file)}-${createHash('sha256').update(file).digest('hex').slice(0, 12)}`
-    : basename(file);
+  // A record's short name repeats when a journal starts over (a new spool): a hash of its id
+  // (which holds its segment's nonce) keeps it unique, and the same on a retry.
+  const name =
+    ref.kind === 'journal'
+      ? `${spoolRefName(ref)}-${createHash('sha256').update(formatSpoolRef(ref)).digest('hex').slice(0, 12)}`
+      : basename(ref.path);
   const dest = join(studyFolder(root, sidecar.keys), name.replace(/(\.dcm)?$/, '.dcm'));
   // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
   // never a file that nobody knows why it is there.
   writeFileDurableSync(`${dest}.json`, JSON.stringify(sidecar, null, 2) + '\n', 0o600);
-  if (record) writeFileDurableSync(dest, readSpoolItemCopy(file, opts.unchecked), 0o600);
-  else moveFileDurableSync(file, dest);
+  if (ref.kind === 'journal') writeFileDurableSync(dest, readSpoolItemCopy(ref, opts.unchecked), 0o600);
+  else moveFileDurableSync(ref.path, dest);
   return dest;
 }
 

@@ -6,6 +6,7 @@ import { processInstance } from './instanceProcessor.js';
 import { loadMapping } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
 import { listQuarantine, removeFromQuarantine } from './quarantine.js';
+import { fileRef } from './spool/spoolRef.js';
 
 export interface ReplaySummary {
   filed: number;
@@ -35,7 +36,7 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
       const receivedAt = q.sidecar.receivedAt ? new Date(q.sidecar.receivedAt) : new Date();
       const outcome = await processInstance(
         deps,
-        q.file,
+        fileRef(q.file),
         { callingAet: q.sidecar.callingAet || 'quarantine', receivedAt },
         true,
       );

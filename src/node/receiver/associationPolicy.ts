@@ -31,8 +31,12 @@ export interface AssociationPolicyConfig {
   maxAssociations: number;
 }
 
+/** Why an association was rejected, as a stable key (status counts). */
+export type RejectionCode = 'calledAeTitle' | 'callingAeTitle' | 'stopping' | 'associationLimit';
+
 export type AssociationDecision =
-  { accept: true } | { accept: false; result: number; source: number; reason: number; why: string };
+  | { accept: true }
+  | { accept: false; result: number; source: number; reason: number; why: string; code: RejectionCode };
 
 /** An AE title we can be configured with: 1-16 characters, no backslash or control character. */
 export function isValidAeTitle(aet: string): boolean {
@@ -58,6 +62,7 @@ export function decideAssociation(
       source: RejectSource.ServiceUser,
       reason: RejectReason.CalledAeNotRecognized,
       why: 'called AE title not recognized',
+      code: 'calledAeTitle',
     };
   }
   const calling = normalizeAet(callingAet);
@@ -68,6 +73,7 @@ export function decideAssociation(
       source: RejectSource.ServiceUser,
       reason: RejectReason.CallingAeNotRecognized,
       why: 'calling AE title not allowed',
+      code: 'callingAeTitle',
     };
   }
   if (stopping) {
@@ -77,6 +83,7 @@ export function decideAssociation(
       source: RejectSource.ServiceProviderPresentation,
       reason: RejectReason.TemporaryCongestion,
       why: 'server is stopping',
+      code: 'stopping',
     };
   }
   if (activeAssociations >= cfg.maxAssociations) {
@@ -86,6 +93,7 @@ export function decideAssociation(
       source: RejectSource.ServiceProviderPresentation,
       reason: RejectReason.LocalLimitExceeded,
       why: 'too many concurrent associations',
+      code: 'associationLimit',
     };
   }
   return { accept: true };

@@ -1,17 +1,14 @@
-// Pure parts of the DIMSE receiver: PDU framing, PDV parsing, negotiation policy, file meta.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { crc32 } from 'node:zlib';
+// Pure parts of the receiver's path: PDU framing, PDV parsing and message assembly, negotiation
+// policy, command sets, file meta.
 import { describe, expect, it } from 'vitest';
-import { decideAssociation, negotiateContext, ContextResult } from '../src/node/dimse/associationPolicy.js';
+import { decideAssociation, negotiateContext, ContextResult } from '../src/node/receiver/associationPolicy.js';
 import { CommandSetError, commandPdu, encodeResponse, parseCommand } from '../src/dimse/commandSet.js';
 import { buildFileMeta } from '../src/core/dicom/fileMeta.js';
-import { completionMarker, isCompleteSpoolFile, recoverSpool } from '../src/node/dimse/spoolWriter.js';
 import { parsePdvs } from '../src/dimse/pdataTf.js';
 import { PduError, PduReader } from '../src/dimse/pduReader.js';
-import { isAcceptedStorageSyntax } from '../src/node/dimse/storageSopClasses.js';
-import { pickTransferSyntax } from '../src/node/dimse/transferSyntaxes.js';
+import { MessageAssembly, type CommandMessage } from '../src/node/receiver/messageAssembly.js';
+import { isAcceptedStorageSyntax } from '../src/node/receiver/storageSopClasses.js';
+import { pickTransferSyntax } from '../src/node/receiver/transferSyntaxes.js';
 
 function pdu(type: number, body: Buffer): Buffer {
   const h = Buffer.alloc(6);
@@ -74,6 +71,123 @@ describe('parsePdvs', () => {
     const bad = Buffer.from(p);
     bad.writeUInt32BE(999, 6);
     expect(() => parsePdvs(bad)).toThrow(PduError);
+  });
+});
+
+describe('MessageAssembly', () => {
+  const CT = '1.2.840.10008.5.1.4.1.1.2';
+  const contexts = new Map([
+    [1, { abstractSyntaxUid: CT, transferSyntaxUid: '1.2.840.10008.1.2.1' }],
+    [3, { abstractSyntaxUid: CT, transferSyntaxUid: '1.2.840.10008.1.2' }],
+  ]);
+  /** A P-DATA-TF PDU of the given PDVs: [presentation context ID, message control header, value]. */
+  function pdata(...pdvs: [number, number, Buffer][]): Buffer {
+    return pdu(
+      0x04,
+      Buffer.concat(
+        pdvs.map(([pc, ctl, v]) => {
+          const h = Buffer.alloc(6);
+          h.writeUInt32BE(v.length + 2, 0);
+          h[4] = pc;
+          h[5] = ctl;
+          return Buffer.concat([h, v]);
+        }),
+      ),
+    );
+  }
+  const el = (element: number, value: Buffer) => {
+    const h = Buffer.alloc(8);
+    h.writeUInt16LE(element, 2);
+    h.writeUInt32LE(value.length, 4);
+    return Buffer.concat([h, value]);
+  };
+  const us = (v: number) => Buffer.from([v & 0xff, v >> 8]);
+  /** A C-STORE-RQ command set (with a data set) or a C-ECHO-RQ (without). */
+  const store = Buffer.concat([
+    el(0x0002, Buffer.from(`${CT}\0`, 'latin1')),
+    el(0x0100, us(0x0001)),
+    el(0x0800, us(0x0000)),
+    el(0x1000, Buffer.from('1.2.3.4 ', 'latin1')),
+  ]);
+  const echo = Buffer.concat([el(0x0100, us(0x0030)), el(0x0800, us(0x0101))]);
+
+  /** An assembly whose handler records every command and gives C-STOREs (only) a recording consumer. */
+  function assembly() {
+    const events: string[] = [];
+    const commands: CommandMessage[] = [];
+    const data: Buffer[] = [];
+    const a = new MessageAssembly(contexts, (m) => {
+      commands.push(m);
+      events.push(`command 0x${m.command.commandField.toString(16)}`);
+      if (m.command.commandField !== 0x0001) return undefined;
+      return {
+        write: (f) => data.push(Buffer.from(f)),
+        end: () => events.push('end'),
+        abandon: () => events.push('abandon'),
+      };
+    });
+    return { a, events, commands, data };
+  }
+
+  it('joins command fragments, and hands the data set on fragment by fragment, in order', () => {
+    const { a, events, commands, data } = assembly();
+    a.push(pdata([1, 0x01, store.subarray(0, 10)]));
+    expect(a.midMessage).toBe(true);
+    a.push(pdata([1, 0x03, store.subarray(10)], [1, 0x00, Buffer.from('abc')]));
+    expect(a.receivingDataSet).toBe(true);
+    a.push(pdata([1, 0x00, Buffer.from('de')], [1, 0x02, Buffer.from('f')], [1, 0x03, echo]));
+    expect(events).toEqual(['command 0x1', 'end', 'command 0x30']);
+    expect(commands[0]).toMatchObject({ presentationContextId: 1, command: { affectedSopInstanceUid: '1.2.3.4' } });
+    expect(Buffer.concat(data).toString()).toBe('abcdef');
+    expect(a.midMessage).toBe(false);
+  });
+
+  it('refuses PDVs out of place instead of mixing them into a data set', () => {
+    const cases: [string, Buffer[]][] = [
+      ['data PDV without a pending command', [pdata([1, 0x02, Buffer.from('x')])]],
+      [
+        'command PDV in the middle of a data set',
+        [pdata([1, 0x03, store], [1, 0x00, Buffer.from('x')], [1, 0x03, echo])],
+      ],
+      ['PDV on a presentation context that was not accepted', [pdata([5, 0x03, echo])]],
+      [
+        'command fragments on different contexts',
+        [pdata([1, 0x01, echo.subarray(0, 4)]), pdata([3, 0x03, echo.subarray(4)])],
+      ],
+      [
+        'a data set for a command that takes none',
+        [pdata([1, 0x03, Buffer.concat([el(0x0100, us(0x0030)), el(0x0800, us(0))])])],
+      ],
+      ['command set without a Command Field', [pdata([1, 0x03, el(0x0800, us(0x0101))])]],
+    ];
+    for (const [why, pdus] of cases) {
+      const { a } = assembly();
+      let error: unknown;
+      try {
+        for (const p of pdus) a.push(p);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, why).toBeInstanceOf(PduError);
+      expect((error as Error).message).toBe(why);
+    }
+  });
+
+  it('abandons the data set being received when stopped, and ignores the rest of the PDU', () => {
+    const { a, events } = assembly();
+    a.push(pdata([1, 0x03, store], [1, 0x00, Buffer.from('abc')]));
+    expect(a.stop()).toBe(true);
+    expect(events).toEqual(['command 0x1', 'abandon']);
+    expect(a.receivingDataSet).toBe(false);
+    // A consumer that stops the assembly while writing (an instance over its size cap) never ends.
+    const ended: string[] = [];
+    const b: MessageAssembly = new MessageAssembly(contexts, () => ({
+      write: () => b.stop(),
+      end: () => ended.push('end'),
+      abandon: () => ended.push('abandon'),
+    }));
+    b.push(pdata([1, 0x03, store], [1, 0x02, Buffer.from('last fragment')], [1, 0x03, echo]));
+    expect(ended).toEqual(['abandon']);
   });
 });
 
@@ -236,36 +350,5 @@ describe('command sets', () => {
     expect(pdv!.presentationContextId).toBe(5);
     expect(pdv!.isCommand() && pdv!.isLastFragment()).toBe(true);
     expect(pdv!.value.equals(echo)).toBe(true);
-  });
-});
-
-describe('spool recovery after a crash', () => {
-  const meta = buildFileMeta({
-    sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
-    sopInstanceUid: '1.2.3',
-    transferSyntaxUid: '1.2.840.10008.1.2.1',
-  });
-  const body = Buffer.concat([meta.subarray(128), Buffer.from('data set bytes as received...')]);
-  const complete = Buffer.concat([completionMarker(128 + body.length, crc32(body)), body]);
-
-  it('moves complete files to the inbox and deletes every partial one', async () => {
-    const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-recover-'));
-    const incoming = path.join(spool, 'incoming');
-    fs.mkdirSync(incoming);
-    const put = (name: string, bytes: Buffer) => fs.writeFileSync(path.join(incoming, name), bytes);
-    put('done.part', complete); // marker written and synced, rename lost
-    put('cut.part', complete.subarray(0, complete.length - 5)); // marker says longer than the file
-    const flipped = Buffer.from(complete);
-    flipped[flipped.length - 1]! ^= 1;
-    put('corrupt.part', flipped); // length right, CRC wrong
-    put('nomarker.part', Buffer.concat([Buffer.alloc(128), body])); // data written, never completed
-    put('empty.part', Buffer.alloc(0)); // an unused pool file
-    fs.writeFileSync(path.join(spool, 'old.part'), body); // previous layout: never acknowledged
-    fs.writeFileSync(path.join(spool, 'queued.dcm'), complete); // inbox: left alone
-    expect(isCompleteSpoolFile(complete)).toBe(true);
-    expect(await recoverSpool(spool)).toEqual({ recovered: 1, partials: 4 });
-    expect(fs.readdirSync(incoming)).toEqual([]);
-    expect(fs.readdirSync(spool).sort()).toEqual(['done.dcm', 'incoming', 'queued.dcm']);
-    expect(fs.readFileSync(path.join(spool, 'done.dcm')).equals(complete)).toBe(true);
   });
 });

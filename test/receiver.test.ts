@@ -1,14 +1,18 @@
-// DIMSE receive transport against real peers: dcmtk echoscu/storescu and raw TCP clients.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The receiver (src/node/receiver/) against real peers: dcmtk echoscu/storescu and raw TCP
+// clients, writing into the node's spool (src/node/spool/spool.ts).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DicomServer, type DicomServerOptions, type ReceivedInstance } from '../src/node/dimse/dicomServer.js';
-import { SpoolJournal } from '../src/node/dimse/spoolJournal.js';
-import { parseJournalRef, readSpoolItemCopy } from '../src/node/dimse/spoolRef.js';
-import { isCompleteSpoolFile } from '../src/node/dimse/spoolWriter.js';
+import { DicomListener, type ListenerOptions } from '../src/node/receiver/listener.js';
+import type { ReceivedInstance } from '../src/node/receiver/storeSink.js';
+import { Spool } from '../src/node/spool/spool.js';
+import { readSpoolItemCopy } from '../src/node/spool/spoolReader.js';
+import { formatSpoolRef, spoolRefName, type JournalRef, type SpoolRef } from '../src/node/spool/spoolRef.js';
+import { isCompleteSpoolFile } from '../src/node/spool/fileSpool.js';
 
 const FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const HOST = '127.0.0.1';
@@ -102,9 +106,14 @@ async function waitForPort(port: number): Promise<void> {
   }
 }
 
+/** The journal record a spool reference names, or null for a file. */
+function record(ref: SpoolRef): JournalRef | null {
+  return ref.kind === 'journal' ? ref : null;
+}
+
 /** Whether a spooled instance (file or journal record) carries a completion marker matching it. */
-function isCompleteSpoolItem(item: string): boolean {
-  if (!parseJournalRef(item)) return isCompleteSpoolFile(fs.readFileSync(item));
+function isCompleteSpoolItem(item: SpoolRef): boolean {
+  if (item.kind === 'file') return isCompleteSpoolFile(fs.readFileSync(item.path));
   try {
     readSpoolItemCopy(item); // checks the record against its marker and its segment's header
     return true;
@@ -114,9 +123,9 @@ function isCompleteSpoolItem(item: string): boolean {
 }
 
 /** A spooled instance as a Part 10 file of its own (for dcmdump). */
-function asFile(item: string, dir: string): string {
-  if (!parseJournalRef(item)) return item;
-  const f = path.join(dir, `${path.basename(item).replace(/[^0-9A-Za-z]+/g, '_')}.dcm`);
+function asFile(item: SpoolRef, dir: string): string {
+  if (item.kind === 'file') return item.path;
+  const f = path.join(dir, `${spoolRefName(item)}.dcm`);
   fs.writeFileSync(f, readSpoolItemCopy(item));
   return f;
 }
@@ -244,30 +253,44 @@ afterEach(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
+/** One of the receiver's status counts (throws when the status has no such count). */
+function count(listener: DicomListener<SpoolRef>, key: string): number {
+  const n = listener.status().counts[key];
+  if (n === undefined) throw new Error(`the receiver's status has no count ${key}`);
+  return n;
+}
+
+/** A spool of `reserveBytes` in `dir`, recovered and prepared as the node does before listening. */
+async function readySpool(dir: string, reserveBytes: number): Promise<Spool> {
+  const spool = new Spool(dir, { reserveBytes });
+  await spool.recover();
+  await spool.prepare();
+  return spool;
+}
+
 // Each instance goes into a journal segment (the default), or, without a journal reserve (and as
 // the journal's fallback), into a file of its own: both paths run the same tests.
-describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spool: %s)', (mode) => {
+describe.each(['journal', 'files'] as const)('DicomListener (shared instance, spool: %s)', (mode) => {
   let tmp: string;
-  let spool: string;
-  let journal: SpoolJournal;
-  let server: DicomServer;
+  let spoolDir: string;
+  let spool: Spool;
+  let server: DicomListener<SpoolRef>;
   let port: number;
-  const received: ReceivedInstance[] = [];
+  const received: ReceivedInstance<SpoolRef>[] = [];
   let nextStatus = 0x0000;
   let throwInHandler = false;
   const log = silentLogger();
 
   beforeAll(async () => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-dimse-'));
-    spool = path.join(tmp, 'spool');
-    journal = new SpoolJournal(spool, { reserveBytes: mode === 'journal' ? 64 * 1024 * 1024 : 0 });
-    server = new DicomServer({
-      journal,
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'receiver-'));
+    spoolDir = path.join(tmp, 'spool');
+    spool = await readySpool(spoolDir, mode === 'journal' ? 64 * 1024 * 1024 : 0);
+    server = new DicomListener({
+      sinks: spool,
       aeTitle: AET,
       host: HOST,
       port: 0,
       allowedCallingAets: ['STORESCU', 'ECHOSCU', 'RAWSCU'],
-      spoolDir: spool,
       maxAssociations: 8,
       maxPduLength: 65536,
       maxInstanceBytes: 64 * 1024 * 1024,
@@ -284,7 +307,7 @@ describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spoo
 
   afterAll(async () => {
     await server?.stop();
-    await journal?.close();
+    await spool?.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -329,12 +352,13 @@ describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spoo
         expect(inst.calledAet).toBe(AET);
         expect(inst.remoteAddress).toMatch(/127\.0\.0\.1/);
         if (mode === 'files') {
-          expect(path.dirname(inst.spoolPath)).toBe(spool);
-          expect(inst.spoolPath.endsWith('.dcm')).toBe(true);
+          expect(inst.ref.kind).toBe('file');
+          expect(path.dirname(formatSpoolRef(inst.ref))).toBe(spoolDir);
+          expect(formatSpoolRef(inst.ref).endsWith('.dcm')).toBe(true);
         } else {
-          expect(path.dirname(parseJournalRef(inst.spoolPath)!.segment)).toBe(path.join(spool, 'journal'));
+          expect(path.dirname(record(inst.ref)!.segment)).toBe(path.join(spoolDir, 'journal'));
         }
-        const stored = readSpoolItemCopy(inst.spoolPath);
+        const stored = readSpoolItemCopy(inst.ref);
         expect(inst.byteLength).toBe(dataset(stored).length);
         expect(metaValue(stored, 0x0010), name).toBe(ts);
         expect(metaValue(stored, 0x0002)).toBe(inst.sopClassUid);
@@ -354,11 +378,11 @@ describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spoo
       ref.kill('SIGKILL');
     }
     // dcmdump reads what we wrote (meta and data set) without complaint.
-    const dump = await run('dcmdump', ['-q', ...received.slice(-7).map((i) => asFile(i.spoolPath, tmp))]);
+    const dump = await run('dcmdump', ['-q', ...received.slice(-7).map((i) => asFile(i.ref, tmp))]);
     expect(dump.code, dump.out).toBe(0);
-    expect(partialFiles(spool)).toEqual([]);
+    expect(partialFiles(spoolDir)).toEqual([]);
     // Every acknowledged file carries its completion marker (length and CRC-32 in the preamble).
-    for (const inst of received.slice(-7)) expect(isCompleteSpoolItem(inst.spoolPath)).toBe(true);
+    for (const inst of received.slice(-7)) expect(isCompleteSpoolItem(inst.ref)).toBe(true);
   });
 
   it('keeps an unmodified data set byte-identical (raw peer, group lengths and all)', async () => {
@@ -391,7 +415,7 @@ describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spoo
     const inst = received[received.length - 1]!;
     expect(inst.sopInstanceUid).toBe(sopInstance);
     expect(inst.callingAet).toBe('RAWSCU');
-    expect(dataset(readSpoolItemCopy(inst.spoolPath)).equals(body)).toBe(true);
+    expect(dataset(readSpoolItemCopy(inst.ref)).equals(body)).toBe(true);
     c.sock.write(pdu(0x05, Buffer.alloc(4)));
     await c.closed;
   });
@@ -440,35 +464,50 @@ describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spoo
   });
 
   it('rejects a wrong called AE title and a calling AE that is not allowed', async () => {
-    const before = server.stats.associationsRejected;
+    const before = count(server, 'associationsRejected');
     const wrongCalled = await run('echoscu', ['-aec', 'SOMEONE_ELSE', HOST, String(port)]);
     expect(wrongCalled.code).not.toBe(0);
     expect(wrongCalled.out).toMatch(/Called AE Title Not Recognized/i);
     const wrongCalling = await run('echoscu', ['-aet', 'INTRUDER', '-aec', AET, HOST, String(port)]);
     expect(wrongCalling.code).not.toBe(0);
     expect(wrongCalling.out).toMatch(/Calling AE Title Not Recognized/i);
-    expect(server.stats.associationsRejected).toBe(before + 2);
+    expect(count(server, 'associationsRejected')).toBe(before + 2);
+    // Counted by reason in the status, one each.
+    const status = server.status();
+    expect(status.counts['associationsRejected.calledAeTitle']).toBeGreaterThanOrEqual(1);
+    expect(status.counts['associationsRejected.callingAeTitle']).toBeGreaterThanOrEqual(1);
+    expect(
+      status.counts['associationsRejected.calledAeTitle']! + status.counts['associationsRejected.callingAeTitle']!,
+    ).toBe(count(server, 'associationsRejected'));
   });
 
   it('answers the status returned by the handler', async () => {
-    nextStatus = 0xa700;
+    // 0xA900 is a status the receiver never answers on its own: only the handler's can be seen.
+    nextStatus = 0xa900;
+    const before = received.length;
+    const failedBefore = count(server, 'instancesFailed');
     try {
       const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
-      expect(r.out).toMatch(/0xa700|Out of Resources|Refused/i);
+      expect(received.length).toBe(before + 1);
+      expect(r.out).toMatch(/0xa900|Data ?Set ?does ?not ?match ?SOP ?Class/i);
       expect(r.out).not.toMatch(/Status: Success/i);
     } finally {
       nextStatus = 0x0000;
     }
+    expect(count(server, 'instancesFailed')).toBe(failedBefore + 1);
   });
 
   it('answers out of resources when the handler throws, and keeps serving', async () => {
     throwInHandler = true;
+    const before = received.length;
     try {
       const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
+      expect(received.length).toBe(before + 1); // the handler ran (and threw)
       expect(r.out).toMatch(/0xa700|Out of Resources|Refused/i);
     } finally {
       throwInHandler = false;
     }
+    expect(log.lines.some((l) => l.startsWith('error store handler failed'))).toBe(true);
     const echo = await run('echoscu', ['-aec', AET, HOST, String(port)]);
     expect(echo.code, echo.out).toBe(0);
   });
@@ -499,69 +538,97 @@ describe.each(['journal', 'files'] as const)('DicomServer (shared instance, spoo
     expect(big.received().includes(Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04]))).toBe(true);
 
     // A C-STORE whose data set stops half-way, then the peer vanishes: the partial is deleted.
-    const discardedBefore = server.stats.partialsDiscarded;
+    const discardedBefore = count(server, 'partialsDiscarded');
     const cut = rawClient(port);
     cut.sock.write(associateRq('RAWSCU', AET, CT_STORAGE, EXPLICIT_LE));
     await cut.waitBytes(6);
     expect(cut.received()[0]).toBe(0x02);
     const original = fs.readFileSync(path.join(FILES, 'CT_small.dcm'));
     cut.sock.write(pdata(1, 0x03, cStoreRq(CT_STORAGE, '1.2.3.4.5.6.7')));
-    const bytesBefore = server.stats.bytesReceived;
-    const liveBefore = journal.liveRecords().length;
+    const bytesBefore = count(server, 'bytesReceived');
+    const liveBefore = spool.journal.liveRecords().length;
     cut.sock.write(pdata(1, 0x00, dataset(original).subarray(0, 20000)));
-    await waitFor(() => server.stats.bytesReceived >= bytesBefore + 20000);
-    if (mode === 'files') expect(partialFiles(spool).length).toBe(1);
+    await waitFor(() => count(server, 'bytesReceived') >= bytesBefore + 20000);
+    if (mode === 'files') expect(partialFiles(spoolDir).length).toBe(1);
     cut.sock.destroy();
-    await waitFor(() => server.stats.partialsDiscarded === discardedBefore + 1);
-    await waitFor(() => partialFiles(spool).length === 0);
-    expect(journal.liveRecords().length).toBe(liveBefore);
+    await waitFor(() => count(server, 'partialsDiscarded') === discardedBefore + 1);
+    await waitFor(() => partialFiles(spoolDir).length === 0);
+    expect(spool.journal.liveRecords().length).toBe(liveBefore);
 
     // Still serving.
     const r = await run('echoscu', ['-aec', AET, HOST, String(port)]);
     expect(r.code, r.out).toBe(0);
-    await waitFor(() => server.stats.connections === 0);
-    expect(server.stats.activeAssociations).toBe(0);
+    await waitFor(() => count(server, 'connections') === 0);
+    expect(count(server, 'associationsOpen')).toBe(0);
   });
 
-  it('never logs the UIDs it received', () => {
-    const all = log.lines.join('\n');
-    for (const inst of received) {
+  it('never logs the UIDs it received', async () => {
+    // Self-contained: it stores instances itself, and checks they were received and logged about.
+    const before = received.length;
+    const linesBefore = log.lines.length;
+    const files = ['CT_small.dcm', 'MR_small.dcm'].map((f) => path.join(FILES, f));
+    const r = await run('storescu', ['-aec', AET, HOST, String(port), ...files]);
+    expect(r.code, r.out).toBe(0);
+    const mine = received.slice(before);
+    expect(mine).toHaveLength(2);
+    // storescu may exit before the receiver has seen the connection close.
+    await waitFor(() => log.lines.slice(linesBefore).some((l) => l.includes('association closed')));
+    const all = log.lines.slice(linesBefore).join('\n');
+    expect(all).toMatch(/association accepted/);
+    expect(all).toMatch(/association closed.*"instances":2/);
+    for (const inst of mine) {
+      expect(inst.sopInstanceUid.length).toBeGreaterThan(0);
       expect(all).not.toContain(inst.sopInstanceUid);
-      expect(all).not.toContain(inst.spoolPath);
+      expect(all).not.toContain(formatSpoolRef(inst.ref));
     }
+    // Nor did anything else this receiver logged while the other tests ran.
+    const everything = log.lines.join('\n');
+    for (const inst of received) expect(everything).not.toContain(inst.sopInstanceUid);
   });
 });
 
-describe('DicomServer failure paths', () => {
+describe('DicomListener failure paths', () => {
   let tmp: string;
-  let server: DicomServer | undefined;
+  let server: DicomListener<SpoolRef> | undefined;
+  let currentSpool: Spool | undefined;
 
   beforeAll(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-dimse-f-'));
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'receiver-f-'));
   });
 
   afterEach(async () => {
     await server?.stop();
+    await currentSpool?.close();
     server = undefined;
+    currentSpool = undefined;
   });
 
-  /** A server on a free port with a silent logger, answering success; collects what it stored. */
-  async function startServer(spoolDir: string, extra: Partial<DicomServerOptions> = {}) {
-    const stored: ReceivedInstance[] = [];
-    server = new DicomServer({
+  /**
+   * A listener on a free port with a silent logger, answering success, over a spool of one 64 MiB
+   * segment (`reserveBytes` to change it); collects what it stored.
+   */
+  async function startServer(
+    spoolDir: string,
+    extra: Partial<ListenerOptions<SpoolRef>> & { reserveBytes?: number } = {},
+  ) {
+    const { reserveBytes = 64 * 1024 * 1024, ...options } = extra;
+    const stored: ReceivedInstance<SpoolRef>[] = [];
+    const log = silentLogger();
+    currentSpool = await readySpool(spoolDir, reserveBytes);
+    server = new DicomListener({
       aeTitle: AET,
       host: HOST,
       port: 0,
-      spoolDir,
-      logger: silentLogger().logger,
+      sinks: currentSpool,
+      logger: log.logger,
       onStore: async (inst) => {
         stored.push(inst);
         return 0;
       },
-      ...extra,
+      ...options,
     });
     const { port } = await server.start();
-    return { port, stored };
+    return { port, stored, log };
   }
 
   afterAll(() => {
@@ -577,21 +644,20 @@ describe('DicomServer failure paths', () => {
     const r = await run('storescu', ['-v', '-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
     expect(r.out).toMatch(/0xa700|Out of Resources|Refused/i);
     expect(stored.length).toBe(0);
-    expect(server!.stats.instancesFailed).toBe(1);
-    expect(server!.stats.instancesStored).toBe(0);
+    expect(count(server!, 'instancesFailed')).toBe(1);
+    expect(count(server!, 'instancesStored')).toBe(0);
   });
 
   it('keeps storing when its incoming/ folder is removed while it runs', async () => {
     const spool = path.join(tmp, 'removed-incoming');
-    const journal = new SpoolJournal(spool, { reserveBytes: 0 }); // a file per instance
-    const { port, stored } = await startServer(spool, { journal });
+    const { port, stored } = await startServer(spool, { reserveBytes: 0 }); // a file per instance
     await waitFor(() => listSpool(path.join(spool, 'incoming')).length > 0); // the ready files
     fs.rmSync(path.join(spool, 'incoming'), { recursive: true });
     const files = ['CT_small.dcm', 'MR_small.dcm'].map((f) => path.join(FILES, f));
     const r = await run('storescu', ['-aec', AET, HOST, String(port), ...files]);
     expect(r.code, r.out).toBe(0);
     expect(stored.length).toBe(2);
-    for (const inst of stored) expect(isCompleteSpoolItem(inst.spoolPath)).toBe(true);
+    for (const inst of stored) expect(isCompleteSpoolItem(inst.ref)).toBe(true);
     expect(fs.existsSync(path.join(spool, 'incoming'))).toBe(true);
   });
 
@@ -600,13 +666,13 @@ describe('DicomServer failure paths', () => {
     const { port, stored } = await startServer(spool);
     const files = ['CT_small.dcm', 'MR_small.dcm'].map((f) => path.join(FILES, f));
     expect((await run('storescu', ['-aec', AET, HOST, String(port), files[0]!])).code).toBe(0);
-    expect(parseJournalRef(stored[0]!.spoolPath)).not.toBeNull();
+    expect(record(stored[0]!.ref)).not.toBeNull();
     fs.rmSync(path.join(spool, 'journal'), { recursive: true });
     const r = await run('storescu', ['-aec', AET, HOST, String(port), ...files, ...files]);
     expect(r.code, r.out).toBe(0);
     expect(stored.length).toBe(5);
     // Nothing acknowledged went into the removed segment: each is complete where it now is.
-    for (const inst of stored.slice(1)) expect(isCompleteSpoolItem(inst.spoolPath)).toBe(true);
+    for (const inst of stored.slice(1)) expect(isCompleteSpoolItem(inst.ref)).toBe(true);
   });
 
   it('rejects associations beyond maxAssociations as transient', async () => {
@@ -622,7 +688,9 @@ describe('DicomServer failure paths', () => {
     holder.sock.write(pdu(0x05, Buffer.alloc(4))); // A-RELEASE-RQ
     await holder.closed;
     expect(holder.received().includes(Buffer.from([0x06, 0x00, 0x00, 0x00, 0x00, 0x04]))).toBe(true);
-    await waitFor(() => server!.stats.activeAssociations === 0);
+    await waitFor(() => count(server!, 'associationsOpen') === 0);
+    expect(count(server!, 'associationsRejected.associationLimit')).toBe(1);
+    expect(count(server!, 'associationsReleased')).toBe(1);
     const echo = await run('echoscu', ['-aec', AET, HOST, String(port)]);
     expect(echo.code, echo.out).toBe(0);
   });
@@ -634,11 +702,76 @@ describe('DicomServer failure paths', () => {
     expect(r.out).toMatch(/abort/i);
     expect(r.out).not.toMatch(/Success/i);
     expect(stored.length).toBe(0);
-    await waitFor(() => server!.stats.connections === 0);
+    await waitFor(() => count(server!, 'connections') === 0);
     expect(listSpool(spool).filter((f) => f !== 'incoming' && f !== 'journal')).toEqual([]);
     expect(partialFiles(spool)).toEqual([]);
     // And the next association is served normally.
     const echo = await run('echoscu', ['-aec', AET, HOST, String(port)]);
     expect(echo.code, echo.out).toBe(0);
+  });
+
+  it('counts an instance over maxInstanceBytes in its last fragment once, and never tries to store it', async () => {
+    // Bug fixed with the receiver split: when the cap was passed by the data set's last fragment,
+    // the aborted instance was still "completed": a second failure was counted and its discarded
+    // spool writer was asked to finish ("spool write failed" in the log).
+    const spool = path.join(tmp, 'last-fragment');
+    const { port, stored, log } = await startServer(spool, { maxInstanceBytes: 10_000 });
+    const c = rawClient(port);
+    c.sock.write(associateRq('RAWSCU', AET, CT_STORAGE, EXPLICIT_LE));
+    await c.waitBytes(6);
+    expect(c.received()[0]).toBe(0x02);
+    c.sock.write(pdata(1, 0x03, cStoreRq(CT_STORAGE, '1.2.3.4.5.6.8')));
+    const body = dataset(fs.readFileSync(path.join(FILES, 'CT_small.dcm'))).subarray(0, 20_000);
+    c.sock.write(pdata(1, 0x02, body)); // the whole data set in one last fragment, over the cap
+    await c.closed;
+    expect(c.received().includes(Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04]))).toBe(true);
+    await waitFor(() => count(server!, 'connections') === 0);
+    expect(stored).toEqual([]);
+    expect(count(server!, 'instancesFailed')).toBe(1);
+    expect(log.lines.filter((l) => l.startsWith('error '))).toEqual([]);
+    expect(log.lines.some((l) => l.includes('instance exceeds maxInstanceBytes'))).toBe(true);
+    expect(partialFiles(spool)).toEqual([]);
+    expect(currentSpool!.journal.liveRecords()).toEqual([]);
+  });
+
+  it('listens through the server factory it is given: a TLS listener, pushed to by storescu +tls', async () => {
+    const dir = path.join(tmp, 'tls');
+    fs.mkdirSync(dir);
+    const key = path.join(dir, 'key.pem');
+    const cert = path.join(dir, 'cert.pem');
+    const made = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=deid-test',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ]);
+    expect(made.status, String(made.stderr)).toBe(0);
+    let tlsConnections = 0;
+    const { port, stored } = await startServer(path.join(dir, 'spool'), {
+      createServer: (onConnection) =>
+        tls.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (socket) => {
+          tlsConnections++;
+          onConnection(socket);
+        }),
+    });
+    const file = path.join(FILES, 'CT_small.dcm');
+    const r = await run('storescu', ['+tla', '-ic', '-aec', AET, HOST, String(port), file]);
+    expect(r.code, r.out).toBe(0);
+    expect(tlsConnections).toBe(1);
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.sopInstanceUid).toBe(metaValue(fs.readFileSync(file), 0x0003));
+    expect(isCompleteSpoolItem(stored[0]!.ref)).toBe(true);
+    // A plain TCP peer gets nowhere.
+    const plain = await run('echoscu', ['-aec', AET, HOST, String(port)], 5000);
+    expect(plain.code).not.toBe(0);
   });
 });

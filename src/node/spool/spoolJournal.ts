@@ -42,7 +42,7 @@ import {
   segmentHeader,
   type Stamp,
 } from './spoolRecordFormat.js';
-import { formatJournalRef, parseJournalRef } from './spoolRef.js';
+import type { JournalRef } from './spoolRef.js';
 import { errorCode } from '../../errors.js';
 
 export { BLOCK };
@@ -139,8 +139,8 @@ export class SpoolJournal {
    * Opens the segments a previous run left and returns its complete, unretired records (each may
    * have been acknowledged: they are processed again). Run once, before receiving.
    */
-  async recover(): Promise<{ records: string[]; segments: number }> {
-    const records: string[] = [];
+  async recover(): Promise<{ records: JournalRef[]; segments: number }> {
+    const records: JournalRef[] = [];
     let names: string[] = [];
     try {
       names = (await fs.promises.readdir(this.dir)).filter((n) => /^\d+\.seg$/.test(n)).sort();
@@ -187,7 +187,7 @@ export class SpoolJournal {
    * damaged after it was acknowledged: that one is handed on too, and its reader finds it corrupt
    * (spoolRef.ts: the node quarantines it as it is).
    */
-  private scan(seg: Segment, out: string[]): void {
+  private scan(seg: Segment, out: JournalRef[]): void {
     const marker = Buffer.alloc(128);
     let chunk = Buffer.alloc(0);
     let offset = BLOCK;
@@ -226,14 +226,15 @@ export class SpoolJournal {
     seg.head = mismatched[0]?.offset ?? offset;
   }
 
-  private refOf(seg: Segment, offset: number, length: number): string {
-    return formatJournalRef({
+  private refOf(seg: Segment, offset: number, length: number): JournalRef {
+    return {
+      kind: 'journal',
       segment: seg.path,
       offset,
       length,
       generation: seg.stamp.generation,
       nonce: seg.stamp.nonce.toString('hex'),
-    });
+    };
   }
 
   /** Bytes prepare() would write (0 once the reserve is ready). */
@@ -300,9 +301,34 @@ export class SpoolJournal {
     return this.segmentBytes - size;
   }
 
+  /** Counts for the spool's status (cheap: no I/O). */
+  stats(): {
+    segments: number;
+    segmentsHeld: number;
+    segmentsUnavailable: number;
+    liveRecords: number;
+    reserveBytes: number;
+  } {
+    let segmentsHeld = 0;
+    let segmentsUnavailable = 0;
+    let liveRecords = 0;
+    for (const seg of this.segments.values()) {
+      if (seg.held) segmentsHeld++;
+      if (seg.unavailable) segmentsUnavailable++;
+      liveRecords += seg.live.size;
+    }
+    return {
+      segments: this.segments.size,
+      segmentsHeld,
+      segmentsUnavailable,
+      liveRecords,
+      reserveBytes: this.maxSegments * this.segmentBytes,
+    };
+  }
+
   /** Every acknowledged, unretired record (for a rescan of the spool). */
-  liveRecords(): string[] {
-    const out: string[] = [];
+  liveRecords(): JournalRef[] {
+    const out: JournalRef[] = [];
     for (const seg of this.segments.values())
       for (const [offset, length] of seg.live) out.push(this.refOf(seg, offset, length));
     return out;
@@ -357,7 +383,7 @@ export class SpoolJournal {
    * A record was made durable and is about to be acknowledged. Refused (the store then fails)
    * unless the segment is still held, in the same use, as when the record was begun.
    */
-  committed(seg: Segment, stamp: Stamp, offset: number, length: number): string {
+  committed(seg: Segment, stamp: Stamp, offset: number, length: number): JournalRef {
     if (!seg.held || seg.unavailable || seg.stamp !== stamp || offset !== seg.head) {
       throw new Error('spool segment changed while a record was written');
     }
@@ -371,10 +397,9 @@ export class SpoolJournal {
    * answered): flags it retired (not fsync'd: after a crash it is at worst processed again, which
    * is idempotent) and reuses the segment once nothing in it is live.
    */
-  release(item: string): void {
-    const r = parseJournalRef(item);
-    const seg = r ? this.segments.get(r.segment) : undefined;
-    if (!r || !seg || seg.stamp.generation !== r.generation || seg.stamp.nonce.toString('hex') !== r.nonce) return;
+  release(r: JournalRef): void {
+    const seg = this.segments.get(r.segment);
+    if (!seg || seg.stamp.generation !== r.generation || seg.stamp.nonce.toString('hex') !== r.nonce) return;
     if (seg.live.get(r.offset) !== r.length) return;
     seg.live.delete(r.offset);
     try {
@@ -621,10 +646,10 @@ export class RecordWriter {
 
   /**
    * Writes the rest (its last block padded with zeros) and the marker, makes the record durable
-   * (`sync`: blocking fdatasync, else through the thread pool) and returns its spool name.
+   * (`sync`: blocking fdatasync, else through the thread pool) and returns its reference.
    */
-  async finish(crc: number, sync: boolean): Promise<string> {
-    let item: string;
+  async finish(crc: number, sync: boolean): Promise<JournalRef> {
+    let item: JournalRef;
     try {
       await this.complete(crc, sync);
       item = this.journal.committed(this.segment, this.stamp, this.offset, this.length);
