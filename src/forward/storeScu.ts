@@ -33,7 +33,7 @@ import { openFileDataSet, type FileDataSet } from '../dimse/scu/dataSetSource.js
 import type { SocketFactory } from '../dimse/scu/socketFactory.js';
 import { statusMeaning } from '../dimse/status.js';
 import { uidLabel } from '../dimse/uidNames.js';
-import { conversionThread } from '../transcode/conversionThread.js';
+import { defaultConverter } from '../transcode/conversionThread.js';
 import type { Converter, ConvertingSource } from '../transcode/converter.js';
 import { destinationLabel, type Destination } from './destination.js';
 import { candidateSyntaxes, noCandidateReason } from './syntaxChoice.js';
@@ -162,7 +162,7 @@ export async function sendFiles(
   // The conversion thread starts only when a file needs converting.
   let ownConverter: Converter | undefined;
   const converter: Converter = opts.converter ?? {
-    open: (path, ts) => (ownConverter ??= conversionThread()).open(path, ts),
+    open: (path, ts) => (ownConverter ??= defaultConverter()).open(path, ts),
     close: async () => undefined,
   };
 

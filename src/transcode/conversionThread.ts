@@ -3,7 +3,7 @@
 // is synchronous WebAssembly (a 512x512 JPEG 2000 frame takes tens of ms, a large instance
 // minutes), and acknowledgements would wait behind it. Only the conversion moves: the SCU stays
 // on the main thread with the rest of the forwarder, and pulls the converted data set chunk by
-// chunk; the worker works one chunk ahead, so at most ~3 chunks (1 MiB each) exist per
+// chunk; the worker works one chunk ahead, so at most ~2 chunks (1 MiB each) exist per
 // conversion, whatever the instance's size (scripts/bench-node.sh CONVERT=1 measures the effect
 // on acknowledgements).
 //
@@ -181,15 +181,11 @@ class ThreadSource implements ConvertingSource {
     if (this.state !== 'new') throw new Error('a converted data set can be read once');
     this.state = 'reading';
     try {
-      let next = this.thread.request(this.id, { type: 'pull', id: this.id });
+      // The worker makes the next chunk while the caller sends this one (see conversionWorker.ts).
       for (;;) {
-        const msg = await next;
+        const msg = await this.thread.request(this.id, { type: 'pull', id: this.id });
         if (msg.type === 'end') break;
         if (msg.type !== 'chunk') throw new Error(`conversion thread: unexpected ${msg.type} reply to pull`);
-        // Ask for the next chunk before handing this one out: the worker converts while the
-        // caller sends. A failure of that request is seen when it is awaited.
-        next = this.thread.request(this.id, { type: 'pull', id: this.id });
-        next.catch(() => undefined);
         yield Buffer.from(msg.bytes);
       }
       this.state = 'done';

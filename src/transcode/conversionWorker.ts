@@ -1,7 +1,8 @@
 // The conversion thread's worker (see conversionThread.ts): runs convertInstance and hands the
-// converted data set out one chunk per request, so the main thread decides the pace (it asks for
-// the next chunk once it holds the current one) and memory stays at a few chunks whatever the
-// instance's size. Chunk buffers are transferred, not copied.
+// converted data set out one chunk per request. It works one chunk ahead (from the moment the
+// conversion is opened: the first chunk is ready when it is asked for), and no further, so the
+// main thread sets the pace and memory stays at a few chunks whatever the instance's size.
+// Chunk buffers are transferred, not copied.
 import { parentPort } from 'node:worker_threads';
 import { convertInstance } from './convertInstance.js';
 
@@ -31,7 +32,20 @@ export type FromConversionWorker =
 const port = parentPort;
 if (!port) throw new Error('conversionWorker.ts runs as a worker thread (see conversionThread.ts)');
 
-const streams = new Map<number, AsyncGenerator<Buffer>>();
+interface Stream {
+  generator: AsyncGenerator<Buffer>;
+  /** The chunk being made (or made) ahead of the next pull. */
+  ahead: Promise<IteratorResult<Buffer>>;
+}
+
+const streams = new Map<number, Stream>();
+
+/** Starts making the next chunk; its failure is reported when it is pulled. */
+function makeAhead(generator: AsyncGenerator<Buffer>): Promise<IteratorResult<Buffer>> {
+  const ahead = generator.next();
+  ahead.catch(() => undefined);
+  return ahead;
+}
 
 port.on('message', (msg: ToConversionWorker) => void handle(msg));
 
@@ -40,27 +54,31 @@ async function handle(msg: ToConversionWorker): Promise<void> {
     switch (msg.type) {
       case 'open': {
         const converted = await convertInstance(msg.path, msg.targetTs, { chunkBytes: msg.chunkBytes });
-        streams.set(msg.id, converted.dataSet());
+        const generator = converted.dataSet();
+        streams.set(msg.id, { generator, ahead: makeAhead(generator) });
         post({ type: 'opened', id: msg.id, kind: converted.kind });
         return;
       }
       case 'pull': {
-        const generator = streams.get(msg.id);
-        if (!generator) return; // cancelled meanwhile
-        const r = await generator.next();
+        const stream = streams.get(msg.id);
+        if (!stream) return; // cancelled meanwhile
+        const r = await stream.ahead;
         if (r.done) {
           streams.delete(msg.id);
           post({ type: 'end', id: msg.id });
           return;
         }
+        stream.ahead = makeAhead(stream.generator);
         const bytes = ownBuffer(r.value);
         port!.postMessage({ type: 'chunk', id: msg.id, bytes } satisfies FromConversionWorker, [bytes]);
         return;
       }
       case 'cancel': {
-        const generator = streams.get(msg.id);
+        const stream = streams.get(msg.id);
         streams.delete(msg.id);
-        await generator?.return(undefined); // closes the file
+        if (!stream) return;
+        await stream.ahead.catch(() => undefined); // a generator cannot be returned while it runs
+        await stream.generator.return(undefined); // closes the file
         return;
       }
     }
