@@ -134,8 +134,9 @@ it('sending a 128 MiB multi-frame RLE instance decoded on the way raises the pea
   expect(same.trim()).toBe(`${128 * MiB} True`);
 
   // The process (main thread and conversion worker) grew by a fraction of the instance: a frame
-  // being decoded, a few 1 MiB chunks, the codec's heap.
+  // being decoded, a few 1 MiB chunks, the codec's heap, and chunk buffers the garbage collector
+  // has not freed yet (measured: 37 MiB for 32 MiB, 42 MiB for 128 MiB, 57 MiB for 1 GiB).
   const growth = r.peakAfterSend - r.rssBefore;
   console.log(`peak RSS growth while converting and sending 128 MiB: ${(growth / MiB).toFixed(1)} MiB`);
-  expect(growth).toBeLessThan(48 * MiB);
+  expect(growth).toBeLessThan(64 * MiB);
 });
