@@ -211,6 +211,9 @@ describe('forwarding to storescp', () => {
     // Converted, not truncated (what dcmjs-dimse's Client once sent here was nearly empty).
     expect(dataSetBytes(ctGot[0]!.path).length).toBeGreaterThan(dataSetBytes(F.ctExplicit).length - 2000);
     expect(logger.lines.filter((l) => l.level !== 'debug')).toEqual([]);
+    // The status tells how many went converted.
+    expect(fwd.destinationStatus()[0]).toMatchObject({ deliveredSinceStart: 2, convertedSinceStart: 1 });
+    expect(fwd.status().counts).toMatchObject({ deliveredSinceStart: 2, convertedSinceStart: 1 });
   });
 
   it('resumes items left in flight by a process that died', async () => {

@@ -317,6 +317,7 @@ export class Forwarder implements StatusReporter {
   private async record(d: DestState, items: QueueItem[], report: SendReport): Promise<void> {
     const now = Date.now();
     let delivered = 0;
+    let converted = 0;
     let transient = 0;
     let dead = 0;
     const itemOutcomes = items.map((item, i) => ({ item, outcome: report.outcomes[i]!.outcome }));
@@ -339,10 +340,12 @@ export class Forwarder implements StatusReporter {
         case 'delivered':
           outcomes.push({ id: item.id, outcome: 'delivered', status: outcome.status, note: null });
           delivered++;
+          if (outcome.convertedTo) converted++;
           break;
         case 'warning':
           outcomes.push({ id: item.id, outcome: 'delivered', status: outcome.status, note: outcome.reason });
           delivered++;
+          if (outcome.convertedTo) converted++;
           break;
         case 'permanent-failure':
           outcomes.push({ id: item.id, outcome: 'dead', reason: outcome.reason, status: outcome.status ?? null });
@@ -398,10 +401,10 @@ export class Forwarder implements StatusReporter {
     }
     this.logger.debug(
       `forward ${d.label}: ${items.length} sent in ${report.associations} association(s): ` +
-        `${delivered} delivered, ${transient} to retry, ${dead} dead`,
+        `${delivered} delivered (${converted} converted), ${transient} to retry, ${dead} dead`,
     );
 
-    this.tracker.delivered(d.key, delivered);
+    this.tracker.delivered(d.key, delivered, converted);
     const firstOf = (kind: 'permanent-failure' | 'transient-failure'): string | undefined =>
       (itemOutcomes.find((x) => x.outcome.kind === kind)?.outcome as { reason: string } | undefined)?.reason;
     const problem = report.connectionProblem ?? [...deadByReason.keys()][0] ?? firstOf('transient-failure');

@@ -38,10 +38,13 @@ import type { Converter, ConvertingSource } from '../transcode/converter.js';
 import { destinationLabel, type Destination } from './destination.js';
 import { candidateSyntaxes, noCandidateReason } from './syntaxChoice.js';
 
-/** Result of one file. `warning` means delivered (the peer stored it, with a warning status). */
+/**
+ * Result of one file. `warning` means delivered (the peer stored it, with a warning status);
+ * `convertedTo` is set when it was sent converted (the transfer syntax UID it went in).
+ */
 export type StoreOutcome =
-  | { kind: 'delivered'; status: number }
-  | { kind: 'warning'; status: number; reason: string }
+  | { kind: 'delivered'; status: number; convertedTo?: string }
+  | { kind: 'warning'; status: number; reason: string; convertedTo?: string }
   | { kind: 'transient-failure'; status?: number; reason: string }
   | { kind: 'permanent-failure'; status?: number; reason: string };
 
@@ -338,7 +341,11 @@ async function sendOneAssociation(
       }
       try {
         const rsp = await cStore(association, { contextId: ctx.id, sopClassUid, sopInstanceUid, dataSet });
-        outcomes[i] = classifyStoreStatus(rsp.status);
+        const outcome = classifyStoreStatus(rsp.status);
+        if (targetTs !== storedTs && (outcome.kind === 'delivered' || outcome.kind === 'warning')) {
+          outcome.convertedTo = targetTs;
+        }
+        outcomes[i] = outcome;
       } catch (err) {
         const e = toAssociationError(err);
         if (e.kind === 'source') {
