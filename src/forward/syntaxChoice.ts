@@ -26,13 +26,13 @@ export function candidateSyntaxes(storedTs: string, preference?: readonly string
  * transfer syntax RLELossless (...) nor a conversion of it (ExplicitVRLittleEndian (...), ...)".
  */
 export function noCandidateReason(storedTs: string, preference: readonly string[]): string {
+  const list = `the destination's transferSyntaxes (${preference.map(uidLabel).join(', ')})`;
   const conversions = conversionsFor(storedTs);
-  const into =
-    conversions.length > 0
-      ? `nor a conversion of it (${conversions.map(uidLabel).join(', ')})`
-      : 'and it cannot be converted';
+  if (conversions.length === 0) {
+    return `${list} do not include the stored transfer syntax ${uidLabel(storedTs)}, which cannot be converted`;
+  }
   return (
-    `the destination's transferSyntaxes (${preference.map(uidLabel).join(', ')}) allow neither the stored ` +
-    `transfer syntax ${uidLabel(storedTs)} ${into}`
+    `${list} allow neither the stored transfer syntax ${uidLabel(storedTs)} ` +
+    `nor a conversion of it (${conversions.map(uidLabel).join(', ')})`
   );
 }
