@@ -3,6 +3,7 @@
 // conversion is opened: the first chunk is ready when it is asked for), and no further, so the
 // main thread sets the pace and memory stays at a few chunks whatever the instance's size.
 // Chunk buffers are transferred, not copied.
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { convertInstance } from './convertInstance.js';
 
@@ -31,6 +32,16 @@ export type FromConversionWorker =
 
 const port = parentPort;
 if (!port) throw new Error('conversionWorker.ts runs as a worker thread (see conversionThread.ts)');
+
+// A low CPU priority (nice 10) for this thread only (on Linux a nice value belongs to a thread, and
+// pid 0 is the calling one): when the cores are busy, receiving and acknowledging go first and
+// conversions take what is left (scripts/bench-node.sh CONVERT=1). Where it cannot be set, the
+// thread runs at the process's priority.
+try {
+  setPriority(0, 10);
+} catch {
+  // not permitted or not supported: keep the priority
+}
 
 interface Stream {
   generator: AsyncGenerator<Buffer>;
