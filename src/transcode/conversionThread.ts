@@ -4,8 +4,10 @@
 // minutes), and acknowledgements would wait behind it. Only the conversion moves: the SCU stays
 // on the main thread with the rest of the forwarder, and pulls the converted data set chunk by
 // chunk; the worker works one chunk ahead, so at most ~2 chunks (1 MiB each) exist per
-// conversion, whatever the instance's size (scripts/bench-node.sh CONVERT=1 measures the effect
-// on acknowledgements).
+// conversion, whatever the instance's size. The worker runs at nice 10 (conversionWorker.ts), so
+// that on busy cores acknowledgements go first. scripts/bench-node.sh CONVERT=1 measures the
+// effect on acknowledgements (README, "Converting transfer syntaxes": on the main thread, the
+// slowest acknowledgements waited about a second behind JPEG 2000 frames).
 //
 // One worker serves every conversion of the process (conversions of several destinations
 // interleave chunk by chunk). It starts on the first conversion, is terminated after a minute

@@ -34,9 +34,10 @@ const port = parentPort;
 if (!port) throw new Error('conversionWorker.ts runs as a worker thread (see conversionThread.ts)');
 
 // A low CPU priority (nice 10) for this thread only (on Linux a nice value belongs to a thread, and
-// pid 0 is the calling one): when the cores are busy, receiving and acknowledging go first and
-// conversions take what is left (scripts/bench-node.sh CONVERT=1). Where it cannot be set, the
-// thread runs at the process's priority.
+// pid 0 is the calling one): when the cores are busy, receiving and acknowledging go first, and
+// a conversion still gets about a tenth of a core it shares with a thread at the default priority
+// (the scheduler's weights; nice 19 would leave it ~1/70). scripts/bench-node.sh CONVERT=1
+// measured nice 10 against 0. Where it cannot be set, the thread runs at the process's priority.
 try {
   setPriority(0, 10);
 } catch {
