@@ -68,6 +68,7 @@ export class DeidNode {
         quarantine: c.quarantine,
         forwardTo,
         rows: [...watcher.current.rows],
+        allowBurnedIn: c.allowBurnedIn,
       },
       {
         onAudit: (rows) => {
@@ -208,7 +209,7 @@ export class DeidNode {
         );
         this.faults.delete(id);
         spool.release(ref);
-        this.processing!.recordQuarantined();
+        this.processing!.recordQuarantined(corrupt ? 'unreadable' : 'not-deidentifiable');
         this.logger.error(`${why}: instance moved to quarantine`, { spoolFile: name });
         return;
       } catch {
