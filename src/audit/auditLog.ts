@@ -7,9 +7,10 @@ import path from 'node:path';
 /**
  * What happened to one input: written (`ok`), no mapping row, not DICOM, refused/failed
  * (`error`), a DICOMDIR (a media index, left out), held for its burned-in annotation (`held`),
- * held because its study belongs to another research patient (`conflict`).
+ * held because its study belongs to another research patient (`conflict`), held by the leak
+ * guard (`leak-guard`: an identifier of the source was found in what would have been written).
  */
-export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error' | 'dicomdir' | 'held' | 'conflict';
+export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error' | 'dicomdir' | 'held' | 'conflict' | 'leak-guard';
 
 export interface AuditRow {
   sourcePath: string;

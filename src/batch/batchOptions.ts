@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { MappingRow } from '../core/types.js';
 import { UsageError } from '../errors.js';
 import { readMappingFile } from '../io/mappingFile.js';
+import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import type { Logger } from '../log.js';
 
 export interface BatchOptions {
@@ -30,6 +31,8 @@ export interface BatchOptions {
   out?: (line: string) => void;
   /** Stops the run (the CLI aborts it on SIGINT/SIGTERM): see runBatch. */
   signal?: AbortSignal;
+  /** Attributes (keywords or tags) whose leak guard hits are warnings only (--leak-guard-warn-only). */
+  leakGuardWarnOnly?: string[];
 }
 
 /** The absolute paths of a run. */
@@ -43,11 +46,13 @@ export interface BatchPaths {
   logDir: string;
 }
 
-/** A validated run: its paths, the mapping CSV's rows, how many worker threads. */
+/** A validated run: its paths, the mapping CSV's rows, how many worker threads, the leak guard's settings. */
 export interface PreparedBatch {
   paths: BatchPaths;
   rows: MappingRow[];
   workerCount: number;
+  /** Tags whose leak guard hits only warn; tags kept whatever the rules say (tests only). */
+  guard: { leakGuardWarnOnly: number[]; testOnlyKeep: number[] };
 }
 
 /** The state's default place: beside the mapping CSV (key material with key material). */
@@ -95,13 +100,21 @@ export function prepareBatch(opts: BatchOptions): PreparedBatch {
   const problems = [...placementProblems(paths, opts), ...keyMaterialPathProblems(paths)];
   if (problems.length > 0) throw new UsageError(problems.join('\n'));
   const workerCount = Math.max(1, Math.floor(opts.workers ?? os.availableParallelism()));
+  const guard = {
+    leakGuardWarnOnly: warnOnlyTags(opts.leakGuardWarnOnly ?? [], '--leak-guard-warn-only', (m) => new UsageError(m)),
+    testOnlyKeep: testOnlyKeep(
+      process.env,
+      (m) => new UsageError(m),
+      (m) => process.stderr.write(`dicom-deid: warning: ${m}\n`),
+    ),
+  };
   // An unreadable CSV is a usage error; one that does not validate, a MappingError (both exit 2).
   const rows = readMappingFile(
     csv,
     (message) => new UsageError(message),
     (warning) => process.stderr.write(`dicom-deid: warning: ${warning}\n`),
   );
-  return { paths, rows, workerCount };
+  return { paths, rows, workerCount, guard };
 }
 
 /** The nearest existing path at or above `p`, if it is not a folder (or `p` itself is one for a file). */

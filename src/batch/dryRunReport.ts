@@ -147,6 +147,7 @@ export function printDryRun(
     dicomdir: 0,
     held: 0,
     conflict: 0,
+    'leak-guard': 0,
   };
   for (const f of files) counts[f.status]++;
   const copied = files.filter((f) => f.copiedTo).length;

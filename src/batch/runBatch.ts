@@ -53,7 +53,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
   const say = opts.quiet ? () => {} : out;
   const signal = opts.signal;
-  const { paths, rows, workerCount } = prepareBatch(opts);
+  const { paths, rows, workerCount, guard } = prepareBatch(opts);
 
   const walked = await walkTree(paths.input);
   const files = walked.files;
@@ -72,6 +72,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       inputDir: paths.input,
       outputDir: paths.output,
       allowBurnedIn: opts.allowBurnedIn === true,
+      ...guard,
     },
     Math.min(workerCount, files.length),
   );
@@ -178,7 +179,13 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     };
     progress.finish();
     const secs = (Date.now() - started) / 1000;
-    log?.info('batch finished', { ...c, otherLeftOut: summary.otherFilesLeftOut, seconds: secs });
+    log?.info('batch finished', {
+      ...c,
+      otherLeftOut: summary.otherFilesLeftOut,
+      seconds: secs,
+      leakGuardMs: Math.round(results.timing.guardMs),
+      workerMs: Math.round(results.timing.jobMs),
+    });
     printSummary(summary, secs, say);
     return summary;
   } finally {

@@ -16,6 +16,7 @@ export class RunResults {
     dicomdir: 0,
     held: 0,
     conflict: 0,
+    'leak-guard': 0,
   };
   /** Written files whose pixels may hold burned-in text: output path (relative) and why. */
   readonly review: { outputPath: string; reason: string }[] = [];
@@ -35,6 +36,8 @@ export class RunResults {
   readonly studyLinks = new Map<string, Map<string, number>>();
   /** Unmatched files whose PatientID/AccessionNumber is a CSV value with leading zeros added. */
   readonly lostLeadingZeros = { files: 0, csvLines: new Set<number>() };
+  /** The leak guard's time and the workers' time per file, summed (ms). */
+  readonly timing = { guardMs: 0, jobMs: 0 };
   /** Non-DICOM files copied (--copy-other-files). */
   otherCopied = 0;
   private readonly rowsByLine: Map<number, MappingRow>;
@@ -60,6 +63,8 @@ export class RunResults {
       return null;
     }
     this.counts[r.status]++;
+    this.timing.guardMs += r.guardMs ?? 0;
+    this.timing.jobMs += r.jobMs ?? 0;
     let message = r.message;
     if (r.status === 'ok' && r.researchId && r.studyKey && r.sessionN !== undefined) {
       // The node later gives a re-sent study of this folder the same session number.

@@ -28,11 +28,11 @@ export interface BatchSummary {
 }
 
 /**
- * 1 when some DICOM file was not de-identified (no row, failed, held), or none was found; a
+ * 1 when some DICOM file was not de-identified (no row, failed, held, also by the leak guard), or none was found; a
  * DICOMDIR is not an instance: leaving it out is no failure.
  */
 export function exitCodeOf(c: Record<FileStatus, number>): 0 | 1 {
-  const notWritten = c['no-mapping'] + c.error + c.held + c.conflict;
+  const notWritten = c['no-mapping'] + c.error + c.held + c.conflict + c['leak-guard'];
   return notWritten > 0 || c.ok + notWritten === 0 ? 1 : 0;
 }
 
@@ -54,6 +54,8 @@ export function printSummary(s: BatchSummary, secs: number, say: (line: string) 
     say(`  held (burned-in):   ${c.held} (Burned In Annotation YES: not written; --allow-burned-in writes them)`);
   if (c.conflict > 0)
     say(`  held (conflict):    ${c.conflict} (their study belongs to another research patient: not written)`);
+  if (c['leak-guard'] > 0)
+    say(`  held (leak guard):  ${c['leak-guard']} (an identifier of the source was in the output: see the audit log)`);
   if (c.dicomdir > 0) say(`  DICOMDIR:           ${c.dicomdir} (media indexes, left out)`);
   say(
     `  not DICOM:          ${c['not-dicom']} (${s.otherFilesLeftOut} left out${s.otherFilesCopied ? `, ${s.otherFilesCopied} copied` : ''})`,
@@ -84,7 +86,7 @@ export function printSummary(s: BatchSummary, secs: number, say: (line: string) 
   say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);
   // Without it a new run makes a new UID secret and numbers sessions from 1 again.
   say(`State database (keep it, and back it up with the mapping CSV): ${s.state}`);
-  if (c['no-mapping'] + c.error + c.held + c.conflict > 0) {
+  if (c['no-mapping'] + c.error + c.held + c.conflict + c['leak-guard'] > 0) {
     say('Some DICOM files were not de-identified: see the audit log.');
   } else if (c.ok === 0) say('No DICOM file was found in the input: nothing was de-identified.');
 }

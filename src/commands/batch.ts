@@ -23,6 +23,7 @@ interface BatchArgs {
   forward?: string[];
   'calling-aet': string;
   'forward-wait': number;
+  'leak-guard-warn-only'?: string[];
 }
 
 const command: CommandModule<object, BatchArgs> = {
@@ -84,6 +85,12 @@ const command: CommandModule<object, BatchArgs> = {
         default: false,
         describe: 'Print the plan (sessions, new names, what would be left out and why) and write nothing',
       })
+      .option('leak-guard-warn-only', {
+        type: 'string',
+        array: true,
+        describe:
+          'Attributes (e.g. StudyDescription,0008,1030) where a leak guard hit only warns; elsewhere it holds the file',
+      })
       .option('forward', {
         type: 'string',
         array: true,
@@ -125,6 +132,7 @@ const command: CommandModule<object, BatchArgs> = {
           copyOtherFiles: args['copy-other-files'],
           allowBurnedIn: args['allow-burned-in'],
           signal: stop.signal,
+          leakGuardWarnOnly: args['leak-guard-warn-only'],
         });
         process.exitCode = stop.signal.aborted ? 130 : r.exitCode;
       } finally {
@@ -154,6 +162,7 @@ const command: CommandModule<object, BatchArgs> = {
         quiet: args.quiet,
         createLog,
         signal: stop.signal,
+        leakGuardWarnOnly: args['leak-guard-warn-only'],
       });
       if (summary.exitCode === 130) return reportInterrupted(summary, args.quiet);
       process.exitCode = summary.exitCode;
