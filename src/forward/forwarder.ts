@@ -21,6 +21,7 @@ import type { ForwardOutcome, QueueItem, StateStore } from '../state/stateStore.
 import { defaultConverter } from '../transcode/conversionThread.js';
 import type { Converter } from '../transcode/converter.js';
 import { sendFiles, type SendReport, type StoreScuOptions } from './storeScu.js';
+import { preferenceWarning } from './syntaxChoice.js';
 
 export interface ForwarderOptions {
   /** The state holding the forward queue (the node's, or the batch run's). */
@@ -152,6 +153,10 @@ export class Forwarder implements StatusReporter {
     this.stopping = false;
     this.started = (async () => {
       for (const d of this.dests) {
+        // A list that rules out every conversion is legal (a PACS taking only JPEG 2000, fed
+        // JPEG 2000) but more often a wish for compression, which we never do: say so up front.
+        const warning = preferenceWarning(d.dest.transferSyntaxes);
+        if (warning) this.logger.warn(`forward ${d.label}: ${warning}`);
         const n = await this.state.recoverInFlightForwards(d.key);
         if (n > 0)
           this.logger.info(`forward ${d.label}: ${n} interrupted item(s) from a previous run are pending again`);

@@ -3,7 +3,7 @@
 // every syntax the engine reads), limited and ordered by the destination's `transferSyntaxes`
 // preference when it has one. The SCU proposes each of these syntaxes on a presentation context
 // of its own, then sends each file in the first of its syntaxes the peer accepted.
-import { conversionsFor } from '../core/transcode/transferSyntaxes.js';
+import { CONVERSION_TARGETS, conversionsFor } from '../core/transcode/transferSyntaxes.js';
 import { uidLabel } from '../dimse/uidNames.js';
 
 /**
@@ -34,5 +34,20 @@ export function noCandidateReason(storedTs: string, preference: readonly string[
   return (
     `${list} allow neither the stored transfer syntax ${uidLabel(storedTs)} ` +
     `nor a conversion of it (${conversions.map(uidLabel).join(', ')})`
+  );
+}
+
+/**
+ * A warning for a destination whose `transferSyntaxes` name none of the syntaxes we convert to
+ * (explicit or implicit VR little endian): we never compress, so only files already stored in a
+ * listed syntax can go there and every other file goes dead. Undefined when the list names one of
+ * them, or there is no list. One line, for the log when forwarding starts.
+ */
+export function preferenceWarning(preference: readonly string[] | undefined): string | undefined {
+  if (!preference || preference.some((ts) => CONVERSION_TARGETS.includes(ts))) return undefined;
+  return (
+    `transferSyntaxes (${preference.map(uidLabel).join(', ')}) name none of the syntaxes files are ` +
+    `converted to (${CONVERSION_TARGETS.map(uidLabel).join(', ')}; nothing is compressed): only files ` +
+    `stored in a listed syntax can be sent, the others will go dead`
   );
 }
