@@ -4,20 +4,27 @@
 //   commit: one transaction of the state (filing records + forward enqueues) -> audit rows
 //   retire: fsync the outputs and their folders -> only then delete the source files
 // Unmatched or undecodable instances go to quarantine at once. The source (a spooled instance,
-// spool/spoolRef.ts: a journal record or a file) outlives
+// spool/spoolRef.ts: a journal record or a file) is read up to its pixel data and after it, and
+// its pixel data copied by range into the output (spool/spoolReader.ts), so memory stays bounded
+// whatever the size of an instance. It outlives
 // every step until its output is durable, so a crash anywhere means processing it again; that is
 // idempotent: the output path and bytes depend only on the instance and the state.
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
-import { deidentify, readInstanceKeys } from '../core/deidentify.js';
+import { deidentifySource, readInstanceKeys } from '../core/deidentify.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
-import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
+import {
+  DicomFormatError,
+  type DeidInstanceInfo,
+  type InstanceKeys,
+  type Match,
+  type RangedDeidResult,
+} from '../core/types.js';
 import type { AuditRow } from '../audit/auditLog.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
-import { ReusableReader } from '../io/reusableReader.js';
-import { readSpoolItem } from './spool/spoolReader.js';
+import { SpoolItemReader, type OpenedSpoolItem } from './spool/spoolReader.js';
 import { spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 import type { StateStore } from '../state/stateStore.js';
 import { quarantineFile, type QuarantineReason } from './quarantine.js';
@@ -46,13 +53,14 @@ export type Outcome =
 
 /**
  * Instances are staged one at a time per thread (each caller awaits one stageInstance before
- * the next), so one read buffer serves them all; `staging` guards that.
+ * the next), so one reader (and its buffer for small instances) serves them all; `staging`
+ * guards that.
  */
-const reader = new ReusableReader();
+const reader = new SpoolItemReader();
 let staging = false;
 
 /** Series folder from de-identified values only: modality, series number, new series UID hash. */
-export function seriesFolderName(r: DeidResult): string {
+export function seriesFolderName(r: DeidInstanceInfo): string {
   const clean = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '').slice(0, 16);
   const hash = createHash('sha256')
     .update(r.seriesInstanceUid || r.sopInstanceUid)
@@ -90,9 +98,12 @@ export async function stageInstance(
 ): Promise<Staged | Outcome> {
   if (staging) throw new Error('stageInstance: one instance at a time per thread');
   staging = true;
+  let item: OpenedSpoolItem | undefined;
   try {
-    return await stageOne(deps, ref, source, leaveUnmatched);
+    item = reader.open(ref);
+    return await stageOne(deps, ref, item, source, leaveUnmatched);
   } finally {
+    item?.close();
     staging = false;
   }
 }
@@ -100,15 +111,14 @@ export async function stageInstance(
 async function stageOne(
   deps: ProcessorDeps,
   ref: SpoolRef,
+  item: OpenedSpoolItem,
   source: Source,
   leaveUnmatched: boolean,
 ): Promise<Staged | Outcome> {
-  const bytes = readSpoolItem(reader, ref); // nothing of it is kept past this call
-
   const sourceLabel = `${source.callingAet}:${spoolRefName(ref)}`;
   let keys: InstanceKeys;
   try {
-    keys = readInstanceKeys(bytes);
+    keys = readInstanceKeys(item.source);
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
@@ -131,9 +141,9 @@ async function stageOne(
   const { row } = match;
   const n = await sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));
   const accession = newAccessionNumber(row.researchId, n);
-  let result: DeidResult;
+  let result: RangedDeidResult;
   try {
-    result = deidentify(bytes, {
+    result = deidentifySource(item.source, {
       researchId: row.researchId,
       accessionNumber: accession,
       dayOffset: row.dayOffset,
@@ -146,7 +156,8 @@ async function stageOne(
   }
   const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
   const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
-  writeFileAtomicSync(outputPath, result.parts, 0o644);
+  const pixelData = result.pixelData ? [item.piece(result.pixelData)] : [];
+  writeFileAtomicSync(outputPath, [...result.head, ...pixelData, ...result.tail], 0o644);
   if (row.notes.trim() !== '') {
     const notesFile = join(sessionDir, 'notes.txt');
     const text = row.notes.trim() + '\n';
