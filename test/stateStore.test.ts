@@ -51,7 +51,7 @@ afterAll(() => {
 });
 
 interface Op {
-  kind: 'one' | 'many';
+  kind: 'one' | 'many' | 'claim';
   researchId: string;
   keys: string[];
 }
@@ -60,7 +60,7 @@ function runWorker(
   dbFile: string,
   startAt: number,
   ops: Op[],
-): Promise<{ secret: string; results: Record<string, number> }> {
+): Promise<{ secret: string; results: Record<string, number | string> }> {
   return new Promise((resolvePromise, reject) => {
     const arg = JSON.stringify({ modulePath: pathToFileURL(compiledModule).href, dbFile, startAt, ops });
     const child = spawn(process.execPath, [join(root, 'test/fixtures/stateStoreWorker.mjs'), arg], {
@@ -322,6 +322,49 @@ describe('state store (SQLite)', () => {
     await again.close();
   });
 
+  it('read only (batch --dry-run): reads numbers and the secret, writes nothing, leaves no file behind', async () => {
+    const dir = join(tmp, 'read-only');
+    const file = join(dir, 'state.sqlite');
+    await expect(openStateStore(file, { create: false, readOnly: true })).rejects.toBeInstanceOf(StateNotFoundError);
+    expect(existsSync(dir)).toBe(false);
+    const rw = await open(file);
+    const secret = await rw.uidSecret();
+    await rw.sessionIndices('R', ['folder:p/a', 'folder:p/b']);
+    await rw.linkSessionKeys('R', [['study:A', 2]]);
+    await rw.claimStudies([{ studyUid: '2.25.1', researchId: 'R' }]);
+    await rw.close();
+    const before = readFileSync(file);
+    const mtime = statSync(file).mtimeMs;
+
+    const ro = await openStateStore(file, { create: false, readOnly: true });
+    expect(await ro.uidSecret()).toEqual(secret);
+    expect(await ro.knownSessionIndex('R', 'study:A')).toBe(2);
+    expect(await ro.highestSessionIndex('R')).toBe(2);
+    expect(await ro.highestSessionIndex('OTHER')).toBe(0);
+    expect(await ro.knownStudyOwners(['2.25.1', '2.25.2'])).toEqual(new Map([['2.25.1', 'R']]));
+    await expect(ro.claimStudies([{ studyUid: '2.25.2', researchId: 'R' }])).rejects.toMatchObject({
+      code: 'SQLITE_READONLY',
+    });
+    await expect(ro.sessionIndex('R', 'folder:p/c')).rejects.toMatchObject({ code: 'SQLITE_READONLY' });
+    await ro.close();
+    expect(readFileSync(file).equals(before)).toBe(true);
+    expect(statSync(file).mtimeMs).toBe(mtime);
+    expect(readdirSync(dir)).toEqual(['state.sqlite']);
+    // Nothing was assigned: the writer gives the next number.
+    const again = await open(file);
+    expect(await again.sessionIndex('R', 'folder:p/c')).toBe(3);
+    await again.close();
+
+    // An older schema is not migrated by a reader: it says what to do instead.
+    const old = join(dir, 'old.sqlite');
+    const db = new Database(old);
+    db.pragma('user_version = 1');
+    db.close();
+    await expect(openStateStore(old, { create: false, readOnly: true })).rejects.toThrow(
+      /schema version 1, .*a run that writes \(without --dry-run\) upgrades an older one/,
+    );
+  });
+
   it('four processes creating a new database at once agree on one secret', async () => {
     const file = join(tmp, 'race', 'new.sqlite');
     const startAt = Date.now() + 1500;
@@ -360,7 +403,7 @@ describe('state store (SQLite)', () => {
     // All processes agree on every key they both saw.
     const merged = new Map<string, number>();
     for (const o of outs) {
-      for (const [k, n] of Object.entries(o.results)) {
+      for (const [k, n] of Object.entries(o.results) as [string, number][]) {
         if (merged.has(k)) expect(n, k).toBe(merged.get(k));
         merged.set(k, n);
       }
@@ -385,6 +428,59 @@ describe('state store (SQLite)', () => {
     );
     expect(rows).toHaveLength(merged.size);
     for (const r of rows) expect(merged.get(`${r.research_id}|${r.key}`)).toBe(r.n);
+  });
+});
+
+describe('study owners (one study, one research patient)', () => {
+  it('the first claim of a study owns it; later claims, in this process or a later one, are told the owner', async () => {
+    const file = join(tmp, 'owners.sqlite');
+    const a = await open(file);
+    expect(
+      await a.claimStudies([
+        { studyUid: '2.25.1', researchId: 'R1' },
+        { studyUid: '2.25.1', researchId: 'R2' }, // same study, same transaction: R1 was first
+        { studyUid: '2.25.2', researchId: 'R2' },
+      ]),
+    ).toEqual(['R1', 'R1', 'R2']);
+    expect(await a.claimStudies([])).toEqual([]);
+    await expect(a.claimStudies([{ studyUid: '', researchId: 'R1' }])).rejects.toThrow(/empty study UID/);
+    await a.close();
+    const b = await open(file);
+    expect(await b.claimStudies([{ studyUid: '2.25.1', researchId: 'R2' }])).toEqual(['R1']);
+    expect(await b.claimStudies([{ studyUid: '2.25.3', researchId: 'R2' }])).toEqual(['R2']);
+    await b.close();
+  });
+
+  it('four processes claiming the same studies at once agree on one owner each', async () => {
+    const file = join(tmp, 'owners-concurrent.sqlite');
+    await (await open(file)).close();
+    const studies = Array.from({ length: 40 }, (_, i) => `2.25.${1000 + i}`);
+    const startAt = Date.now() + 1500;
+    const outs = await Promise.all(
+      [0, 1, 2, 3].map((w) => {
+        const mine = shuffled(studies, w + 7);
+        const ops: Op[] = [];
+        for (let i = 0; i < mine.length; i += 4)
+          ops.push({ kind: 'claim', researchId: `R${w}`, keys: mine.slice(i, i + 4) });
+        return runWorker(file, startAt, ops);
+      }),
+    );
+    const owners = new Map<string, string>();
+    for (const o of outs) {
+      for (const [k, owner] of Object.entries(o.results)) {
+        if (owners.has(k)) expect(owner, k).toBe(owners.get(k));
+        owners.set(k, owner as string);
+      }
+    }
+    expect(owners.size).toBe(studies.length);
+    // Every study has the owner the database holds, and it is one of the claimers.
+    const rows = raw(file, (db) => db.prepare('SELECT study_uid, research_id FROM study_owner').all()) as {
+      study_uid: string;
+      research_id: string;
+    }[];
+    expect(rows).toHaveLength(studies.length);
+    for (const r of rows) expect(owners.get(`claim|${r.study_uid}`)).toBe(r.research_id);
+    expect(new Set(rows.map((r) => r.research_id)).size).toBeGreaterThan(0);
   });
 });
 
@@ -474,7 +570,14 @@ describe('state migrations', () => {
       );
     expect(tables()).toEqual(['meta', 'session_alias', 'session_index']);
     const store = await open(file);
-    expect(tables()).toEqual(['filed_instance', 'forward_queue', 'meta', 'session_alias', 'session_index']);
+    expect(tables()).toEqual([
+      'filed_instance',
+      'forward_queue',
+      'meta',
+      'session_alias',
+      'session_index',
+      'study_owner',
+    ]);
     expect(await store.knownSessionIndex('RS_03', 'folder:Roe/b')).toBe(2);
     await store.fileInstances(
       [
@@ -507,6 +610,7 @@ describe('state migrations', () => {
         'meta',
         'session_alias',
         'session_index',
+        'study_owner',
       ]),
     );
     await (await open(file)).close();

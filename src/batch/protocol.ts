@@ -10,6 +10,12 @@ export interface WorkerInit {
   uidSecret: Uint8Array;
   inputDir: string;
   outputDir: string;
+  /** Write instances whose Burned In Annotation is YES (--allow-burned-in) instead of holding them. */
+  allowBurnedIn: boolean;
+  /** Attributes (tags) whose leak guard hits are warnings only (--leak-guard-warn-only). */
+  leakGuardWarnOnly: number[];
+  /** Tests only: attributes kept whatever the rules say (DeidOptions.testOnlyKeep). */
+  testOnlyKeep: number[];
 }
 
 export interface JobMessage {
@@ -19,6 +25,8 @@ export interface JobMessage {
   rel: string;
   /** Its output path below the session folder, when the survey read it and a row matched. */
   planned?: PlannedPath;
+  /** The research ID its study belongs to (StateStore.claimStudies), when the survey found one. */
+  studyOwner?: string;
 }
 
 export interface SessionReply {
@@ -57,6 +65,14 @@ export interface JobResult {
   message?: string;
   /** What the mapping lookup noted (its text is also in `message`). */
   note?: MatchNote;
+  /** Written, but its pixels may hold burned-in text: why it is listed for review. */
+  review?: string;
+  /** Time the leak guard took on this file, and the whole job (ms of this worker's time). */
+  guardMs?: number;
+  jobMs?: number;
 }
 
 export type WorkerToMain = SessionRequest | JobResult;
+
+/** What happened to one file (a worker's JobResult without its envelope). */
+export type FileOutcome = Omit<JobResult, 'type' | 'jobId'>;

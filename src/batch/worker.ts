@@ -6,7 +6,9 @@
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
+import { burnedInVerdict } from '../core/burnedIn.js';
 import { deidentifySource, readInstanceKeys } from '../core/deidentify.js';
+import { describeLeakHits, scanOutput } from '../core/leakGuard/index.js';
 import { DicomFormatError } from '../core/types.js';
 import { describeSystemError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/durableWrite.js';
@@ -20,6 +22,8 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const secret = Buffer.from(init.uidSecret);
 const table = new MappingTable(init.rows);
+const warnOnly = new Set(init.leakGuardWarnOnly);
+const deidOptions = init.testOnlyKeep.length > 0 ? { testOnlyKeep: new Set(init.testOnlyKeep) } : undefined;
 
 const sessionCache = new Map<string, number>();
 const pendingSessions = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
@@ -56,8 +60,11 @@ async function processJob(job: JobMessage): Promise<JobResult> {
   } catch (err) {
     return { type: 'result', jobId: job.jobId, status: 'error', message: `unreadable: ${describeSystemError(err)}` };
   }
+  const started = performance.now();
   try {
-    return await processSource(job, new FileByteSource(fd));
+    const result = await processSource(job, new FileByteSource(fd));
+    result.jobMs = performance.now() - started;
+    return result;
   } finally {
     closeSync(fd);
   }
@@ -72,10 +79,13 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
   const base = { type: 'result' as const, jobId: job.jobId };
   let keys;
   try {
-    if (!source.isPart10()) return { ...base, status: 'not-dicom' };
+    if (!source.isDicom()) return { ...base, status: 'not-dicom' };
     keys = readInstanceKeys(source);
   } catch (err) {
     return { ...base, status: 'error', message: failure(err) };
+  }
+  if (keys.isMediaIndex) {
+    return { ...base, status: 'dicomdir', message: 'a DICOMDIR (the index of a CD or DVD), not an image: left out' };
   }
   const match = table.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
   if (!match) {
@@ -97,6 +107,31 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
   if (!planned || planned.researchId !== row.researchId) {
     return { ...info, status: 'error', message: 'the file changed while the run read it: its path was not planned' };
   }
+  // A study belongs to one patient (PS3.3 C.7.2.1): an instance of a study another research
+  // patient owns would give that research PACS one study under two patients.
+  if (job.studyOwner !== undefined && job.studyOwner !== row.researchId) {
+    return {
+      ...info,
+      status: 'conflict',
+      message:
+        `held, not written: its study belongs to research patient ${job.studyOwner}, but this instance ` +
+        `matched ${row.researchId} (CSV line ${row.line}); a study belongs to one patient`,
+    };
+  }
+  const burnedIn = burnedInVerdict(keys);
+  if (burnedIn?.kind === 'declared' && !init.allowBurnedIn) {
+    return {
+      ...info,
+      status: 'held',
+      message: `held, not written: ${burnedIn.reason}, so its pixels may show who the patient is (--allow-burned-in writes such instances)`,
+    };
+  }
+  const review =
+    burnedIn === null
+      ? undefined
+      : burnedIn.kind === 'review'
+        ? burnedIn.reason
+        : `${burnedIn.reason} (--allow-burned-in)`;
 
   try {
     const layout = sourceLayout(job.rel);
@@ -109,16 +144,33 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
     const sessionName = sessionFolderName(row.researchId, n);
     const accessionNumber = newAccessionNumber(row.researchId, n);
 
-    const result = deidentifySource(source, {
-      researchId: row.researchId,
-      accessionNumber,
-      dayOffset: row.dayOffset,
-      notes: row.notes,
-      uidSecret: secret,
-    });
+    const supplied = { researchId: row.researchId, accessionNumber, dayOffset: row.dayOffset, notes: row.notes };
+    const result = deidentifySource(source, { ...supplied, uidSecret: secret }, deidOptions);
 
     const fileName = planned.fileName ?? `${result.sopInstanceUid}.dcm`;
     const outParts = [row.researchId, sessionName, ...planned.dirs, fileName];
+    // The leak guard reads what would be written (the pixel data aside) before it is, and the
+    // notes.txt this file's row adds to its session folder (written by the main thread).
+    const guardStarted = performance.now();
+    const hits = scanOutput({
+      head: result.head,
+      pixelData: result.pixelData,
+      tail: result.tail,
+      path: outParts.join('/'),
+      sidecars:
+        row.notes.trim() !== '' ? [{ path: `${row.researchId}/${sessionName}/notes.txt`, text: row.notes.trim() }] : [],
+      source: result.sourceValues,
+      supplied,
+      warnOnly,
+    });
+    const guardMs = performance.now() - guardStarted;
+    const held = hits.filter((h) => h.action === 'hold');
+    const warned = hits.filter((h) => h.action === 'warn');
+    const warning = warned.length > 0 ? `leak guard warning: ${describeLeakHits(warned)}` : undefined;
+    if (held.length > 0) {
+      const message = [`held by the leak guard, not written: ${describeLeakHits(held)}`, warning, note?.text];
+      return { ...info, status: 'leak-guard', accessionNumber, guardMs, message: message.filter(Boolean).join('; ') };
+    }
     const pixelData = result.pixelData ? [source.fileRange(result.pixelData)] : [];
     writeFileAtomicSync(path.join(init.outputDir, ...outParts), [...result.head, ...pixelData, ...result.tail]);
     return {
@@ -129,10 +181,19 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
       sessionN: n,
       studyKey,
       outRel: outParts.join('/'),
-      message: note?.text,
+      guardMs,
+      review,
+      message:
+        [warning, note?.text, review && `review: ${review}`, ...result.notices].filter(Boolean).join('; ') || undefined,
     };
   } catch (err) {
-    return { ...info, status: 'error', message: errorMessage(err) };
+    // A failed system call (the output's folder or disk) in words, never a raw EACCES.
+    const system = typeof (err as NodeJS.ErrnoException).syscall === 'string';
+    return {
+      ...info,
+      status: 'error',
+      message: system ? `not written: ${describeSystemError(err)}` : errorMessage(err),
+    };
   }
 }
 

@@ -19,6 +19,7 @@ export interface NodeArgs {
   'allowed-aets'?: string;
   forward?: string[];
   'calling-aet'?: string;
+  'leak-guard-warn-only'?: string[];
 }
 
 export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
@@ -37,6 +38,12 @@ export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
     .option('calling-aet', {
       type: 'string',
       describe: "Our calling AE title when forwarding [default: the node's AE title]",
+    })
+    .option('leak-guard-warn-only', {
+      type: 'string',
+      array: true,
+      describe:
+        'Attributes (e.g. StudyDescription,0008,1030) where a leak guard hit only warns; elsewhere it quarantines the instance (config leakGuardWarnOnly)',
     }) as Argv<T & NodeArgs>;
 }
 
@@ -54,6 +61,7 @@ export function nodeConfigFrom(a: NodeArgs): NodeConfig {
       allowedAets: a['allowed-aets'],
       forward: a.forward,
       callingAet: a['calling-aet'],
+      leakGuardWarnOnly: a['leak-guard-warn-only'],
     });
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);

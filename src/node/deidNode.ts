@@ -19,6 +19,8 @@ import { spoolRefId, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 import { nodeStatus, type NodeStatus } from './nodeStatus.js';
 import { ProcessingThread } from './processingThread.js';
 import { quarantineFile } from './quarantine.js';
+import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
+import { ConfigError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
 
@@ -68,6 +70,13 @@ export class DeidNode {
         quarantine: c.quarantine,
         forwardTo,
         rows: [...watcher.current.rows],
+        allowBurnedIn: c.allowBurnedIn,
+        leakGuardWarnOnly: warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m)),
+        testOnlyKeep: testOnlyKeep(
+          process.env,
+          (m) => new ConfigError(m),
+          (m) => this.logger.warn(m),
+        ),
       },
       {
         onAudit: (rows) => {
@@ -78,7 +87,9 @@ export class DeidNode {
           if (outcome.status === 'filed') {
             this.forwarder?.kick();
           } else if (outcome.status === 'quarantined') {
-            this.logger.warn(`instance quarantined (${outcome.reason}); see the audit log`);
+            // A leak guard hold names where and what kind (never the value): say it here too.
+            const what = outcome.reason === 'leak-guard' ? `: ${outcome.message}` : '';
+            this.logger.warn(`instance quarantined (${outcome.reason}${what}); see the audit log`);
           }
         },
         onReleased: (ref) => spool.release(ref),
@@ -208,7 +219,7 @@ export class DeidNode {
         );
         this.faults.delete(id);
         spool.release(ref);
-        this.processing!.recordQuarantined();
+        this.processing!.recordQuarantined(corrupt ? 'unreadable' : 'not-deidentifiable');
         this.logger.error(`${why}: instance moved to quarantine`, { spoolFile: name });
         return;
       } catch {

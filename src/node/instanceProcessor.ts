@@ -3,17 +3,21 @@
 //   stage:  match -> session index -> de-identify -> atomic write of the output (not yet fsync'd)
 //   commit: one transaction of the state (filing records + forward enqueues) -> audit rows
 //   retire: fsync the outputs and their folders -> only then delete the source files
-// Unmatched or undecodable instances go to quarantine at once. The source (a spooled instance,
-// spool/spoolRef.ts: a journal record or a file) is read up to its pixel data and after it, and
-// its pixel data copied by range into the output (spool/spoolReader.ts), so memory stays bounded
-// whatever the size of an instance. It outlives
+// Unmatched or undecodable instances go to quarantine at once, and so does an instance the leak
+// guard (core/leakGuard) holds: an identifier of its source found in its output or path. The
+// source (a spooled instance, spool/spoolRef.ts: a journal record or a file) is read up to its
+// pixel data and after it, and its pixel data copied by range into the output
+// (spool/spoolReader.ts), so memory stays bounded whatever the size of an instance. It outlives
 // every step until its output is durable, so a crash anywhere means processing it again; that is
 // idempotent: the output path and bytes depend only on the instance and the state.
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
-import { deidentifySource, readInstanceKeys } from '../core/deidentify.js';
+import { burnedInVerdict } from '../core/burnedIn.js';
+import { deidentifySource, readInstanceKeys, type DeidOptions } from '../core/deidentify.js';
+import { describeLeakHits, scanOutput } from '../core/leakGuard/index.js';
+import { remapUid } from '../core/uidRemap.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import {
   DicomFormatError,
@@ -22,7 +26,7 @@ import {
   type Match,
   type RangedDeidResult,
 } from '../core/types.js';
-import type { AuditRow } from '../audit/auditLog.js';
+import type { AuditRow, FileStatus } from '../audit/auditLog.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
 import { SpoolItemReader, type OpenedSpoolItem } from './spool/spoolReader.js';
 import { spoolRefName, type SpoolRef } from './spool/spoolRef.js';
@@ -39,6 +43,14 @@ export interface ProcessorDeps {
   audit: (row: AuditRow) => void;
   /** (researchId, study key) -> session number already given. */
   sessionCache?: Map<string, number>;
+  /** De-identified Study Instance UID -> the research ID that owns it (owners never change). */
+  studyOwnerCache?: Map<string, string>;
+  /** File instances whose Burned In Annotation is YES (config allowBurnedIn) instead of quarantining them. */
+  allowBurnedIn?: boolean;
+  /** Attributes (tags) whose leak guard hits are warnings only (config leakGuardWarnOnly). */
+  leakGuardWarnOnly?: ReadonlySet<number>;
+  /** Tests only: a broken profile (DeidOptions.testOnlyKeep). */
+  deidOptions?: DeidOptions;
 }
 
 export interface Source {
@@ -47,9 +59,20 @@ export interface Source {
 }
 
 export type Outcome =
-  | { status: 'filed'; outputPath: string; researchId: string; accession: string; newSopUid: string }
+  | {
+      status: 'filed';
+      outputPath: string;
+      researchId: string;
+      accession: string;
+      newSopUid: string;
+      /** Its pixels may hold burned-in text: the kind of image that makes it likely (burnedIn.ts). */
+      review?: string;
+      /** Leak guard hits in warn-only attributes (written to the audit row). */
+      leakGuardWarnings?: number;
+    }
   | { status: 'quarantined'; reason: QuarantineReason; message: string; file: string }
-  | { status: 'unmatched'; message: string }; // replay: still no mapping, left where it was
+  /** Replay: still not filed (no mapping row, or held for its reason), left where it was. */
+  | { status: 'unmatched'; reason: QuarantineReason; message: string };
 
 /**
  * Instances are staged one at a time per thread (each caller awaits one stageInstance before
@@ -82,6 +105,10 @@ export interface Staged {
   originalSopUid: string;
   callingAet: string;
   audit: AuditRow;
+  /** Listed for review (burned-in text): the kind of image. */
+  review?: string;
+  /** Leak guard hits in warn-only attributes. */
+  leakGuardWarnings: number;
 }
 
 /**
@@ -123,6 +150,13 @@ async function stageOne(
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
   }
+  // The receiver writes the C-STORE request's Affected SOP Class and Instance UIDs in the spooled
+  // file's meta, and never parses the data set: here the two are compared. Filed under either,
+  // a disagreement would be silent (the sender thinks it stored one instance, we filed another).
+  const mismatch = requestMismatch(keys);
+  if (mismatch !== null) {
+    return quarantine(deps, ref, source, 'uid-mismatch', mismatch, keys, sourceLabel, leaveUnmatched);
+  }
   const mapping = deps.mapping();
   const match: Match | null = mapping.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
   if (!match) {
@@ -139,25 +173,69 @@ async function stageOne(
     );
   }
   const { row } = match;
+  const secret = await uidSecretOf(deps.state);
+  if (keys.studyInstanceUid !== '') {
+    // A study belongs to one patient (PS3.3 C.7.2.1), so to one research patient.
+    const owner = await studyOwner(deps, remapUid(keys.studyInstanceUid, secret), row.researchId);
+    if (owner !== row.researchId) {
+      const why =
+        `its study belongs to research patient ${owner}, but this instance matched ${row.researchId} ` +
+        `(CSV line ${row.line}); a study belongs to one patient`;
+      return quarantine(deps, ref, source, 'study-patient-conflict', why, keys, sourceLabel, leaveUnmatched);
+    }
+  }
+  const burnedIn = burnedInVerdict(keys);
+  if (burnedIn?.kind === 'declared' && !deps.allowBurnedIn) {
+    const why = `${burnedIn.reason}, so its pixels may show who the patient is (config allowBurnedIn files such instances)`;
+    return quarantine(deps, ref, source, 'burned-in', why, keys, sourceLabel, leaveUnmatched);
+  }
+  const review =
+    burnedIn === null
+      ? undefined
+      : burnedIn.kind === 'review'
+        ? { kind: burnedIn.imageKind, reason: burnedIn.reason }
+        : { kind: 'Burned In Annotation YES', reason: `${burnedIn.reason} (allowBurnedIn)` };
   const n = await sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));
   const accession = newAccessionNumber(row.researchId, n);
+  const supplied = {
+    researchId: row.researchId,
+    accessionNumber: accession,
+    dayOffset: row.dayOffset,
+    notes: row.notes,
+  };
   let result: RangedDeidResult;
   try {
-    result = deidentifySource(item.source, {
-      researchId: row.researchId,
-      accessionNumber: accession,
-      dayOffset: row.dayOffset,
-      notes: row.notes,
-      uidSecret: await uidSecretOf(deps.state),
-    });
+    result = deidentifySource(item.source, { ...supplied, uidSecret: secret }, deps.deidOptions);
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'not-deidentifiable', e.message, keys, sourceLabel, leaveUnmatched);
   }
-  const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
+  const sessionName = sessionFolderName(row.researchId, n);
+  const sessionDir = join(deps.outputDir, row.researchId, sessionName);
   const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
-  const pixelData = result.pixelData ? [item.piece(result.pixelData)] : [];
-  writeFileAtomicSync(outputPath, [...result.head, ...pixelData, ...result.tail], 0o644);
+  const rel = relative(deps.outputDir, outputPath);
+  // The leak guard reads what would be filed (and so forwarded: the filed file is what is sent)
+  // before it is written, and the notes.txt its row adds to its session folder.
+  const hits = scanOutput({
+    head: result.head,
+    pixelData: result.pixelData,
+    tail: result.tail,
+    path: rel.split(sep).join('/'),
+    sidecars:
+      row.notes.trim() !== '' ? [{ path: `${row.researchId}/${sessionName}/notes.txt`, text: row.notes.trim() }] : [],
+    source: result.sourceValues,
+    supplied,
+    warnOnly: deps.leakGuardWarnOnly,
+  });
+  const held = hits.filter((h) => h.action === 'hold');
+  const warned = hits.filter((h) => h.action === 'warn');
+  const warning = warned.length > 0 ? `leak guard warning: ${describeLeakHits(warned)}` : '';
+  if (held.length > 0) {
+    const message = [describeLeakHits(held), warning].filter(Boolean).join('; ');
+    return quarantine(deps, ref, source, 'leak-guard', message, keys, sourceLabel, leaveUnmatched);
+  }
+  const pixels = result.pixelData ? [item.piece(result.pixelData)] : [];
+  writeFileAtomicSync(outputPath, [...result.head, ...pixels, ...result.tail], 0o644);
   if (row.notes.trim() !== '') {
     const notesFile = join(sessionDir, 'notes.txt');
     const text = row.notes.trim() + '\n';
@@ -169,7 +247,6 @@ async function stageOne(
     }
     if (current !== text) writeFileDurableSync(notesFile, text);
   }
-  const rel = relative(deps.outputDir, outputPath);
   return {
     ref,
     outputPath,
@@ -180,6 +257,8 @@ async function stageOne(
     newSopUid: result.sopInstanceUid,
     originalSopUid: keys.sopInstanceUid,
     callingAet: source.callingAet,
+    review: review?.kind,
+    leakGuardWarnings: warned.length,
     audit: {
       sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
       status: 'ok',
@@ -188,7 +267,9 @@ async function stageOne(
       newAccession: accession,
       dayOffset: row.dayOffset,
       outputPath: rel,
-      message: match.note?.text ?? '',
+      message: [warning, match.note?.text, review && `review: ${review.reason}`, ...result.notices]
+        .filter(Boolean)
+        .join('; '),
     },
   };
 }
@@ -219,6 +300,8 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
     researchId: s.researchId,
     accession: s.accession,
     newSopUid: s.newSopUid,
+    ...(s.review !== undefined ? { review: s.review } : {}),
+    ...(s.leakGuardWarnings > 0 ? { leakGuardWarnings: s.leakGuardWarnings } : {}),
   }));
 }
 
@@ -265,6 +348,34 @@ async function uidSecretOf(state: StateStore): Promise<Buffer> {
   return secret;
 }
 
+/**
+ * Why the C-STORE request and its data set disagree on the instance (both UIDs named: this goes
+ * to the audit log and the quarantine, never the application log), or null when they agree or
+ * the file has no meta to compare with.
+ */
+function requestMismatch(keys: InstanceKeys): string | null {
+  const parts: string[] = [];
+  for (const [what, request, dataSet] of [
+    ['SOP Instance UID', keys.metaSopInstanceUid, keys.sopInstanceUid],
+    ['SOP Class UID', keys.metaSopClassUid, keys.sopClassUid],
+  ] as const) {
+    if (request !== '' && request !== dataSet) {
+      parts.push(`the C-STORE request's Affected ${what} is ${request}, the data set's ${what} ${dataSet}`);
+    }
+  }
+  return parts.length === 0 ? null : `${parts.join('; ')}: filed under neither`;
+}
+
+/** Claims the study for `researchId` (StateStore.claimStudies), or gives its owner; cached per processor. */
+async function studyOwner(deps: ProcessorDeps, studyUid: string, researchId: string): Promise<string> {
+  let owner = deps.studyOwnerCache?.get(studyUid);
+  if (owner === undefined) {
+    owner = (await deps.state.claimStudies([{ studyUid, researchId }]))[0]!;
+    deps.studyOwnerCache?.set(studyUid, owner);
+  }
+  return owner;
+}
+
 /** Session numbers never change once given, so they are cached per processor. */
 async function sessionIndex(deps: ProcessorDeps, researchId: string, key: string): Promise<number> {
   const cacheKey = `${researchId}\0${key}`;
@@ -276,6 +387,14 @@ async function sessionIndex(deps: ProcessorDeps, researchId: string, key: string
   return n;
 }
 
+/** The audit status of a quarantined instance, by reason (otherwise `error`). */
+const AUDIT_STATUS: Partial<Record<QuarantineReason, FileStatus>> = {
+  'no-mapping': 'no-mapping',
+  'study-patient-conflict': 'conflict',
+  'burned-in': 'held',
+  'leak-guard': 'leak-guard',
+};
+
 function quarantine(
   deps: ProcessorDeps,
   ref: SpoolRef,
@@ -286,7 +405,18 @@ function quarantine(
   sourceLabel: string,
   leave: boolean,
 ): Outcome {
-  if (leave) return { status: 'unmatched', message };
+  if (leave) {
+    if (reason === 'leak-guard') {
+      // A replay that now matches, but whose output the guard holds: say so in the audit log.
+      deps.audit({
+        sourcePath: `${sourceLabel}${keys.sopInstanceUid ? ` (${keys.sopInstanceUid})` : ''}`,
+        status: reason,
+        outputPath: '',
+        message: `left in quarantine (leak-guard): ${message}`,
+      });
+    }
+    return { status: 'unmatched', reason, message };
+  }
   const dest = quarantineFile(deps.quarantineDir, ref, {
     reason,
     message,
@@ -302,7 +432,7 @@ function quarantine(
   });
   deps.audit({
     sourcePath: `${sourceLabel}${keys.sopInstanceUid ? ` (${keys.sopInstanceUid})` : ''}`,
-    status: reason === 'no-mapping' ? 'no-mapping' : 'error',
+    status: AUDIT_STATUS[reason] ?? 'error',
     outputPath: '',
     message: `quarantined (${reason}): ${message} -> ${dest}`,
   });

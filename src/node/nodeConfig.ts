@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { destinationsFromConfig, type Destination } from '../forward/destination.js';
 import { isValidAeTitle } from './receiver/associationPolicy.js';
+import { splitAttributeList } from '../core/leakGuard/index.js';
+import { warnOnlyTags } from '../leakGuardSettings.js';
 
 export interface NodeConfig {
   aeTitle: string;
@@ -36,6 +38,16 @@ export interface NodeConfig {
    * instance, slower to acknowledge). See spool/spoolJournal.ts.
    */
   spoolReserveMB: number;
+  /**
+   * File instances whose Burned In Annotation (0028,0301) is YES, for sites that clean pixels
+   * elsewhere. Default false: they are quarantined (reason `burned-in`).
+   */
+  allowBurnedIn: boolean;
+  /**
+   * Attributes (PS3.6 keywords or tags) where a leak guard hit is only a warning in the audit
+   * log; elsewhere a hit quarantines the instance (reason leak-guard). Default none.
+   */
+  leakGuardWarnOnly: string[];
 }
 
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
@@ -53,6 +65,7 @@ const NUMBERS = [
   'spoolReserveMB',
 ] as const;
 const LISTS = ['allowedAets'] as const;
+const BOOLEANS = ['allowBurnedIn'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
 function readJson(file: string): Record<string, unknown> {
@@ -99,6 +112,17 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         throw new ConfigError(`${where}: "${k}" must be a list of strings`);
       }
       out[k] = list.map((x: string) => x.trim()).filter((x: string) => x !== '');
+    } else if (k === 'leakGuardWarnOnly') {
+      // Keywords or tags; a string (a flag) is split at commas, keeping a tag's own comma.
+      const list = typeof v === 'string' ? splitAttributeList(v) : v;
+      if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) {
+        throw new ConfigError(`${where}: "${k}" must be a list of attribute keywords or tags`);
+      }
+      out[k] = list.flatMap((x: string) => splitAttributeList(x));
+    } else if ((BOOLEANS as readonly string[]).includes(k)) {
+      const b = v === 'true' ? true : v === 'false' ? false : v;
+      if (typeof b !== 'boolean') throw new ConfigError(`${where}: "${k}" must be true or false`);
+      out[k] = b;
     } else if (k === 'forward') {
       // Strings ("AET@host:port", a comma-separated flag) or objects; checked in loadNodeConfig.
       const list = typeof v === 'string' ? v.split(',') : v;
@@ -117,7 +141,7 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   if (configFile) cfg = merge(cfg, readJson(configFile), configFile);
   cfg = merge(cfg, flags, 'command line');
   const c = cfg as NodeConfig;
-  for (const k of [...STRINGS, ...NUMBERS, ...LISTS, 'forward'] as const) {
+  for (const k of [...STRINGS, ...NUMBERS, ...LISTS, ...BOOLEANS, 'forward'] as const) {
     if (c[k] === undefined) throw new ConfigError(`missing setting "${k}"`);
   }
   if (!Number.isInteger(c.port) || c.port > 65535) throw new ConfigError(`port ${c.port} is not a TCP port`);
@@ -135,6 +159,8 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   } catch (e) {
     throw new ConfigError(`forward: ${(e as Error).message}`);
   }
+  c.leakGuardWarnOnly ??= [];
+  warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m)); // names what is no attribute
   for (const k of PATHS) c[k] = resolve(c[k]);
   const out = resolve(c.output);
   for (const k of ['db', 'quarantine', 'spool', 'logDir', 'csv'] as const) {

@@ -55,6 +55,13 @@ export interface InstanceFiling extends Omit<FiledInstance, 'filedAt'> {
   forwardFile: string;
 }
 
+/** A research patient's claim on a study (see StateStore.claimStudies). */
+export interface StudyClaim {
+  /** The study's de-identified Study Instance UID (the same for batch and node: one secret). */
+  studyUid: string;
+  researchId: string;
+}
+
 /** States of a forward queue item: pending -> in_flight -> delivered | pending (retry) | dead. */
 export type QueueState = 'pending' | 'in_flight' | 'delivered' | 'dead';
 
@@ -168,12 +175,29 @@ export interface StateStore {
   /** The number already given to (researchId, key), directly or as a linked key; never assigns. */
   knownSessionIndex(researchId: string, key: string): Promise<number | undefined>;
 
+  /** The highest session number of `researchId` (0 when it has none); never assigns. */
+  highestSessionIndex(researchId: string): Promise<number>;
+
   /**
    * Records that each `key` names session `n` of `researchId` as well (the studies batch mode
    * found in a session folder, so that the node files a re-sent study under the same number),
    * unless the key already has a number. One transaction for all links.
    */
   linkSessionKeys(researchId: string, links: Iterable<readonly [key: string, n: number]>): Promise<void>;
+
+  // ---- Study owners (one study, one research patient) ----------------------------------------
+
+  /**
+   * A study belongs to one patient (PS3.3 C.7.2.1), so to one research patient. Each claim gives
+   * its study to its research patient unless the study already has one; returns, claim by claim
+   * in order, the research ID that owns the study (the claimer's, or the earlier owner's: then
+   * the caller holds the instance). One exclusive transaction: two processes claiming one study
+   * at once agree on one owner. Throws on an empty study UID or research ID (nothing claimed).
+   */
+  claimStudies(claims: readonly StudyClaim[], now?: number): Promise<string[]>;
+
+  /** The owners the state already gives these studies (de-identified Study Instance UIDs); never claims. */
+  knownStudyOwners(studyUids: readonly string[]): Promise<Map<string, string>>;
 
   // ---- Filed instances ----------------------------------------------------------------------
 
@@ -257,4 +281,10 @@ export interface OpenStateOptions {
    * state (the management commands: they work on a node's state, never on a new one).
    */
   create: boolean;
+  /**
+   * true: read only (`batch --dry-run`): nothing is created, migrated or written, and every
+   * method that would write rejects (SQLite: SQLITE_READONLY); `uidSecret` rejects when the
+   * state has none yet. Needs `create: false`.
+   */
+  readOnly?: boolean;
 }
