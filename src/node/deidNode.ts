@@ -23,6 +23,7 @@ import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { ConfigError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
+import { RetrieveService } from '../retrieve/retrieveService.js';
 
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
@@ -34,6 +35,7 @@ export class DeidNode {
   private watcher: MappingWatcher | undefined;
   private receiver: DicomListener<SpoolRef> | undefined;
   private forwarder: Forwarder | null = null;
+  private retrieveService: RetrieveService | undefined;
   private processing: ProcessingThread | undefined;
   private spool: Spool | undefined;
   private audit!: AuditLog;
@@ -43,10 +45,38 @@ export class DeidNode {
   private stopping = false;
   private readonly startedAt = new Date().toISOString();
 
+  /**
+   * `retrieveOptions`: settings of the node's retrieve jobs that are not the config's (the
+   * standalone `retrieve` command's progress bar and runner name; tests' timers).
+   */
   constructor(
     readonly config: NodeConfig,
     private readonly logger: Logger,
+    private readonly retrieveOptions: Partial<
+      Pick<ConstructorParameters<typeof RetrieveService>[0], 'runner' | 'onProgress' | 'heartbeatMs' | 'pollMs'>
+    > = {},
   ) {}
+
+  /** The node's retrieve jobs (available once start() has resolved). */
+  get retrieve(): RetrieveService {
+    if (!this.retrieveService) throw new Error('the node is not started');
+    return this.retrieveService;
+  }
+
+  /**
+   * Counters of the node's work on arriving instances: received (acknowledged) and done
+   * processing (filed, quarantined, failed), and the associations open now. A retrieve job sees
+   * by them that a study it moved is still arriving, or still being filed.
+   */
+  arrivals(): { received: number; processed: number; receiving: number } {
+    const r = this.receiver?.status().counts;
+    const p = this.processing?.status().counts;
+    return {
+      received: r?.instancesStored ?? 0,
+      receiving: r?.associationsOpen ?? 0,
+      processed: (p?.filed ?? 0) + (p?.quarantined ?? 0) + (p?.failed ?? 0),
+    };
+  }
 
   /** Starts everything; throws (with a one-line message) when the node cannot run. */
   async start(): Promise<{ port: number }> {
@@ -129,6 +159,13 @@ export class DeidNode {
     });
     this.receiver = receiver;
     const { port } = await receiver.start();
+    this.retrieveService = new RetrieveService({
+      state: this.state,
+      node: { aeTitle: c.aeTitle, host: c.host, port, callingAet: c.callingAet, reportDir: c.logDir },
+      arrivals: () => this.arrivals(),
+      logger: this.logger,
+      ...this.retrieveOptions,
+    });
     this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${port}`, {
       output: c.output,
       forward: c.forward.map(destinationLabel).join(', ') || 'none',
@@ -271,6 +308,7 @@ export class DeidNode {
         processing: this.processing?.status(),
         mapping: this.watcher?.status(),
         forwarder: this.forwarder?.status(),
+        retrieve: this.retrieveService?.status(),
       },
       this.startedAt,
     );
@@ -281,6 +319,8 @@ export class DeidNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    // Retrieve jobs first: their moves are cancelled while the receiver still takes what comes.
+    await this.retrieveService?.stop();
     await this.receiver?.stop();
     await this.processing?.close();
     await this.spool?.close();
