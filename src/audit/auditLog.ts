@@ -41,19 +41,40 @@ export function auditLogName(d: Date): string {
   return `deid_log_${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}_${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}.csv`;
 }
 
+/**
+ * One audit CSV. `lazy`: the file is created at the first row (the node: a start that fails, or
+ * a run that files nothing, leaves no empty audit file); otherwise at once (batch names it in
+ * its summary).
+ */
 export class AuditLog {
-  readonly file: string;
-  private fd: number;
+  private current: string | undefined;
+  private fd: number | undefined;
   private buffer: string[] = [];
 
-  constructor(logDir: string, now = new Date()) {
-    fs.mkdirSync(logDir, { recursive: true });
-    const base = auditLogName(now);
-    let file = path.join(logDir, base);
-    for (let i = 2; fs.existsSync(file); i++) file = path.join(logDir, base.replace(/\.csv$/, `_${i}.csv`));
-    this.file = file;
+  constructor(
+    private readonly logDir: string,
+    private readonly now = new Date(),
+    opts: { lazy?: boolean } = {},
+  ) {
+    if (!opts.lazy) this.open();
+  }
+
+  /** The CSV file (created now if it was not yet). */
+  get file(): string {
+    this.open();
+    return this.current!;
+  }
+
+  private open(): number {
+    if (this.fd !== undefined) return this.fd;
+    fs.mkdirSync(this.logDir, { recursive: true });
+    const base = auditLogName(this.now);
+    let file = path.join(this.logDir, base);
+    for (let i = 2; fs.existsSync(file); i++) file = path.join(this.logDir, base.replace(/\.csv$/, `_${i}.csv`));
+    this.current = file;
     this.fd = fs.openSync(file, 'wx', 0o600);
     fs.writeSync(this.fd, '\uFEFF' + AUDIT_HEADER.join(',') + '\r\n');
+    return this.fd;
   }
 
   write(row: AuditRow): void {
@@ -73,12 +94,13 @@ export class AuditLog {
 
   flush(): void {
     if (this.buffer.length === 0) return;
-    fs.writeSync(this.fd, this.buffer.join(''));
+    fs.writeSync(this.open(), this.buffer.join(''));
     this.buffer = [];
   }
 
   close(): void {
     this.flush();
-    fs.closeSync(this.fd);
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
   }
 }

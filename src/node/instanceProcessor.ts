@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
+import { shiftDA } from '../core/dates.js';
 import { deidentify, readInstanceKeys } from '../core/deidentify.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
@@ -73,6 +74,9 @@ export interface Staged {
   newSopUid: string;
   originalSopUid: string;
   callingAet: string;
+  /** De-identified values for the status page: the shifted StudyDate (YYYYMMDD or ''), the Modality. */
+  studyDate: string;
+  modality: string;
   audit: AuditRow;
 }
 
@@ -169,6 +173,8 @@ async function stageOne(
     newSopUid: result.sopInstanceUid,
     originalSopUid: keys.sopInstanceUid,
     callingAet: source.callingAet,
+    studyDate: keys.studyDate ? shiftDA(keys.studyDate, row.dayOffset) : '',
+    modality: result.modality,
     audit: {
       sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
       status: 'ok',
@@ -198,6 +204,8 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
       outputPath: s.rel,
       callingAet: s.callingAet,
       forwardFile: s.outputPath,
+      studyDate: s.studyDate,
+      modality: s.modality,
     })),
     deps.forwardTo,
   );

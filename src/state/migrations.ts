@@ -63,6 +63,15 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX IF NOT EXISTS forward_queue_due ON forward_queue(destination, state, next_attempt_at);
   `,
+  // v4: what the status page lists per filed study (de-identified values only: the shifted
+  // study date, the modality) and the file queued for forwarding, to join the queue by study.
+  `
+  ALTER TABLE filed_instance ADD COLUMN study_date TEXT;
+  ALTER TABLE filed_instance ADD COLUMN modality TEXT;
+  ALTER TABLE filed_instance ADD COLUMN forward_file TEXT;
+  CREATE INDEX IF NOT EXISTS filed_instance_study ON filed_instance(research_id, session_n);
+  CREATE INDEX IF NOT EXISTS filed_instance_time ON filed_instance(filed_at);
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version). */
