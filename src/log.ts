@@ -43,6 +43,11 @@ export interface LoggerOptions {
   consoleLevel?: string;
   /** Log file name inside logDir (default dicom-deid.log). */
   fileName?: string;
+  /** Console lines: 'text' (readable; colours only on a TTY) or 'json' (one object per line). Default text. */
+  consoleFormat?: 'text' | 'json';
+  /** The log file rotates when it reaches this many bytes (default 50 MiB), keeping maxFiles files (default 10). */
+  maxFileBytes?: number;
+  maxFiles?: number;
 }
 
 /** One readable line: time, level, message, then the metadata as key=value fields. */
@@ -66,15 +71,20 @@ export function createLogger(options: LoggerOptions = {}): ProcessLogger {
   const level = options.level ?? (process.env.DEBUG === '1' ? 'debug' : 'info');
   const transports: Winston.transport[] = [];
   if (options.console !== false) {
+    // Colours only for a person at a terminal: a journal, a file or a pipe gets plain text.
+    const colours = process.stderr.isTTY === true && !process.env.NO_COLOR;
     transports.push(
       new winston.transports.Console({
         level: options.consoleLevel ?? level,
         stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'],
-        format: winston.format.combine(
-          winston.format.timestamp({ format: 'HH:mm:ss' }),
-          winston.format.colorize({ all: false }),
-          consoleFormat(winston),
-        ),
+        format:
+          options.consoleFormat === 'json'
+            ? winston.format.combine(winston.format.timestamp(), winston.format.json())
+            : winston.format.combine(
+                winston.format.timestamp({ format: 'YYYY-MM-DD HH:mm:ss' }),
+                ...(colours ? [winston.format.colorize({ all: false })] : []),
+                consoleFormat(winston),
+              ),
       }),
     );
   }
@@ -84,6 +94,10 @@ export function createLogger(options: LoggerOptions = {}): ProcessLogger {
       new winston.transports.File({
         filename: path.join(options.logDir, options.fileName ?? 'dicom-deid.log'),
         format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+        // Rotation by size, winston's own: dicom-deid.log is the newest, dicom-deid1.log... older.
+        maxsize: options.maxFileBytes ?? 50 * 1024 * 1024,
+        maxFiles: options.maxFiles ?? 10,
+        tailable: true,
       }),
     );
   }

@@ -3,17 +3,17 @@
 import type { Argv, CommandModule } from 'yargs';
 import { listQuarantine } from '../node/quarantine.js';
 import { replayQuarantine } from '../node/quarantineReplay.js';
-import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+import { nodeConfigFrom, openNodeState, withQuarantineOptions, type NodeArgs } from './nodeOptions.js';
 
-interface QArgs extends NodeArgs {
+type QArgs = NodeArgs & {
   action: 'list' | 'replay';
-}
+};
 
 const command: CommandModule<object, QArgs> = {
   command: 'quarantine <action>',
   describe: 'List quarantined instances grouped by study, or replay them after fixing the CSV',
   builder: (y: Argv) =>
-    withNodeOptions(
+    withQuarantineOptions(
       y.positional('action', { choices: ['list', 'replay'] as const, describe: 'list or replay', demandOption: true }),
     ) as unknown as Argv<QArgs>,
   handler: async (args) => {
@@ -44,7 +44,9 @@ const command: CommandModule<object, QArgs> = {
     }
     const s = await replayQuarantine(config);
     process.stdout.write(
-      `replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still without a mapping row (left in quarantine)\n`,
+      `replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still without a mapping row (left in quarantine)` +
+        (s.skipped ? `, ${s.skipped} unreadable (never replayed; delete them once looked at)` : '') +
+        '\n',
     );
     process.exitCode = s.stillUnmatched > 0 ? 1 : 0;
   },

@@ -46,6 +46,8 @@ export interface ForwarderOptions {
    * end, so a refused 500-image series arriving file by file does not log 500 lines.
    */
   deadLogWindowMs?: number;
+  /** Called after each round with the files it delivered (the node logs them per study). */
+  onDelivered?: (destination: Destination, filePaths: string[]) => void;
 }
 
 interface DestState {
@@ -82,6 +84,7 @@ export class Forwarder implements StatusReporter {
   private readonly send: typeof sendFiles;
   private readonly idlePollMs: number;
   private readonly deadLogWindowMs: number;
+  private readonly onDelivered: ForwarderOptions['onDelivered'];
   private readonly dests: DestState[];
   private running = false;
   private stopping = false;
@@ -104,6 +107,7 @@ export class Forwarder implements StatusReporter {
     this.send = opts.send ?? sendFiles;
     this.idlePollMs = Math.max(10, opts.idlePollMs ?? 5000);
     this.deadLogWindowMs = Math.max(0, opts.deadLogWindowMs ?? 60_000);
+    this.onDelivered = opts.onDelivered;
     const seen = new Set<string>();
     this.dests = [];
     for (const dest of opts.destinations) {
@@ -389,6 +393,12 @@ export class Forwarder implements StatusReporter {
     );
 
     this.tracker.delivered(d.key, delivered);
+    if (delivered > 0 && this.onDelivered) {
+      const files = itemOutcomes
+        .filter((x) => x.outcome.kind === 'delivered' || x.outcome.kind === 'warning')
+        .map((x) => x.item.filePath);
+      this.onDelivered(d.dest, files);
+    }
     const firstOf = (kind: 'permanent-failure' | 'transient-failure'): string | undefined =>
       (itemOutcomes.find((x) => x.outcome.kind === kind)?.outcome as { reason: string } | undefined)?.reason;
     const problem = report.connectionProblem ?? [...deadByReason.keys()][0] ?? firstOf('transient-failure');

@@ -28,7 +28,8 @@ import { spoolRefId, type SpoolRef } from './spool/spoolRef.js';
 export interface ProcessingEvents {
   /** Audit rows, always before the 'done' of the instances they describe. */
   onAudit(rows: AuditRow[]): void;
-  onDone(ref: SpoolRef, outcome: Outcome): void;
+  /** `source`: when the instance was received (epoch ms, for the processing latency) and from whom. */
+  onDone(ref: SpoolRef, outcome: Outcome, source: { receivedAt: number; callingAet: string }): void;
   /** The spool no longer needs the instance: its output is durable, or it went to quarantine. */
   onReleased(ref: SpoolRef): void;
   onFailed(ref: SpoolRef, error: string): void;
@@ -52,6 +53,9 @@ interface Flight {
   ref: SpoolRef;
   state: 'held' | 'processing' | 'unsynced';
   worker: number;
+  /** When it was received (epoch ms), and the calling AE title it came from ('spool' when recovered). */
+  receivedAt: number;
+  callingAet: string;
 }
 
 export class ProcessingThread implements StatusReporter {
@@ -59,6 +63,8 @@ export class ProcessingThread implements StatusReporter {
   private readonly tracker = new StatusTracker('processing', 'running');
   /** Outcomes since start, and workers restarted after they died. */
   private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0 };
+  /** Quarantined instances since start, by reason (src/node/quarantine.ts QuarantineReason, or newer). */
+  private readonly quarantinedBy: Record<string, number> = {};
   /** Every instance from process() until the spool lets it go (or it failed), by spoolRefId. */
   private readonly inFlight = new Map<string, Flight>();
   private held: Job[] = [];
@@ -98,11 +104,13 @@ export class ProcessingThread implements StatusReporter {
         this.events.onAudit(msg.rows);
       } else if (msg.type === 'done') {
         if (msg.outcome.status === 'filed') this.outcomes.filed++;
-        else if (msg.outcome.status === 'quarantined') this.outcomes.quarantined++;
+        else if (msg.outcome.status === 'quarantined') this.recordQuarantined(msg.outcome.reason);
+        const flight = this.inFlight.get(spoolRefId(msg.ref));
+        const source = { receivedAt: flight?.receivedAt ?? Date.now(), callingAet: flight?.callingAet ?? '' };
         if (msg.outcome.status === 'filed') this.move(msg.ref, 'unsynced');
         else this.end(msg.ref);
         this.report(() => {
-          this.events.onDone(msg.ref, msg.outcome);
+          this.events.onDone(msg.ref, msg.outcome, source);
           if (msg.outcome.status === 'quarantined') this.events.onReleased(msg.ref);
         });
       } else if (msg.type === 'retired') {
@@ -142,15 +150,17 @@ export class ProcessingThread implements StatusReporter {
     this.tracker.error(`processing failed (${error})`);
   }
 
-  /** Counts an instance the node quarantined itself after its processing failed (see DeidNode). */
-  recordQuarantined(): void {
+  /** Counts a quarantined instance (also one the node quarantined itself after its processing failed, see DeidNode). */
+  recordQuarantined(reason: string): void {
     this.outcomes.quarantined++;
+    this.quarantinedBy[reason] = (this.quarantinedBy[reason] ?? 0) + 1;
   }
 
   /**
    * The processing pool's status: instances held back (receive first), being processed, filed
    * and awaiting a checkpoint; workers and their restarts; outcomes since start (filed,
-   * quarantined, failed attempts). Backlog = every instance handed over and not yet released.
+   * quarantined, failed attempts; `details.quarantinedByReason`). Backlog = every instance
+   * handed over and not yet released.
    */
   status(): ComponentStatus {
     let held = 0;
@@ -173,16 +183,22 @@ export class ProcessingThread implements StatusReporter {
         quarantined: this.outcomes.quarantined,
         failed: this.outcomes.failed,
       },
-      { backlog: this.inFlight.size },
+      { backlog: this.inFlight.size, details: { quarantinedByReason: { ...this.quarantinedBy } } },
     );
   }
 
   /** Moves an instance to another state, keeping the per-worker counts. */
-  private move(ref: SpoolRef, state: Flight['state'], worker?: number): void {
+  private move(ref: SpoolRef, state: Flight['state'], worker?: number, source?: Job): void {
     const id = spoolRefId(ref);
     const flight = this.inFlight.get(id);
     if (flight) this.count(flight, -1);
-    const next: Flight = { ref, state, worker: worker ?? flight?.worker ?? -1 };
+    const next: Flight = {
+      ref,
+      state,
+      worker: worker ?? flight?.worker ?? -1,
+      receivedAt: source?.receivedAt.getTime() ?? flight?.receivedAt ?? Date.now(),
+      callingAet: source?.callingAet ?? flight?.callingAet ?? '',
+    };
     this.inFlight.set(id, next);
     this.count(next, +1);
   }
@@ -223,7 +239,7 @@ export class ProcessingThread implements StatusReporter {
   /** Queues a spooled instance of `bytes` bytes (held back while instances keep arriving). */
   process(ref: SpoolRef, callingAet: string, receivedAt: Date, bytes: number): void {
     if (this.has(ref) || this.closing) return;
-    this.move(ref, 'held');
+    this.move(ref, 'held', undefined, { ref, callingAet, receivedAt });
     this.held.push({ ref, callingAet, receivedAt });
     this.heldBytes += bytes;
     this.lastArrival = Date.now();
