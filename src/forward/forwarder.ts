@@ -168,6 +168,19 @@ export class Forwarder implements StatusReporter {
     for (const d of this.dests) d.wake?.();
   }
 
+  /**
+   * A person made items pending again after fixing a destination (`queue retry`, the API): end
+   * the backoff of `destination` (or of all) and try now; a destination still down backs off
+   * again from its next failure.
+   */
+  resume(destination?: string): void {
+    for (const d of this.dests) {
+      if (destination !== undefined && d.key !== destination) continue;
+      d.holdUntil = 0;
+      d.wake?.();
+    }
+  }
+
   /** Lets in-flight associations finish and their results be recorded, then stops. */
   async stop(): Promise<void> {
     if (!this.running) return;

@@ -131,7 +131,7 @@ export class DeidNode {
         logger: this.logger,
         giveUpAfterMs: c.forwardGiveUpHours * 3600_000,
         onDelivered: (dest, files) => {
-          const label = destinationLabel(dest);
+          const label = dest.name;
           const byStudy = new Map<string, number>();
           for (const f of files) {
             const study = studyOf(relative(c.output, f));
@@ -230,6 +230,7 @@ export class DeidNode {
         this.audit.flush();
       },
       kickForwarder: () => this.forwarder?.kick(),
+      resumeForwarder: (destination) => this.forwarder?.resume(destination),
     });
     try {
       this.http = await startHttpServer(this.api, {

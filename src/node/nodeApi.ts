@@ -53,8 +53,10 @@ export interface NodeParts {
   status: () => NodeStatus;
   mapping: () => MappingTable;
   audit: (row: AuditRow) => void;
-  /** Something was queued or made pending again: the forwarder should look now. */
+  /** Something was queued: the forwarder should look now. */
   kickForwarder: () => void;
+  /** Dead items were made pending again by a person: the forwarder tries now, backoff or not. */
+  resumeForwarder: (destination?: string) => void;
   /** An instance was filed by a replay (for the console's per-study lines). */
   onFiled?: (study: string) => void;
 }
@@ -327,7 +329,7 @@ export class DeidNodeApi implements NodeApi {
 
   async retryDead(destination: string | undefined, who: string): Promise<number> {
     const n = await this.p.state.retryDeadForwards(destination);
-    if (n > 0) this.p.kickForwarder();
+    if (n > 0) this.p.resumeForwarder(destination);
     const which = destination === undefined ? 'every destination' : destination;
     this.p.logger.info(`queue retry by ${who}: ${n} dead item(s) of ${which} are pending again`);
     return n;
