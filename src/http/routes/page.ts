@@ -85,7 +85,9 @@ header { display: flex; gap: 1em; align-items: center; flex-wrap: wrap; padding:
 header h1 { font-size: 1.2em; margin: 0; }
 header form { margin-left: auto; }
 main { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 1em; padding: 1em; }
-section { background: #fff; border-radius: 6px; padding: .6em 1em; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+section { background: #fff; border-radius: 6px; padding: .6em 1em; box-shadow: 0 1px 2px rgba(0,0,0,.08); min-width: 0; overflow-x: auto; }
+#destinations, #studies, #quarantine { grid-column: 1 / -1; }
+td { overflow-wrap: break-word; }
 h2 { font-size: 1em; margin: .2em 0 .6em; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .2em .5em; border-bottom: 1px solid #e3e7eb; vertical-align: top; }
@@ -203,7 +205,8 @@ const JS = `'use strict';
     var sp = s.components.spool;
     $('#spool-line').textContent = sp ? 'spool backlog: ' + (sp.backlog || 0) + ' instance(s); journal ' + (sp.counts.segments || 0) + ' segment(s), reserve ' + bytes(sp.counts.reserveBytes || 0) : '';
     var errs = [];
-    comps.forEach(function (c) { if (c.lastError) errs.push({ at: c.lastError.at, text: c.name + ': ' + c.lastError.message + (c.lastError.count > 1 ? ' (x' + c.lastError.count + ')' : '') }); });
+    // The forwarder's last error is its destinations' (listed below with their names).
+    comps.forEach(function (c) { if (c.lastError && c.name !== 'forwarder') errs.push({ at: c.lastError.at, text: c.name + ': ' + c.lastError.message + (c.lastError.count > 1 ? ' (x' + c.lastError.count + ')' : '') }); });
     var f = s.components.forwarder;
     ((f && f.details && f.details.destinations) || []).forEach(function (d) {
       if (d.lastError) errs.push({ at: d.lastError.at, text: d.name + ': ' + d.lastError.message });
