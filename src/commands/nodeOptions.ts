@@ -57,6 +57,12 @@ const SETTINGS: Setting[] = [
     'number',
     'Disk the spool journal keeps for reuse, MiB; 0 = a file per instance [1024]',
   ),
+  s(
+    'allowBurnedIn',
+    'allow-burned-in',
+    'boolean',
+    'File instances with Burned In Annotation YES, not quarantine them [false]',
+  ),
   s('httpEnabled', 'http', 'boolean', 'Serve the status page, API and metrics; --no-http turns them off [true]'),
   s('httpHost', 'http-host', 'string', 'Interface of the HTTP side; not loopback needs a token [127.0.0.1]'),
   s('httpPort', 'http-port', 'number', 'HTTP port [11180]'),

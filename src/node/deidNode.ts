@@ -100,6 +100,7 @@ export class DeidNode {
         quarantine: c.quarantine,
         forwardTo,
         rows: [...watcher.current.rows],
+        allowBurnedIn: c.allowBurnedIn,
       },
       {
         onAudit: (rows) => {

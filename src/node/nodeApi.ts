@@ -267,6 +267,7 @@ export class DeidNodeApi implements NodeApi {
           output: c.output,
           quarantine: c.quarantine,
           forwardTo: c.forward.map((d) => d.name),
+          allowBurnedIn: c.allowBurnedIn,
           audit: this.p.audit,
         },
         sel,

@@ -56,6 +56,11 @@ export interface NodeConfig {
   /** The log file rotates at this size (MiB), keeping logMaxFiles files. */
   logMaxSizeMB: number;
   logMaxFiles: number;
+  /**
+   * File instances whose Burned In Annotation (0028,0301) is YES, for sites that clean pixels
+   * elsewhere. Default false: they are quarantined (reason `burned-in`).
+   */
+  allowBurnedIn: boolean;
 }
 
 /** Whether `host` is a loopback address (the HTTP side needs no token for reading there). */
@@ -79,7 +84,6 @@ const STRINGS = [
 ] as const;
 /** Strings that may be left out (see NodeConfig for their defaults). */
 const OPTIONAL_STRINGS = ['callingAet', 'httpToken', 'httpTokenFile'] as const;
-const BOOLEANS = ['httpEnabled'] as const;
 const NUMBERS = [
   'port',
   'maxAssociations',
@@ -94,6 +98,7 @@ const NUMBERS = [
   'logMaxFiles',
 ] as const;
 const LISTS = ['allowedAets'] as const;
+const BOOLEANS = ['allowBurnedIn', 'httpEnabled'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
 function readJson(file: string): Record<string, unknown> {

@@ -10,10 +10,13 @@ import { readSpoolItemCopy } from './spool/spoolReader.js';
 import { formatSpoolRef, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 
 /**
- * Why an instance is in quarantine. New reasons (the leak guard's, input rules') are added here;
- * metrics and the status page count by whatever string the sidecar holds.
+ * Why an instance is in quarantine: no mapping row; not readable or not de-identifiable; the
+ * C-STORE request and the data set disagree on its SOP Instance (or Class) UID (`uid-mismatch`);
+ * its study belongs to another research patient (`study-patient-conflict`); Burned In Annotation
+ * YES while the node holds such instances (`burned-in`).
  */
-export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
+export type QuarantineReason =
+  'no-mapping' | 'unreadable' | 'not-deidentifiable' | 'uid-mismatch' | 'study-patient-conflict' | 'burned-in';
 
 /**
  * Reasons a replay never files: 'unreadable' is a record that failed its spool checksum (filing

@@ -1,7 +1,8 @@
 // Re-runs quarantined instances through the node's processor (after the CSV was fixed), and
-// deletes quarantined instances a person chose to give up. Still-unmatched instances stay in
-// quarantine untouched. Used by `dicom-deid quarantine` (its own state) and by the running node's
-// HTTP API (the node's state, audit log and mapping).
+// deletes quarantined instances a person chose to give up. Instances still unmatched, or still
+// held for their reason (uid-mismatch, study-patient-conflict, burned-in without allowBurnedIn),
+// stay in quarantine untouched. Used by `dicom-deid quarantine` (its own state) and by the
+// running node's HTTP API (the node's state, audit log and mapping).
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { openStateStore } from '../state/openStateStore.js';
@@ -22,6 +23,7 @@ export interface ReplaySummary {
   /** Items the selection named. */
   selected: number;
   filed: number;
+  /** Left in quarantine: still no mapping row, or still held for their reason. */
   stillUnmatched: number;
   /** Items of a reason a replay never files (NOT_REPLAYABLE), left as they are. */
   skipped: number;
@@ -37,6 +39,8 @@ export interface ReplayDeps {
   quarantine: string;
   /** Destination names every filed instance is queued for. */
   forwardTo: string[];
+  /** File instances whose Burned In Annotation is YES (config allowBurnedIn) instead of keeping them. */
+  allowBurnedIn?: boolean;
   audit: (row: AuditRow) => void;
 }
 
@@ -51,6 +55,7 @@ export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelecti
     outputDir: deps.output,
     quarantineDir: deps.quarantine,
     forwardTo: deps.forwardTo,
+    allowBurnedIn: deps.allowBurnedIn,
     audit: (row: AuditRow) => deps.audit({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
   };
   const items = selectQuarantined(await listQuarantine(deps.quarantine), sel);
@@ -123,6 +128,7 @@ export async function replayQuarantine(c: NodeConfig, sel: QuarantineSelection =
         output: c.output,
         quarantine: c.quarantine,
         forwardTo: c.forward.map((d) => d.name),
+        allowBurnedIn: c.allowBurnedIn,
         audit: (row) => audit.write(row),
       },
       sel,

@@ -63,7 +63,16 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX IF NOT EXISTS forward_queue_due ON forward_queue(destination, state, next_attempt_at);
   `,
-  // v4: what the status page lists per filed study (de-identified values only: the shifted
+  // v4: which research patient each study belongs to (a study has one patient, PS3.3 C.7.2.1),
+  // keyed by its de-identified Study Instance UID.
+  `
+  CREATE TABLE study_owner (
+    study_uid   TEXT PRIMARY KEY,
+    research_id TEXT NOT NULL,
+    claimed_at  INTEGER NOT NULL
+  );
+  `,
+  // v5: what the status page lists per filed study (de-identified values only: the shifted
   // study date, the modality) and the file queued for forwarding, to join the queue by study.
   `
   ALTER TABLE filed_instance ADD COLUMN study_date TEXT;
