@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Winston from 'winston';
+import type DailyRotateFileType from 'winston-daily-rotate-file';
 
 /**
  * The one logger interface of the project: every component takes this, never winston itself.
@@ -32,6 +33,12 @@ function winstonModule(): typeof Winston {
   return loaded;
 }
 
+let rotating: typeof DailyRotateFileType | undefined;
+function dailyRotateFileModule(): typeof DailyRotateFileType {
+  rotating ??= createRequire(import.meta.url)('winston-daily-rotate-file') as typeof DailyRotateFileType;
+  return rotating;
+}
+
 export interface LoggerOptions {
   /** Directory for the JSON-lines log file; no file transport when absent. */
   logDir?: string;
@@ -45,7 +52,7 @@ export interface LoggerOptions {
   fileName?: string;
   /** Console lines: 'text' (readable; colours only on a TTY) or 'json' (one object per line). Default text. */
   consoleFormat?: 'text' | 'json';
-  /** The log file rotates when it reaches this many bytes (default 50 MiB), keeping maxFiles files (default 10). */
+  /** The log file rotates when it reaches this many bytes (default 50 MiB) and each day, keeping maxFiles files (default 10). */
   maxFileBytes?: number;
   maxFiles?: number;
 }
@@ -90,14 +97,22 @@ export function createLogger(options: LoggerOptions = {}): ProcessLogger {
   }
   if (options.logDir) {
     fs.mkdirSync(options.logDir, { recursive: true });
+    // Rotation by size (and by day) with winston-daily-rotate-file: winston's own File transport
+    // with maxsize lost every line after its first rotation under a burst (winston 3.19).
+    // Files: dicom-deid-YYYY-MM-DD.log, .1, .2...; `dicom-deid.log` links to the current one.
+    const DailyRotateFile = dailyRotateFileModule();
+    const base = (options.fileName ?? 'dicom-deid.log').replace(/\.log$/, '');
     transports.push(
-      new winston.transports.File({
-        filename: path.join(options.logDir, options.fileName ?? 'dicom-deid.log'),
-        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-        // Rotation by size, winston's own: dicom-deid.log is the newest, dicom-deid1.log... older.
-        maxsize: options.maxFileBytes ?? 50 * 1024 * 1024,
+      new DailyRotateFile({
+        dirname: options.logDir,
+        filename: `${base}-%DATE%.log`,
+        datePattern: 'YYYY-MM-DD',
+        maxSize: options.maxFileBytes ?? 50 * 1024 * 1024,
         maxFiles: options.maxFiles ?? 10,
-        tailable: true,
+        createSymlink: true,
+        symlinkName: `${base}.log`,
+        auditFile: path.join(options.logDir, `.${base}-log-audit.json`),
+        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
       }),
     );
   }
