@@ -542,6 +542,10 @@ describe('state migrations', () => {
     ]);
     // And the queue works on: the retry is due at its time, the interrupted item is recovered.
     expect(await store.nextForwardDueAt(D)).toBe(1700000000004);
+    // The studies filed before v5 are listed from their filings (filed_study filled by the migration).
+    expect((await store.recentStudies(5)).map((s) => [s.researchId, s.sessionN, s.lastFiledAt])).toEqual([
+      ['RS_01', 1, 1700000000004],
+    ]);
     expect(await store.recoverInFlightForwards(O)).toBe(1);
     expect((await store.claimDueForwards(O, 10, 1700000005000)).map((i) => i.filePath)).toEqual(['/data/output/x.dcm']);
     await store.close();
@@ -552,7 +556,7 @@ describe('state migrations', () => {
       for (const t of ['meta', 'session_alias'] as const) {
         expect(db.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).all(), t).toEqual(before.tables[t]);
       }
-      // v4 adds three columns, empty for the rows filed before it.
+      // v5 adds three columns, empty for the rows filed before it.
       expect(db.prepare('SELECT * FROM filed_instance ORDER BY 1, 2').all()).toEqual(
         before.tables.filed_instance!.map((r) => ({
           ...(r as object),
@@ -578,6 +582,7 @@ describe('state migrations', () => {
     const store = await open(file);
     expect(tables()).toEqual([
       'filed_instance',
+      'filed_study',
       'forward_queue',
       'meta',
       'session_alias',

@@ -73,13 +73,22 @@ const MIGRATIONS: readonly string[] = [
   );
   `,
   // v5: what the status page lists per filed study (de-identified values only: the shifted
-  // study date, the modality) and the file queued for forwarding, to join the queue by study.
+  // study date, the modality), the file queued for forwarding (to join the queue by study), and
+  // each study's last filing (filed_study: the recent studies without a scan of every filing).
   `
   ALTER TABLE filed_instance ADD COLUMN study_date TEXT;
   ALTER TABLE filed_instance ADD COLUMN modality TEXT;
   ALTER TABLE filed_instance ADD COLUMN forward_file TEXT;
   CREATE INDEX IF NOT EXISTS filed_instance_study ON filed_instance(research_id, session_n);
-  CREATE INDEX IF NOT EXISTS filed_instance_time ON filed_instance(filed_at);
+  CREATE TABLE filed_study (
+    research_id   TEXT NOT NULL,
+    session_n     INTEGER NOT NULL,
+    last_filed_at INTEGER NOT NULL,
+    PRIMARY KEY (research_id, session_n)
+  );
+  CREATE INDEX filed_study_time ON filed_study(last_filed_at);
+  INSERT INTO filed_study (research_id, session_n, last_filed_at)
+    SELECT research_id, session_n, MAX(filed_at) FROM filed_instance GROUP BY research_id, session_n;
   `,
 ];
 

@@ -125,9 +125,13 @@ function prepare(db: Database.Database) {
        ON CONFLICT(new_sop_uid) DO UPDATE SET output_path = excluded.output_path, filed_at = excluded.filed_at,
               study_date = excluded.study_date, modality = excluded.modality, forward_file = excluded.forward_file`,
     ),
-    // Newest filings first (index filed_instance_time): the recent studies are found among them.
-    recentFilings: db.prepare<[number], { research_id: string; session_n: number }>(
-      'SELECT research_id, session_n FROM filed_instance ORDER BY filed_at DESC LIMIT ?',
+    studyTouch: db.prepare<[string, number, number]>(
+      `INSERT INTO filed_study (research_id, session_n, last_filed_at) VALUES (?, ?, ?)
+       ON CONFLICT(research_id, session_n) DO UPDATE SET last_filed_at = MAX(last_filed_at, excluded.last_filed_at)`,
+    ),
+    // Newest first, by index (filed_study_time).
+    recentStudies: db.prepare<[number], { research_id: string; session_n: number }>(
+      'SELECT research_id, session_n FROM filed_study ORDER BY last_filed_at DESC, research_id, session_n LIMIT ?',
     ),
     studySummary: db.prepare<
       [string, number],
@@ -407,6 +411,7 @@ export class SqliteStateStore implements StateStore {
             f.modality ?? null,
             f.forwardFile,
           );
+          this.s.studyTouch.run(f.researchId, f.sessionN, now);
           for (const destination of forwardTo) this.s.queueInsert.run(f.forwardFile, destination, now, now);
         }
       })
@@ -432,14 +437,8 @@ export class SqliteStateStore implements StateStore {
   async recentStudies(limit: number): Promise<FiledStudy[]> {
     // One read transaction: the studies and their counts are of one moment.
     return this.db.transaction((): FiledStudy[] => {
-      const found = new Map<string, { researchId: string; sessionN: number }>();
-      for (const r of this.s.recentFilings.iterate(100_000)) {
-        const key = `${r.research_id}\0${r.session_n}`;
-        if (found.has(key)) continue;
-        found.set(key, { researchId: r.research_id, sessionN: r.session_n });
-        if (found.size >= limit) break;
-      }
-      return [...found.values()].map(({ researchId, sessionN }) => {
+      const found = this.s.recentStudies.all(limit).map((r) => ({ researchId: r.research_id, sessionN: r.session_n }));
+      return found.map(({ researchId, sessionN }) => {
         const sum = this.s.studySummary.get(researchId, sessionN)!;
         const forward: FiledStudy['forward'] = {};
         for (const q of this.s.studyForwards.all(researchId, sessionN)) {

@@ -235,7 +235,7 @@ export interface StateStore {
 
   /**
    * The `limit` studies filed most recently (by their last filing), newest first, with their
-   * instance counts and forward states. Reads at most the last 100,000 filings to find them.
+   * instance counts and forward states (a read of each listed study's filings).
    */
   recentStudies(limit: number): Promise<FiledStudy[]>;
 
