@@ -63,6 +63,16 @@ const SETTINGS: Setting[] = [
     'boolean',
     'File instances with Burned In Annotation YES, not quarantine them [false]',
   ),
+  {
+    key: 'leakGuardWarnOnly',
+    flag: 'leak-guard-warn-only',
+    option: {
+      type: 'string',
+      array: true,
+      describe:
+        'Attributes (e.g. StudyDescription,0008,1030) where a leak guard hit only warns; elsewhere it quarantines the instance (config "leakGuardWarnOnly")',
+    },
+  },
   s('httpEnabled', 'http', 'boolean', 'Serve the status page, API and metrics; --no-http turns them off [true]'),
   s('httpHost', 'http-host', 'string', 'Interface of the HTTP side; not loopback needs a token [127.0.0.1]'),
   s('httpPort', 'http-port', 'number', 'HTTP port [11180]'),

@@ -13,6 +13,7 @@
 // reasons: no original identifier.
 import { describeSystemError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { plural } from '../words.js';
 
 /** A group's line is written after this long without news of it (ms). */
 const QUIET_MS = 2000;
@@ -130,10 +131,6 @@ export class ActivityLog {
     timer.unref();
     this.groups.set(key, { count: by, timer, line, level });
   }
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 /** An errno code in words with the code ("the disk is full (ENOSPC)"); other causes as they are. */

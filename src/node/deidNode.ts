@@ -20,6 +20,8 @@ import { spoolRefId, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 import { nodeStatus, type NodeStatus } from './nodeStatus.js';
 import { ProcessingThread } from './processingThread.js';
 import { quarantineFile } from './quarantine.js';
+import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
+import { ConfigError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import { isLoopbackHost, type NodeConfig } from './nodeConfig.js';
 import { ActivityLog } from './activityLog.js';
@@ -28,6 +30,7 @@ import { listQuarantine } from './quarantine.js';
 import { describeSystemError, UsageError } from '../errors.js';
 import { acquireProcessLock, LockHeldError, type ProcessLock } from '../io/processLock.js';
 import type { HttpServer } from '../http/server.js';
+import { plural } from '../words.js';
 
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
@@ -101,6 +104,12 @@ export class DeidNode {
         forwardTo,
         rows: [...watcher.current.rows],
         allowBurnedIn: c.allowBurnedIn,
+        leakGuardWarnOnly: warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m)),
+        testOnlyKeep: testOnlyKeep(
+          process.env,
+          (m) => new ConfigError(m),
+          (m) => this.logger.warn(m),
+        ),
       },
       {
         onAudit: (rows) => {
@@ -114,7 +123,12 @@ export class DeidNode {
             activity.filed(studyOf(outcome.outputPath));
             this.forwarder?.kick();
           } else if (outcome.status === 'quarantined') {
-            activity.quarantined(source.callingAet || 'a sender', outcome.reason);
+            if (outcome.reason === 'leak-guard') {
+              // A leak guard hold names where and what kind (never the value): said per instance.
+              this.logger.warn(`instance quarantined (leak-guard: ${outcome.message}); see the audit log`);
+            } else {
+              activity.quarantined(source.callingAet || 'a sender', outcome.reason);
+            }
           }
         },
         onReleased: (ref) => spool.release(ref),
@@ -151,7 +165,8 @@ export class DeidNode {
     // Instances acknowledged before a crash or stop: process them first.
     await this.recoverSpool(spool);
     const pending = await this.scanSpool();
-    if (pending > 0) this.logger.info(`spool: ${pending} acknowledged instance(s) from a previous run to process`);
+    if (pending > 0)
+      this.logger.info(`spool: ${plural(pending, 'acknowledged instance')} from a previous run to process`);
     await this.prepareSpool(spool);
     const receiver = new DicomListener<SpoolRef>({
       aeTitle: c.aeTitle,
@@ -284,7 +299,7 @@ export class DeidNode {
       for (const q of quarantined) by.set(q.sidecar.reason, (by.get(q.sidecar.reason) ?? 0) + 1);
       const parts = [...by].map(([r, n]) => `${n} ${r}`).join(', ');
       this.logger.warn(
-        `quarantine holds ${quarantined.length} instance(s) (${parts}): see ${c.httpEnabled ? '/api/quarantine' : '`dicom-deid quarantine list`'}`,
+        `quarantine holds ${plural(quarantined.length, 'instance')} (${parts}): see ${c.httpEnabled ? '/api/quarantine' : '`dicom-deid quarantine list`'}`,
       );
     }
     const configured = new Set(c.forward.map((d) => d.name));
@@ -293,7 +308,7 @@ export class DeidNode {
       if (!configured.has(q.destination)) {
         if (waiting + q.dead > 0) {
           this.logger.warn(
-            `forward queue: ${waiting + q.dead} item(s) of ${q.destination}, which is no longer configured: add it back to send them, or drop them (POST /api/queue/drop)`,
+            `forward queue: ${plural(waiting + q.dead, 'item')} of ${q.destination}, which is no longer configured: add it back to send them, or drop them (POST /api/queue/drop)`,
           );
         }
       } else if (waiting + q.dead > 0) {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { AuditRow } from '../audit/auditLog.js';
 import { csvField } from '../audit/auditLog.js';
 import { newAccessionNumber } from '../core/accession.js';
-import { describeSystemError } from '../errors.js';
+import { ConfigError, describeSystemError } from '../errors.js';
 import { echoDestination } from '../forward/echoDestination.js';
 import { destinationLabel, formatDestination } from '../forward/destination.js';
 import type { DestinationStatus } from '../forward/forwarderStatus.js';
@@ -43,6 +43,8 @@ import {
   type QuarantinedInstance,
 } from './quarantine.js';
 import { deleteQuarantined, replayQuarantined } from './quarantineReplay.js';
+import { plural } from '../words.js';
+import { warnOnlyTags } from '../leakGuardSettings.js';
 
 /** What the API works with: the node's parts, passed in by DeidNode. */
 export interface NodeParts {
@@ -268,6 +270,7 @@ export class DeidNodeApi implements NodeApi {
           quarantine: c.quarantine,
           forwardTo: c.forward.map((d) => d.name),
           allowBurnedIn: c.allowBurnedIn,
+          leakGuardWarnOnly: new Set(warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m))),
           audit: this.p.audit,
         },
         sel,
@@ -292,7 +295,7 @@ export class DeidNodeApi implements NodeApi {
     return this.serial(async () => {
       const n = await deleteQuarantined(this.p.config.quarantine, sel, this.p.audit, who);
       this.quarantineCache = undefined;
-      this.p.logger.warn(`quarantine: ${n} instance(s) deleted by ${who} (the audit log names them)`);
+      this.p.logger.warn(`quarantine: ${plural(n, 'instance')} deleted by ${who} (the audit log names them)`);
       return n;
     });
   }
@@ -332,7 +335,9 @@ export class DeidNodeApi implements NodeApi {
     const n = await this.p.state.retryDeadForwards(destination);
     if (n > 0) this.p.resumeForwarder(destination);
     const which = destination === undefined ? 'every destination' : destination;
-    this.p.logger.info(`queue retry by ${who}: ${n} dead item(s) of ${which} are pending again`);
+    this.p.logger.info(
+      `queue retry by ${who}: ${plural(n, 'dead item')} of ${which} ${n === 1 ? 'is' : 'are'} pending again`,
+    );
     return n;
   }
 
@@ -345,7 +350,7 @@ export class DeidNodeApi implements NodeApi {
       );
     }
     const n = await this.p.state.dropForwards(destination);
-    this.p.logger.warn(`queue: ${n} item(s) of the removed destination ${destination} dropped by ${who}`);
+    this.p.logger.warn(`queue: ${plural(n, 'item')} of the removed destination ${destination} dropped by ${who}`);
     return n;
   }
 

@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { destinationsFromConfig, type Destination } from '../forward/destination.js';
 import { isValidAeTitle } from './receiver/associationPolicy.js';
+import { splitAttributeList } from '../core/leakGuard/index.js';
+import { warnOnlyTags } from '../leakGuardSettings.js';
 
 export interface NodeConfig {
   aeTitle: string;
@@ -61,6 +63,11 @@ export interface NodeConfig {
    * elsewhere. Default false: they are quarantined (reason `burned-in`).
    */
   allowBurnedIn: boolean;
+  /**
+   * Attributes (PS3.6 keywords or tags) where a leak guard hit is only a warning in the audit
+   * log; elsewhere a hit quarantines the instance (reason leak-guard). Default none.
+   */
+  leakGuardWarnOnly: string[];
 }
 
 /** Whether `host` is a loopback address (the HTTP side needs no token for reading there). */
@@ -149,6 +156,13 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         throw new ConfigError(`${where}: "${k}" must be a list of strings`);
       }
       out[k] = list.map((x: string) => x.trim()).filter((x: string) => x !== '');
+    } else if (k === 'leakGuardWarnOnly') {
+      // Keywords or tags; a string (a flag) is split at commas, keeping a tag's own comma.
+      const list = typeof v === 'string' ? splitAttributeList(v) : v;
+      if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) {
+        throw new ConfigError(`${where}: "${k}" must be a list of attribute keywords or tags`);
+      }
+      out[k] = list.flatMap((x: string) => splitAttributeList(x));
     } else if (k === 'forward') {
       // Strings ("AET@host:port", a comma-separated flag) or objects; checked in loadNodeConfig.
       const list = typeof v === 'string' ? v.split(',') : v;
@@ -214,6 +228,8 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   } catch (e) {
     throw new ConfigError(`forward: ${(e as Error).message}`);
   }
+  c.leakGuardWarnOnly ??= [];
+  warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m)); // names what is no attribute
   for (const k of PATHS) c[k] = resolve(c[k]);
   const out = resolve(c.output);
   for (const k of ['db', 'quarantine', 'spool', 'logDir', 'csv'] as const) {

@@ -1,7 +1,8 @@
 // Re-runs quarantined instances through the node's processor (after the CSV was fixed), and
 // deletes quarantined instances a person chose to give up. Instances still unmatched, or still
-// held for their reason (uid-mismatch, study-patient-conflict, burned-in without allowBurnedIn),
-// stay in quarantine untouched. Used by `dicom-deid quarantine` (its own state) and by the
+// held for their reason (uid-mismatch, study-patient-conflict, burned-in without allowBurnedIn,
+// leak-guard), stay in quarantine untouched; one that is matched now but held by the leak guard
+// stays with reason leak-guard. Used by `dicom-deid quarantine` (its own state) and by the
 // running node's HTTP API (the node's state, audit log and mapping).
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
@@ -14,10 +15,13 @@ import {
   NOT_REPLAYABLE,
   listQuarantine,
   removeFromQuarantine,
+  requarantine,
   selectQuarantined,
   type QuarantineSelection,
 } from './quarantine.js';
 import { fileRef } from './spool/spoolRef.js';
+import { ConfigError } from '../errors.js';
+import { warnOnlyTags } from '../leakGuardSettings.js';
 
 export interface ReplaySummary {
   /** Items the selection named. */
@@ -41,6 +45,8 @@ export interface ReplayDeps {
   forwardTo: string[];
   /** File instances whose Burned In Annotation is YES (config allowBurnedIn) instead of keeping them. */
   allowBurnedIn?: boolean;
+  /** Attributes (tags) whose leak guard hits are warnings only (config leakGuardWarnOnly). */
+  leakGuardWarnOnly?: ReadonlySet<number>;
   audit: (row: AuditRow) => void;
 }
 
@@ -56,6 +62,7 @@ export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelecti
     quarantineDir: deps.quarantine,
     forwardTo: deps.forwardTo,
     allowBurnedIn: deps.allowBurnedIn,
+    leakGuardWarnOnly: deps.leakGuardWarnOnly,
     audit: (row: AuditRow) => deps.audit({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
   };
   const items = selectQuarantined(await listQuarantine(deps.quarantine), sel);
@@ -78,6 +85,10 @@ export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelecti
       summary.filed++;
       studies.add(outcome.accession);
     } else {
+      // Matched now but held by the leak guard: its reason becomes leak-guard (quarantine list).
+      if (outcome.status === 'unmatched' && outcome.reason === 'leak-guard' && q.sidecar.reason !== 'leak-guard') {
+        requarantine(q, 'leak-guard', outcome.message);
+      }
       summary.stillUnmatched++;
     }
     await new Promise((r) => setImmediate(r));
@@ -129,6 +140,7 @@ export async function replayQuarantine(c: NodeConfig, sel: QuarantineSelection =
         quarantine: c.quarantine,
         forwardTo: c.forward.map((d) => d.name),
         allowBurnedIn: c.allowBurnedIn,
+        leakGuardWarnOnly: new Set(warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m))),
         audit: (row) => audit.write(row),
       },
       sel,
