@@ -68,6 +68,7 @@ beforeAll(() => {
 afterAll(async () => {
   await stopAllNodes();
   for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
+  rmSync(root, { recursive: true, force: true });
 });
 
 describe('the output disk full or read-only', () => {

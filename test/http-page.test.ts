@@ -6,7 +6,7 @@
 // a study, a quarantined item and dead items is written (docs/status-page.png when
 // DICOM_DEID_SCREENSHOT=docs, else a temporary folder). Skipped with the reason when chromium is
 // missing.
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,6 +51,7 @@ afterAll(async () => {
   await browser?.close();
   await stopAllNodes();
   await stopAllPeers();
+  rmSync(root, { recursive: true, force: true }); // the node's spool reserve is large
 });
 
 describe('the status page in headless chromium', () => {
@@ -62,7 +63,8 @@ describe('the status page in headless chromium', () => {
     const csv = join(root, 'map.csv');
     writeFileSync(csv, [CSV_HEADER, 'MRN7101,ACC7101,RS_71,2024-03-01,2024-06-15,', ''].join('\n'));
     const pacsPort = await freePort();
-    const pacsDir = tempDir('page-pacs');
+    const pacsDir = join(root, 'pacs');
+    mkdirSync(pacsDir);
     const node = await startNode({
       dir: join(root, 'node'),
       csv,
@@ -71,7 +73,7 @@ describe('the status page in headless chromium', () => {
     });
 
     // A fresh profile (--user-data-dir) for each run.
-    browser = await chromium.launchPersistentContext(tempDir('page-profile'), {
+    browser = await chromium.launchPersistentContext(join(root, 'profile'), {
       executablePath: CHROMIUM,
       args: CHROMIUM_ARGS,
       viewport: { width: 1400, height: 1100 },
@@ -99,7 +101,7 @@ describe('the status page in headless chromium', () => {
     expect(await destRow.innerText()).toContain('gave up after');
 
     // The screenshot: a study, a quarantined item, dead items.
-    const shotDir = process.env.DICOM_DEID_SCREENSHOT === 'docs' ? join(REPO, 'docs') : tempDir('page-shot');
+    const shotDir = process.env.DICOM_DEID_SCREENSHOT === 'docs' ? join(REPO, 'docs') : root;
     const shot = join(shotDir, 'status-page.png');
     await page.screenshot({ path: shot, fullPage: true });
     expect(existsSync(shot)).toBe(true);

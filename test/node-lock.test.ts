@@ -3,7 +3,7 @@
 // the running node loses nothing; kill -9 of the holder releases the lock for the next start; a
 // start that fails (lock held, DICOM or HTTP port in use) writes no audit file and does not say
 // "stopped". A batch run on the state a node holds works (SQLite serialises the shared tables).
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +40,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await stopAllNodes();
+  rmSync(root, { recursive: true, force: true }); // the node's spool reserve is large
 });
 
 /** Occupies a free port on 127.0.0.1; returns it and a close function. */
