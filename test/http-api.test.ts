@@ -130,6 +130,7 @@ describe('the HTTP side of a running node', () => {
     expect(metric(m, 'dicom_deid_instances_received_total')).toBe(6);
     expect(metric(m, 'dicom_deid_instances_filed_total')).toBe(3);
     expect(metric(m, 'dicom_deid_instances_quarantined_total{reason="no-mapping"}')).toBe(3);
+    expect(metric(m, 'dicom_deid_leak_guard_warnings_total')).toBe(0);
     expect(metric(m, 'dicom_deid_received_bytes_total')).toBeGreaterThan(10_000);
     expect(metric(m, 'dicom_deid_associations_total{result="accepted",reason=""}')).toBe(2);
     expect(metric(m, 'dicom_deid_ack_latency_seconds_count')).toBe(6);

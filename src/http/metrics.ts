@@ -97,6 +97,12 @@ export function createMetrics(api: NodeApi): NodeMetrics {
     for (const [reason, n] of Object.entries(by)) setCounter(m, n, { reason });
   });
   counter(
+    'leak_guard_warnings_total',
+    'Instances filed with a leak guard hit in a warn-only attribute (config leakGuardWarnOnly) since start.',
+    [],
+    (m) => setCounter(m, counts(components().processing, 'leakGuardWarned')),
+  );
+  counter(
     'instances_failed_total',
     'Failures: C-STOREs answered with a failure (receive), processing attempts that failed and will be retried (processing).',
     ['stage'],
