@@ -3,13 +3,11 @@
 // module and the forwarder's own entry points; what they return holds no original identifier,
 // except the quarantine view asked for with identifiers (the HTTP side asks only for an
 // authenticated user).
-import { readFileSync } from 'node:fs';
-import { constants, promises as fsp } from 'node:fs';
+import { constants, promises as fsp, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AuditRow } from '../audit/auditLog.js';
-import { csvField } from '../audit/auditLog.js';
+import { csvField, type AuditRow } from '../audit/auditLog.js';
 import { newAccessionNumber } from '../core/accession.js';
 import { ConfigError, describeSystemError } from '../errors.js';
 import { echoDestination } from '../forward/echoDestination.js';
