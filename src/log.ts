@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Winston from 'winston';
+import type DailyRotateFileType from 'winston-daily-rotate-file';
 
 /**
  * The one logger interface of the project: every component takes this, never winston itself.
@@ -32,6 +33,12 @@ function winstonModule(): typeof Winston {
   return loaded;
 }
 
+let rotating: typeof DailyRotateFileType | undefined;
+function dailyRotateFileModule(): typeof DailyRotateFileType {
+  rotating ??= createRequire(import.meta.url)('winston-daily-rotate-file') as typeof DailyRotateFileType;
+  return rotating;
+}
+
 export interface LoggerOptions {
   /** Directory for the JSON-lines log file; no file transport when absent. */
   logDir?: string;
@@ -43,6 +50,11 @@ export interface LoggerOptions {
   consoleLevel?: string;
   /** Log file name inside logDir (default dicom-deid.log). */
   fileName?: string;
+  /** Console lines: 'text' (readable; colours only on a TTY) or 'json' (one object per line). Default text. */
+  consoleFormat?: 'text' | 'json';
+  /** The log file rotates when it reaches this many bytes (default 50 MiB) and each day, keeping maxFiles files (default 10). */
+  maxFileBytes?: number;
+  maxFiles?: number;
 }
 
 /** One readable line: time, level, message, then the metadata as key=value fields. */
@@ -66,23 +78,40 @@ export function createLogger(options: LoggerOptions = {}): ProcessLogger {
   const level = options.level ?? (process.env.DEBUG === '1' ? 'debug' : 'info');
   const transports: Winston.transport[] = [];
   if (options.console !== false) {
+    // Colours only for a person at a terminal: a journal, a file or a pipe gets plain text.
+    const colours = process.stderr.isTTY === true && !process.env.NO_COLOR;
     transports.push(
       new winston.transports.Console({
         level: options.consoleLevel ?? level,
         stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'],
-        format: winston.format.combine(
-          winston.format.timestamp({ format: 'HH:mm:ss' }),
-          winston.format.colorize({ all: false }),
-          consoleFormat(winston),
-        ),
+        format:
+          options.consoleFormat === 'json'
+            ? winston.format.combine(winston.format.timestamp(), winston.format.json())
+            : winston.format.combine(
+                winston.format.timestamp({ format: 'YYYY-MM-DD HH:mm:ss' }),
+                ...(colours ? [winston.format.colorize({ all: false })] : []),
+                consoleFormat(winston),
+              ),
       }),
     );
   }
   if (options.logDir) {
     fs.mkdirSync(options.logDir, { recursive: true });
+    // Rotation by size (and by day) with winston-daily-rotate-file: winston's own File transport
+    // with maxsize lost every line after its first rotation under a burst (winston 3.19).
+    // Files: dicom-deid-YYYY-MM-DD.log, .1, .2...; `dicom-deid.log` links to the current one.
+    const DailyRotateFile = dailyRotateFileModule();
+    const base = (options.fileName ?? 'dicom-deid.log').replace(/\.log$/, '');
     transports.push(
-      new winston.transports.File({
-        filename: path.join(options.logDir, options.fileName ?? 'dicom-deid.log'),
+      new DailyRotateFile({
+        dirname: options.logDir,
+        filename: `${base}-%DATE%.log`,
+        datePattern: 'YYYY-MM-DD',
+        maxSize: options.maxFileBytes ?? 50 * 1024 * 1024,
+        maxFiles: options.maxFiles ?? 10,
+        createSymlink: true,
+        symlinkName: `${base}.log`,
+        auditFile: path.join(options.logDir, `.${base}-log-audit.json`),
         format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
       }),
     );

@@ -88,6 +88,7 @@ describe('node: the leak guard', () => {
       quarantine: join(dir, 'quarantine'),
       spool: join(dir, 'spool'),
       logDir: join(dir, 'logs'),
+      httpPort: 0, // any free port: the default 11180 may be taken on a shared machine
       spoolReserveMB: 64,
       processingThreads: 1,
     });

@@ -74,6 +74,7 @@ describe('DeidNode.status()', () => {
       logDir: join(dir, 'logs'),
       spoolReserveMB: 64,
       processingThreads: 1,
+      httpPort: 0,
       forward: [`RESEARCH@127.0.0.1:${research.port}`],
     });
     const logger = collectingLogger();

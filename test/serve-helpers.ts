@@ -46,6 +46,8 @@ export interface StartNodeOptions {
 
 export interface NodeProc {
   port: number;
+  /** The HTTP side's base URL ("http://127.0.0.1:PORT"), from its start-up line; '' when off. */
+  httpUrl: string;
   proc: ChildProcess;
   /** The generated config file: pass it to other commands (`queue --config ...`). */
   configPath: string;
@@ -89,6 +91,8 @@ export async function startNode(o: StartNodeOptions): Promise<NodeProc> {
         // One journal segment: the reserve is written when a node starts on a new spool, and
         // 64 MiB per test node keeps the suite light (the default is 1 GiB).
         spoolReserveMB: 64,
+        // Any free port for the HTTP side (nodes of parallel tests must not share 11180).
+        httpPort: 0,
         ...o.config,
       },
       null,
@@ -135,6 +139,7 @@ export async function startNode(o: StartNodeOptions): Promise<NodeProc> {
 
   const handle: NodeProc = {
     port: 0,
+    httpUrl: '',
     proc,
     configPath,
     paths,
@@ -152,6 +157,7 @@ export async function startNode(o: StartNodeOptions): Promise<NodeProc> {
     throw e;
   }
   handle.port = Number(/listening as \S+ on [^\s:]+:(\d+)/.exec(err)![1]);
+  handle.httpUrl = /status page and API on (http\S+?)\/ /.exec(err)?.[1] ?? '';
   return handle;
 }
 

@@ -237,12 +237,12 @@ describe('dicom-deid serve', () => {
     expect(spooled + filedBefore).toBeGreaterThanOrEqual(all.length); // nothing acknowledged is lost
     node = await startNode({ dir, csv });
     await waitFor(() => dicomFiles(node.paths.output).length === all.length, 20_000, 'all filed after restart');
-    // Drained: nothing but the journal and the receiver's incoming/ folder, holding only unused
-    // (empty) files; no journal record left to process.
+    // Drained: nothing but the journal, the receiver's incoming/ folder, holding only unused
+    // (empty) files, and the running node's lock (.lock); no journal record left to process.
     const incoming = join(node.paths.spool, 'incoming');
     await waitFor(
       () =>
-        readdirSync(node.paths.spool).sort().join() === 'incoming,journal' &&
+        readdirSync(node.paths.spool).sort().join() === '.lock,incoming,journal' &&
         readdirSync(incoming).every((f) => statSync(join(incoming, f)).size === 0),
       10_000,
       'spool drained',

@@ -300,6 +300,46 @@ describe('state store (SQLite)', () => {
     await db.close(); // twice: harmless
   });
 
+  it('lists the most recently filed studies with their counts and forward states; drops a removed destination', async () => {
+    const db = await open(join(tmp, 'studies.sqlite'));
+    const filing = (rid: string, n: number, i: number, modality: string): InstanceFiling => ({
+      newSopUid: `2.25.${rid}${n}${i}`,
+      originalSopUid: `1.2.3.${i}`,
+      researchId: rid,
+      sessionN: n,
+      outputPath: `${rid}/${rid}_${n}/x/${i}.dcm`,
+      callingAet: 'PACS',
+      forwardFile: `/out/${rid}/${rid}_${n}/x/${i}.dcm`,
+      studyDate: '20240615',
+      modality,
+    });
+    await db.fileInstances([filing('R1', 1, 1, 'CT'), filing('R1', 1, 2, 'SR')], ['A@h:1'], 1000);
+    await db.fileInstances([filing('R2', 1, 1, 'MR')], ['A@h:1'], 2000);
+    await db.fileInstances([filing('R1', 2, 1, 'CT')], [], 3000);
+    const [item] = await db.claimDueForwards('A@h:1', 1, 5000);
+    await db.recordForwardRound({ destination: 'A@h:1', outcomes: [{ id: item!.id, outcome: 'dead', reason: 'x' }] });
+
+    const studies = await db.recentStudies(10);
+    expect(studies.map((s) => [s.researchId, s.sessionN, s.instances, s.modalities, s.lastFiledAt])).toEqual([
+      ['R1', 2, 1, ['CT'], 3000],
+      ['R2', 1, 1, ['MR'], 2000],
+      ['R1', 1, 2, ['CT', 'SR'], 1000],
+    ]);
+    expect(studies[0]!.forward).toEqual({});
+    expect(studies[2]).toMatchObject({
+      studyDate: '20240615',
+      firstFiledAt: 1000,
+      forward: { 'A@h:1': { dead: 1, pending: 1 } },
+    });
+    expect(await db.recentStudies(1)).toHaveLength(1);
+    expect(await db.filedInstance('2.25.R111')).toMatchObject({ studyDate: '20240615', modality: 'CT' });
+
+    expect(await db.dropForwards('A@h:1')).toBe(3);
+    expect(await db.forwardCounts()).toEqual([]);
+    expect((await db.recentStudies(10))[2]!.forward).toEqual({});
+    await db.close();
+  });
+
   it('refuses a database from a newer schema version, in one line naming the file', async () => {
     const file = join(tmp, 'future.sqlite');
     await (await open(file)).close();
@@ -558,6 +598,10 @@ describe('state migrations', () => {
     ]);
     // And the queue works on: the retry is due at its time, the interrupted item is recovered.
     expect(await store.nextForwardDueAt(D)).toBe(1700000000004);
+    // The studies filed before v5 are listed from their filings (filed_study filled by the migration).
+    expect((await store.recentStudies(5)).map((s) => [s.researchId, s.sessionN, s.lastFiledAt])).toEqual([
+      ['RS_01', 1, 1700000000004],
+    ]);
     expect(await store.recoverInFlightForwards(O)).toBe(1);
     expect((await store.claimDueForwards(O, 10, 1700000005000)).map((i) => i.filePath)).toEqual(['/data/output/x.dcm']);
     await store.close();
@@ -568,9 +612,15 @@ describe('state migrations', () => {
       for (const t of ['meta', 'session_alias'] as const) {
         expect(db.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).all(), t).toEqual(before.tables[t]);
       }
-      // v4 added the original study, unknown for rows filed before.
+      // v5 added the original study, v6 three columns of the status page: unknown for rows filed before.
       expect(db.prepare('SELECT * FROM filed_instance ORDER BY 1, 2').all()).toEqual(
-        before.tables.filed_instance!.map((r) => ({ ...(r as object), original_study_uid: null })),
+        before.tables.filed_instance!.map((r) => ({
+          ...(r as object),
+          original_study_uid: null,
+          study_date: null,
+          modality: null,
+          forward_file: null,
+        })),
       );
       const indices = db.prepare('SELECT * FROM session_index ORDER BY 1, 2').all();
       expect(indices).toEqual(expect.arrayContaining(before.tables.session_index!));
@@ -589,6 +639,7 @@ describe('state migrations', () => {
     const store = await open(file);
     expect(tables()).toEqual([
       'filed_instance',
+      'filed_study',
       'forward_queue',
       'meta',
       'retrieve_job',

@@ -83,13 +83,34 @@ export function createAuditLogFile(logDir: string, now = new Date()): { file: st
   return { file, fd };
 }
 
+/**
+ * One audit CSV. `lazy`: the file is created at the first row (the node: a start that fails, or
+ * a run that files nothing, leaves no empty audit file); otherwise at once (batch names it in
+ * its summary).
+ */
 export class AuditLog {
-  readonly file: string;
-  private fd: number;
+  private current: string | undefined;
+  private fd: number | undefined;
   private buffer: string[] = [];
 
-  constructor(logDir: string, now = new Date()) {
-    ({ file: this.file, fd: this.fd } = createAuditLogFile(logDir, now));
+  constructor(
+    private readonly logDir: string,
+    private readonly now = new Date(),
+    opts: { lazy?: boolean } = {},
+  ) {
+    if (!opts.lazy) this.open();
+  }
+
+  /** The CSV file (created now if it was not yet). */
+  get file(): string {
+    this.open();
+    return this.current!;
+  }
+
+  private open(): number {
+    if (this.fd !== undefined) return this.fd;
+    ({ file: this.current, fd: this.fd } = createAuditLogFile(this.logDir, this.now));
+    return this.fd;
   }
 
   write(row: AuditRow): void {
@@ -99,12 +120,13 @@ export class AuditLog {
 
   flush(): void {
     if (this.buffer.length === 0) return;
-    fs.writeSync(this.fd, this.buffer.join(''));
+    fs.writeSync(this.open(), this.buffer.join(''));
     this.buffer = [];
   }
 
   close(): void {
     this.flush();
-    fs.closeSync(this.fd);
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
   }
 }

@@ -1,68 +1,120 @@
-// Options shared by the commands that work on the node's state (serve, quarantine, queue):
-// --config plus the flags that override the config file.
-import type { Argv } from 'yargs';
+// Options of the commands that work on the node's configuration and state: `serve` takes every
+// setting of the config file as a flag (SETTINGS); `queue` and `quarantine` take only what they
+// use (--config, and the paths they read). Flags override the config file.
+import type { Argv, Options } from 'yargs';
 import { loadNodeConfig, type NodeConfig } from '../node/nodeConfig.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { StateNotFoundError, type StateStore } from '../state/stateStore.js';
 
-export interface NodeArgs {
-  config?: string;
-  port?: number;
-  host?: string;
-  aet?: string;
-  csv?: string;
-  output?: string;
-  db?: string;
-  quarantine?: string;
-  'log-dir'?: string;
-  'allowed-aets'?: string;
-  forward?: string[];
-  'calling-aet'?: string;
-  'leak-guard-warn-only'?: string[];
+/** Parsed flags: by flag name (kebab-case), plus yargs' own. */
+export type NodeArgs = { config?: string } & Record<string, unknown>;
+
+/** One setting of the config file: its key, its flag, its yargs option. Defaults: config/default.json. */
+interface Setting {
+  key: keyof NodeConfig;
+  flag: string;
+  option: Options;
 }
 
-export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
-  return y
-    .option('config', { type: 'string', describe: 'JSON config file (overrides config/default.json)' })
-    .option('port', { type: 'number', describe: 'TCP port to listen on [default 11112]' })
-    .option('host', { type: 'string', describe: 'Interface to bind [default 0.0.0.0]' })
-    .option('aet', { type: 'string', describe: 'Our AE title [default DEID]' })
-    .option('csv', { type: 'string', describe: 'Mapping CSV (reloaded when it changes)' })
-    .option('output', { type: 'string', describe: 'Anonymized output tree' })
-    .option('db', { type: 'string', describe: 'SQLite state (key material)' })
-    .option('quarantine', { type: 'string', describe: 'Quarantine folder (key material)' })
-    .option('log-dir', { type: 'string', describe: 'Logs and audit CSV (key material)' })
-    .option('allowed-aets', { type: 'string', describe: 'Calling AE allow-list A,B (empty = any)' })
-    .option('forward', { type: 'string', array: true, describe: 'Forward to AET@host:port (repeatable)' })
-    .option('calling-aet', {
-      type: 'string',
-      describe: "Our calling AE title when forwarding [default: the node's AE title]",
-    })
-    .option('leak-guard-warn-only', {
+const s = (key: keyof NodeConfig, flag: string, type: 'string' | 'number' | 'boolean', describe: string): Setting => ({
+  key,
+  flag,
+  option: { type, describe: `${describe} (config "${key}")` },
+});
+
+/** Every setting the config file takes, in the order `serve --help` lists them. */
+const SETTINGS: Setting[] = [
+  s('aeTitle', 'aet', 'string', 'Our AE title [default DEID]'),
+  s('host', 'host', 'string', 'Interface the DICOM port binds [default 0.0.0.0]'),
+  s('port', 'port', 'number', 'DICOM port [default 11112]'),
+  s('allowedAets', 'allowed-aets', 'string', 'Calling AE titles allowed to store, A,B [default: any]'),
+  s('csv', 'csv', 'string', 'Mapping CSV, reloaded when it changes'),
+  s('output', 'output', 'string', 'Anonymized output tree'),
+  s('db', 'db', 'string', 'SQLite state (key material)'),
+  s('quarantine', 'quarantine', 'string', 'Quarantine folder (key material)'),
+  s('spool', 'spool', 'string', 'Spool folder: acknowledged, not yet filed (key material)'),
+  s('logDir', 'log-dir', 'string', 'Logs and audit CSV (key material)'),
+  {
+    key: 'forward',
+    flag: 'forward',
+    option: { type: 'string', array: true, describe: 'Forward to AET@host:port, repeatable (config "forward")' },
+  },
+  s('callingAet', 'calling-aet', 'string', "Our calling AE title when forwarding [default: the node's AE title]"),
+  s(
+    'forwardGiveUpHours',
+    'forward-give-up-hours',
+    'number',
+    'A failing forward item goes dead after this many hours [24]',
+  ),
+  s('maxAssociations', 'max-associations', 'number', 'Concurrent associations [8]'),
+  s('maxPduLength', 'max-pdu-length', 'number', 'Largest PDU we accept, bytes [262144]'),
+  s('maxInstanceMB', 'max-instance-mb', 'number', 'Largest instance we accept, MiB [2048]'),
+  s('processingThreads', 'processing-threads', 'number', 'Threads that de-identify and file, 1-16 [2]'),
+  s(
+    'spoolReserveMB',
+    'spool-reserve-mb',
+    'number',
+    'Disk the spool journal keeps for reuse, MiB; 0 = a file per instance [1024]',
+  ),
+  s(
+    'allowBurnedIn',
+    'allow-burned-in',
+    'boolean',
+    'File instances with Burned In Annotation YES, not quarantine them [false]',
+  ),
+  {
+    key: 'leakGuardWarnOnly',
+    flag: 'leak-guard-warn-only',
+    option: {
       type: 'string',
       array: true,
       describe:
-        'Attributes (e.g. StudyDescription,0008,1030) where a leak guard hit only warns; elsewhere it quarantines the instance (config leakGuardWarnOnly)',
-    }) as Argv<T & NodeArgs>;
+        'Attributes (e.g. StudyDescription,0008,1030) where a leak guard hit only warns; elsewhere it quarantines the instance (config "leakGuardWarnOnly")',
+    },
+  },
+  s('httpEnabled', 'http', 'boolean', 'Serve the status page, API and metrics; --no-http turns them off [true]'),
+  s('httpHost', 'http-host', 'string', 'Interface of the HTTP side; not loopback needs a token [127.0.0.1]'),
+  s('httpPort', 'http-port', 'number', 'HTTP port [11180]'),
+  s('httpTokenFile', 'http-token-file', 'string', 'File holding the HTTP access token (or config "httpToken")'),
+  s('minFreeDiskMB', 'min-free-disk-mb', 'number', '/readyz needs this much free disk for spool and output, MiB [100]'),
+  s('logFormat', 'log-format', 'string', 'Console lines: text or json (one object per line) [text]'),
+  s('logMaxSizeMB', 'log-max-size-mb', 'number', 'The log file rotates at this size, MiB [50]'),
+  s('logMaxFiles', 'log-max-files', 'number', 'Rotated log files kept [10]'),
+];
+
+function withSettings<T>(y: Argv<T>, keys: readonly (keyof NodeConfig)[] | 'all'): Argv<T & NodeArgs> {
+  let out = y.option('config', {
+    type: 'string',
+    describe: "The node's JSON config file (its settings override config/default.json)",
+  }) as Argv<T & NodeArgs>;
+  for (const st of SETTINGS) {
+    if (keys === 'all' || keys.includes(st.key)) out = out.option(st.flag, st.option) as unknown as Argv<T & NodeArgs>;
+  }
+  return out;
 }
 
+/** `serve`: --config and a flag for every setting of the config file. */
+export function withServeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
+  return withSettings(y, 'all');
+}
+
+/** `queue`: --config and --db. */
+export function withQueueOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
+  return withSettings(y, ['db']);
+}
+
+/** `quarantine`: --config and the paths a replay reads and writes. */
+export function withQuarantineOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
+  return withSettings(y, ['db', 'quarantine', 'csv', 'output', 'logDir']);
+}
+
+/** The node's configuration from --config and the flags given (those not given are absent from `a`). */
 export function nodeConfigFrom(a: NodeArgs): NodeConfig {
+  const flags: Record<string, unknown> = {};
+  for (const st of SETTINGS) if (a[st.flag] !== undefined) flags[st.key] = a[st.flag];
   try {
-    return loadNodeConfig(a.config, {
-      port: a.port,
-      host: a.host,
-      aeTitle: a.aet,
-      csv: a.csv,
-      output: a.output,
-      db: a.db,
-      quarantine: a.quarantine,
-      logDir: a['log-dir'],
-      allowedAets: a['allowed-aets'],
-      forward: a.forward,
-      callingAet: a['calling-aet'],
-      leakGuardWarnOnly: a['leak-guard-warn-only'],
-    });
+    return loadNodeConfig(a.config, flags);
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;

@@ -4,17 +4,17 @@ import type { Argv, CommandModule } from 'yargs';
 import { listQuarantine } from '../node/quarantine.js';
 import { replayQuarantine } from '../node/quarantineReplay.js';
 import { plural } from '../words.js';
-import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+import { nodeConfigFrom, openNodeState, withQuarantineOptions, type NodeArgs } from './nodeOptions.js';
 
-interface QArgs extends NodeArgs {
+type QArgs = NodeArgs & {
   action: 'list' | 'replay';
-}
+};
 
 const command: CommandModule<object, QArgs> = {
   command: 'quarantine <action>',
   describe: 'List quarantined instances grouped by study, or replay them after fixing the CSV',
   builder: (y: Argv) =>
-    withNodeOptions(
+    withQuarantineOptions(
       y.positional('action', { choices: ['list', 'replay'] as const, describe: 'list or replay', demandOption: true }),
     ) as unknown as Argv<QArgs>,
   handler: async (args) => {
@@ -47,7 +47,9 @@ const command: CommandModule<object, QArgs> = {
     }
     const s = await replayQuarantine(config);
     process.stdout.write(
-      `replay: ${plural(s.filed, 'instance')} filed, ${s.stillUnmatched} still held (left in quarantine; 'dicom-deid quarantine list' gives the reasons)\n`,
+      `replay: ${plural(s.filed, 'instance')} filed, ${s.stillUnmatched} still held (left in quarantine; 'dicom-deid quarantine list' gives the reasons)` +
+        (s.skipped ? `, ${s.skipped} unreadable (never replayed; delete them once looked at)` : '') +
+        '\n',
     );
     process.exitCode = s.stillUnmatched > 0 ? 1 : 0;
   },

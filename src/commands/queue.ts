@@ -1,18 +1,18 @@
 // `dicom-deid queue [retry]`: the forward queue's state, and putting dead items back.
 import type { Argv, CommandModule } from 'yargs';
 import { plural } from '../words.js';
-import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+import { nodeConfigFrom, openNodeState, withQueueOptions, type NodeArgs } from './nodeOptions.js';
 
-interface QueueArgs extends NodeArgs {
+type QueueArgs = NodeArgs & {
   action?: 'retry';
   destination?: string;
-}
+};
 
 const command: CommandModule<object, QueueArgs> = {
   command: 'queue [action]',
   describe: 'Show forward queue counts (pending / delivered / dead); "retry" puts dead items back',
   builder: (y: Argv) =>
-    withNodeOptions(
+    withQueueOptions(
       y
         .positional('action', { choices: ['retry'] as const, describe: 'retry: dead items become pending again' })
         .option('destination', {

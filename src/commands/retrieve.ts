@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger, type ProcessLogger } from '../log.js';
 import { UsageError } from '../errors.js';
-import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+import { nodeConfigFrom, openNodeState, withServeOptions, type NodeArgs } from './nodeOptions.js';
 import type { NodeConfig } from '../node/nodeConfig.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
@@ -52,7 +52,7 @@ const command: CommandModule<object, RetrieveArgs> = {
   describe:
     'Pull the studies of the mapping CSV from a PACS (C-FIND, C-MOVE) and de-identify them; status/resume/cancel a job',
   builder: (y: Argv) =>
-    withNodeOptions(
+    withServeOptions(
       y
         .positional('action', {
           choices: ['status', 'resume', 'cancel'] as const,

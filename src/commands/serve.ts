@@ -2,15 +2,24 @@
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger } from '../log.js';
 import { UsageError } from '../errors.js';
-import { nodeConfigFrom, withNodeOptions, type NodeArgs } from './nodeOptions.js';
+import { nodeConfigFrom, withServeOptions, type NodeArgs } from './nodeOptions.js';
 
 const command: CommandModule<object, NodeArgs> = {
   command: 'serve',
-  describe: 'Run the DICOM node: receive by C-STORE, de-identify, file, forward',
-  builder: (y: Argv) => withNodeOptions(y),
+  describe: 'Run the DICOM node: receive by C-STORE, de-identify, file, forward; status page and API over HTTP',
+  builder: (y: Argv) =>
+    withServeOptions(y).epilog(
+      'Every setting can be given in the --config file (JSON, the keys in quotes above) or as its flag; flags win. ' +
+        'Defaults: config/default.json. The status page is at http://127.0.0.1:11180/ unless httpHost/httpPort say otherwise.',
+    ),
   handler: async (args) => {
     const config = nodeConfigFrom(args);
-    const logger = createLogger({ logDir: config.logDir });
+    const logger = createLogger({
+      logDir: config.logDir,
+      consoleFormat: config.logFormat,
+      maxFileBytes: config.logMaxSizeMB * 1024 * 1024,
+      maxFiles: config.logMaxFiles,
+    });
     // Loaded here, not at the top: the DIMSE stack (dcmjs-dimse, dcmjs) takes ~0.1 s to load,
     // which every other command would pay for nothing.
     const { DeidNode } = await import('../node/deidNode.js');
@@ -21,7 +30,7 @@ const command: CommandModule<object, NodeArgs> = {
       await node.stop().catch(() => undefined);
       await closeLogger(logger);
       const err = e as NodeJS.ErrnoException;
-      if (err.code === 'EADDRINUSE') throw new UsageError(`port ${config.port} is already in use`);
+      if (err.code === 'EADDRINUSE') throw new UsageError(`the DICOM port ${config.port} is already in use`);
       if (err.code === 'EACCES')
         throw new UsageError(`not allowed to listen on port ${config.port} or to write a folder: ${err.message}`);
       if (err.name === 'MappingError') throw new UsageError(err.message);

@@ -57,6 +57,8 @@ export interface ForwarderOptions {
    * end, so a refused 500-image series arriving file by file does not log 500 lines.
    */
   deadLogWindowMs?: number;
+  /** Called after each round with the files it delivered (the node logs them per study). */
+  onDelivered?: (destination: Destination, filePaths: string[]) => void;
 }
 
 interface DestState {
@@ -94,6 +96,7 @@ export class Forwarder implements StatusReporter {
   private readonly converter: Converter;
   private readonly idlePollMs: number;
   private readonly deadLogWindowMs: number;
+  private readonly onDelivered: ForwarderOptions['onDelivered'];
   private readonly dests: DestState[];
   private running = false;
   private stopping = false;
@@ -117,6 +120,7 @@ export class Forwarder implements StatusReporter {
     this.converter = opts.converter ?? defaultConverter();
     this.idlePollMs = Math.max(10, opts.idlePollMs ?? 5000);
     this.deadLogWindowMs = Math.max(0, opts.deadLogWindowMs ?? 60_000);
+    this.onDelivered = opts.onDelivered;
     const seen = new Set<string>();
     this.dests = [];
     for (const dest of opts.destinations) {
@@ -179,6 +183,19 @@ export class Forwarder implements StatusReporter {
   /** Something new was enqueued: wake idle loops (a destination in backoff keeps waiting). */
   kick(): void {
     for (const d of this.dests) d.wake?.();
+  }
+
+  /**
+   * A person made items pending again after fixing a destination (`queue retry`, the API): end
+   * the backoff of `destination` (or of all) and try now; a destination still down backs off
+   * again from its next failure.
+   */
+  resume(destination?: string): void {
+    for (const d of this.dests) {
+      if (destination !== undefined && d.key !== destination) continue;
+      d.holdUntil = 0;
+      d.wake?.();
+    }
   }
 
   /** Lets in-flight associations finish and their results be recorded, then stops. */
@@ -410,6 +427,12 @@ export class Forwarder implements StatusReporter {
     );
 
     this.tracker.delivered(d.key, delivered, converted);
+    if (delivered > 0 && this.onDelivered) {
+      const files = itemOutcomes
+        .filter((x) => x.outcome.kind === 'delivered' || x.outcome.kind === 'warning')
+        .map((x) => x.item.filePath);
+      this.onDelivered(d.dest, files);
+    }
     const firstOf = (kind: 'permanent-failure' | 'transient-failure'): string | undefined =>
       (itemOutcomes.find((x) => x.outcome.kind === kind)?.outcome as { reason: string } | undefined)?.reason;
     const problem = report.connectionProblem ?? [...deadByReason.keys()][0] ?? firstOf('transient-failure');

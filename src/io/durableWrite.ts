@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  existsSync,
   fdatasync,
   fstatSync,
   fsyncSync,
@@ -31,8 +32,26 @@ const knownDirs = new Set<string>();
 
 function mkdirpSync(dir: string): void {
   if (knownDirs.has(dir)) return;
-  mkdirSync(dir, { recursive: true });
+  mkdirRecursiveSync(dir);
   knownDirs.add(dir);
+}
+
+/**
+ * mkdir -p that reports the real cause: Node's recursive mkdirSync (20.x) throws ENOENT when a
+ * folder cannot be created in a read-only (EROFS) or forbidden (EACCES) parent, which would log
+ * a read-only output tree as "not found". On ENOENT the first missing folder is created alone,
+ * which throws the true error.
+ */
+export function mkdirRecursiveSync(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    let missing = dir;
+    while (dirname(missing) !== missing && !existsSync(dirname(missing))) missing = dirname(missing);
+    mkdirSync(missing); // throws EROFS, EACCES, ENOTDIR... (or succeeds: then try again)
+    mkdirSync(dir, { recursive: true });
+  }
 }
 
 /** Closes a descriptor whose data no longer matters (already synced, or being discarded). */

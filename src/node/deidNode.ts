@@ -4,7 +4,8 @@
 // not yet filed, so a restart after a crash processes it. The node owns the spool: it recovers
 // and prepares it before the receiver listens, and releases each instance once it is filed,
 // which goes on after receiving stops. Every part reports its status; status() gathers them.
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, promises as fsp } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 import { destinationLabel } from '../forward/destination.js';
 import { Status } from '../dimse/status.js';
 import { Forwarder } from '../forward/forwarder.js';
@@ -18,17 +19,27 @@ import { Spool } from './spool/spool.js';
 import { spoolRefId, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 import { nodeStatus, type NodeStatus } from './nodeStatus.js';
 import { ProcessingThread } from './processingThread.js';
-import { quarantineFile } from './quarantine.js';
+import { listQuarantine, quarantineFile } from './quarantine.js';
 import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, describeSystemError, UsageError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
-import type { NodeConfig } from './nodeConfig.js';
+import { isLoopbackHost, type NodeConfig } from './nodeConfig.js';
+import { ActivityLog } from './activityLog.js';
+import { DeidNodeApi } from './nodeApi.js';
+import { acquireProcessLock, LockHeldError, type ProcessLock } from '../io/processLock.js';
+import type { HttpServer } from '../http/server.js';
+import { plural } from '../words.js';
 import { RetrieveService } from '../retrieve/retrieveService.js';
 
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
 /** Non-I/O failures of one instance before it goes to quarantine. */
 const MAX_FAULTS = 3;
+
+/** The study's session folder ({researchId}_{N}) of an output path relative to the output tree. */
+function studyOf(rel: string): string {
+  return rel.split(sep)[1] ?? rel;
+}
 
 export class DeidNode {
   private state!: StateStore;
@@ -39,10 +50,17 @@ export class DeidNode {
   private processing: ProcessingThread | undefined;
   private spool: Spool | undefined;
   private audit!: AuditLog;
+  private http: HttpServer | undefined;
+  private api: DeidNodeApi | undefined;
+  private activity!: ActivityLog;
+  /** The spool's and the state's locks, held from the start of start() to the end of stop(). */
+  private readonly locks: ProcessLock[] = [];
   private retryTimer: NodeJS.Timeout | null = null;
   /** Failures per spooled instance, by spoolRefId. */
   private readonly faults = new Map<string, number>();
   private stopping = false;
+  /** start() completed: only then does stop() say "stopped" (a start that failed did not run). */
+  private running = false;
   private readonly startedAt = new Date().toISOString();
 
   /**
@@ -78,16 +96,29 @@ export class DeidNode {
     };
   }
 
-  /** Starts everything; throws (with a one-line message) when the node cannot run. */
-  async start(): Promise<{ port: number }> {
+  /** The HTTP side's address once started ("http://127.0.0.1:11180"), if enabled. */
+  get httpUrl(): string | undefined {
+    return this.http?.url;
+  }
+
+  /**
+   * Starts everything; throws (with a one-line message) when the node cannot run: a UsageError
+   * when another process holds the spool or the state (taken before anything is read, recovered
+   * or prepared), the listen error of a port in use.
+   */
+  async start(): Promise<{ port: number; httpPort?: number }> {
     const c = this.config;
-    await Promise.all([c.output, c.quarantine, c.spool, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
+    this.takeLocks();
+    await Promise.all([c.output, c.quarantine, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
+    const activity = new ActivityLog(this.logger, c.httpEnabled ? '/api/quarantine' : '`dicom-deid quarantine list`');
+    this.activity = activity;
     const watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => processing.setMapping([...t.rows]));
     this.watcher = watcher;
     this.state = await openStateStore(c.db, { create: true });
     await this.state.uidSecret(); // created once, before two threads could race for it
     const forwardTo = c.forward.map((d) => d.name); // queue keys
-    this.audit = new AuditLog(c.logDir);
+    // Created at its first row: a start that fails before filing anything leaves no audit file.
+    this.audit = new AuditLog(c.logDir, new Date(), { lazy: true });
     const spool = new Spool(c.spool, {
       reserveBytes: c.spoolReserveMB * 1024 * 1024,
       warn: (message, code) => this.logger.warn(message, { code }),
@@ -113,13 +144,19 @@ export class DeidNode {
           for (const row of rows) this.audit.write(row);
           this.audit.flush();
         },
-        onDone: (_ref, outcome) => {
+        onDone: (_ref, outcome, source) => {
+          this.api?.emitLatency('processing', Date.now() - source.receivedAt);
           if (outcome.status === 'filed') {
+            activity.recovered('processing');
+            activity.filed(studyOf(outcome.outputPath));
             this.forwarder?.kick();
           } else if (outcome.status === 'quarantined') {
-            // A leak guard hold names where and what kind (never the value): say it here too.
-            const what = outcome.reason === 'leak-guard' ? `: ${outcome.message}` : '';
-            this.logger.warn(`instance quarantined (${outcome.reason}${what}); see the audit log`);
+            if (outcome.reason === 'leak-guard') {
+              // A leak guard hold names where and what kind (never the value): said per instance.
+              this.logger.warn(`instance quarantined (leak-guard: ${outcome.message}); see the audit log`);
+            } else {
+              activity.quarantined(source.callingAet || 'a sender', outcome.reason);
+            }
           }
         },
         onReleased: (ref) => spool.release(ref),
@@ -136,14 +173,28 @@ export class DeidNode {
         callingAet: c.callingAet,
         logger: this.logger,
         giveUpAfterMs: c.forwardGiveUpHours * 3600_000,
+        onDelivered: (dest, files) => {
+          const label = dest.name;
+          const byStudy = new Map<string, number>();
+          for (const f of files) {
+            const study = studyOf(relative(c.output, f));
+            byStudy.set(study, (byStudy.get(study) ?? 0) + 1);
+          }
+          for (const [study, n] of byStudy) activity.delivered(study, label, n);
+        },
       });
-      await this.forwarder.start();
     }
+    // The HTTP side, before the slow parts (recovery, the reserve): its port in use fails the
+    // start early, and the status page shows the node starting.
+    if (c.httpEnabled) await this.startHttp();
+    await this.forwarder?.start();
     watcher.start();
+    await this.logStartup();
     // Instances acknowledged before a crash or stop: process them first.
     await this.recoverSpool(spool);
     const pending = await this.scanSpool();
-    if (pending > 0) this.logger.info(`spool: ${pending} acknowledged instance(s) from a previous run to process`);
+    if (pending > 0)
+      this.logger.info(`spool: ${plural(pending, 'acknowledged instance')} from a previous run to process`);
     await this.prepareSpool(spool);
     const receiver = new DicomListener<SpoolRef>({
       aeTitle: c.aeTitle,
@@ -156,9 +207,16 @@ export class DeidNode {
       logger: this.logger,
       sinks: spool,
       onStore: (inst) => this.onStore(inst),
+      onAcknowledged: (ms) => this.api?.emitLatency('ack', ms),
     });
     this.receiver = receiver;
-    const { port } = await receiver.start();
+    let port: number;
+    try {
+      ({ port } = await receiver.start());
+    } catch (e) {
+      this.receiver = undefined; // it never listened: nothing to stop, nothing to report
+      throw e;
+    }
     this.retrieveService = new RetrieveService({
       state: this.state,
       node: { aeTitle: c.aeTitle, host: c.host, port, callingAet: c.callingAet, reportDir: c.logDir },
@@ -171,7 +229,127 @@ export class DeidNode {
       forward: c.forward.map(destinationLabel).join(', ') || 'none',
       allowedAets: c.allowedAets.join(',') || 'any',
     });
-    return { port };
+    this.running = true;
+    return { port, ...(this.http ? { httpPort: this.http.port } : {}) };
+  }
+
+  /**
+   * One node per spool and per state: takes both locks (spool first) before anything is read,
+   * recovered or prepared. Throws a UsageError naming the holder when another process has one.
+   */
+  private takeLocks(): void {
+    const c = this.config;
+    const targets: [what: string, folder: string, lockFile: string][] = [
+      ['spool', c.spool, join(c.spool, '.lock')],
+      ['state', dirname(c.db), `${c.db}.lock`],
+    ];
+    for (const [what, folder, lockFile] of targets) {
+      mkdirSync(folder, { recursive: true, mode: 0o700 });
+      try {
+        this.locks.push(acquireProcessLock(lockFile));
+      } catch (e) {
+        this.releaseLocks();
+        if (e instanceof LockHeldError) {
+          const path = what === 'spool' ? c.spool : c.db;
+          const holder = e.pid === null ? 'another process' : `process ${e.pid}`;
+          throw new UsageError(
+            `the ${what} ${path} is in use by ${holder}: another dicom-deid node runs on it (one node per ${what}; stop it first, or give this one its own ${what})`,
+          );
+        }
+        throw e;
+      }
+    }
+  }
+
+  private releaseLocks(): void {
+    for (const lock of this.locks.splice(0).reverse()) lock.release();
+  }
+
+  /** Starts the HTTP side (status page, API, metrics) with this node's operations. */
+  private async startHttp(): Promise<void> {
+    const c = this.config;
+    const { startHttpServer } = await import('../http/server.js');
+    this.api = new DeidNodeApi({
+      config: c,
+      logger: this.logger,
+      startedAt: this.startedAt,
+      state: this.state,
+      status: () => this.status(),
+      mapping: () => this.watcher!.current,
+      audit: (row) => {
+        this.audit.write(row);
+        this.audit.flush();
+      },
+      kickForwarder: () => this.forwarder?.kick(),
+      resumeForwarder: (destination) => this.forwarder?.resume(destination),
+    });
+    try {
+      this.http = await startHttpServer(this.api, {
+        host: c.httpHost,
+        port: c.httpPort,
+        token: c.httpToken,
+        loopback: isLoopbackHost(c.httpHost),
+        logger: this.logger,
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+        throw new UsageError(
+          `cannot serve HTTP on ${c.httpHost}:${c.httpPort} (httpHost, httpPort): ${describeSystemError(e)}`,
+        );
+      }
+      throw e;
+    }
+    const auth = c.httpToken
+      ? 'access token set'
+      : 'no access token: the identifying quarantine view and deleting are off';
+    this.logger.info(`status page and API on ${this.http.url}/ (${auth})`);
+  }
+
+  /**
+   * Start-up, in a few lines: the mapping, who may connect (a warning when any calling AE may
+   * store while listening on every interface), each destination, and the backlog found (spool,
+   * quarantine, forward queue, queue items of destinations no longer configured).
+   */
+  private async logStartup(): Promise<void> {
+    const c = this.config;
+    this.logger.info(`mapping CSV ${c.csv}: ${this.watcher!.current.rows.length} rows`);
+    if (c.allowedAets.length === 0) {
+      const everywhere = c.host === '0.0.0.0' || c.host === '::' || c.host === '';
+      const line = `AE title ${c.aeTitle}: any calling AE title may store`;
+      if (everywhere) {
+        this.logger.warn(
+          `${line}, and the node listens on every interface (${c.host}): set allowedAets to the PACS that send, or host to one interface`,
+        );
+      } else this.logger.info(`${line} (listening on ${c.host} only)`);
+    } else {
+      this.logger.info(`AE title ${c.aeTitle}: calling AE titles allowed to store: ${c.allowedAets.join(', ')}`);
+    }
+    for (const d of c.forward)
+      this.logger.info(`forward destination ${destinationLabel(d)} (${d.aeTitle}@${d.host}:${d.port})`);
+    if (c.forward.length === 0) this.logger.info('no forward destination: instances are filed only');
+    const quarantined = await listQuarantine(c.quarantine);
+    if (quarantined.length > 0) {
+      const by = new Map<string, number>();
+      for (const q of quarantined) by.set(q.sidecar.reason, (by.get(q.sidecar.reason) ?? 0) + 1);
+      const parts = [...by].map(([r, n]) => `${n} ${r}`).join(', ');
+      this.logger.warn(
+        `quarantine holds ${plural(quarantined.length, 'instance')} (${parts}): see ${c.httpEnabled ? '/api/quarantine' : '`dicom-deid quarantine list`'}`,
+      );
+    }
+    const configured = new Set(c.forward.map((d) => d.name));
+    for (const q of await this.state.forwardCounts()) {
+      const waiting = q.pending + q.inFlight;
+      if (!configured.has(q.destination)) {
+        if (waiting + q.dead > 0) {
+          this.logger.warn(
+            `forward queue: ${plural(waiting + q.dead, 'item')} of ${q.destination}, which is no longer configured: add it back to send them, or drop them (POST /api/queue/drop)`,
+          );
+        }
+      } else if (waiting + q.dead > 0) {
+        this.logger.info(`forward queue ${q.destination}: ${waiting} pending, ${q.dead} dead`);
+      }
+    }
   }
 
   /** Recovers what a previous run left in the spool (spool.ts recover()), and says what it found. */
@@ -263,7 +441,8 @@ export class DeidNode {
         // could not move it: keep retrying like an I/O error
       }
     }
-    this.logger.error(`processing failed, will retry: ${error}`, { spoolFile: name });
+    // Said once per cause (a full disk fails every waiting instance every 10 s), and once when it clears.
+    this.activity.failure('processing', error, { output: this.config.output });
     this.scheduleRetry();
   }
 
@@ -321,14 +500,17 @@ export class DeidNode {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     // Retrieve jobs first: their moves are cancelled while the receiver still takes what comes.
     await this.retrieveService?.stop();
+    await this.http?.close();
     await this.receiver?.stop();
     await this.processing?.close();
     await this.spool?.close();
-    this.audit?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();
+    this.activity?.flush();
+    this.audit?.close();
     await this.state?.close();
-    if (this.receiver) {
+    this.releaseLocks();
+    if (this.running) {
       const counts = (c: { counts: Record<string, number> } | undefined, key: string) => c?.counts[key] ?? 0;
       const { receiver, processing } = this.status().components;
       this.logger.info('stopped', {

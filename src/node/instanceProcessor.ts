@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
+import { shiftDA } from '../core/dates.js';
 import { burnedInVerdict } from '../core/burnedIn.js';
 import { deidentifySource, readInstanceKeys, type DeidOptions } from '../core/deidentify.js';
 import { describeLeakHits, scanOutput } from '../core/leakGuard/index.js';
@@ -106,6 +107,9 @@ export interface Staged {
   /** StudyInstanceUID as received (a retrieve job counts arrivals per study). */
   originalStudyUid: string;
   callingAet: string;
+  /** De-identified values for the status page: the shifted StudyDate (YYYYMMDD or ''), the Modality. */
+  studyDate: string;
+  modality: string;
   audit: AuditRow;
   /** Listed for review (burned-in text): the kind of image. */
   review?: string;
@@ -260,6 +264,8 @@ async function stageOne(
     originalSopUid: keys.sopInstanceUid,
     originalStudyUid: keys.studyInstanceUid,
     callingAet: source.callingAet,
+    studyDate: keys.studyDate ? shiftDA(keys.studyDate, row.dayOffset) : '',
+    modality: result.modality,
     review: review?.kind,
     leakGuardWarnings: warned.length,
     audit: {
@@ -294,6 +300,8 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
       outputPath: s.rel,
       callingAet: s.callingAet,
       forwardFile: s.outputPath,
+      studyDate: s.studyDate,
+      modality: s.modality,
     })),
     deps.forwardTo,
   );

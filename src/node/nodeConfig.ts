@@ -38,6 +38,26 @@ export interface NodeConfig {
    * instance, slower to acknowledge). See spool/spoolJournal.ts.
    */
   spoolReserveMB: number;
+  /** The HTTP side (status page, API, metrics): on by default. */
+  httpEnabled: boolean;
+  /** Where the HTTP side listens: 127.0.0.1 by default; another address needs an access token. */
+  httpHost: string;
+  /** HTTP port (0: any free port, logged). */
+  httpPort: number;
+  /**
+   * The access token (a Bearer token) of the HTTP side, from `httpToken` or the file
+   * `httpTokenFile` (read at start); '' when none. Needed for the identifying quarantine view and
+   * for deleting, always; for every request when httpHost is not a loopback address.
+   */
+  httpToken: string;
+  httpTokenFile?: string;
+  /** Readiness needs this much free disk (MiB) for the spool and the output. */
+  minFreeDiskMB: number;
+  /** Console lines: 'text' (readable) or 'json' (one object per line). */
+  logFormat: 'text' | 'json';
+  /** The log file rotates at this size (MiB), keeping logMaxFiles files. */
+  logMaxSizeMB: number;
+  logMaxFiles: number;
   /**
    * File instances whose Burned In Annotation (0028,0301) is YES, for sites that clean pixels
    * elsewhere. Default false: they are quarantined (reason `burned-in`).
@@ -50,11 +70,27 @@ export interface NodeConfig {
   leakGuardWarnOnly: string[];
 }
 
+/** Whether `host` is a loopback address (the HTTP side needs no token for reading there). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
 
-const STRINGS = ['aeTitle', 'host', 'csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
+const STRINGS = [
+  'aeTitle',
+  'host',
+  'csv',
+  'output',
+  'db',
+  'quarantine',
+  'spool',
+  'logDir',
+  'httpHost',
+  'logFormat',
+] as const;
 /** Strings that may be left out (see NodeConfig for their defaults). */
-const OPTIONAL_STRINGS = ['callingAet'] as const;
+const OPTIONAL_STRINGS = ['callingAet', 'httpToken', 'httpTokenFile'] as const;
 const NUMBERS = [
   'port',
   'maxAssociations',
@@ -63,9 +99,13 @@ const NUMBERS = [
   'forwardGiveUpHours',
   'processingThreads',
   'spoolReserveMB',
+  'httpPort',
+  'minFreeDiskMB',
+  'logMaxSizeMB',
+  'logMaxFiles',
 ] as const;
 const LISTS = ['allowedAets'] as const;
-const BOOLEANS = ['allowBurnedIn'] as const;
+const BOOLEANS = ['allowBurnedIn', 'httpEnabled'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
 function readJson(file: string): Record<string, unknown> {
@@ -106,6 +146,10 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
       if (typeof n !== 'number' || !Number.isFinite(n) || n < 0)
         throw new ConfigError(`${where}: "${k}" must be a number >= 0`);
       out[k] = n;
+    } else if ((BOOLEANS as readonly string[]).includes(k)) {
+      const b = v === 'true' ? true : v === 'false' ? false : v;
+      if (typeof b !== 'boolean') throw new ConfigError(`${where}: "${k}" must be true or false`);
+      out[k] = b;
     } else if ((LISTS as readonly string[]).includes(k)) {
       const list = typeof v === 'string' ? v.split(',') : v;
       if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) {
@@ -119,10 +163,6 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         throw new ConfigError(`${where}: "${k}" must be a list of attribute keywords or tags`);
       }
       out[k] = list.flatMap((x: string) => splitAttributeList(x));
-    } else if ((BOOLEANS as readonly string[]).includes(k)) {
-      const b = v === 'true' ? true : v === 'false' ? false : v;
-      if (typeof b !== 'boolean') throw new ConfigError(`${where}: "${k}" must be true or false`);
-      out[k] = b;
     } else if (k === 'forward') {
       // Strings ("AET@host:port", a comma-separated flag) or objects; checked in loadNodeConfig.
       const list = typeof v === 'string' ? v.split(',') : v;
@@ -133,6 +173,23 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
     }
   }
   return out as Partial<NodeConfig>;
+}
+
+/** The access token from httpToken or httpTokenFile ('' when neither is set); checks its length. */
+function httpTokenOf(c: NodeConfig): string {
+  let token = c.httpToken ?? '';
+  if (c.httpTokenFile !== undefined) {
+    if (token !== '') throw new ConfigError('set httpToken or httpTokenFile, not both');
+    try {
+      token = readFileSync(resolve(c.httpTokenFile), 'utf8').trim();
+    } catch (e) {
+      throw new ConfigError(`httpTokenFile ${c.httpTokenFile}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    }
+  }
+  if (token !== '' && (token.length < 16 || /\s/.test(token))) {
+    throw new ConfigError('the HTTP access token must be at least 16 characters, without spaces');
+  }
+  return token;
 }
 
 /** Loads and validates the node configuration. */
@@ -150,6 +207,18 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   }
   if (!Number.isInteger(c.spoolReserveMB) || c.spoolReserveMB < 0) {
     throw new ConfigError(`spoolReserveMB ${c.spoolReserveMB} must be a whole number of MiB, 0 or more`);
+  }
+  if (!Number.isInteger(c.httpPort) || c.httpPort > 65535)
+    throw new ConfigError(`httpPort ${c.httpPort} is not a TCP port`);
+  if (c.logFormat !== 'text' && c.logFormat !== 'json') {
+    throw new ConfigError(`logFormat "${String(c.logFormat)}" must be "text" or "json"`);
+  }
+  if (c.logMaxFiles < 1 || c.logMaxSizeMB <= 0) throw new ConfigError('logMaxSizeMB and logMaxFiles must be above 0');
+  c.httpToken = httpTokenOf(c);
+  if (c.httpEnabled && !isLoopbackHost(c.httpHost) && c.httpToken === '') {
+    throw new ConfigError(
+      `httpHost ${c.httpHost} is not a loopback address: set an access token (httpToken, or httpTokenFile naming a file that holds it, at least 16 characters) so that only its holders reach the node's HTTP side, or keep httpHost 127.0.0.1`,
+    );
   }
   c.aeTitle = validAet(c.aeTitle, 'aeTitle');
   c.callingAet = c.callingAet === undefined ? c.aeTitle : validAet(c.callingAet, 'callingAet');

@@ -29,7 +29,8 @@ import { spoolRefId, type SpoolRef } from './spool/spoolRef.js';
 export interface ProcessingEvents {
   /** Audit rows, always before the 'done' of the instances they describe. */
   onAudit(rows: AuditRow[]): void;
-  onDone(ref: SpoolRef, outcome: Outcome): void;
+  /** `source`: when the instance was received (epoch ms, for the processing latency) and from whom. */
+  onDone(ref: SpoolRef, outcome: Outcome, source: { receivedAt: number; callingAet: string }): void;
   /** The spool no longer needs the instance: its output is durable, or it went to quarantine. */
   onReleased(ref: SpoolRef): void;
   onFailed(ref: SpoolRef, error: string): void;
@@ -62,6 +63,9 @@ interface Flight {
   ref: SpoolRef;
   state: 'held' | 'queued' | 'processing' | 'unsynced';
   worker: number;
+  /** When it was received (epoch ms), and the calling AE title it came from ('spool' when recovered). */
+  receivedAt: number;
+  callingAet: string;
 }
 
 export class ProcessingThread implements StatusReporter {
@@ -120,11 +124,13 @@ export class ProcessingThread implements StatusReporter {
             this.reviewByImageKind[msg.outcome.review] = (this.reviewByImageKind[msg.outcome.review] ?? 0) + 1;
           }
         } else if (msg.outcome.status === 'quarantined') this.recordQuarantined(msg.outcome.reason);
+        const flight = this.inFlight.get(spoolRefId(msg.ref));
+        const source = { receivedAt: flight?.receivedAt ?? Date.now(), callingAet: flight?.callingAet ?? '' };
         if (msg.outcome.status === 'filed') this.move(msg.ref, 'unsynced');
         else this.end(msg.ref);
         this.feed();
         this.report(() => {
-          this.events.onDone(msg.ref, msg.outcome);
+          this.events.onDone(msg.ref, msg.outcome, source);
           if (msg.outcome.status === 'quarantined') this.events.onReleased(msg.ref);
         });
       } else if (msg.type === 'retired') {
@@ -214,11 +220,17 @@ export class ProcessingThread implements StatusReporter {
   }
 
   /** Moves an instance to another state, keeping the per-worker counts. */
-  private move(ref: SpoolRef, state: Flight['state'], worker?: number): void {
+  private move(ref: SpoolRef, state: Flight['state'], worker?: number, source?: Job): void {
     const id = spoolRefId(ref);
     const flight = this.inFlight.get(id);
     if (flight) this.count(flight, -1);
-    const next: Flight = { ref, state, worker: worker ?? flight?.worker ?? -1 };
+    const next: Flight = {
+      ref,
+      state,
+      worker: worker ?? flight?.worker ?? -1,
+      receivedAt: source?.receivedAt.getTime() ?? flight?.receivedAt ?? Date.now(),
+      callingAet: source?.callingAet ?? flight?.callingAet ?? '',
+    };
     this.inFlight.set(id, next);
     this.count(next, +1);
   }
@@ -259,7 +271,7 @@ export class ProcessingThread implements StatusReporter {
   /** Queues a spooled instance of `bytes` bytes (held back while instances keep arriving). */
   process(ref: SpoolRef, callingAet: string, receivedAt: Date, bytes: number): void {
     if (this.has(ref) || this.closing) return;
-    this.move(ref, 'held');
+    this.move(ref, 'held', undefined, { ref, callingAet, receivedAt });
     this.held.push({ ref, callingAet, receivedAt });
     this.heldBytes += bytes;
     this.lastArrival = Date.now();

@@ -3,7 +3,7 @@
 // material (the files are the original, identified instances) and lives outside the output tree.
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { InstanceKeys } from '../core/types.js';
 import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js';
 import { openSpoolItem } from './spool/spoolReader.js';
@@ -25,6 +25,12 @@ export type QuarantineReason =
   | 'burned-in'
   | 'leak-guard';
 
+/**
+ * Reasons a replay never files: 'unreadable' is a record that failed its spool checksum (filing
+ * it would file damaged bytes) or a file the parser refused (it would be refused again).
+ */
+export const NOT_REPLAYABLE: ReadonlySet<string> = new Set<QuarantineReason>(['unreadable']);
+
 export interface QuarantineSidecar {
   reason: QuarantineReason;
   message: string;
@@ -37,8 +43,45 @@ export interface QuarantineSidecar {
 }
 
 export interface QuarantinedInstance {
+  /** `<study folder>/<file name>`: names the item in the API (no identifier: a hash and a spool name). */
+  id: string;
+  /** The study folder's name: a hash of the study's UID (or accession), not the UID. */
+  study: string;
   file: string;
   sidecar: QuarantineSidecar;
+}
+
+/** Which quarantined items an operation applies to: one item, one study, one reason (all given must match). */
+export interface QuarantineSelection {
+  item?: string;
+  study?: string;
+  reason?: string;
+}
+
+const STUDY_RE = /^[0-9a-z-]{1,64}$/;
+const ITEM_RE = /^[0-9a-z-]{1,64}\/[A-Za-z0-9._-]{1,200}\.dcm$/;
+
+/** Whether `id` has the form of an item id (so it can never name a path outside the quarantine). */
+export function isQuarantineItemId(id: string): boolean {
+  return ITEM_RE.test(id) && !id.includes('..');
+}
+
+/** Whether `study` has the form of a study folder name. */
+export function isQuarantineStudyId(study: string): boolean {
+  return STUDY_RE.test(study);
+}
+
+/** The items a selection names (every item when the selection is empty). */
+export function selectQuarantined(
+  items: readonly QuarantinedInstance[],
+  sel: QuarantineSelection,
+): QuarantinedInstance[] {
+  return items.filter(
+    (q) =>
+      (sel.item === undefined || q.id === sel.item) &&
+      (sel.study === undefined || q.study === sel.study) &&
+      (sel.reason === undefined || q.sidecar.reason === sel.reason),
+  );
 }
 
 /** Folder per study, named by a hash so no identifier appears in a path. */
@@ -110,11 +153,14 @@ export async function listQuarantine(root: string): Promise<QuarantinedInstance[
     for (const f of files.sort()) {
       if (!f.endsWith('.dcm')) continue;
       const file = join(dir, f);
+      const id = `${d}/${f}`;
       try {
         const sidecar = JSON.parse(await fsp.readFile(`${file}.json`, 'utf8')) as QuarantineSidecar;
-        out.push({ file, sidecar });
+        out.push({ id, study: d, file, sidecar });
       } catch {
         out.push({
+          id,
+          study: d,
           file,
           sidecar: { reason: 'unreadable', message: 'sidecar missing', receivedAt: '', callingAet: '', keys: {} },
         });
@@ -124,8 +170,9 @@ export async function listQuarantine(root: string): Promise<QuarantinedInstance[
   return out;
 }
 
-/** Removes a quarantined instance (after a successful replay). */
+/** Removes a quarantined instance (after a successful replay, or deleted by a person), and its study folder once empty. */
 export async function removeFromQuarantine(file: string): Promise<void> {
   await fsp.rm(file, { force: true });
   await fsp.rm(`${file}.json`, { force: true });
+  await fsp.rmdir(dirname(file)).catch(() => undefined); // ENOTEMPTY: other items remain
 }

@@ -140,6 +140,24 @@ const MIGRATIONS: readonly string[] = [
     FOREIGN KEY (job_id, study_uid) REFERENCES retrieve_study(job_id, study_uid) ON DELETE CASCADE
   );
   `,
+  // v6: what the status page lists per filed study (de-identified values only: the shifted
+  // study date, the modality), the file queued for forwarding (to join the queue by study), and
+  // each study's last filing (filed_study: the recent studies without a scan of every filing).
+  `
+  ALTER TABLE filed_instance ADD COLUMN study_date TEXT;
+  ALTER TABLE filed_instance ADD COLUMN modality TEXT;
+  ALTER TABLE filed_instance ADD COLUMN forward_file TEXT;
+  CREATE INDEX filed_instance_session ON filed_instance(research_id, session_n);
+  CREATE TABLE filed_study (
+    research_id   TEXT NOT NULL,
+    session_n     INTEGER NOT NULL,
+    last_filed_at INTEGER NOT NULL,
+    PRIMARY KEY (research_id, session_n)
+  );
+  CREATE INDEX filed_study_time ON filed_study(last_filed_at);
+  INSERT INTO filed_study (research_id, session_n, last_filed_at)
+    SELECT research_id, session_n, MAX(filed_at) FROM filed_instance GROUP BY research_id, session_n;
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version). */

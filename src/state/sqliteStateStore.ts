@@ -34,6 +34,7 @@ import {
   type DeadReason,
   type DestinationCounts,
   type FiledInstance,
+  type FiledStudy,
   type ForwardRequest,
   type ForwardRound,
   type InstanceFiling,
@@ -104,6 +105,8 @@ interface FiledRow {
   output_path: string;
   calling_aet: string;
   filed_at: number;
+  study_date: string | null;
+  modality: string | null;
 }
 
 /** Prepared statements of one connection. */
@@ -129,13 +132,39 @@ function prepare(db: Database.Database) {
     ),
 
     // Filing again (a re-send or a replay) updates the row.
-    filedUpsert: db.prepare<[string, string, string | null, string, number, string, string, number]>(
+    filedUpsert: db.prepare<
+      [string, string, string | null, string, number, string, string, number, string | null, string | null, string]
+    >(
       `INSERT INTO filed_instance (new_sop_uid, original_sop_uid, original_study_uid, research_id, session_n,
-                                  output_path, calling_aet, filed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                   output_path, calling_aet, filed_at, study_date, modality, forward_file)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(new_sop_uid) DO UPDATE SET output_path = excluded.output_path, filed_at = excluded.filed_at,
-              original_study_uid = COALESCE(excluded.original_study_uid, original_study_uid)`,
+              original_study_uid = COALESCE(excluded.original_study_uid, original_study_uid),
+              study_date = excluded.study_date, modality = excluded.modality, forward_file = excluded.forward_file`,
     ),
+    studyTouch: db.prepare<[string, number, number]>(
+      `INSERT INTO filed_study (research_id, session_n, last_filed_at) VALUES (?, ?, ?)
+       ON CONFLICT(research_id, session_n) DO UPDATE SET last_filed_at = MAX(last_filed_at, excluded.last_filed_at)`,
+    ),
+    // Newest first, by index (filed_study_time).
+    recentStudies: db.prepare<[number], { research_id: string; session_n: number }>(
+      'SELECT research_id, session_n FROM filed_study ORDER BY last_filed_at DESC, research_id, session_n LIMIT ?',
+    ),
+    studySummary: db.prepare<
+      [string, number],
+      { instances: number; first: number; last: number; study_date: string | null; modalities: string | null }
+    >(
+      `SELECT COUNT(*) AS instances, MIN(filed_at) AS first, MAX(filed_at) AS last, MAX(study_date) AS study_date,
+              GROUP_CONCAT(DISTINCT modality) AS modalities
+         FROM filed_instance WHERE research_id = ? AND session_n = ?`,
+    ),
+    studyForwards: db.prepare<[string, number], { destination: string; state: QueueState; n: number }>(
+      `SELECT q.destination, q.state, COUNT(*) AS n
+         FROM filed_instance f JOIN forward_queue q ON q.file_path = f.forward_file
+        WHERE f.research_id = ? AND f.session_n = ?
+        GROUP BY q.destination, q.state`,
+    ),
+    dropDestination: db.prepare<[string]>('DELETE FROM forward_queue WHERE destination = ?'),
     ownerGet: db.prepare<[string], { research_id: string }>('SELECT research_id FROM study_owner WHERE study_uid = ?'),
     ownerInsert: db.prepare<[string, string, number]>(
       'INSERT INTO study_owner (study_uid, research_id, claimed_at) VALUES (?, ?, ?)',
@@ -447,7 +476,11 @@ export class SqliteStateStore implements StateStore {
             f.outputPath,
             f.callingAet,
             now,
+            f.studyDate ?? null,
+            f.modality ?? null,
+            f.forwardFile,
           );
+          this.s.studyTouch.run(f.researchId, f.sessionN, now);
           for (const destination of forwardTo) this.s.queueInsert.run(f.forwardFile, destination, now, now);
         }
       })
@@ -466,7 +499,36 @@ export class SqliteStateStore implements StateStore {
       outputPath: r.output_path,
       callingAet: r.calling_aet,
       filedAt: r.filed_at,
+      ...(r.study_date !== null ? { studyDate: r.study_date } : {}),
+      ...(r.modality !== null ? { modality: r.modality } : {}),
     };
+  }
+
+  async recentStudies(limit: number): Promise<FiledStudy[]> {
+    // One read transaction: the studies and their counts are of one moment.
+    return this.db.transaction((): FiledStudy[] => {
+      const found = this.s.recentStudies.all(limit).map((r) => ({ researchId: r.research_id, sessionN: r.session_n }));
+      return found.map(({ researchId, sessionN }) => {
+        const sum = this.s.studySummary.get(researchId, sessionN)!;
+        const forward: FiledStudy['forward'] = {};
+        for (const q of this.s.studyForwards.all(researchId, sessionN)) {
+          (forward[q.destination] ??= {})[q.state] = q.n;
+        }
+        return {
+          researchId,
+          sessionN,
+          studyDate: sum.study_date ?? '',
+          modalities: (sum.modalities ?? '')
+            .split(',')
+            .filter((m) => m !== '')
+            .sort(),
+          instances: sum.instances,
+          firstFiledAt: sum.first,
+          lastFiledAt: sum.last,
+          forward,
+        };
+      });
+    })();
   }
 
   async filedInstanceCount(): Promise<number> {
@@ -542,6 +604,10 @@ export class SqliteStateStore implements StateStore {
     return destination === undefined
       ? this.s.retryDeadAll.run(now).changes
       : this.s.retryDeadOne.run(now, destination).changes;
+  }
+
+  async dropForwards(destination: string): Promise<number> {
+    return this.s.dropDestination.run(destination).changes;
   }
 
   async forwardItem(id: number): Promise<QueueItem | undefined> {

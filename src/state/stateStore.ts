@@ -65,6 +65,10 @@ export interface FiledInstance {
   callingAet: string;
   /** When it was (last) filed, epoch ms. */
   filedAt: number;
+  /** The de-identified (shifted) StudyDate, YYYYMMDD, or '' when unknown. Not identifying. */
+  studyDate?: string;
+  /** The Modality (kept by de-identification), or ''. */
+  modality?: string;
 }
 
 /** What `fileInstances` records for one instance, and the file to forward. */
@@ -72,6 +76,25 @@ export interface InstanceFiling extends Omit<FiledInstance, 'filedAt' | 'origina
   originalStudyUid?: string | null;
   /** The output file as the forwarder opens it (absolute path), queued for every destination. */
   forwardFile: string;
+}
+
+/**
+ * One filed study ({researchId}_{sessionN}) as the status page lists it: de-identified values
+ * and counts only, never an original identifier.
+ */
+export interface FiledStudy {
+  researchId: string;
+  sessionN: number;
+  /** Shifted StudyDate (YYYYMMDD) of its instances, or '' when none had one. */
+  studyDate: string;
+  /** Distinct modalities, sorted. */
+  modalities: string[];
+  instances: number;
+  /** Epoch ms: its first and last instance were filed (last filing time of each). */
+  firstFiledAt: number;
+  lastFiledAt: number;
+  /** Its instances' forward queue items by destination name and state (absent: never queued). */
+  forward: Record<string, Partial<Record<QueueState, number>>>;
 }
 
 /** A research patient's claim on a study (see StateStore.claimStudies). */
@@ -241,6 +264,12 @@ export interface StateStore {
    */
   filedCountsByStudy(originalStudyUids: readonly string[]): Promise<Map<string, number>>;
 
+  /**
+   * The `limit` studies filed most recently (by their last filing), newest first, with their
+   * instance counts and forward states (a read of each listed study's filings).
+   */
+  recentStudies(limit: number): Promise<FiledStudy[]>;
+
   // ---- Forward queue (one item per file and destination name) -------------------------------
 
   /**
@@ -285,6 +314,12 @@ export interface StateStore {
    * and give-up clock reset. Returns how many.
    */
   retryDeadForwards(destination?: string, now?: number): Promise<number>;
+
+  /**
+   * Deletes every queue item of `destination` (any state): for a destination removed from the
+   * configuration, whose items would otherwise wait for ever. Returns how many.
+   */
+  dropForwards(destination: string): Promise<number>;
 
   /** One item by id. */
   forwardItem(id: number): Promise<QueueItem | undefined>;

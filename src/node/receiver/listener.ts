@@ -51,6 +51,8 @@ export interface ListenerOptions<R> {
   onStore: StoreHandler<R>;
   /** The listening server (default `net.createServer`); see the header comment. */
   createServer?: ServerFactory;
+  /** Called with each C-STORE's acknowledgement latency (ms, last fragment to C-STORE-RSP), e.g. for a histogram. */
+  onAcknowledged?: (ms: number) => void;
 }
 
 /** The receiver: a C-STORE / C-ECHO SCP. Reports its status as the 'receiver' component. */
@@ -98,7 +100,7 @@ export class DicomListener<R> implements StatusReporter {
       settings,
       sinks: options.sinks,
       onStore: options.onStore,
-      stats: new ReceiverStats(),
+      stats: new ReceiverStats(options.onAcknowledged),
       stopping: false,
       connections: new Set(),
       track: (work) => {

@@ -38,6 +38,9 @@ export class ReceiverStats {
   private readonly latencies = new Float64Array(LATENCY_WINDOW);
   private latencyCount = 0;
 
+  /** `onAcknowledged`: told each acknowledgement's latency (ms) as it is recorded. */
+  constructor(private readonly onAcknowledged?: (ms: number) => void) {}
+
   /** Records an association rejected for `code`. */
   rejected(code: RejectionCode): void {
     this.associationsRejected[code]++;
@@ -51,6 +54,7 @@ export class ReceiverStats {
   acknowledged(ms: number): void {
     this.latencies[this.latencyCount % LATENCY_WINDOW] = ms;
     this.latencyCount++;
+    this.onAcknowledged?.(ms);
   }
 
   /** Records an error of ours (log-safe words, e.g. an error code), for lastError. */

@@ -1,0 +1,165 @@
+// What the HTTP side needs from the node, as one interface the node passes in (src/node/nodeApi.ts
+// implements it for DeidNode). The HTTP side never reaches into the node's components: it reads
+// the node's status (the status contract, src/status.ts) and calls these operations.
+//
+// Everything here is free of original identifiers except what `quarantine({ identifiers: true })`
+// returns, which only the authenticated quarantine view asks for.
+import type { NodeStatus } from '../node/nodeStatus.js';
+
+/** Who the node is and how it is set up, without secrets or key material paths' contents. */
+export interface NodeIdentity {
+  aeTitle: string;
+  /** dicom-deid's version (package.json). */
+  version: string;
+  pid: number;
+  hostname: string;
+  /** ISO 8601. */
+  startedAt: string;
+  /** Settings a person checks (ports, limits, destinations' addresses); never the access token. */
+  config: Record<string, unknown>;
+}
+
+/** Room on the disk of one folder the node writes. */
+export interface DiskRoom {
+  /** 'spool', 'output', 'state', 'quarantine'. */
+  name: string;
+  path: string;
+  freeBytes: number;
+  totalBytes: number;
+  /** The node's lower bound for this folder to count as having room (readiness). */
+  minFreeBytes: number;
+  /** The folder cannot be written (read-only file system, permissions), in words; else absent. */
+  problem?: string;
+}
+
+/** Whether the node can take work now; `reasons` say why not (one line each, no identifier). */
+export interface Readiness {
+  ready: boolean;
+  reasons: string[];
+}
+
+/** One filed study, de-identified values only. */
+export interface StudyView {
+  researchId: string;
+  /** The new AccessionNumber ({researchId}_{N}, cut to 16 characters). */
+  accession: string;
+  /** Shifted StudyDate, YYYYMMDD, or ''. */
+  studyDate: string;
+  modalities: string[];
+  instances: number;
+  /** ISO 8601. */
+  lastFiledAt: string;
+  /** Per destination name: its items by queue state (pending, in_flight, delivered, dead). */
+  forward: Record<string, Record<string, number>>;
+}
+
+/** One quarantined instance. */
+export interface QuarantineItemView {
+  id: string;
+  receivedAt: string;
+  callingAet: string;
+}
+
+/** Quarantined instances of one study and one reason. */
+export interface QuarantineGroupView {
+  /** The study folder's name (a hash, not a UID). */
+  study: string;
+  reason: string;
+  /** Whether a replay can file them (see NOT_REPLAYABLE). */
+  replayable: boolean;
+  count: number;
+  firstReceivedAt: string;
+  lastReceivedAt: string;
+  items: QuarantineItemView[];
+  /**
+   * Only with `identifiers: true` (the authenticated view): the keys the mapping was tried with,
+   * the message, and the row to add to the CSV.
+   */
+  identifiers?: {
+    patientId: string;
+    accessionNumber: string;
+    studyDate: string;
+    message: string;
+    /** A CSV line to complete (New_Patient_ID, Surgery_Date to fill in). */
+    csvRow: string;
+  };
+}
+
+/** One destination's queue, configured or left over from an earlier configuration. */
+export interface QueueView {
+  destination: string;
+  /** In the node's configuration; false: items of a removed destination (they can be dropped). */
+  configured: boolean;
+  address: string | null;
+  health: 'unknown' | 'up' | 'down' | 'not-configured';
+  pending: number;
+  inFlight: number;
+  delivered: number;
+  dead: number;
+  oldestPendingAt: string | null;
+  deadReasons: { reason: string; count: number }[];
+}
+
+export interface ReplayResult {
+  selected: number;
+  filed: number;
+  stillUnmatched: number;
+  skipped: number;
+}
+
+export interface EchoResult {
+  ok: boolean;
+  /** C-ECHO-RSP status, when an answer came. */
+  status?: number;
+  ms?: number;
+  /** Why it failed, in words (no identifier). */
+  error?: string;
+}
+
+/** Selection of quarantined items (see src/node/quarantine.ts). */
+export interface QuarantineSelectionInput {
+  item?: string;
+  study?: string;
+  reason?: string;
+}
+
+/** A latency the node measured, in milliseconds: a C-STORE acknowledgement, or an instance's processing. */
+export type LatencyKind = 'ack' | 'processing';
+
+export interface NodeApi {
+  identity(): NodeIdentity;
+  /** The node's status (src/node/nodeStatus.ts): cheap, no identifier. */
+  status(): NodeStatus;
+  readiness(): Promise<Readiness>;
+  disks(): Promise<DiskRoom[]>;
+  /** The `limit` most recently filed studies. */
+  studies(limit: number): Promise<StudyView[]>;
+  /** Quarantined instances grouped by study and reason; identifiers only when asked. */
+  quarantine(opts: { identifiers: boolean }): Promise<QuarantineGroupView[]>;
+  /** Instances per quarantine reason (for metrics). */
+  quarantineCounts(): Promise<Record<string, number>>;
+  /** Files the selected quarantined items with the current mapping; `who` goes to the log. */
+  replayQuarantine(sel: QuarantineSelectionInput, who: string): Promise<ReplayResult>;
+  /** Deletes the selected quarantined items (audited); returns how many. */
+  deleteQuarantine(sel: QuarantineSelectionInput, who: string): Promise<number>;
+  queue(): Promise<QueueView[]>;
+  /** Dead items (of one destination, or all) are pending again; returns how many. */
+  retryDead(destination: string | undefined, who: string): Promise<number>;
+  /** Deletes the items of a destination that is no longer configured; throws for a configured one. */
+  dropDestination(destination: string, who: string): Promise<number>;
+  /** C-ECHO to a configured destination; throws ApiError 404 for an unknown name. */
+  echo(destination: string): Promise<EchoResult>;
+  /** Calls `listener` with each latency the node measures (for histograms). */
+  onLatency(listener: (kind: LatencyKind, ms: number) => void): void;
+}
+
+/** An operation refused for a reason the caller can fix; `status` is the HTTP status to answer. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
