@@ -19,6 +19,13 @@ export interface NodeArgs {
   'allowed-aets'?: string;
   forward?: string[];
   'calling-aet'?: string;
+  'open-access'?: string;
+  'tls-port'?: number;
+  'tls-cert'?: string;
+  'tls-key'?: string;
+  'tls-ca'?: string;
+  'tls-require-client-cert'?: boolean;
+  'tls-only'?: boolean;
 }
 
 export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
@@ -32,7 +39,25 @@ export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
     .option('db', { type: 'string', describe: 'SQLite state (key material)' })
     .option('quarantine', { type: 'string', describe: 'Quarantine folder (key material)' })
     .option('log-dir', { type: 'string', describe: 'Logs and audit CSV (key material)' })
-    .option('allowed-aets', { type: 'string', describe: 'Calling AE allow-list A,B (empty = any)' })
+    .option('allowed-aets', {
+      type: 'string',
+      describe: 'Calling AE allow-list A,B; an entry may bind an address: CT@10.1.2.0/24 (empty = any)',
+    })
+    .option('open-access', {
+      type: 'string',
+      choices: ['warn', 'reject', 'allow'],
+      describe: 'With an empty allow-list on a reachable interface: warn, reject all, or allow [default warn]',
+    })
+    .option('tls-port', { type: 'number', describe: 'DICOM TLS port (e.g. 2762); needs --tls-cert and --tls-key' })
+    .option('tls-cert', { type: 'string', describe: 'Our TLS certificate (PEM, with its chain)' })
+    .option('tls-key', { type: 'string', describe: 'Its private key (PEM, unencrypted)' })
+    .option('tls-ca', { type: 'string', describe: 'CA certificate(s) client certificates must chain to (PEM)' })
+    .option('tls-require-client-cert', {
+      type: 'boolean',
+      default: undefined,
+      describe: 'Only peers with a certificate from --tls-ca may associate over TLS',
+    })
+    .option('tls-only', { type: 'boolean', default: undefined, describe: 'Listen on the TLS port only' })
     .option('forward', { type: 'string', array: true, describe: 'Forward to AET@host:port (repeatable)' })
     .option('calling-aet', {
       type: 'string',
@@ -54,11 +79,26 @@ export function nodeConfigFrom(a: NodeArgs): NodeConfig {
       allowedAets: a['allowed-aets'],
       forward: a.forward,
       callingAet: a['calling-aet'],
+      openAccess: a['open-access'],
+      tls: tlsFlags(a),
     });
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+/** The --tls-* flags as a `tls` config layer, or undefined when none is given. */
+function tlsFlags(a: NodeArgs): Record<string, unknown> | undefined {
+  const t = {
+    port: a['tls-port'],
+    cert: a['tls-cert'],
+    key: a['tls-key'],
+    ca: a['tls-ca'],
+    requireClientCert: a['tls-require-client-cert'],
+    only: a['tls-only'],
+  };
+  return Object.values(t).some((v) => v !== undefined) ? t : undefined;
 }
 
 /**

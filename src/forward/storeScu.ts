@@ -26,6 +26,7 @@ import type { SocketFactory } from '../dimse/scu/socketFactory.js';
 import { statusMeaning } from '../dimse/status.js';
 import { uidLabel } from '../dimse/uidNames.js';
 import { destinationLabel, type Destination } from './destination.js';
+import { destinationSocketFactory } from './destinationTls.js';
 
 /** Result of one file. `warning` means delivered (the peer stored it, with a warning status). */
 export type StoreOutcome =
@@ -70,7 +71,7 @@ export interface StoreScuOptions {
    * a hung peer can never hang the caller longer than this.
    */
   overallTimeoutMs?: number;
-  /** How to connect (default plain TCP; TLS later). */
+  /** How to connect (default: the destination's, destinationSocketFactory: TLS when it has `tls`, else TCP). */
   socketFactory?: SocketFactory;
 }
 
@@ -226,7 +227,7 @@ async function sendOneAssociation(
       calledAeTitle: dest.aeTitle,
       presentationContexts: proposal(items),
       peerLabel: destinationLabel(dest),
-      socketFactory: opts.socketFactory,
+      socketFactory: opts.socketFactory ?? destinationSocketFactory(dest),
       timeouts: {
         connectMs: opts.connectTimeoutMs ?? 60_000,
         associateMs: opts.associationTimeoutMs ?? 30_000,

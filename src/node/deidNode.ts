@@ -12,7 +12,10 @@ import type { Logger } from '../log.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
 import { AuditLog } from '../audit/auditLog.js';
-import { DicomListener } from './receiver/listener.js';
+import { checkDestinationTls } from '../forward/destinationTls.js';
+import { readTlsCredentials } from '../dimse/tlsCredentials.js';
+import { DicomListener, type ListenerEndpoint } from './receiver/listener.js';
+import { TlsServer } from './receiver/tlsServer.js';
 import type { ReceivedInstance } from './receiver/storeSink.js';
 import { Spool } from './spool/spool.js';
 import { spoolRefId, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
@@ -31,6 +34,8 @@ export class DeidNode {
   private state!: StateStore;
   private watcher: MappingWatcher | undefined;
   private receiver: DicomListener<SpoolRef> | undefined;
+  /** The DICOM TLS endpoint's server factory, whose certificates reload() replaces. */
+  private tlsServer: TlsServer | undefined;
   private forwarder: Forwarder | null = null;
   private processing: ProcessingThread | undefined;
   private spool: Spool | undefined;
@@ -46,9 +51,21 @@ export class DeidNode {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts everything; throws (with a one-line message) when the node cannot run. */
-  async start(): Promise<{ port: number }> {
+  /**
+   * Starts everything; throws (with a one-line message) when the node cannot run: a ConfigError
+   * naming a TLS file that is missing or unusable, a system error when a port is taken...
+   * Resolves with the bound ports: `port` is the first endpoint's (the plain one, or the TLS one
+   * with tls.only), `tlsPort` the TLS endpoint's.
+   */
+  async start(): Promise<{ port: number; tlsPort?: number }> {
     const c = this.config;
+    // Certificates first: a wrong path is a start error before anything is prepared.
+    if (c.tls) {
+      const { options, warnings } = readTlsCredentials({ cert: c.tls.cert, key: c.tls.key, ca: c.tls.ca }, 'tls');
+      for (const w of warnings) this.logger.warn(w);
+      this.tlsServer = new TlsServer({ credentials: options, requireClientCert: c.tls.requireClientCert });
+    }
+    for (const d of c.forward) for (const w of checkDestinationTls(d)) this.logger.warn(w);
     await Promise.all([c.output, c.quarantine, c.spool, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
     const watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => processing.setMapping([...t.rows]));
     this.watcher = watcher;
@@ -104,12 +121,20 @@ export class DeidNode {
     const pending = await this.scanSpool();
     if (pending > 0) this.logger.info(`spool: ${pending} acknowledged instance(s) from a previous run to process`);
     await this.prepareSpool(spool);
+    const endpoints: ListenerEndpoint[] = [];
+    if (!c.tls?.only) endpoints.push({ name: 'dicom', port: c.port });
+    if (c.tls && this.tlsServer)
+      endpoints.push({ name: 'dicom-tls', port: c.tls.port, createServer: this.tlsServer.create });
     const receiver = new DicomListener<SpoolRef>({
       aeTitle: c.aeTitle,
       host: c.host,
-      port: c.port,
+      endpoints,
       allowedCallingAets: c.allowedAets,
+      openAccess: c.openAccess,
       maxAssociations: c.maxAssociations,
+      maxAssociationsPerAddress: c.maxAssociationsPerAddress,
+      timeouts: { message: c.messageDeadlineSeconds * 1000 },
+      minReceiveBytesPerSecond: c.minReceiveBytesPerSecond,
       maxPduLength: c.maxPduLength,
       maxInstanceBytes: c.maxInstanceMB * 1024 * 1024,
       logger: this.logger,
@@ -117,13 +142,50 @@ export class DeidNode {
       onStore: (inst) => this.onStore(inst),
     });
     this.receiver = receiver;
-    const { port } = await receiver.start();
-    this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${port}`, {
-      output: c.output,
-      forward: c.forward.map(destinationLabel).join(', ') || 'none',
-      allowedAets: c.allowedAets.join(',') || 'any',
-    });
-    return { port };
+    const { port, ports } = await receiver.start();
+    const tlsPort = ports['dicom-tls'];
+    const tlsWords = c.tls ? ` (DICOM TLS${c.tls.requireClientCert ? ', client certificates required' : ''})` : '';
+    for (const e of endpoints) {
+      const words = e.name === 'dicom-tls' ? tlsWords : '';
+      this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${ports[e.name]}${words}`, {
+        output: c.output,
+        forward: c.forward.map(destinationLabel).join(', ') || 'none',
+        allowedAets: c.allowedAets.join(',') || 'any',
+      });
+    }
+    return { port, ...(tlsPort !== undefined ? { tlsPort } : {}) };
+  }
+
+  /**
+   * SIGHUP: reads the TLS certificate, key and CA again (new connections use them; open ones keep
+   * theirs), checks the destinations' TLS files (read again for each association anyway), and
+   * resolves the allowedAets host names again. Whatever fails is logged in one line and the
+   * previous settings stay; never throws.
+   */
+  async reload(): Promise<void> {
+    const c = this.config;
+    if (c.tls && this.tlsServer) {
+      try {
+        const { options, warnings } = readTlsCredentials({ cert: c.tls.cert, key: c.tls.key, ca: c.tls.ca }, 'tls');
+        for (const w of warnings) this.logger.warn(w);
+        this.tlsServer.setCredentials(options);
+        this.logger.info('TLS certificates reloaded: new connections use them', { cert: c.tls.cert });
+      } catch (e) {
+        this.logger.error(`TLS certificates not reloaded, the previous ones stay: ${(e as Error).message}`);
+      }
+    }
+    for (const d of c.forward) {
+      try {
+        for (const w of checkDestinationTls(d)) this.logger.warn(w);
+      } catch (e) {
+        this.logger.error(`${(e as Error).message} (its associations fail until this is fixed)`);
+      }
+    }
+    try {
+      await this.receiver?.reloadCallingAes();
+    } catch (e) {
+      this.logger.error(`allowedAets not reloaded, the previous addresses stay: ${(e as Error).message}`);
+    }
   }
 
   /** Recovers what a previous run left in the spool (spool.ts recover()), and says what it found. */
