@@ -19,7 +19,7 @@ export interface TestPki {
   dir: string;
   /** The test CA (self-signed). */
   ca: KeyPair;
-  /** CN=localhost, subjectAltName DNS:localhost, IP:127.0.0.1; signed by ca, valid 2 days. */
+  /** CN=localhost, subjectAltName DNS:localhost, IP:127.0.0.1; signed by ca, valid a year. */
   server: KeyPair;
   /** The same key, a certificate valid 2020-01-01 to 2020-01-02 (expired), signed by ca. */
   expiredServer: KeyPair;
@@ -47,7 +47,7 @@ export function makeTestPki(dir: string): TestPki {
         'rsa:2048',
         '-nodes',
         '-days',
-        '2',
+        '365',
         '-subj',
         `/CN=${cn}`,
         '-keyout',
@@ -90,7 +90,7 @@ export function makeTestPki(dir: string): TestPki {
         ca.key,
         '-CAcreateserial',
         '-days',
-        '2',
+        '365',
         '-out',
         out,
         ...(ext ? ['-extfile', ext] : []),
