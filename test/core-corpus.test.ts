@@ -20,15 +20,12 @@ function listFiles(dir: string): string[] {
   });
 }
 
-/** Files that must be refused: truncated, no meta, no transfer syntax, DICOMDIRs, mislabelled. */
+/** Files that must be refused: truncated, junk before the data set, no transfer syntax, DICOMDIRs, mislabelled. */
 const MUST_REFUSE = [
   'MR_truncated.dcm',
   'rtplan_truncated.dcm',
-  'no_meta.dcm',
+  'no_meta.dcm', // a stray byte before a bare data set: dcmdump and pydicom misread it too
   'meta_missing_tsyntax.dcm',
-  'ExplVR_BigEndNoMeta.dcm',
-  'ExplVR_LitEndNoMeta.dcm',
-  'rtstruct.dcm', // no preamble
   'DICOMDIR',
   'SC_rgb_jpeg.dcm', // implicit VR data set labelled JPEG baseline
 ];
@@ -51,6 +48,14 @@ const MUST_PASS = [
   'waveform_ecg.dcm',
   'reportsi.dcm',
   'SC_rgb_jpeg_gdcm.dcm',
+  // Without preamble and file meta (bare data sets): DICOM all the same (issue 10)
+  'ExplVR_BigEndNoMeta.dcm',
+  'ExplVR_LitEndNoMeta.dcm',
+  'rtstruct.dcm',
+  // Encapsulated pixel data labelled OW: written as OB (PS3.5 A.4)
+  '693_J2KI.dcm',
+  // NumberOfFrames (IS) '1A': kept as received, with a notice (README: Invalid input)
+  'badVR.dcm',
 ].filter((f) => f !== 'nested_priv_SQ.dcm'); // it has no SOPInstanceUID: refused, see below
 
 describe.skipIf(!existsSync(DATA))('pydicom corpus', () => {
@@ -85,11 +90,12 @@ describe.skipIf(!existsSync(DATA))('pydicom corpus', () => {
     for (const f of MUST_PASS) expect(passed, `${f} should pass: ${refused.get(f)}`).toContain(f);
     expect(passed.length).toBeGreaterThan(140);
 
-    // dcmdump reads every output without an error.
+    // dcmdump reads every output without an error or a warning (several inputs have warnings:
+    // encapsulated pixel data labelled OW, odd lengths).
     const bad: string[] = [];
     for (const [, o] of pairs) {
-      const r = spawnSync('dcmdump', ['-q', '-dc', o], { encoding: 'utf8' });
-      if (r.status !== 0 || /^E:/m.test(r.stderr)) bad.push(`${o}: ${r.stderr.split('\n')[0]}`);
+      const r = spawnSync('dcmdump', ['-dc', o], { encoding: 'utf8' });
+      if (r.status !== 0 || r.stderr.trim() !== '') bad.push(`${o}: ${r.stderr.split('\n')[0]}`);
     }
     expect(bad).toEqual([]);
 

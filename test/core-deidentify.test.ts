@@ -191,6 +191,6 @@ d=pydicom.dcmread(sys.argv[1]); del d.PatientAge; d.save_as(sys.argv[2])`,
         expect((e as Error).message).not.toContain('\n');
       }
     }
-    expect(() => deidentify(Buffer.from('hello world'), plan)).toThrow(/not a DICOM Part 10 file/);
+    expect(() => deidentify(Buffer.from('hello world'), plan)).toThrow(/not DICOM/);
   });
 });

@@ -51,7 +51,7 @@ afterAll(() => {
 });
 
 interface Op {
-  kind: 'one' | 'many';
+  kind: 'one' | 'many' | 'claim';
   researchId: string;
   keys: string[];
 }
@@ -60,7 +60,7 @@ function runWorker(
   dbFile: string,
   startAt: number,
   ops: Op[],
-): Promise<{ secret: string; results: Record<string, number> }> {
+): Promise<{ secret: string; results: Record<string, number | string> }> {
   return new Promise((resolvePromise, reject) => {
     const arg = JSON.stringify({ modulePath: pathToFileURL(compiledModule).href, dbFile, startAt, ops });
     const child = spawn(process.execPath, [join(root, 'test/fixtures/stateStoreWorker.mjs'), arg], {
@@ -360,7 +360,7 @@ describe('state store (SQLite)', () => {
     // All processes agree on every key they both saw.
     const merged = new Map<string, number>();
     for (const o of outs) {
-      for (const [k, n] of Object.entries(o.results)) {
+      for (const [k, n] of Object.entries(o.results) as [string, number][]) {
         if (merged.has(k)) expect(n, k).toBe(merged.get(k));
         merged.set(k, n);
       }
@@ -385,6 +385,59 @@ describe('state store (SQLite)', () => {
     );
     expect(rows).toHaveLength(merged.size);
     for (const r of rows) expect(merged.get(`${r.research_id}|${r.key}`)).toBe(r.n);
+  });
+});
+
+describe('study owners (one study, one research patient)', () => {
+  it('the first claim of a study owns it; later claims, in this process or a later one, are told the owner', async () => {
+    const file = join(tmp, 'owners.sqlite');
+    const a = await open(file);
+    expect(
+      await a.claimStudies([
+        { studyUid: '2.25.1', researchId: 'R1' },
+        { studyUid: '2.25.1', researchId: 'R2' }, // same study, same transaction: R1 was first
+        { studyUid: '2.25.2', researchId: 'R2' },
+      ]),
+    ).toEqual(['R1', 'R1', 'R2']);
+    expect(await a.claimStudies([])).toEqual([]);
+    await expect(a.claimStudies([{ studyUid: '', researchId: 'R1' }])).rejects.toThrow(/empty study UID/);
+    await a.close();
+    const b = await open(file);
+    expect(await b.claimStudies([{ studyUid: '2.25.1', researchId: 'R2' }])).toEqual(['R1']);
+    expect(await b.claimStudies([{ studyUid: '2.25.3', researchId: 'R2' }])).toEqual(['R2']);
+    await b.close();
+  });
+
+  it('four processes claiming the same studies at once agree on one owner each', async () => {
+    const file = join(tmp, 'owners-concurrent.sqlite');
+    await (await open(file)).close();
+    const studies = Array.from({ length: 40 }, (_, i) => `2.25.${1000 + i}`);
+    const startAt = Date.now() + 1500;
+    const outs = await Promise.all(
+      [0, 1, 2, 3].map((w) => {
+        const mine = shuffled(studies, w + 7);
+        const ops: Op[] = [];
+        for (let i = 0; i < mine.length; i += 4)
+          ops.push({ kind: 'claim', researchId: `R${w}`, keys: mine.slice(i, i + 4) });
+        return runWorker(file, startAt, ops);
+      }),
+    );
+    const owners = new Map<string, string>();
+    for (const o of outs) {
+      for (const [k, owner] of Object.entries(o.results)) {
+        if (owners.has(k)) expect(owner, k).toBe(owners.get(k));
+        owners.set(k, owner as string);
+      }
+    }
+    expect(owners.size).toBe(studies.length);
+    // Every study has the owner the database holds, and it is one of the claimers.
+    const rows = raw(file, (db) => db.prepare('SELECT study_uid, research_id FROM study_owner').all()) as {
+      study_uid: string;
+      research_id: string;
+    }[];
+    expect(rows).toHaveLength(studies.length);
+    for (const r of rows) expect(owners.get(`claim|${r.study_uid}`)).toBe(r.research_id);
+    expect(new Set(rows.map((r) => r.research_id)).size).toBeGreaterThan(0);
   });
 });
 
@@ -474,7 +527,14 @@ describe('state migrations', () => {
       );
     expect(tables()).toEqual(['meta', 'session_alias', 'session_index']);
     const store = await open(file);
-    expect(tables()).toEqual(['filed_instance', 'forward_queue', 'meta', 'session_alias', 'session_index']);
+    expect(tables()).toEqual([
+      'filed_instance',
+      'forward_queue',
+      'meta',
+      'session_alias',
+      'session_index',
+      'study_owner',
+    ]);
     expect(await store.knownSessionIndex('RS_03', 'folder:Roe/b')).toBe(2);
     await store.fileInstances(
       [
@@ -507,6 +567,7 @@ describe('state migrations', () => {
         'meta',
         'session_alias',
         'session_index',
+        'study_owner',
       ]),
     );
     await (await open(file)).close();

@@ -4,8 +4,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** What happened to one input: written, no mapping row, not DICOM, or refused/failed. */
-export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error';
+/**
+ * What happened to one input: written (`ok`), no mapping row, not DICOM, refused/failed
+ * (`error`), a DICOMDIR (a media index, left out), held for its burned-in annotation (`held`),
+ * held because its study belongs to another research patient (`conflict`).
+ */
+export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error' | 'dicomdir' | 'held' | 'conflict';
 
 export interface AuditRow {
   sourcePath: string;

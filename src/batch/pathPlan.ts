@@ -207,6 +207,19 @@ export class PathPlan {
     return { researchId: f.researchId, dirs: this.dirs(rel), fileName };
   }
 
+  /**
+   * Why the text of a file of patient `researchId` must not be copied, or null when it may: it
+   * holds one of the patient's identifiers (matched as in names: the kinds found are named, never
+   * the value), a source UID of the tree, or a date (a copied file is not changed, so its dates
+   * cannot be moved by the day offset).
+   */
+  textProblem(text: string, researchId: string): string | null {
+    const kinds = new Set([...this.matcherOf(researchId).find(text), ...this.uids.find(text)]);
+    if (kinds.size > 0) return `its text holds an identifier of the patient (${[...kinds].sort().join(', ')})`;
+    if (findDates(text.normalize('NFKC')).length > 0) return 'its text holds a date (dates are moved, a copy is not)';
+    return null;
+  }
+
   /** The output path below the session folder of a non-DICOM file of patient `researchId`. */
   otherPath(rel: string, researchId: string): PlannedPath {
     const name = rel.slice(rel.lastIndexOf('/') + 1);

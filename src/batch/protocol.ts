@@ -10,6 +10,8 @@ export interface WorkerInit {
   uidSecret: Uint8Array;
   inputDir: string;
   outputDir: string;
+  /** Write instances whose Burned In Annotation is YES (--allow-burned-in) instead of holding them. */
+  allowBurnedIn: boolean;
 }
 
 export interface JobMessage {
@@ -19,6 +21,8 @@ export interface JobMessage {
   rel: string;
   /** Its output path below the session folder, when the survey read it and a row matched. */
   planned?: PlannedPath;
+  /** The research ID its study belongs to (StateStore.claimStudies), when the survey found one. */
+  studyOwner?: string;
 }
 
 export interface SessionReply {
@@ -57,6 +61,8 @@ export interface JobResult {
   message?: string;
   /** What the mapping lookup noted (its text is also in `message`). */
   note?: MatchNote;
+  /** Written, but its pixels may hold burned-in text: why it is listed for review. */
+  review?: string;
 }
 
 export type WorkerToMain = SessionRequest | JobResult;

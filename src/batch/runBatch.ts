@@ -9,7 +9,9 @@ import { readInstanceKeys } from '../core/deidentify.js';
 import { FileByteSource } from '../io/fileByteSource.js';
 import { readMappingFile } from '../io/mappingFile.js';
 import { openStateStore } from '../state/openStateStore.js';
-import { UsageError } from '../errors.js';
+import { describeSystemError, UsageError } from '../errors.js';
+import { decideOtherFile, reasonWithoutDetails } from './otherFiles.js';
+import { claimStudyOwners } from './studyOwners.js';
 import type { Logger } from '../log.js';
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
@@ -36,6 +38,8 @@ export interface BatchOptions {
   /** Audit log directory; default `<csv dir>/dicom-deid-logs`. */
   logDir?: string;
   copyOtherFiles?: boolean;
+  /** Write instances whose Burned In Annotation is YES (default: hold them, status `held`). */
+  allowBurnedIn?: boolean;
   workers?: number;
   quiet?: boolean;
   /** Progress bar (default: when stderr is a TTY and not quiet). */
@@ -51,6 +55,10 @@ export interface BatchSummary {
   counts: Record<FileStatus, number>;
   otherFilesLeftOut: number;
   otherFilesCopied: number;
+  /** Why non-DICOM files were left out (with --copy-other-files): reason -> count. */
+  otherFilesLeftOutBy: Map<string, number>;
+  /** Written files whose pixels may hold burned-in text: output path (relative) and why. */
+  review: { outputPath: string; reason: string }[];
   /** researchId -> session folder name -> number of files written. */
   sessions: Map<string, Map<string, number>>;
   auditLog: string;
@@ -122,6 +130,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     uidSecret: new Uint8Array(await state.uidSecret()),
     inputDir: input,
     outputDir: output,
+    allowBurnedIn: opts.allowBurnedIn === true,
   };
   const spawn = () => new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
   const prestarted = Array.from({ length: workerCount }, () => {
@@ -136,7 +145,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   for (const w of prestarted.splice(Math.min(workerCount, walked.files.length))) void w.terminate();
   // Every file's identifiers first: a folder's new name must hold for all the files in it.
   const secret = Buffer.from(init.uidSecret);
-  const plan = surveyTree(input, files, new MappingTable(rows), rows, secret);
+  const { plan, studies } = surveyTree(input, files, new MappingTable(rows), rows, secret);
+  const studyOwners = await claimStudyOwners(state, studies, secret);
   const sessionFolders = new Map<string, string[]>();
   /** The files of each session folder (`patient/session`), in walk order. */
   const filesOfSession = new Map<string, string[]>();
@@ -164,7 +174,16 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const started = Date.now();
   log?.info('batch started', { files: files.length, workers: workerCount, mappingRows: rows.length });
 
-  const counts: Record<FileStatus, number> = { ok: 0, 'no-mapping': 0, 'not-dicom': 0, error: 0 };
+  const counts: Record<FileStatus, number> = {
+    ok: 0,
+    'no-mapping': 0,
+    'not-dicom': 0,
+    error: 0,
+    dicomdir: 0,
+    held: 0,
+    conflict: 0,
+  };
+  const review: BatchSummary['review'] = [];
   const sessions = new Map<string, Map<string, number>>();
   const notesBySession = new Map<string, Set<string>>();
   const rowsByLine = new Map(rows.map((r) => [r.line, r]));
@@ -182,7 +201,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       try {
         fd = fs.openSync(path.join(input, ...rel.split('/')), 'r');
         const source = new FileByteSource(fd); // read up to the pixel data and after it only
-        if (!source.isPart10()) continue;
+        if (!source.isDicom()) continue;
         const keys = readInstanceKeys(source);
         return studySessionKey(keys.accessionNumber, keys.studyInstanceUid);
       } catch {
@@ -257,6 +276,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       if (!links.has(r.studyKey)) links.set(r.studyKey, r.sessionN);
       studyLinks.set(r.researchId, links);
     }
+    if (r.status === 'ok' && r.outRel && r.review) review.push({ outputPath: r.outRel, reason: r.review });
     if (r.status === 'ok' && r.outRel && r.researchId && r.sessionName) {
       const previous = outputs.get(r.outRel);
       if (previous !== undefined && previous !== rel) {
@@ -324,7 +344,13 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
             inFlight.set(jobId, order[jobId]!);
             inFlightTotal++;
             const rel = order[jobId]!;
-            const msg: JobMessage = { type: 'job', jobId, rel, planned: plan.dicomPath(rel) ?? undefined };
+            const msg: JobMessage = {
+              type: 'job',
+              jobId,
+              rel,
+              planned: plan.dicomPath(rel) ?? undefined,
+              studyOwner: studyOwners.get(rel),
+            };
             worker.postMessage(msg);
           }
           if (inFlight.size === 0 && next >= order.length) {
@@ -392,54 +418,51 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       for (let i = 0; i < poolSize; i++) startWorker();
     });
 
-    // --- Non-DICOM files: left out unless --copy-other-files and safely placeable. ---
+    // --- Non-DICOM files: left out, unless --copy-other-files and they are text that was
+    // searched for the patient's identifiers and placed where no name gives one away. ---
     let otherCopied = 0;
+    const otherFilesLeftOutBy = new Map<string, number>();
     for (const rel of notDicom) {
       counts['not-dicom']++;
       let message = 'not DICOM: left out';
       let outRel: string | undefined;
       let researchId: string | undefined;
       if (opts.copyOtherFiles) {
-        const l = sourceLayout(rel);
-        const ids = l.patientFolder !== null ? researchIdsOfPatientFolder.get(l.patientFolder) : undefined;
-        if (l.patientFolder === null) message = 'not DICOM: left out (outside any patient folder)';
-        else if (!ids || ids.size !== 1) {
-          message = ids
-            ? 'not DICOM: left out (patient folder maps to several research IDs)'
-            : 'not DICOM: left out (no de-identified DICOM in its patient folder)';
-        } else {
-          const rid = [...ids][0]!;
-          const planned = plan.otherPath(rel, rid);
-          if (planned.fileName === null) message = 'not DICOM: left out (its name contains an identifier)';
-          else {
-            const parts: string[] = [rid];
-            if (l.sessionFolder !== null) {
-              const n = sessionCache.get(rid + '\0' + folderSessionKey(l.patientFolder, l.sessionFolder));
-              parts.push(
-                sessionFolderName(
-                  rid,
-                  n ??
-                    (await sessionIndex({
-                      type: 'session',
-                      reqId: 0,
-                      researchId: rid,
-                      patientFolder: l.patientFolder,
-                      key: folderSessionKey(l.patientFolder, l.sessionFolder),
-                    })),
-                ),
-              );
-            }
-            parts.push(...planned.dirs, planned.fileName);
-            try {
-              copyAtomic(path.join(input, ...rel.split('/')), path.join(output, ...parts));
-              outRel = parts.join('/');
-              researchId = rid;
-              message = 'not DICOM: copied (--copy-other-files)';
-              otherCopied++;
-            } catch (err) {
-              message = `not DICOM: copy failed: ${(err as Error).message.split('\n')[0]}`;
-            }
+        const d = decideOtherFile(input, rel, researchIdsOfPatientFolder, plan);
+        let why = d.kind === 'left-out' ? d.why : null;
+        if (d.kind === 'copy') {
+          const l = sourceLayout(rel);
+          const parts = [d.researchId];
+          if (l.patientFolder !== null && l.sessionFolder !== null) {
+            const key = folderSessionKey(l.patientFolder, l.sessionFolder);
+            const n =
+              sessionCache.get(d.researchId + '\0' + key) ??
+              (await sessionIndex({
+                type: 'session',
+                reqId: 0,
+                researchId: d.researchId,
+                patientFolder: l.patientFolder,
+                key,
+              }));
+            parts.push(sessionFolderName(d.researchId, n));
           }
+          parts.push(...d.dirs, d.fileName);
+          try {
+            // The bytes that were checked, not the file again (it could have changed since).
+            writeAtomic(path.join(output, ...parts), d.bytes);
+            outRel = parts.join('/');
+            researchId = d.researchId;
+            message = 'not DICOM: a text file without identifiers, copied (--copy-other-files)';
+            otherCopied++;
+          } catch (err) {
+            why = `copy failed: ${describeSystemError(err)}`;
+          }
+        }
+        if (why !== null) {
+          message = `not DICOM: left out (${why})`;
+          // The summary counts reasons; the kinds of identifier found are for the audit log.
+          const reason = reasonWithoutDetails(why);
+          otherFilesLeftOutBy.set(reason, (otherFilesLeftOutBy.get(reason) ?? 0) + 1);
         }
       }
       audit.write({ sourcePath: rel, status: 'not-dicom', researchId, outputPath: outRel, message });
@@ -451,16 +474,19 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     // --- notes.txt in each session folder whose row has Notes. ---
     for (const [sessionRel, notes] of notesBySession) {
       const file = path.join(output, ...sessionRel.split('/'), 'notes.txt');
-      writeAtomicText(file, [...notes].join('\n') + '\n');
+      writeAtomic(file, [...notes].join('\n') + '\n');
     }
 
     const summary: BatchSummary = {
       counts,
       otherFilesLeftOut: counts['not-dicom'] - otherCopied,
       otherFilesCopied: otherCopied,
+      otherFilesLeftOutBy,
+      review,
       sessions,
       auditLog: audit.file,
-      exitCode: counts['no-mapping'] + counts.error > 0 ? 1 : 0,
+      // A DICOMDIR is not an instance: leaving it out is no failure.
+      exitCode: counts['no-mapping'] + counts.error + counts.held + counts.conflict > 0 ? 1 : 0,
       written: [...outputs.keys()].map((rel) => path.join(output, ...rel.split('/'))),
       lostLeadingZeros,
     };
@@ -477,31 +503,30 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   }
 }
 
-function copyAtomic(src: string, dest: string): void {
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${process.pid}.tmp`);
-  fs.copyFileSync(src, tmp);
-  fs.renameSync(tmp, dest);
-}
-
-function writeAtomicText(file: string, text: string): void {
+function writeAtomic(file: string, data: string | Buffer): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, text);
+  fs.writeFileSync(tmp, data);
   fs.renameSync(tmp, file);
 }
 
 /** The summary never shows source paths (they may hold names): those are in the audit log. */
 function printSummary(s: BatchSummary, secs: number, say: (line: string) => void): void {
   const c = s.counts;
-  const total = c.ok + c['no-mapping'] + c['not-dicom'] + c.error;
+  const total = Object.values(c).reduce((a, b) => a + b, 0);
   say(`Processed ${total} files in ${secs.toFixed(1)} s`);
   say(`  de-identified (ok): ${c.ok}`);
   say(`  no mapping row:     ${c['no-mapping']}`);
   say(`  errors:             ${c.error}`);
+  if (c.held > 0)
+    say(`  held (burned-in):   ${c.held} (Burned In Annotation YES: not written; --allow-burned-in writes them)`);
+  if (c.conflict > 0)
+    say(`  held (conflict):    ${c.conflict} (their study belongs to another research patient: not written)`);
+  if (c.dicomdir > 0) say(`  DICOMDIR:           ${c.dicomdir} (media indexes, left out)`);
   say(
     `  not DICOM:          ${c['not-dicom']} (${s.otherFilesLeftOut} left out${s.otherFilesCopied ? `, ${s.otherFilesCopied} copied` : ''})`,
   );
+  for (const [why, n] of [...s.otherFilesLeftOutBy].sort((a, b) => b[1] - a[1])) say(`    left out, ${why}: ${n}`);
   const ids = [...s.sessions.keys()].sort();
   if (ids.length > 0) say(`Research patients: ${ids.length}`);
   for (const id of ids) {
@@ -509,6 +534,12 @@ function printSummary(s: BatchSummary, secs: number, say: (line: string) => void
     say(
       `  ${id}: ${sess.length} session${sess.length === 1 ? '' : 's'}: ${sess.map(([n, k]) => `${n} (${k} files)`).join(', ')}`,
     );
+  }
+  if (s.review.length > 0) {
+    // Output paths are de-identified: they can be shown.
+    say(`Check for text burned into the pixels (${s.review.length} written file(s); the audit log says why):`);
+    for (const r of s.review.slice(0, 20)) say(`  ${r.outputPath}`);
+    if (s.review.length > 20) say(`  ... and ${s.review.length - 20} more`);
   }
   if (s.lostLeadingZeros.files > 0) {
     const lines = [...s.lostLeadingZeros.csvLines].sort((a, b) => a - b);
@@ -518,7 +549,8 @@ function printSummary(s: BatchSummary, secs: number, say: (line: string) => void
     );
   }
   say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);
-  if (c['no-mapping'] + c.error > 0) say('Some DICOM files were not de-identified: see the audit log.');
+  if (c['no-mapping'] + c.error + c.held + c.conflict > 0)
+    say('Some DICOM files were not de-identified: see the audit log.');
 }
 
 function sessionOrder(a: string, b: string): number {

@@ -20,7 +20,7 @@ function surveyFile(abs: string): IdentifyingValues | null {
   }
   try {
     const source = new FileByteSource(fd);
-    return source.isPart10() ? readIdentifyingValues(source) : null;
+    return source.isDicom() ? readIdentifyingValues(source) : null;
   } catch {
     return null; // not readable: its worker reports why, and it is not written
   } finally {
@@ -28,9 +28,24 @@ function surveyFile(abs: string): IdentifyingValues | null {
   }
 }
 
+/** A DICOM file the survey matched, and its study (what StateStore.claimStudies claims). */
+export interface SurveyedStudy {
+  rel: string;
+  researchId: string;
+  /** Its original Study Instance UID. */
+  studyInstanceUid: string;
+}
+
+/** What the survey found: the path plan, and the study of each matched file, in walk order. */
+export interface Survey {
+  plan: PathPlan;
+  studies: SurveyedStudy[];
+}
+
 /**
- * Reads every file of `files` (relative to `inputDir`) and returns the path plan. Files that
- * are not DICOM or not readable add nothing (they are not written, or are left out).
+ * Reads every file of `files` (relative to `inputDir`) and returns the path plan and the
+ * matched files' studies. Files that are not DICOM or not readable add nothing (they are not
+ * written, or are left out).
  */
 export function surveyTree(
   inputDir: string,
@@ -38,8 +53,9 @@ export function surveyTree(
   table: MappingTable,
   rows: readonly MappingRow[],
   secret: Buffer,
-): PathPlan {
+): Survey {
   const plan = new PathPlan(rows, secret);
+  const studies: SurveyedStudy[] = [];
   for (const rel of files) {
     const values = surveyFile(path.join(inputDir, ...rel.split('/')));
     if (values === null) continue;
@@ -48,6 +64,8 @@ export function surveyTree(
       accessionNumber: values.accessionNumbers[0] ?? '',
     });
     plan.addFile({ rel, researchId: match?.row.researchId ?? null, dayOffset: match?.row.dayOffset ?? null, values });
+    const studyInstanceUid = values.studyInstanceUids[0];
+    if (match && studyInstanceUid) studies.push({ rel, researchId: match.row.researchId, studyInstanceUid });
   }
-  return plan;
+  return { plan, studies };
 }

@@ -6,6 +6,7 @@
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
+import { burnedInVerdict } from '../core/burnedIn.js';
 import { deidentifySource, readInstanceKeys } from '../core/deidentify.js';
 import { DicomFormatError } from '../core/types.js';
 import { describeSystemError } from '../errors.js';
@@ -72,10 +73,13 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
   const base = { type: 'result' as const, jobId: job.jobId };
   let keys;
   try {
-    if (!source.isPart10()) return { ...base, status: 'not-dicom' };
+    if (!source.isDicom()) return { ...base, status: 'not-dicom' };
     keys = readInstanceKeys(source);
   } catch (err) {
     return { ...base, status: 'error', message: failure(err) };
+  }
+  if (keys.isMediaIndex) {
+    return { ...base, status: 'dicomdir', message: 'a DICOMDIR (the index of a CD or DVD), not an image: left out' };
   }
   const match = table.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
   if (!match) {
@@ -97,6 +101,31 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
   if (!planned || planned.researchId !== row.researchId) {
     return { ...info, status: 'error', message: 'the file changed while the run read it: its path was not planned' };
   }
+  // A study belongs to one patient (PS3.3 C.7.2.1): an instance of a study another research
+  // patient owns would give that research PACS one study under two patients.
+  if (job.studyOwner !== undefined && job.studyOwner !== row.researchId) {
+    return {
+      ...info,
+      status: 'conflict',
+      message:
+        `held, not written: its study belongs to research patient ${job.studyOwner}, but this instance ` +
+        `matched ${row.researchId} (CSV line ${row.line}); a study belongs to one patient`,
+    };
+  }
+  const burnedIn = burnedInVerdict(keys);
+  if (burnedIn?.kind === 'declared' && !init.allowBurnedIn) {
+    return {
+      ...info,
+      status: 'held',
+      message: `held, not written: ${burnedIn.reason}, so its pixels may show who the patient is (--allow-burned-in writes such instances)`,
+    };
+  }
+  const review =
+    burnedIn === null
+      ? undefined
+      : burnedIn.kind === 'review'
+        ? burnedIn.reason
+        : `${burnedIn.reason} (--allow-burned-in)`;
 
   try {
     const layout = sourceLayout(job.rel);
@@ -129,7 +158,8 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
       sessionN: n,
       studyKey,
       outRel: outParts.join('/'),
-      message: note?.text,
+      review,
+      message: [note?.text, review && `review: ${review}`, ...result.notices].filter(Boolean).join('; ') || undefined,
     };
   } catch (err) {
     return { ...info, status: 'error', message: errorMessage(err) };

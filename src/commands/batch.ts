@@ -15,6 +15,7 @@ interface BatchArgs {
   db?: string;
   'log-dir'?: string;
   'copy-other-files': boolean;
+  'allow-burned-in': boolean;
   workers?: number;
   quiet: boolean;
   verbose?: boolean;
@@ -32,7 +33,7 @@ const command: CommandModule<object, BatchArgs> = {
       .epilogue(
         wrapText(
           'Top-level folders are patients (renamed to New_Patient_ID), second-level folders are ' +
-            'sessions (renamed to New_Patient_ID_N). Exit status: 0 every DICOM file was de-identified; 1 some were skipped or failed (see the ' +
+            'sessions (renamed to New_Patient_ID_N). Exit status: 0 every DICOM file was de-identified; 1 some were skipped, held or failed (see the ' +
             'audit log); 2 usage or mapping CSV error. The audit log and the state database hold ' +
             'identifiers: keep them, never share them.',
         ),
@@ -55,7 +56,14 @@ const command: CommandModule<object, BatchArgs> = {
       .option('copy-other-files', {
         type: 'boolean',
         default: false,
-        describe: 'Also copy non-DICOM files (never those whose name holds an identifier)',
+        describe:
+          'Also copy non-DICOM text files whose name and text hold no identifier of the patient (other files are left out)',
+      })
+      .option('allow-burned-in', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Write instances whose Burned In Annotation is YES (default: hold them; for sites that clean pixels elsewhere)',
       })
       .option('workers', {
         type: 'number',
@@ -107,6 +115,7 @@ const command: CommandModule<object, BatchArgs> = {
         db: args.db,
         logDir,
         copyOtherFiles: args['copy-other-files'],
+        allowBurnedIn: args['allow-burned-in'],
         workers: args.workers,
         quiet: args.quiet,
         createLog,

@@ -44,7 +44,7 @@ const command: CommandModule<object, QArgs> = {
     }
     const s = await replayQuarantine(config);
     process.stdout.write(
-      `replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still without a mapping row (left in quarantine)\n`,
+      `replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still held (left in quarantine; 'dicom-deid quarantine list' gives the reasons)\n`,
     );
     process.exitCode = s.stillUnmatched > 0 ? 1 : 0;
   },

@@ -17,17 +17,23 @@ import {
   sequenceEnd,
   sequenceStart,
 } from './dicom/encoder.js';
-import { bufferSource, type ByteSource } from './dicom/byteSource.js';
+import { bufferSource, type ByteRange, type ByteSource } from './dicom/byteSource.js';
+import { UNDEFINED_LENGTH } from './dicom/constants.js';
 import {
   findElement,
+  hexTag,
   parsePart10,
   stringValue,
   type Element,
+  type Item,
   type ParsedInstance,
   type ParseOptions,
 } from './dicom/parser.js';
+import { CHARSET_VRS, decodeText, encodeText as encodeCharset, parseSpecificCharacterSet } from './charset/index.js';
+import type { SpecificCharacterSet } from './charset/index.js';
 import { buildFileMeta } from './dicom/fileMeta.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE, transferSyntaxInfo, type Encoding } from './dicom/transferSyntax.js';
+import { CHECKED_VRS, checkValue } from './dicom/valueRules.js';
 import { dictionaryVr } from './dicom/vrDictionary.js';
 import { actionFor, PATIENT_AGE } from './profile/rules.js';
 import { createUidRemapper } from './uidRemap.js';
@@ -55,6 +61,12 @@ const T = {
   PatientID: 0x00100020,
   PatientBirthDate: 0x00100030,
   PatientComments: 0x00104000,
+  ImageType: 0x00080008,
+  ConversionType: 0x00080064,
+  BurnedInAnnotation: 0x00280301,
+  FloatPixelData: 0x7fe00008,
+  DoubleFloatPixelData: 0x7fe00009,
+  DirectoryRecordSequence: 0x00041220,
   PatientIdentityRemoved: 0x00120062,
   DeidentificationMethod: 0x00120063,
   DeidentificationMethodCodeSequence: 0x00120064,
@@ -75,6 +87,7 @@ const METHOD_CODES: ReadonlyArray<readonly [string, string]> = [
 // Parsing is shared by readInstanceKeys and deidentify on the same bytes or source (adapters
 // call both).
 const parseCache = new WeakMap<object, ParsedInstance>();
+const EMPTY = Buffer.alloc(0);
 
 function isByteSource(input: Uint8Array | ByteSource): input is ByteSource {
   return !(input instanceof Uint8Array);
@@ -126,11 +139,14 @@ export function readInstanceKeys(input: Uint8Array | ByteSource, options?: Parse
 function instanceKeys(p: ParsedInstance): InstanceKeys {
   const metaSopInstance = findElement(p.meta, 0x00020003);
   const metaSopClass = findElement(p.meta, T.MediaStorageSOPClassUID);
+  const metaSopClassUid = metaSopClass ? stringValue(p.metaBytes, metaSopClass) : '';
+  const metaSopInstanceUid = metaSopInstance ? stringValue(p.metaBytes, metaSopInstance) : '';
   return {
     transferSyntaxUid: p.transferSyntaxUid,
-    sopClassUid: topString(p, T.SOPClassUID) || (metaSopClass ? stringValue(p.metaBytes, metaSopClass) : ''),
-    sopInstanceUid:
-      topString(p, T.SOPInstanceUID) || (metaSopInstance ? stringValue(p.metaBytes, metaSopInstance) : ''),
+    sopClassUid: topString(p, T.SOPClassUID) || metaSopClassUid,
+    sopInstanceUid: topString(p, T.SOPInstanceUID) || metaSopInstanceUid,
+    metaSopClassUid,
+    metaSopInstanceUid,
     studyInstanceUid: topString(p, T.StudyInstanceUID),
     seriesInstanceUid: topString(p, T.SeriesInstanceUID),
     patientId: topString(p, T.PatientID),
@@ -139,14 +155,207 @@ function instanceKeys(p: ParsedInstance): InstanceKeys {
     patientBirthDate: topString(p, T.PatientBirthDate),
     studyDate: topString(p, T.StudyDate),
     patientAge: topString(p, PATIENT_AGE),
+    modality: topString(p, T.Modality),
+    conversionType: topString(p, T.ConversionType),
+    imageType: topString(p, T.ImageType),
+    burnedInAnnotation: topString(p, T.BurnedInAnnotation),
+    hasPixelData:
+      p.reachedPixelData ||
+      topElement(p, T.FloatPixelData) !== undefined ||
+      topElement(p, T.DoubleFloatPixelData) !== undefined,
+    isMediaIndex:
+      metaSopClassUid === MEDIA_STORAGE_DIRECTORY ||
+      topString(p, T.SOPClassUID) === MEDIA_STORAGE_DIRECTORY ||
+      topElement(p, T.DirectoryRecordSequence) !== undefined,
   };
 }
+
+/** Media Storage Directory Storage (PS3.4 Annex I): the SOP class of a DICOMDIR. */
+const MEDIA_STORAGE_DIRECTORY = '1.2.840.10008.1.3.10';
 
 interface Context {
   data: Buffer;
   dayOffset: number;
   remap: (uid: string) => string;
-  utf8: boolean;
+  /** The character set of the data set's text (its Specific Character Set). */
+  charset: SpecificCharacterSet;
+  /** Set when the data set is re-encoded as UTF-8: the character set its text is in now. */
+  recode: SpecificCharacterSet | null;
+  repairs: Repairs;
+}
+
+/** What was repaired on the way, for the audit log (tags are not identifiers). */
+interface Repairs {
+  /** Data sets or items whose elements were put into ascending tag order. */
+  reordered: number;
+  /** Tags repeated in one data set or item, written once. */
+  repeated: Set<number>;
+  /** Tags of odd-length values padded to even length. */
+  padded: Set<number>;
+  /** Tags of encapsulated values labelled OW, written as OB. */
+  relabelled: Set<number>;
+  /** Values repaired to follow their VR's rules: what was done -> tags. */
+  values: Map<string, Set<number>>;
+  /** Kept values that break their VR's rules beyond a safe repair, passed on as they are: why -> tags. */
+  invalidKept: Map<string, Set<number>>;
+}
+
+function repairNotices(r: Repairs): string[] {
+  const tags = (set: Set<number>) =>
+    [...set]
+      .sort((a, b) => a - b)
+      .map(hexTag)
+      .join(' ');
+  const out: string[] = [];
+  if (r.reordered > 0) out.push('repaired: elements put into ascending tag order (PS3.5 7.1)');
+  if (r.repeated.size > 0) out.push(`repaired: repeated element(s) written once: ${tags(r.repeated)}`);
+  if (r.padded.size > 0) {
+    out.push(`repaired: odd-length value(s) padded to even length (PS3.5 7.1.1): ${tags(r.padded)}`);
+  }
+  for (const [repair, set] of r.values) out.push(`repaired: ${repair} (PS3.5 Table 6.2-1): ${tags(set)}`);
+  if (r.relabelled.size > 0) {
+    out.push(`repaired: encapsulated value(s) labelled OW written as OB (PS3.5 A.4): ${tags(r.relabelled)}`);
+  }
+  for (const [problem, set] of r.invalidKept) {
+    out.push(`kept as received, although it ${problem} (PS3.5 Table 6.2-1): ${tags(set)}`);
+  }
+  return out;
+}
+
+function oddFragment(el: Element): DicomFormatError {
+  return new DicomFormatError(
+    `damaged data set: encapsulated ${hexTag(el.tag)} has a fragment of odd length (PS3.5 A.4), ` +
+      'which cannot be repaired without rewriting the compressed data',
+  );
+}
+
+/** Bytes per value of the binary VRs whose length must be a whole number of values (PS3.5 6.2). */
+const VALUE_SIZE: Readonly<Record<string, number>> = {
+  AT: 4,
+  FD: 8,
+  FL: 4,
+  OD: 8,
+  OF: 4,
+  OL: 4,
+  OV: 8,
+  SL: 4,
+  SS: 2,
+  SV: 8,
+  UL: 4,
+  US: 2,
+  UV: 8,
+};
+
+/** VRs padded with NUL to an even length (UI, and byte/word streams: PS3.5 6.2, 8.1.1); text gets a space. */
+const NUL_PADDED = new Set(['UI', 'OB', 'OW', 'UN']);
+
+/** `value` padded to even length with the padding of `vr` (PS3.5 6.2). */
+function padded(value: Buffer, vr: string): Buffer {
+  if (value.length % 2 === 0) return value;
+  return Buffer.concat([value, Buffer.of(NUL_PADDED.has(vr) ? 0 : 0x20)]);
+}
+
+function isPlainAscii(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b >= 0x80 || b === 0x1b) return false;
+  return true;
+}
+
+/**
+ * An element the rules keep, as it goes out: its bytes unchanged, unless its text must move to
+ * UTF-8 (ctx.recode) or its length is odd (padded with its VR's padding). A binary value that is
+ * not a whole number of values cannot be repaired: DicomFormatError.
+ */
+function keptElement(el: Element, effVr: string, enc: Encoding, ctx: Context): Buffer {
+  const verbatim = ctx.data.subarray(el.start, el.end);
+  if (el.encapsulated) {
+    if (el.oddFragment) throw oddFragment(el);
+    if (!enc.explicitVr || el.vr === 'OB') return verbatim;
+    ctx.repairs.relabelled.add(el.tag);
+    return Buffer.concat([encodeHeader(el.tag, 'OB', UNDEFINED_LENGTH, enc), ctx.data.subarray(el.valueStart, el.end)]);
+  }
+  if (el.length === UNDEFINED_LENGTH) return verbatim;
+  const value = ctx.data.subarray(el.valueStart, el.valueStart + el.length);
+  const unit = VALUE_SIZE[el.vr];
+  if (unit !== undefined && el.length % unit !== 0) {
+    throw new DicomFormatError(
+      `damaged data set: ${hexTag(el.tag)} (${el.vr}) has ${el.length} bytes, not a whole number of ${unit}-byte values`,
+    );
+  }
+  const inCharset = CHARSET_VRS.has(effVr) && !isPlainAscii(value);
+  const recode = ctx.recode !== null && inCharset;
+  if (recode || CHECKED_VRS.has(effVr)) {
+    // Text: checked against its VR's rules (PS3.5 Table 6.2-1), and re-encoded if it must be.
+    let text = inCharset ? decodeText(value, ctx.recode ?? ctx.charset, effVr) : value.toString('latin1');
+    const check = checkValue(effVr, text);
+    if (check.ok === false) {
+      // A kept value the source wrote against its VR's rules (a CS `L-SPINE`, a 70-character
+      // LO): no repair would keep its meaning, and refusing would lose a clinically valid instance
+      // that every archive stores. It is passed on as it is (the file stays well formed: only the
+      // value's content breaks a rule) and the audit log says so.
+      const tags = ctx.repairs.invalidKept.get(check.problem) ?? new Set<number>();
+      ctx.repairs.invalidKept.set(check.problem, tags.add(el.tag));
+    }
+    if (check.ok === 'repaired') {
+      text = check.text;
+      const tags = ctx.repairs.values.get(check.repair) ?? new Set<number>();
+      ctx.repairs.values.set(check.repair, tags.add(el.tag));
+    }
+    if (recode || check.ok === 'repaired') {
+      return encodeRaw(el.tag, el.vr, padded(Buffer.from(text, recode ? 'utf8' : 'latin1'), effVr), enc);
+    }
+  }
+  if (el.length % 2 === 0) return verbatim;
+  ctx.repairs.padded.add(el.tag);
+  return encodeRaw(el.tag, el.vr, padded(value, el.vr), enc);
+}
+
+/** An element with the bytes its offsets point into; `pixelData`: the top-level pixel data, left in the source. */
+interface Placed {
+  el: Element;
+  data: Buffer;
+  pixelData?: boolean;
+}
+
+/**
+ * The elements of one data set or item in ascending tag order, each tag once (PS3.5 7.1.1), as
+ * a reader must find them. Out-of-order elements are sorted (a stable sort: nothing else moves).
+ * A repeated tag is written once when its copies are identical or when the output does not
+ * depend on them (`replaced(tag, vr)`: removed, emptied or written anew); copies that differ
+ * cannot be decided between, and are refused (DicomFormatError).
+ */
+function ascending(list: Placed[], repairs: Repairs, replaced: (el: Element) => boolean): Placed[] {
+  let sorted = true;
+  for (let i = 1; i < list.length && sorted; i++) if (list[i]!.el.tag <= list[i - 1]!.el.tag) sorted = false;
+  if (sorted) return list;
+  const order = list.map((x, i) => [x, i] as const).sort((a, b) => a[0].el.tag - b[0].el.tag || a[1] - b[1]);
+  if (order.some(([, i], k) => i !== k)) repairs.reordered++;
+  const out: Placed[] = [];
+  for (const [x] of order) {
+    const prev = out[out.length - 1];
+    if (prev === undefined || prev.el.tag !== x.el.tag) {
+      out.push(x);
+      continue;
+    }
+    const tag = hexTag(x.el.tag);
+    if (x.pixelData || prev.pixelData) throw new DicomFormatError(`damaged data set: Pixel Data ${tag} appears twice`);
+    const same =
+      prev.el.vr === x.el.vr &&
+      prev.data.subarray(prev.el.valueStart, prev.el.end).equals(x.data.subarray(x.el.valueStart, x.el.end));
+    if (!same && !replaced(x.el)) {
+      throw new DicomFormatError(
+        `damaged data set: ${tag} appears twice with different values, and which one is right cannot be told`,
+      );
+    }
+    repairs.repeated.add(x.el.tag);
+  }
+  return out;
+}
+
+/** True when the output of `el` does not depend on its value (so repeats of it need no choosing). */
+function valueIgnored(el: Element): boolean {
+  const effVr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? (el.items ? 'SQ' : 'UN')) : el.vr;
+  const action = actionFor(el.tag, effVr);
+  return action === 'remove' || action === 'empty' || (action === 'dummy' && effVr !== 'SQ' && effVr !== 'UI');
 }
 
 /** Dummy text by VR for D actions (valid for the VR's length and character rules). */
@@ -183,7 +392,7 @@ function processElement(el: Element, enc: Encoding, ctx: Context, out: Buffer[])
     case 'dummy':
       if (el.items) return writeSequence(el, enc, ctx, out);
       if (action === 'keep') {
-        out.push(ctx.data.subarray(el.start, el.end));
+        out.push(keptElement(el, effVr, enc, ctx));
         return;
       }
       out.push(dummyElement(el, effVr, enc, ctx));
@@ -219,9 +428,9 @@ function dummyElement(el: Element, effVr: string, enc: Encoding, ctx: Context): 
   if (effVr === 'UI') return encodeText(el.tag, el.vr, ctx.remap(stringValue(ctx.data, el)), enc);
   const text = DUMMY_TEXT[effVr];
   if (text !== undefined) return encodeText(el.tag, el.vr, text, enc);
-  // Binary VRs: zeros of the same length keep the value multiplicity valid.
-  const len = el.length === 0xffffffff ? 0 : el.length;
-  return encodeRaw(el.tag, el.vr, Buffer.alloc(len), enc);
+  // Binary VRs: zeros of the same length keep the value multiplicity valid (an odd length padded).
+  const len = el.length === UNDEFINED_LENGTH ? 0 : el.length;
+  return encodeRaw(el.tag, el.vr, Buffer.alloc(len + (len % 2)), enc);
 }
 
 function writeSequence(el: Element, enc: Encoding, ctx: Context, out: Buffer[]): void {
@@ -229,7 +438,7 @@ function writeSequence(el: Element, enc: Encoding, ctx: Context, out: Buffer[]):
   const body: Buffer[] = [];
   for (const item of el.items ?? []) {
     body.push(itemStart(inner));
-    for (const child of item.elements) processElement(child, inner, ctx, body);
+    for (const child of itemElements(item, ctx)) processElement(child, inner, ctx, body);
     body.push(itemEnd(inner));
   }
   if (el.vr === 'UN' && enc.explicitVr) {
@@ -242,6 +451,12 @@ function writeSequence(el: Element, enc: Encoding, ctx: Context, out: Buffer[]):
     return;
   }
   out.push(sequenceStart(el.tag, el.vr, enc), ...body, sequenceEnd(inner));
+}
+
+/** An item's elements in ascending order, each once (see ascending). */
+function itemElements(item: Item, ctx: Context): Element[] {
+  const placed = item.elements.map((el) => ({ el, data: ctx.data }));
+  return ascending(placed, ctx.repairs, valueIgnored).map((x) => x.el);
 }
 
 function codeSequence(enc: Encoding): Buffer {
@@ -259,12 +474,44 @@ function codeSequence(enc: Encoding): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Text for PatientComments in the data set's character set (ASCII when unknown). */
-function notesText(notes: string, charset: string): { text: string; utf8: boolean } {
-  const text = `IMPORT_NOTES: ${notes}`;
-  if (/ISO_IR 192/.test(charset)) return { text, utf8: true };
-  if (charset.trim() === 'ISO_IR 100') return { text: text.replace(/[^\x00-\xff]/g, '?'), utf8: false };
-  return { text: text.replace(/[^\x20-\x7e]/g, '?'), utf8: false };
+/** How a character set is named in messages. */
+function charsetLabel(cs: SpecificCharacterSet): string {
+  const terms = cs.terms.filter((t) => t !== '');
+  return terms.length > 0
+    ? `the data set's character set ${terms.join('\\')}`
+    : 'the default repertoire (the data set has no Specific Character Set)';
+}
+
+/**
+ * Why the data set cannot be re-encoded as UTF-8 exactly, or null when it can: every text value
+ * that goes out must decode without doubt under `cs`, and no item may declare a character set of
+ * its own. Values the profile removes or empties do not matter.
+ */
+function recodeObstacle(p: ParsedInstance, cs: SpecificCharacterSet): string | null {
+  if (cs.unknownTerms.length > 0) return 'its Specific Character Set names a character set this tool does not know';
+  const defaultRepertoire = cs.standAlone === null && cs.initialG1 === null && !cs.extensions;
+  const walk = (elements: Element[], data: Buffer, top: boolean): string | null => {
+    for (const el of elements) {
+      if (!top && el.tag === T.SpecificCharacterSet) return 'a sequence item declares a character set of its own';
+      const effVr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? (el.items ? 'SQ' : 'UN')) : el.vr;
+      const action = actionFor(el.tag, effVr);
+      if (action === 'remove' || action === 'empty') continue;
+      if (el.items) {
+        for (const item of el.items) {
+          const why = walk(item.elements, data, false);
+          if (why !== null) return why;
+        }
+        continue;
+      }
+      if (action !== 'keep' || !CHARSET_VRS.has(effVr) || el.length === UNDEFINED_LENGTH) continue;
+      const value = data.subarray(el.valueStart, el.valueStart + el.length);
+      if (isPlainAscii(value)) continue;
+      if (defaultRepertoire) return 'it has text beyond ASCII but no Specific Character Set saying which';
+      if (decodeText(value, cs, effVr).includes('\ufffd')) return 'some of its text is not valid in its character set';
+    }
+    return null;
+  };
+  return walk(p.head.elements, p.head.data, true) ?? walk(p.tail.elements, p.tail.data, true);
 }
 
 /**
@@ -341,10 +588,8 @@ export function deidentifySource(
 ): RangedDeidResult {
   const p = parse(source, options);
   parseCache.delete(source);
-  const metaClass = findElement(p.meta, T.MediaStorageSOPClassUID);
-  if (metaClass && stringValue(p.metaBytes, metaClass) === '1.2.840.10008.1.3.10') {
-    throw new DicomFormatError('a DICOMDIR is an index, not an instance: not copied');
-  }
+  const keys = instanceKeys(p);
+  if (keys.isMediaIndex) throw new DicomFormatError('a DICOMDIR is an index of a medium, not an instance: not copied');
   // A data set written implicit VR under an explicit VR LE label is relabelled honestly;
   // under any other label it cannot be repaired without re-encoding, so it is refused.
   let transferSyntaxUid = p.transferSyntaxUid;
@@ -354,13 +599,26 @@ export function deidentifySource(
     }
     transferSyntaxUid = IMPLICIT_VR_LE;
   }
-  const keys = instanceKeys(p);
   if (!keys.sopInstanceUid) throw new DicomFormatError('no SOPInstanceUID');
   if (!keys.sopClassUid) throw new DicomFormatError('no SOPClassUID');
   if (!Number.isInteger(plan.dayOffset)) throw new RangeError('day offset must be a whole number');
-  const common = { dayOffset: plan.dayOffset, remap: remapperFor(plan.uidSecret), utf8: isUtf8(p) };
+  const repairs: Repairs = {
+    reordered: 0,
+    repeated: new Set(),
+    padded: new Set(),
+    relabelled: new Set(),
+    values: new Map(),
+    invalidKept: new Map(),
+  };
+  const notices: string[] = [];
+  if (p.form !== 'part10') {
+    notices.push(
+      p.form === 'data-set'
+        ? 'read as a bare data set (no preamble, no file meta): written as a Part 10 file'
+        : 'read without its 128-byte preamble: written as a Part 10 file',
+    );
+  }
   const enc = p.encoding;
-  const charset = topString(p, T.SpecificCharacterSet);
 
   // Values the workflow sets at the top level, replacing whatever the profile would do there.
   const overrides = new Map<number, Buffer | null>();
@@ -372,9 +630,28 @@ export function deidentifySource(
     const age = ageFromDates(keys.patientBirthDate, keys.studyDate);
     if (age) overrides.set(PATIENT_AGE, encodeText(PATIENT_AGE, 'AS', age, enc));
   }
-  if (plan.notes.trim() !== '') {
-    const n = notesText(plan.notes.trim(), charset);
-    overrides.set(T.PatientComments, encodeText(T.PatientComments, 'LT', n.text, enc, n.utf8));
+  // The notes, in the data set's character set; when it lacks some of their characters, the
+  // data set moves to UTF-8 if all its text can go with it, else they are written as '?'.
+  let recode: SpecificCharacterSet | null = null;
+  const cs = parseSpecificCharacterSet(topString(p, T.SpecificCharacterSet));
+  const notes = plan.notes.trim();
+  if (notes !== '') {
+    const text = `IMPORT_NOTES: ${notes}`;
+    let value = encodeCharset(text, cs, 'LT');
+    const lacking = value.unencodable.length;
+    if (lacking > 0) {
+      const what = `the notes have ${lacking} character(s) that ${charsetLabel(cs)} lacks`;
+      const obstacle = cs.standAlone === 'ISO_IR 192' ? 'not representable in UTF-8' : recodeObstacle(p, cs);
+      if (obstacle === null) {
+        recode = cs;
+        value = { bytes: Buffer.from(text, 'utf8'), unencodable: [] };
+        overrides.set(T.SpecificCharacterSet, encodeText(T.SpecificCharacterSet, 'CS', 'ISO_IR 192', enc));
+        notices.push(`${what}: the data set's text was re-encoded as UTF-8 (ISO_IR 192)`);
+      } else {
+        notices.push(`${what}: they were written as '?' (the data set cannot move to UTF-8: ${obstacle})`);
+      }
+    }
+    overrides.set(T.PatientComments, encodeRaw(T.PatientComments, 'LT', padded(value.bytes, 'LT'), enc));
   } else {
     overrides.set(T.PatientComments, null);
   }
@@ -385,14 +662,18 @@ export function deidentifySource(
     T.LongitudinalTemporalInformationModified,
     encodeText(T.LongitudinalTemporalInformationModified, 'CS', 'MODIFIED', enc),
   );
+  const common = { dayOffset: plan.dayOffset, remap: remapperFor(plan.uidSecret), charset: cs, recode, repairs };
 
   const out: Buffer[] = [];
   const pending = [...overrides.entries()].filter(([, b]) => b !== null).sort((a, b) => a[0] - b[0]);
   let next = 0;
+  /** Writes the overrides that go before `tag` (a data set is in ascending tag order). */
+  const insertBefore = (tag: number): void => {
+    while (next < pending.length && pending[next]![0] < tag) out.push(pending[next++]![1]!);
+  };
   /** Element `el` (offsets into `ctx.data`) goes out as the rules and overrides say. */
   const visit = (el: Element, ctx: Context): void => {
-    // Insert new elements before the first larger tag (data sets are in ascending tag order).
-    while (next < pending.length && pending[next]![0] < el.tag) out.push(pending[next++]![1]!);
+    insertBefore(el.tag);
     if (overrides.has(el.tag)) {
       const b = overrides.get(el.tag);
       if (b) out.push(b);
@@ -401,25 +682,58 @@ export function deidentifySource(
     }
     processElement(el, enc, ctx, out);
   };
-  const inHead: Context = { ...common, data: p.head.data };
-  for (const el of p.head.elements) visit(el, inHead);
-  // The pixel data stays in the source: the output is `out` up to `cut`, the range, the rest.
-  let cut = -1;
+  // The top level in ascending order, each tag once: the elements before the pixel data, the
+  // pixel data (left in the source), the elements after it.
   const px = p.pixelData;
-  if (px) {
-    const el = px.element;
-    if (actionFor(el.tag, el.vr) === 'keep') {
-      while (next < pending.length && pending[next]![0] < el.tag) out.push(pending[next++]![1]!);
-      cut = out.length;
-    } else {
+  const placed: Placed[] = [
+    ...p.head.elements.map((el) => ({ el, data: p.head.data })),
+    ...(px ? [{ el: px.element, data: EMPTY, pixelData: true }] : []),
+    ...p.tail.elements.map((el) => ({ el, data: p.tail.data })),
+  ];
+  const top = ascending(placed, repairs, (el) => overrides.has(el.tag) || valueIgnored(el));
+  const contexts = new Map<Buffer, Context>();
+  const contextOf = (data: Buffer): Context => {
+    let ctx = contexts.get(data);
+    if (!ctx) contexts.set(data, (ctx = { ...common, data }));
+    return ctx;
+  };
+  // The output is `out` up to `cut`, the range of the source, the rest of `out`.
+  let cut = -1;
+  let range: ByteRange | null = null;
+  for (const { el, data, pixelData } of top) {
+    if (!pixelData || !px) {
+      visit(el, contextOf(data));
+      continue;
+    }
+    if (actionFor(el.tag, el.vr) !== 'keep') {
       // Never the case under the current rules; kept whole in memory if the rules ever change.
       const bytes = p.source.read(px.offset, px.length);
       visit({ ...el, start: 0, valueStart: el.valueStart - el.start, end: px.length }, { ...common, data: bytes });
+      continue;
+    }
+    insertBefore(el.tag);
+    const value = { offset: px.offset + (el.valueStart - el.start), length: px.length - (el.valueStart - el.start) };
+    if (el.oddFragment) throw oddFragment(el);
+    if (el.encapsulated && enc.explicitVr && el.vr !== 'OB') {
+      // Encapsulated pixel data is OB (PS3.5 A.4); some writers label it OW: a new header.
+      repairs.relabelled.add(el.tag);
+      out.push(encodeHeader(el.tag, 'OB', UNDEFINED_LENGTH, enc));
+      cut = out.length;
+      range = value;
+    } else if (!el.encapsulated && el.length % 2 === 1) {
+      // An odd length (8-bit pixels, odd count): a new header, the value, one NUL (PS3.5 8.1.1).
+      repairs.padded.add(el.tag);
+      out.push(encodeHeader(el.tag, el.vr, el.length + 1, enc));
+      cut = out.length;
+      range = value;
+      out.push(Buffer.of(0));
+    } else {
+      cut = out.length;
+      range = { offset: px.offset, length: px.length };
     }
   }
-  const inTail: Context = { ...common, data: p.tail.data };
-  for (const el of p.tail.elements) visit(el, inTail);
-  while (next < pending.length) out.push(pending[next++]![1]!);
+  insertBefore(Infinity);
+  notices.push(...repairNotices(repairs));
 
   const sopInstanceUid = common.remap(keys.sopInstanceUid);
   const meta = buildFileMeta({
@@ -437,7 +751,7 @@ export function deidentifySource(
   } else {
     head = coalesce([meta, ...out]);
   }
-  const pixelData = cut >= 0 && px ? { offset: px.offset, length: px.length } : null;
+  const pixelData = cut >= 0 ? range : null;
   const size = [...head, ...tail].reduce((n, b) => n + b.length, pixelData?.length ?? 0);
   const info: DeidInstanceInfo = {
     transferSyntaxUid,
@@ -448,6 +762,7 @@ export function deidentifySource(
     modality: topString(p, T.Modality),
     seriesNumber: topString(p, T.SeriesNumber),
     seriesDescription: topString(p, T.SeriesDescription),
+    notices,
   };
   return { head, pixelData, tail, size, ...info };
 }

@@ -55,6 +55,10 @@ export interface InstanceKeys {
   transferSyntaxUid: string;
   sopClassUid: string;
   sopInstanceUid: string;
+  /** Media Storage SOP Class and Instance UIDs of the file meta ('' when none). A node's spool
+   *  writes there the Affected SOP Class and Instance UIDs of the C-STORE request. */
+  metaSopClassUid: string;
+  metaSopInstanceUid: string;
   studyInstanceUid: string;
   seriesInstanceUid: string;
   patientId: string;
@@ -63,6 +67,16 @@ export interface InstanceKeys {
   patientBirthDate: string;
   studyDate: string;
   patientAge: string;
+  /** Modality (0008,0060), Conversion Type (0008,0064), Image Type (0008,0008) as written, and
+   *  Burned In Annotation (0028,0301): what burnedIn.ts judges the pixels by. */
+  modality: string;
+  conversionType: string;
+  imageType: string;
+  burnedInAnnotation: string;
+  /** True when the data set has top-level pixel data (Pixel Data, Float or Double Float Pixel Data). */
+  hasPixelData: boolean;
+  /** True for a DICOMDIR (Media Storage Directory, PS3.10 7.2): an index of a medium's files, not an instance. */
+  isMediaIndex: boolean;
 }
 
 /** What the adapter decided for one instance; everything the core needs besides the bytes. */
@@ -87,6 +101,12 @@ export interface DeidInstanceInfo {
   modality: string;
   seriesNumber: string;
   seriesDescription: string;
+  /**
+   * What was repaired or could not be kept exactly, one short log-safe sentence each (no
+   * identifier): elements put into ascending order, odd lengths padded, a character set
+   * extended for the notes, notes characters written as '?'. For the audit log.
+   */
+  notices: string[];
 }
 
 export interface DeidResult extends DeidInstanceInfo {
@@ -105,8 +125,9 @@ export interface DeidResult extends DeidInstanceInfo {
 export interface RangedDeidResult extends DeidInstanceInfo {
   /** New preamble, file meta and elements before the pixel data. */
   head: Buffer[];
-  /** The whole top-level Pixel Data element (header included) as a byte range of the source,
-   *  or null when there is nothing to copy from it. */
+  /** The whole top-level Pixel Data element (header included) as a byte range of the source;
+   *  its value alone when its header was rewritten (an odd length padded: the new header ends
+   *  `head`, the padding byte starts `tail`); null when there is nothing to copy from it. */
   pixelData: ByteRange | null;
   /** New elements after the pixel data. */
   tail: Buffer[];

@@ -3,6 +3,7 @@
 // it returns straight from the file (copyRange.ts), so no instance passes whole through memory.
 import { fstatSync, readSync } from 'node:fs';
 import type { ByteRange, ByteSource } from '../core/dicom/byteSource.js';
+import { dicomFormOfSource } from '../core/dicom/sniff.js';
 import type { FileRange } from './copyRange.js';
 
 export class FileByteSource implements ByteSource {
@@ -31,9 +32,12 @@ export class FileByteSource implements ByteSource {
     return bytes;
   }
 
-  /** True when the source is a Part 10 file: 'DICM' after the 128-byte preamble (PS3.10 7.1). */
-  isPart10(): boolean {
-    return this.size >= 132 && this.read(128, 4).toString('latin1') === 'DICM';
+  /**
+   * True when the source is DICOM in any form (a Part 10 file, or one without preamble or file
+   * meta: core/dicom/sniff.ts). Reads its first 132 bytes.
+   */
+  isDicom(): boolean {
+    return dicomFormOfSource(this) !== null;
   }
 
   /** `range` of this source as a range of its file, for copyRangeSync. */

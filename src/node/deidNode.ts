@@ -85,6 +85,7 @@ export class DeidNode {
         quarantine: c.quarantine,
         forwardTo,
         rows: [...watcher.current.rows],
+        allowBurnedIn: c.allowBurnedIn,
       },
       {
         onAudit: (rows) => {
@@ -270,7 +271,7 @@ export class DeidNode {
         );
         this.faults.delete(id);
         spool.release(ref);
-        this.processing!.recordQuarantined();
+        this.processing!.recordQuarantined(corrupt ? 'unreadable' : 'not-deidentifiable');
         this.logger.error(`${why}: instance moved to quarantine`, { spoolFile: name });
         return;
       } catch {

@@ -11,10 +11,12 @@ import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
+import { burnedInVerdict } from '../core/burnedIn.js';
 import { deidentify, readInstanceKeys } from '../core/deidentify.js';
+import { remapUid } from '../core/uidRemap.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
-import type { AuditRow } from '../audit/auditLog.js';
+import type { AuditRow, FileStatus } from '../audit/auditLog.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
 import { ReusableReader } from '../io/reusableReader.js';
 import { readSpoolItem } from './spool/spoolReader.js';
@@ -32,6 +34,10 @@ export interface ProcessorDeps {
   audit: (row: AuditRow) => void;
   /** (researchId, study key) -> session number already given. */
   sessionCache?: Map<string, number>;
+  /** De-identified Study Instance UID -> the research ID that owns it (owners never change). */
+  studyOwnerCache?: Map<string, string>;
+  /** File instances whose Burned In Annotation is YES (config allowBurnedIn) instead of quarantining them. */
+  allowBurnedIn?: boolean;
 }
 
 export interface Source {
@@ -40,7 +46,15 @@ export interface Source {
 }
 
 export type Outcome =
-  | { status: 'filed'; outputPath: string; researchId: string; accession: string; newSopUid: string }
+  | {
+      status: 'filed';
+      outputPath: string;
+      researchId: string;
+      accession: string;
+      newSopUid: string;
+      /** Its pixels may hold burned-in text: the kind of image that makes it likely (burnedIn.ts). */
+      review?: string;
+    }
   | { status: 'quarantined'; reason: QuarantineReason; message: string; file: string }
   | { status: 'unmatched'; message: string }; // replay: still no mapping, left where it was
 
@@ -74,6 +88,8 @@ export interface Staged {
   originalSopUid: string;
   callingAet: string;
   audit: AuditRow;
+  /** Listed for review (burned-in text): the kind of image. */
+  review?: string;
 }
 
 /**
@@ -113,6 +129,13 @@ async function stageOne(
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
   }
+  // The receiver writes the C-STORE request's Affected SOP Class and Instance UIDs in the spooled
+  // file's meta, and never parses the data set: here the two are compared. Filed under either,
+  // a disagreement would be silent (the sender thinks it stored one instance, we filed another).
+  const mismatch = requestMismatch(keys);
+  if (mismatch !== null) {
+    return quarantine(deps, ref, source, 'uid-mismatch', mismatch, keys, sourceLabel, leaveUnmatched);
+  }
   const mapping = deps.mapping();
   const match: Match | null = mapping.match({ patientId: keys.patientId, accessionNumber: keys.accessionNumber });
   if (!match) {
@@ -129,6 +152,28 @@ async function stageOne(
     );
   }
   const { row } = match;
+  const secret = await uidSecretOf(deps.state);
+  if (keys.studyInstanceUid !== '') {
+    // A study belongs to one patient (PS3.3 C.7.2.1), so to one research patient.
+    const owner = await studyOwner(deps, remapUid(keys.studyInstanceUid, secret), row.researchId);
+    if (owner !== row.researchId) {
+      const why =
+        `its study belongs to research patient ${owner}, but this instance matched ${row.researchId} ` +
+        `(CSV line ${row.line}); a study belongs to one patient`;
+      return quarantine(deps, ref, source, 'study-patient-conflict', why, keys, sourceLabel, leaveUnmatched);
+    }
+  }
+  const burnedIn = burnedInVerdict(keys);
+  if (burnedIn?.kind === 'declared' && !deps.allowBurnedIn) {
+    const why = `${burnedIn.reason}, so its pixels may show who the patient is (config allowBurnedIn files such instances)`;
+    return quarantine(deps, ref, source, 'burned-in', why, keys, sourceLabel, leaveUnmatched);
+  }
+  const review =
+    burnedIn === null
+      ? undefined
+      : burnedIn.kind === 'review'
+        ? { kind: burnedIn.imageKind, reason: burnedIn.reason }
+        : { kind: 'Burned In Annotation YES', reason: `${burnedIn.reason} (allowBurnedIn)` };
   const n = await sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));
   const accession = newAccessionNumber(row.researchId, n);
   let result: DeidResult;
@@ -138,7 +183,7 @@ async function stageOne(
       accessionNumber: accession,
       dayOffset: row.dayOffset,
       notes: row.notes,
-      uidSecret: await uidSecretOf(deps.state),
+      uidSecret: secret,
     });
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
@@ -169,6 +214,7 @@ async function stageOne(
     newSopUid: result.sopInstanceUid,
     originalSopUid: keys.sopInstanceUid,
     callingAet: source.callingAet,
+    review: review?.kind,
     audit: {
       sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
       status: 'ok',
@@ -177,7 +223,7 @@ async function stageOne(
       newAccession: accession,
       dayOffset: row.dayOffset,
       outputPath: rel,
-      message: match.note?.text ?? '',
+      message: [match.note?.text, review && `review: ${review.reason}`, ...result.notices].filter(Boolean).join('; '),
     },
   };
 }
@@ -208,6 +254,7 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
     researchId: s.researchId,
     accession: s.accession,
     newSopUid: s.newSopUid,
+    ...(s.review !== undefined ? { review: s.review } : {}),
   }));
 }
 
@@ -254,6 +301,34 @@ async function uidSecretOf(state: StateStore): Promise<Buffer> {
   return secret;
 }
 
+/**
+ * Why the C-STORE request and its data set disagree on the instance (both UIDs named: this goes
+ * to the audit log and the quarantine, never the application log), or null when they agree or
+ * the file has no meta to compare with.
+ */
+function requestMismatch(keys: InstanceKeys): string | null {
+  const parts: string[] = [];
+  for (const [what, request, dataSet] of [
+    ['SOP Instance UID', keys.metaSopInstanceUid, keys.sopInstanceUid],
+    ['SOP Class UID', keys.metaSopClassUid, keys.sopClassUid],
+  ] as const) {
+    if (request !== '' && request !== dataSet) {
+      parts.push(`the C-STORE request's Affected ${what} is ${request}, the data set's ${what} ${dataSet}`);
+    }
+  }
+  return parts.length === 0 ? null : `${parts.join('; ')}: filed under neither`;
+}
+
+/** Claims the study for `researchId` (StateStore.claimStudies), or gives its owner; cached per processor. */
+async function studyOwner(deps: ProcessorDeps, studyUid: string, researchId: string): Promise<string> {
+  let owner = deps.studyOwnerCache?.get(studyUid);
+  if (owner === undefined) {
+    owner = (await deps.state.claimStudies([{ studyUid, researchId }]))[0]!;
+    deps.studyOwnerCache?.set(studyUid, owner);
+  }
+  return owner;
+}
+
 /** Session numbers never change once given, so they are cached per processor. */
 async function sessionIndex(deps: ProcessorDeps, researchId: string, key: string): Promise<number> {
   const cacheKey = `${researchId}\0${key}`;
@@ -264,6 +339,13 @@ async function sessionIndex(deps: ProcessorDeps, researchId: string, key: string
   }
   return n;
 }
+
+/** The audit status of a quarantined instance, by reason (otherwise `error`). */
+const AUDIT_STATUS: Partial<Record<QuarantineReason, FileStatus>> = {
+  'no-mapping': 'no-mapping',
+  'study-patient-conflict': 'conflict',
+  'burned-in': 'held',
+};
 
 function quarantine(
   deps: ProcessorDeps,
@@ -291,7 +373,7 @@ function quarantine(
   });
   deps.audit({
     sourcePath: `${sourceLabel}${keys.sopInstanceUid ? ` (${keys.sopInstanceUid})` : ''}`,
-    status: reason === 'no-mapping' ? 'no-mapping' : 'error',
+    status: AUDIT_STATUS[reason] ?? 'error',
     outputPath: '',
     message: `quarantined (${reason}): ${message} -> ${dest}`,
   });

@@ -73,6 +73,11 @@ export interface NodeConfig {
    * instance, slower to acknowledge). See spool/spoolJournal.ts.
    */
   spoolReserveMB: number;
+  /**
+   * File instances whose Burned In Annotation (0028,0301) is YES, for sites that clean pixels
+   * elsewhere. Default false: they are quarantined (reason `burned-in`).
+   */
+  allowBurnedIn: boolean;
 }
 
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
@@ -94,6 +99,7 @@ const NUMBERS = [
 /** Numbers that may be left out (see NodeConfig for their defaults). */
 const OPTIONAL_NUMBERS = ['maxAssociationsPerAddress'] as const;
 const LISTS = ['allowedAets'] as const;
+const BOOLEANS = ['allowBurnedIn'] as const;
 const OPEN_ACCESS = ['warn', 'reject', 'allow'] as const;
 const TLS_KEYS = ['port', 'cert', 'key', 'ca', 'requireClientCert', 'only'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
@@ -142,6 +148,10 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         throw new ConfigError(`${where}: "${k}" must be a list of strings`);
       }
       out[k] = list.map((x: string) => x.trim()).filter((x: string) => x !== '');
+    } else if ((BOOLEANS as readonly string[]).includes(k)) {
+      const b = v === 'true' ? true : v === 'false' ? false : v;
+      if (typeof b !== 'boolean') throw new ConfigError(`${where}: "${k}" must be true or false`);
+      out[k] = b;
     } else if (k === 'forward') {
       // Strings ("AET@host:port", a comma-separated flag) or objects; checked in loadNodeConfig.
       const list = typeof v === 'string' ? v.split(',') : v;
@@ -178,7 +188,7 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   if (configFile) cfg = merge(cfg, readJson(configFile), configFile);
   cfg = merge(cfg, flags, 'command line');
   const c = cfg as NodeConfig;
-  for (const k of [...STRINGS, ...NUMBERS, ...LISTS, 'forward'] as const) {
+  for (const k of [...STRINGS, ...NUMBERS, ...LISTS, ...BOOLEANS, 'forward'] as const) {
     if (c[k] === undefined) throw new ConfigError(`missing setting "${k}"`);
   }
   if (!Number.isInteger(c.port) || c.port > 65535) throw new ConfigError(`port ${c.port} is not a TCP port`);

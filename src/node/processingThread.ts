@@ -22,6 +22,7 @@ import type { AuditRow } from '../audit/auditLog.js';
 import { StatusTracker, type ComponentStatus, type StatusReporter } from '../status.js';
 import type { MappingRow } from '../core/types.js';
 import type { Outcome } from './instanceProcessor.js';
+import type { QuarantineReason } from './quarantine.js';
 import type { FromWorker, ProcessingInit, ToWorker } from './processingWorker.js';
 import { spoolRefId, type SpoolRef } from './spool/spoolRef.js';
 
@@ -58,7 +59,10 @@ export class ProcessingThread implements StatusReporter {
   private readonly workers: Worker[] = [];
   private readonly tracker = new StatusTracker('processing', 'running');
   /** Outcomes since start, and workers restarted after they died. */
-  private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0 };
+  private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0, reviewListed: 0 };
+  /** Quarantined instances by reason, and filed ones listed for review by kind of image (no identifier). */
+  private readonly quarantinedByReason: Record<string, number> = {};
+  private readonly reviewByImageKind: Record<string, number> = {};
   /** Every instance from process() until the spool lets it go (or it failed), by spoolRefId. */
   private readonly inFlight = new Map<string, Flight>();
   private held: Job[] = [];
@@ -97,8 +101,13 @@ export class ProcessingThread implements StatusReporter {
       if (msg.type === 'audit') {
         this.events.onAudit(msg.rows);
       } else if (msg.type === 'done') {
-        if (msg.outcome.status === 'filed') this.outcomes.filed++;
-        else if (msg.outcome.status === 'quarantined') this.outcomes.quarantined++;
+        if (msg.outcome.status === 'filed') {
+          this.outcomes.filed++;
+          if (msg.outcome.review !== undefined) {
+            this.outcomes.reviewListed++;
+            this.reviewByImageKind[msg.outcome.review] = (this.reviewByImageKind[msg.outcome.review] ?? 0) + 1;
+          }
+        } else if (msg.outcome.status === 'quarantined') this.recordQuarantined(msg.outcome.reason);
         if (msg.outcome.status === 'filed') this.move(msg.ref, 'unsynced');
         else this.end(msg.ref);
         this.report(() => {
@@ -142,15 +151,18 @@ export class ProcessingThread implements StatusReporter {
     this.tracker.error(`processing failed (${error})`);
   }
 
-  /** Counts an instance the node quarantined itself after its processing failed (see DeidNode). */
-  recordQuarantined(): void {
+  /** Counts a quarantined instance (also one the node quarantined itself after failures: see DeidNode). */
+  recordQuarantined(reason: QuarantineReason): void {
     this.outcomes.quarantined++;
+    this.quarantinedByReason[reason] = (this.quarantinedByReason[reason] ?? 0) + 1;
   }
 
   /**
    * The processing pool's status: instances held back (receive first), being processed, filed
    * and awaiting a checkpoint; workers and their restarts; outcomes since start (filed,
-   * quarantined, failed attempts). Backlog = every instance handed over and not yet released.
+   * quarantined, failed attempts, filed but listed for review: pixels that may hold burned-in
+   * text). Details: quarantined by reason, listed for review by kind of image. Backlog = every
+   * instance handed over and not yet released.
    */
   status(): ComponentStatus {
     let held = 0;
@@ -172,8 +184,15 @@ export class ProcessingThread implements StatusReporter {
         filed: this.outcomes.filed,
         quarantined: this.outcomes.quarantined,
         failed: this.outcomes.failed,
+        reviewListed: this.outcomes.reviewListed,
       },
-      { backlog: this.inFlight.size },
+      {
+        backlog: this.inFlight.size,
+        details: {
+          quarantinedByReason: { ...this.quarantinedByReason },
+          reviewByImageKind: { ...this.reviewByImageKind },
+        },
+      },
     );
   }
 

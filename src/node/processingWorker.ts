@@ -34,6 +34,8 @@ export interface ProcessingInit {
   quarantine: string;
   forwardTo: string[];
   rows: MappingRow[];
+  /** File instances whose Burned In Annotation is YES instead of quarantining them (config allowBurnedIn). */
+  allowBurnedIn: boolean;
 }
 
 /** Messages to and from the thread; a spooled instance travels as its SpoolRef (plain data). */
@@ -175,6 +177,8 @@ openStateStore(init.db, { create: false }).then(
       forwardTo: init.forwardTo,
       audit: (row: AuditRow) => auditRows.push(row),
       sessionCache: new Map<string, number>(),
+      studyOwnerCache: new Map<string, string>(),
+      allowBurnedIn: init.allowBurnedIn,
     };
     for (const msg of early.splice(0)) onMessage(msg, state);
   },

@@ -9,7 +9,14 @@ import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js
 import { readSpoolItemCopy } from './spool/spoolReader.js';
 import { formatSpoolRef, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 
-export type QuarantineReason = 'no-mapping' | 'unreadable' | 'not-deidentifiable';
+/**
+ * Why an instance is in quarantine: no mapping row; not readable or not de-identifiable; the
+ * C-STORE request and the data set disagree on its SOP Instance (or Class) UID (`uid-mismatch`);
+ * its study belongs to another research patient (`study-patient-conflict`); Burned In Annotation
+ * YES while the node holds such instances (`burned-in`).
+ */
+export type QuarantineReason =
+  'no-mapping' | 'unreadable' | 'not-deidentifiable' | 'uid-mismatch' | 'study-patient-conflict' | 'burned-in';
 
 export interface QuarantineSidecar {
   reason: QuarantineReason;

@@ -1,5 +1,6 @@
 // Re-runs quarantined instances through the node's processor (after the CSV was fixed).
-// Still-unmatched instances stay in quarantine untouched.
+// Instances still unmatched, or still held for their reason (uid-mismatch, study-patient-conflict,
+// burned-in without allowBurnedIn), stay in quarantine untouched.
 import { AuditLog } from '../audit/auditLog.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { processInstance } from './instanceProcessor.js';
@@ -10,6 +11,7 @@ import { fileRef } from './spool/spoolRef.js';
 
 export interface ReplaySummary {
   filed: number;
+  /** Left in quarantine: still no mapping row, or still held for their reason. */
   stillUnmatched: number;
 }
 
@@ -28,6 +30,7 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
       outputDir: c.output,
       quarantineDir: c.quarantine,
       forwardTo: c.forward.map((d) => d.name),
+      allowBurnedIn: c.allowBurnedIn,
       audit: (row: Parameters<AuditLog['write']>[0]) =>
         audit.write({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
     };

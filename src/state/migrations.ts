@@ -63,6 +63,15 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX IF NOT EXISTS forward_queue_due ON forward_queue(destination, state, next_attempt_at);
   `,
+  // v4: which research patient each study belongs to (a study has one patient, PS3.3 C.7.2.1),
+  // keyed by its de-identified Study Instance UID.
+  `
+  CREATE TABLE study_owner (
+    study_uid   TEXT PRIMARY KEY,
+    research_id TEXT NOT NULL,
+    claimed_at  INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version). */

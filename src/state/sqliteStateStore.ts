@@ -26,6 +26,7 @@ import {
   type QueueItem,
   type QueueState,
   type StateStore,
+  type StudyClaim,
 } from './stateStore.js';
 
 const UID_SECRET_KEY = 'uid_secret';
@@ -117,6 +118,11 @@ function prepare(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(new_sop_uid) DO UPDATE SET output_path = excluded.output_path, filed_at = excluded.filed_at`,
     ),
+    ownerGet: db.prepare<[string], { research_id: string }>('SELECT research_id FROM study_owner WHERE study_uid = ?'),
+    ownerInsert: db.prepare<[string, string, number]>(
+      'INSERT INTO study_owner (study_uid, research_id, claimed_at) VALUES (?, ?, ?)',
+    ),
+
     filedGet: db.prepare<[string], FiledRow>('SELECT * FROM filed_instance WHERE new_sop_uid = ?'),
     filedCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM filed_instance'),
 
@@ -333,6 +339,23 @@ export class SqliteStateStore implements StateStore {
           if (!this.s.sessionGet.get(researchId, key)) this.s.aliasInsert.run(researchId, key, n);
         }
       })
+      .immediate();
+  }
+
+  async claimStudies(claims: readonly StudyClaim[], now: number = Date.now()): Promise<string[]> {
+    for (const c of claims) {
+      if (c.studyUid === '' || c.researchId === '') throw new Error('study owner: empty study UID or research ID');
+    }
+    if (claims.length === 0) return [];
+    return this.db
+      .transaction(() =>
+        claims.map((c) => {
+          const owner = this.s.ownerGet.get(c.studyUid)?.research_id;
+          if (owner !== undefined) return owner;
+          this.s.ownerInsert.run(c.studyUid, c.researchId, now);
+          return c.researchId;
+        }),
+      )
       .immediate();
   }
 

@@ -55,6 +55,13 @@ export interface InstanceFiling extends Omit<FiledInstance, 'filedAt'> {
   forwardFile: string;
 }
 
+/** A research patient's claim on a study (see StateStore.claimStudies). */
+export interface StudyClaim {
+  /** The study's de-identified Study Instance UID (the same for batch and node: one secret). */
+  studyUid: string;
+  researchId: string;
+}
+
 /** States of a forward queue item: pending -> in_flight -> delivered | pending (retry) | dead. */
 export type QueueState = 'pending' | 'in_flight' | 'delivered' | 'dead';
 
@@ -174,6 +181,17 @@ export interface StateStore {
    * unless the key already has a number. One transaction for all links.
    */
   linkSessionKeys(researchId: string, links: Iterable<readonly [key: string, n: number]>): Promise<void>;
+
+  // ---- Study owners (one study, one research patient) ----------------------------------------
+
+  /**
+   * A study belongs to one patient (PS3.3 C.7.2.1), so to one research patient. Each claim gives
+   * its study to its research patient unless the study already has one; returns, claim by claim
+   * in order, the research ID that owns the study (the claimer's, or the earlier owner's: then
+   * the caller holds the instance). One exclusive transaction: two processes claiming one study
+   * at once agree on one owner. Throws on an empty study UID or research ID (nothing claimed).
+   */
+  claimStudies(claims: readonly StudyClaim[], now?: number): Promise<string[]>;
 
   // ---- Filed instances ----------------------------------------------------------------------
 

@@ -22,3 +22,29 @@ export const LONG_VRS: ReadonlySet<string> = new Set([
   'UT',
   'UV',
 ]);
+
+/** Every VR of PS3.5 Table 6.2-1 (what an explicit VR header may hold). */
+export const ALL_VRS: ReadonlySet<string> = new Set([
+  ...LONG_VRS,
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'PN',
+  'SH',
+  'SL',
+  'SS',
+  'ST',
+  'TM',
+  'UI',
+  'UL',
+  'US',
+]);

@@ -66,17 +66,19 @@ const MAX_META = 1 << 20; // a sane upper bound for group 0002
  * prefix of a file of `fileSize` bytes: returns 'need-more' when the prefix ends inside the meta
  * (call again with a longer one; the meta is at most 1 MiB). The group length is not trusted
  * (some writers get it wrong): elements are read until the group changes.
+ * `metaStart` (bytes) is where group 0002 starts: 132 (after the preamble and 'DICM', which are
+ * checked), or, for files written without them (see sniff.ts), 4 ('DICM' at 0) or 0.
  * Throws DicomFormatError (one line) when the bytes are not a Part 10 file meta.
  */
-export function readFileMeta(buf: Buffer, fileSize: number): FileMeta | 'need-more' {
-  if (buf.length < 132) {
-    if (fileSize < 132) throw new DicomFormatError('not a DICOM Part 10 file (too short)');
+export function readFileMeta(buf: Buffer, fileSize: number, metaStart = 132): FileMeta | 'need-more' {
+  if (buf.length < metaStart) {
+    if (fileSize < metaStart) throw new DicomFormatError('not a DICOM Part 10 file (too short)');
     return 'need-more';
   }
-  if (buf.toString('latin1', 128, 132) !== 'DICM') {
+  if (metaStart === 132 && buf.toString('latin1', 128, 132) !== 'DICM') {
     throw new DicomFormatError('not a DICOM Part 10 file (no DICM marker after the 128-byte preamble)');
   }
-  let pos = 132;
+  let pos = metaStart;
   const values = new Map<number, string>();
   for (;;) {
     if (pos + 8 > buf.length) {

@@ -6,8 +6,17 @@
 import { inflateRawSync } from 'node:zlib';
 import { DicomFormatError } from '../types.js';
 import type { ByteSource } from './byteSource.js';
-import { ITEM, ITEM_DELIMITATION, LONG_VRS, PIXEL_DATA, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from './constants.js';
+import {
+  ALL_VRS,
+  ITEM,
+  ITEM_DELIMITATION,
+  LONG_VRS,
+  PIXEL_DATA,
+  SEQUENCE_DELIMITATION,
+  UNDEFINED_LENGTH,
+} from './constants.js';
 import { readFileMeta } from './fileMeta.js';
+import { dicomFormOf, SNIFF_BYTES, type DicomForm } from './sniff.js';
 import { dictionaryVr } from './vrDictionary.js';
 import { EXPLICIT_LE, IMPLICIT_LE, transferSyntaxInfo, type Encoding } from './transferSyntax.js';
 
@@ -32,6 +41,8 @@ export interface Element {
   itemEncoding?: Encoding;
   /** Encapsulated (fragmented) pixel data: copied verbatim. */
   encapsulated?: boolean;
+  /** Encapsulated, with an item (fragment) of odd length, which PS3.5 A.4 does not allow. */
+  oddFragment?: boolean;
 }
 
 export interface Item {
@@ -60,7 +71,9 @@ export interface PixelDataLocation {
 export interface ParsedInstance {
   /** What the instance was read from (the pixel data is still there). */
   source: ByteSource;
-  /** Preamble and file meta: the source's bytes up to the data set. */
+  /** How the file holds the data set: PS3.10 Part 10, or without preamble or file meta (sniff.ts). */
+  form: DicomForm['kind'];
+  /** Preamble and file meta: the source's bytes up to the data set (none for a bare data set). */
   metaBytes: Buffer;
   /** File meta elements (group 0002), explicit VR LE, offsets into `metaBytes`. */
   meta: Element[];
@@ -105,6 +118,29 @@ function hexTag(tag: number): string {
   return `(${h.slice(0, 4)},${h.slice(4)})`;
 }
 export { hexTag };
+
+/** How every truncation message ends. */
+const CUT = ' (the file was cut short or is damaged)';
+
+/** The message for a value that reaches past the end of its data set, item or file. */
+function truncated(tag: number, length: number, left: number): string {
+  return `truncated: ${hexTag(tag)} declares a value of ${length} bytes but only ${Math.max(0, left)} follow${CUT}`;
+}
+
+/**
+ * A data set whose elements are not all in its one encoding: PS3.5 7.1 wants explicit or
+ * implicit VR throughout, and a reader cannot tell where each element ends once they are mixed.
+ * `explicitVr` is the VR found in an implicit data set (null: no VR found in an explicit one).
+ */
+function mixedEncoding(tag: number, at: number, explicitVr: string | null): DicomFormatError {
+  const what =
+    explicitVr !== null
+      ? `${hexTag(tag)} at byte ${at} is written with its VR (${explicitVr}) in a data set whose other elements have none`
+      : `${hexTag(tag)} at byte ${at} is written without a VR in a data set whose other elements have one`;
+  return new DicomFormatError(
+    `the data set mixes explicit and implicit VR encoding: ${what}; it cannot be read reliably (export it again)`,
+  );
+}
 
 function isUpperAscii(b: number): boolean {
   return b >= 0x41 && b <= 0x5a;
@@ -177,7 +213,7 @@ function parseElements(
       // Some writers pad the data set with a few NUL bytes; anything else is truncation.
       r.need(end);
       if (buf.subarray(pos, end).every((b) => b === 0)) return { elements, pos: end };
-      throw new DicomFormatError(`truncated element header at byte ${r.at(pos)}`);
+      throw new DicomFormatError(`truncated: the data ends inside an element header at byte ${r.at(pos)}${CUT}`);
     }
     r.need(pos + 8);
     const start = pos;
@@ -196,11 +232,16 @@ function parseElements(
       const b0 = buf[pos + 4]!;
       const b1 = buf[pos + 5]!;
       if (!isUpperAscii(b0) || !isUpperAscii(b1)) {
-        throw new DicomFormatError(`invalid VR bytes at ${hexTag(tag)} (byte ${r.at(pos)})`);
+        // An implicit VR element (a 4-byte length where the VR should be) in an explicit data set.
+        if (pos + 8 + r.u32(pos + 4) <= end) throw mixedEncoding(tag, r.at(pos), null);
+        throw new DicomFormatError(
+          `damaged data set: ${hexTag(tag)} at byte ${r.at(pos)} has no valid VR where the transfer syntax puts one`,
+        );
       }
       vr = String.fromCharCode(b0, b1);
       if (LONG_VRS.has(vr)) {
-        if (pos + 12 > end) throw new DicomFormatError(`truncated header of ${hexTag(tag)}`);
+        if (pos + 12 > end)
+          throw new DicomFormatError(`truncated: the data ends inside the header of ${hexTag(tag)}${CUT}`);
         r.need(pos + 12);
         length = r.u32(pos + 8);
         valueStart = pos + 12;
@@ -225,7 +266,7 @@ function parseElements(
           r.need(p + 8);
           return [r.tag(p), r.u32(p + 4)];
         };
-        el.end = skipFragments(itemHeader, valueStart, end, tag, r.base);
+        el.end = skipFragments(itemHeader, valueStart, end, el, r.base);
       } else if (vr === 'SQ' || vr === 'UN' || !enc.explicitVr) {
         // Undefined-length UN (and any undefined-length implicit element) holds a sequence
         // encoded implicit VR little endian inside (PS3.5 6.2.2).
@@ -240,9 +281,17 @@ function parseElements(
     } else {
       const valueEnd = valueStart + length;
       if (valueEnd > end) {
-        throw new DicomFormatError(
-          `truncated: ${hexTag(tag)} needs ${length} bytes, only ${Math.max(0, end - valueStart)} left`,
-        );
+        if (!enc.explicitVr) {
+          // An explicit VR element (VR and 2-byte length read as a 4-byte length) in an implicit data set.
+          const explicitVr = buf.toString('latin1', pos + 4, pos + 6);
+          const long = LONG_VRS.has(explicitVr);
+          if (ALL_VRS.has(explicitVr) && (!long || pos + 12 <= end)) {
+            if (long) r.need(pos + 12);
+            const explicitEnd = long ? pos + 12 + r.u32(pos + 8) : pos + 8 + r.u16(pos + 6);
+            if (explicitEnd <= end) throw mixedEncoding(tag, r.at(pos), explicitVr);
+          }
+        }
+        throw new DicomFormatError(truncated(tag, length, end - valueStart));
       }
       if (vr === 'SQ') {
         el.itemEncoding = enc;
@@ -263,7 +312,7 @@ function parseElements(
     elements.push(el);
     pos = el.end;
   }
-  if (stopAtItemDelimiter) throw new DicomFormatError('truncated: item without delimiter');
+  if (stopAtItemDelimiter) throw new DicomFormatError(`truncated: an item of undefined length has no end${CUT}`);
   return { elements, pos };
 }
 
@@ -288,7 +337,7 @@ function parseItems(
 ): { items: Item[]; pos: number } {
   const items: Item[] = [];
   while (pos < end || undefinedLength) {
-    if (pos + 8 > end) throw new DicomFormatError(`truncated sequence at byte ${r.at(pos)}`);
+    if (pos + 8 > end) throw new DicomFormatError(`truncated: a sequence at byte ${r.at(pos)} has no end${CUT}`);
     r.need(pos + 8);
     const tag = r.tag(pos);
     const len = r.u32(pos + 4);
@@ -304,7 +353,8 @@ function parseItems(
       pos = res.pos;
     } else {
       const itemEnd = pos + 8 + len;
-      if (itemEnd > end) throw new DicomFormatError(`truncated item at byte ${r.at(pos)}`);
+      if (itemEnd > end)
+        throw new DicomFormatError(`truncated: the item at byte ${r.at(pos)} reaches past its sequence${CUT}`);
       const res = parseElements(r, pos + 8, itemEnd, depth + 1, false);
       items.push({ start, end: itemEnd, elements: res.elements });
       pos = itemEnd;
@@ -314,27 +364,30 @@ function parseItems(
 }
 
 /**
- * Walks the items (basic offset table, fragments) of encapsulated `tag` from `pos` by their
- * headers alone, up to its sequence delimiter; returns the position after it. `itemHeader(p)`
- * gives the tag and length of the item header at `p`; `base` turns positions into data set
- * offsets for messages.
+ * Walks the items (basic offset table, fragments) of encapsulated element `el` from `pos` by
+ * their headers alone, up to its sequence delimiter; returns the position after it, and marks
+ * `el.oddFragment` when an item has an odd length. `itemHeader(p)` gives the tag and length of
+ * the item header at `p`; `base` turns positions into data set offsets for messages.
  */
 function skipFragments(
   itemHeader: (pos: number) => [tag: number, length: number],
   pos: number,
   end: number,
-  tag: number,
+  el: Element,
   base: number,
 ): number {
+  const tag = el.tag;
   for (;;) {
-    if (pos + 8 > end) throw new DicomFormatError(`truncated encapsulated ${hexTag(tag)}`);
+    if (pos + 8 > end) throw new DicomFormatError(`truncated: encapsulated ${hexTag(tag)} has no end${CUT}`);
     const [t, len] = itemHeader(pos);
     if (t === SEQUENCE_DELIMITATION) return pos + 8;
     if (t !== ITEM || len === UNDEFINED_LENGTH) {
       throw new DicomFormatError(`bad fragment in encapsulated ${hexTag(tag)} at byte ${base + pos}`);
     }
+    if (len % 2 === 1) el.oddFragment = true;
     pos += 8 + len;
-    if (pos > end) throw new DicomFormatError(`truncated encapsulated ${hexTag(tag)}`);
+    if (pos > end)
+      throw new DicomFormatError(`truncated: a fragment of encapsulated ${hexTag(tag)} reaches past the end${CUT}`);
   }
 }
 
@@ -345,17 +398,25 @@ export function stringValue(buf: Buffer, el: Element, utf8 = false): string {
   return s.replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
 
+/**
+ * The first element of `elements` with `tag`. Every element is looked at: a data set out of
+ * ascending order (which the editor repairs) must not hide a PatientID or a name.
+ */
 export function findElement(elements: Element[], tag: number): Element | undefined {
-  for (const el of elements) {
-    if (el.tag === tag) return el;
-    if (el.tag > tag) return undefined;
-  }
+  for (const el of elements) if (el.tag === tag) return el;
   return undefined;
+}
+
+/** Every element of `elements` with `tag` (a damaged data set may repeat one). */
+export function findElements(elements: Element[], tag: number): Element[] {
+  return elements.filter((el) => el.tag === tag);
 }
 
 /**
  * Parses a Part 10 instance (PS3.10 7.1: preamble, 'DICM', file meta, then the data set) from
- * `source`, reading only what is not pixel data: the file meta and the elements before the
+ * `source`, or a file in one of the forms seen without preamble or file meta (sniff.ts: 'DICM' at
+ * byte 0, the meta at byte 0, a bare data set in the transfer syntax its first element shows),
+ * reading only what is not pixel data: the file meta and the elements before the
  * top-level Pixel Data (a first read of 16 KiB, more when they reach further), the item headers
  * of encapsulated pixel data, and the elements after the pixel data. A deflated data set cannot
  * be read by range: it is read and inflated whole (at most `maxInflatedBytes`).
@@ -388,23 +449,34 @@ function parseFrom(source: ByteSource, options: ParseOptions): ParsedInstance {
     return Buffer.concat([bytes, read(offset + bytes.length, length - bytes.length)], length);
   };
 
-  let prefix = read(0, Math.min(size, Math.max(132, options.firstReadBytes ?? FIRST_READ)));
-  if (size < 132 || prefix.toString('latin1', 128, 132) !== 'DICM') {
-    throw new DicomFormatError('not a DICOM Part 10 file (no DICM marker after the 128-byte preamble)');
+  let prefix = read(0, Math.min(size, Math.max(SNIFF_BYTES, options.firstReadBytes ?? FIRST_READ)));
+  const form = dicomFormOf(prefix);
+  if (!form) {
+    throw new DicomFormatError('not DICOM: no DICM marker after the 128-byte preamble, and no data set at the start');
   }
-  // File meta is always explicit VR little endian (read by fileMeta.ts, the one meta reader).
-  let fileMeta = readFileMeta(prefix, size);
-  while (fileMeta === 'need-more') {
-    if (prefix.length >= size) throw new DicomFormatError('truncated file meta information');
-    prefix = extend(prefix, 0, prefix.length * 2);
-    fileMeta = readFileMeta(prefix, size);
+  let transferSyntaxUid: string;
+  let dataSetOffset: number;
+  let meta: Element[] = [];
+  if (form.kind === 'data-set') {
+    // No file meta: the transfer syntax is what the first element header shows.
+    transferSyntaxUid = form.transferSyntaxUid;
+    dataSetOffset = 0;
+  } else {
+    // File meta is always explicit VR little endian (read by fileMeta.ts, the one meta reader).
+    let fileMeta = readFileMeta(prefix, size, form.metaStart);
+    while (fileMeta === 'need-more') {
+      if (prefix.length >= size) throw new DicomFormatError('truncated file meta information');
+      prefix = extend(prefix, 0, prefix.length * 2);
+      fileMeta = readFileMeta(prefix, size, form.metaStart);
+    }
+    ({ transferSyntaxUid, dataSetOffset } = fileMeta);
+    const metaReader = new Reader(prefix.subarray(0, dataSetOffset), EXPLICIT_LE);
+    meta = parseElements(metaReader, form.metaStart, dataSetOffset, 0, false).elements;
   }
-  const { transferSyntaxUid, dataSetOffset } = fileMeta;
   const metaBytes = prefix.subarray(0, dataSetOffset);
-  const meta = parseElements(new Reader(metaBytes, EXPLICIT_LE), 132, dataSetOffset, 0, false).elements;
   const info = transferSyntaxInfo(transferSyntaxUid);
   const dataSize = size - dataSetOffset;
-  const base = { source, metaBytes, meta, transferSyntaxUid, dataSetOffset, deflated: info.deflated };
+  const base = { source, form: form.kind, metaBytes, meta, transferSyntaxUid, dataSetOffset, deflated: info.deflated };
   const noTail: DataSetPart = { data: Buffer.alloc(0), elements: [] };
 
   if (info.deflated) {
@@ -451,11 +523,7 @@ function parseFrom(source: ByteSource, options: ParseOptions): ParsedInstance {
   // The pixel data: native by its length, encapsulated by its item headers (fragments unread).
   if (px.length !== UNDEFINED_LENGTH) {
     px.end = px.valueStart + px.length;
-    if (px.end > dataSize) {
-      throw new DicomFormatError(
-        `truncated: ${hexTag(px.tag)} needs ${px.length} bytes, only ${Math.max(0, dataSize - px.valueStart)} left`,
-      );
-    }
+    if (px.end > dataSize) throw new DicomFormatError(truncated(px.tag, px.length, dataSize - px.valueStart));
   } else {
     const pr = new Reader(data, encoding);
     const itemHeader = (p: number): [number, number] => {
@@ -463,7 +531,7 @@ function parseFrom(source: ByteSource, options: ParseOptions): ParsedInstance {
       const h = new Reader(read(dataSetOffset + p, 8), encoding);
       return [h.tag(0), h.u32(4)];
     };
-    px.end = skipFragments(itemHeader, px.valueStart, dataSize, px.tag, 0);
+    px.end = skipFragments(itemHeader, px.valueStart, dataSize, px, 0);
   }
   const pixelData = { element: px, offset: dataSetOffset + px.start, length: px.end - px.start };
 

@@ -2,7 +2,7 @@
 // must not reappear in what is made from it (its output path; later, its de-identified bytes).
 import { decodeValues, parseSpecificCharacterSet, type SpecificCharacterSet } from '../charset/index.js';
 import { bufferSource, type ByteSource } from '../dicom/byteSource.js';
-import { findElement, parsePart10, type Element, type ParsedInstance } from '../dicom/parser.js';
+import { findElement, findElements, parsePart10, type Element, type ParsedInstance } from '../dicom/parser.js';
 import { dictionaryVr } from '../dicom/vrDictionary.js';
 import type { Identifier, IdentifierKind } from './matcher.js';
 
@@ -25,6 +25,8 @@ export interface IdentifyingValues {
   physicianNames: string[];
   /** Operators' Name (PN values). */
   operatorNames: string[];
+  /** Study Instance UID (also among `uids`): what a study is known by. */
+  studyInstanceUids: string[];
 }
 
 const TAGS: [tag: number, field: keyof IdentifyingValues][] = [
@@ -56,6 +58,7 @@ const TAGS: [tag: number, field: keyof IdentifyingValues][] = [
 const SPECIFIC_CHARACTER_SET = 0x00080005;
 const OTHER_PATIENT_IDS_SEQUENCE = 0x00101002;
 const PATIENT_ID = 0x00100020;
+const STUDY_INSTANCE_UID = 0x0020000d;
 const MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003;
 
 function characterSetOf(elements: Element[], data: Buffer, inherited?: SpecificCharacterSet): SpecificCharacterSet {
@@ -83,18 +86,23 @@ export function identifyingValues(p: ParsedInstance): IdentifyingValues {
     institutionNames: [],
     physicianNames: [],
     operatorNames: [],
+    studyInstanceUids: [],
   };
   const { elements, data } = p.head; // the elements before the pixel data
   const cs = characterSetOf(elements, data);
+  // Every copy of a repeated element counts (the editor writes one, but the others were there).
   for (const [tag, field] of TAGS) {
-    const el = findElement(elements, tag);
-    if (el) out[field].push(...values(data, el, cs).filter((v) => v.trim() !== ''));
+    for (const el of findElements(elements, tag))
+      out[field].push(...values(data, el, cs).filter((v) => v.trim() !== ''));
   }
-  const seq = findElement(elements, OTHER_PATIENT_IDS_SEQUENCE);
-  for (const item of seq?.items ?? []) {
-    const el = findElement(item.elements, PATIENT_ID);
-    if (el) out.otherPatientIds.push(...values(data, el, characterSetOf(item.elements, data, cs)));
+  for (const seq of findElements(elements, OTHER_PATIENT_IDS_SEQUENCE)) {
+    for (const item of seq.items ?? []) {
+      for (const el of findElements(item.elements, PATIENT_ID)) {
+        out.otherPatientIds.push(...values(data, el, characterSetOf(item.elements, data, cs)));
+      }
+    }
   }
+  for (const el of findElements(elements, STUDY_INSTANCE_UID)) out.studyInstanceUids.push(...values(data, el, cs));
   const meta = findElement(p.meta, MEDIA_STORAGE_SOP_INSTANCE_UID);
   if (meta) out.uids.push(...values(p.metaBytes, meta, cs));
   for (const field of Object.keys(out) as (keyof IdentifyingValues)[]) out[field] = [...new Set(out[field])];

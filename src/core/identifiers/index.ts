@@ -9,3 +9,4 @@ export {
 } from './identifyingValues.js';
 export { findDates, shiftDatesInName, addDays, toDA, type DateMention, type DateReading } from './textDates.js';
 export { fold, words } from './fold.js';
+export { readTextFile, MAX_TEXT_FILE_BYTES, type TextFile } from './textFile.js';
