@@ -26,13 +26,16 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 # Warm the page cache once so every contender reads from memory.
 cat $(find "$WORK/Raw_Scans" -type f) > /dev/null
 ROUNDS="${ROUNDS:-3}"
-CP=(); NODE=(); DEID=(); PYD=()
+CP=(); NODE=(); DEID=(); PYD=(); GUARD=()
 for r in $(seq "$ROUNDS"); do
   fresh; CP+=("$(timed cp -r "$WORK/Raw_Scans" "$WORK/out_cp")")
   fresh; NODE+=("$(timed node scripts/bench-batch-copy.mjs "$WORK/Raw_Scans" "$WORK/out_node")")
   fresh; DEID+=("$(timed node dist/cli.js batch --csv "$WORK/mapping.csv" --input "$WORK/Raw_Scans" \
     --output "$WORK/out_deid" --db "$WORK/state/state.sqlite" --log-dir "$WORK/logs" --quiet)")
   OK=$(find "$WORK/out_deid" -name '*.dcm' | wc -l)
+  # The leak guard's share of the workers' time per file (the run log's 'batch finished' line).
+  GUARD+=("$(grep '"batch finished"' "$WORK/logs/dicom-deid.log" | tail -1 |
+    sed -E 's/.*"leakGuardMs":([0-9]+).*"workerMs":([0-9]+).*/100 * \1 \/ \2/' | bc -l)")
   fresh; PYD+=("$(timed "$PY" scripts/bench-batch-pydicom.py "$WORK/mapping.csv" "$WORK/Raw_Scans" "$WORK/out_py")")
 done
 T_CP=$(median "${CP[@]}"); T_NODE=$(median "${NODE[@]}"); T_DEID=$(median "${DEID[@]}"); T_PY=$(median "${PYD[@]}")
@@ -42,6 +45,8 @@ printf '%-28s %8.2f   %s\n' "cp -r" "$T_CP" "$(printf '%.2f ' "${CP[@]}")"
 printf '%-28s %8.2f   %s\n' "node read+write copy" "$T_NODE" "$(printf '%.2f ' "${NODE[@]}")"
 printf '%-28s %8.2f   %s\n' "pydicom per-file stand-in" "$T_PY" "$(printf '%.2f ' "${PYD[@]}")"
 printf '%-28s %8.2f   %s  (%d files written, %.0f files/s)\n' "dicom-deid batch" "$T_DEID" "$(printf '%.2f ' "${DEID[@]}")" "$OK" "$(echo "$OK / $T_DEID" | bc -l)"
+printf '%-28s %7.1f%%   %s  (the leak guard: its share of the workers%s time per file)\n' "leak guard share" \
+  "$(median "${GUARD[@]}")" "$(printf '%.1f%% ' "${GUARD[@]}")" "'"
 printf '\nbatch / cp -r:      %6.2fx   (where we want to end: <= 2x)\n' "$(echo "$T_DEID / $T_CP" | bc -l)"
 printf 'batch / node copy:  %6.2fx   (target <= 2x)\n' "$(echo "$T_DEID / $T_NODE" | bc -l)"
 printf 'batch vs pydicom:   %6.1fx faster   (target >= 10x the pydicom + dicom-anonymizer script, which does\n' "$(echo "$T_PY / $T_DEID" | bc -l)"

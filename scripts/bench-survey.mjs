@@ -14,19 +14,19 @@ const input = path.join(dir, 'Raw_Scans');
 const rows = readMappingFile(path.join(dir, 'mapping.csv'), (m) => new Error(m));
 const { files } = await walkTree(input);
 const secret = Buffer.alloc(32, 7);
-const time = (f) => {
+const time = async (f) => {
   const t0 = process.hrtime.bigint();
-  f();
+  await f();
   return Number(process.hrtime.bigint() - t0) / 1e9;
 };
 // Warm the page cache so both read from memory.
 for (const rel of files) fs.readFileSync(path.join(input, rel));
 const rounds = [];
 for (let r = 0; r < 3; r++) {
-  const whole = time(() => {
+  const whole = await time(() => {
     for (const rel of files) fs.readFileSync(path.join(input, ...rel.split('/')));
   });
-  const survey = time(() => surveyTree(input, files, new MappingTable(rows), rows, secret));
+  const survey = await time(() => surveyTree(input, files, new MappingTable(rows), rows, secret));
   rounds.push({ whole, survey });
 }
 rounds.sort((a, b) => a.survey - b.survey);

@@ -2,20 +2,57 @@
 // dicom-deid command line. Commands live in src/commands/ (see src/commands/index.ts).
 //
 // Exit codes: 0 success, 1 some work failed or an unexpected error, 2 usage or mapping CSV
-// error. Errors print one line (a mapping CSV, one line per problem); the stack only with
-// DEBUG=1 or --verbose.
-import yargs from 'yargs';
+// error, 130 interrupted (batch). Errors print one line (a mapping CSV, one line per problem);
+// the stack only with DEBUG=1 or --verbose. A system error says what it could not do, in words
+// ("cannot create the folder /x: permission denied"), never a raw ENOENT. A closed stdout or
+// stderr (`| head`) ends the output quietly.
+import { createRequire } from 'node:module';
+import type Yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
-import { UsageError } from './errors.js';
+import { asBatchCommand, repeatedOptions, usageHints, type KnownOptions } from './commands/usageHints.js';
+import { describeSystemError, UsageError } from './errors.js';
 import { MappingError } from './core/types.js';
 
-const argv = hideBin(process.argv);
+// yargs' CommonJS build: its help wraps at word boundaries; the ES module build's (cliui's
+// Deno-compatible wrap) cuts words in two at the terminal's width.
+const yargs = createRequire(import.meta.url)('yargs') as typeof Yargs;
+
+// `| head` closes the pipe: later writes fail with EPIPE, reported as an 'error' event that
+// would otherwise end the process with a stack trace. Nothing is left to tell: stop writing.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+
+let argv = hideBin(process.argv);
 const verbose = process.env.DEBUG === '1' || argv.includes('--verbose');
 
+/** Words for a failed system call on a path: "cannot create the folder /x/y". */
+const SYSCALL_WORDS: Record<string, string> = {
+  open: 'cannot open',
+  mkdir: 'cannot create the folder',
+  rename: 'cannot rename',
+  scandir: 'cannot list the folder',
+  opendir: 'cannot list the folder',
+  stat: 'cannot find',
+  lstat: 'cannot find',
+  unlink: 'cannot remove',
+  rmdir: 'cannot remove the folder',
+  copyfile: 'cannot copy',
+  write: 'cannot write',
+  read: 'cannot read',
+  access: 'cannot reach',
+};
+
+function message(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | null;
+  if (e && typeof e.code === 'string' && typeof e.syscall === 'string' && typeof e.path === 'string') {
+    if (e.syscall === 'mkdir' && e.code === 'EEXIST') return `cannot create the folder ${e.path}: a file has its name`;
+    return `${SYSCALL_WORDS[e.syscall] ?? `cannot ${e.syscall}`} ${e.path}: ${describeSystemError(e)}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
 function fail(err: unknown, code: number): void {
-  const msg = err instanceof Error ? err.message : String(err);
-  const lines = msg
+  const lines = message(err)
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l !== '');
@@ -28,6 +65,21 @@ function fail(err: unknown, code: number): void {
 }
 
 async function main(): Promise<void> {
+  const names = commands.map((c) => String(c.command ?? '').split(' ')[0]!);
+  const asBatch = asBatchCommand(argv, names);
+  if (asBatch) {
+    process.stderr.write('dicom-deid: note: no command given: running "dicom-deid batch" (the old script\'s form)\n');
+    argv = asBatch;
+  }
+  /** The options of the command being parsed (yargs resets them per command). */
+  let known: KnownOptions | undefined;
+  let command = '';
+  const beforeValidation = (args: { _: (string | number)[] } & Record<string, unknown>, y: unknown): void => {
+    known = (y as { getOptions(): KnownOptions }).getOptions();
+    command = String(args._[0] ?? '');
+    const repeated = repeatedOptions(args, known);
+    if (repeated.length > 0) throw new UsageError(repeated.join('\n'));
+  };
   let parser = yargs(argv)
     .scriptName('dicom-deid')
     .usage('$0 <command> [options]')
@@ -39,12 +91,17 @@ async function main(): Promise<void> {
     .alias('help', 'h')
     .version()
     .wrap(Math.min(100, process.stdout.columns || 80))
+    // Before validation: remember the command's options, refuse an option given twice. (yargs
+    // passes itself as the second argument; its types declare one.)
+    .middleware(beforeValidation as unknown as (args: object) => void, true)
     // Validation failures (msg) become usage errors; errors thrown by handlers pass through.
     .fail((msg, err) => {
       if (err) throw err;
-      throw new UsageError(`${msg} (see dicom-deid --help)`);
+      const unknown = /^Unknown arguments?: (.*)$/.exec(msg)?.[1]?.split(', ') ?? [];
+      const hints = known ? usageHints(argv, known, unknown, command) : [];
+      throw new UsageError(hints.length > 0 ? hints.join('\n') : `${msg} (see dicom-deid --help)`);
     });
-  for (const command of commands) parser = parser.command(command);
+  for (const c of commands) parser = parser.command(c);
   try {
     await parser.parseAsync();
   } catch (err) {

@@ -139,7 +139,7 @@ describe('batch end to end', () => {
       }
     }
     // Summary on stdout: counts and per-patient sessions, no source paths.
-    expect(r.stdout).toMatch(/RES001: 3 sessions: RES001_1 \(4 files\), RES001_2 \(6 files\), RES001_3 \(1 files\)/);
+    expect(r.stdout).toMatch(/RES001: 3 sessions: RES001_1 \(4 files\), RES001_2 \(6 files\), RES001_3 \(1 file\)/);
     expect(r.stdout).not.toMatch(/Doe_John|MRN1001/);
     expect(r.stdout).toMatch(/not DICOM: +3 \(2 left out, 1 copied\)/);
   });

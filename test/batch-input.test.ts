@@ -350,7 +350,7 @@ describe('batch on input to refuse, repair or hold', () => {
     expect(unsaid.message).toContain('review: ultrasound without Burned In Annotation (0028,0301) = NO');
     expect(row('Rho_Beta/s1/us_no.dcm')).toMatchObject({ status: 'ok', message: '' });
     expect(stdout).toMatch(/held \(burned-in\): +1/);
-    expect(stdout).toContain('Check for text burned into the pixels (1 written file(s)');
+    expect(stdout).toContain('Check for text burned into the pixels (1 written file;');
     expect(stdout).toContain(`  ${unsaid.output_path}`);
   });
 
@@ -367,5 +367,28 @@ describe('batch on input to refuse, repair or hold', () => {
     expect(yes.status).toBe('ok');
     expect(yes.message).toContain('review: Burned In Annotation (0028,0301) is YES (--allow-burned-in)');
     expect(again.find((x) => x.source_path === 'Alpha_Phi/s1/C.dcm')!.status).toBe('conflict');
+  });
+
+  it('--dry-run (no state yet) foretold what the first run left out, and why', () => {
+    const r = run('Raw', 'Out', ['--copy-other-files', '--dry-run', '--db', path.join(tmp, 'no-state.sqlite')]);
+    expect(r.status).toBe(1);
+    expect(fs.existsSync(path.join(tmp, 'no-state.sqlite'))).toBe(false);
+    const listed = r.stdout.split('\nLeft out, and why:\n')[1]!.split('\n\n')[0]!.split('\n');
+    const foretold = new Map(listed.map((l) => [l.slice(2, l.indexOf(': ')), l.slice(l.indexOf(': ') + 2)]));
+    const notWritten = audit.filter((x) => x.output_path === '');
+    for (const x of notWritten) {
+      // Only a failure past the keys (a data set that cannot be de-identified) is not foreseen.
+      if (x.status === 'error' && !foretold.has(x.source_path!)) continue;
+      expect({ file: x.source_path, foretold: foretold.get(x.source_path!) }).toEqual({
+        file: x.source_path,
+        foretold:
+          x.status === 'conflict' || x.status === 'held' ? expect.stringMatching(/^held: /) : expect.any(String),
+      });
+    }
+    expect(foretold.get('Alpha_Phi/s1/C.dcm')).toBe(
+      'held: its study belongs to research patient RES_A, but this file matched RES_C',
+    );
+    expect(foretold.get('Doe_J/s1/report.txt')).toBe(row('Doe_J/s1/report.txt').message);
+    expect([...foretold.keys()].every((f) => row(f).output_path === '')).toBe(true);
   });
 });

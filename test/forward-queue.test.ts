@@ -344,7 +344,8 @@ describe('forwarder dead-item log throttling (injected send)', () => {
       callingAet: 'DEID',
       logger,
       idlePollMs: 20,
-      deadLogWindowMs: 400,
+      // Long enough that the six items below die within one window on a loaded machine.
+      deadLogWindowMs: 4000,
       send: async (files) => ({
         associations: 1,
         outcomes: files.map((filePath) => ({
@@ -369,7 +370,7 @@ describe('forwarder dead-item log throttling (injected send)', () => {
       const warns = () => logger.lines.filter((l) => l.level === 'warn').map((l) => l.msg);
       expect(warns().filter((m) => m.includes('MrImageStorage'))).toHaveLength(1);
       expect(warns().filter((m) => m.includes('0xA900'))).toHaveLength(1);
-      await waitFor(() => warns().length === 3, 2000, 'summary at the end of the window');
+      await waitFor(() => warns().length === 3, 8000, 'summary at the end of the window');
       expect(warns()[2]).toBe(`forward ${D1}: 4 more items are dead (since the last such message): ${refuse}`);
     } finally {
       await fwd.stop();

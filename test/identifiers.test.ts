@@ -131,6 +131,42 @@ describe('IdentifierMatcher: IDs, UIDs, dates', () => {
     expect(n.find('03-04-2023')).toEqual(['date']);
   });
 
+  it('finds a date in every form inside a long text, wherever it sits (the leak guard searches all values at once)', () => {
+    const m = new IdentifierMatcher([{ kind: 'date', value: '20230301' }]);
+    const filler = 'CT knee 1.25 120 -125.0\\-125.0\\-39.0 1\\0\\0\\0\\1\\0 ORIGINAL\\PRIMARY '.repeat(20);
+    for (const date of [
+      '20230301',
+      '2023-03-01',
+      '01.03.2023',
+      '1 March 2023',
+      'March 1st, 2023',
+      '2023-September-30',
+    ]) {
+      const expected = date === '2023-September-30' ? [] : ['date'];
+      for (const text of [`${filler}${date}`, `${date}${filler}`, `${filler}post-op ${date} ${filler}`]) {
+        expect({ date, kinds: m.find(text) }).toEqual({ date, kinds: expected });
+      }
+    }
+    // The stretch searched around a year never starts inside a longer number.
+    expect(m.find(`${filler}1234567820230301${filler}`)).toEqual([]);
+    expect(m.find(`${filler}2023030112${filler}`)).toEqual([]);
+    expect(m.find(`${filler}2023-03-011${filler}`)).toEqual([]);
+  });
+
+  it('takes a name component with digits for a code: its short letters are not a name', () => {
+    // pydicom's CT_small.dcm: PatientName CompressedSamples^CT1, Modality CT.
+    const m = new IdentifierMatcher([name('CompressedSamples^CT1')]);
+    expect(m.find('CT')).toEqual([]);
+    expect(m.find('CT1 scout')).toEqual([]); // 3 letters and digits: too short to look for, as an ID's
+    expect(m.find('compressedsamples')).toEqual(['patient-name']);
+    const n = new IdentifierMatcher([name('CQ500-CT-310'), name('Anon2017^Patient7')]);
+    expect(n.find('series CQ500-CT-310')).toEqual(['patient-name']);
+    expect(n.find('CT head')).toEqual([]);
+    expect(n.find('cq500ct310')).toEqual(['patient-name']);
+    expect(n.find('Patient position')).toEqual(['patient-name']); // 4+ letters: still a word of the name
+    expect(n.find('IM_2017')).toEqual(['patient-name']); // and its numbers of 4+ digits
+  });
+
   it('says which kinds matched, never the value', () => {
     const m = new IdentifierMatcher([
       name('DOE^JOHN'),

@@ -242,7 +242,7 @@ describe('serve --forward to storescp', () => {
     pacs = await startStorescp(['+B', '+xa', '-aet', 'RESEARCH'], p2, scpDir);
     const r = runCli(['queue', 'retry', '--config', node.configPath]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^2 dead item\(s\) are pending again/);
+    expect(r.stdout).toMatch(/^2 dead items are pending again/);
     await waitQueue(node, (c) => c.delivered === 3 && c.dead === 0, 20_000, 'retried items delivered');
     const q2 = runCli(['queue', '--config', node.configPath]);
     expect(q2.stdout).toMatch(new RegExp(`${dest}: 0 pending, 3 delivered, 0 dead\\n$`));

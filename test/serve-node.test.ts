@@ -181,7 +181,7 @@ describe('dicom-deid serve', () => {
     expect(dicomFiles(node.paths.output)).toHaveLength(0);
     const list = runCli(['quarantine', 'list', '--config', node.configPath]);
     expect(list.status).toBe(0);
-    expect(list.stdout).toMatch(/3 instance\(s\) in 1 study/);
+    expect(list.stdout).toMatch(/3 instances in 1 study in /);
     expect(list.stdout).toContain('MRN999'); // the researcher's view shows the keys tried
 
     // A bad edit: previous mapping kept, one clear error.
@@ -195,7 +195,7 @@ describe('dicom-deid serve', () => {
     await node.waitForLog(/mapping CSV reloaded: 2 rows/, 10_000);
     const replay = runCli(['quarantine', 'replay', '--config', node.configPath]);
     expect(replay.stderr).toBe('');
-    expect(replay.stdout).toMatch(/3 instance\(s\) filed, 0 still/);
+    expect(replay.stdout).toMatch(/3 instances filed, 0 still/);
     expect(replay.status).toBe(0);
     expect(dicomFiles(node.paths.quarantine)).toHaveLength(0);
     expect(dicomFiles(join(node.paths.output, 'RS_09', 'RS_09_1'))).toHaveLength(3);

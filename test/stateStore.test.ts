@@ -322,6 +322,49 @@ describe('state store (SQLite)', () => {
     await again.close();
   });
 
+  it('read only (batch --dry-run): reads numbers and the secret, writes nothing, leaves no file behind', async () => {
+    const dir = join(tmp, 'read-only');
+    const file = join(dir, 'state.sqlite');
+    await expect(openStateStore(file, { create: false, readOnly: true })).rejects.toBeInstanceOf(StateNotFoundError);
+    expect(existsSync(dir)).toBe(false);
+    const rw = await open(file);
+    const secret = await rw.uidSecret();
+    await rw.sessionIndices('R', ['folder:p/a', 'folder:p/b']);
+    await rw.linkSessionKeys('R', [['study:A', 2]]);
+    await rw.claimStudies([{ studyUid: '2.25.1', researchId: 'R' }]);
+    await rw.close();
+    const before = readFileSync(file);
+    const mtime = statSync(file).mtimeMs;
+
+    const ro = await openStateStore(file, { create: false, readOnly: true });
+    expect(await ro.uidSecret()).toEqual(secret);
+    expect(await ro.knownSessionIndex('R', 'study:A')).toBe(2);
+    expect(await ro.highestSessionIndex('R')).toBe(2);
+    expect(await ro.highestSessionIndex('OTHER')).toBe(0);
+    expect(await ro.knownStudyOwners(['2.25.1', '2.25.2'])).toEqual(new Map([['2.25.1', 'R']]));
+    await expect(ro.claimStudies([{ studyUid: '2.25.2', researchId: 'R' }])).rejects.toMatchObject({
+      code: 'SQLITE_READONLY',
+    });
+    await expect(ro.sessionIndex('R', 'folder:p/c')).rejects.toMatchObject({ code: 'SQLITE_READONLY' });
+    await ro.close();
+    expect(readFileSync(file).equals(before)).toBe(true);
+    expect(statSync(file).mtimeMs).toBe(mtime);
+    expect(readdirSync(dir)).toEqual(['state.sqlite']);
+    // Nothing was assigned: the writer gives the next number.
+    const again = await open(file);
+    expect(await again.sessionIndex('R', 'folder:p/c')).toBe(3);
+    await again.close();
+
+    // An older schema is not migrated by a reader: it says what to do instead.
+    const old = join(dir, 'old.sqlite');
+    const db = new Database(old);
+    db.pragma('user_version = 1');
+    db.close();
+    await expect(openStateStore(old, { create: false, readOnly: true })).rejects.toThrow(
+      /schema version 1, .*a run that writes \(without --dry-run\) upgrades an older one/,
+    );
+  });
+
   it('four processes creating a new database at once agree on one secret', async () => {
     const file = join(tmp, 'race', 'new.sqlite');
     const startAt = Date.now() + 1500;

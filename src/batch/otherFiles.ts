@@ -3,12 +3,19 @@
 // identifier of its patient, no source UID and no date (PathPlan.textProblem), whose name holds
 // none either (PathPlan.otherPath), inside a patient folder whose de-identified files all went to
 // one research patient. Anything else is left out, with its reason.
+//
+// Decided after the pool, when every DICOM file's research ID is known; `batch --dry-run` shows
+// the decisions (planOtherFile), a run writes them (placeOtherFile).
 import fs from 'node:fs';
 import path from 'node:path';
+import type { AuditRow } from '../audit/auditLog.js';
+import { sessionFolderName } from '../core/accession.js';
 import { MAX_TEXT_FILE_BYTES, readTextFile } from '../core/identifiers/index.js';
 import { describeSystemError } from '../errors.js';
-import { sourceLayout } from './layout.js';
+import { writeFileAtomicSync } from '../io/durableWrite.js';
+import { folderSessionKey, sourceLayout } from './layout.js';
 import type { PathPlan } from './pathPlan.js';
+import type { SessionNumbers } from './sessionNumbers.js';
 
 /** What to do with one non-DICOM file. */
 export type OtherFileDecision =
@@ -61,4 +68,69 @@ function readOtherFile(file: string): Buffer | string {
   } catch (err) {
     return `unreadable: ${describeSystemError(err)}`;
   }
+}
+
+/** What placing the run's non-DICOM files needs. */
+export interface OtherFilesContext {
+  inputDir: string;
+  outputDir: string;
+  copyOtherFiles: boolean;
+  /** Patient folder -> the research IDs of its de-identified files. */
+  researchIdsOfPatientFolder: ReadonlyMap<string, ReadonlySet<string>>;
+  plan: PathPlan;
+  sessions: SessionNumbers;
+}
+
+/** Where one non-DICOM file goes: left out (`why`; null without --copy-other-files) or copied. */
+export type OtherFilePlan =
+  | { kind: 'left-out'; why: string | null }
+  /** `outRel`: relative to the output folder, '/'-separated; `bytes`: the bytes checked. */
+  | { kind: 'copy'; researchId: string; outRel: string; bytes: Buffer };
+
+/**
+ * Decides where the non-DICOM file `rel` goes, its session folder included, writing nothing.
+ * Rejects only when the state cannot give its session a number.
+ */
+export async function planOtherFile(rel: string, ctx: OtherFilesContext): Promise<OtherFilePlan> {
+  if (!ctx.copyOtherFiles) return { kind: 'left-out', why: null };
+  const d = decideOtherFile(ctx.inputDir, rel, ctx.researchIdsOfPatientFolder, ctx.plan);
+  if (d.kind === 'left-out') return { kind: 'left-out', why: d.why };
+  const l = sourceLayout(rel);
+  const parts = [d.researchId];
+  if (l.patientFolder !== null && l.sessionFolder !== null) {
+    const key = folderSessionKey(l.patientFolder, l.sessionFolder);
+    const n =
+      ctx.sessions.known(d.researchId, key) ??
+      (await ctx.sessions.index({ researchId: d.researchId, patientFolder: l.patientFolder, key }));
+    parts.push(sessionFolderName(d.researchId, n));
+  }
+  parts.push(...d.dirs, d.fileName);
+  return { kind: 'copy', researchId: d.researchId, outRel: parts.join('/'), bytes: d.bytes };
+}
+
+/**
+ * Places one non-DICOM file: copies it (atomically, the bytes that were checked, not the file
+ * again: it could have changed since) or leaves it out. Returns its audit row and, when it was
+ * left out for a reason, that reason without details (the summary counts these). A failed copy
+ * is a row too, never a throw.
+ */
+export async function placeOtherFile(
+  rel: string,
+  ctx: OtherFilesContext,
+): Promise<{ row: AuditRow; leftOutReason?: string }> {
+  const p = await planOtherFile(rel, ctx);
+  let why = p.kind === 'left-out' ? p.why : null;
+  if (p.kind === 'copy') {
+    try {
+      writeFileAtomicSync(path.join(ctx.outputDir, ...p.outRel.split('/')), p.bytes);
+      const message = 'not DICOM: a text file without identifiers, copied (--copy-other-files)';
+      return { row: { sourcePath: rel, status: 'not-dicom', researchId: p.researchId, outputPath: p.outRel, message } };
+    } catch (err) {
+      why = `copy failed: ${describeSystemError(err)}`;
+    }
+  }
+  if (why === null) return { row: { sourcePath: rel, status: 'not-dicom', message: 'not DICOM: left out' } };
+  // The kinds of identifier found are for the audit log; the summary counts the reasons.
+  const row: AuditRow = { sourcePath: rel, status: 'not-dicom', message: `not DICOM: left out (${why})` };
+  return { row, leftOutReason: reasonWithoutDetails(why) };
 }

@@ -12,6 +12,10 @@ export interface WorkerInit {
   outputDir: string;
   /** Write instances whose Burned In Annotation is YES (--allow-burned-in) instead of holding them. */
   allowBurnedIn: boolean;
+  /** Attributes (tags) whose leak guard hits are warnings only (--leak-guard-warn-only). */
+  leakGuardWarnOnly: number[];
+  /** Tests only: attributes kept whatever the rules say (DeidOptions.testOnlyKeep). */
+  testOnlyKeep: number[];
 }
 
 export interface JobMessage {
@@ -63,6 +67,12 @@ export interface JobResult {
   note?: MatchNote;
   /** Written, but its pixels may hold burned-in text: why it is listed for review. */
   review?: string;
+  /** Time the leak guard took on this file, and the whole job (ms of this worker's time). */
+  guardMs?: number;
+  jobMs?: number;
 }
 
 export type WorkerToMain = SessionRequest | JobResult;
+
+/** What happened to one file (a worker's JobResult without its envelope). */
+export type FileOutcome = Omit<JobResult, 'type' | 'jobId'>;

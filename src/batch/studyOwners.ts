@@ -18,19 +18,43 @@ export async function claimStudyOwners(
   studies: readonly SurveyedStudy[],
   secret: Buffer,
 ): Promise<Map<string, string>> {
+  const { claims, newUid } = firstClaims(studies, secret);
+  const owners = await state.claimStudies(claims);
+  const ownerOf = new Map(claims.map((c, i) => [c.studyUid, owners[i]!]));
+  return new Map(studies.map((s) => [s.rel, ownerOf.get(newUid.get(s.studyInstanceUid)!)!]));
+}
+
+/**
+ * What claimStudyOwners would return, claiming nothing (`batch --dry-run`): the owners `state`
+ * (read only; null: none yet) already gives, else the research ID of each study's first file.
+ */
+export async function previewStudyOwners(
+  state: Pick<StateStore, 'knownStudyOwners'> | null,
+  studies: readonly SurveyedStudy[],
+  secret: Buffer,
+): Promise<Map<string, string>> {
+  const { claims, newUid } = firstClaims(studies, secret);
+  const known = state ? await state.knownStudyOwners(claims.map((c) => c.studyUid)) : new Map<string, string>();
+  const ownerOf = new Map(claims.map((c) => [c.studyUid, known.get(c.studyUid) ?? c.researchId]));
+  return new Map(studies.map((s) => [s.rel, ownerOf.get(newUid.get(s.studyInstanceUid)!)!]));
+}
+
+/** One claim per study, by its first file in the order given; each original study UID's new one. */
+function firstClaims(
+  studies: readonly SurveyedStudy[],
+  secret: Buffer,
+): { claims: { studyUid: string; researchId: string }[]; newUid: Map<string, string> } {
   const newUid = new Map<string, string>();
   const claims: { studyUid: string; researchId: string }[] = [];
   const claimed = new Set<string>();
   for (const s of studies) {
     let uid = newUid.get(s.studyInstanceUid);
     if (uid === undefined) newUid.set(s.studyInstanceUid, (uid = remapUid(s.studyInstanceUid, secret)));
-    // The first file of a study claims it; the others are told the owner below.
+    // The first file of a study claims it; the others are told the owner.
     if (!claimed.has(uid)) {
       claimed.add(uid);
       claims.push({ studyUid: uid, researchId: s.researchId });
     }
   }
-  const owners = await state.claimStudies(claims);
-  const ownerOf = new Map(claims.map((c, i) => [c.studyUid, owners[i]!]));
-  return new Map(studies.map((s) => [s.rel, ownerOf.get(newUid.get(s.studyInstanceUid)!)!]));
+  return { claims, newUid };
 }

@@ -42,21 +42,31 @@ export interface Survey {
   studies: SurveyedStudy[];
 }
 
+/** Files read between two turns of the event loop (a signal is handled between them). */
+const FILES_PER_TURN = 32;
+
 /**
  * Reads every file of `files` (relative to `inputDir`) and returns the path plan and the
  * matched files' studies. Files that are not DICOM or not readable add nothing (they are not
- * written, or are left out).
+ * written, or are left out). Gives the event loop a turn every few files; after `signal`
+ * aborts it stops reading and returns what it found so far (not to be used: the caller stops
+ * too).
  */
-export function surveyTree(
+export async function surveyTree(
   inputDir: string,
   files: readonly string[],
   table: MappingTable,
   rows: readonly MappingRow[],
   secret: Buffer,
-): Survey {
+  signal?: AbortSignal,
+): Promise<Survey> {
   const plan = new PathPlan(rows, secret);
   const studies: SurveyedStudy[] = [];
-  for (const rel of files) {
+  for (const [i, rel] of files.entries()) {
+    if (i % FILES_PER_TURN === FILES_PER_TURN - 1) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (signal?.aborted) break;
+    }
     const values = surveyFile(path.join(inputDir, ...rel.split('/')));
     if (values === null) continue;
     const match = table.match({

@@ -3,6 +3,7 @@
 // cannot be read is reported, and the walk goes on.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { describeSystemError } from '../errors.js';
 
 export interface WalkResult {
   files: string[];
@@ -19,7 +20,7 @@ export async function walkTree(root: string): Promise<WalkResult> {
       entries = await fs.readdir(dir, { withFileTypes: true });
     } catch (err) {
       if (rel === '') throw err;
-      errors.push({ rel, message: `unreadable folder: ${(err as NodeJS.ErrnoException).code ?? String(err)}` });
+      errors.push({ rel, message: `unreadable folder: ${describeSystemError(err)}` });
       return;
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -39,4 +40,17 @@ export async function walkTree(root: string): Promise<WalkResult> {
   }
   await visit(root, '');
   return { files, errors };
+}
+
+/**
+ * The walk's order of two relative paths: folder by folder, names in code point order (a
+ * folder's files come at the folder's place among its siblings). The audit log's order.
+ */
+export function compareWalkOrder(a: string, b: string): number {
+  const pa = a.split('/');
+  const pb = b.split('/');
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    if (pa[i] !== pb[i]) return pa[i]! < pb[i]! ? -1 : 1;
+  }
+  return pa.length - pb.length;
 }

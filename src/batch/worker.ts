@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { burnedInVerdict } from '../core/burnedIn.js';
 import { deidentifySource, readInstanceKeys } from '../core/deidentify.js';
+import { describeLeakHits, scanOutput } from '../core/leakGuard/index.js';
 import { DicomFormatError } from '../core/types.js';
 import { describeSystemError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/durableWrite.js';
@@ -21,6 +22,8 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const secret = Buffer.from(init.uidSecret);
 const table = new MappingTable(init.rows);
+const warnOnly = new Set(init.leakGuardWarnOnly);
+const deidOptions = init.testOnlyKeep.length > 0 ? { testOnlyKeep: new Set(init.testOnlyKeep) } : undefined;
 
 const sessionCache = new Map<string, number>();
 const pendingSessions = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
@@ -57,8 +60,11 @@ async function processJob(job: JobMessage): Promise<JobResult> {
   } catch (err) {
     return { type: 'result', jobId: job.jobId, status: 'error', message: `unreadable: ${describeSystemError(err)}` };
   }
+  const started = performance.now();
   try {
-    return await processSource(job, new FileByteSource(fd));
+    const result = await processSource(job, new FileByteSource(fd));
+    result.jobMs = performance.now() - started;
+    return result;
   } finally {
     closeSync(fd);
   }
@@ -138,16 +144,33 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
     const sessionName = sessionFolderName(row.researchId, n);
     const accessionNumber = newAccessionNumber(row.researchId, n);
 
-    const result = deidentifySource(source, {
-      researchId: row.researchId,
-      accessionNumber,
-      dayOffset: row.dayOffset,
-      notes: row.notes,
-      uidSecret: secret,
-    });
+    const supplied = { researchId: row.researchId, accessionNumber, dayOffset: row.dayOffset, notes: row.notes };
+    const result = deidentifySource(source, { ...supplied, uidSecret: secret }, deidOptions);
 
     const fileName = planned.fileName ?? `${result.sopInstanceUid}.dcm`;
     const outParts = [row.researchId, sessionName, ...planned.dirs, fileName];
+    // The leak guard reads what would be written (the pixel data aside) before it is, and the
+    // notes.txt this file's row adds to its session folder (written by the main thread).
+    const guardStarted = performance.now();
+    const hits = scanOutput({
+      head: result.head,
+      pixelData: result.pixelData,
+      tail: result.tail,
+      path: outParts.join('/'),
+      sidecars:
+        row.notes.trim() !== '' ? [{ path: `${row.researchId}/${sessionName}/notes.txt`, text: row.notes.trim() }] : [],
+      source: result.sourceValues,
+      supplied,
+      warnOnly,
+    });
+    const guardMs = performance.now() - guardStarted;
+    const held = hits.filter((h) => h.action === 'hold');
+    const warned = hits.filter((h) => h.action === 'warn');
+    const warning = warned.length > 0 ? `leak guard warning: ${describeLeakHits(warned)}` : undefined;
+    if (held.length > 0) {
+      const message = [`held by the leak guard, not written: ${describeLeakHits(held)}`, warning, note?.text];
+      return { ...info, status: 'leak-guard', accessionNumber, guardMs, message: message.filter(Boolean).join('; ') };
+    }
     const pixelData = result.pixelData ? [source.fileRange(result.pixelData)] : [];
     writeFileAtomicSync(path.join(init.outputDir, ...outParts), [...result.head, ...pixelData, ...result.tail]);
     return {
@@ -158,11 +181,19 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
       sessionN: n,
       studyKey,
       outRel: outParts.join('/'),
+      guardMs,
       review,
-      message: [note?.text, review && `review: ${review}`, ...result.notices].filter(Boolean).join('; ') || undefined,
+      message:
+        [warning, note?.text, review && `review: ${review}`, ...result.notices].filter(Boolean).join('; ') || undefined,
     };
   } catch (err) {
-    return { ...info, status: 'error', message: errorMessage(err) };
+    // A failed system call (the output's folder or disk) in words, never a raw EACCES.
+    const system = typeof (err as NodeJS.ErrnoException).syscall === 'string';
+    return {
+      ...info,
+      status: 'error',
+      message: system ? `not written: ${describeSystemError(err)}` : errorMessage(err),
+    };
   }
 }
 

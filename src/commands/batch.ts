@@ -2,7 +2,7 @@
 import os from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger, type ProcessLogger } from '../log.js';
-import { defaultLogDir, defaultStatePath, runBatch } from '../batch/runBatch.js';
+import { defaultLogDir, defaultStatePath, runBatch, type BatchInterrupted } from '../batch/runBatch.js';
 import { parseDestination } from '../forward/destination.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { UsageError } from '../errors.js';
@@ -18,10 +18,12 @@ interface BatchArgs {
   'allow-burned-in': boolean;
   workers?: number;
   quiet: boolean;
+  'dry-run': boolean;
   verbose?: boolean;
   forward?: string[];
   'calling-aet': string;
   'forward-wait': number;
+  'leak-guard-warn-only'?: string[];
 }
 
 const command: CommandModule<object, BatchArgs> = {
@@ -29,13 +31,21 @@ const command: CommandModule<object, BatchArgs> = {
   describe: 'De-identify a folder tree (patient/session/...) using a mapping CSV',
   builder: (y: Argv) =>
     y
-      .usage('$0 batch --csv mapping.csv --input ./Raw_Scans --output ./Anonymized_Data')
+      .usage(
+        '$0 batch --csv mapping.csv --input Raw_Scans --output Anonymized_Data\n\n' +
+          wrapText(
+            'De-identify a folder tree of raw scans (one folder per patient, one sub-folder per session) ' +
+              'into a research tree, using a mapping CSV from MRN/Accession to research IDs. ' +
+              'Try --dry-run first: it prints the plan and writes nothing.',
+          ),
+      )
       .epilogue(
         wrapText(
           'Top-level folders are patients (renamed to New_Patient_ID), second-level folders are ' +
             'sessions (renamed to New_Patient_ID_N). Exit status: 0 every DICOM file was de-identified; 1 some were skipped, held or failed (see the ' +
-            'audit log); 2 usage or mapping CSV error. The audit log and the state database hold ' +
-            'identifiers: keep them, never share them.',
+            'audit log); 2 usage or mapping CSV error; 130 interrupted (Ctrl-C: run the same command again to continue). ' +
+            'The audit log and the state database hold identifiers: keep them (back the state up with the CSV), ' +
+            'never share them.',
         ),
       )
       .option('csv', {
@@ -70,12 +80,23 @@ const command: CommandModule<object, BatchArgs> = {
         describe: `Worker threads [default: number of cores, ${os.availableParallelism()}]`,
       })
       .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar and no summary' })
+      .option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print the plan (sessions, new names, what would be left out and why) and write nothing',
+      })
+      .option('leak-guard-warn-only', {
+        type: 'string',
+        array: true,
+        describe:
+          'Attributes (e.g. StudyDescription,0008,1030) where a leak guard hit only warns; elsewhere it holds the file',
+      })
       .option('forward', {
         type: 'string',
         array: true,
         describe: 'Also send the de-identified files to AET@host:port (repeatable)',
       })
-      .option('calling-aet', { type: 'string', default: 'DEID', describe: 'Our AE title when forwarding' })
+      .option('calling-aet', { type: 'string', default: 'DEID', describe: 'Our AE title (calling) when forwarding' })
       .option('forward-wait', {
         type: 'number',
         default: 300,
@@ -98,7 +119,27 @@ const command: CommandModule<object, BatchArgs> = {
         return true;
       }) as unknown as Argv<BatchArgs>,
   handler: async (args) => {
-    const logDir = args['log-dir'] ?? defaultLogDir(args.csv);
+    if (args['dry-run']) {
+      const { dryRunBatch } = await import('../batch/dryRun.js');
+      const stop = stopOnSignals();
+      try {
+        const r = await dryRunBatch({
+          csv: args.csv,
+          input: args.input,
+          output: args.output,
+          db: args.db,
+          logDir: args['log-dir'],
+          copyOtherFiles: args['copy-other-files'],
+          allowBurnedIn: args['allow-burned-in'],
+          signal: stop.signal,
+          leakGuardWarnOnly: args['leak-guard-warn-only'],
+        });
+        process.exitCode = stop.signal.aborted ? 130 : r.exitCode;
+      } finally {
+        stop.dispose();
+      }
+      return;
+    }
     let logger: ProcessLogger | undefined;
     const createLog = (dir: string): ProcessLogger =>
       (logger = createLogger({
@@ -107,19 +148,23 @@ const command: CommandModule<object, BatchArgs> = {
         consoleLevel: args.verbose || process.env.DEBUG === '1' ? 'debug' : 'warn',
         console: !args.quiet,
       }));
+    const stop = stopOnSignals();
     try {
       const summary = await runBatch({
         csv: args.csv,
         input: args.input,
         output: args.output,
         db: args.db,
-        logDir,
+        logDir: args['log-dir'],
         copyOtherFiles: args['copy-other-files'],
         allowBurnedIn: args['allow-burned-in'],
         workers: args.workers,
         quiet: args.quiet,
         createLog,
+        signal: stop.signal,
+        leakGuardWarnOnly: args['leak-guard-warn-only'],
       });
+      if (summary.exitCode === 130) return reportInterrupted(summary, args.quiet);
       process.exitCode = summary.exitCode;
       if (args.forward && args.forward.length > 0 && summary.written.length > 0) {
         const { forwardBatch } = await import('../batch/forwardBatch.js'); // DIMSE stack: only when used
@@ -130,7 +175,7 @@ const command: CommandModule<object, BatchArgs> = {
             summary.written,
             args.forward,
             args['calling-aet'],
-            logger ?? createLog(logDir),
+            logger ?? createLog(args['log-dir'] ?? defaultLogDir(args.csv)),
             args['forward-wait'] * 1000,
           );
           for (const r of results) {
@@ -146,9 +191,47 @@ const command: CommandModule<object, BatchArgs> = {
         }
       }
     } finally {
+      stop.dispose();
       if (logger) await closeLogger(logger);
     }
   },
 };
+
+/** "interrupted after N of M files; ...": stderr, exit status 130 (128 + SIGINT, as shells do). */
+function reportInterrupted(r: BatchInterrupted, quiet: boolean): void {
+  process.stderr.write(
+    `dicom-deid: interrupted after ${r.done} of ${r.total} files; run the same command again to continue\n`,
+  );
+  if (r.auditLog && !quiet)
+    process.stdout.write(`Audit log so far (contains identifiers, do not share): ${r.auditLog}\n`);
+  process.exitCode = 130;
+}
+
+/**
+ * Turns the first SIGINT (Ctrl-C) or SIGTERM into an abort of `signal`: the run stops taking
+ * files and finishes those in flight. A second one ends the process at once (exit 130): files
+ * being written are left under their temporary names (`.<name>.<hex>.tmp`), never whole-looking.
+ */
+function stopOnSignals(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onSignal = (): void => {
+    if (!controller.signal.aborted) {
+      process.stderr.write('\ndicom-deid: stopping: finishing the files in flight (again to stop at once)\n');
+      controller.abort();
+      return;
+    }
+    process.stderr.write('dicom-deid: stopped at once; run the same command again to continue\n');
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
 
 export default command;

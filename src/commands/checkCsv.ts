@@ -6,6 +6,7 @@ import { rowsOrThrow, type MappingCsv } from '../core/mapping/mappingCsv.js';
 import type { MappingRow } from '../core/types.js';
 import { UsageError } from '../errors.js';
 import { checkMappingFile } from '../io/mappingFile.js';
+import { plural } from '../words.js';
 import { wrapText } from './wrapText.js';
 
 interface CheckArgs {
@@ -23,10 +24,6 @@ function howRead(csv: MappingCsv): string {
   }
   if (csv.delimiter) parts.push(DELIMITER_WORDS[csv.delimiter]);
   return parts.join(', ');
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 /** One line per research ID: its rows and day offset(s). */

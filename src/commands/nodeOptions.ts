@@ -26,6 +26,7 @@ export interface NodeArgs {
   'tls-ca'?: string;
   'tls-require-client-cert'?: boolean;
   'tls-only'?: boolean;
+  'leak-guard-warn-only'?: string[];
 }
 
 export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
@@ -62,6 +63,12 @@ export function withNodeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
     .option('calling-aet', {
       type: 'string',
       describe: "Our calling AE title when forwarding [default: the node's AE title]",
+    })
+    .option('leak-guard-warn-only', {
+      type: 'string',
+      array: true,
+      describe:
+        'Attributes (e.g. StudyDescription,0008,1030) where a leak guard hit only warns; elsewhere it quarantines the instance (config leakGuardWarnOnly)',
     }) as Argv<T & NodeArgs>;
 }
 
@@ -81,6 +88,7 @@ export function nodeConfigFrom(a: NodeArgs): NodeConfig {
       callingAet: a['calling-aet'],
       openAccess: a['open-access'],
       tls: tlsFlags(a),
+      leakGuardWarnOnly: a['leak-guard-warn-only'],
     });
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);

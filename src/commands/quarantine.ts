@@ -3,6 +3,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { listQuarantine } from '../node/quarantine.js';
 import { replayQuarantine } from '../node/quarantineReplay.js';
+import { plural } from '../words.js';
 import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
 
 interface QArgs extends NodeArgs {
@@ -31,12 +32,14 @@ const command: CommandModule<object, QArgs> = {
         const key = it.sidecar.keys.studyInstanceUid || it.sidecar.keys.accessionNumber || '(unknown study)';
         studies.set(key, [...(studies.get(key) ?? []), it]);
       }
-      process.stdout.write(`${items.length} instance(s) in ${studies.size} study(ies) in ${config.quarantine}\n`);
+      process.stdout.write(
+        `${plural(items.length, 'instance')} in ${plural(studies.size, 'study', 'studies')} in ${config.quarantine}\n`,
+      );
       for (const [study, list] of studies) {
         const k = list[0]!.sidecar.keys;
         const reasons = [...new Set(list.map((i) => i.sidecar.reason))].join(', ');
         process.stdout.write(
-          `- study ${study}: ${list.length} instance(s); PatientID "${k.patientId ?? ''}", Accession "${k.accessionNumber ?? ''}", ` +
+          `- study ${study}: ${plural(list.length, 'instance')}; PatientID "${k.patientId ?? ''}", Accession "${k.accessionNumber ?? ''}", ` +
             `StudyDate ${k.studyDate || '-'}; reason: ${reasons}; first received ${list[0]!.sidecar.receivedAt} from ${list[0]!.sidecar.callingAet}\n`,
         );
       }
@@ -44,7 +47,7 @@ const command: CommandModule<object, QArgs> = {
     }
     const s = await replayQuarantine(config);
     process.stdout.write(
-      `replay: ${s.filed} instance(s) filed, ${s.stillUnmatched} still held (left in quarantine; 'dicom-deid quarantine list' gives the reasons)\n`,
+      `replay: ${plural(s.filed, 'instance')} filed, ${s.stillUnmatched} still held (left in quarantine; 'dicom-deid quarantine list' gives the reasons)\n`,
     );
     process.exitCode = s.stillUnmatched > 0 ? 1 : 0;
   },

@@ -1,5 +1,6 @@
 // `dicom-deid queue [retry]`: the forward queue's state, and putting dead items back.
 import type { Argv, CommandModule } from 'yargs';
+import { plural } from '../words.js';
 import { nodeConfigFrom, openNodeState, withNodeOptions, type NodeArgs } from './nodeOptions.js';
 
 interface QueueArgs extends NodeArgs {
@@ -25,7 +26,9 @@ const command: CommandModule<object, QueueArgs> = {
     try {
       if (args.action === 'retry') {
         const n = await state.retryDeadForwards(args.destination);
-        process.stdout.write(`${n} dead item(s) are pending again (a running node sends them on its next pass)\n`);
+        process.stdout.write(
+          `${plural(n, 'dead item is', 'dead items are')} pending again (a running node sends them on its next pass)\n`,
+        );
         return;
       }
       const rows = await state.forwardCounts();

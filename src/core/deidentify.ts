@@ -37,6 +37,7 @@ import { CHECKED_VRS, checkValue } from './dicom/valueRules.js';
 import { dictionaryVr } from './dicom/vrDictionary.js';
 import { actionFor, PATIENT_AGE } from './profile/rules.js';
 import { createUidRemapper } from './uidRemap.js';
+import { identifyingValues } from './identifiers/identifyingValues.js';
 import {
   DicomFormatError,
   type DeidInstanceInfo,
@@ -182,6 +183,18 @@ interface Context {
   /** Set when the data set is re-encoded as UTF-8: the character set its text is in now. */
   recode: SpecificCharacterSet | null;
   repairs: Repairs;
+  /** DeidOptions.testOnlyKeep. */
+  keep?: ReadonlySet<number>;
+}
+
+/** Options of deidentifySource: how to read the source, and a hook for tests. */
+export interface DeidOptions extends ParseOptions {
+  /**
+   * Tests only: attributes (tags) kept verbatim at any depth whatever the rules say, i.e. a rule
+   * table broken on purpose, to prove that the leak guard (core/leakGuard) catches what it lets
+   * through. Values the workflow sets (PatientName, PatientID, AccessionNumber...) still win.
+   */
+  testOnlyKeep?: ReadonlySet<number>;
 }
 
 /** What was repaired on the way, for the audit log (tags are not identifiers). */
@@ -359,7 +372,7 @@ function valueIgnored(el: Element): boolean {
 }
 
 /** Dummy text by VR for D actions (valid for the VR's length and character rules). */
-const DUMMY_TEXT: Record<string, string> = {
+export const DUMMY_TEXT: Readonly<Record<string, string>> = {
   AE: 'ANONYMOUS',
   AS: '000Y',
   CS: 'ANONYMIZED',
@@ -381,7 +394,7 @@ const DUMMY_TEXT: Record<string, string> = {
 function processElement(el: Element, enc: Encoding, ctx: Context, out: Buffer[]): void {
   // An element of unknown VR whose value parsed as a sequence (undefined length) is judged as one.
   const effVr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? (el.items ? 'SQ' : 'UN')) : el.vr;
-  let action = actionFor(el.tag, effVr);
+  let action = ctx.keep?.has(el.tag) ? 'keep' : actionFor(el.tag, effVr);
   // A public UN element whose real VR is a sequence but whose items did not parse cannot be
   // inspected: it goes.
   if (effVr === 'SQ' && !el.items && action !== 'remove' && action !== 'empty') action = 'remove';
@@ -554,8 +567,8 @@ function remapperFor(secret: Buffer): (uid: string) => string {
  * stretches joined (the pixel data as a view of `bytes`). Pure: no I/O. Throws DicomFormatError
  * on bad input.
  */
-export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
-  const { head, pixelData, tail, size: _size, ...info } = deidentifySource(bytes, plan);
+export function deidentify(bytes: Uint8Array, plan: DeidPlan, options?: DeidOptions): DeidResult {
+  const { head, pixelData, tail, size: _size, ...info } = deidentifySource(bytes, plan, options);
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const parts = pixelData
     ? [...head, buf.subarray(pixelData.offset, pixelData.offset + pixelData.length), ...tail]
@@ -584,7 +597,7 @@ export function deidentify(bytes: Uint8Array, plan: DeidPlan): DeidResult {
 export function deidentifySource(
   source: Uint8Array | ByteSource,
   plan: DeidPlan,
-  options?: ParseOptions,
+  options?: DeidOptions,
 ): RangedDeidResult {
   const p = parse(source, options);
   parseCache.delete(source);
@@ -662,7 +675,14 @@ export function deidentifySource(
     T.LongitudinalTemporalInformationModified,
     encodeText(T.LongitudinalTemporalInformationModified, 'CS', 'MODIFIED', enc),
   );
-  const common = { dayOffset: plan.dayOffset, remap: remapperFor(plan.uidSecret), charset: cs, recode, repairs };
+  const common = {
+    dayOffset: plan.dayOffset,
+    remap: remapperFor(plan.uidSecret),
+    charset: cs,
+    recode,
+    repairs,
+    keep: options?.testOnlyKeep,
+  };
 
   const out: Buffer[] = [];
   const pending = [...overrides.entries()].filter(([, b]) => b !== null).sort((a, b) => a[0] - b[0]);
@@ -763,6 +783,20 @@ export function deidentifySource(
     seriesNumber: topString(p, T.SeriesNumber),
     seriesDescription: topString(p, T.SeriesDescription),
     notices,
+    sourceValues: identifyingValues(p),
   };
   return { head, pixelData, tail, size, ...info };
 }
+
+/**
+ * Every text value the core writes of its own (dummies, the de-identification method and its
+ * codes): not taken from the source, so the leak guard does not judge a value equal to one.
+ */
+export const CORE_TEXTS: ReadonlySet<string> = new Set([
+  ...Object.values(DUMMY_TEXT),
+  DEIDENTIFICATION_METHOD,
+  'MODIFIED',
+  'YES',
+  'DCM',
+  ...METHOD_CODES.flat(),
+]);

@@ -3,6 +3,7 @@
 import type { ByteRange } from './dicom/byteSource.js';
 
 import type { CsvProblem } from './mapping/csvProblem.js';
+import type { IdentifyingValues } from './identifiers/identifyingValues.js';
 
 /** One validated row of the researcher's mapping CSV. */
 export interface MappingRow {
@@ -107,6 +108,8 @@ export interface DeidInstanceInfo {
    * extended for the notes, notes characters written as '?'. For the audit log.
    */
   notices: string[];
+  /** The source's identifying values, for the leak guard (core/leakGuard): key material, never logged. */
+  sourceValues: IdentifyingValues;
 }
 
 export interface DeidResult extends DeidInstanceInfo {

@@ -22,6 +22,8 @@ import { spoolRefId, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 import { nodeStatus, type NodeStatus } from './nodeStatus.js';
 import { ProcessingThread } from './processingThread.js';
 import { quarantineFile } from './quarantine.js';
+import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
+import { ConfigError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
 
@@ -86,6 +88,12 @@ export class DeidNode {
         forwardTo,
         rows: [...watcher.current.rows],
         allowBurnedIn: c.allowBurnedIn,
+        leakGuardWarnOnly: warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m)),
+        testOnlyKeep: testOnlyKeep(
+          process.env,
+          (m) => new ConfigError(m),
+          (m) => this.logger.warn(m),
+        ),
       },
       {
         onAudit: (rows) => {
@@ -96,7 +104,9 @@ export class DeidNode {
           if (outcome.status === 'filed') {
             this.forwarder?.kick();
           } else if (outcome.status === 'quarantined') {
-            this.logger.warn(`instance quarantined (${outcome.reason}); see the audit log`);
+            // A leak guard hold names where and what kind (never the value): say it here too.
+            const what = outcome.reason === 'leak-guard' ? `: ${outcome.message}` : '';
+            this.logger.warn(`instance quarantined (${outcome.reason}${what}); see the audit log`);
           }
         },
         onReleased: (ref) => spool.release(ref),

@@ -3,19 +3,27 @@
 //   stage:  match -> session index -> de-identify -> atomic write of the output (not yet fsync'd)
 //   commit: one transaction of the state (filing records + forward enqueues) -> audit rows
 //   retire: fsync the outputs and their folders -> only then delete the source files
-// Unmatched or undecodable instances go to quarantine at once. The source (a spooled instance,
+// Unmatched or undecodable instances go to quarantine at once, and so does an instance the leak
+// guard (core/leakGuard) holds: an identifier of its source found in its output or path. The source (a spooled instance,
 // spool/spoolRef.ts: a journal record or a file) outlives
 // every step until its output is durable, so a crash anywhere means processing it again; that is
 // idempotent: the output path and bytes depend only on the instance and the state.
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
 import { burnedInVerdict } from '../core/burnedIn.js';
-import { deidentify, readInstanceKeys } from '../core/deidentify.js';
+import { deidentifySource, readInstanceKeys, type DeidOptions } from '../core/deidentify.js';
+import { describeLeakHits, scanOutput } from '../core/leakGuard/index.js';
 import { remapUid } from '../core/uidRemap.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
-import { DicomFormatError, type DeidResult, type InstanceKeys, type Match } from '../core/types.js';
+import {
+  DicomFormatError,
+  type DeidInstanceInfo,
+  type InstanceKeys,
+  type Match,
+  type RangedDeidResult,
+} from '../core/types.js';
 import type { AuditRow, FileStatus } from '../audit/auditLog.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
 import { ReusableReader } from '../io/reusableReader.js';
@@ -38,6 +46,10 @@ export interface ProcessorDeps {
   studyOwnerCache?: Map<string, string>;
   /** File instances whose Burned In Annotation is YES (config allowBurnedIn) instead of quarantining them. */
   allowBurnedIn?: boolean;
+  /** Attributes (tags) whose leak guard hits are warnings only (config leakGuardWarnOnly). */
+  leakGuardWarnOnly?: ReadonlySet<number>;
+  /** Tests only: a broken profile (DeidOptions.testOnlyKeep). */
+  deidOptions?: DeidOptions;
 }
 
 export interface Source {
@@ -54,9 +66,12 @@ export type Outcome =
       newSopUid: string;
       /** Its pixels may hold burned-in text: the kind of image that makes it likely (burnedIn.ts). */
       review?: string;
+      /** Leak guard hits in warn-only attributes (written to the audit row). */
+      leakGuardWarnings?: number;
     }
   | { status: 'quarantined'; reason: QuarantineReason; message: string; file: string }
-  | { status: 'unmatched'; message: string }; // replay: still no mapping, left where it was
+  /** Replay: still not filed (no mapping row, or held for its reason), left where it was. */
+  | { status: 'unmatched'; reason: QuarantineReason; message: string };
 
 /**
  * Instances are staged one at a time per thread (each caller awaits one stageInstance before
@@ -66,7 +81,7 @@ const reader = new ReusableReader();
 let staging = false;
 
 /** Series folder from de-identified values only: modality, series number, new series UID hash. */
-export function seriesFolderName(r: DeidResult): string {
+export function seriesFolderName(r: DeidInstanceInfo): string {
   const clean = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '').slice(0, 16);
   const hash = createHash('sha256')
     .update(r.seriesInstanceUid || r.sopInstanceUid)
@@ -90,6 +105,8 @@ export interface Staged {
   audit: AuditRow;
   /** Listed for review (burned-in text): the kind of image. */
   review?: string;
+  /** Leak guard hits in warn-only attributes. */
+  leakGuardWarnings: number;
 }
 
 /**
@@ -176,22 +193,46 @@ async function stageOne(
         : { kind: 'Burned In Annotation YES', reason: `${burnedIn.reason} (allowBurnedIn)` };
   const n = await sessionIndex(deps, row.researchId, studySessionKey(keys.accessionNumber, keys.studyInstanceUid));
   const accession = newAccessionNumber(row.researchId, n);
-  let result: DeidResult;
+  const supplied = {
+    researchId: row.researchId,
+    accessionNumber: accession,
+    dayOffset: row.dayOffset,
+    notes: row.notes,
+  };
+  let result: RangedDeidResult;
   try {
-    result = deidentify(bytes, {
-      researchId: row.researchId,
-      accessionNumber: accession,
-      dayOffset: row.dayOffset,
-      notes: row.notes,
-      uidSecret: secret,
-    });
+    result = deidentifySource(bytes, { ...supplied, uidSecret: secret }, deps.deidOptions);
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'not-deidentifiable', e.message, keys, sourceLabel, leaveUnmatched);
   }
-  const sessionDir = join(deps.outputDir, row.researchId, sessionFolderName(row.researchId, n));
+  const sessionName = sessionFolderName(row.researchId, n);
+  const sessionDir = join(deps.outputDir, row.researchId, sessionName);
   const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
-  writeFileAtomicSync(outputPath, result.parts, 0o644);
+  const rel = relative(deps.outputDir, outputPath);
+  // The leak guard reads what would be filed (and so forwarded: the filed file is what is sent)
+  // before it is written, and the notes.txt its row adds to its session folder.
+  const hits = scanOutput({
+    head: result.head,
+    pixelData: result.pixelData,
+    tail: result.tail,
+    path: rel.split(sep).join('/'),
+    sidecars:
+      row.notes.trim() !== '' ? [{ path: `${row.researchId}/${sessionName}/notes.txt`, text: row.notes.trim() }] : [],
+    source: result.sourceValues,
+    supplied,
+    warnOnly: deps.leakGuardWarnOnly,
+  });
+  const held = hits.filter((h) => h.action === 'hold');
+  const warned = hits.filter((h) => h.action === 'warn');
+  const warning = warned.length > 0 ? `leak guard warning: ${describeLeakHits(warned)}` : '';
+  if (held.length > 0) {
+    const message = [describeLeakHits(held), warning].filter(Boolean).join('; ');
+    return quarantine(deps, ref, source, 'leak-guard', message, keys, sourceLabel, leaveUnmatched);
+  }
+  const { pixelData } = result;
+  const pixels = pixelData ? [bytes.subarray(pixelData.offset, pixelData.offset + pixelData.length)] : [];
+  writeFileAtomicSync(outputPath, [...result.head, ...pixels, ...result.tail], 0o644);
   if (row.notes.trim() !== '') {
     const notesFile = join(sessionDir, 'notes.txt');
     const text = row.notes.trim() + '\n';
@@ -203,7 +244,6 @@ async function stageOne(
     }
     if (current !== text) writeFileDurableSync(notesFile, text);
   }
-  const rel = relative(deps.outputDir, outputPath);
   return {
     ref,
     outputPath,
@@ -215,6 +255,7 @@ async function stageOne(
     originalSopUid: keys.sopInstanceUid,
     callingAet: source.callingAet,
     review: review?.kind,
+    leakGuardWarnings: warned.length,
     audit: {
       sourcePath: `${sourceLabel} (${keys.sopInstanceUid})`,
       status: 'ok',
@@ -223,7 +264,9 @@ async function stageOne(
       newAccession: accession,
       dayOffset: row.dayOffset,
       outputPath: rel,
-      message: [match.note?.text, review && `review: ${review.reason}`, ...result.notices].filter(Boolean).join('; '),
+      message: [warning, match.note?.text, review && `review: ${review.reason}`, ...result.notices]
+        .filter(Boolean)
+        .join('; '),
     },
   };
 }
@@ -255,6 +298,7 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
     accession: s.accession,
     newSopUid: s.newSopUid,
     ...(s.review !== undefined ? { review: s.review } : {}),
+    ...(s.leakGuardWarnings > 0 ? { leakGuardWarnings: s.leakGuardWarnings } : {}),
   }));
 }
 
@@ -345,6 +389,7 @@ const AUDIT_STATUS: Partial<Record<QuarantineReason, FileStatus>> = {
   'no-mapping': 'no-mapping',
   'study-patient-conflict': 'conflict',
   'burned-in': 'held',
+  'leak-guard': 'leak-guard',
 };
 
 function quarantine(
@@ -357,7 +402,18 @@ function quarantine(
   sourceLabel: string,
   leave: boolean,
 ): Outcome {
-  if (leave) return { status: 'unmatched', message };
+  if (leave) {
+    if (reason === 'leak-guard') {
+      // A replay that now matches, but whose output the guard holds: say so in the audit log.
+      deps.audit({
+        sourcePath: `${sourceLabel}${keys.sopInstanceUid ? ` (${keys.sopInstanceUid})` : ''}`,
+        status: reason,
+        outputPath: '',
+        message: `left in quarantine (leak-guard): ${message}`,
+      });
+    }
+    return { status: 'unmatched', reason, message };
+  }
   const dest = quarantineFile(deps.quarantineDir, ref, {
     reason,
     message,

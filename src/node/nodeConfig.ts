@@ -7,6 +7,8 @@ import { ConfigError } from '../errors.js';
 import { destinationsFromConfig, type Destination } from '../forward/destination.js';
 import { isValidAeTitle } from './receiver/associationPolicy.js';
 import { parseAllowedAe } from './receiver/callingAes.js';
+import { splitAttributeList } from '../core/leakGuard/index.js';
+import { warnOnlyTags } from '../leakGuardSettings.js';
 
 /** The DICOM TLS listener (config `tls`, flags `--tls-*`). */
 export interface NodeTlsConfig {
@@ -78,6 +80,11 @@ export interface NodeConfig {
    * elsewhere. Default false: they are quarantined (reason `burned-in`).
    */
   allowBurnedIn: boolean;
+  /**
+   * Attributes (PS3.6 keywords or tags) where a leak guard hit is only a warning in the audit
+   * log; elsewhere a hit quarantines the instance (reason leak-guard). Default none.
+   */
+  leakGuardWarnOnly: string[];
 }
 
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'default.json');
@@ -148,6 +155,13 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         throw new ConfigError(`${where}: "${k}" must be a list of strings`);
       }
       out[k] = list.map((x: string) => x.trim()).filter((x: string) => x !== '');
+    } else if (k === 'leakGuardWarnOnly') {
+      // Keywords or tags; a string (a flag) is split at commas, keeping a tag's own comma.
+      const list = typeof v === 'string' ? splitAttributeList(v) : v;
+      if (!Array.isArray(list) || list.some((x) => typeof x !== 'string')) {
+        throw new ConfigError(`${where}: "${k}" must be a list of attribute keywords or tags`);
+      }
+      out[k] = list.flatMap((x: string) => splitAttributeList(x));
     } else if ((BOOLEANS as readonly string[]).includes(k)) {
       const b = v === 'true' ? true : v === 'false' ? false : v;
       if (typeof b !== 'boolean') throw new ConfigError(`${where}: "${k}" must be true or false`);
@@ -224,6 +238,8 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   } catch (e) {
     throw new ConfigError(`forward: ${(e as Error).message}`);
   }
+  c.leakGuardWarnOnly ??= [];
+  warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m)); // names what is no attribute
   for (const k of PATHS) c[k] = resolve(c[k]);
   const out = resolve(c.output);
   for (const k of ['db', 'quarantine', 'spool', 'logDir', 'csv'] as const) {

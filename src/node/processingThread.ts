@@ -59,7 +59,7 @@ export class ProcessingThread implements StatusReporter {
   private readonly workers: Worker[] = [];
   private readonly tracker = new StatusTracker('processing', 'running');
   /** Outcomes since start, and workers restarted after they died. */
-  private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0, reviewListed: 0 };
+  private readonly outcomes = { filed: 0, quarantined: 0, failed: 0, restarts: 0, reviewListed: 0, leakGuardWarned: 0 };
   /** Quarantined instances by reason, and filed ones listed for review by kind of image (no identifier). */
   private readonly quarantinedByReason: Record<string, number> = {};
   private readonly reviewByImageKind: Record<string, number> = {};
@@ -103,6 +103,7 @@ export class ProcessingThread implements StatusReporter {
       } else if (msg.type === 'done') {
         if (msg.outcome.status === 'filed') {
           this.outcomes.filed++;
+          if (msg.outcome.leakGuardWarnings) this.outcomes.leakGuardWarned++;
           if (msg.outcome.review !== undefined) {
             this.outcomes.reviewListed++;
             this.reviewByImageKind[msg.outcome.review] = (this.reviewByImageKind[msg.outcome.review] ?? 0) + 1;
@@ -161,8 +162,9 @@ export class ProcessingThread implements StatusReporter {
    * The processing pool's status: instances held back (receive first), being processed, filed
    * and awaiting a checkpoint; workers and their restarts; outcomes since start (filed,
    * quarantined, failed attempts, filed but listed for review: pixels that may hold burned-in
-   * text). Details: quarantined by reason, listed for review by kind of image. Backlog = every
-   * instance handed over and not yet released.
+   * text, filed with leak guard warnings in warn-only attributes: `leakGuardWarned`). Details:
+   * quarantined by reason (`leak-guard`: held by the leak guard), listed for review by kind of
+   * image. Backlog = every instance handed over and not yet released.
    */
   status(): ComponentStatus {
     let held = 0;
@@ -185,6 +187,7 @@ export class ProcessingThread implements StatusReporter {
         quarantined: this.outcomes.quarantined,
         failed: this.outcomes.failed,
         reviewListed: this.outcomes.reviewListed,
+        leakGuardWarned: this.outcomes.leakGuardWarned,
       },
       {
         backlog: this.inFlight.size,

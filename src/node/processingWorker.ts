@@ -36,6 +36,10 @@ export interface ProcessingInit {
   rows: MappingRow[];
   /** File instances whose Burned In Annotation is YES instead of quarantining them (config allowBurnedIn). */
   allowBurnedIn: boolean;
+  /** Attributes (tags) whose leak guard hits are warnings only. */
+  leakGuardWarnOnly: number[];
+  /** Tests only: attributes the profile keeps whatever its rules say (DeidOptions.testOnlyKeep). */
+  testOnlyKeep: number[];
 }
 
 /** Messages to and from the thread; a spooled instance travels as its SpoolRef (plain data). */
@@ -179,6 +183,8 @@ openStateStore(init.db, { create: false }).then(
       sessionCache: new Map<string, number>(),
       studyOwnerCache: new Map<string, string>(),
       allowBurnedIn: init.allowBurnedIn,
+      leakGuardWarnOnly: new Set(init.leakGuardWarnOnly),
+      deidOptions: init.testOnlyKeep.length > 0 ? { testOnlyKeep: new Set(init.testOnlyKeep) } : undefined,
     };
     for (const msg of early.splice(0)) onMessage(msg, state);
   },

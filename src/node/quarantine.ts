@@ -1,5 +1,5 @@
-// The node's quarantine: instances it accepted but could not file (no mapping row, or not
-// de-identifiable), kept as received (Part 10) with a JSON sidecar of the keys tried. It is key
+// The node's quarantine: instances it accepted but could not file (no mapping row, not
+// de-identifiable, or held by the leak guard: an identifier of the source in the output), kept as received (Part 10) with a JSON sidecar of the keys tried. It is key
 // material (the files are the original, identified instances) and lives outside the output tree.
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -13,10 +13,17 @@ import { formatSpoolRef, spoolRefName, type SpoolRef } from './spool/spoolRef.js
  * Why an instance is in quarantine: no mapping row; not readable or not de-identifiable; the
  * C-STORE request and the data set disagree on its SOP Instance (or Class) UID (`uid-mismatch`);
  * its study belongs to another research patient (`study-patient-conflict`); Burned In Annotation
- * YES while the node holds such instances (`burned-in`).
+ * YES while the node holds such instances (`burned-in`); the leak guard found an identifier of the
+ * source in its output (`leak-guard`).
  */
 export type QuarantineReason =
-  'no-mapping' | 'unreadable' | 'not-deidentifiable' | 'uid-mismatch' | 'study-patient-conflict' | 'burned-in';
+  | 'no-mapping'
+  | 'unreadable'
+  | 'not-deidentifiable'
+  | 'uid-mismatch'
+  | 'study-patient-conflict'
+  | 'burned-in'
+  | 'leak-guard';
 
 export interface QuarantineSidecar {
   reason: QuarantineReason;
@@ -64,6 +71,14 @@ export function quarantineFile(
   if (ref.kind === 'journal') writeFileDurableSync(dest, readSpoolItemCopy(ref, opts.unchecked), 0o600);
   else moveFileDurableSync(ref.path, dest);
   return dest;
+}
+
+/**
+ * Gives a quarantined instance a new reason and message (its sidecar rewritten durably): a replay
+ * that found a row for it but whose output the leak guard held.
+ */
+export function requarantine(q: QuarantinedInstance, reason: QuarantineReason, message: string): void {
+  writeFileDurableSync(`${q.file}.json`, JSON.stringify({ ...q.sidecar, reason, message }, null, 2) + '\n', 0o600);
 }
 
 export async function listQuarantine(root: string): Promise<QuarantinedInstance[]> {

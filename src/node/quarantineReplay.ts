@@ -1,13 +1,16 @@
 // Re-runs quarantined instances through the node's processor (after the CSV was fixed).
 // Instances still unmatched, or still held for their reason (uid-mismatch, study-patient-conflict,
-// burned-in without allowBurnedIn), stay in quarantine untouched.
+// burned-in without allowBurnedIn, leak-guard), stay in quarantine untouched; one that is matched
+// now but held by the leak guard stays with reason leak-guard.
 import { AuditLog } from '../audit/auditLog.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { processInstance } from './instanceProcessor.js';
 import { loadMapping } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
-import { listQuarantine, removeFromQuarantine } from './quarantine.js';
+import { listQuarantine, removeFromQuarantine, requarantine } from './quarantine.js';
 import { fileRef } from './spool/spoolRef.js';
+import { ConfigError } from '../errors.js';
+import { warnOnlyTags } from '../leakGuardSettings.js';
 
 export interface ReplaySummary {
   filed: number;
@@ -33,6 +36,7 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
       allowBurnedIn: c.allowBurnedIn,
       audit: (row: Parameters<AuditLog['write']>[0]) =>
         audit.write({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
+      leakGuardWarnOnly: new Set(warnOnlyTags(c.leakGuardWarnOnly, 'leakGuardWarnOnly', (m) => new ConfigError(m))),
     };
     const summary: ReplaySummary = { filed: 0, stillUnmatched: 0 };
     for (const q of await listQuarantine(c.quarantine)) {
@@ -47,6 +51,10 @@ export async function replayQuarantine(c: NodeConfig): Promise<ReplaySummary> {
         await removeFromQuarantine(q.file);
         summary.filed++;
       } else {
+        // Matched now but held by the leak guard: its reason becomes leak-guard (quarantine list).
+        if (outcome.status === 'unmatched' && outcome.reason === 'leak-guard' && q.sidecar.reason !== 'leak-guard') {
+          requarantine(q, 'leak-guard', outcome.message);
+        }
         summary.stillUnmatched++;
       }
     }

@@ -13,9 +13,10 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { migrate } from './migrations.js';
+import { migrate, STATE_SCHEMA_VERSION } from './migrations.js';
 import {
   StateNotFoundError,
+  StateSchemaError,
   type DeadReason,
   type DestinationCounts,
   type FiledInstance,
@@ -219,6 +220,7 @@ export class SqliteStateStore implements StateStore {
   private constructor(
     private readonly db: Database.Database,
     readonly location: string,
+    private readonly readOnly = false,
   ) {
     this.s = prepare(db);
   }
@@ -235,7 +237,8 @@ export class SqliteStateStore implements StateStore {
     return SqliteStateStore.openSync(file, options);
   }
 
-  private static openSync(file: string, { create }: OpenStateOptions): SqliteStateStore {
+  private static openSync(file: string, { create, readOnly }: OpenStateOptions): SqliteStateStore {
+    if (readOnly) return SqliteStateStore.openReadOnly(file);
     if (file !== ':memory:') {
       if (!create && !existsSync(file)) throw new StateNotFoundError(file);
       if (create) {
@@ -260,8 +263,42 @@ export class SqliteStateStore implements StateStore {
     }
   }
 
+  /**
+   * A connection that never writes (PRAGMA query_only): no migration, no journal mode change.
+   * Not SQLite's read-only open, which leaves the -wal and -shm files behind in WAL mode; this
+   * connection removes them on close when it is the last one, leaving the folder as it was.
+   */
+  private static openReadOnly(file: string): SqliteStateStore {
+    if (file !== ':memory:' && !existsSync(file)) throw new StateNotFoundError(file);
+    const db = new Database(file, { fileMustExist: file !== ':memory:' });
+    try {
+      db.pragma('query_only = ON');
+      db.pragma('busy_timeout = 10000');
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version !== STATE_SCHEMA_VERSION) {
+        throw new StateSchemaError(
+          `state database ${file} has schema version ${version}, this version of dicom-deid reads ${STATE_SCHEMA_VERSION}: ` +
+            'a run that writes (without --dry-run) upgrades an older one',
+        );
+      }
+      return new SqliteStateStore(db, file, true);
+    } catch (err) {
+      db.close();
+      if ((err as { code?: string }).code === 'SQLITE_NOTADB') {
+        throw Object.assign(new Error(`state database ${file}: not an SQLite database`), { code: 'SQLITE_NOTADB' });
+      }
+      throw err;
+    }
+  }
+
   async uidSecret(): Promise<Buffer> {
     if (this.secret) return Buffer.from(this.secret);
+    if (this.readOnly) {
+      const row = this.s.secretGet.get(UID_SECRET_KEY);
+      if (!row) throw new Error(`state database ${this.location} has no UID secret yet`);
+      this.secret = Buffer.from(row.value);
+      return Buffer.from(this.secret);
+    }
     const secret = this.db
       .transaction((): Buffer => {
         const row = this.s.secretGet.get(UID_SECRET_KEY);
@@ -332,6 +369,10 @@ export class SqliteStateStore implements StateStore {
     return this.known(researchId, key);
   }
 
+  async highestSessionIndex(researchId: string): Promise<number> {
+    return this.s.sessionMax.get(researchId)?.m ?? 0;
+  }
+
   async linkSessionKeys(researchId: string, links: Iterable<readonly [key: string, n: number]>): Promise<void> {
     this.db
       .transaction(() => {
@@ -357,6 +398,15 @@ export class SqliteStateStore implements StateStore {
         }),
       )
       .immediate();
+  }
+
+  async knownStudyOwners(studyUids: readonly string[]): Promise<Map<string, string>> {
+    const owners = new Map<string, string>();
+    for (const uid of studyUids) {
+      const owner = this.s.ownerGet.get(uid)?.research_id;
+      if (owner !== undefined) owners.set(uid, owner);
+    }
+    return owners;
   }
 
   async fileInstances(

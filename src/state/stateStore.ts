@@ -175,6 +175,9 @@ export interface StateStore {
   /** The number already given to (researchId, key), directly or as a linked key; never assigns. */
   knownSessionIndex(researchId: string, key: string): Promise<number | undefined>;
 
+  /** The highest session number of `researchId` (0 when it has none); never assigns. */
+  highestSessionIndex(researchId: string): Promise<number>;
+
   /**
    * Records that each `key` names session `n` of `researchId` as well (the studies batch mode
    * found in a session folder, so that the node files a re-sent study under the same number),
@@ -192,6 +195,9 @@ export interface StateStore {
    * at once agree on one owner. Throws on an empty study UID or research ID (nothing claimed).
    */
   claimStudies(claims: readonly StudyClaim[], now?: number): Promise<string[]>;
+
+  /** The owners the state already gives these studies (de-identified Study Instance UIDs); never claims. */
+  knownStudyOwners(studyUids: readonly string[]): Promise<Map<string, string>>;
 
   // ---- Filed instances ----------------------------------------------------------------------
 
@@ -275,4 +281,10 @@ export interface OpenStateOptions {
    * state (the management commands: they work on a node's state, never on a new one).
    */
   create: boolean;
+  /**
+   * true: read only (`batch --dry-run`): nothing is created, migrated or written, and every
+   * method that would write rejects (SQLite: SQLITE_READONLY); `uidSecret` rejects when the
+   * state has none yet. Needs `create: false`.
+   */
+  readOnly?: boolean;
 }

@@ -558,3 +558,34 @@ function detectEncoding(data: Buffer, labelled: Encoding): Encoding {
   }
   return labelled;
 }
+
+/**
+ * The top-level elements of a stretch of a data set held in memory, encoded as `encoding` (e.g.
+ * the elements an editor wrote after the pixel data), from offset `from` to the end of `data`
+ * (a file meta group: from 132, explicit VR little endian): offsets are into `data`. Throws
+ * DicomFormatError (one line) when the bytes are not whole elements.
+ */
+export function parseDataSetElements(data: Buffer, encoding: Encoding, from = 0): Element[] {
+  try {
+    return parseElements(new Reader(data, encoding), from, data.length, 0, false).elements;
+  } catch (e) {
+    if (e instanceof DicomFormatError) throw e;
+    throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The top-level elements of a data set's first stretch held in memory (encoded as `encoding`, from
+ * offset 0), up to the top-level Pixel Data: its header is returned too when the stretch reaches
+ * it (`valueStart` at most `data.length`), its value is not read. Throws DicomFormatError (one
+ * line) when the bytes before it are not whole elements.
+ */
+export function parseDataSetHead(data: Buffer, encoding: Encoding): { elements: Element[]; pixelData?: Element } {
+  try {
+    const { elements, pixelData } = parseElements(new Reader(data, encoding), 0, data.length, 0, false, true);
+    return { elements, pixelData };
+  } catch (e) {
+    if (e instanceof DicomFormatError) throw e;
+    throw new DicomFormatError(`unreadable DICOM: ${(e as Error).message}`);
+  }
+}

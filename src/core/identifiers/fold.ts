@@ -28,8 +28,14 @@ function katakanaToHiragana(s: string): string {
   return s.replace(/[\u30a1-\u30f6]/g, (c) => String.fromCharCode(c.charCodeAt(0) - 0x60));
 }
 
+/** True when `s` is ASCII only (then NFKC leaves it as it is, and folding is lower-casing). */
+export function isAscii(s: string): boolean {
+  return /^[\x00-\x7f]*$/.test(s);
+}
+
 /** `s` folded for comparison: NFKC, case folded, accents removed, katakana as hiragana. */
 export function fold(s: string): string {
+  if (isAscii(s)) return s.toLowerCase();
   return katakanaToHiragana(stripAccents(caseFold(s)));
 }
 

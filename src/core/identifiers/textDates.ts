@@ -93,6 +93,22 @@ function inDottedNumber(text: string, start: number, end: number): boolean {
   return /\d\.$/.test(text.slice(Math.max(0, start - 2), start)) || /^\.\d/.test(text.slice(end, end + 2));
 }
 
+// The forms with separators and month names (compiled once; matchAll works on a copy).
+const YEAR_FIRST = new RegExp(`(?<!\\d)${YEAR}([-_./ ])(\\d{1,2})\\2(\\d{1,2})(?!\\d)`, 'g');
+const YEAR_LAST = new RegExp(`(?<!\\d)(\\d{1,2})([-_./ ])(\\d{1,2})\\2${YEAR}(?!\\d)`, 'g');
+const DAY_MONTH_YEAR = new RegExp(
+  `(?<!\\d)(?<d>\\d{1,2})(?<s1>[-_. ]?)${MONTH_WORD}(?![a-z])(?<s2>[-_. ]?)${YEAR}(?!\\d)`,
+  'gi',
+);
+const MONTH_DAY_YEAR = new RegExp(
+  `(?<![a-z])${MONTH_WORD}(?<s1>[-_. ]?)(?<d>\\d{1,2})(?<ord>st|nd|rd|th)?(?<s2>,? ?|[-_.])${YEAR}(?!\\d)`,
+  'gi',
+);
+const YEAR_MONTH_DAY = new RegExp(
+  `(?<!\\d)${YEAR}(?<s1>[-_. ]?)${MONTH_WORD}(?![a-z])(?<s2>[-_. ]?)(?<d>\\d{1,2})(?!\\d)`,
+  'gi',
+);
+
 /**
  * Every date in `text`, left to right, not overlapping. A date must not touch other digits
  * (`120231103` is not a date); letters around it are fine (`IM20231103`, `scan2023-11-03`).
@@ -143,7 +159,7 @@ export function findDates(text: string): DateMention[] {
   }
 
   // YYYY-MM-DD with one separator used twice.
-  for (const m of text.matchAll(new RegExp(`(?<!\\d)${YEAR}([-_./ ])(\\d{1,2})\\2(\\d{1,2})(?!\\d)`, 'g'))) {
+  for (const m of text.matchAll(YEAR_FIRST)) {
     const [, y, sep, mo, d] = m as unknown as [string, string, string, string, string];
     if (sep === '.' && inDottedNumber(text, m.index, m.index + m[0].length)) continue;
     const reading = { year: +y, month: +mo, day: +d };
@@ -158,7 +174,7 @@ export function findDates(text: string): DateMention[] {
   }
 
   // DD.MM.YYYY, DD-MM-YYYY, MM/DD/YYYY...
-  for (const m of text.matchAll(new RegExp(`(?<!\\d)(\\d{1,2})([-_./ ])(\\d{1,2})\\2${YEAR}(?!\\d)`, 'g'))) {
+  for (const m of text.matchAll(YEAR_LAST)) {
     const [, a, sep, b, y] = m as unknown as [string, string, string, string, string];
     if (sep === '.' && inDottedNumber(text, m.index, m.index + m[0].length)) continue;
     const [readings, ambiguous] = dayMonthReadings(+a, +b, +y, sep === '.');
@@ -177,21 +193,9 @@ export function findDates(text: string): DateMention[] {
 
   // Month names: 3 Nov 2024, 03-Nov-2024, 3Nov2024; Nov 3, 2024, Nov 3rd 2024; 2024-Nov-03.
   const named: [RegExp, (g: Record<string, string>, month: string, x: DateReading) => string][] = [
-    [
-      new RegExp(`(?<!\\d)(?<d>\\d{1,2})(?<s1>[-_. ]?)${MONTH_WORD}(?![a-z])(?<s2>[-_. ]?)${YEAR}(?!\\d)`, 'gi'),
-      (g, w, x) => `${field(x.day, g.d!)}${g.s1}${w}${g.s2}${pad(x.year, 4)}`,
-    ],
-    [
-      new RegExp(
-        `(?<![a-z])${MONTH_WORD}(?<s1>[-_. ]?)(?<d>\\d{1,2})(?<ord>st|nd|rd|th)?(?<s2>,? ?|[-_.])${YEAR}(?!\\d)`,
-        'gi',
-      ),
-      (g, w, x) => `${w}${g.s1}${field(x.day, g.d!)}${ordinal(x.day, g.ord)}${g.s2}${pad(x.year, 4)}`,
-    ],
-    [
-      new RegExp(`(?<!\\d)${YEAR}(?<s1>[-_. ]?)${MONTH_WORD}(?![a-z])(?<s2>[-_. ]?)(?<d>\\d{1,2})(?!\\d)`, 'gi'),
-      (g, w, x) => `${pad(x.year, 4)}${g.s1}${w}${g.s2}${field(x.day, g.d!)}`,
-    ],
+    [DAY_MONTH_YEAR, (g, w, x) => `${field(x.day, g.d!)}${g.s1}${w}${g.s2}${pad(x.year, 4)}`],
+    [MONTH_DAY_YEAR, (g, w, x) => `${w}${g.s1}${field(x.day, g.d!)}${ordinal(x.day, g.ord)}${g.s2}${pad(x.year, 4)}`],
+    [YEAR_MONTH_DAY, (g, w, x) => `${pad(x.year, 4)}${g.s1}${w}${g.s2}${field(x.day, g.d!)}`],
   ];
   for (const [re, write] of named) {
     for (const m of text.matchAll(re)) {

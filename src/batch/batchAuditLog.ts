@@ -1,0 +1,49 @@
+// The audit log of a batch run (src/audit/auditLog.ts has its columns). Each row is written to
+// the file as soon as its input file is done, so a run that is interrupted, or killed, keeps the
+// row of every file it wrote; when the run ends (or stops on a signal) the file is rewritten in
+// walk order (walk.ts compareWalkOrder), since the workers finish files in any order.
+import fs from 'node:fs';
+import { AUDIT_HEADER_LINE, createAuditLogFile, formatAuditRow, type AuditRow } from '../audit/auditLog.js';
+import { writeFileAtomicSync } from '../io/durableWrite.js';
+import { compareWalkOrder } from './walk.js';
+
+export class BatchAuditLog {
+  /** The log's path: `<logDir>/deid_log_<YYYYMMDD_HHMMSS>.csv`. */
+  readonly file: string;
+  private fd: number | null;
+  private readonly rows: { sourcePath: string; line: string }[] = [];
+  private inOrder = true;
+
+  /** Creates the log (mode 0600) with its header; throws the system error when it cannot. */
+  constructor(logDir: string, now = new Date()) {
+    ({ file: this.file, fd: this.fd } = createAuditLogFile(logDir, now));
+  }
+
+  /** How many rows were written. */
+  get rowCount(): number {
+    return this.rows.length;
+  }
+
+  /** Appends one row to the file now (one write: a killed process keeps the rows before it). */
+  write(row: AuditRow): void {
+    if (this.fd === null) throw new Error('audit log closed');
+    const line = formatAuditRow(row);
+    const last = this.rows[this.rows.length - 1];
+    if (last && compareWalkOrder(last.sourcePath, row.sourcePath) > 0) this.inOrder = false;
+    this.rows.push({ sourcePath: row.sourcePath, line });
+    const buf = Buffer.from(line);
+    let off = 0;
+    while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
+  }
+
+  /** Closes the file, rewritten in walk order (atomically) when rows came out of order. */
+  close(): void {
+    if (this.fd === null) return;
+    fs.closeSync(this.fd);
+    this.fd = null;
+    if (this.inOrder) return;
+    this.rows.sort((a, b) => compareWalkOrder(a.sourcePath, b.sourcePath));
+    const body = Buffer.from(AUDIT_HEADER_LINE + this.rows.map((r) => r.line).join(''));
+    writeFileAtomicSync(this.file, body, 0o600);
+  }
+}

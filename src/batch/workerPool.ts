@@ -1,0 +1,180 @@
+// The batch worker pool: worker threads (worker.ts) that each read, de-identify and write one
+// file at a time, fed by the main thread a few files ahead so memory stays bounded whatever the
+// tree size. Workers ask the main thread for session numbers (it alone talks to the state).
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../log.js';
+import type { PlannedPath } from './pathPlan.js';
+import type { FileOutcome, JobMessage, MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
+import type { SessionQuestion } from './sessionNumbers.js';
+
+/** Jobs sent to one worker before its earlier ones finish (bounds memory: ~2 files/worker). */
+const IN_FLIGHT_PER_WORKER = 2;
+
+/** What the pool asks of the run. */
+export interface PoolHandlers {
+  /** The path the survey planned for a file (pathPlan.ts), if any. */
+  planned(rel: string): PlannedPath | undefined;
+  /** The research ID the file's study belongs to (studyOwners.ts), if the survey found it. */
+  studyOwner(rel: string): string | undefined;
+  /** A worker's question for a session number. */
+  sessionIndex(q: SessionQuestion): Promise<number>;
+  /** The outcome of one file, in the order they finish. */
+  done(rel: string, outcome: FileOutcome): void;
+  /** Where a crashed worker is logged. */
+  log?: Logger;
+}
+
+export class WorkerPool {
+  private readonly idle: Worker[];
+  private stopping = false;
+  /** Wakes the running pool's workers (each feeds itself or ends). */
+  private wake: () => void = () => {};
+
+  /**
+   * Starts `size` workers at once: their start-up (~100 ms, loading the core) overlaps the walk
+   * and the survey. Until `run` takes one, it does not keep the process alive (a set-up error
+   * still ends the run).
+   */
+  constructor(
+    private readonly init: WorkerInit,
+    private readonly size: number,
+  ) {
+    this.idle = Array.from({ length: size }, () => {
+      const w = this.spawn();
+      w.unref();
+      return w;
+    });
+  }
+
+  private spawn(): Worker {
+    return new Worker(new URL('./worker.js', import.meta.url), { workerData: this.init });
+  }
+
+  /** Ends the workers beyond `n` (more workers than files). */
+  shrinkTo(n: number): void {
+    for (const w of this.idle.splice(Math.max(0, n))) void w.terminate();
+  }
+
+  /**
+   * Processes `order` (relative paths): the files before `barrier` first, all of them finished
+   * before any file from `barrier` on is sent (session folders are numbered before the studies
+   * outside them). Resolves when every file has an outcome, or after `stop`, when the files in
+   * flight have theirs; a crashed worker's files are errors and it is replaced. Rejects when the
+   * first workers cannot even start.
+   */
+  run(order: readonly string[], barrier: number, handlers: PoolHandlers): Promise<void> {
+    let next = 0;
+    let inFlightTotal = 0;
+    let done = 0;
+    return new Promise<void>((resolve, reject) => {
+      if (order.length === 0 || this.stopping) return resolve();
+      const poolSize = Math.min(this.size, order.length);
+      const feeders = new Set<() => void>();
+      let live = 0;
+      let finished = false;
+      const feedAll = (): void => {
+        for (const f of [...feeders]) f();
+      };
+
+      const startWorker = (): void => {
+        const worker = this.idle.shift() ?? this.spawn();
+        worker.ref();
+        const inFlight = new Map<number, string>();
+        live++;
+        const feed = (): void => {
+          while (!this.stopping && inFlight.size < IN_FLIGHT_PER_WORKER && next < order.length) {
+            if (next === barrier && inFlightTotal > 0) break; // wait for the session folders
+            const jobId = next++;
+            const rel = order[jobId]!;
+            inFlight.set(jobId, rel);
+            inFlightTotal++;
+            const job: JobMessage = {
+              type: 'job',
+              jobId,
+              rel,
+              planned: handlers.planned(rel),
+              studyOwner: handlers.studyOwner(rel),
+            };
+            worker.postMessage(job);
+          }
+          if (inFlight.size === 0 && (next >= order.length || this.stopping)) {
+            feeders.delete(feed);
+            void worker.terminate();
+          }
+        };
+        feeders.add(feed);
+        const settle = (jobId: number, outcome: FileOutcome): void => {
+          const rel = inFlight.get(jobId);
+          if (rel === undefined) return;
+          inFlight.delete(jobId);
+          inFlightTotal--;
+          done++;
+          handlers.done(rel, outcome);
+        };
+        worker.on('message', (msg: WorkerToMain) => {
+          if (msg.type === 'session') {
+            void handlers.sessionIndex(msg).then(
+              (n) => worker.postMessage({ type: 'session', reqId: msg.reqId, n } satisfies MainToWorker),
+              (err: unknown) =>
+                worker.postMessage({
+                  type: 'session',
+                  reqId: msg.reqId,
+                  error: err instanceof Error ? err.message : String(err),
+                } satisfies MainToWorker),
+            );
+            return;
+          }
+          const { type: _type, jobId, ...outcome } = msg;
+          settle(jobId, outcome);
+          if (next === barrier && inFlightTotal === 0) feedAll();
+          else feed();
+        });
+        let failed = false;
+        worker.on('error', (err) => {
+          failed = true;
+          feeders.delete(feed);
+          handlers.log?.error('batch worker crashed', { error: err.message });
+          for (const jobId of [...inFlight.keys()]) {
+            settle(jobId, { status: 'error', message: `worker crashed: ${err.message.split('\n')[0]}` });
+          }
+        });
+        worker.on('exit', () => {
+          live--;
+          feeders.delete(feed);
+          if (finished) return;
+          if (failed && next < order.length && !this.stopping) {
+            // Replace a crashed worker; give up if the very first ones cannot even start.
+            if (done === 0 && live === 0) {
+              finished = true;
+              reject(new Error('batch workers failed to start'));
+              return;
+            }
+            startWorker();
+            return;
+          }
+          if (live === 0) {
+            finished = true;
+            resolve();
+          } else feedAll();
+        });
+        feed();
+      };
+      this.wake = feedAll;
+      for (let i = 0; i < poolSize; i++) startWorker();
+    });
+  }
+
+  /**
+   * Stops taking files: no file is sent to a worker any more, those in flight finish (each is
+   * written whole, or not at all: durableWrite.ts), and `run` resolves once they have.
+   */
+  stop(): void {
+    this.stopping = true;
+    this.wake();
+  }
+
+  /** Ends the workers `run` did not take. */
+  close(): void {
+    this.shrinkTo(0);
+  }
+}
