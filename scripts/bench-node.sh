@@ -10,6 +10,17 @@
 # second one into the journal segments the first left for reuse.
 #   usage: [ROUNDS=3] scripts/bench-node.sh [N=600] [WORKDIR]   (prints medians of ROUNDS rounds)
 # Needs dcmtk, python3 with pydicom + numpy, and a built dist/ (npm run build).
+#
+# CONVERT=1: acknowledgements while the node's forwarder converts (issue 14). Each round starts
+# three nodes in turn: without forwarding; forwarding to a `storescp --ignore +xi` (implicit VR LE
+# only) with conversions on the conversion thread (the default); the same with conversions on the
+# main thread (DICOM_DEID_CONVERT=inline). Each first receives a backlog of JPEG 2000 multi-frame
+# instances (CONVERT_FILES of CONVERT_FRAMES frames of 512x512 noise, default 4 x 16; lossless,
+# by gdcmconv) and files it, which starts their decoding for the forward, then gets the N slices
+# on one association from scripts/bench-ack-push.mjs, which times every C-STORE (request to
+# response). Prints the push's seconds and the acknowledgement percentiles, and how many items
+# the forwarder had delivered when the push ended (fewer than the backlog: the push ran beside the
+# decoding; more: slices were filed and forwarded too, as the node files while senders pause).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-600}"
@@ -117,6 +128,69 @@ JSON
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ROUNDS="${ROUNDS:-3}"
+
+if [ "${CONVERT:-0}" = 1 ]; then
+  n=${#FILES[@]}
+  FILES_BACKLOG="${CONVERT_FILES:-4}"; FRAMES="${CONVERT_FRAMES:-16}"
+  mkdir -p "$WORK/j2k"
+  for k in $(seq "$FILES_BACKLOG"); do
+    node scripts/make-multiframe.mjs "$WORK/j2k/native$k.dcm" --frames "$FRAMES" --patient-id BMRN0000 --accession BACC0000 >/dev/null
+    gdcmconv -K -i "$WORK/j2k/native$k.dcm" -o "$WORK/j2k/backlog$k.dcm"; rm "$WORK/j2k/native$k.dcm"
+  done
+  BACKLOG=("$WORK"/j2k/backlog*.dcm)
+  printf '%s\n' "${FILES[@]}" > "$WORK/push.list"
+  echo "Backlog: ${#BACKLOG[@]} JPEG 2000 instances of $FRAMES frames ($(du -ch "${BACKLOG[@]}" | tail -1 | cut -f1)), decoded to $((FILES_BACKLOG * FRAMES / 2)) MiB"
+  run_convert() { # mode (none|thread|inline) -> "seconds p50 p95 p99 max backlog_delivered"
+    local mode=$1 port dir pid scp_port scp_pid forward=[] out delivered
+    port=$(free_port); dir="$WORK/node"; rm -rf "$dir"; mkdir -p "$dir"; sync
+    if [ "$mode" != none ]; then
+      scp_port=$(free_port)
+      storescp --ignore +xi -aet RESEARCH "$scp_port" >/dev/null 2>&1 & scp_pid=$!
+      wait_port "$scp_port"
+      forward="[\"RESEARCH@127.0.0.1:$scp_port\"]"
+    fi
+    cat > "$dir/config.json" <<JSON
+{ "host": "127.0.0.1", "port": $port, "aeTitle": "DEID", "csv": "$WORK/mapping.csv",
+  "output": "$dir/output", "db": "$dir/state/state.sqlite", "quarantine": "$dir/quarantine",
+  "spool": "$dir/spool", "logDir": "$dir/logs", "forward": $forward }
+JSON
+    DICOM_DEID_CONVERT=$([ "$mode" = inline ] && echo inline) \
+      node dist/cli.js serve --config "$dir/config.json" >/dev/null 2>"$dir/serve.log" & pid=$!
+    wait_port "$port" 1200 || { kill $pid; echo "node did not listen within 60 s: $dir/serve.log" >&2; return 1; }
+    storescu -xv -aec DEID 127.0.0.1 "$port" "${BACKLOG[@]}" >/dev/null 2>&1
+    while [ "$(filed_rows "$dir")" -lt "${#BACKLOG[@]}" ]; do sleep 0.02; done
+    out=$(node scripts/bench-ack-push.mjs dist "$port" DEID "$WORK/push.list" | jq -r '"\(.seconds) \(.p50) \(.p95) \(.p99) \(.max)"')
+    delivered=-
+    if [ "$mode" != none ]; then
+      delivered=$(node dist/cli.js queue --config "$dir/config.json" | grep -o '[0-9]* delivered' | cut -d' ' -f1)
+    fi
+    kill -TERM $pid; wait $pid 2>/dev/null || true
+    [ -n "${scp_pid:-}" ] && { kill $scp_pid; wait $scp_pid 2>/dev/null || true; }
+    echo "$out $delivered"
+  }
+  declare -A SECS=() P50=() P95=() P99=() MAX=() DELIV=()
+  MODES=(none thread inline)
+  for r in $(seq "$ROUNDS"); do
+    for ((k = 0; k < 3; k++)); do
+      m=${MODES[$(((k + r) % 3))]}   # rotate the order each round
+      read -r sec p50 p95 p99 max dl < <(run_convert "$m")
+      SECS[$m]="${SECS[$m]:-} $sec"; P50[$m]="${P50[$m]:-} $p50"; P95[$m]="${P95[$m]:-} $p95"
+      P99[$m]="${P99[$m]:-} $p99"; MAX[$m]="${MAX[$m]:-} $max"; DELIV[$m]="${DELIV[$m]:-} $dl"
+    done
+  done
+  printf '\n%-44s %8s %7s %7s %7s %8s %10s   %s\n' "$n slices, 1 association (median of $ROUNDS)" seconds p50_ms p95_ms p99_ms max_ms "vs none" "forward deliveries when the push ended, each round (backlog: ${#BACKLOG[@]})"
+  ref=$(median ${SECS[none]})
+  for m in "${MODES[@]}"; do
+    label="no forwarding"; [ "$m" = thread ] && label="forward, converting on the conversion thread"; [ "$m" = inline ] && label="forward, converting on the main thread"
+    # shellcheck disable=SC2086
+    printf '%-44s %8.2f %7s %7s %7s %8s %10.2f   %s\n' "$label" "$(median ${SECS[$m]})" "$(median ${P50[$m]})" \
+      "$(median ${P95[$m]})" "$(median ${P99[$m]})" "$(median ${MAX[$m]})" "$(echo "$ref / $(median ${SECS[$m]})" | bc -l)" \
+      "$(echo ${DELIV[$m]})"
+  done
+  echo "(vs none = the push's speed against the node without forwarding, medians; the machine may be shared)"
+  [ -n "${KEEP:-}" ] || rm -rf "$WORK"
+  exit 0
+fi
 n=${#FILES[@]}
 printf '\n%-50s %8s %9s %8s   %s\n' "run (median of $ROUNDS rounds)" "seconds" "files/s" "ratio" "ratio in each round"
 for assoc in 1 4; do

@@ -1,6 +1,6 @@
 // Shared helpers for test/forward-*.test.ts: free ports, real dcmtk peers, byte comparison.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
   existsSync,
@@ -21,6 +21,8 @@ import { buildFileMeta } from '../src/core/dicom/fileMeta.js';
 import { EXPLICIT_LE, EXPLICIT_VR_LE } from '../src/core/dicom/transferSyntax.js';
 import { readP10Header } from '../src/dimse/part10.js';
 import type { Logger } from '../src/log.js';
+import { conversionThread } from '../src/transcode/conversionThread.js';
+import type { Converter } from '../src/transcode/converter.js';
 
 export const TEST_FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 export const F = {
@@ -30,6 +32,16 @@ export const F = {
   jpegLossy: join(TEST_FILES, 'JPEG-lossy.dcm'), // JPEG extended, SC
   rtplanImplicit: join(TEST_FILES, 'rtplan.dcm'), // Implicit VR LE, RT Plan
 };
+
+/**
+ * The conversion thread running the built worker (dist/transcode/conversionWorker.js; `npm test`
+ * builds first): tests import src/, where no .js worker exists next to the module.
+ */
+export function testConverter(): Converter {
+  const workerUrl = new URL('../dist/transcode/conversionWorker.js', import.meta.url);
+  if (!existsSync(workerUrl)) throw new Error('dist/ is not built: run npm run build');
+  return conversionThread({ workerUrl });
+}
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `fwd-${prefix}-`));
@@ -304,4 +316,50 @@ export function writeLargeInstance(path: string, pixelBytes: number, sopInstance
     closeSync(fd);
   }
   return sopInstanceUid;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Converted instances against their sources (test/fixtures/compare_converted.py)
+
+export interface ComparedInstance {
+  source: string;
+  target: string;
+  /** Set when the comparison itself failed. */
+  error?: string;
+  /** dcmdump's warnings and errors on the converted file. */
+  dcmdump: string[];
+  /** Non-pixel elements that differ (empty with pixels_only). */
+  elements: string[];
+  /** The independent decoder of the source ("gdcmconv --raw", "pydicom"...), null when none could. */
+  reference?: string | null;
+  pixels?: { equal: boolean; max_diff: number | null; samples: number };
+  /** Transfer syntax UID of the converted file. */
+  ts: string;
+}
+
+/**
+ * Compares each `converted` file with its `source` (pixel samples against an independent decode
+ * of the source, and with `pixelsOnly` false every other element too), by pydicom, GDCM and
+ * dcmtk in a child process. Results in input order.
+ */
+export function compareConverted(
+  cases: { source: string; converted: string; target?: string }[],
+  pixelsOnly = false,
+): ComparedInstance[] {
+  const dir = tempDir('compare');
+  try {
+    const file = join(dir, 'cases.json');
+    writeFileSync(
+      file,
+      JSON.stringify(cases.map((c) => ({ target: '', ...c, ...(pixelsOnly ? { pixels_only: true } : {}) }))),
+    );
+    const out = execFileSync(
+      '/usr/bin/python3',
+      [join(import.meta.dirname, 'fixtures', 'compare_converted.py'), file],
+      { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    return JSON.parse(out) as ComparedInstance[];
+  } finally {
+    rmrf(dir);
+  }
 }

@@ -21,6 +21,7 @@ import {
   stopAllPeers,
   tempDir,
   waitFor,
+  testConverter,
   writeFileIn,
 } from './forward-helpers.js';
 
@@ -64,6 +65,7 @@ async function startForwarder(
     logger,
     backoff: { initialMs: 100, maxMs: 400 },
     scu: { connectTimeoutMs: 3000, associationTimeoutMs: 5000, pduTimeoutMs: 10_000, overallTimeoutMs: 20_000 },
+    converter: testConverter(),
     ...extra,
   });
   await fwd.start();
@@ -186,28 +188,32 @@ describe('forwarding to storescp', () => {
     expect([...receivedBySopInstance(out).keys()]).toEqual([readP10Header(F.ctExplicit).sopInstanceUid]);
   });
 
-  it('never lets the library transcode: peer accepting only implicit LE gets no near-empty explicit file', async () => {
+  it('a peer accepting only implicit LE gets the explicit file converted to it, the implicit one as stored', async () => {
     const port = await freePort();
     const { db, dest, key, out } = await setup(port);
     await startStorescp(['+B', '+xi', '-aet', 'RESEARCH'], port, out);
     const ct = (await enqueue(db, { filePath: F.ctExplicit, destination: key })).id; // explicit LE
     const mr = (await enqueue(db, { filePath: F.mrImplicit, destination: key })).id; // implicit LE
-    const { fwd } = await startForwarder(db, dest);
+    const { fwd, logger } = await startForwarder(db, dest);
     fwd.kick();
     await waitFor(
-      async () => (await db.forwardItem(ct))!.state === 'dead' && (await db.forwardItem(mr))!.state === 'delivered',
+      async () =>
+        (await db.forwardItem(ct))!.state === 'delivered' && (await db.forwardItem(mr))!.state === 'delivered',
       15_000,
       'outcomes',
     );
     await fwd.stop();
-    expect((await db.forwardItem(ct))!.lastError).toMatch(
-      /does not accept transfer syntax ExplicitVRLittleEndian \(1\.2\.840\.10008\.1\.2\.1\) for SOP class CtImageStorage/,
-    );
     const got = receivedBySopInstance(out);
-    expect([...got.keys()]).toEqual([readP10Header(F.mrImplicit).sopInstanceUid]);
-    expect(
-      dataSetBytes(got.get(readP10Header(F.mrImplicit).sopInstanceUid)![0]!.path).equals(dataSetBytes(F.mrImplicit)),
-    ).toBe(true);
+    const mrGot = got.get(readP10Header(F.mrImplicit).sopInstanceUid)!;
+    expect(dataSetBytes(mrGot[0]!.path).equals(dataSetBytes(F.mrImplicit))).toBe(true);
+    const ctGot = got.get(readP10Header(F.ctExplicit).sopInstanceUid)!;
+    expect(ctGot[0]!.ts).toBe('1.2.840.10008.1.2');
+    // Converted, not truncated (what dcmjs-dimse's Client once sent here was nearly empty).
+    expect(dataSetBytes(ctGot[0]!.path).length).toBeGreaterThan(dataSetBytes(F.ctExplicit).length - 2000);
+    expect(logger.lines.filter((l) => l.level !== 'debug')).toEqual([]);
+    // The status tells how many went converted.
+    expect(fwd.destinationStatus()[0]).toMatchObject({ deliveredSinceStart: 2, convertedSinceStart: 1 });
+    expect(fwd.status().counts).toMatchObject({ deliveredSinceStart: 2, convertedSinceStart: 1 });
   });
 
   it('resumes items left in flight by a process that died', async () => {

@@ -201,8 +201,8 @@ export function runCli(args: string[], cwd = REPO): { status: number | null; std
 }
 
 /**
- * Writes pydicom samples (8 transfer syntaxes) with the given patient into `outDir` via
- * test/fixtures/make_node_samples.py; returns their paths, sorted.
+ * Writes pydicom samples (8 transfer syntaxes; with `all`, 11: every syntax of issue 14) with the
+ * given patient into `outDir` via test/fixtures/make_node_samples.py; returns their paths, sorted.
  */
 export function makeSamples(
   outDir: string,
@@ -210,10 +210,19 @@ export function makeSamples(
   accession: string,
   studyUid: string,
   prefix = 's',
+  all = false,
 ): string[] {
   execFileSync(
     '/usr/bin/python3',
-    [join(REPO, 'test', 'fixtures', 'make_node_samples.py'), outDir, patientId, accession, studyUid, prefix],
+    [
+      join(REPO, 'test', 'fixtures', 'make_node_samples.py'),
+      outDir,
+      patientId,
+      accession,
+      studyUid,
+      prefix,
+      ...(all ? ['all'] : []),
+    ],
     {
       stdio: 'pipe',
     },

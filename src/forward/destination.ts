@@ -38,8 +38,10 @@ export interface Destination {
   /** Our calling AE title towards this peer; default: the node's (callingAet, else aeTitle). */
   callingAeTitle?: string;
   /**
-   * Transfer syntaxes the peer should receive (issue 14, not yet used: files are sent in their
-   * stored transfer syntax).
+   * The transfer syntaxes this peer is to receive, best first (issue 14): a file goes in the first
+   * of them the peer accepts that is its stored syntax or one it converts to (explicit or implicit
+   * VR little endian), and in nothing else. Unset: the stored syntax first, then the conversions
+   * (see forward/syntaxChoice.ts).
    */
   transferSyntaxes?: string[];
   /** DICOM TLS: connect over TLS with these settings (absent: plain TCP). */
@@ -135,8 +137,8 @@ const OBJECT_KEYS = ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'trans
 /**
  * A destination from the config's `forward` list: the string form "AET@host:port" (named by
  * itself, see parseDestination) or an object `{ name, aeTitle, host, port, callingAeTitle?,
- * transferSyntaxes?, tls? }` (`tls`: see destinationTlsFromConfig); `transferSyntaxes` is
- * checked (valid UIDs) but not used yet (issue 14). Throws DestinationError (one line).
+ * transferSyntaxes?, tls? }` (`tls`: see destinationTlsFromConfig); `transferSyntaxes` must be a
+ * non-empty list of UIDs (see Destination.transferSyntaxes). Throws DestinationError (one line).
  */
 export function destinationFromConfig(value: unknown): Destination {
   if (typeof value === 'string') return parseDestination(value);

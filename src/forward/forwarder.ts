@@ -9,13 +9,19 @@
 // Log lines carry queue ids, file paths (de-identified names) and reasons, never patient data.
 // The forwarder reports its status (per destination: up or down and since when, queue counts,
 // last error, last delivery) through the status contract: forwarderStatus.ts.
+// Files a destination does not accept as stored are converted on the way out (storeScu.ts) by
+// one Converter shared by every destination: a worker thread by default, so decoding never
+// stalls the event loop the node's receiver runs on (transcode/conversionThread.ts).
 
 import { destinationLabel, type Destination } from './destination.js';
 import { ForwarderStatus, type DestinationStatus } from './forwarderStatus.js';
 import type { Logger } from '../log.js';
 import type { ComponentStatus, StatusReporter } from '../status.js';
 import type { ForwardOutcome, QueueItem, StateStore } from '../state/stateStore.js';
+import { defaultConverter } from '../transcode/conversionThread.js';
+import type { Converter } from '../transcode/converter.js';
 import { sendFiles, type SendReport, type StoreScuOptions } from './storeScu.js';
+import { preferenceWarning } from './syntaxChoice.js';
 
 export interface ForwarderOptions {
   /** The state holding the forward queue (the node's, or the batch run's). */
@@ -32,7 +38,12 @@ export interface ForwarderOptions {
   /** A transiently failing item goes dead after failing this long (default 24 h). */
   giveUpAfterMs?: number;
   /** Network timeouts passed to the SCU (defaults in storeScu.ts). */
-  scu?: Omit<StoreScuOptions, 'callingAet' | 'maxPerAssociation'>;
+  scu?: Omit<StoreScuOptions, 'callingAet' | 'maxPerAssociation' | 'converter'>;
+  /**
+   * Converts files a destination does not accept as stored (default: defaultConverter(), a
+   * worker thread started on the first conversion). The forwarder closes it in stop().
+   */
+  converter?: Converter;
   /** Injectable send function (defaults to storeScu.sendFiles). */
   send?: typeof sendFiles;
   /**
@@ -80,6 +91,7 @@ export class Forwarder implements StatusReporter {
   private readonly giveUpAfterMs: number;
   private readonly scu: ForwarderOptions['scu'];
   private readonly send: typeof sendFiles;
+  private readonly converter: Converter;
   private readonly idlePollMs: number;
   private readonly deadLogWindowMs: number;
   private readonly dests: DestState[];
@@ -102,6 +114,7 @@ export class Forwarder implements StatusReporter {
     this.giveUpAfterMs = opts.giveUpAfterMs ?? 24 * 3600 * 1000;
     this.scu = opts.scu;
     this.send = opts.send ?? sendFiles;
+    this.converter = opts.converter ?? defaultConverter();
     this.idlePollMs = Math.max(10, opts.idlePollMs ?? 5000);
     this.deadLogWindowMs = Math.max(0, opts.deadLogWindowMs ?? 60_000);
     const seen = new Set<string>();
@@ -140,6 +153,10 @@ export class Forwarder implements StatusReporter {
     this.stopping = false;
     this.started = (async () => {
       for (const d of this.dests) {
+        // A list that rules out every conversion is legal (a PACS taking only JPEG 2000, fed
+        // JPEG 2000) but more often a wish for compression, which we never do: say so up front.
+        const warning = preferenceWarning(d.dest.transferSyntaxes);
+        if (warning) this.logger.warn(`forward ${d.label}: ${warning}`);
         const n = await this.state.recoverInFlightForwards(d.key);
         if (n > 0)
           this.logger.info(`forward ${d.label}: ${n} interrupted item(s) from a previous run are pending again`);
@@ -174,6 +191,7 @@ export class Forwarder implements StatusReporter {
     await Promise.all(this.dests.map((d) => d.loop));
     this.started = null;
     for (const d of this.dests) this.flushDeadLog(d, Infinity);
+    await this.converter.close();
     await this.refreshCounts(true);
     this.running = false;
     this.tracker.setLifecycle('stopped');
@@ -238,7 +256,7 @@ export class Forwarder implements StatusReporter {
           report = await this.send(
             items.map((i) => i.filePath),
             d.dest,
-            { ...this.scu, callingAet: this.callingAet, maxPerAssociation: this.maxPer },
+            { ...this.scu, callingAet: this.callingAet, maxPerAssociation: this.maxPer, converter: this.converter },
           );
         } catch (err) {
           // sendFiles is not supposed to throw; treat as a transient, destination-level problem.
@@ -304,6 +322,7 @@ export class Forwarder implements StatusReporter {
   private async record(d: DestState, items: QueueItem[], report: SendReport): Promise<void> {
     const now = Date.now();
     let delivered = 0;
+    let converted = 0;
     let transient = 0;
     let dead = 0;
     const itemOutcomes = items.map((item, i) => ({ item, outcome: report.outcomes[i]!.outcome }));
@@ -326,10 +345,12 @@ export class Forwarder implements StatusReporter {
         case 'delivered':
           outcomes.push({ id: item.id, outcome: 'delivered', status: outcome.status, note: null });
           delivered++;
+          if (outcome.convertedTo) converted++;
           break;
         case 'warning':
           outcomes.push({ id: item.id, outcome: 'delivered', status: outcome.status, note: outcome.reason });
           delivered++;
+          if (outcome.convertedTo) converted++;
           break;
         case 'permanent-failure':
           outcomes.push({ id: item.id, outcome: 'dead', reason: outcome.reason, status: outcome.status ?? null });
@@ -385,10 +406,10 @@ export class Forwarder implements StatusReporter {
     }
     this.logger.debug(
       `forward ${d.label}: ${items.length} sent in ${report.associations} association(s): ` +
-        `${delivered} delivered, ${transient} to retry, ${dead} dead`,
+        `${delivered} delivered (${converted} converted), ${transient} to retry, ${dead} dead`,
     );
 
-    this.tracker.delivered(d.key, delivered);
+    this.tracker.delivered(d.key, delivered, converted);
     const firstOf = (kind: 'permanent-failure' | 'transient-failure'): string | undefined =>
       (itemOutcomes.find((x) => x.outcome.kind === kind)?.outcome as { reason: string } | undefined)?.reason;
     const problem = report.connectionProblem ?? [...deadByReason.keys()][0] ?? firstOf('transient-failure');

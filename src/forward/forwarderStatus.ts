@@ -1,5 +1,6 @@
 // What the forwarder reports through the status contract (src/status.ts): per destination, up or
-// down and since when, its queue (pending, in flight, dead), its last error and last delivery.
+// down and since when, its queue (pending, in flight, dead), its last error and last delivery, and
+// how many instances it stored, converted or not.
 // Plain data, cheap to read: the queue counts are the forwarder's last reading of the state, not
 // a query per call. No identifier: destination names and addresses, counts, times, and reasons
 // written for logs (statuses, SOP classes, system errors).
@@ -26,6 +27,8 @@ export interface DestinationStatus {
   lastDeliveryAt: string | null;
   /** Instances it stored since the forwarder started. */
   deliveredSinceStart: number;
+  /** Of those, the ones sent converted to another transfer syntax (it did not accept the stored one). */
+  convertedSinceStart: number;
 }
 
 /** Queue counts of one destination, as the state reports them. */
@@ -59,6 +62,7 @@ export class ForwarderStatus implements StatusReporter {
         lastError: null,
         lastDeliveryAt: null,
         deliveredSinceStart: 0,
+        convertedSinceStart: 0,
       });
     }
   }
@@ -69,11 +73,12 @@ export class ForwarderStatus implements StatusReporter {
     this.refreshState();
   }
 
-  /** A round stored `count` instances at `name`. */
-  delivered(name: string, count: number): void {
+  /** A round stored `count` instances at `name`, `converted` of them sent converted. */
+  delivered(name: string, count: number, converted = 0): void {
     const d = this.dests.get(name);
     if (!d || count <= 0) return;
     d.deliveredSinceStart += count;
+    d.convertedSinceStart += converted;
     d.lastDeliveryAt = this.now().toISOString();
   }
 
@@ -112,7 +117,7 @@ export class ForwarderStatus implements StatusReporter {
 
   status(): ComponentStatus {
     const list = this.destinations();
-    const sum = (k: 'pending' | 'inFlight' | 'dead' | 'deliveredSinceStart'): number =>
+    const sum = (k: 'pending' | 'inFlight' | 'dead' | 'deliveredSinceStart' | 'convertedSinceStart'): number =>
       list.reduce((n, d) => n + d[k], 0);
     return this.tracker.report(
       {
@@ -122,6 +127,7 @@ export class ForwarderStatus implements StatusReporter {
         inFlight: sum('inFlight'),
         dead: sum('dead'),
         deliveredSinceStart: sum('deliveredSinceStart'),
+        convertedSinceStart: sum('convertedSinceStart'),
       },
       { backlog: sum('pending') + sum('inFlight'), details: { destinations: list } },
     );

@@ -1,22 +1,30 @@
 // C-STORE SCU for forwarding: sends Part 10 files (already de-identified, on disk) to one peer,
-// verbatim, and gives every file an outcome.
+// as stored or converted to a transfer syntax the peer accepts, and gives every file an outcome.
 //
 // Built on our own SCU association (dimse/scu), not on dcmjs-dimse's Client (see the README's
 // "The sending client" and docs/research/dcmjs-dimse.md sections 2, 3, 8 for what that
 // library did wrong here). What this file guarantees:
-// * Verbatim bytes: each file's data set (everything after its file meta) is sent as stored, read
-//   from disk in bounded chunks while it is sent; nothing is ever converted.
-// * Each stored transfer syntax is proposed on a presentation context of its own, next to one
-//   [Explicit LE, Implicit LE] context per SOP class that only serves to say, when the peer refuses
-//   the stored syntax, what it would have accepted. A file whose stored syntax was not accepted
-//   is not sent and goes dead with a reason naming the SOP class and syntaxes.
+// * Verbatim bytes when the peer accepts the stored transfer syntax: each file's data set
+//   (everything after its file meta) is sent as stored, read from disk in bounded chunks.
+// * Otherwise a conversion (issue 14): each syntax a file may be sent in (syntaxChoice.ts: the
+//   stored one, then explicit and implicit VR little endian, or the destination's
+//   `transferSyntaxes`) is proposed on a presentation context of its own, so we learn exactly
+//   which ones the peer accepts, whatever its own preferences; each file goes in the first of
+//   its syntaxes that was accepted, converted on the way out by a Converter (a worker thread:
+//   transcode/conversionThread.ts). The filed copy is only read.
+// * A file that none of the accepted syntaxes can carry, or that cannot be converted, goes dead
+//   with a reason naming the SOP class and syntaxes. A conversion that fails part way (a corrupt
+//   frame) aborts the association (a partial data set cannot be ended): that file goes dead and
+//   the files after it are sent at once on a new association, never held behind it.
 // * Every file gets an outcome: delivered, warning (stored), transient (retry later) or permanent
-//   (dead), and the association has a hard overall timeout (60 s + 30 s per file by default).
+//   (dead), and the association has a hard overall timeout (60 s + 30 s per file by default, plus
+//   1 s per MiB of compressed files that may be decoded).
 // * No identifier in any message: reasons name SOP classes, transfer syntaxes, statuses and the
 //   destination, never a SOP Instance UID.
 
+import { ConversionError } from '../core/transcode/conversionError.js';
+import { sourceSyntax } from '../core/transcode/transferSyntaxes.js';
 import { DicomFormatError } from '../core/types.js';
-import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../core/dicom/transferSyntax.js';
 import { ContextResult } from '../dimse/acse.js';
 import { readP10Header, type P10Header } from '../dimse/part10.js';
 import { AssociationError, ScuAssociation, type NegotiatedContext } from '../dimse/scu/association.js';
@@ -25,13 +33,19 @@ import { openFileDataSet, type FileDataSet } from '../dimse/scu/dataSetSource.js
 import type { SocketFactory } from '../dimse/scu/socketFactory.js';
 import { statusMeaning } from '../dimse/status.js';
 import { uidLabel } from '../dimse/uidNames.js';
+import { defaultConverter } from '../transcode/conversionThread.js';
+import type { Converter, ConvertingSource } from '../transcode/converter.js';
 import { destinationLabel, type Destination } from './destination.js';
 import { destinationSocketFactory } from './destinationTls.js';
+import { candidateSyntaxes, noCandidateReason } from './syntaxChoice.js';
 
-/** Result of one file. `warning` means delivered (the peer stored it, with a warning status). */
+/**
+ * Result of one file. `warning` means delivered (the peer stored it, with a warning status);
+ * `convertedTo` is set when it was sent converted (the transfer syntax UID it went in).
+ */
 export type StoreOutcome =
-  | { kind: 'delivered'; status: number }
-  | { kind: 'warning'; status: number; reason: string }
+  | { kind: 'delivered'; status: number; convertedTo?: string }
+  | { kind: 'warning'; status: number; reason: string; convertedTo?: string }
   | { kind: 'transient-failure'; status?: number; reason: string }
   | { kind: 'permanent-failure'; status?: number; reason: string };
 
@@ -67,12 +81,18 @@ export interface StoreScuOptions {
    */
   pduTimeoutMs?: number;
   /**
-   * Hard cap on one association's total duration, ms (default 60 s + 30 s per instance):
-   * a hung peer can never hang the caller longer than this.
+   * Hard cap on one association's total duration, ms (default 60 s + 30 s per instance, plus
+   * 1 s per MiB of compressed instances that may be decoded): a hung peer can never hang the
+   * caller longer than this.
    */
   overallTimeoutMs?: number;
   /** How to connect (default: the destination's, destinationSocketFactory: TLS when it has `tls`, else TCP). */
   socketFactory?: SocketFactory;
+  /**
+   * Converts files the peer does not accept as stored (default: a conversion thread started on
+   * the first conversion and closed when sendFiles returns; the forwarder passes its own).
+   */
+  converter?: Converter;
 }
 
 /** Maps a C-STORE response status to an outcome (meanings: dimse/status.ts). */
@@ -88,12 +108,12 @@ interface Prepared {
   index: number;
   filePath: string;
   header: P10Header;
+  /** The transfer syntaxes it may be sent in, best first (syntaxChoice.ts); never empty. */
+  candidates: string[];
 }
 
 /** DICOM allows 128 presentation contexts per association (odd IDs 1-255); keep a margin. */
 const MAX_CONTEXTS = 120;
-/** The context per SOP class that asks what the peer accepts besides the stored syntaxes. */
-const PROBE_SYNTAXES = [EXPLICIT_VR_LE, IMPLICIT_VR_LE];
 
 /**
  * Sends `filePaths` to `destination`, in as few associations as `maxPerAssociation` and the
@@ -108,11 +128,22 @@ export async function sendFiles(
   const outcomes: (StoreOutcome | undefined)[] = new Array(filePaths.length).fill(undefined);
   const prepared: Prepared[] = [];
   filePaths.forEach((filePath, index) => {
+    let header: P10Header;
     try {
-      prepared.push({ index, filePath, header: readP10Header(filePath, 'file') });
+      header = readP10Header(filePath, 'file');
     } catch (err) {
       outcomes[index] = fileErrorOutcome(err);
+      return;
     }
+    const candidates = candidateSyntaxes(header.transferSyntaxUid, destination.transferSyntaxes);
+    if (candidates.length === 0) {
+      outcomes[index] = {
+        kind: 'permanent-failure',
+        reason: noCandidateReason(header.transferSyntaxUid, destination.transferSyntaxes ?? []),
+      };
+      return;
+    }
+    prepared.push({ index, filePath, header, candidates });
   });
 
   const maxPer = Math.max(1, opts.maxPerAssociation ?? 100);
@@ -120,7 +151,7 @@ export async function sendFiles(
   let cur: Prepared[] = [];
   let ctxKeys = new Set<string>();
   for (const p of prepared) {
-    const keys = [`${p.header.sopClassUid}|*`, `${p.header.sopClassUid}|${p.header.transferSyntaxUid}`];
+    const keys = p.candidates.map((ts) => `${p.header.sopClassUid}|${ts}`);
     const added = keys.filter((k) => !ctxKeys.has(k)).length;
     if (cur.length > 0 && (cur.length >= maxPer || ctxKeys.size + added > MAX_CONTEXTS)) {
       batches.push(cur);
@@ -132,18 +163,35 @@ export async function sendFiles(
   }
   if (cur.length) batches.push(cur);
 
+  // The conversion thread starts only when a file needs converting.
+  let ownConverter: Converter | undefined;
+  const converter: Converter = opts.converter ?? {
+    open: (path, ts) => (ownConverter ??= defaultConverter()).open(path, ts),
+    close: async () => undefined,
+  };
+
   let connectionProblem: string | undefined;
   let associations = 0;
-  for (const batch of batches) {
-    if (connectionProblem) {
-      // The peer is unreachable: do not hammer it with the remaining batches.
-      for (const p of batch) outcomes[p.index] = { kind: 'transient-failure', reason: connectionProblem };
-      continue;
+  try {
+    for (const batch of batches) {
+      let rest = batch;
+      while (rest.length > 0) {
+        if (connectionProblem) {
+          // The peer is unreachable: do not hammer it with the remaining batches.
+          for (const p of rest) outcomes[p.index] = { kind: 'transient-failure', reason: connectionProblem };
+          break;
+        }
+        associations++;
+        const r = await sendOneAssociation(rest, destination, opts, converter);
+        r.outcomes.forEach((o, i) => (outcomes[rest[i]!.index] = o));
+        if (r.connectionProblem) connectionProblem = r.connectionProblem;
+        // A file's data set failed part way and the association was aborted: the files after it
+        // go on a new association now.
+        rest = r.restartFrom === undefined ? [] : rest.slice(r.restartFrom);
+      }
     }
-    associations++;
-    const r = await sendOneAssociation(batch, destination, opts);
-    r.outcomes.forEach((o, i) => (outcomes[batch[i]!.index] = o));
-    if (r.connectionProblem) connectionProblem = r.connectionProblem;
+  } finally {
+    await ownConverter?.close();
   }
 
   return {
@@ -167,50 +215,80 @@ function fileErrorOutcome(err: unknown): StoreOutcome {
   return { kind: 'transient-failure', reason: `cannot read file: ${e?.code ?? (e as Error)?.message ?? String(err)}` };
 }
 
-/** The proposal: per SOP class, each stored transfer syntax alone, then the probe context. */
+/** The proposal: per SOP class, each transfer syntax its files may be sent in, on a context of its own. */
 function proposal(items: Prepared[]): { abstractSyntaxUid: string; transferSyntaxUids: string[] }[] {
   const bySop = new Map<string, Set<string>>();
   for (const p of items) {
     const set = bySop.get(p.header.sopClassUid) ?? new Set<string>();
-    set.add(p.header.transferSyntaxUid);
+    for (const ts of p.candidates) set.add(ts);
     bySop.set(p.header.sopClassUid, set);
   }
-  return [...bySop].flatMap(([sop, syntaxes]) => [
-    ...[...syntaxes].map((ts) => ({ abstractSyntaxUid: sop, transferSyntaxUids: [ts] })),
-    { abstractSyntaxUid: sop, transferSyntaxUids: PROBE_SYNTAXES },
-  ]);
+  return [...bySop].flatMap(([sop, syntaxes]) =>
+    [...syntaxes].map((ts) => ({ abstractSyntaxUid: sop, transferSyntaxUids: [ts] })),
+  );
 }
 
-/** Why a file cannot be sent verbatim on this association (its stored syntax was not accepted). */
-function contextProblem(contexts: readonly NegotiatedContext[], h: P10Header): string {
+/** Why none of a file's candidate syntaxes was accepted on this association. */
+function contextProblem(contexts: readonly NegotiatedContext[], p: Prepared): string {
+  const h = p.header;
   const mine = contexts.filter((c) => c.abstractSyntaxUid === h.sopClassUid);
   const acceptedTs = [
     ...new Set(mine.filter((c) => c.result === ContextResult.Acceptance).map((c) => c.transferSyntaxUid)),
   ];
   const sop = `SOP class ${uidLabel(h.sopClassUid)}`;
   const ts = `transfer syntax ${uidLabel(h.transferSyntaxUid)}`;
+  const others = p.candidates.filter((c) => c !== h.transferSyntaxUid);
+  const sentIn = others.length === 0 ? ts : `${ts} or ${others.map(uidLabel).join(', ')}`;
+  const why =
+    sourceSyntax(h.transferSyntaxUid) === undefined
+      ? `; ${uidLabel(h.transferSyntaxUid)} cannot be converted`
+      : others.length === 0
+        ? "; the destination's transferSyntaxes allow no conversion of it"
+        : '';
   if (acceptedTs.length === 0) {
     if (mine.some((c) => c.result === ContextResult.AbstractSyntaxNotSupported))
       return `peer does not accept ${sop} (presentation context rejected: abstract syntax not supported)`;
     if (mine.some((c) => c.result === ContextResult.TransferSyntaxesNotSupported))
-      return `peer does not accept ${ts} for ${sop} (presentation context rejected: transfer syntaxes not supported)`;
-    return `peer rejected the presentation context for ${sop} with ${ts}`;
+      return `peer does not accept ${sentIn} for ${sop} (presentation context rejected: transfer syntaxes not supported)${why}`;
+    return `peer rejected the presentation contexts for ${sop} with ${p.candidates.map(uidLabel).join(', ')}`;
   }
-  return (
-    `peer does not accept ${ts} for ${sop}; it accepted only ${acceptedTs.map(uidLabel).join(', ')} ` +
-    `and the file is not converted`
-  );
+  return `peer does not accept ${sentIn} for ${sop}; it accepted only ${acceptedTs.map(uidLabel).join(', ')}${why}`;
 }
 
 interface AssociationResult {
+  /** One per item; for items from `restartFrom` on, ignored (they go on a new association). */
   outcomes: StoreOutcome[];
   connectionProblem?: string;
+  /** Set when a data set failed part way: the items from this index on were not tried. */
+  restartFrom?: number;
+}
+
+/** What could not be converted, or read: dead when retrying cannot help. */
+function conversionOutcome(err: unknown, p: Prepared, targetTs: string, partWay: boolean): StoreOutcome {
+  const what = `conversion of ${uidLabel(p.header.sopClassUid)} from ${uidLabel(p.header.transferSyntaxUid)} to ${uidLabel(targetTs)}`;
+  if (err instanceof ConversionError) {
+    return { kind: 'permanent-failure', reason: `${what} failed${partWay ? ' part way' : ''}: ${err.message}` };
+  }
+  if (typeof (err as NodeJS.ErrnoException)?.code === 'string') return fileErrorOutcome(err);
+  // The converter itself failed (its thread stopped): another attempt may succeed.
+  return { kind: 'transient-failure', reason: `${what} failed: ${(err as Error)?.message ?? String(err)}` };
+}
+
+/** Allowance of the overall timer for decoding: 1 s per MiB of compressed files that may be decoded. */
+function decodeAllowanceMs(items: Prepared[]): number {
+  let bytes = 0;
+  for (const p of items) {
+    const decodable = sourceSyntax(p.header.transferSyntaxUid)?.pixelData === 'encapsulated';
+    if (decodable && p.candidates.some((ts) => ts !== p.header.transferSyntaxUid)) bytes += p.header.fileSize;
+  }
+  return Math.ceil(bytes / (1 << 20)) * 1000;
 }
 
 async function sendOneAssociation(
   items: Prepared[],
   dest: Destination,
   opts: StoreScuOptions,
+  converter: Converter,
 ): Promise<AssociationResult> {
   const outcomes: (StoreOutcome | undefined)[] = items.map(() => undefined);
   const finish = (reason: string, connectionProblem?: string): AssociationResult => ({
@@ -232,7 +310,7 @@ async function sendOneAssociation(
         connectMs: opts.connectTimeoutMs ?? 60_000,
         associateMs: opts.associationTimeoutMs ?? 30_000,
         silenceMs: opts.pduTimeoutMs ?? 60_000,
-        overallMs: opts.overallTimeoutMs ?? 60_000 + 30_000 * items.length,
+        overallMs: opts.overallTimeoutMs ?? 60_000 + 30_000 * items.length + decodeAllowanceMs(items),
       },
     });
   } catch (err) {
@@ -243,29 +321,41 @@ async function sendOneAssociation(
 
   try {
     for (const [i, p] of items.entries()) {
-      const { sopClassUid, sopInstanceUid, transferSyntaxUid, dataSetOffset, fileSize } = p.header;
-      const ctx = association.acceptedContext(sopClassUid, transferSyntaxUid);
+      const { sopClassUid, sopInstanceUid, transferSyntaxUid: storedTs, dataSetOffset, fileSize } = p.header;
+      // The first of the file's syntaxes that the peer accepted.
+      const ctx = p.candidates.map((ts) => association.acceptedContext(sopClassUid, ts)).find((c) => c !== undefined);
       if (!ctx) {
-        outcomes[i] = { kind: 'permanent-failure', reason: contextProblem(association.contexts, p.header) };
+        outcomes[i] = { kind: 'permanent-failure', reason: contextProblem(association.contexts, p) };
         continue;
       }
-      let dataSet: FileDataSet;
+      const targetTs = ctx.transferSyntaxUid;
+      let dataSet: FileDataSet | ConvertingSource;
       try {
-        dataSet = await openFileDataSet(p.filePath, dataSetOffset, fileSize - dataSetOffset);
+        dataSet =
+          targetTs === storedTs
+            ? await openFileDataSet(p.filePath, dataSetOffset, fileSize - dataSetOffset)
+            : await converter.open(p.filePath, targetTs);
       } catch (err) {
-        outcomes[i] = fileErrorOutcome(err); // nothing announced yet: the association goes on
+        // Nothing announced yet: the association goes on.
+        outcomes[i] = targetTs === storedTs ? fileErrorOutcome(err) : conversionOutcome(err, p, targetTs, false);
         continue;
       }
       try {
         const rsp = await cStore(association, { contextId: ctx.id, sopClassUid, sopInstanceUid, dataSet });
-        outcomes[i] = classifyStoreStatus(rsp.status);
+        const outcome = classifyStoreStatus(rsp.status);
+        if (targetTs !== storedTs && (outcome.kind === 'delivered' || outcome.kind === 'warning')) {
+          outcome.convertedTo = targetTs;
+        }
+        outcomes[i] = outcome;
       } catch (err) {
         const e = toAssociationError(err);
         if (e.kind === 'source') {
-          // The file could not be read to its end: the association was aborted (a partial data
-          // set cannot be ended). Not the peer's fault: the others wait for the next round.
-          outcomes[i] = fileErrorOutcome(e.detail.cause);
-          return finish(`not sent: the association was aborted after a read error on another file`);
+          // The data set could not be produced to its end (a file that shrank, a corrupt frame):
+          // the association was aborted, a partial data set cannot be ended. Not the peer's fault:
+          // the files after this one go on a new association.
+          const cause = e.detail.cause;
+          outcomes[i] = targetTs === storedTs ? fileErrorOutcome(cause) : conversionOutcome(cause, p, targetTs, true);
+          return { ...finish('internal: not sent'), restartFrom: i + 1 };
         }
         outcomes[i] = { kind: 'transient-failure', reason: `no response: ${e.message}` };
         return finish(e.message, e.message);

@@ -2,19 +2,24 @@
 // libjpeg 8/12/16-bit (baseline, extended, lossless), CharLS 2.3.4 (JPEG-LS), OpenJPEG 2.5.0
 // (JPEG 2000) and an RLE decoder. Why this library: docs/codecs.md.
 //
-// The module is loaded once per thread, on first use (~45 ms, ~4 MB of WebAssembly). A codec
+// The package (and dcmjs, which it imports: ~20 MB of RSS) is imported on the first decode, so a
+// thread converting only at the byte level never loads it. The module is loaded once per thread,
+// on first use (~45 ms, ~4 MB of WebAssembly). A codec
 // failure may leave the module's heap in any state (a C++ abort surfaces as "unreachable"), so
 // the module is loaded afresh after one. Decoding is synchronous and CPU-bound: run it in a
 // worker thread, never on the thread that receives associations.
-import codecs from 'dcmjs-codecs';
+import type Codecs from 'dcmjs-codecs';
 import type { FrameDecoder, FrameParameters } from '../core/transcode/pixelPlan.js';
 
-const { NativeCodecs, Context } = codecs;
+type Library = typeof Codecs;
+let ready: Promise<Library> | undefined;
 
-let ready: Promise<void> | undefined;
-
-function load(): Promise<void> {
-  ready ??= NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false }).catch((e: unknown) => {
+function load(): Promise<Library> {
+  ready ??= (async () => {
+    const codecs = (await import('dcmjs-codecs')).default;
+    await codecs.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
+    return codecs;
+  })().catch((e: unknown) => {
     ready = undefined;
     throw e;
   });
@@ -24,7 +29,7 @@ function load(): Promise<void> {
 /** Decodes frames with dcmjs-codecs; see FrameDecoder for the output layout. */
 export const dcmjsCodecsDecoder: FrameDecoder = {
   async decode(frame: Buffer, p: FrameParameters): Promise<Buffer> {
-    await load();
+    const { NativeCodecs, Context } = await load();
     const context = new Context({
       width: p.columns,
       height: p.rows,
