@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { buildFileMeta } from '../core/dicom/fileMeta.js';
 import { EXPLICIT_LE, IMPLICIT_LE, transferSyntaxInfo, type Encoding } from '../core/dicom/transferSyntax.js';
-import { SequentialReader } from '../core/transcode/byteSource.js';
+import { SequentialReader } from '../core/transcode/sequentialSource.js';
 import { ConversionError, corrupt, unsupported } from '../core/transcode/conversionError.js';
 import { convertDataSet, DEFAULT_CHUNK_BYTES } from '../core/transcode/convertDataSet.js';
 import { detectEncoding } from '../core/transcode/elementHeader.js';
@@ -14,7 +14,7 @@ import { CONVERSION_TARGETS, sourceSyntax } from '../core/transcode/transferSynt
 import { DicomFormatError } from '../core/types.js';
 import { readP10Header } from '../dimse/part10.js';
 import { dcmjsCodecsDecoder } from './dcmjsCodecsDecoder.js';
-import { openFileByteSource } from './fileByteSource.js';
+import { openFileSequentialSource } from './fileSequentialSource.js';
 
 export { conversionsFor } from '../core/transcode/transferSyntaxes.js';
 export { ConversionError } from '../core/transcode/conversionError.js';
@@ -85,7 +85,7 @@ export async function convertInstance(
 
   let plan: DecodePlan | undefined;
   if (syntax.pixelData === 'encapsulated') {
-    const source = await openFileByteSource(path, header.dataSetOffset, syntax.deflated);
+    const source = await openFileSequentialSource(path, header.dataSetOffset, syntax.deflated);
     try {
       const r = new SequentialReader(source);
       const scan = await scanDataSet(r, await detectEncoding(r, declared));
@@ -104,7 +104,7 @@ export async function convertInstance(
     kind: plan ? 'decode' : 'byte-level',
     pixel: plan && { ...plan.summary, frames: plan.frames },
     async *dataSet() {
-      const source = await openFileByteSource(path, header.dataSetOffset, syntax.deflated);
+      const source = await openFileSequentialSource(path, header.dataSetOffset, syntax.deflated);
       try {
         yield* convertDataSet(source, {
           sourceEncoding: declared,

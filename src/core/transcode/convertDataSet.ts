@@ -12,7 +12,7 @@ import { encodeHeader, itemEnd, itemStart, sequenceEnd } from '../dicom/encoder.
 import { hexTag } from '../dicom/parser.js';
 import { ITEM, ITEM_DELIMITATION, PIXEL_DATA, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from '../dicom/constants.js';
 import { IMPLICIT_LE, type Encoding } from '../dicom/transferSyntax.js';
-import { SequentialReader, type ByteSource } from './byteSource.js';
+import { SequentialReader, type SequentialSource } from './sequentialSource.js';
 import { swapInPlace, swapUnit } from './byteOrder.js';
 import { ChunkWriter } from './chunkWriter.js';
 import { ConversionError, corrupt, unsupported } from './conversionError.js';
@@ -49,7 +49,7 @@ export interface DataSetConversion {
  * Throws ConversionError (unsupported or corrupt, one-line message) at the point where the
  * input cannot be converted: chunks already yielded are then a partial data set to discard.
  */
-export async function* convertDataSet(source: ByteSource, conv: DataSetConversion): AsyncGenerator<Buffer> {
+export async function* convertDataSet(source: SequentialSource, conv: DataSetConversion): AsyncGenerator<Buffer> {
   if (conv.targetEncoding.explicitVr && !conv.targetEncoding.littleEndian) {
     throw unsupported('explicit VR big endian is not a conversion target');
   }

@@ -3,7 +3,7 @@
 import { hexTag, implicitVr } from '../dicom/parser.js';
 import { ITEM, ITEM_DELIMITATION, LONG_VRS, PIXEL_DATA, SEQUENCE_DELIMITATION } from '../dicom/constants.js';
 import { IMPLICIT_LE, type Encoding } from '../dicom/transferSyntax.js';
-import type { SequentialReader } from './byteSource.js';
+import type { SequentialReader } from './sequentialSource.js';
 import { corrupt } from './conversionError.js';
 
 export interface ElementHeader {

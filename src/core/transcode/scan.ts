@@ -5,7 +5,7 @@
 import { hexTag } from '../dicom/parser.js';
 import { ITEM, ITEM_DELIMITATION, PIXEL_DATA, SEQUENCE_DELIMITATION, UNDEFINED_LENGTH } from '../dicom/constants.js';
 import { IMPLICIT_LE, type Encoding } from '../dicom/transferSyntax.js';
-import type { SequentialReader } from './byteSource.js';
+import type { SequentialReader } from './sequentialSource.js';
 import { corrupt } from './conversionError.js';
 import { isEncapsulated, readHeader, type ElementHeader } from './elementHeader.js';
 

@@ -1,22 +1,26 @@
-// A Part 10 file's data set as a ByteSource: read from the file in place (skips are seeks), or
+// A Part 10 file's data set as a SequentialSource: read from the file in place (skips are seeks), or
 // inflated on the fly for the deflated transfer syntax (PS3.5 A.5). Nothing is read ahead
 // beyond one read of the caller's window.
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createInflateRaw } from 'node:zlib';
-import type { ByteSource } from '../core/transcode/byteSource.js';
+import type { SequentialSource } from '../core/transcode/sequentialSource.js';
 import { corrupt } from '../core/transcode/conversionError.js';
 
-export interface FileByteSource extends ByteSource {
+export interface FileSequentialSource extends SequentialSource {
   close(): Promise<void>;
 }
 
 /** The bytes of `path` from `offset` to its end (the data set after the file meta). */
-export async function openFileByteSource(path: string, offset: number, deflated: boolean): Promise<FileByteSource> {
+export async function openFileSequentialSource(
+  path: string,
+  offset: number,
+  deflated: boolean,
+): Promise<FileSequentialSource> {
   return deflated ? inflatingSource(path, offset) : fileRegion(await open(path, 'r'), offset);
 }
 
-async function fileRegion(fh: FileHandle, offset: number): Promise<FileByteSource> {
+async function fileRegion(fh: FileHandle, offset: number): Promise<FileSequentialSource> {
   const size = (await fh.stat()).size;
   let pos = offset;
   return {
@@ -35,7 +39,7 @@ async function fileRegion(fh: FileHandle, offset: number): Promise<FileByteSourc
   };
 }
 
-function inflatingSource(path: string, offset: number): FileByteSource {
+function inflatingSource(path: string, offset: number): FileSequentialSource {
   const file = createReadStream(path, { start: offset, highWaterMark: 256 * 1024 });
   const inflate = createInflateRaw({ chunkSize: 256 * 1024 });
   file.on('error', (e) => inflate.destroy(e));

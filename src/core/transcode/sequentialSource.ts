@@ -3,18 +3,19 @@
 import { corrupt } from './conversionError.js';
 
 /**
- * Where data set bytes come from, in order. The core does no I/O itself: the adapter implements
- * this over a file (src/transcode/fileByteSource.ts) or a buffer (bufferByteSource below).
+ * Where data set bytes come from, in order (forward only; the de-identifier's random-access
+ * reader is core/dicom/byteSource.ts's ByteSource). The core does no I/O itself: the adapter implements
+ * this over a file (src/transcode/fileSequentialSource.ts) or a buffer (bufferSequentialSource below).
  */
-export interface ByteSource {
+export interface SequentialSource {
   /** Copies up to `length` next bytes into `target` at `offset`; resolves 0 at the end. */
   readInto(target: Buffer, offset: number, length: number): Promise<number>;
   /** Skips up to `length` bytes; resolves how many were skipped (less only at the end). */
   skip(length: number): Promise<number>;
 }
 
-/** A ByteSource over bytes already in memory (tests, small data sets). */
-export function bufferByteSource(bytes: Buffer): ByteSource {
+/** A SequentialSource over bytes already in memory (tests, small data sets). */
+export function bufferSequentialSource(bytes: Buffer): SequentialSource {
   let pos = 0;
   return {
     readInto(target, offset, length) {
@@ -32,7 +33,7 @@ export function bufferByteSource(bytes: Buffer): ByteSource {
 }
 
 /**
- * A window over a ByteSource: `ensure(n)` makes n bytes readable at `buf[off]`, `consume(n)`
+ * A window over a SequentialSource: `ensure(n)` makes n bytes readable at `buf[off]`, `consume(n)`
  * moves past them. The window grows to the largest `ensure` asked for (headers, small values,
  * at most `maxWindow` bytes); large values are streamed through `readChunks`.
  */
@@ -47,7 +48,7 @@ export class SequentialReader {
   private eof = false;
 
   constructor(
-    private readonly source: ByteSource,
+    private readonly source: SequentialSource,
     initialWindow = 64 * 1024,
     private readonly maxWindow = 16 * 1024 * 1024,
   ) {
