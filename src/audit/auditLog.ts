@@ -12,6 +12,11 @@ import path from 'node:path';
  */
 export type FileStatus = 'ok' | 'no-mapping' | 'not-dicom' | 'error' | 'dicomdir' | 'held' | 'conflict' | 'leak-guard';
 
+/** A count of 0 for every FileStatus (a run's and a dry run's tallies start here). */
+export function zeroFileCounts(): Record<FileStatus, number> {
+  return { ok: 0, 'no-mapping': 0, 'not-dicom': 0, error: 0, dicomdir: 0, held: 0, conflict: 0, 'leak-guard': 0 };
+}
+
 export interface AuditRow {
   sourcePath: string;
   status: FileStatus;

@@ -2,7 +2,7 @@
 // session it becomes (`{New_Patient_ID}_{N}`, new or already in the state), the rules its files
 // matched by and its files per status; then every file a run would leave out, and why. It shows
 // source paths: it is for the researcher who holds the key (like check-csv), never to be shared.
-import type { FileStatus } from '../audit/auditLog.js';
+import { zeroFileCounts, type FileStatus } from '../audit/auditLog.js';
 import type { MatchedBy } from '../core/types.js';
 import { sourceLayout } from './layout.js';
 import { plural } from '../words.js';
@@ -139,16 +139,7 @@ export function printDryRun(
     if (leftOut.length > LIST_LIMIT) say(`  ... and ${leftOut.length - LIST_LIMIT} more`);
   }
 
-  const counts: Record<FileStatus, number> = {
-    ok: 0,
-    'no-mapping': 0,
-    'not-dicom': 0,
-    error: 0,
-    dicomdir: 0,
-    held: 0,
-    conflict: 0,
-    'leak-guard': 0,
-  };
+  const counts: Record<FileStatus, number> = zeroFileCounts();
   for (const f of files) counts[f.status]++;
   const copied = files.filter((f) => f.copiedTo).length;
   const rare = [

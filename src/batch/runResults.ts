@@ -1,23 +1,14 @@
 // What a batch run found, file by file: counts per status, the sessions written per research
 // patient, the notes of each session, the studies seen in each session folder, and the audit
 // row of each file. Pure bookkeeping: the run writes the rows and the files.
-import type { AuditRow, FileStatus } from '../audit/auditLog.js';
+import { zeroFileCounts, type AuditRow, type FileStatus } from '../audit/auditLog.js';
 import type { MappingRow } from '../core/types.js';
 import type { Logger } from '../log.js';
 import { sourceLayout } from './layout.js';
 import type { FileOutcome } from './protocol.js';
 
 export class RunResults {
-  readonly counts: Record<FileStatus, number> = {
-    ok: 0,
-    'no-mapping': 0,
-    'not-dicom': 0,
-    error: 0,
-    dicomdir: 0,
-    held: 0,
-    conflict: 0,
-    'leak-guard': 0,
-  };
+  readonly counts: Record<FileStatus, number> = zeroFileCounts();
   /** Written files whose pixels may hold burned-in text: output path (relative) and why. */
   readonly review: { outputPath: string; reason: string }[] = [];
   /** Why non-DICOM files were left out (with --copy-other-files): reason -> count. */

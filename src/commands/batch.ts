@@ -2,7 +2,13 @@
 import os from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger, type ProcessLogger } from '../log.js';
-import { defaultLogDir, defaultStatePath, runBatch, type BatchInterrupted } from '../batch/runBatch.js';
+import {
+  defaultLogDir,
+  defaultStatePath,
+  runBatch,
+  type BatchInterrupted,
+  type BatchOptions,
+} from '../batch/runBatch.js';
 import { parseDestination } from '../forward/destination.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { UsageError } from '../errors.js';
@@ -24,6 +30,20 @@ interface BatchArgs {
   'calling-aet': string;
   'forward-wait': number;
   'leak-guard-warn-only'?: string[];
+}
+
+/** The options a run and a dry run share, from the command line. */
+function batchOptionsOf(args: BatchArgs): BatchOptions {
+  return {
+    csv: args.csv,
+    input: args.input,
+    output: args.output,
+    db: args.db,
+    logDir: args['log-dir'],
+    copyOtherFiles: args['copy-other-files'],
+    allowBurnedIn: args['allow-burned-in'],
+    leakGuardWarnOnly: args['leak-guard-warn-only'],
+  };
 }
 
 const command: CommandModule<object, BatchArgs> = {
@@ -123,17 +143,7 @@ const command: CommandModule<object, BatchArgs> = {
       const { dryRunBatch } = await import('../batch/dryRun.js');
       const stop = stopOnSignals();
       try {
-        const r = await dryRunBatch({
-          csv: args.csv,
-          input: args.input,
-          output: args.output,
-          db: args.db,
-          logDir: args['log-dir'],
-          copyOtherFiles: args['copy-other-files'],
-          allowBurnedIn: args['allow-burned-in'],
-          signal: stop.signal,
-          leakGuardWarnOnly: args['leak-guard-warn-only'],
-        });
+        const r = await dryRunBatch({ ...batchOptionsOf(args), signal: stop.signal });
         process.exitCode = stop.signal.aborted ? 130 : r.exitCode;
       } finally {
         stop.dispose();
@@ -151,18 +161,11 @@ const command: CommandModule<object, BatchArgs> = {
     const stop = stopOnSignals();
     try {
       const summary = await runBatch({
-        csv: args.csv,
-        input: args.input,
-        output: args.output,
-        db: args.db,
-        logDir: args['log-dir'],
-        copyOtherFiles: args['copy-other-files'],
-        allowBurnedIn: args['allow-burned-in'],
+        ...batchOptionsOf(args),
         workers: args.workers,
         quiet: args.quiet,
         createLog,
         signal: stop.signal,
-        leakGuardWarnOnly: args['leak-guard-warn-only'],
       });
       if (summary.exitCode === 130) return reportInterrupted(summary, args.quiet);
       process.exitCode = summary.exitCode;
