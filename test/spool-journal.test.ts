@@ -6,7 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BLOCK, JournalCursor, SpoolJournal } from '../src/node/spool/spoolJournal.js';
-import { readSpoolItemCopy, SpoolItemGone, SpoolRecordCorrupt } from '../src/node/spool/spoolReader.js';
+import {
+  readSpoolItemCopy,
+  SMALL,
+  SpoolItemGone,
+  SpoolItemReader,
+  SpoolRecordCorrupt,
+} from '../src/node/spool/spoolReader.js';
 import { formatSpoolRef, type JournalRef, type SpoolRef } from '../src/node/spool/spoolRef.js';
 import { SpoolPool, isCompleteSpoolFile } from '../src/node/spool/fileSpool.js';
 import { SpoolWriter } from '../src/node/spool/spoolWriter.js';
@@ -154,6 +160,48 @@ describe('spool journal', () => {
     // c damaged too, and nothing complete after: both look like the record a crash cut.
     damage(c);
     expect(await recovered()).toEqual([a]);
+  });
+
+  it('reads a small record whole and a large one by position, each checked against its marker first', async () => {
+    const journal = await journalAt();
+    const cursor = new JournalCursor(journal);
+    const small = await store(journal, cursor, dataSet(200_000, 1));
+    const large = await store(journal, cursor, dataSet(SMALL + 3 * MiB, 2)); // beyond the whole-read buffer
+    const reader = new SpoolItemReader();
+    for (const [item, body] of [
+      [small, dataSet(200_000, 1)],
+      [large, dataSet(SMALL + 3 * MiB, 2)],
+    ] as const) {
+      const opened = reader.open(item);
+      try {
+        expect(opened.source.size).toBe(record(item)!.length);
+        expect(opened.source.read(META.length, 1000).equals(body.subarray(0, 1000))).toBe(true);
+        const piece = opened.piece({ offset: META.length, length: body.length });
+        if (item === small) {
+          expect(Buffer.isBuffer(piece) && piece.equals(body)).toBe(true); // a view of the reader's buffer
+        } else {
+          // A range of the segment, to copy without reading it: the reader holds none of it.
+          expect(piece).toMatchObject({ offset: record(item)!.offset + META.length, length: body.length });
+        }
+      } finally {
+        opened.close();
+      }
+    }
+    // A byte damaged deep inside either one: the checksum catches it before anything is read.
+    for (const [item, at] of [
+      [small, 150_000],
+      [large, SMALL + 2 * MiB],
+    ] as const) {
+      const ref = record(item)!;
+      const fd = fs.openSync(ref.segment, 'r+');
+      fs.writeSync(fd, Buffer.from([0xee]), 0, 1, ref.offset + at);
+      fs.closeSync(fd);
+      expect(() => reader.open(item)).toThrow(SpoolRecordCorrupt);
+      expect(() => readSpoolItemCopy(item)).toThrow(SpoolRecordCorrupt);
+      const unchecked = reader.open(item, { unchecked: true }); // as it is, for quarantine
+      expect(unchecked.source.size).toBe(ref.length);
+      unchecked.close();
+    }
   });
 
   it('reuses a segment once all its records are retired, and ignores the old generation', async () => {

@@ -4,8 +4,10 @@
 //   commit: one transaction of the state (filing records + forward enqueues) -> audit rows
 //   retire: fsync the outputs and their folders -> only then delete the source files
 // Unmatched or undecodable instances go to quarantine at once, and so does an instance the leak
-// guard (core/leakGuard) holds: an identifier of its source found in its output or path. The source (a spooled instance,
-// spool/spoolRef.ts: a journal record or a file) outlives
+// guard (core/leakGuard) holds: an identifier of its source found in its output or path. The
+// source (a spooled instance, spool/spoolRef.ts: a journal record or a file) is read up to its
+// pixel data and after it, and its pixel data copied by range into the output
+// (spool/spoolReader.ts), so memory stays bounded whatever the size of an instance. It outlives
 // every step until its output is durable, so a crash anywhere means processing it again; that is
 // idempotent: the output path and bytes depend only on the instance and the state.
 import { createHash } from 'node:crypto';
@@ -26,8 +28,7 @@ import {
 } from '../core/types.js';
 import type { AuditRow, FileStatus } from '../audit/auditLog.js';
 import { fsyncPathSync, writeFileAtomicSync, writeFileDurableSync } from '../io/durableWrite.js';
-import { ReusableReader } from '../io/reusableReader.js';
-import { readSpoolItem } from './spool/spoolReader.js';
+import { SpoolItemReader, type OpenedSpoolItem } from './spool/spoolReader.js';
 import { spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 import type { StateStore } from '../state/stateStore.js';
 import { quarantineFile, type QuarantineReason } from './quarantine.js';
@@ -75,9 +76,10 @@ export type Outcome =
 
 /**
  * Instances are staged one at a time per thread (each caller awaits one stageInstance before
- * the next), so one read buffer serves them all; `staging` guards that.
+ * the next), so one reader (and its buffer for small instances) serves them all; `staging`
+ * guards that.
  */
-const reader = new ReusableReader();
+const reader = new SpoolItemReader();
 let staging = false;
 
 /** Series folder from de-identified values only: modality, series number, new series UID hash. */
@@ -123,9 +125,12 @@ export async function stageInstance(
 ): Promise<Staged | Outcome> {
   if (staging) throw new Error('stageInstance: one instance at a time per thread');
   staging = true;
+  let item: OpenedSpoolItem | undefined;
   try {
-    return await stageOne(deps, ref, source, leaveUnmatched);
+    item = reader.open(ref);
+    return await stageOne(deps, ref, item, source, leaveUnmatched);
   } finally {
+    item?.close();
     staging = false;
   }
 }
@@ -133,15 +138,14 @@ export async function stageInstance(
 async function stageOne(
   deps: ProcessorDeps,
   ref: SpoolRef,
+  item: OpenedSpoolItem,
   source: Source,
   leaveUnmatched: boolean,
 ): Promise<Staged | Outcome> {
-  const bytes = readSpoolItem(reader, ref); // nothing of it is kept past this call
-
   const sourceLabel = `${source.callingAet}:${spoolRefName(ref)}`;
   let keys: InstanceKeys;
   try {
-    keys = readInstanceKeys(bytes);
+    keys = readInstanceKeys(item.source);
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'unreadable', e.message, {}, sourceLabel, leaveUnmatched);
@@ -201,7 +205,7 @@ async function stageOne(
   };
   let result: RangedDeidResult;
   try {
-    result = deidentifySource(bytes, { ...supplied, uidSecret: secret }, deps.deidOptions);
+    result = deidentifySource(item.source, { ...supplied, uidSecret: secret }, deps.deidOptions);
   } catch (e) {
     if (!(e instanceof DicomFormatError)) throw e;
     return quarantine(deps, ref, source, 'not-deidentifiable', e.message, keys, sourceLabel, leaveUnmatched);
@@ -230,8 +234,7 @@ async function stageOne(
     const message = [describeLeakHits(held), warning].filter(Boolean).join('; ');
     return quarantine(deps, ref, source, 'leak-guard', message, keys, sourceLabel, leaveUnmatched);
   }
-  const { pixelData } = result;
-  const pixels = pixelData ? [bytes.subarray(pixelData.offset, pixelData.offset + pixelData.length)] : [];
+  const pixels = result.pixelData ? [item.piece(result.pixelData)] : [];
   writeFileAtomicSync(outputPath, [...result.head, ...pixels, ...result.tail], 0o644);
   if (row.notes.trim() !== '') {
     const notesFile = join(sessionDir, 'notes.txt');

@@ -41,6 +41,12 @@ const HOLD_MS = 100;
 /** Most files and bytes held back; beyond, they are handed over even while instances keep arriving. */
 const MAX_HELD = 2000;
 const MAX_HELD_BYTES = 1024 ** 3;
+/**
+ * Instances a worker has at most (two of its commit groups, processingWorker.ts): the rest wait
+ * here and go to whichever worker finishes first. Split evenly at once, a 600-slice burst
+ * finished on the slower worker ~1 s after the other (on a loaded machine their speeds differ).
+ */
+const MAX_PER_WORKER = 32;
 
 interface Job {
   ref: SpoolRef;
@@ -48,10 +54,13 @@ interface Job {
   receivedAt: Date;
 }
 
-/** Where an instance is: held here, being processed by a worker, or filed and awaiting a checkpoint. */
+/**
+ * Where an instance is: held here (receive first), queued here for a worker, being processed by a
+ * worker, or filed and awaiting a checkpoint.
+ */
 interface Flight {
   ref: SpoolRef;
-  state: 'held' | 'processing' | 'unsynced';
+  state: 'held' | 'queued' | 'processing' | 'unsynced';
   worker: number;
 }
 
@@ -67,6 +76,8 @@ export class ProcessingThread implements StatusReporter {
   private readonly inFlight = new Map<string, Flight>();
   private held: Job[] = [];
   private heldBytes = 0;
+  /** Handed over, waiting for a worker with room (MAX_PER_WORKER). */
+  private queued: Job[] = [];
   private lastArrival = 0;
   private holdTimer: NodeJS.Timeout | undefined;
   /** Per worker: files being processed, and files filed but not yet checkpointed. */
@@ -111,6 +122,7 @@ export class ProcessingThread implements StatusReporter {
         } else if (msg.outcome.status === 'quarantined') this.recordQuarantined(msg.outcome.reason);
         if (msg.outcome.status === 'filed') this.move(msg.ref, 'unsynced');
         else this.end(msg.ref);
+        this.feed();
         this.report(() => {
           this.events.onDone(msg.ref, msg.outcome);
           if (msg.outcome.status === 'quarantined') this.events.onReleased(msg.ref);
@@ -123,6 +135,7 @@ export class ProcessingThread implements StatusReporter {
         this.failed(msg.error);
         if (this.inFlight.get(spoolRefId(msg.ref))?.state === 'unsynced') this.checkpointing[i] = false;
         this.end(msg.ref);
+        this.feed();
         this.report(() => this.events.onFailed(msg.ref, msg.error));
       }
     });
@@ -143,6 +156,7 @@ export class ProcessingThread implements StatusReporter {
       }
       this.checkpointing[i] = false;
       this.spawn(i);
+      this.feed();
     });
     this.workers[i] = w;
   }
@@ -172,7 +186,7 @@ export class ProcessingThread implements StatusReporter {
     let awaitingCheckpoint = 0;
     for (const flight of this.inFlight.values()) {
       if (flight.state === 'held') held++;
-      else if (flight.state === 'processing') processing++;
+      else if (flight.state === 'processing' || flight.state === 'queued') processing++;
       else awaitingCheckpoint++;
     }
     return this.tracker.report(
@@ -227,7 +241,7 @@ export class ProcessingThread implements StatusReporter {
     try {
       event();
     } finally {
-      if (this.held.length === 0 && this.load.every((n) => n === 0)) {
+      if (this.held.length === 0 && this.queued.length === 0 && this.load.every((n) => n === 0)) {
         this.unsynced.forEach((n, i) => {
           if (n === 0 || this.checkpointing[i]) return;
           this.checkpointing[i] = true;
@@ -266,12 +280,24 @@ export class ProcessingThread implements StatusReporter {
     if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
     this.heldBytes = 0;
-    for (const job of this.held.splice(0)) this.dispatch(job);
+    for (const job of this.held.splice(0)) {
+      this.move(job.ref, 'queued');
+      this.queued.push(job);
+    }
+    this.feed();
   }
 
-  private dispatch({ ref, callingAet, receivedAt }: Job): void {
-    let i = 0;
-    for (let k = 1; k < this.workers.length; k++) if (this.load[k]! < this.load[i]!) i = k;
+  /** Hands queued instances to the least busy workers, each up to MAX_PER_WORKER. */
+  private feed(): void {
+    while (this.queued.length > 0 && !this.closing) {
+      let i = 0;
+      for (let k = 1; k < this.workers.length; k++) if (this.load[k]! < this.load[i]!) i = k;
+      if (this.load[i]! >= MAX_PER_WORKER) return;
+      this.dispatch(this.queued.shift()!, i);
+    }
+  }
+
+  private dispatch({ ref, callingAet, receivedAt }: Job, i: number): void {
     this.move(ref, 'processing', i);
     this.workers[i]!.postMessage({
       type: 'process',

@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { InstanceKeys } from '../core/types.js';
 import { moveFileDurableSync, writeFileDurableSync } from '../io/durableWrite.js';
-import { readSpoolItemCopy } from './spool/spoolReader.js';
+import { openSpoolItem } from './spool/spoolReader.js';
 import { formatSpoolRef, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
 
 /**
@@ -49,8 +49,8 @@ function studyFolder(root: string, keys: QuarantineSidecar['keys']): string {
 
 /**
  * Moves a spooled instance (spool/spoolRef.ts) into quarantine, durably, with its sidecar; returns
- * its new path. A file is moved; a journal record is copied (its owner then releases it from the
- * journal). `unchecked`: a record is copied even when its bytes fail its checksum.
+ * its new path. A file is moved; a journal record is copied by range (its owner then releases it
+ * from the journal). `unchecked`: a record is copied even when its bytes fail its checksum.
  */
 export function quarantineFile(
   root: string,
@@ -68,9 +68,19 @@ export function quarantineFile(
   // Sidecar first: a crash between the two leaves a sidecar without a file (ignored by list),
   // never a file that nobody knows why it is there.
   writeFileDurableSync(`${dest}.json`, JSON.stringify(sidecar, null, 2) + '\n', 0o600);
-  if (ref.kind === 'journal') writeFileDurableSync(dest, readSpoolItemCopy(ref, opts.unchecked), 0o600);
+  if (ref.kind === 'journal') copyRecordDurably(ref, dest, opts.unchecked);
   else moveFileDurableSync(ref.path, dest);
   return dest;
+}
+
+/** A journal record copied to `dest` by range (never whole in memory: it may be gigabytes). */
+function copyRecordDurably(ref: SpoolRef, dest: string, unchecked = false): void {
+  const item = openSpoolItem(ref, { unchecked });
+  try {
+    writeFileDurableSync(dest, [item.piece({ offset: 0, length: item.source.size })], 0o600);
+  } finally {
+    item.close();
+  }
 }
 
 /**
