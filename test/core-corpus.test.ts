@@ -3,10 +3,10 @@
 // Each file is either de-identified into a valid file (checked by dcmdump and by pydicom) or
 // refused with a one-line DicomFormatError; nothing else (no crash, no hang, no half output).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { deidentify } from '../src/core/deidentify.js';
 import { DicomFormatError } from '../src/core/types.js';
 
@@ -61,6 +61,7 @@ const MUST_PASS = [
 describe.skipIf(!existsSync(DATA))('pydicom corpus', () => {
   it('de-identifies or cleanly refuses every file', () => {
     const out = mkdtempSync(join(tmpdir(), 'deid-corpus-'));
+    onTestFinished(() => rmSync(out, { recursive: true, force: true }));
     const files = roots.flatMap(listFiles).filter((f) => !/\.(txt|json|dump|gz|py)$|README/.test(f));
     expect(files.length).toBeGreaterThan(140);
     const secret = Buffer.alloc(32, 9);

@@ -1,10 +1,10 @@
 // The de-identification core on synthetic instances full of identifiers, read back by an
 // independent reader (pydicom) and by dcmdump.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deidentify, readInstanceKeys } from '../src/core/deidentify.js';
 import { DicomFormatError, type DeidPlan } from '../src/core/types.js';
 
@@ -194,3 +194,6 @@ d=pydicom.dcmread(sys.argv[1]); del d.PatientAge; d.save_as(sys.argv[2])`,
     expect(() => deidentify(Buffer.from('hello world'), plan)).toThrow(/not DICOM/);
   });
 });
+
+// What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
+afterAll(() => rmSync(dir, { recursive: true, force: true }));

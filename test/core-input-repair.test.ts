@@ -5,10 +5,10 @@
 // administrator can act on. Every output is read back by dcmdump and pydicom, which must not
 // warn. Names and IDs are made up.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { burnedInVerdict } from '../src/core/burnedIn.js';
 import { deidentify, deidentifySource, readInstanceKeys } from '../src/core/deidentify.js';
 import { bufferSource } from '../src/core/dicom/byteSource.js';
@@ -470,3 +470,6 @@ describe('value rules by VR (PS3.5 Table 6.2-1, as pydicom checks them)', () => 
     expect(checkValue('ST', 'free\\text')).toEqual({ ok: true });
   });
 });
+
+// What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
+afterAll(() => rmSync(dir, { recursive: true, force: true }));

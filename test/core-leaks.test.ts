@@ -4,11 +4,11 @@
 // no identifier in the output bytes (inflated for deflate), dcmdump and pydicom read the output
 // without complaint, dates are shifted where they sit, pixel data is byte for byte the same.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deidentify } from '../src/core/deidentify.js';
 import type { DeidPlan } from '../src/core/types.js';
 
@@ -167,3 +167,6 @@ describe('no identifier leaks through the core', () => {
     }
   });
 });
+
+// What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
+afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,10 +2,10 @@
 // the whole-buffer path on every file of pydicom's test data and on instances with elements after
 // the pixel data (cut short at many places too), while the pixel data itself is never read.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deidentify, deidentifySource, readInstanceKeys } from '../src/core/deidentify.js';
 import { readIdentifyingValues } from '../src/core/identifiers/index.js';
 import type { ByteSource } from '../src/core/dicom/byteSource.js';
@@ -191,3 +191,6 @@ describe('deidentifySource', () => {
     );
   });
 });
+
+// What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
+afterAll(() => rmSync(dir, { recursive: true, force: true }));

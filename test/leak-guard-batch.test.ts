@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = path.resolve(import.meta.dirname, '..');
 const cli = path.join(repo, 'dist', 'cli.js');
@@ -135,3 +135,6 @@ describe('batch: the leak guard', () => {
     expect(fs.existsSync(path.join(tmp, 'bad-out'))).toBe(false);
   });
 });
+
+// What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

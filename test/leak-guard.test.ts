@@ -3,10 +3,10 @@
 // SeriesDescription holding the surname), each caught with the attribute named and never the
 // value; what the researcher supplied is not judged; the ordinary instance passes.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deidentifySource, type DeidOptions } from '../src/core/deidentify.js';
 import {
   describeLeakHits,
@@ -199,3 +199,6 @@ describe('leak guard', () => {
     });
   });
 });
+
+// What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
+afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { buildFileMeta } from '../src/core/dicom/fileMeta.js';
 import { completionMarker, isCompleteSpoolFile, recoverSpool } from '../src/node/spool/fileSpool.js';
 
@@ -19,6 +19,7 @@ describe('spool recovery after a crash', () => {
 
   it('moves complete files to the inbox and deletes every partial one', async () => {
     const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-recover-'));
+    onTestFinished(() => fs.rmSync(spool, { recursive: true, force: true }));
     const incoming = path.join(spool, 'incoming');
     fs.mkdirSync(incoming);
     const put = (name: string, bytes: Buffer) => fs.writeFileSync(path.join(incoming, name), bytes);

@@ -9,10 +9,10 @@
 // dcmdjpeg +cn, or pydicom: see compare_converted.py), and the native original when there is
 // one: exactly for lossless sources, within NEAR for JPEG-LS near-lossless.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../src/core/dicom/transferSyntax.js';
 import { ConversionError, convertInstance, writeConvertedFile } from '../src/transcode/convertInstance.js';
 
@@ -225,3 +225,6 @@ describe('conversion of every test file to explicit and implicit VR little endia
     expect(value('MR_small_jp2klossless.dcm', '0028,2110')).toBe('');
   });
 });
+
+// What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
+afterAll(() => rmSync(work, { recursive: true, force: true }));

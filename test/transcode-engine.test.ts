@@ -2,10 +2,10 @@
 // one-line failures (before any byte for what the headers show, part way for a corrupt frame),
 // and a codec that recovers after a failure.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFileMeta, readFileMeta } from '../src/core/dicom/fileMeta.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../src/core/dicom/transferSyntax.js';
 import {
@@ -154,3 +154,6 @@ function fragmentOffsets(file: Buffer): [number, number][] {
   }
   return out;
 }
+
+// What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
+afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -2,11 +2,11 @@
 // endian and RLE (compressed by dcmtk's dcmcrle), converts in a process whose peak RSS is far
 // below the instance's size. Runs the built engine (dist/) in a child process per conversion.
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync, statSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeHeader, encodeText, encodeRaw } from '../src/core/dicom/encoder.js';
 import { buildFileMeta } from '../src/core/dicom/fileMeta.js';
 import {
@@ -23,6 +23,8 @@ const COLUMNS = 512;
 const FRAMES = 128; // 128 x 512 x 512 x 2 bytes = 64 MiB
 const FRAME_BYTES = ROWS * COLUMNS * 2;
 const work = mkdtempSync(join(tmpdir(), 'transcode-memory-'));
+// 190 MB of instances per run: never left behind (a full disk fails other suites).
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** The sample at (frame, i) of the generated image: a pattern RLE cannot shrink much. */
 const sample = (f: number, i: number): number => (i * 7 + f * 131 + ((i * i) >>> 9)) & 0xffff;
