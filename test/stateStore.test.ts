@@ -238,6 +238,7 @@ describe('state store (SQLite)', () => {
     const filing = (i: number): InstanceFiling => ({
       newSopUid: `2.25.${i}`,
       originalSopUid: `1.2.3.${i}`,
+      originalStudyUid: i === 2 ? null : '1.2.3',
       researchId: 'R',
       sessionN: 1,
       outputPath: `R/R_1/CT_S1_00000000/2.25.${i}.dcm`,
@@ -249,6 +250,7 @@ describe('state store (SQLite)', () => {
     expect(await db.filedInstance('2.25.1')).toEqual({
       newSopUid: '2.25.1',
       originalSopUid: '1.2.3.1',
+      originalStudyUid: '1.2.3',
       researchId: 'R',
       sessionN: 1,
       outputPath: 'R/R_1/CT_S1_00000000/2.25.1.dcm',
@@ -270,6 +272,16 @@ describe('state store (SQLite)', () => {
     await db.fileInstances([{ ...filing(1), outputPath: 'moved.dcm' }], ['A@h:1', 'B@h:2'], 2000);
     expect(await db.filedInstanceCount()).toBe(2);
     expect(await db.filedInstance('2.25.1')).toMatchObject({ outputPath: 'moved.dcm', filedAt: 2000 });
+    // Per original study: the instance without a recorded study is not counted.
+    expect(await db.filedCountsByStudy(['1.2.3', '1.2.4', '1.2.3'])).toEqual(
+      new Map([
+        ['1.2.3', 1],
+        ['1.2.4', 0],
+      ]),
+    );
+    // Filed again without its study (an older caller): the study recorded before is kept.
+    await db.fileInstances([{ ...filing(1), originalStudyUid: undefined }], [], 2100);
+    expect(await db.filedInstance('2.25.1')).toMatchObject({ originalStudyUid: '1.2.3' });
     expect((await db.forwardItem(sent!.id))?.state).toBe('delivered');
     expect((await db.forwardCounts()).map((c) => c.pending + c.inFlight + c.delivered)).toEqual([2, 2]);
     expect(await db.filedInstance('2.25.9')).toBeUndefined();
@@ -521,6 +533,7 @@ describe('state migrations', () => {
       expect(await store.filedInstance(`2.25.${i}`)).toEqual({
         newSopUid: `2.25.${i}`,
         originalSopUid: `1.2.826.0.1.3680043.8.498.1.${i}`,
+        originalStudyUid: null, // filed before v4 recorded it
         researchId: 'RS_01',
         sessionN: 1,
         outputPath: `RS_01/RS_01_1/CT_S1_abcdef12/2.25.${i}.dcm`,
@@ -552,9 +565,13 @@ describe('state migrations', () => {
     // The raw rows too: none lost or changed by the migration.
     raw(file, (db) => {
       expect(db.pragma('user_version', { simple: true })).toBe(STATE_SCHEMA_VERSION);
-      for (const t of ['meta', 'session_alias', 'filed_instance'] as const) {
+      for (const t of ['meta', 'session_alias'] as const) {
         expect(db.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).all(), t).toEqual(before.tables[t]);
       }
+      // v4 added the original study, unknown for rows filed before.
+      expect(db.prepare('SELECT * FROM filed_instance ORDER BY 1, 2').all()).toEqual(
+        before.tables.filed_instance!.map((r) => ({ ...(r as object), original_study_uid: null })),
+      );
       const indices = db.prepare('SELECT * FROM session_index ORDER BY 1, 2').all();
       expect(indices).toEqual(expect.arrayContaining(before.tables.session_index!));
     });
@@ -574,6 +591,10 @@ describe('state migrations', () => {
       'filed_instance',
       'forward_queue',
       'meta',
+      'retrieve_job',
+      'retrieve_row',
+      'retrieve_row_study',
+      'retrieve_study',
       'session_alias',
       'session_index',
       'study_owner',

@@ -6,6 +6,7 @@ import serve from './serve.js';
 import quarantine from './quarantine.js';
 import queue from './queue.js';
 import checkCsv from './checkCsv.js';
+import retrieve from './retrieve.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [batch, serve, quarantine, queue, checkCsv];
+export const commands: CommandModule<any, any>[] = [batch, serve, quarantine, queue, checkCsv, retrieve];

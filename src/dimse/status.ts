@@ -1,6 +1,9 @@
-// DIMSE status codes (PS3.7 Annex C, and the C-STORE statuses of PS3.4 B.2.3) and what they
-// mean to a sender: one table, used by the receiver to answer and by every SCU to judge an
-// answer (in the spirit of pynetdicom's status.py).
+// DIMSE status codes (PS3.7 Annex C, the C-STORE statuses of PS3.4 B.2.3, the C-FIND and C-MOVE
+// statuses of PS3.4 C.4.1.1.4 and C.4.2.1.5) and what they mean to a requestor: one table, used by
+// the receiver to answer and by every SCU to judge an answer (in the spirit of pynetdicom's
+// status.py). A code's meaning depends on the service: 0xB000 is "coercion of data elements" in
+// a C-STORE-RSP and "sub-operations complete, one or more failures" in a C-MOVE-RSP, so C-FIND
+// and C-MOVE answers are judged by retrieveStatusMeaning, not statusMeaning.
 
 /** The status codes this project answers or reacts to by name (PS3.7 C.1-C.5, PS3.4 B.2.3). */
 export const Status = {
@@ -27,8 +30,10 @@ export const Status = {
   OutOfResourcesSubOperations: 0xa702,
   /** C-MOVE: move destination unknown. */
   MoveDestinationUnknown: 0xa801,
-  /** Error: data set does not match SOP class (A9xx). */
+  /** Error: data set does not match SOP class (A9xx); for C-FIND/C-MOVE, the identifier does not. */
   DataSetDoesNotMatchSopClass: 0xa900,
+  /** C-MOVE/C-GET warning: sub-operations complete, one or more failures or warnings (PS3.4 C.4.2.1.5). */
+  SubOperationsCompleteWithFailures: 0xb000,
   /** Error: cannot understand (Cxxx). */
   CannotUnderstand: 0xc000,
   Cancel: 0xfe00,
@@ -98,4 +103,54 @@ export function statusMeaning(status: number): StatusMeaning {
 export function isStored(status: number): boolean {
   const c = statusMeaning(status).category;
   return c === 'success' || c === 'warning';
+}
+
+/** What a C-FIND or C-MOVE final answer means to the requestor (PS3.4 C.4.1.1.4, C.4.2.1.5). */
+export type RetrieveStatusCategory =
+  /** Complete, no failure (0x0000). */
+  | 'success'
+  /** C-MOVE done with failed or warning sub-operations (0xB000, or 0x0001 and 0xBxxx). */
+  | 'warning'
+  | 'pending'
+  /** Ended early: cancelled (0xFE00), or a C-FIND cut short by a result cap. The answer is incomplete. */
+  | 'cancel'
+  /** Out of resources (0xA700, 0xA701, 0xA702): back off and ask again. */
+  | 'busy'
+  /** Move destination unknown (0xA801): the PACS does not know our AE title. */
+  | 'unknown-destination'
+  /** Any other failure: identifier refused (0xA900), unable to process (0xCxxx), unsupported... */
+  | 'failure';
+
+/**
+ * The meaning of a C-FIND-RSP or C-MOVE-RSP status, with a short description for logs and the
+ * report (no identifiers). PS3.4 C.4.1.1.4 (C-FIND) and C.4.2.1.5 (C-MOVE).
+ */
+export function retrieveStatusMeaning(status: number): { category: RetrieveStatusCategory; text: string } {
+  const h = statusHex(status);
+  if (status === Status.Success) return { category: 'success', text: `success ${h}` };
+  if (status === Status.Pending || status === Status.PendingWarning)
+    return { category: 'pending', text: `pending ${h}` };
+  if (status === Status.Cancel) return { category: 'cancel', text: `${h}: cancelled or cut short` };
+  if ((status & 0xf000) === 0xb000 || status === Status.Warning) {
+    return { category: 'warning', text: `warning ${h}: sub-operations complete with failures or warnings` };
+  }
+  if (status === Status.OutOfResourcesMatches) {
+    return { category: 'busy', text: `refused ${h}: out of resources (unable to calculate the number of matches)` };
+  }
+  if (status === Status.OutOfResourcesSubOperations) {
+    return { category: 'busy', text: `refused ${h}: out of resources (unable to perform sub-operations)` };
+  }
+  if ((status & 0xff00) === 0xa700) return { category: 'busy', text: `refused ${h}: out of resources` };
+  if (status === Status.MoveDestinationUnknown) {
+    return { category: 'unknown-destination', text: `refused ${h}: move destination unknown` };
+  }
+  if ((status & 0xff00) === 0xa900) {
+    return { category: 'failure', text: `error ${h}: identifier does not match SOP class` };
+  }
+  if ((status & 0xf000) === 0xc000) return { category: 'failure', text: `failed ${h}: unable to process` };
+  if (status === Status.SopClassNotSupported) {
+    return { category: 'failure', text: `refused ${h}: SOP class not supported` };
+  }
+  if (status === Status.NotAuthorized) return { category: 'failure', text: `refused ${h}: not authorized` };
+  return { category: 'failure', text: `failed with status ${h}` };
 }

@@ -26,6 +26,7 @@ import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { ConfigError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import type { NodeConfig } from './nodeConfig.js';
+import { RetrieveService } from '../retrieve/retrieveService.js';
 
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
@@ -39,6 +40,7 @@ export class DeidNode {
   /** The DICOM TLS endpoint's server factory, whose certificates reload() replaces. */
   private tlsServer: TlsServer | undefined;
   private forwarder: Forwarder | null = null;
+  private retrieveService: RetrieveService | undefined;
   private processing: ProcessingThread | undefined;
   private spool: Spool | undefined;
   private audit!: AuditLog;
@@ -48,10 +50,38 @@ export class DeidNode {
   private stopping = false;
   private readonly startedAt = new Date().toISOString();
 
+  /**
+   * `retrieveOptions`: settings of the node's retrieve jobs that are not the config's (the
+   * standalone `retrieve` command's progress bar and runner name; tests' timers).
+   */
   constructor(
     readonly config: NodeConfig,
     private readonly logger: Logger,
+    private readonly retrieveOptions: Partial<
+      Pick<ConstructorParameters<typeof RetrieveService>[0], 'runner' | 'onProgress' | 'heartbeatMs' | 'pollMs'>
+    > = {},
   ) {}
+
+  /** The node's retrieve jobs (available once start() has resolved). */
+  get retrieve(): RetrieveService {
+    if (!this.retrieveService) throw new Error('the node is not started');
+    return this.retrieveService;
+  }
+
+  /**
+   * Counters of the node's work on arriving instances: received (acknowledged) and done
+   * processing (filed, quarantined, failed), and the associations open now. A retrieve job sees
+   * by them that a study it moved is still arriving, or still being filed.
+   */
+  arrivals(): { received: number; processed: number; receiving: number } {
+    const r = this.receiver?.status().counts;
+    const p = this.processing?.status().counts;
+    return {
+      received: r?.instancesStored ?? 0,
+      receiving: r?.associationsOpen ?? 0,
+      processed: (p?.filed ?? 0) + (p?.quarantined ?? 0) + (p?.failed ?? 0),
+    };
+  }
 
   /**
    * Starts everything; throws (with a one-line message) when the node cannot run: a ConfigError
@@ -155,6 +185,13 @@ export class DeidNode {
     this.receiver = receiver;
     const { port, ports } = await receiver.start();
     const tlsPort = ports['dicom-tls'];
+    this.retrieveService = new RetrieveService({
+      state: this.state,
+      node: { aeTitle: c.aeTitle, host: c.host, port, callingAet: c.callingAet, reportDir: c.logDir },
+      arrivals: () => this.arrivals(),
+      logger: this.logger,
+      ...this.retrieveOptions,
+    });
     const tlsWords = c.tls ? ` (DICOM TLS${c.tls.requireClientCert ? ', client certificates required' : ''})` : '';
     for (const e of endpoints) {
       const words = e.name === 'dicom-tls' ? tlsWords : '';
@@ -333,6 +370,7 @@ export class DeidNode {
         processing: this.processing?.status(),
         mapping: this.watcher?.status(),
         forwarder: this.forwarder?.status(),
+        retrieve: this.retrieveService?.status(),
       },
       this.startedAt,
     );
@@ -343,6 +381,8 @@ export class DeidNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    // Retrieve jobs first: their moves are cancelled while the receiver still takes what comes.
+    await this.retrieveService?.stop();
     await this.receiver?.stop();
     await this.processing?.close();
     await this.spool?.close();

@@ -103,6 +103,8 @@ export interface Staged {
   accession: string;
   newSopUid: string;
   originalSopUid: string;
+  /** StudyInstanceUID as received (a retrieve job counts arrivals per study). */
+  originalStudyUid: string;
   callingAet: string;
   audit: AuditRow;
   /** Listed for review (burned-in text): the kind of image. */
@@ -256,6 +258,7 @@ async function stageOne(
     accession,
     newSopUid: result.sopInstanceUid,
     originalSopUid: keys.sopInstanceUid,
+    originalStudyUid: keys.studyInstanceUid,
     callingAet: source.callingAet,
     review: review?.kind,
     leakGuardWarnings: warned.length,
@@ -285,6 +288,7 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
     staged.map((s) => ({
       newSopUid: s.newSopUid,
       originalSopUid: s.originalSopUid,
+      originalStudyUid: s.originalStudyUid || null,
       researchId: s.researchId,
       sessionN: s.sessionN,
       outputPath: s.rel,

@@ -11,6 +11,8 @@ export interface NodeComponents {
   mapping?: ComponentStatus;
   /** Only when forward destinations are configured. */
   forwarder?: ComponentStatus;
+  /** Retrieve jobs run by the node (src/retrieve/retrieveService.ts). */
+  retrieve?: ComponentStatus;
 }
 
 export interface NodeStatus {

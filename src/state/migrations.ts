@@ -72,6 +72,74 @@ const MIGRATIONS: readonly string[] = [
     claimed_at  INTEGER NOT NULL
   );
   `,
+  // v5: retrieve jobs (issue 17). filed_instance learns each instance's original study, so a job
+  // counts what arrived per study (older rows stay NULL: unknown).
+  `
+  ALTER TABLE filed_instance ADD COLUMN original_study_uid TEXT;
+  CREATE INDEX filed_instance_study ON filed_instance(original_study_uid);
+  CREATE TABLE retrieve_job (
+    id               INTEGER PRIMARY KEY,
+    state            TEXT    NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending','running','paused','done','failed','cancelled')),
+    pacs             TEXT    NOT NULL,
+    move_destination TEXT    NOT NULL,
+    csv_path         TEXT    NOT NULL,
+    csv_sha256       TEXT    NOT NULL,
+    plan_key         TEXT    NOT NULL,
+    params           TEXT    NOT NULL,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    runner           TEXT,
+    heartbeat_at     INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    message          TEXT,
+    report_path      TEXT
+  );
+  CREATE TABLE retrieve_row (
+    job_id       INTEGER NOT NULL REFERENCES retrieve_job(id) ON DELETE CASCADE,
+    line         INTEGER NOT NULL,
+    research_id  TEXT    NOT NULL,
+    mrn          TEXT,
+    accession    TEXT,
+    surgery_date TEXT    NOT NULL,
+    status       TEXT    NOT NULL DEFAULT 'pending'
+                 CHECK (status IN ('pending','found','not_found','ambiguous','query_incomplete','query_failed')),
+    matched_by   TEXT,
+    message      TEXT,
+    updated_at   INTEGER,
+    PRIMARY KEY (job_id, line)
+  );
+  CREATE TABLE retrieve_study (
+    job_id      INTEGER NOT NULL REFERENCES retrieve_job(id) ON DELETE CASCADE,
+    study_uid   TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    line        INTEGER NOT NULL,
+    study_date  TEXT    NOT NULL,
+    modalities  TEXT    NOT NULL,
+    expected    INTEGER,
+    filed       INTEGER NOT NULL DEFAULT 0,
+    status      TEXT    NOT NULL DEFAULT 'planned'
+                CHECK (status IN ('planned','moving','complete','incomplete','failed','already_filed')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_status INTEGER,
+    completed   INTEGER,
+    failed      INTEGER,
+    warning     INTEGER,
+    message     TEXT,
+    started_at  INTEGER,
+    finished_at INTEGER,
+    updated_at  INTEGER,
+    PRIMARY KEY (job_id, study_uid)
+  );
+  CREATE TABLE retrieve_row_study (
+    job_id    INTEGER NOT NULL,
+    line      INTEGER NOT NULL,
+    study_uid TEXT    NOT NULL,
+    PRIMARY KEY (job_id, line, study_uid),
+    FOREIGN KEY (job_id, line) REFERENCES retrieve_row(job_id, line) ON DELETE CASCADE,
+    FOREIGN KEY (job_id, study_uid) REFERENCES retrieve_study(job_id, study_uid) ON DELETE CASCADE
+  );
+  `,
 ];
 
 /** The schema version this code writes (PRAGMA user_version). */

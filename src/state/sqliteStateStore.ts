@@ -14,6 +14,20 @@ import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate, STATE_SCHEMA_VERSION } from './migrations.js';
+import type {
+  RetrieveJob,
+  RetrieveJobCounts,
+  RetrieveJobSpec,
+  RetrieveJobState,
+  RetrieveHeartbeat,
+  RetrieveRow,
+  RetrieveRowResult,
+  RetrieveRowSpec,
+  RetrieveStudy,
+  RetrieveStudyPatch,
+  RetrieveStudyStatus,
+} from './retrieveRecords.js';
+import { DEFAULT_RUNNER_STALE_MS, SqliteRetrieveTables } from './sqliteRetrieve.js';
 import {
   StateNotFoundError,
   StateSchemaError,
@@ -84,6 +98,7 @@ function toItem(r: QueueRow): QueueItem {
 interface FiledRow {
   new_sop_uid: string;
   original_sop_uid: string;
+  original_study_uid: string | null;
   research_id: string;
   session_n: number;
   output_path: string;
@@ -114,10 +129,12 @@ function prepare(db: Database.Database) {
     ),
 
     // Filing again (a re-send or a replay) updates the row.
-    filedUpsert: db.prepare<[string, string, string, number, string, string, number]>(
-      `INSERT INTO filed_instance (new_sop_uid, original_sop_uid, research_id, session_n, output_path, calling_aet, filed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(new_sop_uid) DO UPDATE SET output_path = excluded.output_path, filed_at = excluded.filed_at`,
+    filedUpsert: db.prepare<[string, string, string | null, string, number, string, string, number]>(
+      `INSERT INTO filed_instance (new_sop_uid, original_sop_uid, original_study_uid, research_id, session_n,
+                                  output_path, calling_aet, filed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(new_sop_uid) DO UPDATE SET output_path = excluded.output_path, filed_at = excluded.filed_at,
+              original_study_uid = COALESCE(excluded.original_study_uid, original_study_uid)`,
     ),
     ownerGet: db.prepare<[string], { research_id: string }>('SELECT research_id FROM study_owner WHERE study_uid = ?'),
     ownerInsert: db.prepare<[string, string, number]>(
@@ -216,6 +233,7 @@ function prepare(db: Database.Database) {
 export class SqliteStateStore implements StateStore {
   private secret: Buffer | null = null;
   private readonly s: ReturnType<typeof prepare>;
+  private readonly retrieve: SqliteRetrieveTables;
 
   private constructor(
     private readonly db: Database.Database,
@@ -223,6 +241,7 @@ export class SqliteStateStore implements StateStore {
     private readonly readOnly = false,
   ) {
     this.s = prepare(db);
+    this.retrieve = new SqliteRetrieveTables(db);
   }
 
   /**
@@ -422,6 +441,7 @@ export class SqliteStateStore implements StateStore {
           this.s.filedUpsert.run(
             f.newSopUid,
             f.originalSopUid,
+            f.originalStudyUid ?? null,
             f.researchId,
             f.sessionN,
             f.outputPath,
@@ -440,6 +460,7 @@ export class SqliteStateStore implements StateStore {
     return {
       newSopUid: r.new_sop_uid,
       originalSopUid: r.original_sop_uid,
+      originalStudyUid: r.original_study_uid,
       researchId: r.research_id,
       sessionN: r.session_n,
       outputPath: r.output_path,
@@ -535,6 +556,96 @@ export class SqliteStateStore implements StateStore {
         ? this.s.queueOfDestination.all(destination, limit)
         : this.s.queueOfDestinationInState.all(destination, options.state, limit);
     return rows.map(toItem);
+  }
+
+  async filedCountsByStudy(originalStudyUids: readonly string[]): Promise<Map<string, number>> {
+    return this.retrieve.filedCountsByStudy(originalStudyUids);
+  }
+
+  async createRetrieveJob(
+    spec: RetrieveJobSpec,
+    rows: readonly RetrieveRowSpec[],
+    now: number = Date.now(),
+  ): Promise<RetrieveJob> {
+    return this.retrieve.createJob(spec, rows, now);
+  }
+
+  async retrieveJob(id: number): Promise<RetrieveJob | undefined> {
+    return this.retrieve.job(id);
+  }
+
+  async retrieveJobs(limit = 20): Promise<RetrieveJob[]> {
+    return this.retrieve.jobs(limit);
+  }
+
+  async unfinishedRetrieveJob(
+    match: Pick<RetrieveJobSpec, 'pacs' | 'moveDestination' | 'csvSha256' | 'planKey'>,
+  ): Promise<RetrieveJob | undefined> {
+    return this.retrieve.unfinishedJob(match);
+  }
+
+  async claimRetrieveJob(
+    id: number,
+    runner: string,
+    options: { params?: string; staleMs?: number; now?: number } = {},
+  ): Promise<RetrieveJob | undefined> {
+    return this.retrieve.claimJob(
+      id,
+      runner,
+      options.params,
+      options.staleMs ?? DEFAULT_RUNNER_STALE_MS,
+      options.now ?? Date.now(),
+    );
+  }
+
+  async heartbeatRetrieveJob(id: number, runner: string, now: number = Date.now()): Promise<RetrieveHeartbeat> {
+    return this.retrieve.heartbeat(id, runner, now);
+  }
+
+  async releaseRetrieveJob(
+    id: number,
+    runner: string,
+    outcome: { state: RetrieveJobState; message?: string | null; reportPath?: string | null },
+    now: number = Date.now(),
+  ): Promise<void> {
+    this.retrieve.release(id, runner, outcome, now);
+  }
+
+  async cancelRetrieveJob(
+    id: number,
+    options: { staleMs?: number; now?: number } = {},
+  ): Promise<RetrieveJob | undefined> {
+    return this.retrieve.cancel(id, options.staleMs ?? DEFAULT_RUNNER_STALE_MS, options.now ?? Date.now());
+  }
+
+  async retrieveRows(jobId: number): Promise<RetrieveRow[]> {
+    return this.retrieve.rows(jobId);
+  }
+
+  async recordRetrieveRow(
+    jobId: number,
+    line: number,
+    result: RetrieveRowResult,
+    now: number = Date.now(),
+  ): Promise<void> {
+    this.retrieve.recordRow(jobId, line, result, now);
+  }
+
+  async retrieveStudies(jobId: number, status?: RetrieveStudyStatus): Promise<RetrieveStudy[]> {
+    return this.retrieve.studies(jobId, status);
+  }
+
+  async updateRetrieveStudy(
+    jobId: number,
+    studyUid: string,
+    patch: RetrieveStudyPatch,
+    now: number = Date.now(),
+  ): Promise<void> {
+    this.retrieve.updateStudy(jobId, studyUid, patch, now);
+  }
+
+  async retrieveJobCounts(jobId: number): Promise<RetrieveJobCounts> {
+    return this.retrieve.counts(jobId);
   }
 
   async close(): Promise<void> {

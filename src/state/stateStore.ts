@@ -18,6 +18,19 @@
 //
 // Keep src/state free of imports from outside src/state (node builtins and better-sqlite3 only):
 // the multi-process test transpiles this folder alone and runs it in child processes.
+import type {
+  RetrieveHeartbeat,
+  RetrieveJob,
+  RetrieveJobCounts,
+  RetrieveJobSpec,
+  RetrieveJobState,
+  RetrieveRow,
+  RetrieveRowResult,
+  RetrieveRowSpec,
+  RetrieveStudy,
+  RetrieveStudyPatch,
+  RetrieveStudyStatus,
+} from './retrieveRecords.js';
 
 /** The state named by `openStateStore(location, { create: false })` does not exist. */
 export class StateNotFoundError extends Error {
@@ -38,6 +51,11 @@ export interface FiledInstance {
   newSopUid: string;
   /** SOP Instance UID as received. */
   originalSopUid: string;
+  /**
+   * Study Instance UID as received (a retrieve job counts what arrived per study); null for
+   * instances filed before it was recorded (schema v4).
+   */
+  originalStudyUid: string | null;
   researchId: string;
   /** Session number N of `{researchId}_{N}`. */
   sessionN: number;
@@ -50,7 +68,8 @@ export interface FiledInstance {
 }
 
 /** What `fileInstances` records for one instance, and the file to forward. */
-export interface InstanceFiling extends Omit<FiledInstance, 'filedAt'> {
+export interface InstanceFiling extends Omit<FiledInstance, 'filedAt' | 'originalStudyUid'> {
+  originalStudyUid?: string | null;
   /** The output file as the forwarder opens it (absolute path), queued for every destination. */
   forwardFile: string;
 }
@@ -216,6 +235,12 @@ export interface StateStore {
   /** How many instances are filed (one per new SOP Instance UID). */
   filedInstanceCount(): Promise<number>;
 
+  /**
+   * How many instances of each original Study Instance UID are filed (0 for a study with none);
+   * one entry per distinct UID given.
+   */
+  filedCountsByStudy(originalStudyUids: readonly string[]): Promise<Map<string, number>>;
+
   // ---- Forward queue (one item per file and destination name) -------------------------------
 
   /**
@@ -266,6 +291,76 @@ export interface StateStore {
 
   /** Items of a destination (optionally in one state) by id, at most `limit` (default 1000). */
   forwardItems(destination: string, options?: { state?: QueueState; limit?: number }): Promise<QueueItem[]>;
+
+  // ---- Retrieve jobs (retrieveRecords.ts) ---------------------------------------------------
+
+  /** Creates a job (state pending) with its CSV rows (status pending), in one transaction. */
+  createRetrieveJob(spec: RetrieveJobSpec, rows: readonly RetrieveRowSpec[], now?: number): Promise<RetrieveJob>;
+
+  retrieveJob(id: number): Promise<RetrieveJob | undefined>;
+
+  /** Jobs, newest first, at most `limit` (default 20). */
+  retrieveJobs(limit?: number): Promise<RetrieveJob[]>;
+
+  /**
+   * The newest job with this PACS, move destination, CSV hash and plan key that is not done or
+   * cancelled: the one a rerun of the same command continues.
+   */
+  unfinishedRetrieveJob(
+    match: Pick<RetrieveJobSpec, 'pacs' | 'moveDestination' | 'csvSha256' | 'planKey'>,
+  ): Promise<RetrieveJob | undefined>;
+
+  /**
+   * Takes a job to run it, in one exclusive transaction: only when its state is resumable
+   * (RESUMABLE_JOB_STATES), no cancel was asked, and nobody else runs it (no runner, this
+   * runner, or a runner whose heartbeat is older than `staleMs`). It becomes running under
+   * `runner` (with `params` when given); its studies left `moving` by a run that stopped are
+   * planned again. Returns the job, or undefined when it could not be taken.
+   */
+  claimRetrieveJob(
+    id: number,
+    runner: string,
+    options?: { params?: string; staleMs?: number; now?: number },
+  ): Promise<RetrieveJob | undefined>;
+
+  /** The runner is alive; tells it whether it still owns the job and whether a cancel was asked. */
+  heartbeatRetrieveJob(id: number, runner: string, now?: number): Promise<RetrieveHeartbeat>;
+
+  /**
+   * The runner leaves the job in `state` (paused, done, failed, cancelled) with a log-safe
+   * message and, when given, the report it wrote. Does nothing when `runner` no longer owns it.
+   */
+  releaseRetrieveJob(
+    id: number,
+    runner: string,
+    outcome: { state: RetrieveJobState; message?: string | null; reportPath?: string | null },
+    now?: number,
+  ): Promise<void>;
+
+  /**
+   * Asks a job to stop for good: a job nobody runs (no runner, or one silent for `staleMs`) is
+   * cancelled at once; a running one is flagged and its runner stops on its next heartbeat.
+   * Returns the job as it is after the request, undefined when there is no such job.
+   */
+  cancelRetrieveJob(id: number, options?: { staleMs?: number; now?: number }): Promise<RetrieveJob | undefined>;
+
+  /** The job's rows in CSV line order, with the studies each took. */
+  retrieveRows(jobId: number): Promise<RetrieveRow[]>;
+
+  /**
+   * Records a row's query outcome and the studies it took, one transaction: a study already
+   * planned by another row of the job is linked to this row too, not planned twice.
+   */
+  recordRetrieveRow(jobId: number, line: number, result: RetrieveRowResult, now?: number): Promise<void>;
+
+  /** The job's studies (in one status, or all), in the order they were planned. */
+  retrieveStudies(jobId: number, status?: RetrieveStudyStatus): Promise<RetrieveStudy[]>;
+
+  /** Updates one study's record. */
+  updateRetrieveStudy(jobId: number, studyUid: string, patch: RetrieveStudyPatch, now?: number): Promise<void>;
+
+  /** The job's rows and studies counted by status, and its instance sums. */
+  retrieveJobCounts(jobId: number): Promise<RetrieveJobCounts>;
 
   // ---- Lifetime -----------------------------------------------------------------------------
 
