@@ -2,6 +2,8 @@
 # Node benchmark: ~600 CT slices of 512x512 pushed with storescu, in the same run, to dcmtk's
 # `storescp +B` (the reference) and to `dicom-deid serve` (de-identifying, fsync'ing, filing).
 # Prints throughput ratios and the node's peak RSS, with one association and with 4 at once.
+# DICOM TLS in the same rounds (TLS=0 to skip): storescu +tls into the node's TLS port against
+# `storescp +tls +B`, both with a certificate from a test CA made here (openssl), TLS 1.3.
 # Each round starts the node on an empty state and spool (it first writes its 1 GiB spool reserve,
 # before listening: src/node/spool/spoolJournal.ts) and pushes two corpora of N slices (same
 # patients, different instances) one after the other: a first burst into the new node, then a
@@ -47,41 +49,64 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 wait_port() { for _ in $(seq "${2:-100}"); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$1/status; }
 
+# storescu's transport options: none (plain), or TLS verifying the peer against the test CA.
+SCU_TLS=()
 push() { # port assoc aet [corpus array name] -> seconds
   local port=$1 assoc=$2 t0 t1
   local -n corpus=${4:-FILES}
   t0=$(now)
   if [ "$assoc" = 1 ]; then
-    storescu -aec "$3" 127.0.0.1 "$port" "${corpus[@]}" >/dev/null 2>&1
+    storescu "${SCU_TLS[@]}" -aec "$3" 127.0.0.1 "$port" "${corpus[@]}" >/dev/null 2>&1
   else
-    for k in 0 1 2 3; do storescu -aec "$3" 127.0.0.1 "$port" $(split_part "${4:-FILES}" $k) >/dev/null 2>&1 & done
+    for k in 0 1 2 3; do storescu "${SCU_TLS[@]}" -aec "$3" 127.0.0.1 "$port" $(split_part "${4:-FILES}" $k) >/dev/null 2>&1 & done
     wait
   fi
   t1=$(now); echo "$t1 - $t0" | bc -l
 }
 
+TLS="${TLS:-1}"
+if [ "$TLS" = 1 ]; then
+  PKI="$WORK/pki"; mkdir -p "$PKI"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=BenchCA -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$PKI/node.key" -out "$PKI/node.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$PKI/san.ext"
+  openssl x509 -req -in "$PKI/node.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial -days 2 \
+    -extfile "$PKI/san.ext" -out "$PKI/node.pem" 2>/dev/null
+fi
+
 # Every run starts with no dirty pages (sync): storescp never syncs, and without this the node,
 # run right after it, paid for writing back storescp's 300 MB (its fdatasyncs wait behind that
 # writeback): one association measured 0.35-0.72x over three runs, 0.54-0.81x with the sync.
-run_storescp() { # assoc -> seconds
-  local port dir pid s
+run_storescp() { # assoc [tls] -> seconds
+  local port dir pid s tls=()
   port=$(free_port); dir="$WORK/scp"; rm -rf "$dir"; mkdir -p "$dir"; sync
-  storescp +B -od "$dir" -aet REF "$port" >/dev/null 2>&1 & pid=$!
+  [ "${2:-}" = tls ] && tls=(+tls "$PKI/node.key" "$PKI/node.pem" -ic) && SCU_TLS=(+tla +cf "$PKI/ca.pem")
+  storescp "${tls[@]}" +B -od "$dir" -aet REF "$port" >/dev/null 2>&1 & pid=$!
   wait_port "$port"
   s=$(push "$port" "$1" REF)
+  SCU_TLS=()
   kill $pid; wait $pid 2>/dev/null || true
   echo "$s"
 }
 
 filed_rows() { awk 'FNR > 1' "$1"/logs/deid_log_*.csv 2>/dev/null | grep -c ',ok,' || true; }
 
-run_node() { # assoc -> "acked filed acked_reused filed_reused rss" (seconds)
-  local port dir pid s t0 t1 rss s2 t2 t3
+run_node() { # assoc [tls] -> "acked filed acked_reused filed_reused rss" (seconds)
+  local port dir pid s t0 t1 rss s2 t2 t3 tls="" port_plain
   port=$(free_port); dir="$WORK/node"; rm -rf "$dir"; mkdir -p "$dir"; sync
+  if [ "${2:-}" = tls ]; then
+    # The node pushed to on its TLS port (its plain port listens too, unused).
+    local plain; plain=$(free_port)
+    tls=", \"tls\": { \"port\": $port, \"cert\": \"$PKI/node.pem\", \"key\": \"$PKI/node.key\" }"
+    port_plain=$plain
+    SCU_TLS=(+tla +cf "$PKI/ca.pem")
+  else
+    port_plain=$port
+  fi
   cat > "$dir/config.json" <<JSON
-{ "host": "127.0.0.1", "port": $port, "aeTitle": "DEID", "csv": "$WORK/mapping.csv",
+{ "host": "127.0.0.1", "port": $port_plain, "aeTitle": "DEID", "csv": "$WORK/mapping.csv",
   "output": "$dir/output", "db": "$dir/state/state.sqlite", "quarantine": "$dir/quarantine",
-  "spool": "$dir/spool", "logDir": "$dir/logs" }
+  "spool": "$dir/spool", "logDir": "$dir/logs"$tls }
 JSON
   # stdout not inherited: the caller reads this function's output until every writer is gone.
   node dist/cli.js serve --config "$dir/config.json" >/dev/null 2>"$dir/serve.log" & pid=$!
@@ -96,6 +121,7 @@ JSON
   while [ "$(filed_rows "$dir")" -lt "$((2 * ${#FILES[@]}))" ]; do sleep 0.02; done
   t3=$(now)
   rss=$(peak_rss_mb $pid)
+  SCU_TLS=()
   kill -TERM $pid; wait $pid 2>/dev/null || true
   echo "$s $(echo "$t1 - $t0" | bc -l) $s2 $(echo "$t3 - $t2" | bc -l) $rss"
 }
@@ -169,12 +195,19 @@ n=${#FILES[@]}
 printf '\n%-50s %8s %9s %8s   %s\n' "run (median of $ROUNDS rounds)" "seconds" "files/s" "ratio" "ratio in each round"
 for assoc in 1 4; do
   REFS=(); ACKS=(); FILEDS=(); ACK2S=(); FILED2S=(); RSSS=(); RA=(); RF=(); RA2=(); RF2=()
+  TREFS=(); TACKS=(); TFILEDS=(); TRA=(); TRF=(); TVS=()
   ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
   for r in $(seq "$ROUNDS"); do
     REF=$(run_storescp $assoc)
     read -r ACK FILED ACK2 FILED2 RSS < <(run_node $assoc)
     REFS+=("$REF"); ACKS+=("$ACK"); FILEDS+=("$FILED"); ACK2S+=("$ACK2"); FILED2S+=("$FILED2"); RSSS+=("$RSS")
     RA+=("$(ratio "$REF" "$ACK")"); RF+=("$(ratio "$REF" "$FILED")"); RA2+=("$(ratio "$REF" "$ACK2")"); RF2+=("$(ratio "$REF" "$FILED2")")
+    if [ "$TLS" = 1 ]; then
+      TREF=$(run_storescp $assoc tls)
+      read -r TACK TFILED _ _ TRSS < <(run_node $assoc tls)
+      TREFS+=("$TREF"); TACKS+=("$TACK"); TFILEDS+=("$TFILED"); RSSS+=("$TRSS")
+      TRA+=("$(ratio "$TREF" "$TACK")"); TRF+=("$(ratio "$TREF" "$TFILED")"); TVS+=("$(ratio "$ACK" "$TACK")")
+    fi
   done
   REF=$(median "${REFS[@]}")
   RSS=$(printf '%s\n' "${RSSS[@]}" | sort -g | tail -1)
@@ -187,6 +220,14 @@ for assoc in 1 4; do
   line "serve, 1st burst: all de-identified + filed" FILEDS RF
   line "serve, 2nd burst: acknowledged (durable)" ACK2S RA2
   line "serve, 2nd burst: all de-identified + filed" FILED2S RF2
+  if [ "$TLS" = 1 ]; then
+    TREF=$(median "${TREFS[@]}")
+    printf '%-50s %8.2f %9.0f %8s   %s\n' "storescp +tls +B, $assoc association(s)" "$TREF" "$(echo "$n / $TREF" | bc -l)" \
+      "$(ratio "$REF" "$TREF")" "(its speed over storescp +B's)"
+    line "serve over TLS: acknowledged (vs storescp +tls)" TACKS TRA
+    line "serve over TLS: all filed (vs storescp +tls)" TFILEDS TRF
+    printf '%-50s %8s %9s %8s   %s\n' "serve over TLS vs serve plain, acknowledged" "" "" "$(median "${TVS[@]}")" "${TVS[*]}"
+  fi
   echo "  peak RSS of the node: $RSS MB (highest of the rounds)"
 done
 echo "(ratio = storescp +B seconds over the node's seconds in the same round; issue 3 target >= 0.5, peak RSS < 300 MB with 4 associations)"

@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  destinationLabel,
   DestinationError,
   destinationFromConfig,
   destinationsFromConfig,
@@ -102,7 +104,30 @@ describe('destination', () => {
     );
   });
 
-  it('refuses bad config objects with one line naming the setting, and TLS until it is supported', () => {
+  it('reads TLS settings: true, or files (resolved against the working directory), a name, verify', () => {
+    const base = { name: 'research', aeTitle: 'RESEARCH', host: '10.0.0.5', port: 2762 };
+    expect(destinationFromConfig({ ...base, tls: true }).tls).toEqual({});
+    expect(destinationFromConfig({ ...base, tls: false }).tls).toBeUndefined();
+    const d = destinationFromConfig({
+      ...base,
+      tls: {
+        caFile: 'ca.pem',
+        certFile: '/etc/deid/c.pem',
+        keyFile: '/etc/deid/c.key',
+        serverName: 'pacs.example.org',
+      },
+    });
+    expect(d.tls).toEqual({
+      caFile: resolve('ca.pem'),
+      certFile: '/etc/deid/c.pem',
+      keyFile: '/etc/deid/c.key',
+      serverName: 'pacs.example.org',
+    });
+    expect(destinationFromConfig({ ...base, tls: { verify: false } }).tls).toEqual({ verify: false });
+    expect(destinationLabel(d)).toBe('research (RESEARCH@10.0.0.5:2762, TLS)');
+  });
+
+  it('refuses bad config objects with one line naming the setting', () => {
     const base = { name: 'research', aeTitle: 'RESEARCH', host: 'h', port: 104 };
     const bad: [unknown, RegExp][] = [
       [42, /must be "AET@host:port" or an object/],
@@ -117,7 +142,12 @@ describe('destination', () => {
         { ...base, transferSyntaxes: ['explicit'] },
         /"transferSyntaxes" must be a non-empty list of transfer syntax UIDs/,
       ],
-      [{ ...base, tls: { caFile: '/etc/ca.pem' } }, /DICOM TLS \("tls"\) is not supported yet/],
+      [{ ...base, tls: 'yes' }, /"tls" must be true or an object/],
+      [{ ...base, tls: { ca: '/etc/ca.pem' } }, /unknown TLS setting "ca"/],
+      [{ ...base, tls: { caFile: '' } }, /"tls.caFile" must be a file path/],
+      [{ ...base, tls: { certFile: '/etc/c.pem' } }, /"tls.certFile" and "tls.keyFile" go together/],
+      [{ ...base, tls: { serverName: 'bad name' } }, /"tls.serverName" must be a host name/],
+      [{ ...base, tls: { verify: 'no' } }, /"tls.verify" must be true or false/],
       [{ ...base, calledAet: 'X' }, /unknown setting "calledAet"/],
     ];
     for (const [value, re] of bad) {

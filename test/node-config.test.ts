@@ -48,7 +48,10 @@ describe('node config: forwarding', () => {
   it('refuses a bad destination with one line naming it', () => {
     const bad: [unknown, RegExp][] = [
       ['RESEARCH@host', /^forward: destination "RESEARCH@host" must look like AET@host:port/],
-      [{ name: 'x', aeTitle: 'A', host: 'h', port: 1, tls: {} }, /^forward: destination "x": DICOM TLS/],
+      [
+        { name: 'x', aeTitle: 'A', host: 'h', port: 1, tls: { keyFile: 'k' } },
+        /^forward: destination "x": "tls.certFile"/,
+      ],
       [{ aeTitle: 'A', host: 'h', port: 1 }, /^forward: a destination object: "name" must be/],
     ];
     for (const [item, re] of bad) {

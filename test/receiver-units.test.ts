@@ -2,6 +2,7 @@
 // policy, command sets, file meta.
 import { describe, expect, it } from 'vitest';
 import { decideAssociation, negotiateContext, ContextResult } from '../src/node/receiver/associationPolicy.js';
+import { CallingAeList } from '../src/node/receiver/callingAes.js';
 import { CommandSetError, commandPdu, encodeResponse, parseCommand } from '../src/dimse/commandSet.js';
 import { buildFileMeta } from '../src/core/dicom/fileMeta.js';
 import { parsePdvs } from '../src/dimse/pdataTf.js';
@@ -222,27 +223,62 @@ describe('negotiation policy', () => {
     );
   });
 
-  it('rejects wrong called AE permanently and over-limit associations transiently', () => {
-    const cfg = { aeTitle: 'DEID', allowedCallingAets: ['MOD1'], maxAssociations: 2 };
-    expect(decideAssociation('MOD1', 'DEID', cfg, 0, false)).toEqual({ accept: true });
-    expect(decideAssociation('MOD1', 'OTHER', cfg, 0, false)).toMatchObject({
+  it('rejects wrong called AE permanently and over-limit associations transiently', async () => {
+    const cfg = {
+      aeTitle: 'DEID',
+      callingAes: await CallingAeList.resolve(['MOD1', 'CT@10.1.2.0/24']),
+      maxAssociations: 3,
+      maxAssociationsPerAddress: 2,
+    };
+    const rq = {
+      callingAet: 'MOD1',
+      calledAet: 'DEID',
+      remoteAddress: '10.9.9.9',
+      activeAssociations: 0,
+      activeFromAddress: 0,
+      stopping: false,
+    };
+    expect(decideAssociation(rq, cfg)).toEqual({ accept: true });
+    expect(decideAssociation({ ...rq, calledAet: 'OTHER' }, cfg)).toMatchObject({
       accept: false,
       result: 1,
       source: 1,
       reason: 7,
     });
-    expect(decideAssociation('MOD2', 'DEID', cfg, 0, false)).toMatchObject({
+    expect(decideAssociation({ ...rq, callingAet: 'MOD2' }, cfg)).toMatchObject({
       accept: false,
       result: 1,
       source: 1,
       reason: 3,
+      why: 'calling AE title not recognized',
+      code: 'callingAeTitle',
     });
-    expect(decideAssociation('MOD1', 'DEID', cfg, 2, false)).toMatchObject({
+    // An AE title bound to a network: from it, accepted; from elsewhere, "not recognized" too.
+    expect(decideAssociation({ ...rq, callingAet: 'CT', remoteAddress: '::ffff:10.1.2.77' }, cfg)).toEqual({
+      accept: true,
+    });
+    expect(decideAssociation({ ...rq, callingAet: 'CT' }, cfg)).toMatchObject({
+      accept: false,
+      result: 1,
+      source: 1,
+      reason: 3,
+      code: 'callingAeAddress',
+    });
+    expect(decideAssociation({ ...rq, activeAssociations: 3 }, cfg)).toMatchObject({
       accept: false,
       result: 2,
       source: 3,
       reason: 2,
+      code: 'associationLimit',
     });
+    expect(decideAssociation({ ...rq, activeAssociations: 2, activeFromAddress: 2 }, cfg)).toMatchObject({
+      accept: false,
+      result: 2,
+      source: 3,
+      reason: 2,
+      code: 'addressLimit',
+    });
+    expect(decideAssociation({ ...rq, stopping: true }, cfg)).toMatchObject({ accept: false, result: 2, reason: 1 });
   });
 });
 

@@ -13,6 +13,7 @@ import { Spool } from '../src/node/spool/spool.js';
 import { readSpoolItemCopy } from '../src/node/spool/spoolReader.js';
 import { formatSpoolRef, spoolRefName, type JournalRef, type SpoolRef } from '../src/node/spool/spoolRef.js';
 import { isCompleteSpoolFile } from '../src/node/spool/fileSpool.js';
+import { CT_STORAGE, EXPLICIT_LE, associateRq, cStoreRq, element, pdata, pdu, rawClient, ui, us } from './raw-dicom.js';
 
 const FILES = '/usr/lib/python3/dist-packages/pydicom/data/test_files';
 const HOST = '127.0.0.1';
@@ -154,98 +155,6 @@ function silentLogger() {
     lines.push(`${level} ${msg} ${JSON.stringify(meta ?? {})}`);
   return { lines, logger: { info: rec('info'), warn: rec('warn'), error: rec('error'), debug: rec('debug') } };
 }
-
-// --- a minimal raw DICOM UL client, to misbehave on purpose ----------------------------------
-
-function item(type: number, body: Buffer): Buffer {
-  const h = Buffer.alloc(4);
-  h[0] = type;
-  h.writeUInt16BE(body.length, 2);
-  return Buffer.concat([h, body]);
-}
-const uidItem = (type: number, uid: string) => item(type, Buffer.from(uid, 'latin1'));
-const ae = (s: string) => Buffer.from(s.padEnd(16, ' '), 'latin1');
-
-function pdu(type: number, body: Buffer): Buffer {
-  const h = Buffer.alloc(6);
-  h[0] = type;
-  h.writeUInt32BE(body.length, 2);
-  return Buffer.concat([h, body]);
-}
-
-function associateRq(calling: string, called: string, abstract: string, ts: string): Buffer {
-  const maxLen = Buffer.alloc(4);
-  maxLen.writeUInt32BE(16384);
-  return pdu(
-    0x01,
-    Buffer.concat([
-      Buffer.from([0, 1, 0, 0]),
-      ae(called),
-      ae(calling),
-      Buffer.alloc(32),
-      uidItem(0x10, '1.2.840.10008.3.1.1.1'),
-      item(0x20, Buffer.concat([Buffer.from([1, 0, 0, 0]), uidItem(0x30, abstract), uidItem(0x40, ts)])),
-      item(0x50, Buffer.concat([item(0x51, maxLen), uidItem(0x52, '1.2.3.4.5')])),
-    ]),
-  );
-}
-
-function pdata(pcId: number, control: number, value: Buffer): Buffer {
-  const h = Buffer.alloc(6);
-  h.writeUInt32BE(value.length + 2, 0);
-  h[4] = pcId;
-  h[5] = control;
-  return pdu(0x04, Buffer.concat([h, value]));
-}
-
-function element(el: number, value: Buffer): Buffer {
-  const h = Buffer.alloc(8);
-  h.writeUInt16LE(0x0000, 0);
-  h.writeUInt16LE(el, 2);
-  h.writeUInt32LE(value.length, 4);
-  return Buffer.concat([h, value]);
-}
-const us = (n: number) => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(n);
-  return b;
-};
-const ui = (s: string) => Buffer.from(s.length % 2 ? s + '\0' : s, 'latin1');
-
-function cStoreRq(sopClass: string, sopInstance: string): Buffer {
-  const body = Buffer.concat([
-    element(0x0002, ui(sopClass)),
-    element(0x0100, us(0x0001)),
-    element(0x0110, us(1)),
-    element(0x0700, us(0)),
-    element(0x0800, us(0x0000)),
-    element(0x1000, ui(sopInstance)),
-  ]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(body.length);
-  return Buffer.concat([element(0x0000, len), body]);
-}
-
-/** Connects, collects received bytes; resolves `closed` when the server closes. */
-function rawClient(port: number) {
-  const sock = net.connect({ host: HOST, port });
-  sock.setNoDelay(true);
-  let received = Buffer.alloc(0);
-  sock.on('data', (d: Buffer) => (received = Buffer.concat([received, d])));
-  sock.on('error', () => undefined);
-  const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
-  const connected = new Promise<void>((resolve) => sock.once('connect', () => resolve()));
-  return {
-    sock,
-    connected,
-    closed,
-    received: () => received,
-    waitBytes: (n: number) => waitFor(() => received.length >= n),
-  };
-}
-
-const CT_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 // ---------------------------------------------------------------------------------------------
 

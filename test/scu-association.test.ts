@@ -202,7 +202,9 @@ describe('how an association ends early', () => {
     const e = await failure(() => echo(target(port)));
     expect(e.kind).toBe('rejected');
     expect(e.permanent).toBe(true);
-    expect(e.message).toMatch(/^association rejected \(permanent\): .* by RESEARCH@127\.0\.0\.1:\d+$/);
+    expect(e.message).toMatch(/^association rejected \(permanent\): .* by RESEARCH@127\.0\.0\.1:\d+ \(.*\)$/);
+    // A rejection without a reason names the usual cause: our calling AE title, unknown to the peer.
+    expect(e.message).toContain('no reason given: most often the peer does not know our calling AE title "DEID"');
   });
 
   it('our own node at its association limit: rejected, transient (local limit exceeded)', async () => {

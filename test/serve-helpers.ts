@@ -11,6 +11,8 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { openStateStore } from '../src/state/openStateStore.js';
+import { waitFor } from './forward-helpers.js';
 
 export const REPO = resolve(import.meta.dirname, '..');
 export const CLI = join(REPO, 'dist', 'cli.js');
@@ -254,4 +256,45 @@ export function listFilesRecursive(dir: string): string[] {
     else out.push(p);
   }
   return out.sort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node's forward queue, read from its state (a second connection, as `queue` does)
+
+export interface QueueCounts {
+  pending: number;
+  delivered: number;
+  dead: number;
+  inFlight: number;
+}
+
+/** Forward queue counts of every destination, read from the node's state (a second connection, as `queue` does). */
+export async function queueCounts(dbPath: string): Promise<QueueCounts> {
+  const state = await openStateStore(dbPath, { create: false });
+  try {
+    const sum: QueueCounts = { pending: 0, delivered: 0, dead: 0, inFlight: 0 };
+    for (const c of await state.forwardCounts()) {
+      sum.pending += c.pending;
+      sum.delivered += c.delivered;
+      sum.dead += c.dead;
+      sum.inFlight += c.inFlight;
+    }
+    return sum;
+  } finally {
+    await state.close();
+  }
+}
+
+/** Waits until the node's queue counts satisfy `cond` (polling); the error shows the counts and the node's log. */
+export async function waitQueue(
+  node: NodeProc,
+  cond: (c: QueueCounts) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  await waitFor(async () => cond(await queueCounts(node.paths.db)), timeoutMs, what).catch(async (e: Error) => {
+    throw new Error(
+      `${e.message}; queue ${JSON.stringify(await queueCounts(node.paths.db))}; node log:\n${node.logs()}`,
+    );
+  });
 }

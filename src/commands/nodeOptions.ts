@@ -28,7 +28,22 @@ const SETTINGS: Setting[] = [
   s('aeTitle', 'aet', 'string', 'Our AE title [default DEID]'),
   s('host', 'host', 'string', 'Interface the DICOM port binds [default 0.0.0.0]'),
   s('port', 'port', 'number', 'DICOM port [default 11112]'),
-  s('allowedAets', 'allowed-aets', 'string', 'Calling AE titles allowed to store, A,B [default: any]'),
+  s(
+    'allowedAets',
+    'allowed-aets',
+    'string',
+    'Calling AE allow-list A,B; an entry may bind an address: CT@10.1.2.0/24 [default: any]',
+  ),
+  {
+    key: 'openAccess',
+    flag: 'open-access',
+    option: {
+      type: 'string',
+      choices: ['warn', 'reject', 'allow'],
+      describe:
+        'With an empty allow-list on a reachable interface: warn, reject all, or allow [warn] (config "openAccess")',
+    },
+  },
   s('csv', 'csv', 'string', 'Mapping CSV, reloaded when it changes'),
   s('output', 'output', 'string', 'Anonymized output tree'),
   s('db', 'db', 'string', 'SQLite state (key material)'),
@@ -48,6 +63,19 @@ const SETTINGS: Setting[] = [
     'A failing forward item goes dead after this many hours [24]',
   ),
   s('maxAssociations', 'max-associations', 'number', 'Concurrent associations [8]'),
+  s(
+    'maxAssociationsPerAddress',
+    'max-associations-per-address',
+    'number',
+    'Concurrent associations from one address [half of maxAssociations]',
+  ),
+  s(
+    'messageDeadlineSeconds',
+    'message-deadline-seconds',
+    'number',
+    'A message must arrive within this many seconds, plus 1 s per minReceiveBytesPerSecond bytes [30]',
+  ),
+  s('minReceiveBytesPerSecond', 'min-receive-bytes-per-second', 'number', 'See messageDeadlineSeconds [16384]'),
   s('maxPduLength', 'max-pdu-length', 'number', 'Largest PDU we accept, bytes [262144]'),
   s('maxInstanceMB', 'max-instance-mb', 'number', 'Largest instance we accept, MiB [2048]'),
   s('processingThreads', 'processing-threads', 'number', 'Threads that de-identify and file, 1-16 [2]'),
@@ -91,8 +119,31 @@ function withSettings<T>(y: Argv<T>, keys: readonly (keyof NodeConfig)[] | 'all'
   for (const st of SETTINGS) {
     if (keys === 'all' || keys.includes(st.key)) out = out.option(st.flag, st.option) as unknown as Argv<T & NodeArgs>;
   }
+  if (keys === 'all' || keys.includes('tls')) {
+    for (const [flag, option] of TLS_FLAGS) out = out.option(flag, option) as unknown as Argv<T & NodeArgs>;
+  }
   return out;
 }
+
+/** The DICOM TLS listener's flags: together they make the config's "tls" object. */
+const TLS_FLAGS: [string, Options][] = [
+  [
+    'tls-port',
+    { type: 'number', describe: 'DICOM TLS port (e.g. 2762); needs --tls-cert and --tls-key (config "tls")' },
+  ],
+  ['tls-cert', { type: 'string', describe: 'Our TLS certificate (PEM, with its chain)' }],
+  ['tls-key', { type: 'string', describe: 'Its private key (PEM, unencrypted)' }],
+  ['tls-ca', { type: 'string', describe: 'CA certificate(s) client certificates must chain to (PEM)' }],
+  [
+    'tls-require-client-cert',
+    {
+      type: 'boolean',
+      default: undefined,
+      describe: 'Only peers with a certificate from --tls-ca may associate over TLS',
+    },
+  ],
+  ['tls-only', { type: 'boolean', default: undefined, describe: 'Listen on the TLS port only' }],
+];
 
 /** `serve`: --config and a flag for every setting of the config file. */
 export function withServeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
@@ -114,11 +165,26 @@ export function nodeConfigFrom(a: NodeArgs): NodeConfig {
   const flags: Record<string, unknown> = {};
   for (const st of SETTINGS) if (a[st.flag] !== undefined) flags[st.key] = a[st.flag];
   try {
+    const tls = tlsFlags(a);
+    if (tls !== undefined) flags.tls = { ...tls };
     return loadNodeConfig(a.config, flags);
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+/** The --tls-* flags as a `tls` config layer, or undefined when none is given. */
+function tlsFlags(a: NodeArgs): Record<string, unknown> | undefined {
+  const t = {
+    port: a['tls-port'],
+    cert: a['tls-cert'],
+    key: a['tls-key'],
+    ca: a['tls-ca'],
+    requireClientCert: a['tls-require-client-cert'],
+    only: a['tls-only'],
+  };
+  return Object.values(t).some((v) => v !== undefined) ? t : undefined;
 }
 
 /**

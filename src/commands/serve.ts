@@ -29,18 +29,26 @@ const command: CommandModule<object, NodeArgs> = {
     } catch (e) {
       await node.stop().catch(() => undefined);
       await closeLogger(logger);
-      const err = e as NodeJS.ErrnoException;
-      if (err.code === 'EADDRINUSE') throw new UsageError(`the DICOM port ${config.port} is already in use`);
+      const err = e as NodeJS.ErrnoException & { port?: number };
+      const port = err.port ?? config.port;
+      if (err.code === 'EADDRINUSE') throw new UsageError(`the DICOM port ${port} is already in use`);
       if (err.code === 'EACCES')
-        throw new UsageError(`not allowed to listen on port ${config.port} or to write a folder: ${err.message}`);
-      if (err.name === 'MappingError') throw new UsageError(err.message);
+        throw new UsageError(`not allowed to listen on port ${port} or to write a folder: ${err.message}`);
+      if (err.name === 'MappingError' || err.name === 'ConfigError') throw new UsageError(err.message);
       throw e;
     }
+    // SIGHUP: new certificates (rotation without a restart) and allowedAets host names again.
+    const onHangup = () => {
+      logger.info('SIGHUP: reloading certificates and allowed AE host names');
+      void node.reload();
+    };
+    process.on('SIGHUP', onHangup);
     await new Promise<void>((resolve) => {
       const onSignal = (sig: string) => {
         logger.info(`${sig}: stopping (finishing in-flight instances)`);
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        process.off('SIGHUP', onHangup);
         resolve();
       };
       process.on('SIGTERM', onSignal);

@@ -1,20 +1,24 @@
 // Forward destinations: records (name, AE title, host, port, per-destination settings), from the
 // string form "AET@host:port" or a config object.
+import { resolve } from 'node:path';
 import { isValidUid } from '../core/dicom/uid.js';
 
 /**
- * TLS settings of a destination (DICOM TLS, PS3.15 B.1). Reserved for issue 13: the config loader
- * refuses them until the forwarder can honour them, so nothing is ever sent in clear text to a
- * destination configured for TLS.
+ * DICOM TLS towards a destination (PS3.15 B.10, BCP 195; src/dimse/scu/tlsSocketFactory.ts). The
+ * peer's certificate is verified (chain and name) unless `verify` is false. Paths are absolute
+ * (config paths are resolved against the working directory); the files are read for each
+ * association, so a replaced certificate is used from the next one.
  */
 export interface DestinationTls {
-  /** PEM file of the CA(s) that sign the peer's certificate. */
+  /** PEM file of the CA(s) the peer's certificate must chain to (default: Node's public CAs). */
   caFile?: string;
   /** Our client certificate and key (PEM), when the peer requires one. */
   certFile?: string;
   keyFile?: string;
   /** Name to check the peer's certificate against (default: host). */
   serverName?: string;
+  /** false: do not verify the peer's certificate (tests only; the node warns at start). Default true. */
+  verify?: boolean;
 }
 
 /** A DICOM peer we forward to. */
@@ -40,7 +44,7 @@ export interface Destination {
    * (see forward/syntaxChoice.ts).
    */
   transferSyntaxes?: string[];
-  /** DICOM TLS (issue 13, not yet supported). */
+  /** DICOM TLS: connect over TLS with these settings (absent: plain TCP). */
   tls?: DestinationTls;
 }
 
@@ -117,10 +121,14 @@ export function formatDestination(d: Pick<Destination, 'aeTitle' | 'host' | 'por
   return `${d.aeTitle}@${host}:${d.port}`;
 }
 
-/** How messages name a destination: its name, with the address when the name is not the address. */
+/**
+ * How messages name a destination: its name, with the address when the name is not the address,
+ * and ", TLS" when it is reached over TLS: `trial (TRIAL@pacs.example.org:2762, TLS)`.
+ */
 export function destinationLabel(d: Destination): string {
   const address = formatDestination(d);
-  return d.name === address ? address : `${d.name} (${address})`;
+  const tls = d.tls ? ', TLS' : '';
+  return d.name === address ? address : `${d.name} (${address}${tls})`;
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@:[\]-]{0,63}$/;
@@ -129,8 +137,7 @@ const OBJECT_KEYS = ['name', 'aeTitle', 'host', 'port', 'callingAeTitle', 'trans
 /**
  * A destination from the config's `forward` list: the string form "AET@host:port" (named by
  * itself, see parseDestination) or an object `{ name, aeTitle, host, port, callingAeTitle?,
- * transferSyntaxes? }`. `tls` is refused until DICOM TLS is supported (issue 13), so a
- * destination meant to be encrypted is never sent to in clear text; `transferSyntaxes` must be a
+ * transferSyntaxes?, tls? }` (`tls`: see destinationTlsFromConfig); `transferSyntaxes` must be a
  * non-empty list of UIDs (see Destination.transferSyntaxes). Throws DestinationError (one line).
  */
 export function destinationFromConfig(value: unknown): Destination {
@@ -174,10 +181,51 @@ export function destinationFromConfig(value: unknown): Destination {
     }
     d.transferSyntaxes = list as string[];
   }
-  if (o.tls !== undefined) {
-    throw new DestinationError(`${what}: DICOM TLS ("tls") is not supported yet; remove it to forward without TLS`);
-  }
+  if (o.tls !== undefined && o.tls !== false) d.tls = destinationTlsFromConfig(o.tls, what);
   return d;
+}
+
+const TLS_KEYS = ['caFile', 'certFile', 'keyFile', 'serverName', 'verify'];
+
+/**
+ * A destination's `tls` setting: `true` (TLS, verified against Node's public CAs) or an object
+ * with TLS_KEYS. File paths are resolved against the working directory (the files are checked
+ * when the node starts, see checkDestinationTls). Throws DestinationError (one line).
+ */
+function destinationTlsFromConfig(value: unknown, what: string): DestinationTls {
+  if (value === true) return {};
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    throw new DestinationError(`${what}: "tls" must be true or an object { caFile, certFile, keyFile, serverName }`);
+  }
+  const o = value as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!TLS_KEYS.includes(k)) {
+      throw new DestinationError(`${what}: unknown TLS setting "${k}" (known: ${TLS_KEYS.join(', ')})`);
+    }
+  }
+  const t: DestinationTls = {};
+  for (const k of ['caFile', 'certFile', 'keyFile'] as const) {
+    if (o[k] === undefined) continue;
+    if (typeof o[k] !== 'string' || o[k].trim() === '')
+      throw new DestinationError(`${what}: "tls.${k}" must be a file path`);
+    t[k] = resolve(o[k]);
+  }
+  if ((t.certFile === undefined) !== (t.keyFile === undefined)) {
+    throw new DestinationError(
+      `${what}: "tls.certFile" and "tls.keyFile" go together (our client certificate and its key)`,
+    );
+  }
+  if (o.serverName !== undefined) {
+    if (typeof o.serverName !== 'string' || !HOSTNAME_RE.test(o.serverName)) {
+      throw new DestinationError(`${what}: "tls.serverName" must be a host name`);
+    }
+    t.serverName = o.serverName;
+  }
+  if (o.verify !== undefined) {
+    if (typeof o.verify !== 'boolean') throw new DestinationError(`${what}: "tls.verify" must be true or false`);
+    if (!o.verify) t.verify = false;
+  }
+  return t;
 }
 
 /**

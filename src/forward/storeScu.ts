@@ -36,6 +36,7 @@ import { uidLabel } from '../dimse/uidNames.js';
 import { defaultConverter } from '../transcode/conversionThread.js';
 import type { Converter, ConvertingSource } from '../transcode/converter.js';
 import { destinationLabel, type Destination } from './destination.js';
+import { destinationSocketFactory } from './destinationTls.js';
 import { candidateSyntaxes, noCandidateReason } from './syntaxChoice.js';
 
 /**
@@ -85,7 +86,7 @@ export interface StoreScuOptions {
    * caller longer than this.
    */
   overallTimeoutMs?: number;
-  /** How to connect (default plain TCP; TLS later). */
+  /** How to connect (default: the destination's, destinationSocketFactory: TLS when it has `tls`, else TCP). */
   socketFactory?: SocketFactory;
   /**
    * Converts files the peer does not accept as stored (default: a conversion thread started on
@@ -304,7 +305,7 @@ async function sendOneAssociation(
       calledAeTitle: dest.aeTitle,
       presentationContexts: proposal(items),
       peerLabel: destinationLabel(dest),
-      socketFactory: opts.socketFactory,
+      socketFactory: opts.socketFactory ?? destinationSocketFactory(dest),
       timeouts: {
         connectMs: opts.connectTimeoutMs ?? 60_000,
         associateMs: opts.associationTimeoutMs ?? 30_000,

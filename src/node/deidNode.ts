@@ -13,7 +13,10 @@ import type { Logger } from '../log.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
 import { AuditLog } from '../audit/auditLog.js';
-import { DicomListener } from './receiver/listener.js';
+import { checkDestinationTls } from '../forward/destinationTls.js';
+import { readTlsCredentials } from '../dimse/tlsCredentials.js';
+import { DicomListener, type ListenerEndpoint } from './receiver/listener.js';
+import { TlsServer } from './receiver/tlsServer.js';
 import type { ReceivedInstance } from './receiver/storeSink.js';
 import { Spool } from './spool/spool.js';
 import { spoolRefId, spoolRefName, type SpoolRef } from './spool/spoolRef.js';
@@ -45,6 +48,8 @@ export class DeidNode {
   private state!: StateStore;
   private watcher: MappingWatcher | undefined;
   private receiver: DicomListener<SpoolRef> | undefined;
+  /** The DICOM TLS endpoint's server factory, whose certificates reload() replaces. */
+  private tlsServer: TlsServer | undefined;
   private forwarder: Forwarder | null = null;
   private retrieveService: RetrieveService | undefined;
   private processing: ProcessingThread | undefined;
@@ -104,11 +109,20 @@ export class DeidNode {
   /**
    * Starts everything; throws (with a one-line message) when the node cannot run: a UsageError
    * when another process holds the spool or the state (taken before anything is read, recovered
-   * or prepared), the listen error of a port in use.
+   * or prepared), a ConfigError naming a TLS file that is missing or unusable, the listen error
+   * of a port in use. Resolves with the bound ports: `port` is the first endpoint's (the plain
+   * one, or the TLS one with tls.only), `tlsPort` the TLS endpoint's, `httpPort` the HTTP side's.
    */
-  async start(): Promise<{ port: number; httpPort?: number }> {
+  async start(): Promise<{ port: number; tlsPort?: number; httpPort?: number }> {
     const c = this.config;
     this.takeLocks();
+    // Certificates first: a wrong path is a start error before anything is prepared.
+    if (c.tls) {
+      const { options, warnings } = readTlsCredentials({ cert: c.tls.cert, key: c.tls.key, ca: c.tls.ca }, 'tls');
+      for (const w of warnings) this.logger.warn(w);
+      this.tlsServer = new TlsServer({ credentials: options, requireClientCert: c.tls.requireClientCert });
+    }
+    for (const d of c.forward) for (const w of checkDestinationTls(d)) this.logger.warn(w);
     await Promise.all([c.output, c.quarantine, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
     const activity = new ActivityLog(this.logger, c.httpEnabled ? '/api/quarantine' : '`dicom-deid quarantine list`');
     this.activity = activity;
@@ -196,12 +210,20 @@ export class DeidNode {
     if (pending > 0)
       this.logger.info(`spool: ${plural(pending, 'acknowledged instance')} from a previous run to process`);
     await this.prepareSpool(spool);
+    const endpoints: ListenerEndpoint[] = [];
+    if (!c.tls?.only) endpoints.push({ name: 'dicom', port: c.port });
+    if (c.tls && this.tlsServer)
+      endpoints.push({ name: 'dicom-tls', port: c.tls.port, createServer: this.tlsServer.create });
     const receiver = new DicomListener<SpoolRef>({
       aeTitle: c.aeTitle,
       host: c.host,
-      port: c.port,
+      endpoints,
       allowedCallingAets: c.allowedAets,
+      openAccess: c.openAccess,
       maxAssociations: c.maxAssociations,
+      maxAssociationsPerAddress: c.maxAssociationsPerAddress,
+      timeouts: { message: c.messageDeadlineSeconds * 1000 },
+      minReceiveBytesPerSecond: c.minReceiveBytesPerSecond,
       maxPduLength: c.maxPduLength,
       maxInstanceBytes: c.maxInstanceMB * 1024 * 1024,
       logger: this.logger,
@@ -211,8 +233,11 @@ export class DeidNode {
     });
     this.receiver = receiver;
     let port: number;
+    let tlsPort: number | undefined;
+    let ports: Record<string, number>;
     try {
-      ({ port } = await receiver.start());
+      ({ port, ports } = await receiver.start());
+      tlsPort = ports['dicom-tls'];
     } catch (e) {
       this.receiver = undefined; // it never listened: nothing to stop, nothing to report
       throw e;
@@ -224,13 +249,21 @@ export class DeidNode {
       logger: this.logger,
       ...this.retrieveOptions,
     });
-    this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${port}`, {
-      output: c.output,
-      forward: c.forward.map(destinationLabel).join(', ') || 'none',
-      allowedAets: c.allowedAets.join(',') || 'any',
-    });
+    const tlsWords = c.tls ? ` (DICOM TLS${c.tls.requireClientCert ? ', client certificates required' : ''})` : '';
+    for (const e of endpoints) {
+      const words = e.name === 'dicom-tls' ? tlsWords : '';
+      this.logger.info(`listening as ${c.aeTitle} on ${c.host}:${ports[e.name]}${words}`, {
+        output: c.output,
+        forward: c.forward.map(destinationLabel).join(', ') || 'none',
+        allowedAets: c.allowedAets.join(',') || 'any',
+      });
+    }
     this.running = true;
-    return { port, ...(this.http ? { httpPort: this.http.port } : {}) };
+    return {
+      port,
+      ...(tlsPort !== undefined ? { tlsPort } : {}),
+      ...(this.http ? { httpPort: this.http.port } : {}),
+    };
   }
 
   /**
@@ -314,16 +347,12 @@ export class DeidNode {
   private async logStartup(): Promise<void> {
     const c = this.config;
     this.logger.info(`mapping CSV ${c.csv}: ${this.watcher!.current.rows.length} rows`);
-    if (c.allowedAets.length === 0) {
-      const everywhere = c.host === '0.0.0.0' || c.host === '::' || c.host === '';
-      const line = `AE title ${c.aeTitle}: any calling AE title may store`;
-      if (everywhere) {
-        this.logger.warn(
-          `${line}, and the node listens on every interface (${c.host}): set allowedAets to the PACS that send, or host to one interface`,
-        );
-      } else this.logger.info(`${line} (listening on ${c.host} only)`);
-    } else {
+    // An empty list on an interface others can reach is the listener's to say (openAccess: a
+    // warning, or every association rejected); on loopback only, it is no risk.
+    if (c.allowedAets.length > 0) {
       this.logger.info(`AE title ${c.aeTitle}: calling AE titles allowed to store: ${c.allowedAets.join(', ')}`);
+    } else if (isLoopbackHost(c.host)) {
+      this.logger.info(`AE title ${c.aeTitle}: every calling AE title is accepted (listening on ${c.host} only)`);
     }
     for (const d of c.forward)
       this.logger.info(`forward destination ${destinationLabel(d)} (${d.aeTitle}@${d.host}:${d.port})`);
@@ -349,6 +378,38 @@ export class DeidNode {
       } else if (waiting + q.dead > 0) {
         this.logger.info(`forward queue ${q.destination}: ${waiting} pending, ${q.dead} dead`);
       }
+    }
+  }
+
+  /**
+   * SIGHUP: reads the TLS certificate, key and CA again (new connections use them; open ones keep
+   * theirs), checks the destinations' TLS files (read again for each association anyway), and
+   * resolves the allowedAets host names again. Whatever fails is logged in one line and the
+   * previous settings stay; never throws.
+   */
+  async reload(): Promise<void> {
+    const c = this.config;
+    if (c.tls && this.tlsServer) {
+      try {
+        const { options, warnings } = readTlsCredentials({ cert: c.tls.cert, key: c.tls.key, ca: c.tls.ca }, 'tls');
+        for (const w of warnings) this.logger.warn(w);
+        this.tlsServer.setCredentials(options);
+        this.logger.info('TLS certificates reloaded: new connections use them', { cert: c.tls.cert });
+      } catch (e) {
+        this.logger.error(`TLS certificates not reloaded, the previous ones stay: ${(e as Error).message}`);
+      }
+    }
+    for (const d of c.forward) {
+      try {
+        for (const w of checkDestinationTls(d)) this.logger.warn(w);
+      } catch (e) {
+        this.logger.error(`${(e as Error).message} (its associations fail until this is fixed)`);
+      }
+    }
+    try {
+      await this.receiver?.reloadCallingAes();
+    } catch (e) {
+      this.logger.error(`allowedAets not reloaded, the previous addresses stay: ${(e as Error).message}`);
     }
   }
 

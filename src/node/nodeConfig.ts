@@ -6,14 +6,42 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { destinationsFromConfig, type Destination } from '../forward/destination.js';
 import { isValidAeTitle } from './receiver/associationPolicy.js';
+import { parseAllowedAe } from './receiver/callingAes.js';
 import { splitAttributeList } from '../core/leakGuard/index.js';
 import { warnOnlyTags } from '../leakGuardSettings.js';
+
+/** The DICOM TLS listener (config `tls`, flags `--tls-*`). */
+export interface NodeTlsConfig {
+  /** Its own port (0 = a free one, for tests). */
+  port: number;
+  /** Our certificate (PEM, with its chain) and its key (PEM, unencrypted); absolute paths. */
+  cert: string;
+  key: string;
+  /** CA certificate(s) (PEM) client certificates must chain to; required with requireClientCert. */
+  ca?: string;
+  /** Only peers with a certificate that chains to `ca` may associate (default false). */
+  requireClientCert: boolean;
+  /** Listen on the TLS port only, not on the plain `port` (default false). */
+  only: boolean;
+}
 
 export interface NodeConfig {
   aeTitle: string;
   host: string;
+  /** The plain DICOM port (not opened when tls.only). */
   port: number;
+  /**
+   * Calling AE titles allowed, each alone or bound to addresses: "CT1", "CT1@10.1.2.0/24",
+   * "CT1@ct1.example.org" (src/node/receiver/callingAes.ts). Empty: any (see openAccess).
+   */
   allowedAets: string[];
+  /**
+   * With an empty allowedAets and a host other machines can reach: 'warn' (default: accept any,
+   * warn at start), 'reject' (reject every association), 'allow' (accept any, quietly).
+   */
+  openAccess: 'warn' | 'reject' | 'allow';
+  /** The DICOM TLS listener, when configured. */
+  tls?: NodeTlsConfig;
   csv: string;
   output: string;
   db: string;
@@ -28,6 +56,15 @@ export interface NodeConfig {
    */
   callingAet: string;
   maxAssociations: number;
+  /** Associations one peer address may hold at once (default: half of maxAssociations, rounded up). */
+  maxAssociationsPerAddress?: number;
+  /**
+   * A message's deadline (a command and its data set), from its first byte to its last: this many
+   * seconds, plus 1 s per minReceiveBytesPerSecond bytes received; a slower peer is cut off.
+   */
+  messageDeadlineSeconds: number;
+  /** See messageDeadlineSeconds; 0 = the deadline does not grow with the bytes. */
+  minReceiveBytesPerSecond: number;
   maxPduLength: number;
   maxInstanceMB: number;
   forwardGiveUpHours: number;
@@ -94,6 +131,8 @@ const OPTIONAL_STRINGS = ['callingAet', 'httpToken', 'httpTokenFile'] as const;
 const NUMBERS = [
   'port',
   'maxAssociations',
+  'messageDeadlineSeconds',
+  'minReceiveBytesPerSecond',
   'maxPduLength',
   'maxInstanceMB',
   'forwardGiveUpHours',
@@ -104,8 +143,12 @@ const NUMBERS = [
   'logMaxSizeMB',
   'logMaxFiles',
 ] as const;
+/** Numbers that may be left out (see NodeConfig for their defaults). */
+const OPTIONAL_NUMBERS = ['maxAssociationsPerAddress'] as const;
 const LISTS = ['allowedAets'] as const;
 const BOOLEANS = ['allowBurnedIn', 'httpEnabled'] as const;
+const OPEN_ACCESS = ['warn', 'reject', 'allow'] as const;
+const TLS_KEYS = ['port', 'cert', 'key', 'ca', 'requireClientCert', 'only'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
 function readJson(file: string): Record<string, unknown> {
@@ -141,7 +184,7 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
       if (typeof v !== 'string' || v.trim() === '')
         throw new ConfigError(`${where}: "${k}" must be a non-empty string`);
       out[k] = v;
-    } else if ((NUMBERS as readonly string[]).includes(k)) {
+    } else if ((NUMBERS as readonly string[]).includes(k) || (OPTIONAL_NUMBERS as readonly string[]).includes(k)) {
       const n = typeof v === 'string' ? Number(v) : v;
       if (typeof n !== 'number' || !Number.isFinite(n) || n < 0)
         throw new ConfigError(`${where}: "${k}" must be a number >= 0`);
@@ -168,6 +211,24 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
       const list = typeof v === 'string' ? v.split(',') : v;
       if (!Array.isArray(list)) throw new ConfigError(`${where}: "forward" must be a list of destinations`);
       out[k] = list.map((x: unknown) => (typeof x === 'string' ? x.trim() : x)).filter((x: unknown) => x !== '');
+    } else if (k === 'openAccess') {
+      if (!(OPEN_ACCESS as readonly unknown[]).includes(v)) {
+        throw new ConfigError(`${where}: "openAccess" must be one of ${OPEN_ACCESS.map((x) => `"${x}"`).join(', ')}`);
+      }
+      out[k] = v;
+    } else if (k === 'tls') {
+      // An object merged key by key over the earlier layers' (flags set some keys only).
+      if (!v || typeof v !== 'object' || Array.isArray(v)) {
+        throw new ConfigError(`${where}: "tls" must be an object { port, cert, key, ca, requireClientCert, only }`);
+      }
+      const merged: Record<string, unknown> = { ...(out.tls as object | undefined) };
+      for (const [tk, tv] of Object.entries(v as Record<string, unknown>)) {
+        if (!(TLS_KEYS as readonly string[]).includes(tk)) {
+          throw new ConfigError(`${where}: unknown TLS setting "tls.${tk}" (known: ${TLS_KEYS.join(', ')})`);
+        }
+        if (tv !== undefined) merged[tk] = tv;
+      }
+      out.tls = merged;
     } else {
       throw new ConfigError(`${where}: unknown setting "${k}"`);
     }
@@ -220,9 +281,27 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
       `httpHost ${c.httpHost} is not a loopback address: set an access token (httpToken, or httpTokenFile naming a file that holds it, at least 16 characters) so that only its holders reach the node's HTTP side, or keep httpHost 127.0.0.1`,
     );
   }
+  if (
+    c.maxAssociationsPerAddress !== undefined &&
+    !(Number.isInteger(c.maxAssociationsPerAddress) && c.maxAssociationsPerAddress >= 1)
+  ) {
+    throw new ConfigError(`maxAssociationsPerAddress ${c.maxAssociationsPerAddress} must be a whole number, 1 or more`);
+  }
+  if (!(c.messageDeadlineSeconds > 0)) {
+    throw new ConfigError(`messageDeadlineSeconds ${c.messageDeadlineSeconds} must be more than 0`);
+  }
+  c.openAccess ??= 'warn';
   c.aeTitle = validAet(c.aeTitle, 'aeTitle');
   c.callingAet = c.callingAet === undefined ? c.aeTitle : validAet(c.callingAet, 'callingAet');
-  c.allowedAets = c.allowedAets.map((a) => validAet(a, 'allowed AE'));
+  c.allowedAets = c.allowedAets.map((a) => {
+    try {
+      parseAllowedAe(a);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+    return a.trim();
+  });
+  if (c.tls !== undefined) c.tls = tlsConfig(c.tls as unknown as Record<string, unknown>, c.port);
   try {
     c.forward = destinationsFromConfig(c.forward as unknown[]);
   } catch (e) {
@@ -239,4 +318,42 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
     }
   }
   return c;
+}
+
+/**
+ * Checks the merged `tls` setting and resolves its paths (the files themselves are read when the
+ * node starts, so that `queue` and `quarantine` work without them). Throws ConfigError.
+ */
+function tlsConfig(t: Record<string, unknown>, plainPort: number): NodeTlsConfig {
+  const port = typeof t.port === 'string' ? Number(t.port) : t.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError('tls.port must be a TCP port (the DICOM TLS port, e.g. 2762)');
+  }
+  if (port !== 0 && port === plainPort) {
+    throw new ConfigError(`tls.port ${port} is also the plain DICOM port: give TLS a port of its own`);
+  }
+  const path = (k: 'cert' | 'key' | 'ca'): string | undefined => {
+    const v = t[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(`tls.${k} must be a file path`);
+    return resolve(v);
+  };
+  const flag = (k: 'requireClientCert' | 'only'): boolean => {
+    const v = t[k];
+    if (v === undefined) return false;
+    if (typeof v !== 'boolean') throw new ConfigError(`tls.${k} must be true or false`);
+    return v;
+  };
+  const cert = path('cert');
+  const key = path('key');
+  if (!cert || !key)
+    throw new ConfigError('tls needs cert and key: the PEM files of our certificate and its private key');
+  const ca = path('ca');
+  const requireClientCert = flag('requireClientCert');
+  if (requireClientCert && !ca) {
+    throw new ConfigError(
+      'tls.requireClientCert needs tls.ca: the CA certificate(s) client certificates must chain to',
+    );
+  }
+  return { port, cert, key, ...(ca ? { ca } : {}), requireClientCert, only: flag('only') };
 }

@@ -47,6 +47,7 @@ import {
 import { AbortReason, AbortSource, PdvControl, parsePdvs, pdvPduHeader } from '../pdataTf.js';
 import { PduError, PduReader, PduType } from '../pduReader.js';
 import { Status } from '../status.js';
+import { describeTlsError } from '../tls.js';
 import type { DataSetSource } from './dataSetSource.js';
 import { tcpSocketFactory, type SocketFactory } from './socketFactory.js';
 
@@ -196,6 +197,8 @@ export class ScuAssociation {
   private ac: AssociateAc | undefined;
   private negotiated: NegotiatedContext[] = [];
   private nextMessageId = 1;
+  /** Final responses received on this association (0: the peer has answered nothing yet). */
+  private finalResponses = 0;
   private outstanding: Outstanding | undefined;
   private incoming: Incoming | undefined;
   private commandParts: Buffer[] = [];
@@ -483,6 +486,34 @@ export class ScuAssociation {
     }
   }
 
+  /**
+   * For an A-ABORT from the peer (a service user, source 0) while negotiating or before it answered
+   * any request: the usual cause, a peer that does not know our calling AE title (Orthanc accepts
+   * an unknown AE and aborts its first C-STORE: "source 0, reason 0").
+   */
+  private earlyEndHint(source: number): string {
+    const early = this.state === 'requesting' || (this.state === 'established' && this.finalResponses === 0);
+    if (!early || source !== 0) return '';
+    return (
+      `; it aborted before answering anything, the usual sign that it does not know our calling AE title ` +
+      `"${this.opts.callingAeTitle}" (add it to the peer's known AEs, with this host's address)`
+    );
+  }
+
+  /** For an A-ASSOCIATE-RJ from the service user: which AE titles it may not know. */
+  private rejectHint(rj: AssociateRj): string {
+    if (rj.source !== 1) return '';
+    if (rj.reason === 3) return ` (our calling AE title is "${this.opts.callingAeTitle}")`;
+    if (rj.reason === 7) return ` (we called it "${this.opts.calledAeTitle}")`;
+    if (rj.reason === 1) {
+      return (
+        ` (no reason given: most often the peer does not know our calling AE title ` +
+        `"${this.opts.callingAeTitle}" or this host's address)`
+      );
+    }
+    return '';
+  }
+
   private protocolError(err: unknown): void {
     if (err instanceof AssociationError) {
       this.fail(err, AbortSource.ServiceUser, 0);
@@ -503,9 +534,12 @@ export class ScuAssociation {
     if (type === PduType.Abort) {
       const a = decodeAbort(pdu);
       this.fail(
-        new AssociationError(`peer aborted the association (${describeAbort(a)}) (${this.label})`, 'aborted', false, {
-          abort: a,
-        }),
+        new AssociationError(
+          `peer aborted the association (${describeAbort(a)}) (${this.label})${this.earlyEndHint(a.source)}`,
+          'aborted',
+          false,
+          { abort: a },
+        ),
       );
       return;
     }
@@ -516,7 +550,7 @@ export class ScuAssociation {
           const rj = decodeAssociateRj(pdu);
           this.fail(
             new AssociationError(
-              `${describeReject(rj)} by ${this.label}`,
+              `${describeReject(rj)} by ${this.label}${this.rejectHint(rj)}`,
               'rejected',
               rj.result === RejectResult.Permanent,
               { reject: rj },
@@ -627,6 +661,7 @@ export class ScuAssociation {
       return;
     }
     out.final = response;
+    this.finalResponses++;
     if (out.sent) this.finish(out);
   }
 
@@ -823,6 +858,8 @@ export class ScuAssociation {
 
 /** "connection refused (ECONNREFUSED)": the plain words, and the code for whoever searches for it. */
 function systemWords(err: unknown): string {
+  const tlsWords = describeTlsError(err, 'server');
+  if (tlsWords) return tlsWords;
   const code = (err as { code?: unknown } | null)?.code;
   const words = describeSystemError(err);
   return typeof code === 'string' && code !== words ? `${words} (${code})` : words;

@@ -2,6 +2,7 @@
 // Numeric values are those of PS3.8 9.3.3.2 / 9.3.4 (A-ASSOCIATE-AC/RJ).
 import { trimUid } from '../../core/dicom/uid.js';
 import { VERIFICATION_SOP_CLASS, isAcceptedStorageSyntax } from './storageSopClasses.js';
+import type { CallingAeVerdict } from './callingAes.js';
 import { pickTransferSyntax } from './transferSyntaxes.js';
 
 export const RejectResult = { Permanent: 1, Transient: 2 } as const;
@@ -26,13 +27,29 @@ export const ContextResult = {
 
 export interface AssociationPolicyConfig {
   aeTitle: string;
-  /** Empty: any calling AE. */
-  allowedCallingAets: readonly string[];
+  /** Who may call from where (callingAes.ts's CallingAeList, or a stand-in). */
+  callingAes: { check(callingAet: string, remoteAddress: string): CallingAeVerdict };
   maxAssociations: number;
+  /** Associations one peer address may hold at once (<= maxAssociations). */
+  maxAssociationsPerAddress: number;
+}
+
+/** What the receiver knows of an association request when it decides. */
+export interface AssociationRequest {
+  callingAet: string;
+  calledAet: string;
+  /** The peer's address, as its socket shows it. */
+  remoteAddress: string;
+  /** Associations open now, in all and from this address. */
+  activeAssociations: number;
+  activeFromAddress: number;
+  /** The listener is stopping. */
+  stopping: boolean;
 }
 
 /** Why an association was rejected, as a stable key (status counts). */
-export type RejectionCode = 'calledAeTitle' | 'callingAeTitle' | 'stopping' | 'associationLimit';
+export type RejectionCode =
+  'calledAeTitle' | 'callingAeTitle' | 'callingAeAddress' | 'stopping' | 'associationLimit' | 'addressLimit';
 
 export type AssociationDecision =
   | { accept: true }
@@ -48,14 +65,14 @@ export function normalizeAet(aet: string): string {
   return aet.replace(/^[ \0]+|[ \0]+$/g, '');
 }
 
-export function decideAssociation(
-  callingAet: string,
-  calledAet: string,
-  cfg: AssociationPolicyConfig,
-  activeAssociations: number,
-  stopping: boolean,
-): AssociationDecision {
-  if (normalizeAet(calledAet) !== normalizeAet(cfg.aeTitle)) {
+/**
+ * Accepts or rejects an association request (PS3.8 9.3.4 result/source/reason): a wrong called
+ * AE title, and a calling AE title that is not allowed (or not from this address), are rejected
+ * permanently as "calling AE title not recognized" (source 1, reason 3); while stopping, over the
+ * association limit, or over the limit per address, transiently (source 3, reason 1 or 2).
+ */
+export function decideAssociation(rq: AssociationRequest, cfg: AssociationPolicyConfig): AssociationDecision {
+  if (normalizeAet(rq.calledAet) !== normalizeAet(cfg.aeTitle)) {
     return {
       accept: false,
       result: RejectResult.Permanent,
@@ -65,18 +82,21 @@ export function decideAssociation(
       code: 'calledAeTitle',
     };
   }
-  const calling = normalizeAet(callingAet);
-  if (cfg.allowedCallingAets.length > 0 && !cfg.allowedCallingAets.some((a) => normalizeAet(a) === calling)) {
+  const verdict = cfg.callingAes.check(rq.callingAet, rq.remoteAddress);
+  if (verdict !== 'allowed') {
     return {
       accept: false,
       result: RejectResult.Permanent,
       source: RejectSource.ServiceUser,
       reason: RejectReason.CallingAeNotRecognized,
-      why: 'calling AE title not allowed',
-      code: 'callingAeTitle',
+      why:
+        verdict === 'unknownAeTitle'
+          ? 'calling AE title not recognized'
+          : 'calling AE title not recognized from this address',
+      code: verdict === 'unknownAeTitle' ? 'callingAeTitle' : 'callingAeAddress',
     };
   }
-  if (stopping) {
+  if (rq.stopping) {
     return {
       accept: false,
       result: RejectResult.Transient,
@@ -86,7 +106,7 @@ export function decideAssociation(
       code: 'stopping',
     };
   }
-  if (activeAssociations >= cfg.maxAssociations) {
+  if (rq.activeAssociations >= cfg.maxAssociations) {
     return {
       accept: false,
       result: RejectResult.Transient,
@@ -94,6 +114,16 @@ export function decideAssociation(
       reason: RejectReason.LocalLimitExceeded,
       why: 'too many concurrent associations',
       code: 'associationLimit',
+    };
+  }
+  if (rq.activeFromAddress >= cfg.maxAssociationsPerAddress) {
+    return {
+      accept: false,
+      result: RejectResult.Transient,
+      source: RejectSource.ServiceProviderPresentation,
+      reason: RejectReason.LocalLimitExceeded,
+      why: 'too many concurrent associations from this address',
+      code: 'addressLimit',
     };
   }
   return { accept: true };

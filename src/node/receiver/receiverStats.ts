@@ -21,9 +21,17 @@ export class ReceiverStats {
   readonly associationsRejected: Record<RejectionCode, number> = {
     calledAeTitle: 0,
     callingAeTitle: 0,
+    callingAeAddress: 0,
     stopping: 0,
     associationLimit: 0,
+    addressLimit: 0,
   };
+  /** Connections a TLS endpoint refused: failed handshakes, client certificates not trusted or absent. */
+  tlsRefused = 0;
+  /** Associations aborted because the peer sent a message too slowly (the message deadline). */
+  slowPeersCutOff = 0;
+  /** Connections dropped at once: too many open from one address. */
+  connectionsDropped = 0;
   /** Instances made durable and handed to the store handler. */
   instancesStored = 0;
   /** Instances answered with a failure status (write error, refused, handler failure/status), or aborted over the size cap. */
@@ -82,6 +90,9 @@ export class ReceiverStats {
     for (const [code, count] of Object.entries(this.associationsRejected))
       counts[`associationsRejected.${code}`] = count;
     Object.assign(counts, {
+      tlsRefused: this.tlsRefused,
+      slowPeersCutOff: this.slowPeersCutOff,
+      connectionsDropped: this.connectionsDropped,
       instancesStored: this.instancesStored,
       instancesFailed: this.instancesFailed,
       partialsDiscarded: this.partialsDiscarded,

@@ -29,8 +29,16 @@
 // * `dimse.Implementation.setMaxPduLength()`: a process-wide value the accept reads; set around
 //   sendAssociationAccept() and restored.
 import type net from 'node:net';
+import tls from 'node:tls';
 import dimse from 'dcmjs-dimse';
-import { ContextResult, decideAssociation, negotiateContext, normalizeAet } from './associationPolicy.js';
+import {
+  ContextResult,
+  decideAssociation,
+  negotiateContext,
+  normalizeAet,
+  type AssociationPolicyConfig,
+} from './associationPolicy.js';
+import { canonicalAddress } from './callingAes.js';
 import { commandPdu, CommandField, encodeResponse, type Command } from '../../dimse/commandSet.js';
 import { AbortReason, AbortSource, abortPdu } from '../../dimse/pdataTf.js';
 import { PduError, PduReader, PduType } from '../../dimse/pduReader.js';
@@ -49,14 +57,21 @@ const MAX_CONTROL_PDU = 256 * 1024;
 /** The receiver's settings, as an association needs them (validated by the listener). */
 export interface AssociationSettings {
   aeTitle: string;
-  /** Empty: any calling AE. */
-  allowedCallingAets: string[];
+  /** Who may call from where; replaced when the listener (re)loads allowedAets. */
+  callingAes: AssociationPolicyConfig['callingAes'];
   maxAssociations: number;
+  /** Associations one peer address may hold at once. */
+  maxAssociationsPerAddress: number;
   /** Max PDU length we announce and accept, in bytes. */
   maxPduLength: number;
   /** Data set size cap, in bytes. */
   maxInstanceBytes: number;
   logger: Logger;
+}
+
+/** A peer's address as the limits per address count it (IPv4-mapped IPv6 as IPv4). */
+export function peerAddressOf(remoteAddress: string): string {
+  return canonicalAddress(remoteAddress)?.address ?? remoteAddress;
 }
 
 /** What the listener shares with its associations. */
@@ -85,10 +100,15 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
   private readonly sock: net.Socket;
   private readonly reader: PduReader;
   readonly remoteAddress: string;
+  /** remoteAddress as the limits per address count it (peerAddressOf). */
+  readonly peerAddress: string;
   /** Date.now() when the TCP connection was accepted. */
   readonly connectedAtMs = Date.now();
   /** Date.now() of the last byte received or the last answer sent (for the idle timeouts). */
   lastActivity = Date.now();
+  /** Date.now() of the first byte of the message (or PDU) being received, and its bytes so far. */
+  messageStartedAt = Date.now();
+  messageBytes = 0;
   callingAet = '';
   calledAet = '';
   associated = false;
@@ -110,6 +130,7 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
     this.ctx = ctx;
     this.sock = socket;
     this.remoteAddress = socket.remoteAddress ?? '';
+    this.peerAddress = peerAddressOf(this.remoteAddress);
     this.reader = new PduReader({
       maxLength: (type) => (type === PduType.PDataTf ? ctx.settings.maxPduLength : MAX_CONTROL_PDU),
       onPdu: (type, pdu) => this.onPdu(type, pdu),
@@ -150,9 +171,16 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
 
   // --- input --------------------------------------------------------------------------------
   private onData(chunk: Buffer): void {
-    this.lastActivity = Date.now();
+    const now = Date.now();
+    this.lastActivity = now;
     this.ctx.stats.bytesReceived += chunk.length;
     if (this.ending) return;
+    // The message deadline runs from a message's first byte (see the listener's sweep).
+    if (!this.midMessage) {
+      this.messageStartedAt = now;
+      this.messageBytes = 0;
+    }
+    this.messageBytes += chunk.length;
     try {
       this.reader.push(chunk);
     } catch (err) {
@@ -233,12 +261,18 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
       const { settings, stats } = this.ctx;
       this.callingAet = normalizeAet(association.getCallingAeTitle());
       this.calledAet = normalizeAet(association.getCalledAeTitle());
+      let fromAddress = 0;
+      for (const a of this.ctx.connections) if (a.associated && a.peerAddress === this.peerAddress) fromAddress++;
       const decision = decideAssociation(
-        this.callingAet,
-        this.calledAet,
+        {
+          callingAet: this.callingAet,
+          calledAet: this.calledAet,
+          remoteAddress: this.remoteAddress,
+          activeAssociations: stats.associationsOpen,
+          activeFromAddress: fromAddress,
+          stopping: this.ctx.stopping,
+        },
         settings,
-        stats.associationsOpen,
-        this.ctx.stopping,
       );
       if (!decision.accept) {
         stats.rejected(decision.code);
@@ -299,6 +333,7 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
         remoteAddress: this.remoteAddress,
         contextsAccepted: accepted,
         contextsProposed: association.getPresentationContexts().length,
+        ...tlsDetails(this.sock),
       });
     } catch (err) {
       this.ctx.stats.error(`association negotiation failed (${errorCode(err)})`);
@@ -327,14 +362,33 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
   }
 
   // --- teardown -----------------------------------------------------------------------------
-  /** Protocol violation, limit exceeded or timeout: A-ABORT (when associated) and close. */
-  protocolAbort(why: string): void {
+  /**
+   * The peer missed the message deadline (the listener's sweep): one log line saying so, with its
+   * address and AE title, then A-ABORT and close.
+   */
+  cutOffTooSlow(tookMs: number, allowedMs: number): void {
     if (this.ending || this.closed) return;
-    this.ctx.settings.logger.warn('aborting association', {
-      reason: why,
+    this.ctx.stats.slowPeersCutOff++;
+    this.ctx.settings.logger.warn('peer cut off: too slow to send a message', {
       callingAet: this.callingAet,
       remoteAddress: this.remoteAddress,
+      bytes: this.messageBytes,
+      seconds: Math.round(tookMs / 100) / 10,
+      allowedSeconds: Math.round(allowedMs / 100) / 10,
     });
+    this.protocolAbort('too slow', { quiet: true });
+  }
+
+  /** Protocol violation, limit exceeded or timeout: A-ABORT (when associated) and close. */
+  protocolAbort(why: string, o: { quiet?: boolean } = {}): void {
+    if (this.ending || this.closed) return;
+    if (!o.quiet) {
+      this.ctx.settings.logger.warn('aborting association', {
+        reason: why,
+        callingAet: this.callingAet,
+        remoteAddress: this.remoteAddress,
+      });
+    }
     this.ending = true;
     this.reader.stop();
     this.assembly.stop();
@@ -398,4 +452,11 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
   private debug(msg: string, meta?: object): void {
     this.ctx.settings.logger.debug(msg, meta);
   }
+}
+
+/** For the 'association accepted' line: the TLS version and the client certificate's subject CN. */
+function tlsDetails(socket: net.Socket): Record<string, string> {
+  if (!(socket instanceof tls.TLSSocket)) return {};
+  const cn = socket.getPeerCertificate()?.subject?.CN;
+  return { tls: socket.getProtocol() ?? 'TLS', ...(typeof cn === 'string' ? { clientCertificate: cn } : {}) };
 }
