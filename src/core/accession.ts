@@ -39,7 +39,7 @@ export const MAX_SESSION_NUMBER = 9999;
  * the same n and equal cut IDs, a[:k(n)] = b[:k(n)]. k(n) only falls as n grows, and equal
  * prefixes of length k are equal at every shorter length, so the pair collides for some
  * n <= MAX_SESSION_NUMBER exactly when a[:k(MAX)] = b[:k(MAX)], k(9999) = 11. (Session numbers
- * above 9999 keep fewer characters and are not covered.) test/accession.test.ts checks this
+ * above 9999 keep fewer characters and are not covered.) test/core/accession.test.ts checks this
  * against newAccessionNumber for every n up to 99999.
  */
 export const ACCESSION_DISTINCT_LENGTH = accessionIdLength(MAX_SESSION_NUMBER);

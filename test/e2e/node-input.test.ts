@@ -1,0 +1,279 @@
+// The node on instances it must not file silently (issue 10): a C-STORE whose command names
+// another SOP Instance UID than its data set (quarantine `uid-mismatch`), an instance of a study
+// that already belongs to another research patient (`study-patient-conflict`), Burned In
+// Annotation YES (`burned-in`, or filed with allowBurnedIn) and images that commonly carry
+// burned-in text (filed, listed for review in the audit log and the node's status). A real node
+// in this process (from dist/), pushed to by storescu and by our own SCU. Names are made up.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DeidNode as DeidNodeType } from '../../src/node/deidNode.js';
+import { loadNodeConfig } from '../../src/node/nodeConfig.js';
+import { parseDestination } from '../../src/forward/destination.js';
+import { sendFiles } from '../../src/forward/storeScu.js';
+import { listQuarantine } from '../../src/node/quarantine.js';
+import type { Logger } from '../../src/log.js';
+import { stopAllPeers, tempDir, waitFor } from '../helpers/forward-helpers.js';
+import { CLI, ensureBuilt, runCli, writeMappingCsv } from '../helpers/serve-helpers.js';
+import { el, part10, UIDS, ui, us } from '../helpers/dicomBytes.js';
+
+type DeidNodeClass = typeof DeidNodeType;
+
+async function loadDeidNode(): Promise<DeidNodeClass> {
+  ensureBuilt();
+  return ((await import(join(CLI, '..', 'node', 'deidNode.js'))) as { DeidNode: DeidNodeClass }).DeidNode;
+}
+
+function collectingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (message: string, meta?: object) =>
+    void lines.push(`${level}: ${message} ${JSON.stringify(meta ?? {})}`);
+  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+}
+
+/** storescu to the node in this process, asynchronously (the node's event loop must run). */
+function storescu(port: number, files: string[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    const p = spawn('storescu', ['-aet', 'MODALITY', '-aec', 'DEID', '127.0.0.1', String(port), ...files], {
+      env: { ...process.env, TCP_NODELAY: '1' },
+      stdio: 'ignore',
+    });
+    p.on('exit', (code) => resolve(code));
+  });
+}
+
+const running: { stop(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const n of running.splice(0)) await n.stop();
+  await stopAllPeers();
+});
+
+let sop = 0;
+/** A Part 10 instance with made-up identifiers; `metaSop` puts another SOP Instance UID in the file meta. */
+function instance(
+  dir: string,
+  o: {
+    name: string;
+    mrn: string;
+    accession: string;
+    study: string;
+    modality?: string;
+    sopClass?: string;
+    burnedIn?: string;
+    metaSop?: string;
+  },
+): string {
+  const sopUid = `1.2.826.0.1.3680043.9.9999.2.${++sop}`;
+  const sopClass = o.sopClass ?? UIDS.mrStorage;
+  const pad = (s: string) => (s.length % 2 ? s + ' ' : s);
+  const ds = Buffer.concat(
+    [
+      el(0x00080016, 'UI', ui(sopClass)),
+      el(0x00080018, 'UI', ui(sopUid)),
+      el(0x00080020, 'DA', '20240301'),
+      el(0x00080050, 'SH', pad(o.accession)),
+      el(0x00080060, 'CS', pad(o.modality ?? 'MR')),
+      el(0x00100010, 'PN', pad(o.name)),
+      el(0x00100020, 'LO', pad(o.mrn)),
+      el(0x0020000d, 'UI', ui(o.study)),
+      el(0x0020000e, 'UI', ui(`${o.study}.1`)),
+      el(0x00280010, 'US', us(2)),
+      el(0x00280011, 'US', us(2)),
+      el(0x00280100, 'US', us(8)),
+      ...(o.burnedIn ? [el(0x00280301, 'CS', pad(o.burnedIn))] : []),
+      el(0x7fe00010, 'OB', Buffer.from([1, 2, 3, 4])),
+    ].sort((a, b) => a.readUInt16LE(0) - b.readUInt16LE(0) || a.readUInt16LE(2) - b.readUInt16LE(2)),
+  );
+  const file = join(dir, `i${sop}.dcm`);
+  writeFileSync(file, part10(ds, { sopClass, sopInstance: o.metaSop ?? sopUid, ts: UIDS.explicitLE }));
+  return file;
+}
+
+function audit(logDir: string): Record<string, string>[] {
+  const f = readdirSync(logDir).find((n) => n.startsWith('deid_log_'))!;
+  return parse(readFileSync(join(logDir, f), 'utf8'), { columns: true, bom: true }) as Record<string, string>[];
+}
+
+async function startNode(dir: string, extra: Record<string, unknown> = {}) {
+  const DeidNode = await loadDeidNode();
+  const csv = writeMappingCsv(join(dir, 'map.csv'), [
+    { mrn: 'MRN9009', accession: 'ACC4242', researchId: 'RES_A' },
+    { mrn: 'MRN9010', accession: '', researchId: 'RES_C' },
+    { mrn: 'MRN7000', accession: '', researchId: 'RES_B' },
+  ]);
+  const config = loadNodeConfig(undefined, {
+    host: '127.0.0.1',
+    port: 0,
+    csv,
+    output: join(dir, 'output'),
+    db: join(dir, 'state', 'state.sqlite'),
+    quarantine: join(dir, 'quarantine'),
+    spool: join(dir, 'spool'),
+    logDir: join(dir, 'logs'),
+    httpPort: 0, // any free port: the default 11180 may be taken on a shared machine
+    spoolReserveMB: 64,
+    processingThreads: 1,
+    ...extra,
+  });
+  const logger = collectingLogger();
+  const node = new DeidNode(config, logger);
+  running.push(node);
+  const { port } = await node.start();
+  return { node, port, logger, logDir: config.logDir, quarantine: config.quarantine };
+}
+
+describe('the node holds what it must not file silently', () => {
+  it('a C-STORE whose command and data set name different SOP Instance UIDs is quarantined (uid-mismatch), both UIDs in the audit log', async () => {
+    const dir = tempDir('node-input-uid-');
+    const { node, port, logger, logDir, quarantine } = await startNode(dir);
+    const claimed = '1.2.826.0.1.3680043.9.9999.77';
+    const file = instance(dir, {
+      name: 'Phi^Alpha',
+      mrn: 'MRN9009',
+      accession: 'ACC4242',
+      study: '1.2.826.0.1.3680043.9.9999.1',
+      metaSop: claimed,
+    });
+    const inDataSet = `1.2.826.0.1.3680043.9.9999.2.${sop}`;
+    // Our SCU sends the file meta's Media Storage SOP Instance UID as the Affected SOP Instance UID.
+    const report = await sendFiles([file], parseDestination(`DEID@127.0.0.1:${port}`), { callingAet: 'MODALITY' });
+    expect(report.outcomes[0]!.outcome.kind).toBe('delivered'); // accepted: nothing accepted is lost
+    await node.whenIdle();
+    const q = await listQuarantine(quarantine);
+    expect(q.map((x) => x.sidecar.reason)).toEqual(['uid-mismatch']);
+    const row = audit(logDir).find((r) => r.message!.includes('uid-mismatch'))!;
+    expect(row.message).toContain(`Affected SOP Instance UID is ${claimed}`);
+    expect(row.message).toContain(`SOP Instance UID ${inDataSet}`);
+    expect(row.output_path).toBe('');
+    // The application log names the reason, never a UID.
+    // Quarantine lines are grouped per sender and reason, written once the group is quiet (2 s).
+    await waitFor(
+      () => logger.lines.some((l) => l.includes('instance quarantined (uid-mismatch)')),
+      10_000,
+      'the line',
+    );
+    expect(logger.lines.join('\n')).not.toContain(claimed);
+    expect(node.status().components.processing?.details).toMatchObject({ quarantinedByReason: { 'uid-mismatch': 1 } });
+  });
+
+  it('one study, one research patient: C (another research ID) is quarantined as study-patient-conflict; A and B are filed', async () => {
+    const dir = tempDir('node-input-study-');
+    const { node, port, logger, logDir, quarantine } = await startNode(dir);
+    const study = '1.2.826.0.1.3680043.9.9999.5';
+    const a = instance(dir, { name: 'Phi^Alpha', mrn: 'MRN9009', accession: 'ACC4242', study });
+    const b = instance(dir, { name: 'Phi^Alpha', mrn: 'VNA-77231', accession: 'ACC4242', study });
+    const c = instance(dir, { name: 'Phi^Alpha', mrn: 'MRN9010', accession: 'ACC5353', study });
+    expect(await storescu(port, [a, b])).toBe(0);
+    await node.whenIdle();
+    expect(await storescu(port, [c])).toBe(0);
+    await node.whenIdle();
+    const rows = audit(logDir);
+    expect(rows.filter((r) => r.status === 'ok').map((r) => r.research_id)).toEqual(['RES_A', 'RES_A']);
+    const conflict = rows.find((r) => r.status === 'conflict')!;
+    expect(conflict.message).toContain('quarantined (study-patient-conflict)');
+    expect(conflict.message).toContain('its study belongs to research patient RES_A, but this instance matched RES_C');
+    expect((await listQuarantine(quarantine)).map((x) => x.sidecar.reason)).toEqual(['study-patient-conflict']);
+    expect(readdirSync(join(dir, 'output'))).toEqual(['RES_A']);
+    // Quarantine lines are grouped per sender and reason, written once the group is quiet (2 s).
+    await waitFor(
+      () => logger.lines.some((l) => l.includes('instance quarantined (study-patient-conflict)')),
+      10_000,
+      'the line',
+    );
+    // The conflict's research IDs go to the audit log, never the application log; the only line
+    // naming a research ID is the filed study's own (issue 12: "RES_A_1: 2 instances filed").
+    const naming = logger.lines.filter((l) => /RES_A|RES_C/.test(l));
+    expect(naming).toEqual([expect.stringMatching(/^info: RES_A_1: 2 instances filed\b/)]);
+    expect(node.status().components.processing?.details).toMatchObject({
+      quarantinedByReason: { 'study-patient-conflict': 1 },
+    });
+  });
+
+  it('batch and node share study owners: a study batch mode gave RES_A is not filed under RES_C by the node', async () => {
+    const dir = tempDir('node-input-shared-');
+    const study = '1.2.826.0.1.3680043.9.9999.6';
+    const raw = join(dir, 'Raw', 'Phi_Alpha', 's1');
+    mkdirSync(raw, { recursive: true });
+    instance(raw, { name: 'Phi^Alpha', mrn: 'MRN9009', accession: 'ACC4242', study });
+    const csv = writeMappingCsv(join(dir, 'map.csv'), [
+      { mrn: 'MRN9009', accession: 'ACC4242', researchId: 'RES_A' },
+      { mrn: 'MRN9010', accession: '', researchId: 'RES_C' },
+    ]);
+    const db = join(dir, 'state', 'state.sqlite');
+    const batch = runCli([
+      'batch',
+      '--csv',
+      csv,
+      '--input',
+      join(dir, 'Raw'),
+      '--output',
+      join(dir, 'batch-out'),
+      '--db',
+      db,
+      '--quiet',
+    ]);
+    expect(batch.status, batch.stderr).toBe(0);
+    const { node, port, quarantine } = await startNode(dir, { db });
+    expect(
+      await storescu(port, [instance(dir, { name: 'Phi^Alpha', mrn: 'MRN9010', accession: 'ACC5353', study })]),
+    ).toBe(0);
+    await node.whenIdle();
+    expect((await listQuarantine(quarantine)).map((x) => x.sidecar.reason)).toEqual(['study-patient-conflict']);
+  });
+
+  it('burned-in: YES is quarantined, an ultrasound without NO is filed and listed for review, NO is filed quietly', async () => {
+    const dir = tempDir('node-input-burned-');
+    const { node, port, logDir, quarantine } = await startNode(dir);
+    const us1 = {
+      name: 'Beta^Rho',
+      mrn: 'MRN7000',
+      accession: '',
+      study: '1.2.826.0.1.3680043.9.9999.8',
+      modality: 'US',
+      sopClass: UIDS.usStorage,
+    };
+    const files = [
+      instance(dir, { ...us1, burnedIn: 'YES' }),
+      instance(dir, us1),
+      instance(dir, { ...us1, burnedIn: 'NO' }),
+    ];
+    expect(await storescu(port, files)).toBe(0);
+    await node.whenIdle();
+    expect((await listQuarantine(quarantine)).map((x) => x.sidecar.reason)).toEqual(['burned-in']);
+    const rows = audit(logDir);
+    expect(rows.find((r) => r.status === 'held')!.message).toContain(
+      'quarantined (burned-in): Burned In Annotation (0028,0301) is YES',
+    );
+    const ok = rows.filter((r) => r.status === 'ok');
+    expect(ok).toHaveLength(2);
+    expect(ok.filter((r) => r.message!.includes('review: ultrasound without Burned In Annotation'))).toHaveLength(1);
+    const processing = node.status().components.processing!;
+    expect(processing.counts).toMatchObject({ filed: 2, quarantined: 1, reviewListed: 1 });
+    expect(processing.details).toMatchObject({
+      quarantinedByReason: { 'burned-in': 1 },
+      reviewByImageKind: { ultrasound: 1 },
+    });
+    expect(JSON.stringify(node.status())).not.toMatch(/MRN7000|Rho|RES_B/);
+  });
+
+  it('allowBurnedIn: true files the YES instance too, listed for review', async () => {
+    const dir = tempDir('node-input-allow-');
+    const { node, port, logDir, quarantine } = await startNode(dir, { allowBurnedIn: true });
+    const file = instance(dir, {
+      name: 'Beta^Rho',
+      mrn: 'MRN7000',
+      accession: '',
+      study: '1.2.826.0.1.3680043.9.9999.9',
+      modality: 'US',
+      sopClass: UIDS.usStorage,
+      burnedIn: 'YES',
+    });
+    expect(await storescu(port, [file])).toBe(0);
+    await node.whenIdle();
+    expect(await listQuarantine(quarantine)).toEqual([]);
+    expect(audit(logDir)[0]!.message).toContain('review: Burned In Annotation (0028,0301) is YES (allowBurnedIn)');
+    expect(node.status().components.processing!.counts.reviewListed).toBe(1);
+  });
+});
