@@ -120,14 +120,17 @@ interface AssociateCommon {
   userInformation: UserInformation;
 }
 
+/** An A-ASSOCIATE-RQ PDU (PS3.8 9.3.2): what the requestor proposes. */
 export interface AssociateRq extends AssociateCommon {
   presentationContexts: ProposedContext[];
 }
 
+/** An A-ASSOCIATE-AC PDU (PS3.8 9.3.3): the answer to each proposed presentation context. */
 export interface AssociateAc extends AssociateCommon {
   presentationContexts: ContextAnswer[];
 }
 
+/** An A-ASSOCIATE-RJ PDU (PS3.8 9.3.4). */
 export interface AssociateRj {
   /** RejectResult. */
   result: number;

@@ -6,6 +6,7 @@ import { VERIFICATION_SOP_CLASS, isAcceptedStorageSyntax } from './storageSopCla
 import type { CallingAeVerdict } from './callingAes.js';
 import { pickTransferSyntax } from './transferSyntaxes.js';
 
+/** The receiver's settings that decide associations (config aeTitle, allowedAets, the limits). */
 export interface AssociationPolicyConfig {
   aeTitle: string;
   /** Who may call from where (callingAes.ts's CallingAeList, or a stand-in). */
