@@ -103,13 +103,22 @@ function shiftOneDA(v: string, days: number): string {
  * Shifts a DA value by `days`. Multi-valued (`\`) values are shifted value by value; empty values
  * stay empty; the legacy `YYYY.MM.DD` form is written back as `YYYYMMDD`. Any value that is not a
  * real date becomes '' (so nothing identifying survives), as does a result outside 0000..9999.
+ * Throws RangeError when `days` is not a whole number.
  */
 export function shiftDA(value: string, days: number): string {
+  return shiftEachValue(value, days, shiftOneDA);
+}
+
+/**
+ * Applies `shiftOne` to each value of a multi-valued (`\`) DA or DT; an empty value stays empty.
+ * Throws RangeError when `days` is not a whole number.
+ */
+function shiftEachValue(value: string, days: number, shiftOne: (v: string, days: number) => string): string {
   if (!Number.isInteger(days)) throw new RangeError(`day offset ${days} is not a whole number`);
   if (trimDicom(value) === '') return '';
   return value
     .split('\\')
-    .map((v) => shiftOneDA(v, days))
+    .map((v) => shiftOne(v, days))
     .join('\\');
 }
 
@@ -148,13 +157,8 @@ function shiftOneDT(v: string, days: number): string {
  * Shifts a DT value (`YYYY[MM[DD[HH[MM[SS[.F{1,6}]]]]]][&ZZXX]`) by `days`: the date part moves, the
  * time of day and the UTC offset are kept unchanged. A year-only or year-month DT is shifted using
  * the 1st of the year/month and keeps its precision. Multi-valued values are shifted one by one;
- * unparseable values become ''.
+ * unparseable values become ''. Throws RangeError when `days` is not a whole number.
  */
 export function shiftDT(value: string, days: number): string {
-  if (!Number.isInteger(days)) throw new RangeError(`day offset ${days} is not a whole number`);
-  if (trimDicom(value) === '') return '';
-  return value
-    .split('\\')
-    .map((v) => shiftOneDT(v, days))
-    .join('\\');
+  return shiftEachValue(value, days, shiftOneDT);
 }

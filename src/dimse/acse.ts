@@ -35,6 +35,26 @@ export const ItemType = {
 export const RejectResult = { Permanent: 1, Transient: 2 } as const;
 /** A-ASSOCIATE-RJ Source (PS3.8 9.3.4). */
 export const RejectSource = { ServiceUser: 1, ServiceProviderAcse: 2, ServiceProviderPresentation: 3 } as const;
+/**
+ * A-ASSOCIATE-RJ Reason/Diag. (PS3.8 9.3.4). Its meaning depends on the source, so the same
+ * number has a name under each source that gives it.
+ */
+export const RejectReason = {
+  /** Source ServiceUser or ServiceProviderAcse. */
+  NoReasonGiven: 1,
+  /** Source ServiceUser. */
+  ApplicationContextNotSupported: 2,
+  /** Source ServiceUser. */
+  CallingAeNotRecognized: 3,
+  /** Source ServiceUser. */
+  CalledAeNotRecognized: 7,
+  /** Source ServiceProviderAcse. */
+  ProtocolVersionNotSupported: 2,
+  /** Source ServiceProviderPresentation. */
+  TemporaryCongestion: 1,
+  /** Source ServiceProviderPresentation. */
+  LocalLimitExceeded: 2,
+} as const;
 
 /** Presentation context results in an A-ASSOCIATE-AC (PS3.8 9.3.3.2). */
 export const ContextResult = {
@@ -100,19 +120,23 @@ interface AssociateCommon {
   userInformation: UserInformation;
 }
 
+/** An A-ASSOCIATE-RQ PDU (PS3.8 9.3.2): what the requestor proposes. */
 export interface AssociateRq extends AssociateCommon {
   presentationContexts: ProposedContext[];
 }
 
+/** An A-ASSOCIATE-AC PDU (PS3.8 9.3.3): the answer to each proposed presentation context. */
 export interface AssociateAc extends AssociateCommon {
   presentationContexts: ContextAnswer[];
 }
 
+/** An A-ASSOCIATE-RJ PDU (PS3.8 9.3.4). */
 export interface AssociateRj {
   /** RejectResult. */
   result: number;
   /** RejectSource. */
   source: number;
+  /** RejectReason (its meaning depends on the source). */
   reason: number;
 }
 

@@ -43,38 +43,48 @@ export interface Command {
 
 /** Reads the elements a receiver needs; throws CommandSetError on anything malformed. */
 export function parseCommand(cmd: Buffer): Command {
-  let commandField: number | undefined;
   let messageId = 0;
+  const common = parseCommonElements(cmd, (element, at, len) => {
+    if (element === 0x0110) messageId = readUs(cmd, element, at, len);
+  });
+  return { ...common, messageId };
+}
+
+/** The elements every command set has (PS3.7 E.1-1), read by the request and response parsers. */
+type CommonElements = Omit<Command, 'messageId'>;
+
+/**
+ * Reads Command Field, Command Data Set Type and the Affected SOP Class/Instance UIDs, and hands
+ * every other element to `other(element, valueOffset, valueLength)`. Throws CommandSetError when
+ * the set is malformed or lacks Command Field or Command Data Set Type.
+ */
+function parseCommonElements(cmd: Buffer, other: (element: number, at: number, len: number) => void): CommonElements {
+  let commandField: number | undefined;
   let dataSetType: number | undefined;
   let sopClass = '';
   let sopInstance = '';
   forEachCommandElement(cmd, (element, at, len) => {
-    const us = (): number => readUs(cmd, element, at, len);
     switch (element) {
       case 0x0002:
         sopClass = readUid(cmd, at, len);
         break;
       case 0x0100:
-        commandField = us();
-        break;
-      case 0x0110:
-        messageId = us();
+        commandField = readUs(cmd, element, at, len);
         break;
       case 0x0800:
-        dataSetType = us();
+        dataSetType = readUs(cmd, element, at, len);
         break;
       case 0x1000:
         sopInstance = readUid(cmd, at, len);
         break;
       default:
-        break;
+        other(element, at, len);
     }
   });
   if (commandField === undefined) throw new CommandSetError('command set without a Command Field');
   if (dataSetType === undefined) throw new CommandSetError('command set without a Command Data Set Type');
   return {
     commandField,
-    messageId,
     affectedSopClassUid: sopClass,
     affectedSopInstanceUid: sopInstance,
     hasDataSet: dataSetType !== NO_DATA_SET,
@@ -220,37 +230,21 @@ export interface ResponseCommand {
  * Field, Message ID Being Responded To, Command Data Set Type or Status.
  */
 export function parseResponse(cmd: Buffer): ResponseCommand {
-  let commandField: number | undefined;
   let respondedTo: number | undefined;
-  let dataSetType: number | undefined;
   let status: number | undefined;
-  let sopClass = '';
-  let sopInstance = '';
   let errorComment: string | undefined;
   let subOps: ResponseCommand['subOperations'];
-  forEachCommandElement(cmd, (el, at, len) => {
+  const common = parseCommonElements(cmd, (el, at, len) => {
     const us = (): number => readUs(cmd, el, at, len);
     switch (el) {
-      case 0x0002:
-        sopClass = readUid(cmd, at, len);
-        break;
-      case 0x0100:
-        commandField = us();
-        break;
       case 0x0120:
         respondedTo = us();
-        break;
-      case 0x0800:
-        dataSetType = us();
         break;
       case 0x0900:
         status = us();
         break;
       case 0x0902:
         errorComment = cmd.toString('latin1', at, at + len).trim();
-        break;
-      case 0x1000:
-        sopInstance = readUid(cmd, at, len);
         break;
       case 0x1020:
         (subOps ??= {}).remaining = us();
@@ -268,18 +262,13 @@ export function parseResponse(cmd: Buffer): ResponseCommand {
         break;
     }
   });
-  if (commandField === undefined) throw new CommandSetError('command set without a Command Field');
   if (respondedTo === undefined)
     throw new CommandSetError('response command set without a Message ID Being Responded To');
-  if (dataSetType === undefined) throw new CommandSetError('command set without a Command Data Set Type');
   if (status === undefined) throw new CommandSetError('response command set without a Status');
   return {
-    commandField,
+    ...common,
     messageIdBeingRespondedTo: respondedTo,
     status,
-    affectedSopClassUid: sopClass,
-    affectedSopInstanceUid: sopInstance,
-    hasDataSet: dataSetType !== NO_DATA_SET,
     ...(errorComment ? { errorComment } : {}),
     ...(subOps ? { subOperations: subOps } : {}),
   };

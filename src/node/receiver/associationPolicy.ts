@@ -1,30 +1,12 @@
 // Which associations and presentation contexts the receiver accepts (pure functions).
-// Numeric values are those of PS3.8 9.3.3.2 / 9.3.4 (A-ASSOCIATE-AC/RJ).
+// The values answered are dimse/acse.ts's names for PS3.8 9.3.3.2 / 9.3.4 (A-ASSOCIATE-AC/RJ).
 import { trimUid } from '../../core/dicom/uid.js';
+import { ContextResult, RejectReason, RejectResult, RejectSource, type ContextAnswer } from '../../dimse/acse.js';
 import { VERIFICATION_SOP_CLASS, isAcceptedStorageSyntax } from './storageSopClasses.js';
 import type { CallingAeVerdict } from './callingAes.js';
 import { pickTransferSyntax } from './transferSyntaxes.js';
 
-export const RejectResult = { Permanent: 1, Transient: 2 } as const;
-export const RejectSource = { ServiceUser: 1, ServiceProviderAcse: 2, ServiceProviderPresentation: 3 } as const;
-export const RejectReason = {
-  NoReasonGiven: 1,
-  CallingAeNotRecognized: 3,
-  CalledAeNotRecognized: 7,
-  /** With source ServiceProviderPresentation. */
-  TemporaryCongestion: 1,
-  /** With source ServiceProviderPresentation. */
-  LocalLimitExceeded: 2,
-} as const;
-
-export const ContextResult = {
-  Accept: 0,
-  RejectUser: 1,
-  RejectNoReason: 2,
-  AbstractSyntaxNotSupported: 3,
-  TransferSyntaxesNotSupported: 4,
-} as const;
-
+/** The receiver's settings that decide associations (config aeTitle, allowedAets, the limits). */
 export interface AssociationPolicyConfig {
   aeTitle: string;
   /** Who may call from where (callingAes.ts's CallingAeList, or a stand-in). */
@@ -51,6 +33,10 @@ export interface AssociationRequest {
 export type RejectionCode =
   'calledAeTitle' | 'callingAeTitle' | 'callingAeAddress' | 'stopping' | 'associationLimit' | 'addressLimit';
 
+/**
+ * The answer to an association request: accept, or the A-ASSOCIATE-RJ fields (acse.ts
+ * RejectResult, RejectSource, RejectReason) with the why in words and as a stable key.
+ */
 export type AssociationDecision =
   | { accept: true }
   | { accept: false; result: number; source: number; reason: number; why: string; code: RejectionCode };
@@ -73,83 +59,59 @@ export function normalizeAet(aet: string): string {
  */
 export function decideAssociation(rq: AssociationRequest, cfg: AssociationPolicyConfig): AssociationDecision {
   if (normalizeAet(rq.calledAet) !== normalizeAet(cfg.aeTitle)) {
-    return {
-      accept: false,
-      result: RejectResult.Permanent,
-      source: RejectSource.ServiceUser,
-      reason: RejectReason.CalledAeNotRecognized,
-      why: 'called AE title not recognized',
-      code: 'calledAeTitle',
-    };
+    return permanent(RejectReason.CalledAeNotRecognized, 'called AE title not recognized', 'calledAeTitle');
   }
   const verdict = cfg.callingAes.check(rq.callingAet, rq.remoteAddress);
+  if (verdict === 'unknownAeTitle') {
+    return permanent(RejectReason.CallingAeNotRecognized, 'calling AE title not recognized', 'callingAeTitle');
+  }
   if (verdict !== 'allowed') {
-    return {
-      accept: false,
-      result: RejectResult.Permanent,
-      source: RejectSource.ServiceUser,
-      reason: RejectReason.CallingAeNotRecognized,
-      why:
-        verdict === 'unknownAeTitle'
-          ? 'calling AE title not recognized'
-          : 'calling AE title not recognized from this address',
-      code: verdict === 'unknownAeTitle' ? 'callingAeTitle' : 'callingAeAddress',
-    };
+    return permanent(
+      RejectReason.CallingAeNotRecognized,
+      'calling AE title not recognized from this address',
+      'callingAeAddress',
+    );
   }
-  if (rq.stopping) {
-    return {
-      accept: false,
-      result: RejectResult.Transient,
-      source: RejectSource.ServiceProviderPresentation,
-      reason: RejectReason.TemporaryCongestion,
-      why: 'server is stopping',
-      code: 'stopping',
-    };
-  }
+  if (rq.stopping) return transient(RejectReason.TemporaryCongestion, 'server is stopping', 'stopping');
   if (rq.activeAssociations >= cfg.maxAssociations) {
-    return {
-      accept: false,
-      result: RejectResult.Transient,
-      source: RejectSource.ServiceProviderPresentation,
-      reason: RejectReason.LocalLimitExceeded,
-      why: 'too many concurrent associations',
-      code: 'associationLimit',
-    };
+    return transient(RejectReason.LocalLimitExceeded, 'too many concurrent associations', 'associationLimit');
   }
   if (rq.activeFromAddress >= cfg.maxAssociationsPerAddress) {
-    return {
-      accept: false,
-      result: RejectResult.Transient,
-      source: RejectSource.ServiceProviderPresentation,
-      reason: RejectReason.LocalLimitExceeded,
-      why: 'too many concurrent associations from this address',
-      code: 'addressLimit',
-    };
+    return transient(
+      RejectReason.LocalLimitExceeded,
+      'too many concurrent associations from this address',
+      'addressLimit',
+    );
   }
   return { accept: true };
 }
 
-export interface ContextAnswer {
-  result: number;
-  /** Set when result is Accept. */
-  transferSyntaxUid?: string;
+/** A permanent rejection by the service user (us): the peer should not try again as it is. */
+function permanent(reason: number, why: string, code: RejectionCode): AssociationDecision {
+  return { accept: false, result: RejectResult.Permanent, source: RejectSource.ServiceUser, reason, why, code };
+}
+
+/** A transient rejection by the presentation service provider: the peer may try again later. */
+function transient(reason: number, why: string, code: RejectionCode): AssociationDecision {
+  const source = RejectSource.ServiceProviderPresentation;
+  return { accept: false, result: RejectResult.Transient, source, reason, why, code };
 }
 
 /**
- * Answers one proposed presentation context: Verification and storage abstract syntaxes are
- * accepted with the preferred transfer syntax (see transferSyntaxes.ts); anything else is
- * refused. `proposedTransferSyntaxes` is copied, never modified.
+ * Answers one proposed presentation context (PS3.8 9.3.3.2): Verification and storage abstract
+ * syntaxes are accepted with the preferred transfer syntax (see transferSyntaxes.ts); anything
+ * else is refused, with transfer syntax ''. `proposedTransferSyntaxes` is copied, never modified.
  */
 export function negotiateContext(
   abstractSyntaxUid: string,
   proposedTransferSyntaxes: readonly string[],
-): ContextAnswer {
+): Omit<ContextAnswer, 'id'> {
   const abstract = trimUid(abstractSyntaxUid);
   const verification = abstract === VERIFICATION_SOP_CLASS;
   if (!verification && !isAcceptedStorageSyntax(abstract)) {
-    return { result: ContextResult.AbstractSyntaxNotSupported };
+    return { result: ContextResult.AbstractSyntaxNotSupported, transferSyntaxUid: '' };
   }
   const ts = pickTransferSyntax([...proposedTransferSyntaxes], verification);
-  if (ts === undefined) return { result: ContextResult.TransferSyntaxesNotSupported };
-  return { result: ContextResult.Accept, transferSyntaxUid: ts };
+  if (ts === undefined) return { result: ContextResult.TransferSyntaxesNotSupported, transferSyntaxUid: '' };
+  return { result: ContextResult.Acceptance, transferSyntaxUid: ts };
 }

@@ -32,13 +32,13 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import dimse from 'dcmjs-dimse';
 import {
-  ContextResult,
   decideAssociation,
   negotiateContext,
   normalizeAet,
   type AssociationPolicyConfig,
 } from './associationPolicy.js';
 import { canonicalAddress } from './callingAes.js';
+import { ContextResult } from '../../dimse/acse.js';
 import { commandPdu, CommandField, encodeResponse, type Command } from '../../dimse/commandSet.js';
 import { AbortReason, AbortSource, abortPdu } from '../../dimse/pdataTf.js';
 import { PduError, PduReader, PduType } from '../../dimse/pduReader.js';
@@ -290,10 +290,10 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
       for (const { id, context } of association.getPresentationContexts()) {
         const answer = negotiateContext(context.getAbstractSyntaxUid(), [...context.getTransferSyntaxUids()]);
         context.setResult(answer.result, answer.transferSyntaxUid);
-        if (answer.result === ContextResult.Accept) {
+        if (answer.result === ContextResult.Acceptance) {
           this.acceptedContexts.set(id, {
             abstractSyntaxUid: context.getAbstractSyntaxUid(),
-            transferSyntaxUid: answer.transferSyntaxUid ?? '',
+            transferSyntaxUid: answer.transferSyntaxUid,
           });
           accepted++;
         }

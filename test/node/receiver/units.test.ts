@@ -1,7 +1,8 @@
 // Pure parts of the receiver's path: PDU framing, PDV parsing and message assembly, negotiation
 // policy, command sets, file meta.
 import { describe, expect, it } from 'vitest';
-import { decideAssociation, negotiateContext, ContextResult } from '../../../src/node/receiver/associationPolicy.js';
+import { decideAssociation, negotiateContext } from '../../../src/node/receiver/associationPolicy.js';
+import { ContextResult } from '../../../src/dimse/acse.js';
 import { CallingAeList } from '../../../src/node/receiver/callingAes.js';
 import { CommandSetError, commandPdu, encodeResponse, parseCommand } from '../../../src/dimse/commandSet.js';
 import { buildFileMeta } from '../../../src/core/dicom/fileMeta.js';
@@ -215,7 +216,7 @@ describe('negotiation policy', () => {
     expect(isAcceptedStorageSyntax('1.2.840.10008.3.1.2.3.3')).toBe(false); // MPPS
     expect(isAcceptedStorageSyntax('not a uid')).toBe(false);
     expect(negotiateContext('1.2.840.10008.1.1', ['1.2.840.10008.1.2'])).toEqual({
-      result: ContextResult.Accept,
+      result: ContextResult.Acceptance,
       transferSyntaxUid: '1.2.840.10008.1.2',
     });
     expect(negotiateContext('1.2.840.10008.5.1.4.1.2.2.2', ['1.2.840.10008.1.2']).result).toBe(
