@@ -401,9 +401,9 @@ export class DeidNode {
 
   /**
    * SIGHUP: reads the TLS certificate, key and CA again, and the HTTPS certificate and key (new
-   * connections use them; open ones keep theirs), checks the destinations' TLS files (read again for each association anyway), and
-   * resolves the allowedAets host names again. Whatever fails is logged in one line and the
-   * previous settings stay; never throws.
+   * connections use them; open ones keep theirs), checks the destinations' TLS files (read again
+   * for each association anyway), and resolves the allowedAets host names again. Whatever fails
+   * is logged in one line and the previous settings stay; never throws.
    */
   async reload(): Promise<void> {
     const c = this.config;
