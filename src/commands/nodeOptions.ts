@@ -105,6 +105,12 @@ const SETTINGS: Setting[] = [
   s('httpHost', 'http-host', 'string', 'Interface of the HTTP side; not loopback needs a token [127.0.0.1]'),
   s('httpPort', 'http-port', 'number', 'HTTP port [11180]'),
   s('httpTokenFile', 'http-token-file', 'string', 'File holding the HTTP access token (or config "httpToken")'),
+  s(
+    'httpTls',
+    'http-tls',
+    'boolean',
+    'Serve the HTTP side over HTTPS with the DICOM TLS certificate and key (--tls-cert, --tls-key), or with --http-tls-cert and --http-tls-key [false]',
+  ),
   s('minFreeDiskMB', 'min-free-disk-mb', 'number', '/readyz needs this much free disk for spool and output, MiB [100]'),
   s('logFormat', 'log-format', 'string', 'Console lines: text or json (one object per line) [text]'),
   s('logMaxSizeMB', 'log-max-size-mb', 'number', 'The log file rotates at this size, MiB [50]'),
@@ -121,6 +127,9 @@ function withSettings<T>(y: Argv<T>, keys: readonly (keyof NodeConfig)[] | 'all'
   }
   if (keys === 'all' || keys.includes('tls')) {
     for (const [flag, option] of TLS_FLAGS) out = out.option(flag, option) as unknown as Argv<T & NodeArgs>;
+  }
+  if (keys === 'all' || keys.includes('httpTls')) {
+    for (const [flag, option] of HTTP_TLS_FLAGS) out = out.option(flag, option) as unknown as Argv<T & NodeArgs>;
   }
   return out;
 }
@@ -145,6 +154,15 @@ const TLS_FLAGS: [string, Options][] = [
   ['tls-only', { type: 'boolean', default: undefined, describe: 'Listen on the TLS port only' }],
 ];
 
+/** HTTPS with a certificate of its own: together they make the config's "httpTls" object. */
+const HTTP_TLS_FLAGS: [string, Options][] = [
+  [
+    'http-tls-cert',
+    { type: 'string', describe: 'HTTPS certificate of its own (PEM, with its chain) (config "httpTls")' },
+  ],
+  ['http-tls-key', { type: 'string', describe: 'Its private key (PEM, unencrypted)' }],
+];
+
 /** `serve`: --config and a flag for every setting of the config file. */
 export function withServeOptions<T>(y: Argv<T>): Argv<T & NodeArgs> {
   return withSettings(y, 'all');
@@ -167,6 +185,10 @@ export function nodeConfigFrom(a: NodeArgs): NodeConfig {
   try {
     const tls = tlsFlags(a);
     if (tls !== undefined) flags.tls = { ...tls };
+    // A certificate of its own wins over --http-tls (which only says "the DICOM TLS one").
+    if (a['http-tls-cert'] !== undefined || a['http-tls-key'] !== undefined) {
+      flags.httpTls = { cert: a['http-tls-cert'], key: a['http-tls-key'] };
+    }
     return loadNodeConfig(a.config, flags);
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);

@@ -7,6 +7,8 @@
 //   instances_received_total, instances_filed_total, instances_quarantined_total{reason},
 //   instances_failed_total{stage="receive"|"processing"}, received_bytes_total,
 //   associations_open, associations_total{result="accepted"|"rejected",reason},
+//   connections_refused_total{reason="tls-handshake"|"too-many-from-address"},
+//   slow_peers_cut_off_total,
 //   ack_latency_seconds, processing_latency_seconds (histograms),
 //   spool_backlog_instances, processing_backlog_instances,
 //   forward_queue_depth{destination}, forward_dead_items{destination},
@@ -126,6 +128,25 @@ export function createMetrics(api: NodeApi): NodeMetrics {
       }
     }
   });
+
+  // Refused before any association: a TLS handshake or client certificate that failed (the
+  // receiver's tlsRefused), or one address holding too many connections (connectionsDropped).
+  counter(
+    'connections_refused_total',
+    'Connections refused before an association: failed TLS handshakes (tls-handshake), too many from one address (too-many-from-address).',
+    ['reason'],
+    (m) => {
+      const r = components().receiver;
+      setCounter(m, counts(r, 'tlsRefused'), { reason: 'tls-handshake' });
+      setCounter(m, counts(r, 'connectionsDropped'), { reason: 'too-many-from-address' });
+    },
+  );
+  counter(
+    'slow_peers_cut_off_total',
+    'Associations aborted because a message arrived too slowly (messageDeadlineSeconds, minReceiveBytesPerSecond).',
+    [],
+    (m) => setCounter(m, counts(components().receiver, 'slowPeersCutOff')),
+  );
 
   const ack = new client.Histogram({
     name: P + 'ack_latency_seconds',

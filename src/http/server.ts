@@ -2,8 +2,12 @@
 // Served by the node itself (DeidNode starts it after taking its locks), on config httpHost and
 // httpPort (127.0.0.1:11180 by default). See access.ts for who may do what.
 //
-// The server is created in one place (createFastify), so HTTPS options can be passed there.
+// The server is created in one place (createFastify): plain HTTP, or HTTPS (config httpTls) on
+// the same BCP 195 profile as DICOM TLS (src/dimse/tls.ts), its certificate replaceable without a
+// restart (setCredentials, on SIGHUP).
+import type https from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { bcp195Options } from '../dimse/tls.js';
 import type { Logger } from '../log.js';
 import type { AccessPolicy } from './access.js';
 import { createMetrics } from './metrics.js';
@@ -22,15 +26,26 @@ export interface HttpServerOptions {
   token: string;
   loopback: boolean;
   logger: Logger;
-  /** HTTPS (key and certificate, PEM), when given; plain HTTP otherwise. */
-  https?: { key: string | Buffer; cert: string | Buffer };
+  /** HTTPS (key and certificate, PEM; check them first with readTlsCredentials), when given; plain HTTP otherwise. */
+  https?: HttpsCredentials;
+}
+
+/** The HTTPS certificate (PEM, with its chain) and its private key (PEM). */
+export interface HttpsCredentials {
+  key: string | Buffer;
+  cert: string | Buffer;
 }
 
 export interface HttpServer {
   /** The bound port. */
   port: number;
-  /** "http://127.0.0.1:11180". */
+  /** "http://127.0.0.1:11180" ("https://..." with HTTPS). */
   url: string;
+  /**
+   * HTTPS only: new connections use these (open ones keep theirs). Throws (OpenSSL's error) when
+   * they cannot be used together: check them first with readTlsCredentials.
+   */
+  setCredentials?(credentials: HttpsCredentials): void;
   close(): Promise<void>;
 }
 
@@ -47,7 +62,9 @@ function createFastify(o: HttpServerOptions): FastifyInstance {
     logger: false as const,
     bodyLimit: 64 * 1024,
   };
-  return (o.https ? Fastify({ ...common, https: o.https }) : Fastify(common)) as unknown as FastifyInstance;
+  return (o.https
+    ? Fastify({ ...common, https: { ...bcp195Options(), ...o.https } })
+    : Fastify(common)) as unknown as FastifyInstance;
 }
 
 /** Builds the server with every route (not listening yet); for tests and startHttpServer. */
@@ -98,5 +115,14 @@ export async function startHttpServer(api: NodeApi, o: HttpServerOptions): Promi
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
-  return { port, url: `${o.https ? 'https' : 'http'}://${host}:${port}`, close: () => app.close() };
+  const server: HttpServer = {
+    port,
+    url: `${o.https ? 'https' : 'http'}://${host}:${port}`,
+    close: () => app.close(),
+  };
+  if (o.https) {
+    server.setCredentials = (credentials) =>
+      (app.server as https.Server).setSecureContext({ ...bcp195Options(), ...credentials });
+  }
+  return server;
 }

@@ -122,6 +122,7 @@ export class DeidNode {
       for (const w of warnings) this.logger.warn(w);
       this.tlsServer = new TlsServer({ credentials: options, requireClientCert: c.tls.requireClientCert });
     }
+    const httpsCredentials = c.httpEnabled && c.httpTls ? this.readHttpsCredentials() : undefined;
     for (const d of c.forward) for (const w of checkDestinationTls(d)) this.logger.warn(w);
     await Promise.all([c.output, c.quarantine, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
     const activity = new ActivityLog(this.logger, c.httpEnabled ? '/api/quarantine' : '`dicom-deid quarantine list`');
@@ -200,7 +201,7 @@ export class DeidNode {
     }
     // The HTTP side, before the slow parts (recovery, the reserve): its port in use fails the
     // start early, and the status page shows the node starting.
-    if (c.httpEnabled) await this.startHttp();
+    if (c.httpEnabled) await this.startHttp(httpsCredentials);
     await this.forwarder?.start();
     watcher.start();
     await this.logStartup();
@@ -298,8 +299,19 @@ export class DeidNode {
     for (const lock of this.locks.splice(0).reverse()) lock.release();
   }
 
-  /** Starts the HTTP side (status page, API, metrics) with this node's operations. */
-  private async startHttp(): Promise<void> {
+  /**
+   * The HTTPS certificate and key (config httpTls), read and checked; throws ConfigError naming
+   * the file. The DICOM TLS warnings (expiry) are not repeated when they are the same files.
+   */
+  private readHttpsCredentials(): { cert: Buffer; key: Buffer } {
+    const t = this.config.httpTls!;
+    const { options, warnings } = readTlsCredentials({ cert: t.cert, key: t.key }, 'httpTls');
+    if (!t.sameAsDicomTls) for (const w of warnings) this.logger.warn(w);
+    return { cert: options.cert!, key: options.key! };
+  }
+
+  /** Starts the HTTP side (status page, API, metrics) with this node's operations; HTTPS with `https`. */
+  private async startHttp(https: { cert: Buffer; key: Buffer } | undefined): Promise<void> {
     const c = this.config;
     const { startHttpServer } = await import('../http/server.js');
     this.api = new DeidNodeApi({
@@ -323,6 +335,7 @@ export class DeidNode {
         token: c.httpToken,
         loopback: isLoopbackHost(c.httpHost),
         logger: this.logger,
+        ...(https ? { https } : {}),
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -337,6 +350,11 @@ export class DeidNode {
       ? 'access token set'
       : 'no access token: the identifying quarantine view and deleting are off';
     this.logger.info(`status page and API on ${this.http.url}/ (${auth})`);
+    if (!https && !isLoopbackHost(c.httpHost)) {
+      this.logger.warn(
+        `the HTTP side on ${c.httpHost} is plain HTTP: the access token crosses the network readable; set httpTls (--http-tls) for HTTPS`,
+      );
+    }
   }
 
   /**
@@ -382,10 +400,10 @@ export class DeidNode {
   }
 
   /**
-   * SIGHUP: reads the TLS certificate, key and CA again (new connections use them; open ones keep
-   * theirs), checks the destinations' TLS files (read again for each association anyway), and
-   * resolves the allowedAets host names again. Whatever fails is logged in one line and the
-   * previous settings stay; never throws.
+   * SIGHUP: reads the TLS certificate, key and CA again, and the HTTPS certificate and key (new
+   * connections use them; open ones keep theirs), checks the destinations' TLS files (read again
+   * for each association anyway), and resolves the allowedAets host names again. Whatever fails
+   * is logged in one line and the previous settings stay; never throws.
    */
   async reload(): Promise<void> {
     const c = this.config;
@@ -397,6 +415,14 @@ export class DeidNode {
         this.logger.info('TLS certificates reloaded: new connections use them', { cert: c.tls.cert });
       } catch (e) {
         this.logger.error(`TLS certificates not reloaded, the previous ones stay: ${(e as Error).message}`);
+      }
+    }
+    if (c.httpTls && this.http?.setCredentials) {
+      try {
+        this.http.setCredentials(this.readHttpsCredentials());
+        this.logger.info('HTTPS certificate reloaded: new connections use it', { cert: c.httpTls.cert });
+      } catch (e) {
+        this.logger.error(`HTTPS certificate not reloaded, the previous one stays: ${(e as Error).message}`);
       }
     }
     for (const d of c.forward) {

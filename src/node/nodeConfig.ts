@@ -25,6 +25,18 @@ export interface NodeTlsConfig {
   only: boolean;
 }
 
+/**
+ * HTTPS for the HTTP side (config `httpTls`, flags `--http-tls*`): `true` in the config file takes
+ * the DICOM TLS listener's certificate and key (sameAsDicomTls), `{ "cert", "key" }` its own.
+ */
+export interface NodeHttpTlsConfig {
+  /** Certificate (PEM, with its chain) and its key (PEM, unencrypted); absolute paths. */
+  cert: string;
+  key: string;
+  /** Whether these are tls.cert and tls.key (config `httpTls: true`). */
+  sameAsDicomTls: boolean;
+}
+
 export interface NodeConfig {
   aeTitle: string;
   host: string;
@@ -88,6 +100,8 @@ export interface NodeConfig {
    */
   httpToken: string;
   httpTokenFile?: string;
+  /** HTTPS for the HTTP side, when configured (plain HTTP otherwise). */
+  httpTls?: NodeHttpTlsConfig;
   /** Readiness needs this much free disk (MiB) for the spool and the output. */
   minFreeDiskMB: number;
   /** Console lines: 'text' (readable) or 'json' (one object per line). */
@@ -149,6 +163,7 @@ const LISTS = ['allowedAets'] as const;
 const BOOLEANS = ['allowBurnedIn', 'httpEnabled'] as const;
 const OPEN_ACCESS = ['warn', 'reject', 'allow'] as const;
 const TLS_KEYS = ['port', 'cert', 'key', 'ca', 'requireClientCert', 'only'] as const;
+const HTTP_TLS_KEYS = ['cert', 'key'] as const;
 const PATHS = ['csv', 'output', 'db', 'quarantine', 'spool', 'logDir'] as const;
 
 function readJson(file: string): Record<string, unknown> {
@@ -229,6 +244,27 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         if (tv !== undefined) merged[tk] = tv;
       }
       out.tls = merged;
+    } else if (k === 'httpTls') {
+      // true/false (a flag or the file), or { cert, key } merged key by key over an earlier object.
+      const b = v === 'true' ? true : v === 'false' ? false : v;
+      if (typeof b === 'boolean') {
+        out.httpTls = b as unknown as NodeHttpTlsConfig;
+        continue;
+      }
+      if (!b || typeof b !== 'object' || Array.isArray(b)) {
+        throw new ConfigError(
+          `${where}: "httpTls" must be true (the DICOM TLS certificate and key) or an object { cert, key }`,
+        );
+      }
+      const earlier = out.httpTls;
+      const merged: Record<string, unknown> = { ...(earlier && typeof earlier === 'object' ? earlier : {}) };
+      for (const [tk, tv] of Object.entries(b as Record<string, unknown>)) {
+        if (!(HTTP_TLS_KEYS as readonly string[]).includes(tk)) {
+          throw new ConfigError(`${where}: unknown setting "httpTls.${tk}" (known: ${HTTP_TLS_KEYS.join(', ')})`);
+        }
+        if (tv !== undefined) merged[tk] = tv;
+      }
+      out.httpTls = merged as unknown as NodeHttpTlsConfig;
     } else {
       throw new ConfigError(`${where}: unknown setting "${k}"`);
     }
@@ -302,6 +338,9 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
     return a.trim();
   });
   if (c.tls !== undefined) c.tls = tlsConfig(c.tls as unknown as Record<string, unknown>, c.port);
+  const httpTls = httpTlsConfig(c.httpTls as unknown, c.tls);
+  if (httpTls) c.httpTls = httpTls;
+  else delete c.httpTls;
   try {
     c.forward = destinationsFromConfig(c.forward as unknown[]);
   } catch (e) {
@@ -318,6 +357,35 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
     }
   }
   return c;
+}
+
+/**
+ * The merged `httpTls` setting as paths: `true` takes the DICOM TLS listener's (so `tls` must be
+ * set), an object its own cert and key; false or absent: none. Like `tls`, the files are read
+ * when the node starts. Throws ConfigError.
+ */
+function httpTlsConfig(v: unknown, tls: NodeTlsConfig | undefined): NodeHttpTlsConfig | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true) {
+    if (!tls) {
+      throw new ConfigError(
+        'httpTls true serves HTTPS with the DICOM TLS certificate and key, and tls is not set: set tls, or give httpTls { "cert", "key" } (flags --http-tls-cert, --http-tls-key)',
+      );
+    }
+    return { cert: tls.cert, key: tls.key, sameAsDicomTls: true };
+  }
+  const t = v as Record<string, unknown>;
+  for (const k of HTTP_TLS_KEYS) {
+    if (t[k] === undefined) {
+      throw new ConfigError(
+        'httpTls needs cert and key (the PEM files of the HTTPS certificate and its private key), or true for the DICOM TLS ones',
+      );
+    }
+    if (typeof t[k] !== 'string' || (t[k] as string).trim() === '') {
+      throw new ConfigError(`httpTls.${k} must be a file path`);
+    }
+  }
+  return { cert: resolve(t.cert as string), key: resolve(t.key as string), sameAsDicomTls: false };
 }
 
 /**

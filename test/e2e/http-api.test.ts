@@ -310,6 +310,8 @@ describe('the HTTP side of a running node', () => {
     expect(String(refused)).toMatch(/httpHost 0\.0\.0\.0 is not a loopback address: set an access token/);
     const node = await startNode({ dir, csv, config: { httpHost: '0.0.0.0', httpToken: TOKEN } });
     const url = node.httpUrl.replace('0.0.0.0', '127.0.0.1');
+    // Plain HTTP off loopback: the token crosses the network readable, and the start log says so.
+    expect(node.logs()).toMatch(/warn\S*: the HTTP side on 0\.0\.0\.0 is plain HTTP: .*set httpTls/);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     expect((await fetch(`${url}/api/status`)).status).toBe(401);

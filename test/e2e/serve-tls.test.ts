@@ -2,8 +2,10 @@
 // storescu +tls into its TLS port (with and without client certificates), certificates replaced
 // on SIGHUP, start errors naming a bad file, AE titles bound to addresses, and forwarding over TLS
 // to storescp +tls (an expired certificate keeps items queued until it is replaced) and to Orthanc
-// configured for DICOM TLS. Certificates are made in the test with the openssl CLI.
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+// configured for DICOM TLS; the HTTP side over HTTPS (its certificate reloaded on SIGHUP too) and
+// refused handshakes counted in /metrics. Certificates are made in the test with the openssl CLI.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -193,6 +195,109 @@ describe('receiving over DICOM TLS', () => {
           .filter((l) => /tls/.test(l)),
       ).toHaveLength(1);
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+  });
+});
+
+/** GET over HTTPS trusting only the PEM file `ca` (node:https: a real TLS peer). Rejects when the handshake fails. */
+function httpsGet(url: string, ca: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca: readFileSync(ca), agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('the HTTP side over HTTPS', () => {
+  it('httpTls true: status and API over HTTPS with the DICOM TLS certificate, plain HTTP refused; a refused TLS handshake is counted in /metrics', async () => {
+    const node = await startNode({
+      dir: testDir('https'),
+      csv,
+      config: { tls: { port: 0, cert: pki.server.cert, key: pki.server.key }, httpTls: true },
+    });
+    expect(node.httpUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const health = await httpsGet(`${node.httpUrl}/healthz`, pki.ca.cert);
+    expect(health.status).toBe(200);
+    const status = await httpsGet(`${node.httpUrl}/api/status`, pki.ca.cert);
+    expect(status.status).toBe(200);
+    expect(JSON.parse(status.text).components.receiver.state).toBe('running');
+    // A client trusting another CA refuses the node's certificate; plain HTTP gets no answer.
+    await expect(httpsGet(`${node.httpUrl}/healthz`, pki.otherCa.cert)).rejects.toThrow(/self.signed|issuer|verify/i);
+    const plain = await fetch(node.httpUrl.replace('https:', 'http:') + '/healthz').then(
+      (r) => r.status,
+      (e: Error) => e,
+    );
+    expect(plain).toBeInstanceOf(Error); // the TLS server drops a request that is no handshake
+
+    const refusedBefore = /dicom_deid_connections_refused_total\{reason="tls-handshake"\} (\d+)/.exec(
+      (await httpsGet(`${node.httpUrl}/metrics`, pki.ca.cert)).text,
+    );
+    expect(refusedBefore?.[1]).toBe('0');
+    const wrongCa = storescu(tlsPort(node), study.slice(0, 1), { args: ['+tla', '+cf', pki.otherCa.cert] });
+    expect(wrongCa.status).not.toBe(0);
+    await node.waitForLog(/TLS connection refused/);
+    const metrics = (await httpsGet(`${node.httpUrl}/metrics`, pki.ca.cert)).text;
+    expect(metrics).toMatch(/^dicom_deid_connections_refused_total\{reason="tls-handshake"\} 1$/m);
+    expect(metrics).toMatch(/^dicom_deid_connections_refused_total\{reason="too-many-from-address"\} 0$/m);
+    expect(metrics).toMatch(/^dicom_deid_slow_peers_cut_off_total 0$/m);
+    expect(await node.stop()).toBe(0);
+  });
+
+  it('a certificate of its own (--http-tls-cert, --http-tls-key) is read again on SIGHUP: an expired one is replaced without a restart', async () => {
+    const dir = testDir('https-hup');
+    const cert = join(dir, 'http.pem');
+    copyFileSync(pki.expiredServer.cert, cert);
+    const node = await startNode({ dir, csv, args: ['--http-tls-cert', cert, '--http-tls-key', pki.server.key] });
+    expect(node.logs()).toMatch(/warn\S*: httpTls: the certificate \S+http\.pem expired on 2020-01-02/);
+    await expect(httpsGet(`${node.httpUrl}/healthz`, pki.ca.cert)).rejects.toThrow(/expired/);
+    copyFileSync(pki.server.cert, cert);
+    node.proc.kill('SIGHUP');
+    await node.waitForLog(/HTTPS certificate reloaded/);
+    expect((await httpsGet(`${node.httpUrl}/healthz`, pki.ca.cert)).status).toBe(200);
+    rmrf(cert);
+    node.proc.kill('SIGHUP');
+    await node.waitForLog(
+      /HTTPS certificate not reloaded, the previous one stays: httpTls: cannot read the certificate file \S+http\.pem: not found/,
+    );
+    expect((await httpsGet(`${node.httpUrl}/healthz`, pki.ca.cert)).status).toBe(200);
+    expect(await node.stop()).toBe(0);
+  });
+
+  it('a wrong HTTPS certificate path, or httpTls true without tls, is a one-line start error', () => {
+    const dir = testDir('https-bad');
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [
+        { httpTls: { cert: join(dir, 'missing.pem'), key: pki.server.key } },
+        /httpTls: cannot read the certificate file \S+missing\.pem: not found/,
+      ],
+      [{ httpTls: true }, /httpTls true serves HTTPS with the DICOM TLS certificate and key, and tls is not set/],
+      [{ httpTls: { cert: pki.server.cert } }, /httpTls needs cert and key/],
+    ];
+    for (const [settings, re] of cases) {
+      const config = join(dir, 'node.json');
+      writeFileSync(
+        config,
+        JSON.stringify({
+          host: '127.0.0.1',
+          port: 0,
+          httpPort: 0,
+          csv,
+          output: join(dir, 'out'),
+          db: join(dir, 'state.sqlite'),
+          quarantine: join(dir, 'q'),
+          spool: join(dir, 'spool'),
+          logDir: join(dir, 'logs'),
+          spoolReserveMB: 0,
+          ...settings,
+        }),
+      );
+      const r = runCli(['serve', '--config', config]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
 });

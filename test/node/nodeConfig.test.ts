@@ -66,3 +66,45 @@ describe('node config: forwarding', () => {
     }
   });
 });
+
+describe('node config: HTTPS for the HTTP side (httpTls)', () => {
+  const tls = { port: 2762, cert: '/etc/deid/node.pem', key: '/etc/deid/node.key' };
+
+  it('true takes the DICOM TLS certificate and key; an object its own (paths resolved); false or absent: none', () => {
+    expect(loadNodeConfig(configFile({ tls, httpTls: true }), {}).httpTls).toEqual({
+      cert: '/etc/deid/node.pem',
+      key: '/etc/deid/node.key',
+      sameAsDicomTls: true,
+    });
+    const own = loadNodeConfig(configFile({ httpTls: { cert: 'web.pem', key: '/etc/deid/web.key' } }), {}).httpTls;
+    expect(own).toEqual({ cert: join(process.cwd(), 'web.pem'), key: '/etc/deid/web.key', sameAsDicomTls: false });
+    expect(loadNodeConfig(configFile({ tls, httpTls: false }), {}).httpTls).toBeUndefined();
+    expect(loadNodeConfig(configFile({ tls }), {}).httpTls).toBeUndefined();
+  });
+
+  it('flags override the file: --no-http-tls turns it off, a cert flag replaces one key of the object', () => {
+    const file = configFile({ tls, httpTls: { cert: '/a.pem', key: '/a.key' } });
+    expect(loadNodeConfig(file, { httpTls: false }).httpTls).toBeUndefined();
+    expect(loadNodeConfig(file, { httpTls: true }).httpTls?.sameAsDicomTls).toBe(true);
+    expect(loadNodeConfig(file, { httpTls: { cert: '/b.pem', key: undefined } }).httpTls).toEqual({
+      cert: '/b.pem',
+      key: '/a.key',
+      sameAsDicomTls: false,
+    });
+  });
+
+  it('refuses what cannot work, in one line', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ httpTls: true }, /^httpTls true serves HTTPS with the DICOM TLS certificate and key, and tls is not set/],
+      [{ httpTls: { cert: '/a.pem' } }, /^httpTls needs cert and key/],
+      [{ httpTls: { cert: '/a.pem', key: '' } }, /^httpTls\.key must be a file path$/],
+      [{ httpTls: { cert: '/a.pem', key: '/a.key', ca: '/ca.pem' } }, /unknown setting "httpTls\.ca"/],
+      [{ httpTls: 'yes' }, /"httpTls" must be true \(the DICOM TLS certificate and key\) or an object/],
+    ];
+    for (const [settings, re] of cases) {
+      const load = () => loadNodeConfig(configFile(settings), {});
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(re);
+    }
+  });
+});
