@@ -58,6 +58,15 @@ function closedWindow(): string {
   return `${at(2)}-${at(3)}`;
 }
 
+/** A daily window that is open now (an hour either side). */
+function openWindow(): string {
+  const at = (h: number): string => {
+    const d = new Date(Date.now() + h * 3600_000);
+    return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  };
+  return `${at(-1)}-${at(1)}`;
+}
+
 /** A raw HTTP request (fetch cannot set Host). */
 function rawRequest(
   url: string,
@@ -231,6 +240,38 @@ describe.skipIf(!ORTHANC_BIN)(
       // Nothing was moved.
       expect(listFilesRecursive(node.paths.output)).toEqual([]);
       expect(serve.proc.exitCode).toBeNull();
+    });
+
+    it('a node stopping pauses its job; resume goes through the restarted node with a new window', async () => {
+      const { node, serve } = await servingNode('resume');
+      const run = spawnRetrieve(['--from', pacs(), '--config', node.configPath, '--window', closedWindow()], node.dir);
+      await waitFor(() => /waiting for the time window/.test(serve.logs()), 30_000, 'the job waits for its window');
+      // The node stops: it pauses the job, and the follower says how to continue.
+      expect(await serve.stop()).toBe(0);
+      expect(await run.exited).toBe(1);
+      expect(run.output()).toMatch(
+        /lost the node while following retrieve job 1: .*dicom-deid retrieve resume --job 1/,
+      );
+      expect(serve.logs()).toMatch(/retrieve job 1: paused: the node stopped/);
+
+      const again = await startNode({
+        dir: join(node.dir, 'serve'),
+        csv: node.csv,
+        port: nodePort,
+        config: { ...node.paths, httpPort: Number(new URL(serve.httpUrl).port) },
+      });
+      const r = runRetrieve(
+        ['resume', '--config', node.configPath, '--window', openWindow(), '--quiet-seconds', '2'],
+        node.dir,
+      );
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/retrieve job 1 runs on the node at http:/);
+      expect(r.stdout).toMatch(/retrieve job 1 .*: done/);
+      await again.waitForLog(/retrieve job 1: resumed by HTTP 127\.0\.0\.1/, 5000);
+      const out = listFilesRecursive(node.paths.output).map((f) => relative(node.paths.output, f));
+      expect(
+        out.filter((f) => f.startsWith('RES101/')).length + out.filter((f) => f.startsWith('RES102/')).length,
+      ).toBe(4);
     });
 
     it('refuses a non-JSON or foreign-Host request; without a reachable HTTP side, names the setting', async () => {
