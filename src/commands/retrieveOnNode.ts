@@ -10,7 +10,6 @@ import type { RetrieveJobView, RetrieveResumeInput } from '../http/nodeApi.js';
 import { NodeClient, NodeHttpError } from '../http/nodeClient.js';
 import type { NodeConfig } from '../node/nodeConfig.js';
 import type { RetrieveSettings } from '../retrieve/jobSettings.js';
-import type { RetrieveProgress } from '../retrieve/retrieveRun.js';
 import { progressBar } from './retrieveProgressBar.js';
 
 /** How often a followed job's progress is asked for (ms). */
@@ -172,7 +171,7 @@ async function follow(client: NodeClient, id: number, o: { configArg?: string; p
           `lost the node while following retrieve job ${id}: ${(e as Error).message}; the node pauses its jobs when it stops: dicom-deid retrieve resume --job ${id}${cfg}`,
         );
       }
-      if (view.progress) bar.update({ ...view.progress, jobId: id } as RetrieveProgress);
+      if (view.progress) bar.update(view.progress);
       if (!view.runningHere || interrupted) break;
       await new Promise<void>((r) => {
         const t = setTimeout(r, FOLLOW_POLL_MS);

@@ -5,6 +5,7 @@
 // Everything here is free of original identifiers except what `quarantine({ identifiers: true })`
 // returns, which only the authenticated quarantine view asks for.
 import type { NodeStatus } from '../node/nodeStatus.js';
+import type { RetrieveProgress } from '../retrieve/retrieveRun.js';
 
 /** Who the node is and how it is set up, without secrets or key material paths' contents. */
 export interface NodeIdentity {
@@ -194,19 +195,6 @@ export type RetrieveResumeInput = Pick<
   'concurrency' | 'window' | 'quietMs' | 'studyTimeoutMs' | 'pacsWaitMs' | 'maxAttempts'
 >;
 
-/** A retrieve job's progress while it runs in the node (src/retrieve/retrieveRun.ts RetrieveProgress). */
-export interface RetrieveProgressView {
-  phase: string;
-  rowsTotal: number;
-  rowsQueried: number;
-  studiesTotal: number;
-  studiesDone: number;
-  moving: number;
-  instancesFiled: number;
-  instancesExpected: number;
-  waitingFor?: string;
-}
-
 /**
  * One retrieve job, without identifiers: its state, counts, the CSV line numbers of rows with
  * problems (in `summary`), and where its report is (a path; the report itself is key material
@@ -242,7 +230,7 @@ export interface RetrieveJobView {
   /** The summary for a screen (counts and CSV line numbers), one line each. */
   summary: string[];
   /** Its progress, while this node runs it. */
-  progress?: RetrieveProgressView;
+  progress?: RetrieveProgress;
 }
 
 /** The node's retrieve jobs (issue 17): start, resume, follow and cancel them. */

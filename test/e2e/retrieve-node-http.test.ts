@@ -350,6 +350,34 @@ describe.skipIf(!ORTHANC_BIN)(
         /Stop it first, or let the job be handed to it: cannot reach the node's HTTP side at http:\/\/127\.0\.0\.1:\d+ \(connection refused\) \(httpHost, httpPort/,
       );
       expect(listFilesRecursive(node.paths.output)).toEqual([]);
+
+      // A node on every interface needs the token for every request: retrieve sends the config's.
+      await serve.stop();
+      const token = 'rhttp-test-token-0123456789';
+      const open = await startNode({
+        dir: join(node.dir, 'serve'),
+        csv: node.csv,
+        port: nodePort,
+        config: { ...node.paths, httpHost: '0.0.0.0', httpToken: token },
+      });
+      const httpPort = Number(/:(\d+)$/.exec(open.httpUrl)![1]);
+      const noToken = retrieveNode(node.dir, nodePort, ROWS, {
+        httpHost: '0.0.0.0',
+        httpPort,
+        httpToken: 'not-the-token-0123456789',
+      });
+      const r3 = runRetrieve(['cancel', '--config', noToken.configPath], node.dir);
+      // Not through the node: the state is asked directly.
+      expect(r3.stderr).toMatch(/no retrieve job to cancel in /);
+      const r4 = runRetrieve(['--from', pacs(), '--config', noToken.configPath], node.dir);
+      expect(r4.status).toBe(2);
+      expect(r4.stderr).toMatch(
+        /says: send the access token: Authorization: Bearer <token> \(httpHost, httpPort; the access token from httpToken or httpTokenFile\)/,
+      );
+      const withToken = retrieveNode(node.dir, nodePort, ROWS, { httpHost: '0.0.0.0', httpPort, httpToken: token });
+      const r5 = runRetrieve(['cancel', '--config', withToken.configPath], node.dir);
+      expect(r5.status).toBe(2);
+      expect(r5.stderr).toMatch(/no retrieve job to cancel on the node at http:\/\/127\.0\.0\.1:\d+/);
     });
   },
 );
