@@ -43,7 +43,7 @@ PORT=$("$PY" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s
 cat > "$NODE/config.json" <<JSON
 { "host": "127.0.0.1", "port": $PORT, "aeTitle": "DEID", "csv": "$WORK/c1/mapping.csv",
   "output": "$NODE/output", "db": "$NODE/state/state.sqlite", "quarantine": "$NODE/quarantine",
-  "spool": "$NODE/spool", "logDir": "$NODE/logs", "spoolReserveMB": 128 }
+  "spool": "$NODE/spool", "logDir": "$NODE/logs", "spoolReserveMB": 128, "httpPort": 0 }
 JSON
 
 ms_sleep() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }

@@ -15,7 +15,7 @@ import { rmrf, tempDir, TEST_FILES } from '../helpers/forward-helpers.js';
 import { ensureBuilt, REPO } from '../helpers/serve-helpers.js';
 
 ensureBuilt();
-const workerUrl = new URL('../dist/transcode/conversionWorker.js', import.meta.url);
+const workerUrl = new URL('../../dist/transcode/conversionWorker.js', import.meta.url);
 const work = tempDir('thread');
 afterAll(() => rmrf(work));
 
@@ -134,7 +134,7 @@ describe('the conversion thread', () => {
   });
 
   it('a worker that dies fails the conversion under way with a plain Error; the next one starts a new worker', async () => {
-    const t = conversionThread({ workerUrl: new URL('./fixtures/crashingConversionWorker.mjs', import.meta.url) });
+    const t = conversionThread({ workerUrl: new URL('../fixtures/crashingConversionWorker.mjs', import.meta.url) });
     converters.push(t);
     const crash = join(work, 'crash-me.dcm');
     copyFileSync(join(TEST_FILES, 'MR_small_RLE.dcm'), crash);

@@ -38,7 +38,7 @@ export const F = {
  * builds first): tests import src/, where no .js worker exists next to the module.
  */
 export function testConverter(): Converter {
-  const workerUrl = new URL('../dist/transcode/conversionWorker.js', import.meta.url);
+  const workerUrl = new URL('../../dist/transcode/conversionWorker.js', import.meta.url);
   if (!existsSync(workerUrl)) throw new Error('dist/ is not built: run npm run build');
   return conversionThread({ workerUrl });
 }

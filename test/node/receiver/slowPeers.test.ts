@@ -182,6 +182,8 @@ describe('slow peers and the limits per address', () => {
     const r = await storescu(port);
     expect(r.code, r.out).toBe(0);
     expect(stored).toHaveLength(1);
+    // storescu may exit before the listener has seen its association close.
+    await waitFor(() => count('associationsOpen') === 4, 5000, "storescu's association closed");
     expect(count('associationsOpen')).toBe(4);
   });
 
