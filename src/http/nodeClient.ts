@@ -33,6 +33,7 @@ export function nodeHttpUrl(config: Pick<NodeConfig, 'httpHost' | 'httpPort'>): 
 
 export class NodeClient {
   readonly url: string;
+  private readonly token: string;
 
   /** `timeoutMs`: the longest one request may take. */
   constructor(
@@ -42,8 +43,6 @@ export class NodeClient {
     this.url = nodeHttpUrl(config);
     this.token = config.httpToken;
   }
-
-  private readonly token: string;
 
   /**
    * One request; resolves with the parsed JSON answer. Throws NodeHttpError: status 0 with the
