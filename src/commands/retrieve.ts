@@ -4,8 +4,8 @@
 //
 // Without a running node, the command runs the node's receiving side itself (under the node's AE
 // title and port, from --config) for the job's duration: src/retrieve/retrieveService.ts inside a
-// DeidNode in this process.
-import net from 'node:net';
+// DeidNode in this process. With a node running on the config's port, the job (and status,
+// resume, cancel) goes to that node through its HTTP API: retrieveOnNode.ts.
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger, type ProcessLogger } from '../log.js';
 import { UsageError } from '../errors.js';
@@ -24,6 +24,16 @@ import {
 import { fileSha256, jobForRequest } from '../retrieve/retrieveJobs.js';
 import { retrieveSummary } from '../retrieve/retrieveReport.js';
 import type { RetrieveProgress } from '../retrieve/retrieveRun.js';
+import type { RetrieveResumeInput } from '../http/nodeApi.js';
+import { progressBar } from './retrieveProgressBar.js';
+import {
+  cancelOnNode,
+  findRunningNode,
+  isPortInUse,
+  resumeOnNode,
+  startOnNode,
+  statusOnNode,
+} from './retrieveOnNode.js';
 import type { RetrieveJobResult } from '../retrieve/retrieveService.js';
 
 interface RetrieveArgs extends NodeArgs {
@@ -118,9 +128,32 @@ function settingsFrom(args: RetrieveArgs, base: RetrieveSettings): RetrieveSetti
   }
 }
 
+/** The pace and timers given on the command line (a resume on a running node). */
+function paceFrom(args: RetrieveArgs): RetrieveResumeInput {
+  const pace: RetrieveResumeInput = {};
+  if (args.concurrency !== undefined) pace.concurrency = args.concurrency;
+  if (args.window !== undefined) pace.window = args.window;
+  if (args['quiet-seconds'] !== undefined) pace.quietMs = args['quiet-seconds'] * 1000;
+  if (args['study-timeout'] !== undefined) pace.studyTimeoutMs = args['study-timeout'] * 60_000;
+  if (args['max-attempts'] !== undefined) pace.maxAttempts = args['max-attempts'];
+  if (args['pacs-wait'] !== undefined) pace.pacsWaitMs = args['pacs-wait'] * 1000;
+  return pace;
+}
+
 async function newJob(config: NodeConfig, args: RetrieveArgs): Promise<void> {
   const settings = settingsFrom(args, { ...DEFAULT_SETTINGS, modalities: [], dryRun: args['dry-run'] === true });
-  if (!settings.dryRun) await refuseRunningNode(config);
+  // A node runs on this config: it takes the job (a dry run without it needs no receiver).
+  const node = await findRunningNode(config);
+  if (node?.client) {
+    return startOnNode(node.client, {
+      from: args.from!,
+      csv: config.csv,
+      settings,
+      configArg: args.config,
+      progress: args.progress,
+    });
+  }
+  if (node?.refusal !== undefined && !settings.dryRun) throw new UsageError(node.refusal);
   const state = await openStateStore(config.db, { create: true });
   let job: RetrieveJob;
   try {
@@ -138,6 +171,11 @@ async function newJob(config: NodeConfig, args: RetrieveArgs): Promise<void> {
 }
 
 async function resumeJob(config: NodeConfig, args: RetrieveArgs): Promise<void> {
+  const node = await findRunningNode(config);
+  if (node?.refusal !== undefined) throw new UsageError(node.refusal);
+  if (node?.client) {
+    return resumeOnNode(node.client, args.job, paceFrom(args), { configArg: args.config, progress: args.progress });
+  }
   const state = await openNodeState(config, args);
   let job: RetrieveJob;
   try {
@@ -179,6 +217,9 @@ async function pickJob(
 }
 
 async function cancelJob(config: NodeConfig, args: RetrieveArgs): Promise<void> {
+  // Through the node when it can be reached; else in the state (a runner stops on its heartbeat).
+  const node = await findRunningNode(config);
+  if (node?.client) return cancelOnNode(node.client, args.job);
   const state = await openNodeState(config, args);
   try {
     const job = await pickJob(state, args.job, (j) => j.state !== 'done' && j.state !== 'cancelled', 'to cancel');
@@ -196,6 +237,9 @@ async function cancelJob(config: NodeConfig, args: RetrieveArgs): Promise<void> 
 }
 
 async function showStatus(config: NodeConfig, args: RetrieveArgs): Promise<void> {
+  // Through the node when it can be reached (it adds the progress of the jobs it runs).
+  const node = await findRunningNode(config);
+  if (node?.client) return statusOnNode(node.client, args.job);
   const state = await openNodeState(config, args);
   try {
     const jobs =
@@ -212,35 +256,6 @@ async function showStatus(config: NodeConfig, args: RetrieveArgs): Promise<void>
   } finally {
     await state.close();
   }
-}
-
-/** A one-line progress bar on stderr (a terminal only). */
-function progressBar(enabled: boolean): { update(p: RetrieveProgress): void; finish(): void } {
-  let last = 0;
-  let shown = false;
-  return {
-    update(p) {
-      if (!enabled) return;
-      const now = Date.now();
-      if (now - last < 200 && p.phase !== 'finished') return;
-      last = now;
-      const width = 24;
-      const [done, total, what] =
-        p.phase === 'query' || p.phase === 'preflight'
-          ? [p.rowsQueried, p.rowsTotal, 'rows queried']
-          : [p.studiesDone, p.studiesTotal, 'studies'];
-      const frac = total === 0 ? 0 : done / total;
-      const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '-');
-      const inst = p.instancesExpected > 0 ? `, instances ${p.instancesFiled}/${p.instancesExpected}` : '';
-      const wait = p.waitingFor ? ` | waiting for ${p.waitingFor}` : p.moving > 0 ? ` | moving ${p.moving}` : '';
-      const line = `[${bar}] ${what} ${done}/${total}${inst}${wait}`;
-      process.stderr.write('\r' + line.slice(0, (process.stderr.columns || 100) - 1) + '\x1b[K');
-      shown = true;
-    },
-    finish() {
-      if (shown) process.stderr.write('\r\x1b[K');
-    },
-  };
 }
 
 /**
@@ -380,16 +395,6 @@ function portInUseError(config: NodeConfig): UsageError {
  */
 async function refuseRunningNode(config: NodeConfig): Promise<void> {
   if (await isPortInUse(config.host, config.port)) throw portInUseError(config);
-}
-
-/** True when something listens on host:port (a bind there fails with EADDRINUSE). */
-function isPortInUse(host: string, port: number): Promise<boolean> {
-  if (port === 0) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE'));
-    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(false)));
-  });
 }
 
 function rethrowAsUsage(e: unknown): never {

@@ -5,6 +5,7 @@
 // Everything here is free of original identifiers except what `quarantine({ identifiers: true })`
 // returns, which only the authenticated quarantine view asks for.
 import type { NodeStatus } from '../node/nodeStatus.js';
+import type { RetrieveProgress } from '../retrieve/retrieveRun.js';
 
 /** Who the node is and how it is set up, without secrets or key material paths' contents. */
 export interface NodeIdentity {
@@ -126,7 +127,7 @@ export interface QuarantineSelectionInput {
 /** A latency the node measured, in milliseconds: a C-STORE acknowledgement, or an instance's processing. */
 export type LatencyKind = 'ack' | 'processing';
 
-export interface NodeApi {
+export interface NodeApi extends RetrieveApi {
   identity(): NodeIdentity;
   /** The node's status (src/node/nodeStatus.ts): cheap, no identifier. */
   status(): NodeStatus;
@@ -162,4 +163,90 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * A retrieve job to start, as `dicom-deid retrieve` takes it (src/retrieve/jobSettings.ts gives
+ * the settings' meaning and checks). Absent settings take the defaults.
+ */
+export interface RetrieveStartInput {
+  /** The PACS, `AET@host:port`. */
+  from: string;
+  /** The mapping CSV: an absolute path on the node's machine; default the node's own CSV. */
+  csv?: string;
+  daysBefore?: number;
+  daysAfter?: number;
+  /** Modality codes (CT, MR...); empty or absent for all. */
+  modalities?: string[];
+  concurrency?: number;
+  /** Daily local time window moves may start in, "19:00-07:00". */
+  window?: string;
+  dryRun?: boolean;
+  /** Timers: quiet period (ms), one study's longest wait (ms), PACS wait (ms); moves per study. */
+  quietMs?: number;
+  studyTimeoutMs?: number;
+  pacsWaitMs?: number;
+  maxAttempts?: number;
+}
+
+/** Settings a resume may change (pace and timers; the plan stays the job's). */
+export type RetrieveResumeInput = Pick<
+  RetrieveStartInput,
+  'concurrency' | 'window' | 'quietMs' | 'studyTimeoutMs' | 'pacsWaitMs' | 'maxAttempts'
+>;
+
+/**
+ * One retrieve job, without identifiers: its state, counts, the CSV line numbers of rows with
+ * problems (in `summary`), and where its report is (a path; the report itself is key material
+ * and never served).
+ */
+export interface RetrieveJobView {
+  id: number;
+  /** pending, running, paused, done, failed, cancelled. */
+  state: string;
+  /** The PACS, `AET@host:port`, and the AE title it moves to. */
+  pacs: string;
+  moveDestination: string;
+  dryRun: boolean;
+  /** ISO 8601. */
+  createdAt: string;
+  updatedAt: string;
+  /** Who runs it (a process or node label), or null. */
+  runner: string | null;
+  /** This node runs it now. */
+  runningHere: boolean;
+  cancelRequested: boolean;
+  /** Why it is paused, failed or done (log-safe). */
+  message: string | null;
+  /** The last report's path (key material: only the path is shown). */
+  reportPath: string | null;
+  /** Rows by query status, studies by move status, instances filed and expected. */
+  counts: {
+    rows: Record<string, number>;
+    studies: Record<string, number>;
+    filedInstances: number;
+    expectedInstances: number;
+  };
+  /** The summary for a screen (counts and CSV line numbers), one line each. */
+  summary: string[];
+  /** Its progress, while this node runs it. */
+  progress?: RetrieveProgress;
+}
+
+/** The node's retrieve jobs (issue 17): start, resume, follow and cancel them. */
+export interface RetrieveApi {
+  /**
+   * Starts the job the input asks for: continues the unfinished one of the same CSV, PACS and
+   * plan, or makes one. Throws ApiError 400 (bad input, an unreadable or invalid CSV), 409 (the
+   * job runs elsewhere), 503 (the node is starting or stopping).
+   */
+  startRetrieve(input: RetrieveStartInput, who: string): Promise<{ job: RetrieveJobView; resumed: boolean }>;
+  /** Runs a paused, failed or pending job again here; throws ApiError 404, 409, 503. */
+  resumeRetrieve(id: number, input: RetrieveResumeInput, who: string): Promise<RetrieveJobView>;
+  /** The `limit` newest jobs. */
+  retrieveJobs(limit: number): Promise<RetrieveJobView[]>;
+  /** One job; throws ApiError 404. */
+  retrieveJob(id: number): Promise<RetrieveJobView>;
+  /** Cancels a job for good (see RetrieveService.cancel); throws ApiError 404. */
+  cancelRetrieve(id: number, who: string): Promise<RetrieveJobView>;
 }

@@ -16,6 +16,7 @@ import { healthRoutes } from './routes/health.js';
 import { pageRoutes } from './routes/page.js';
 import { quarantineRoutes } from './routes/quarantine.js';
 import { queueRoutes } from './routes/queue.js';
+import { retrieveRoutes } from './routes/retrieve.js';
 import { statusRoutes } from './routes/status.js';
 
 export interface HttpServerOptions {
@@ -101,6 +102,7 @@ export function buildHttpServer(api: NodeApi, o: HttpServerOptions): FastifyInst
   statusRoutes(app, ctx);
   quarantineRoutes(app, ctx);
   queueRoutes(app, ctx);
+  retrieveRoutes(app, ctx);
   pageRoutes(app, ctx);
   return app;
 }

@@ -327,6 +327,7 @@ export class DeidNode {
       },
       kickForwarder: () => this.forwarder?.kick(),
       resumeForwarder: (destination) => this.forwarder?.resume(destination),
+      retrieve: () => (this.running ? this.retrieveService : undefined),
     });
     try {
       this.http = await startHttpServer(this.api, {

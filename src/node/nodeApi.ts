@@ -25,8 +25,13 @@ import {
   type QueueView,
   type Readiness,
   type ReplayResult,
+  type RetrieveJobView,
+  type RetrieveResumeInput,
+  type RetrieveStartInput,
   type StudyView,
 } from '../http/nodeApi.js';
+import type { RetrieveService } from '../retrieve/retrieveService.js';
+import { NodeRetrieveApi } from './retrieveApi.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/stateStore.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
@@ -59,6 +64,8 @@ export interface NodeParts {
   resumeForwarder: (destination?: string) => void;
   /** An instance was filed by a replay (for the console's per-study lines). */
   onFiled?: (study: string) => void;
+  /** The node's retrieve jobs; undefined until its receiver listens. */
+  retrieve: () => RetrieveService | undefined;
 }
 
 /** dicom-deid's version, from its package.json (read once). */
@@ -84,7 +91,37 @@ export class DeidNodeApi implements NodeApi {
   private chain: Promise<unknown> = Promise.resolve();
   private quarantineCache: { at: number; items: Promise<QuarantinedInstance[]> } | undefined;
 
-  constructor(private readonly p: NodeParts) {}
+  private readonly retrieveApi: NodeRetrieveApi;
+
+  constructor(private readonly p: NodeParts) {
+    this.retrieveApi = new NodeRetrieveApi({
+      state: p.state,
+      aeTitle: p.config.aeTitle,
+      csv: p.config.csv,
+      service: p.retrieve,
+      logger: p.logger,
+    });
+  }
+
+  startRetrieve(input: RetrieveStartInput, who: string): Promise<{ job: RetrieveJobView; resumed: boolean }> {
+    return this.retrieveApi.startRetrieve(input, who);
+  }
+
+  resumeRetrieve(id: number, input: RetrieveResumeInput, who: string): Promise<RetrieveJobView> {
+    return this.retrieveApi.resumeRetrieve(id, input, who);
+  }
+
+  retrieveJobs(limit: number): Promise<RetrieveJobView[]> {
+    return this.retrieveApi.retrieveJobs(limit);
+  }
+
+  retrieveJob(id: number): Promise<RetrieveJobView> {
+    return this.retrieveApi.retrieveJob(id);
+  }
+
+  cancelRetrieve(id: number, who: string): Promise<RetrieveJobView> {
+    return this.retrieveApi.cancelRetrieve(id, who);
+  }
 
   identity(): NodeIdentity {
     const c = this.p.config;

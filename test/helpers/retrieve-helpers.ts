@@ -105,8 +105,8 @@ export interface RetrieveNode {
 export type CsvRow = [mrn: string, accession: string, researchId: string, surgeryDate: string];
 
 /**
- * Writes a node's config (AE title DEID on 127.0.0.1:`port` unless `config` says otherwise) and
- * mapping CSV under `dir`.
+ * Writes a node's config (AE title DEID on 127.0.0.1:`port`, the HTTP side on any free port, unless
+ * `config` says otherwise) and mapping CSV under `dir`.
  */
 export function retrieveNode(
   dir: string,
@@ -127,7 +127,12 @@ export function retrieveNode(
   const configPath = join(dir, 'node.json');
   writeFileSync(
     configPath,
-    JSON.stringify({ aeTitle: 'DEID', host: '127.0.0.1', port, csv, ...paths, spoolReserveMB: 0, ...config }, null, 2),
+    // httpPort 0: the standalone run's HTTP side on any free port (11180 may be another node's).
+    JSON.stringify(
+      { aeTitle: 'DEID', host: '127.0.0.1', port, csv, ...paths, spoolReserveMB: 0, httpPort: 0, ...config },
+      null,
+      2,
+    ),
   );
   return { dir, configPath, csv, paths };
 }

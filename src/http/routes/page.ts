@@ -69,6 +69,7 @@ const HTML = `<!doctype html>
     <h2>Disk and spool</h2>
     <table><thead><tr><th>folder</th><th>free</th><th>size</th><th></th></tr></thead><tbody></tbody></table>
     <p id="spool-line"></p>
+    <p id="retrieve-line"></p>
   </section>
   <section id="errors">
     <h2>Last errors</h2>
@@ -204,6 +205,13 @@ const JS = `'use strict';
     }));
     var sp = s.components.spool;
     $('#spool-line').textContent = sp ? 'spool backlog: ' + (sp.backlog || 0) + ' instance(s); journal ' + (sp.counts.segments || 0) + ' segment(s), reserve ' + bytes(sp.counts.reserveBytes || 0) : '';
+    // Retrieve jobs the node runs (dicom-deid retrieve hands them over): counts only.
+    var rt = s.components.retrieve, jobs = (rt && rt.details && rt.details.jobs) || [];
+    $('#retrieve-line').textContent = jobs.map(function (j) {
+      return 'retrieve job ' + j.jobId + ': ' + j.phase + ', rows queried ' + j.rowsQueried + '/' + j.rowsTotal +
+        ', studies ' + j.studiesDone + '/' + j.studiesTotal + (j.moving ? ', moving ' + j.moving : '') +
+        ', instances ' + j.instancesFiled + '/' + j.instancesExpected + (j.waitingFor ? ', waiting for ' + j.waitingFor : '');
+    }).join('; ');
     var errs = [];
     // The forwarder's last error is its destinations' (listed below with their names).
     comps.forEach(function (c) { if (c.lastError && c.name !== 'forwarder') errs.push({ at: c.lastError.at, text: c.name + ': ' + c.lastError.message + (c.lastError.count > 1 ? ' (x' + c.lastError.count + ')' : '') }); });
