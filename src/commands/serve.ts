@@ -1,6 +1,9 @@
 // `dicom-deid serve`: run the DICOM node until SIGTERM/SIGINT.
 import type { Argv, CommandModule } from 'yargs';
 import { closeLogger, createLogger } from '../log.js';
+import { basename } from 'node:path';
+import { formatProblems } from '../core/mapping/csvProblem.js';
+import { MappingError } from '../core/types.js';
 import { UsageError } from '../errors.js';
 import { nodeConfigFrom, withServeOptions, type NodeArgs } from './nodeOptions.js';
 
@@ -34,6 +37,13 @@ const command: CommandModule<object, NodeArgs> = {
       if (err.code === 'EADDRINUSE') throw new UsageError(`the DICOM port ${port} is already in use`);
       if (err.code === 'EACCES')
         throw new UsageError(`not allowed to listen on port ${port} or to write a folder: ${err.message}`);
+      if (e instanceof MappingError && e.problems.length > 0) {
+        // The node's output goes to journals and log collectors: never the CSV's values (MRNs...).
+        const lines = formatProblems(e.problems, 'error', basename(config.csv), true);
+        throw new UsageError(
+          [...lines, `the values are not shown; dicom-deid check-csv ${config.csv} shows them`].join('\n'),
+        );
+      }
       if (err.name === 'MappingError' || err.name === 'ConfigError') throw new UsageError(err.message);
       throw e;
     }

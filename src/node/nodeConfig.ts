@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { ConfigError, describeSystemError } from '../errors.js';
 import { destinationsFromConfig, type Destination } from '../forward/destination.js';
 import { isValidAeTitle } from './receiver/associationPolicy.js';
 import { parseAllowedAe } from './receiver/callingAes.js';
@@ -171,7 +171,7 @@ function readJson(file: string): Record<string, unknown> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(`config file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ConfigError(`config file ${file}: ${describeSystemError(e)}`);
   }
   try {
     const v = JSON.parse(text) as unknown;

@@ -109,9 +109,24 @@ describe('dicom-deid CLI', () => {
     ];
     let r = run(['serve', '--csv', bad, ...common]);
     expect(r.status).toBe(2);
+    // The node's stderr goes to journals and log collectors: the CSV's values are not shown.
     expect(r.stderr.trim().split('\n')).toEqual([
-      'dicom-deid: bad-serve.csv line 2: Surgery_Date "2023-02-30" is not a valid YYYY-MM-DD date',
+      'dicom-deid: bad-serve.csv line 2: Surgery_Date (value not shown) is not a valid YYYY-MM-DD date',
+      `dicom-deid: the values are not shown; dicom-deid check-csv ${bad} shows them`,
     ]);
+    // Found by a new-user trial: an MRN mapped to two research IDs was printed at start-up.
+    const twice = path.join(tmp, 'twice-serve.csv');
+    fs.writeFileSync(
+      twice,
+      'MRN,Accession,New_Patient_ID,Surgery_Date\n0099887766,A1,RES1,2023-02-01\n0099887766,A2,RES2,2023-03-01\n',
+    );
+    r = run(['serve', '--csv', twice, ...common]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/twice-serve\.csv line 3: MRN/);
+    expect(r.stderr).not.toContain('0099887766');
+    const cfgMissing = run(['serve', '--config', path.join(tmp, 'nope.json'), ...common]);
+    expect(cfgMissing.status).toBe(2);
+    expect(cfgMissing.stderr).toMatch(/config file .*nope\.json: not found$/m);
     r = run(['serve', '--csv', path.join(tmp, 'none.csv'), ...common]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
