@@ -3,23 +3,21 @@
 // the attribute and the kind, the application log never the value, and DeidNode.status() counts
 // it (processing: quarantined by reason `leak-guard`). Warn-only attributes are filed with a
 // warning; a replay leaves a held instance in quarantine with reason leak-guard.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { DeidNode as DeidNodeType } from '../../src/node/deidNode.js';
 import { loadNodeConfig } from '../../src/node/nodeConfig.js';
-import type { Logger } from '../../src/log.js';
 import { tempDir } from '../helpers/forward-helpers.js';
 import {
-  CLI,
-  ensureBuilt,
+  collectingLogger,
   listFilesRecursive,
+  loadDeidNode,
   runCli,
   startNode,
   stopAllNodes,
   storescu,
+  storescuAsync,
 } from '../helpers/serve-helpers.js';
 import { execFileSync } from 'node:child_process';
 
@@ -29,30 +27,7 @@ let samples: string;
 let files: string[];
 const file = (name: string) => files.find((f) => basename(f) === `${name}.dcm`)!;
 
-type DeidNodeClass = typeof DeidNodeType;
-async function loadDeidNode(): Promise<DeidNodeClass> {
-  ensureBuilt();
-  return ((await import(join(CLI, '..', 'node', 'deidNode.js'))) as { DeidNode: DeidNodeClass }).DeidNode;
-}
-
-function collectingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const at = (level: string) => (message: string, meta?: object) =>
-    void lines.push(`${level}: ${message} ${JSON.stringify(meta ?? {})}`);
-  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
-}
-
 /** storescu to a node in this process (asynchronously: its event loop must keep running). */
-function push(port: number, paths: string[]): Promise<number | null> {
-  return new Promise((resolve) => {
-    const p = spawn('storescu', ['-aet', 'MODALITY', '-aec', 'DEID', '127.0.0.1', String(port), ...paths], {
-      env: { ...process.env, TCP_NODELAY: '1' },
-      stdio: 'ignore',
-    });
-    p.on('exit', (code) => resolve(code));
-  });
-}
-
 function auditRows(logDir: string): Record<string, string>[] {
   return readdirSync(logDir)
     .filter((f) => f.startsWith('deid_log_'))
@@ -112,7 +87,7 @@ describe('node: the leak guard', () => {
       delete process.env.DICOM_DEID_TEST_KEEP_ATTRIBUTES;
     }
     expect(logger.lines.join('\n')).toContain('DICOM_DEID_TEST_KEEP_ATTRIBUTES is set');
-    expect(await push(port, files)).toBe(0);
+    expect(await storescuAsync(port, files)).toBe(0);
     await node.whenIdle();
 
     const expected: Record<string, string> = {

@@ -4,45 +4,17 @@
 // Annotation YES (`burned-in`, or filed with allowBurnedIn) and images that commonly carry
 // burned-in text (filed, listed for review in the audit log and the node's status). A real node
 // in this process (from dist/), pushed to by storescu and by our own SCU. Names are made up.
-import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DeidNode as DeidNodeType } from '../../src/node/deidNode.js';
 import { loadNodeConfig } from '../../src/node/nodeConfig.js';
 import { parseDestination } from '../../src/forward/destination.js';
 import { sendFiles } from '../../src/forward/storeScu.js';
 import { listQuarantine } from '../../src/node/quarantine.js';
-import type { Logger } from '../../src/log.js';
 import { stopAllPeers, tempDir, waitFor } from '../helpers/forward-helpers.js';
-import { CLI, ensureBuilt, runCli, writeMappingCsv } from '../helpers/serve-helpers.js';
+import { collectingLogger, loadDeidNode, runCli, storescuAsync, writeMappingCsv } from '../helpers/serve-helpers.js';
 import { el, part10, UIDS, ui, us } from '../helpers/dicomBytes.js';
-
-type DeidNodeClass = typeof DeidNodeType;
-
-async function loadDeidNode(): Promise<DeidNodeClass> {
-  ensureBuilt();
-  return ((await import(join(CLI, '..', 'node', 'deidNode.js'))) as { DeidNode: DeidNodeClass }).DeidNode;
-}
-
-function collectingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const at = (level: string) => (message: string, meta?: object) =>
-    void lines.push(`${level}: ${message} ${JSON.stringify(meta ?? {})}`);
-  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
-}
-
-/** storescu to the node in this process, asynchronously (the node's event loop must run). */
-function storescu(port: number, files: string[]): Promise<number | null> {
-  return new Promise((resolve) => {
-    const p = spawn('storescu', ['-aet', 'MODALITY', '-aec', 'DEID', '127.0.0.1', String(port), ...files], {
-      env: { ...process.env, TCP_NODELAY: '1' },
-      stdio: 'ignore',
-    });
-    p.on('exit', (code) => resolve(code));
-  });
-}
 
 const running: { stop(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -165,9 +137,9 @@ describe('the node holds what it must not file silently', () => {
     const a = instance(dir, { name: 'Phi^Alpha', mrn: 'MRN9009', accession: 'ACC4242', study });
     const b = instance(dir, { name: 'Phi^Alpha', mrn: 'VNA-77231', accession: 'ACC4242', study });
     const c = instance(dir, { name: 'Phi^Alpha', mrn: 'MRN9010', accession: 'ACC5353', study });
-    expect(await storescu(port, [a, b])).toBe(0);
+    expect(await storescuAsync(port, [a, b])).toBe(0);
     await node.whenIdle();
-    expect(await storescu(port, [c])).toBe(0);
+    expect(await storescuAsync(port, [c])).toBe(0);
     await node.whenIdle();
     const rows = audit(logDir);
     expect(rows.filter((r) => r.status === 'ok').map((r) => r.research_id)).toEqual(['RES_A', 'RES_A']);
@@ -217,7 +189,7 @@ describe('the node holds what it must not file silently', () => {
     expect(batch.status, batch.stderr).toBe(0);
     const { node, port, quarantine } = await startNode(dir, { db });
     expect(
-      await storescu(port, [instance(dir, { name: 'Phi^Alpha', mrn: 'MRN9010', accession: 'ACC5353', study })]),
+      await storescuAsync(port, [instance(dir, { name: 'Phi^Alpha', mrn: 'MRN9010', accession: 'ACC5353', study })]),
     ).toBe(0);
     await node.whenIdle();
     expect((await listQuarantine(quarantine)).map((x) => x.sidecar.reason)).toEqual(['study-patient-conflict']);
@@ -239,7 +211,7 @@ describe('the node holds what it must not file silently', () => {
       instance(dir, us1),
       instance(dir, { ...us1, burnedIn: 'NO' }),
     ];
-    expect(await storescu(port, files)).toBe(0);
+    expect(await storescuAsync(port, files)).toBe(0);
     await node.whenIdle();
     expect((await listQuarantine(quarantine)).map((x) => x.sidecar.reason)).toEqual(['burned-in']);
     const rows = audit(logDir);
@@ -270,7 +242,7 @@ describe('the node holds what it must not file silently', () => {
       sopClass: UIDS.usStorage,
       burnedIn: 'YES',
     });
-    expect(await storescu(port, [file])).toBe(0);
+    expect(await storescuAsync(port, [file])).toBe(0);
     await node.whenIdle();
     expect(await listQuarantine(quarantine)).toEqual([]);
     expect(audit(logDir)[0]!.message).toContain('review: Burned In Annotation (0028,0301) is YES (allowBurnedIn)');

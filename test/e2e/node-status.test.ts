@@ -2,46 +2,20 @@
 // pushed to by storescu; then what each part reports is read back and checked against what was
 // sent. The node is loaded from dist/ (its processing threads are dist/node/processingWorker.js;
 // `npm test` builds first, and ensureBuilt() builds a missing dist/).
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ComponentStatus } from '../../src/status.js';
-import type { DeidNode as DeidNodeType } from '../../src/node/deidNode.js';
 import { overallState } from '../../src/node/nodeStatus.js';
 import { loadNodeConfig } from '../../src/node/nodeConfig.js';
-import type { Logger } from '../../src/log.js';
 import { freePort, startStorescp, stopAllPeers, tempDir, waitFor } from '../helpers/forward-helpers.js';
-import { CLI, ensureBuilt, makeSamples, writeMappingCsv } from '../helpers/serve-helpers.js';
-
-type DeidNodeClass = typeof DeidNodeType;
-
-async function loadDeidNode(): Promise<DeidNodeClass> {
-  ensureBuilt();
-  const mod = (await import(join(CLI, '..', 'node', 'deidNode.js'))) as { DeidNode: DeidNodeClass };
-  return mod.DeidNode;
-}
-
-function collectingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const at = (level: string) => (message: string, meta?: object) =>
-    void lines.push(`${level}: ${message} ${JSON.stringify(meta ?? {})}`);
-  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
-}
-
-/**
- * storescu to the node in this process (asynchronously: spawnSync would block the node's event
- * loop); resolves with its exit status.
- */
-function storescu(port: number, files: string[], args: string[] = [], calledAet = 'DEID'): Promise<number | null> {
-  return new Promise((resolve) => {
-    const p = spawn('storescu', ['-aet', 'MODALITY', '-aec', calledAet, ...args, '127.0.0.1', String(port), ...files], {
-      env: { ...process.env, TCP_NODELAY: '1' },
-      stdio: 'ignore',
-    });
-    p.on('exit', (code) => resolve(code));
-  });
-}
+import {
+  collectingLogger,
+  loadDeidNode,
+  makeSamples,
+  storescuAsync,
+  writeMappingCsv,
+} from '../helpers/serve-helpers.js';
 
 const running: { stop(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -100,9 +74,9 @@ describe('DeidNode.status()', () => {
     expect(idle.components.forwarder).toMatchObject({ name: 'forwarder', counts: { destinations: 1 } });
 
     // Two associations that store (one instance of them has no mapping row), one rejected.
-    expect(await storescu(port, matched, ['-xe'])).toBe(0);
-    expect(await storescu(port, stranger, ['-xe'])).toBe(0);
-    expect(await storescu(port, matched.slice(0, 1), [], 'NOTUS')).not.toBe(0);
+    expect(await storescuAsync(port, matched, ['-xe'])).toBe(0);
+    expect(await storescuAsync(port, stranger, ['-xe'])).toBe(0);
+    expect(await storescuAsync(port, matched.slice(0, 1), [], 'NOTUS')).not.toBe(0);
     await node.whenIdle();
     const receiverCount = (key: string) => node.status().components.receiver?.counts[key];
     await waitFor(() => receiverCount('associationsOpen') === 0, 5000, 'associations closed');

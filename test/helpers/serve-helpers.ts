@@ -11,6 +11,8 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { Logger } from '../../src/log.js';
+import type { DeidNode } from '../../src/node/deidNode.js';
 import { openStateStore } from '../../src/state/openStateStore.js';
 import { waitFor } from './forward-helpers.js';
 
@@ -296,5 +298,41 @@ export async function waitQueue(
     throw new Error(
       `${e.message}; queue ${JSON.stringify(await queueCounts(node.paths.db))}; node log:\n${node.logs()}`,
     );
+  });
+}
+
+/**
+ * The DeidNode class of the built dist/ (built first if missing): a node run in the test's process
+ * must be dist/'s, since its processing threads load dist/node/processingWorker.js.
+ */
+export async function loadDeidNode(): Promise<typeof DeidNode> {
+  ensureBuilt();
+  return ((await import(join(CLI, '..', 'node', 'deidNode.js'))) as { DeidNode: typeof DeidNode }).DeidNode;
+}
+
+/** A Logger that keeps every line as `level: message {meta as JSON}` in `lines`. */
+export function collectingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const at = (level: string) => (message: string, meta?: object) =>
+    void lines.push(`${level}: ${message} ${JSON.stringify(meta ?? {})}`);
+  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+}
+
+/**
+ * storescu (calling AE MODALITY) to a node running in this process: asynchronous, since
+ * spawnSync would block the node's event loop. Resolves with storescu's exit status.
+ */
+export function storescuAsync(
+  port: number,
+  files: string[],
+  args: string[] = [],
+  calledAet = 'DEID',
+): Promise<number | null> {
+  return new Promise((resolve) => {
+    const p = spawn('storescu', ['-aet', 'MODALITY', '-aec', calledAet, ...args, '127.0.0.1', String(port), ...files], {
+      env: { ...process.env, TCP_NODELAY: '1' },
+      stdio: 'ignore',
+    });
+    p.on('exit', (code) => resolve(code));
   });
 }
