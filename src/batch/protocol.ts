@@ -1,4 +1,5 @@
 // Messages between the batch main thread and its workers.
+import type { IdentifyingValues } from '../core/identifiers/index.js';
 import type { MappingRow, MatchedBy, MatchNote } from '../core/types.js';
 import type { PlannedPath } from './pathPlan.js';
 
@@ -36,7 +37,22 @@ export interface SessionReply {
   error?: string;
 }
 
-export type MainToWorker = JobMessage | SessionReply;
+/** Read these files' identifying values for the survey (survey.ts). */
+export interface SurveyRequest {
+  type: 'survey';
+  reqId: number;
+  /** Relative source paths, '/' separated. */
+  rels: string[];
+}
+
+export type MainToWorker = JobMessage | SessionReply | SurveyRequest;
+
+/** The identifying values of a SurveyRequest's files, in its order (null: not DICOM or unreadable). */
+export interface SurveyReply {
+  type: 'surveyed';
+  reqId: number;
+  values: (IdentifyingValues | null)[];
+}
 
 export interface SessionRequest {
   type: 'session';
@@ -72,7 +88,7 @@ export interface JobResult {
   jobMs?: number;
 }
 
-export type WorkerToMain = SessionRequest | JobResult;
+export type WorkerToMain = SessionRequest | JobResult | SurveyReply;
 
 /** What happened to one file (a worker's JobResult without its envelope). */
 export type FileOutcome = Omit<JobResult, 'type' | 'jobId'>;

@@ -16,7 +16,8 @@ import { FileByteSource } from '../io/fileByteSource.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { folderSessionKey, sourceLayout, studySessionKey } from './layout.js';
-import type { JobMessage, JobResult, MainToWorker, SessionRequest, WorkerInit } from './protocol.js';
+import { surveyFile } from './survey.js';
+import type { JobMessage, JobResult, MainToWorker, SessionRequest, SurveyReply, WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -224,6 +225,9 @@ port.on('message', (msg: MainToWorker) => {
   if (msg.type === 'job') {
     queue.push(msg);
     void drain();
+  } else if (msg.type === 'survey') {
+    const values = msg.rels.map((rel) => surveyFile(path.join(init.inputDir, ...rel.split('/'))));
+    port.postMessage({ type: 'surveyed', reqId: msg.reqId, values } satisfies SurveyReply);
   } else if (msg.type === 'session') {
     const pending = pendingSessions.get(msg.reqId);
     if (!pending) return;

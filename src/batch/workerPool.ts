@@ -4,7 +4,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { PlannedPath } from './pathPlan.js';
-import type { FileOutcome, JobMessage, MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
+import type { IdentifyingValues } from '../core/identifiers/index.js';
+import type { FileOutcome, JobMessage, MainToWorker, SurveyRequest, WorkerInit, WorkerToMain } from './protocol.js';
 import type { SessionQuestion } from './sessionNumbers.js';
 
 /** Jobs sent to one worker before its earlier ones finish (bounds memory: ~2 files/worker). */
@@ -42,9 +43,57 @@ export class WorkerPool {
     this.idle = Array.from({ length: size }, () => {
       const w = this.spawn();
       w.unref();
+      // One that ends before `run` takes it (a crash while surveying) is not handed out.
+      w.once('exit', () => {
+        const at = this.idle.indexOf(w);
+        if (at >= 0) this.idle.splice(at, 1);
+      });
       return w;
     });
   }
+
+  /** Workers not yet taken by `run` (survey.ts asks them by index: SurveyHelpers). */
+  get waiting(): number {
+    return this.idle.length;
+  }
+
+  private nextSurveyReq = 1;
+
+  /**
+   * The identifying values of files `rels` (relative to the input, '/' separated), read by the
+   * waiting worker `i` (survey.ts's SurveyHelpers.surveyOn). Rejects when there is no such
+   * worker or it ends before it answers.
+   */
+  surveyOn(i: number, rels: string[]): Promise<(IdentifyingValues | null)[]> {
+    const worker = this.idle[i];
+    if (!worker) return Promise.reject(new Error('no waiting worker'));
+    const reqId = this.nextSurveyReq++;
+    return new Promise((resolve, reject) => {
+      const onMessage = (msg: WorkerToMain): void => {
+        if (msg.type !== 'surveyed' || msg.reqId !== reqId) return;
+        done();
+        resolve(msg.values);
+      };
+      const onGone = (): void => {
+        done();
+        reject(new Error('the worker ended'));
+      };
+      const done = (): void => {
+        worker.off('message', onMessage).off('error', onGone).off('exit', onGone);
+        const left = this.surveying.get(worker)! - 1;
+        this.surveying.set(worker, left);
+        if (left === 0) worker.unref();
+      };
+      // Referenced while it answers: the main thread may have nothing else to wait for.
+      this.surveying.set(worker, (this.surveying.get(worker) ?? 0) + 1);
+      worker.ref();
+      worker.on('message', onMessage).on('error', onGone).on('exit', onGone);
+      worker.postMessage({ type: 'survey', reqId, rels } satisfies SurveyRequest);
+    });
+  }
+
+  /** Survey requests each waiting worker has not answered yet. */
+  private readonly surveying = new Map<Worker, number>();
 
   private spawn(): Worker {
     return new Worker(new URL('./worker.js', import.meta.url), { workerData: this.init });
@@ -124,6 +173,7 @@ export class WorkerPool {
             );
             return;
           }
+          if (msg.type !== 'result') return; // a survey's answer (surveyOn)
           const { type: _type, jobId, ...outcome } = msg;
           settle(jobId, outcome);
           if (next === barrier && inFlightTotal === 0) feedAll();
