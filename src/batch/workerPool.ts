@@ -8,8 +8,12 @@ import type { IdentifyingValues } from '../core/identifiers/index.js';
 import type { FileOutcome, JobMessage, MainToWorker, SurveyRequest, WorkerInit, WorkerToMain } from './protocol.js';
 import type { SessionQuestion } from './sessionNumbers.js';
 
-/** Jobs sent to one worker before its earlier ones finish (bounds memory: ~2 files/worker). */
-const IN_FLIGHT_PER_WORKER = 2;
+/**
+ * Jobs sent to one worker before its earlier ones finish. A worker reads one file at a time, so
+ * this bounds no memory but the tiny job messages; it is how many files still finish after
+ * `stop` (Ctrl-C), and it lets jobs and results travel a few per message (protocol.ts JobBatch).
+ */
+const IN_FLIGHT_PER_WORKER = 8;
 
 /** What the pool asks of the run. */
 export interface PoolHandlers {
@@ -131,21 +135,22 @@ export class WorkerPool {
         const inFlight = new Map<number, string>();
         live++;
         const feed = (): void => {
+          const jobs: JobMessage[] = [];
           while (!this.stopping && inFlight.size < IN_FLIGHT_PER_WORKER && next < order.length) {
             if (next === barrier && inFlightTotal > 0) break; // wait for the session folders
             const jobId = next++;
             const rel = order[jobId]!;
             inFlight.set(jobId, rel);
             inFlightTotal++;
-            const job: JobMessage = {
+            jobs.push({
               type: 'job',
               jobId,
               rel,
               planned: handlers.planned(rel),
               studyOwner: handlers.studyOwner(rel),
-            };
-            worker.postMessage(job);
+            });
           }
+          if (jobs.length > 0) worker.postMessage({ type: 'jobs', jobs } satisfies MainToWorker);
           if (inFlight.size === 0 && (next >= order.length || this.stopping)) {
             feeders.delete(feed);
             void worker.terminate();
@@ -173,9 +178,8 @@ export class WorkerPool {
             );
             return;
           }
-          if (msg.type !== 'result') return; // a survey's answer (surveyOn)
-          const { type: _type, jobId, ...outcome } = msg;
-          settle(jobId, outcome);
+          if (msg.type !== 'results') return; // a survey's answer (surveyOn)
+          for (const { type: _type, jobId, ...outcome } of msg.results) settle(jobId, outcome);
           if (next === barrier && inFlightTotal === 0) feedAll();
           else feed();
         });
