@@ -12,7 +12,7 @@ import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { BatchAuditLog } from './batchAuditLog.js';
-import { prepareBatch, type BatchOptions } from './batchOptions.js';
+import { checkOutputWritable, prepareBatch, type BatchOptions } from './batchOptions.js';
 import { inventoryTree } from './inventory.js';
 import { placeOtherFile } from './otherFiles.js';
 import type { PathPlan } from './pathPlan.js';
@@ -54,6 +54,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   const say = opts.quiet ? () => {} : out;
   const signal = opts.signal;
   const { paths, rows, workerCount, guard } = prepareBatch(opts);
+  checkOutputWritable(paths, opts);
 
   const walked = await walkTree(paths.input);
   const files = walked.files;
