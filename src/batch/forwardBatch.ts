@@ -13,6 +13,13 @@ export interface BatchForwardResult {
   dead: number;
 }
 
+/**
+ * Queues every file of `files` (absolute output paths) for each destination (`AET@host:port`,
+ * forward/destination.ts) in `state`, sends them with a Forwarder (PS3.4 Storage SCU) as `callingAet`, and
+ * waits up to `waitMs` ms for the destinations' queues to empty. Resolves with the counts of each
+ * destination's whole queue afterwards (items of earlier runs included). Rejects with the state's error, or a
+ * parse error for a malformed destination.
+ */
 export async function forwardBatch(
   state: StateStore,
   files: string[],
