@@ -30,7 +30,7 @@ function loadLogged(file: string, logger: Logger): MappingTable {
  * The mapping CSV in use by the node, reloaded when the file changes (fs.watchFile polling every `intervalMs`
  * ms, default 1000): an edit that validates replaces it and calls `onReload`; one that does not is refused,
  * logged by line and reason without values, and the previous mapping stays. Constructing it throws
- * MappingError (or the file's system error) when the CSV does not load.
+ * MappingError when the CSV cannot be read or does not validate.
  */
 export class MappingWatcher implements StatusReporter {
   private table: MappingTable;

@@ -52,7 +52,8 @@ function settingsOf(input: Partial<RetrieveSettings>, base: RetrieveSettings): R
  * The retrieve side of the node's HTTP API (RetrieveApi, src/http/nodeApi.ts): requests become jobs in the
  * StateStore run by the node's RetrieveService (PS3.4 C-FIND and C-MOVE to the node's own AE title). Refusals
  * throw ApiError: 400 for a bad setting or a CSV that does not validate (the message names the file, never a
- * value), 404 for an unknown job, 409 for a job already running, 503 while the node starts or stops.
+ * value), 404 for an unknown job, 409 for a job that cannot run (done, cancelled, or run by another process),
+ * 503 while the node starts or stops.
  */
 export class NodeRetrieveApi implements RetrieveApi {
   /** `p`: the node's state, AE title, default CSV, retrieve service and logger. */

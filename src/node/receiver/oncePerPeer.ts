@@ -14,8 +14,8 @@ const MAX_KEYS = 1024;
 
 /**
  * Rate-limits log lines per key (see above): the first event of a key is logged, repeats within `windowMs`
- * are counted, and the next logged one carries that count. At most 1024 keys are kept (the longest-logged
- * first forgotten). In memory only; throws nothing.
+ * are counted, and the next logged one carries that count. At most 1024 keys are kept (the least recently
+ * logged is forgotten first). In memory only; throws nothing.
  */
 export class OncePerPeer {
   private readonly seen = new Map<string, { loggedAt: number; suppressed: number }>();

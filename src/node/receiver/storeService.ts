@@ -44,9 +44,11 @@ export interface StoreServiceOptions<R> {
 }
 
 /**
- * One association's C-ECHO and C-STORE SCP (see above): onCommand is its MessageAssembly CommandHandler. Data
- * sets above `maxInstanceBytes` abort the association; sink and handler failures become failure statuses
- * (src/dimse/status.ts), never exceptions to the caller.
+ * One association's C-ECHO and C-STORE SCP (see above): onCommand is its MessageAssembly CommandHandler, and
+ * throws PduError only for a message that must abort the association (a C-ECHO or unsupported command with a
+ * data set, a response from the requestor). A data set above `maxInstanceBytes` aborts the association
+ * through the peer; sink and store handler failures become failure statuses (src/dimse/status.ts), never
+ * exceptions.
  */
 export class StoreService<R> {
   /** C-STOREs whose data set arrived and that are not answered yet. */
