@@ -87,8 +87,8 @@ const QUARANTINE_CACHE_MS = 2000;
 
 /**
  * The NodeApi (src/http/nodeApi.ts) of a running DeidNode, over its parts (`NodeParts`). Refusals the caller
- * can fix throw ApiError with the HTTP status to answer (400, 404, 409); state and file system errors are
- * rethrown as they come. Quarantine replays and deletions run one at a time.
+ * can fix throw ApiError with the HTTP status to answer (400, 404, 409, 503); state and file system errors
+ * are rethrown as they come. Quarantine replays and deletions run one at a time.
  */
 export class DeidNodeApi implements NodeApi {
   private readonly latencyListeners: ((kind: LatencyKind, ms: number) => void)[] = [];
@@ -135,8 +135,8 @@ export class DeidNodeApi implements NodeApi {
   }
 
   /**
-   * The node's identity and configuration for /api/node: AE title, version (package.json), pid, host, start
-   * time, settings and paths; the access token only as 'set' or 'not set'.
+   * The node's identity and configuration for GET /api/status: AE title, version (package.json), pid, host,
+   * start time, settings and paths; the access token only as 'set' or 'not set'.
    */
   identity(): NodeIdentity {
     const c = this.p.config;
