@@ -60,10 +60,17 @@ const command: CommandModule<object, NodeArgs> = {
     };
     process.on('SIGHUP', onHangup);
     await new Promise<void>((resolve) => {
+      let stopping = false;
+      // The handlers stay until the process ends: a second signal must not kill the node halfway
+      // through its stop (in-flight stores unanswered). Ctrl-C under `npm start` brings two
+      // SIGINTs at once: the terminal's to the process group, and the one npm forwards.
       const onSignal = (sig: string) => {
+        if (stopping) {
+          logger.info(`${sig}: already stopping (finishing in-flight instances; SIGKILL forces it)`);
+          return;
+        }
+        stopping = true;
         logger.info(`${sig}: stopping (finishing in-flight instances)`);
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
         process.off('SIGHUP', onHangup);
         resolve();
       };
