@@ -353,6 +353,7 @@ export class DeidNode {
       logger: this.logger,
       startedAt: this.startedAt,
       state: this.state,
+      filedMark: await this.state.filedInstanceMark(),
       status: () => this.status(),
       mapping: () => this.watcher!.current,
       audit: (row) => {

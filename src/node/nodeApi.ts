@@ -28,6 +28,7 @@ import {
   type RetrieveJobView,
   type RetrieveResumeInput,
   type RetrieveStartInput,
+  type StatusTotals,
   type StudyView,
 } from '../http/nodeApi.js';
 import type { RetrieveService } from '../retrieve/retrieveService.js';
@@ -55,6 +56,8 @@ export interface NodeParts {
   logger: Logger;
   startedAt: string;
   state: StateStore;
+  /** The state's filings when the node started (StateStore.filedInstanceMark()). */
+  filedMark: number;
   status: () => NodeStatus;
   mapping: () => MappingTable;
   audit: (row: AuditRow) => void;
@@ -234,6 +237,14 @@ export class DeidNodeApi implements NodeApi {
       this.quarantineCache = { at: now, items: listQuarantine(this.p.config.quarantine) };
     }
     return this.quarantineCache.items;
+  }
+
+  async totals(): Promise<StatusTotals> {
+    const [filed, quarantined] = await Promise.all([
+      this.p.state.filedInstancesSince(this.p.filedMark),
+      this.listQuarantineCached(),
+    ]);
+    return { filed, quarantined: quarantined.length };
   }
 
   async quarantineCounts(): Promise<Record<string, number>> {
