@@ -12,7 +12,7 @@ import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { BatchAuditLog } from './batchAuditLog.js';
-import { prepareBatch, type BatchOptions } from './batchOptions.js';
+import { checkOutputWritable, prepareBatch, type BatchOptions } from './batchOptions.js';
 import { inventoryTree } from './inventory.js';
 import { placeOtherFile } from './otherFiles.js';
 import type { PathPlan } from './pathPlan.js';
@@ -54,6 +54,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   const say = opts.quiet ? () => {} : out;
   const signal = opts.signal;
   const { paths, rows, workerCount, guard } = prepareBatch(opts);
+  checkOutputWritable(paths, opts);
 
   const walked = await walkTree(paths.input);
   const files = walked.files;
@@ -64,7 +65,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
 
   const state = await openStateStore(paths.db, { create: true });
   const uidSecret = await state.uidSecret();
-  // The workers start now: their start-up (~100 ms, loading the core) overlaps the survey.
+  // The workers start now: while they load the core (~100 ms), the main thread starts the
+  // survey alone; they join it as soon as they are up.
   const pool = new WorkerPool(
     {
       rows,
@@ -84,7 +86,10 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   signal?.addEventListener('abort', stop);
   try {
     // Every file's identifiers first: a folder's new name must hold for all the files in it.
-    const { plan, studies } = await surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret, signal);
+    const { plan, studies } = await surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret, signal, {
+      count: pool.waiting,
+      surveyOn: (i, rels) => pool.surveyOn(i, rels),
+    });
     if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
     const studyOwners = await claimStudyOwners(state, studies, uidSecret);
     const inventory = inventoryTree(files);
