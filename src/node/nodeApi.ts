@@ -28,6 +28,7 @@ import {
   type RetrieveJobView,
   type RetrieveResumeInput,
   type RetrieveStartInput,
+  type StatusTotals,
   type StudyView,
 } from '../http/nodeApi.js';
 import type { RetrieveService } from '../retrieve/retrieveService.js';
@@ -55,6 +56,8 @@ export interface NodeParts {
   logger: Logger;
   startedAt: string;
   state: StateStore;
+  /** The state's filings when the node started (StateStore.filedInstanceMark()). */
+  filedMark: number;
   status: () => NodeStatus;
   mapping: () => MappingTable;
   audit: (row: AuditRow) => void;
@@ -265,6 +268,15 @@ export class DeidNodeApi implements NodeApi {
       this.quarantineCache = { at: now, items: listQuarantine(this.p.config.quarantine) };
     }
     return this.quarantineCache.items;
+  }
+
+  /** Filed since the node started (from the state: replays by any process count) and held in the quarantine now. */
+  async totals(): Promise<StatusTotals> {
+    const [filed, quarantined] = await Promise.all([
+      this.p.state.filedInstancesSince(this.p.filedMark),
+      this.listQuarantineCached(),
+    ]);
+    return { filed, quarantined: quarantined.length };
   }
 
   /** Quarantined instances per reason, from a listing cached for up to 2 s. */

@@ -17,6 +17,7 @@ import {
   removeFromQuarantine,
   requarantine,
   selectQuarantined,
+  type QuarantinedInstance,
   type QuarantineSelection,
 } from './quarantine.js';
 import { fileRef } from './spool/spoolRef.js';
@@ -51,8 +52,9 @@ export interface ReplayDeps {
 }
 
 /**
- * Files the quarantined items `sel` names (all when empty) with `deps.mapping`. One at a time,
- * yielding to the event loop between instances (the node keeps answering while it replays).
+ * Files the quarantined items `sel` names (all when empty) with `deps.mapping`, in the order they
+ * arrived (byArrival), one at a time, yielding to the event loop between instances (the node
+ * keeps answering while it replays).
  */
 export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelection = {}): Promise<ReplaySummary> {
   const processorDeps = {
@@ -65,7 +67,7 @@ export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelecti
     leakGuardWarnOnly: deps.leakGuardWarnOnly,
     audit: (row: AuditRow) => deps.audit({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
   };
-  const items = selectQuarantined(await listQuarantine(deps.quarantine), sel);
+  const items = byArrival(selectQuarantined(await listQuarantine(deps.quarantine), sel));
   const summary: ReplaySummary = { selected: items.length, filed: 0, stillUnmatched: 0, skipped: 0, filedStudies: [] };
   const studies = new Set<string>();
   for (const q of items) {
@@ -95,6 +97,25 @@ export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelecti
   }
   summary.filedStudies = [...studies].sort();
   return summary;
+}
+
+/**
+ * The items in the order the node received them (sidecar receivedAt; then Study Date, then the
+ * item id, for a stable order). The node numbers a patient's sessions in order of arrival (the
+ * first instance of a new study takes the next number), so a replay gives the studies it files
+ * the numbers, relative to each other, they would have had if their rows had been in the CSV
+ * when they arrived (listQuarantine's order is that of hashed folder names). Items without a
+ * receivedAt go last.
+ */
+export function byArrival(items: readonly QuarantinedInstance[]): QuarantinedInstance[] {
+  const at = (q: QuarantinedInstance) => {
+    const ms = Date.parse(q.sidecar.receivedAt);
+    return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;
+  };
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...items].sort(
+    (a, b) => at(a) - at(b) || cmp(a.sidecar.keys.studyDate ?? '', b.sidecar.keys.studyDate ?? '') || cmp(a.id, b.id),
+  );
 }
 
 /**
