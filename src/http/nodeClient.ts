@@ -77,8 +77,8 @@ function nodeTrust(certPath: string): NodeTrust {
 }
 
 /**
- * JSON over HTTP (Node's fetch) to a running node's API, with the config's bearer token; every method rejects
- * with NodeHttpError (see request()).
+ * JSON over HTTP or HTTPS (node:http, node:https) to a running node's API, with the config's bearer
+ * token; every method rejects with NodeHttpError (see request()).
  */
 export class NodeClient {
   readonly url: string;
@@ -125,7 +125,7 @@ export class NodeClient {
       );
     }
     if (res.status < 200 || res.status > 299) {
-      const error = (json as { error?: unknown }).error;
+      const error = (json as { error?: unknown } | null)?.error; // a body of `null` has no error
       throw new NodeHttpError(res.status, typeof error === 'string' ? error : `HTTP ${res.status}`);
     }
     return json as T;

@@ -295,7 +295,9 @@ export class DeidNodeApi implements NodeApi {
     const groups = new Map<string, QuarantinedInstance[]>();
     for (const q of await this.listQuarantineCached()) {
       const key = `${q.study}\0${q.sidecar.reason}`;
-      groups.set(key, [...(groups.get(key) ?? []), q]);
+      const group = groups.get(key);
+      if (group) group.push(q);
+      else groups.set(key, [q]);
     }
     return [...groups.values()].map((list) => {
       const times = list.map((q) => q.sidecar.receivedAt).sort();
