@@ -4,7 +4,7 @@
 // not yet filed, so a restart after a crash processes it. The node owns the spool: it recovers
 // and prepares it before the receiver listens, and releases each instance once it is filed,
 // which goes on after receiving stops. Every part reports its status; status() gathers them.
-import { mkdirSync, promises as fsp } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { destinationLabel } from '../forward/destination.js';
 import { Status } from '../dimse/status.js';
@@ -26,10 +26,11 @@ import { listQuarantine, quarantineFile } from './quarantine.js';
 import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { ConfigError, describeSystemError, UsageError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
-import { isLoopbackHost, type NodeConfig } from './nodeConfig.js';
+import { isLoopbackHost, nodeMarkerNames, type NodeConfig } from './nodeConfig.js';
 import { ActivityLog } from './activityLog.js';
 import { DeidNodeApi } from './nodeApi.js';
 import { acquireProcessLock, LockHeldError, type ProcessLock } from '../io/processLock.js';
+import { claimOutputTree } from '../io/projectMarker.js';
 import type { HttpServer } from '../http/server.js';
 import { plural } from '../words.js';
 import { RetrieveService } from '../retrieve/retrieveService.js';
@@ -129,8 +130,13 @@ export class DeidNode {
     this.activity = activity;
     const watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => processing.setMapping([...t.rows]));
     this.watcher = watcher;
+    // An output tree made with another project secret is refused (projectMarker.ts), before a
+    // new state would be created for nothing.
+    const names = nodeMarkerNames(c);
+    if (!existsSync(c.db)) claimOutputTree(c.output, null, names, false);
     this.state = await openStateStore(c.db, { create: true });
-    await this.state.uidSecret(); // created once, before two threads could race for it
+    const secret = await this.state.uidSecret(); // created once, before two threads could race for it
+    claimOutputTree(c.output, secret, names, true, (m) => this.logger.warn(m));
     const forwardTo = c.forward.map((d) => d.name); // queue keys
     // Created at its first row: a start that fails before filing anything leaves no audit file.
     this.audit = new AuditLog(c.logDir, new Date(), { lazy: true });
