@@ -76,7 +76,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     await state.close();
     throw e;
   }
-  // The workers start now: their start-up (~100 ms, loading the core) overlaps the survey.
+  // The workers start now: while they load the core (~100 ms), the main thread starts the
+  // survey alone; they join it as soon as they are up.
   const pool = new WorkerPool(
     {
       rows,
@@ -96,7 +97,10 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   signal?.addEventListener('abort', stop);
   try {
     // Every file's identifiers first: a folder's new name must hold for all the files in it.
-    const { plan, studies } = await surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret, signal);
+    const { plan, studies } = await surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret, signal, {
+      count: pool.waiting,
+      surveyOn: (i, rels) => pool.surveyOn(i, rels),
+    });
     if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
     const studyOwners = await claimStudyOwners(state, studies, uidSecret);
     const inventory = inventoryTree(files);

@@ -2,6 +2,10 @@
 // through a FileByteSource: a first read of 16 KiB, more only when the header is longer, never
 // the pixel data) and feed its identifying values and mapping row to the path plan, so that each
 // folder's name is decided once, knowing every patient it holds.
+//
+// The files are read in chunks shared by the main thread and, when given, the batch workers
+// (SurveyHelpers): the main thread starts at once while the workers are still loading, and they
+// join as soon as they are up. The plan is then fed in walk order whoever read each file.
 import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { readIdentifyingValues, type IdentifyingValues } from '../core/identifiers/index.js';
@@ -10,8 +14,11 @@ import type { MappingRow } from '../core/types.js';
 import { FileByteSource } from '../io/fileByteSource.js';
 import { PathPlan } from './pathPlan.js';
 
-/** The identifying values of a DICOM file; null for a file that is not DICOM or cannot be read. */
-function surveyFile(abs: string): IdentifyingValues | null {
+/**
+ * The identifying values of the DICOM file at absolute path `abs`; null for a file that is not
+ * DICOM or cannot be read (its worker reports why later). Never throws.
+ */
+export function surveyFile(abs: string): IdentifyingValues | null {
   let fd: number;
   try {
     fd = openSync(abs, 'r');
@@ -42,15 +49,24 @@ export interface Survey {
   studies: SurveyedStudy[];
 }
 
-/** Files read between two turns of the event loop (a signal is handled between them). */
-const FILES_PER_TURN = 32;
+/**
+ * Other threads that read files for the survey (the batch workers): `count` of them, each asked
+ * with `surveyOn(i, rels)` for the values of files `rels` (relative, '/' separated), in order. A
+ * rejected request's files are read by the main thread instead.
+ */
+export interface SurveyHelpers {
+  count: number;
+  surveyOn(i: number, rels: string[]): Promise<(IdentifyingValues | null)[]>;
+}
+
+/** Files read per chunk; the main thread gives the event loop a turn between its chunks. */
+const CHUNK = 16;
 
 /**
  * Reads every file of `files` (relative to `inputDir`) and returns the path plan and the
  * matched files' studies. Files that are not DICOM or not readable add nothing (they are not
- * written, or are left out). Gives the event loop a turn every few files; after `signal`
- * aborts it stops reading and returns what it found so far (not to be used: the caller stops
- * too).
+ * written, or are left out). After `signal` aborts it stops reading and returns what it found
+ * so far (not to be used: the caller stops too).
  */
 export async function surveyTree(
   inputDir: string,
@@ -59,16 +75,37 @@ export async function surveyTree(
   rows: readonly MappingRow[],
   secret: Buffer,
   signal?: AbortSignal,
+  helpers?: SurveyHelpers,
 ): Promise<Survey> {
+  const found = new Array<IdentifyingValues | null>(files.length).fill(null);
+  const chunks: number[] = [];
+  for (let start = 0; start < files.length; start += CHUNK) chunks.push(start);
+  const chunkRels = (start: number) => files.slice(start, start + CHUNK);
+  const readHere = (start: number): void => {
+    chunkRels(start).forEach((rel, i) => (found[start + i] = surveyFile(path.join(inputDir, ...rel.split('/')))));
+  };
+  // Each helper takes the next chunk when it answers its last; a failed request is read here.
+  const helping = Array.from({ length: helpers?.count ?? 0 }, async (_, h) => {
+    for (let start = chunks.shift(); start !== undefined && !signal?.aborted; start = chunks.shift()) {
+      try {
+        const values = await helpers!.surveyOn(h, chunkRels(start));
+        values.forEach((v, i) => (found[start + i] = v));
+      } catch {
+        readHere(start);
+      }
+    }
+  });
+  for (let start = chunks.shift(); start !== undefined && !signal?.aborted; start = chunks.shift()) {
+    readHere(start);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(helping);
+
   const plan = new PathPlan(rows, secret);
   const studies: SurveyedStudy[] = [];
   for (const [i, rel] of files.entries()) {
-    if (i % FILES_PER_TURN === FILES_PER_TURN - 1) {
-      await new Promise((resolve) => setImmediate(resolve));
-      if (signal?.aborted) break;
-    }
-    const values = surveyFile(path.join(inputDir, ...rel.split('/')));
-    if (values === null) continue;
+    const values = found[i];
+    if (values === null || values === undefined) continue;
     const match = table.match({
       patientId: values.patientIds[0] ?? '',
       accessionNumber: values.accessionNumbers[0] ?? '',

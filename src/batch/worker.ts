@@ -16,7 +16,16 @@ import { FileByteSource } from '../io/fileByteSource.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { folderSessionKey, sourceLayout, studySessionKey } from './layout.js';
-import type { JobMessage, JobResult, MainToWorker, SessionRequest, WorkerInit } from './protocol.js';
+import { surveyFile } from './survey.js';
+import type {
+  JobMessage,
+  JobResult,
+  MainToWorker,
+  ResultBatch,
+  SessionRequest,
+  SurveyReply,
+  WorkerInit,
+} from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -197,13 +206,17 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
   }
 }
 
-// Jobs run one at a time per worker (the main thread keeps a small number in flight).
+// Jobs run one at a time per worker (the main thread keeps a few in flight: workerPool.ts).
+// Results go back a few per message (protocol.ts JobBatch): when RESULTS_PER_MESSAGE are ready,
+// or when no job is left to run (the main thread then sends more).
+const RESULTS_PER_MESSAGE = 4;
 const queue: JobMessage[] = [];
 let running = false;
 
 async function drain(): Promise<void> {
   if (running) return;
   running = true;
+  let ready: JobResult[] = [];
   try {
     while (queue.length > 0) {
       const job = queue.shift()!;
@@ -213,17 +226,25 @@ async function drain(): Promise<void> {
       } catch (err) {
         result = { type: 'result', jobId: job.jobId, status: 'error', message: errorMessage(err) };
       }
-      port.postMessage(result);
+      ready.push(result);
+      if (ready.length >= RESULTS_PER_MESSAGE || queue.length === 0) {
+        port.postMessage({ type: 'results', results: ready } satisfies ResultBatch);
+        ready = [];
+      }
     }
   } finally {
+    if (ready.length > 0) port.postMessage({ type: 'results', results: ready } satisfies ResultBatch);
     running = false;
   }
 }
 
 port.on('message', (msg: MainToWorker) => {
-  if (msg.type === 'job') {
-    queue.push(msg);
+  if (msg.type === 'jobs') {
+    queue.push(...msg.jobs);
     void drain();
+  } else if (msg.type === 'survey') {
+    const values = msg.rels.map((rel) => surveyFile(path.join(init.inputDir, ...rel.split('/'))));
+    port.postMessage({ type: 'surveyed', reqId: msg.reqId, values } satisfies SurveyReply);
   } else if (msg.type === 'session') {
     const pending = pendingSessions.get(msg.reqId);
     if (!pending) return;

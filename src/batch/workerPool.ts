@@ -4,11 +4,16 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { PlannedPath } from './pathPlan.js';
-import type { FileOutcome, JobMessage, MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
+import type { IdentifyingValues } from '../core/identifiers/index.js';
+import type { FileOutcome, JobMessage, MainToWorker, SurveyRequest, WorkerInit, WorkerToMain } from './protocol.js';
 import type { SessionQuestion } from './sessionNumbers.js';
 
-/** Jobs sent to one worker before its earlier ones finish (bounds memory: ~2 files/worker). */
-const IN_FLIGHT_PER_WORKER = 2;
+/**
+ * Jobs sent to one worker before its earlier ones finish. A worker reads one file at a time, so
+ * this bounds no memory but the tiny job messages; it is how many files still finish after
+ * `stop` (Ctrl-C), and it lets jobs and results travel a few per message (protocol.ts JobBatch).
+ */
+const IN_FLIGHT_PER_WORKER = 8;
 
 /** What the pool asks of the run. */
 export interface PoolHandlers {
@@ -42,9 +47,57 @@ export class WorkerPool {
     this.idle = Array.from({ length: size }, () => {
       const w = this.spawn();
       w.unref();
+      // One that ends before `run` takes it (a crash while surveying) is not handed out.
+      w.once('exit', () => {
+        const at = this.idle.indexOf(w);
+        if (at >= 0) this.idle.splice(at, 1);
+      });
       return w;
     });
   }
+
+  /** Workers not yet taken by `run` (survey.ts asks them by index: SurveyHelpers). */
+  get waiting(): number {
+    return this.idle.length;
+  }
+
+  private nextSurveyReq = 1;
+
+  /**
+   * The identifying values of files `rels` (relative to the input, '/' separated), read by the
+   * waiting worker `i` (survey.ts's SurveyHelpers.surveyOn). Rejects when there is no such
+   * worker or it ends before it answers.
+   */
+  surveyOn(i: number, rels: string[]): Promise<(IdentifyingValues | null)[]> {
+    const worker = this.idle[i];
+    if (!worker) return Promise.reject(new Error('no waiting worker'));
+    const reqId = this.nextSurveyReq++;
+    return new Promise((resolve, reject) => {
+      const onMessage = (msg: WorkerToMain): void => {
+        if (msg.type !== 'surveyed' || msg.reqId !== reqId) return;
+        done();
+        resolve(msg.values);
+      };
+      const onGone = (): void => {
+        done();
+        reject(new Error('the worker ended'));
+      };
+      const done = (): void => {
+        worker.off('message', onMessage).off('error', onGone).off('exit', onGone);
+        const left = this.surveying.get(worker)! - 1;
+        this.surveying.set(worker, left);
+        if (left === 0) worker.unref();
+      };
+      // Referenced while it answers: the main thread may have nothing else to wait for.
+      this.surveying.set(worker, (this.surveying.get(worker) ?? 0) + 1);
+      worker.ref();
+      worker.on('message', onMessage).on('error', onGone).on('exit', onGone);
+      worker.postMessage({ type: 'survey', reqId, rels } satisfies SurveyRequest);
+    });
+  }
+
+  /** Survey requests each waiting worker has not answered yet. */
+  private readonly surveying = new Map<Worker, number>();
 
   private spawn(): Worker {
     return new Worker(new URL('./worker.js', import.meta.url), { workerData: this.init });
@@ -82,21 +135,22 @@ export class WorkerPool {
         const inFlight = new Map<number, string>();
         live++;
         const feed = (): void => {
+          const jobs: JobMessage[] = [];
           while (!this.stopping && inFlight.size < IN_FLIGHT_PER_WORKER && next < order.length) {
             if (next === barrier && inFlightTotal > 0) break; // wait for the session folders
             const jobId = next++;
             const rel = order[jobId]!;
             inFlight.set(jobId, rel);
             inFlightTotal++;
-            const job: JobMessage = {
+            jobs.push({
               type: 'job',
               jobId,
               rel,
               planned: handlers.planned(rel),
               studyOwner: handlers.studyOwner(rel),
-            };
-            worker.postMessage(job);
+            });
           }
+          if (jobs.length > 0) worker.postMessage({ type: 'jobs', jobs } satisfies MainToWorker);
           if (inFlight.size === 0 && (next >= order.length || this.stopping)) {
             feeders.delete(feed);
             void worker.terminate();
@@ -124,8 +178,8 @@ export class WorkerPool {
             );
             return;
           }
-          const { type: _type, jobId, ...outcome } = msg;
-          settle(jobId, outcome);
+          if (msg.type !== 'results') return; // a survey's answer (surveyOn)
+          for (const { type: _type, jobId, ...outcome } of msg.results) settle(jobId, outcome);
           if (next === barrier && inFlightTotal === 0) feedAll();
           else feed();
         });

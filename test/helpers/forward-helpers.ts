@@ -16,6 +16,7 @@ import {
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { encodeHeader, encodeRaw, encodeText } from '../../src/core/dicom/encoder.js';
 import { buildFileMeta } from '../../src/core/dicom/fileMeta.js';
 import { EXPLICIT_LE, EXPLICIT_VR_LE } from '../../src/core/dicom/transferSyntax.js';
@@ -43,8 +44,19 @@ export function testConverter(): Converter {
   return conversionThread({ workerUrl });
 }
 
+/** Folders made by tempDir in this test file: removed after its last test (KEEP_TEST_DIRS=1 keeps them). */
+const madeDirs: string[] = [];
+// Registered when a test file imports this module (vitest isolates modules per test file).
+afterAll(() => {
+  if (process.env.KEEP_TEST_DIRS === '1') return;
+  for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new empty folder under the system's temp folder, removed after the test file's last test. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `fwd-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `fwd-${prefix}-`));
+  madeDirs.push(dir);
+  return dir;
 }
 
 export async function freePort(): Promise<number> {

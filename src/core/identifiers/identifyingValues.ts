@@ -60,6 +60,8 @@ const OTHER_PATIENT_IDS_SEQUENCE = 0x00101002;
 const PATIENT_ID = 0x00100020;
 const STUDY_INSTANCE_UID = 0x0020000d;
 const MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003;
+/** The top-level tags read: TAGS and the Other Patient IDs Sequence. */
+const WANTED: ReadonlySet<number> = new Set([...TAGS.map(([tag]) => tag), OTHER_PATIENT_IDS_SEQUENCE]);
 
 function characterSetOf(elements: Element[], data: Buffer, inherited?: SpecificCharacterSet): SpecificCharacterSet {
   const el = findElement(elements, SPECIFIC_CHARACTER_SET);
@@ -90,19 +92,27 @@ export function identifyingValues(p: ParsedInstance): IdentifyingValues {
   };
   const { elements, data } = p.head; // the elements before the pixel data
   const cs = characterSetOf(elements, data);
+  // One pass over the data set (it may be out of order, and repeat an element): each wanted
+  // element in its tag's bucket, in data set order, then the buckets in the order of TAGS.
+  const byTag = new Map<number, Element[]>();
+  for (const el of elements) {
+    if (!WANTED.has(el.tag)) continue;
+    const bucket = byTag.get(el.tag);
+    if (bucket) bucket.push(el);
+    else byTag.set(el.tag, [el]);
+  }
   // Every copy of a repeated element counts (the editor writes one, but the others were there).
   for (const [tag, field] of TAGS) {
-    for (const el of findElements(elements, tag))
-      out[field].push(...values(data, el, cs).filter((v) => v.trim() !== ''));
+    for (const el of byTag.get(tag) ?? []) out[field].push(...values(data, el, cs).filter((v) => v.trim() !== ''));
   }
-  for (const seq of findElements(elements, OTHER_PATIENT_IDS_SEQUENCE)) {
+  for (const seq of byTag.get(OTHER_PATIENT_IDS_SEQUENCE) ?? []) {
     for (const item of seq.items ?? []) {
       for (const el of findElements(item.elements, PATIENT_ID)) {
         out.otherPatientIds.push(...values(data, el, characterSetOf(item.elements, data, cs)));
       }
     }
   }
-  for (const el of findElements(elements, STUDY_INSTANCE_UID)) out.studyInstanceUids.push(...values(data, el, cs));
+  for (const el of byTag.get(STUDY_INSTANCE_UID) ?? []) out.studyInstanceUids.push(...values(data, el, cs));
   const meta = findElement(p.meta, MEDIA_STORAGE_SOP_INSTANCE_UID);
   if (meta) out.uids.push(...values(p.metaBytes, meta, cs));
   for (const field of Object.keys(out) as (keyof IdentifyingValues)[]) out[field] = [...new Set(out[field])];
