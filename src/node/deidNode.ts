@@ -110,7 +110,8 @@ export class DeidNode {
   /**
    * Starts everything; throws (with a one-line message) when the node cannot run: a UsageError
    * when another process holds the spool or the state (taken before anything is read, recovered
-   * or prepared), a ConfigError naming a TLS file that is missing or unusable, the listen error
+   * or prepared) or when the output tree was made with another state's secret (projectMarker.ts),
+   * a ConfigError naming a TLS file that is missing or unusable, the listen error
    * of a port in use. Resolves with the bound ports: `port` is the first endpoint's (the plain
    * one, or the TLS one with tls.only), `tlsPort` the TLS endpoint's, `httpPort` the HTTP side's.
    */
