@@ -31,7 +31,7 @@ const SYSTEM_WORDS: Record<string, string> = {
   ENOTDIR: 'a part of the path is not a folder',
   EACCES: 'permission denied',
   EPERM: 'not permitted',
-  EROFS: 'read-only',
+  EROFS: 'the disk is read-only',
   ENOSPC: 'the disk is full',
   EDQUOT: 'the disk quota is exceeded',
   EEXIST: 'already exists',

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { MappingRow } from '../core/types.js';
-import { UsageError } from '../errors.js';
+import { describeSystemError, UsageError } from '../errors.js';
+import { mkdirRecursiveSync } from '../io/durableWrite.js';
 import { readMappingFile } from '../io/mappingFile.js';
 import type { MarkerNames } from '../io/projectMarker.js';
 import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
@@ -124,6 +125,24 @@ export function prepareBatch(opts: BatchOptions): PreparedBatch {
     (warning) => process.stderr.write(`dicom-deid: warning: ${warning}\n`),
   );
   return { paths, rows, workerCount, guard };
+}
+
+/**
+ * Makes the output folder and checks that files can be written in it (one probe file, removed),
+ * so that an output on a read-only or full disk, or in a folder this user may not write, is one
+ * clear line before the run instead of one error per input file. Throws UsageError (exit 2)
+ * naming --output and the cause in words ("the disk is read-only", "permission denied", "the disk is full").
+ */
+export function checkOutputWritable(paths: BatchPaths, opts: Pick<BatchOptions, 'output'>): void {
+  const probe = path.join(paths.output, `.dicom-deid-write-check-${process.pid}`);
+  try {
+    mkdirRecursiveSync(paths.output);
+    fs.writeFileSync(probe, 'x');
+  } catch (e) {
+    throw new UsageError(`cannot write into --output ${opts.output}: ${describeSystemError(e)}`);
+  } finally {
+    fs.rmSync(probe, { force: true });
+  }
 }
 
 /** The nearest existing path at or above `p`, if it is not a folder (or `p` itself is one for a file). */

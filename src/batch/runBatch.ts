@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { BatchAuditLog } from './batchAuditLog.js';
-import { markerNames, prepareBatch, type BatchOptions } from './batchOptions.js';
+import { checkOutputWritable, markerNames, prepareBatch, type BatchOptions } from './batchOptions.js';
 import { inventoryTree } from './inventory.js';
 import { placeOtherFile } from './otherFiles.js';
 import type { PathPlan } from './pathPlan.js';
@@ -55,6 +55,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   const say = opts.quiet ? () => {} : out;
   const signal = opts.signal;
   const { paths, rows, workerCount, guard } = prepareBatch(opts);
+  checkOutputWritable(paths, opts);
 
   const walked = await walkTree(paths.input);
   const files = walked.files;

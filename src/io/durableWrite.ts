@@ -2,6 +2,8 @@
 // folder). Readers never see a partial file under the final name; once a durable write returns,
 // the file survives a crash or power loss with exactly these bytes. An atomic-only write is made
 // durable later with fsyncPathSync on the file and its folder (the node's checkpoints).
+// A process killed while writing leaves its temporary file; the next process to write that same
+// file removes it (staleTemporaries below), so a rerun or a restart leaves no debris behind.
 // Synchronous on purpose: the node calls them from its processing thread, where they never
 // touch libuv's shared thread pool, so processing cannot delay the receiving thread's spool
 // writes.
@@ -9,6 +11,8 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  readdirSync,
+  statSync,
   fdatasync,
   fstatSync,
   fsyncSync,
@@ -30,10 +34,52 @@ export type FilePiece = Buffer | FileRange;
 
 const knownDirs = new Set<string>();
 
+/** Our temporary names: `.<final name>.<12 hex digits>.tmp` (writeViaTemp). */
+const TEMPORARY = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
+/** When this process started (ms since the epoch): an older temporary file is not one of ours. */
+const PROCESS_START = Date.now() - process.uptime() * 1000;
+/**
+ * Temporary files an earlier process left in a folder (it was killed while writing them: kill -9,
+ * a second Ctrl-C, power loss), by the final name they were for: found the first time this process
+ * writes in the folder, removed once the file they were for is written whole.
+ */
+const staleTemporaries = new Map<string, Map<string, string[]>>();
+
 function mkdirpSync(dir: string): void {
   if (knownDirs.has(dir)) return;
   mkdirRecursiveSync(dir);
   knownDirs.add(dir);
+  noteStaleTemporaries(dir);
+}
+
+function noteStaleTemporaries(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // nothing to tidy where nothing can be listed
+  }
+  const byTarget = new Map<string, string[]>();
+  for (const name of names) {
+    const m = TEMPORARY.exec(name);
+    if (!m) continue;
+    try {
+      if (statSync(join(dir, name)).mtimeMs >= PROCESS_START) continue; // a live writer's
+    } catch {
+      continue;
+    }
+    byTarget.set(m[1]!, [...(byTarget.get(m[1]!) ?? []), name]);
+  }
+  if (byTarget.size > 0) staleTemporaries.set(dir, byTarget);
+}
+
+/** Removes the temporary files an earlier process left for `file` (now written whole). */
+function removeStaleTemporaries(file: string): void {
+  const byTarget = staleTemporaries.get(dirname(file));
+  const stale = byTarget?.get(basename(file));
+  if (!stale) return;
+  byTarget!.delete(basename(file));
+  for (const name of stale) rmSync(join(dirname(file), name), { force: true });
 }
 
 /**
@@ -116,6 +162,7 @@ function writeViaTemp(file: string, data: Uint8Array | string | FilePiece[], mod
     if (sync) fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, file);
+    removeStaleTemporaries(file);
   } catch (e) {
     try {
       closeSync(fd);

@@ -181,4 +181,64 @@ describe('batch interrupted by SIGINT, then run again', () => {
       finalTree.filter((f) => !f.endsWith('/notes.txt') && f !== '.dicom-deid-project'),
     );
   }, 180_000);
+
+  it('SIGTERM twice stops at once: no partial file under a final name, and a rerun completes the tree', async () => {
+    const out = path.join(tmp, 'OutTerm');
+    const db = path.join(tmp, 'state-term', 'state.sqlite');
+    const logDir = path.join(tmp, 'logs-term');
+    const child = spawn(process.execPath, batchArgs(out, db, logDir), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let sent = 0;
+    const poll = setInterval(() => {
+      const log = auditLogs(logDir)[0];
+      if (sent === 0 && log && rowCount(log) >= 20) {
+        sent = 1;
+        child.kill('SIGTERM');
+        // The second before the files in flight can finish.
+        setTimeout(() => {
+          sent = 2;
+          child.kill('SIGTERM');
+        }, 5);
+      }
+    }, 10);
+    const code = await exited;
+    clearInterval(poll);
+    expect(sent, 'the run ended before it could be stopped twice').toBe(2);
+    expect(code, stderr).toBe(130);
+    expect(stderr).toContain('dicom-deid: stopped at once; run the same command again to continue');
+    expect(stderr).not.toMatch(/at .*\.js:\d+/);
+    // Whatever has a final name is whole; an unfinished file can only be a .tmp.
+    const written = listFiles(out);
+    expect(written.filter((f) => f.endsWith('.dcm')).length).toBeGreaterThan(0);
+    for (const f of written.filter((f) => f.endsWith('.dcm'))) {
+      const r = spawnSync('dcmdump', ['-q', path.join(out, f)], { encoding: 'utf8' });
+      expect({ f, status: r.status }).toEqual({ f, status: 0 });
+    }
+    expect(
+      written.every(
+        (f) => f.endsWith('.dcm') || f.endsWith('.txt') || /\/\.[^/]+\.tmp$/.test(f) || f === '.dicom-deid-project',
+      ),
+    ).toBe(true);
+
+    // The rerun continues (or starts over) and leaves the tree one uninterrupted run leaves.
+    const again = spawnSync(process.execPath, batchArgs(out, db, logDir), { encoding: 'utf8' });
+    expect(again.status, again.stderr).toBe(1); // Unknown_Pat has no row
+    const ref = path.join(tmp, 'RefTerm');
+    const whole = spawnSync(process.execPath, batchArgs(ref, db, path.join(tmp, 'logs-ref-term')), {
+      encoding: 'utf8',
+    });
+    expect(whole.status, whole.stderr).toBe(1);
+    // The rerun wrote every file the stop cut short, and removed what was left of them.
+    const finalTree = listFiles(out);
+    expect(finalTree.filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(finalTree).toEqual(listFiles(ref));
+    for (const f of finalTree) {
+      expect({ f, same: fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(ref, f))) }).toEqual({
+        f,
+        same: true,
+      });
+    }
+  }, 180_000);
 });

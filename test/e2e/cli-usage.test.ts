@@ -124,6 +124,21 @@ describe('dicom-deid CLI', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/twice-serve\.csv line 3: MRN/);
     expect(r.stderr).not.toContain('0099887766');
+    // Two research IDs whose AccessionNumbers would be the same once cut to 16 characters.
+    const collide = path.join(tmp, 'collide-serve.csv');
+    fs.writeFileSync(
+      collide,
+      'MRN,Accession,New_Patient_ID,Surgery_Date\nM1,A1,TRIALX_SITEA_0001,2023-02-01\nM2,A2,TRIALX_SITEA_0002,2023-03-01\n',
+    );
+    r = run(['serve', '--csv', collide, ...common]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'dicom-deid: collide-serve.csv line 3: New_Patient_ID (value not shown) and (value not shown) on line 2 would ' +
+        'both give AccessionNumber (value not shown) (session 1), so a research PACS would merge the two ' +
+        "patients' studies: an AccessionNumber holds 16 characters and longer research IDs are cut, so research IDs " +
+        'must differ within their first 11 characters (IDs of at most 11 characters always work)',
+      `dicom-deid: the values are not shown; dicom-deid check-csv ${collide} shows them`,
+    ]);
     const cfgMissing = run(['serve', '--config', path.join(tmp, 'nope.json'), ...common]);
     expect(cfgMissing.status).toBe(2);
     expect(cfgMissing.stderr).toMatch(/config file .*nope\.json: not found$/m);

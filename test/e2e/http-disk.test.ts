@@ -111,13 +111,13 @@ describe('the output disk full or read-only', () => {
     const node = await startNode({ dir: join(root, 'ro'), csv, output });
     const r = await readyz(node.httpUrl);
     expect(r.status).toBe(503);
-    expect(r.body.reasons).toEqual([`the output folder ${output}: read-only`]);
+    expect(r.body.reasons).toEqual([`the output folder ${output}: the disk is read-only`]);
     expect(storescu(node.port, samples).status).toBe(0);
-    await node.waitForLog(/processing failed, will retry: read-only \(EROFS\)/);
+    await node.waitForLog(/processing failed, will retry: the disk is read-only \(EROFS\)/);
     expect(node.logs()).not.toMatch(/ENOENT|not found/);
     // The node starts all the same: the output's project marker waits for the next start.
     expect(node.logs()).toContain(
-      `cannot write ${output}/.dicom-deid-project: read-only; it is written at the next start`,
+      `cannot write ${output}/.dicom-deid-project: the disk is read-only; it is written at the next start`,
     );
     expect(await node.stop()).toBe(0);
   }, 60_000);

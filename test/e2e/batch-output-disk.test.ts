@@ -1,0 +1,121 @@
+// Batch into an output it cannot write (the built CLI, dist/): a read-only disk, a full disk and a
+// folder this user may not write are one clear line and exit 2 before the run; a disk that fills
+// during the run fails the files that no longer fit, one plain-word row each ("the disk is
+// full", never ENOSPC), keeps going, and leaves no partial file. The disks are tmpfs mounts
+// (mounting needs root: skipped with the reason otherwise).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/forward-helpers.js';
+import { ensureBuilt, listFilesRecursive, REPO } from '../helpers/serve-helpers.js';
+
+const CLI = join(REPO, 'dist', 'cli.js');
+let root = '';
+const mounts: string[] = [];
+/** Why tmpfs cannot be mounted here ('' when it can). */
+let cannotMount = '';
+
+function mountTmpfs(dir: string, options: string): void {
+  mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'pipe' });
+  mounts.push(dir);
+}
+
+/** Runs `dicom-deid batch` on the tree (8 CT slices of 0.5 MB) into `output`; `as` runs it as another user. */
+function batch(output: string, name: string, as: string[] = []) {
+  const args = [CLI, 'batch', '--csv', join(root, 'tree', 'mapping.csv'), '--input', join(root, 'tree', 'Raw_Scans')];
+  args.push('--output', output, '--db', join(root, name, 'state.sqlite'), '--log-dir', join(root, name, 'logs'));
+  const [cmd, ...rest] = as.length > 0 ? [...as, process.execPath, ...args] : [process.execPath, ...args];
+  const r = spawnSync(cmd!, rest, { encoding: 'utf8', env: { ...process.env, DEBUG: '' }, timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function auditRows(name: string): string[] {
+  const dir = join(root, name, 'logs');
+  const log = readdirSync(dir).find((f) => f.startsWith('deid_log_'));
+  expect(log, `no audit log in ${dir}`).toBeDefined();
+  return readFileSync(join(dir, log!), 'utf8').trim().split(/\r?\n/).slice(1);
+}
+
+beforeAll(() => {
+  ensureBuilt();
+  root = tempDir('batch-disk');
+  mkdirSync(join(root, 'tree'));
+  execFileSync('/usr/bin/python3', [join(REPO, 'scripts', 'bench-batch-tree.py'), join(root, 'tree'), '8'], {
+    stdio: 'pipe',
+  });
+  try {
+    mountTmpfs(join(root, 'probe'), 'size=1m');
+  } catch (e) {
+    cannotMount = `mounting a tmpfs is not permitted here (${String((e as { stderr?: Buffer }).stderr ?? e).trim()}); run as root`;
+  }
+});
+
+afterAll(() => {
+  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('batch into an output it cannot write', () => {
+  it('a read-only disk: one line, exit 2, before the run', (ctx) => {
+    if (cannotMount) ctx.skip(cannotMount);
+    mountTmpfs(join(root, 'ro'), 'size=1m,ro');
+    const r = batch(join(root, 'ro', 'Anonymized_Data'), 'ro-state');
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toBe(
+      `dicom-deid: cannot write into --output ${join(root, 'ro', 'Anonymized_Data')}: the disk is read-only\n`,
+    );
+    expect(existsSync(join(root, 'ro-state', 'logs'))).toBe(false); // no run, so no audit log
+  });
+
+  it('a disk already full: one line, exit 2', (ctx) => {
+    if (cannotMount) ctx.skip(cannotMount);
+    mountTmpfs(join(root, 'full'), 'size=64k');
+    writeFileSync(join(root, 'full', 'filler'), Buffer.alloc(64 * 1024)); // every page of it
+    const r = batch(join(root, 'full', 'out'), 'full-state');
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toBe(`dicom-deid: cannot write into --output ${join(root, 'full', 'out')}: the disk is full\n`);
+  });
+
+  it('a folder this user may not write: one line, exit 2', (ctx) => {
+    const setpriv = spawnSync('setpriv', ['--version']);
+    if (process.getuid?.() !== 0 || setpriv.status !== 0) ctx.skip('needs root and setpriv to run as another user');
+    const locked = join(root, 'locked');
+    mkdirSync(locked, { mode: 0o755 });
+    mkdirSync(join(root, 'nobody-state'), { mode: 0o777 });
+    chmodSync(join(root, 'nobody-state'), 0o777);
+    for (const dir of [root, join(root, 'tree')]) chmodSync(dir, 0o755);
+    const r = batch(join(locked, 'out'), 'nobody-state', [
+      'setpriv',
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+    ]);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toBe(`dicom-deid: cannot write into --output ${join(locked, 'out')}: permission denied\n`);
+  });
+
+  it('a disk that fills during the run: the files that fit are written whole, the rest fail in words', (ctx) => {
+    if (cannotMount) ctx.skip(cannotMount);
+    const output = join(root, 'small', 'out');
+    mountTmpfs(join(root, 'small'), 'size=2m'); // 3 of the 8 slices of 0.5 MB fit
+    const r = batch(output, 'small-state');
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).not.toMatch(/ENOSPC|at .*\.js:\d+/);
+    const rows = auditRows('small-state');
+    expect(rows).toHaveLength(8);
+    const ok = rows.filter((l) => l.split(',')[1] === 'ok');
+    const full = rows.filter((l) => l.endsWith(',not written: the disk is full'));
+    expect(ok.length).toBeGreaterThan(0);
+    expect(full.length).toBeGreaterThan(0);
+    expect(ok.length + full.length).toBe(8);
+    // What has a name is whole; nothing half-written is left.
+    const written = listFilesRecursive(output);
+    expect(written).toHaveLength(ok.length);
+    for (const f of written) {
+      expect(f).toMatch(/\.dcm$/);
+      expect(spawnSync('dcmdump', ['-q', f]).status, f).toBe(0);
+    }
+  });
+});
