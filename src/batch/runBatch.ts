@@ -55,13 +55,14 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   const say = opts.quiet ? () => {} : out;
   const signal = opts.signal;
   const { paths, rows, workerCount, guard } = prepareBatch(opts);
-  checkOutputWritable(paths, opts);
 
   const walked = await walkTree(paths.input);
   const files = walked.files;
   if (files.length === 0 && walked.errors.length === 0) {
     throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);
   }
+  // After the checks that write nothing: it makes the output folder.
+  checkOutputWritable(paths, opts);
   if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
 
   // An output tree made with another project secret is refused before anything is written
