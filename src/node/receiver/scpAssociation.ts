@@ -112,7 +112,8 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
   messageBytes = 0;
   /**
    * The peer's AE titles as printable ASCII (escapeAet): what logs, sidecars and the audit see.
-   * An accepted association's titles are printable ASCII already; only a rejected one differs.
+   * An accepted association's calling title is printable ASCII already (decideAssociation), so
+   * escaping changes only what a rejection logs.
    */
   callingAet = '';
   calledAet = '';
