@@ -64,6 +64,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   // After the checks that write nothing: it makes the output folder.
   checkOutputWritable(paths, opts);
   if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
+  checkOutputWritable(paths, opts); // the first thing written: the output folder
 
   // An output tree made with another project secret is refused before anything is written
   // (projectMarker.ts); a state that does not exist yet is not created for a refusal.

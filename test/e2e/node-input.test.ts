@@ -4,6 +4,7 @@
 // Annotation YES (`burned-in`, or filed with allowBurnedIn) and images that commonly carry
 // burned-in text (filed, listed for review in the audit log and the node's status). A real node
 // in this process (from dist/), pushed to by storescu and by our own SCU. Names are made up.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -35,29 +36,32 @@ function instance(
     sopClass?: string;
     burnedIn?: string;
     metaSop?: string;
+    /** As a careless writer sends it: elements out of order, a kept value of odd length. */
+    damaged?: boolean;
   },
 ): string {
   const sopUid = `1.2.826.0.1.3680043.9.9999.2.${++sop}`;
   const sopClass = o.sopClass ?? UIDS.mrStorage;
   const pad = (s: string) => (s.length % 2 ? s + ' ' : s);
-  const ds = Buffer.concat(
-    [
-      el(0x00080016, 'UI', ui(sopClass)),
-      el(0x00080018, 'UI', ui(sopUid)),
-      el(0x00080020, 'DA', '20240301'),
-      el(0x00080050, 'SH', pad(o.accession)),
-      el(0x00080060, 'CS', pad(o.modality ?? 'MR')),
-      el(0x00100010, 'PN', pad(o.name)),
-      el(0x00100020, 'LO', pad(o.mrn)),
-      el(0x0020000d, 'UI', ui(o.study)),
-      el(0x0020000e, 'UI', ui(`${o.study}.1`)),
-      el(0x00280010, 'US', us(2)),
-      el(0x00280011, 'US', us(2)),
-      el(0x00280100, 'US', us(8)),
-      ...(o.burnedIn ? [el(0x00280301, 'CS', pad(o.burnedIn))] : []),
-      el(0x7fe00010, 'OB', Buffer.from([1, 2, 3, 4])),
-    ].sort((a, b) => a.readUInt16LE(0) - b.readUInt16LE(0) || a.readUInt16LE(2) - b.readUInt16LE(2)),
-  );
+  const elements = [
+    el(0x00080016, 'UI', ui(sopClass)),
+    el(0x00080018, 'UI', ui(sopUid)),
+    el(0x00080020, 'DA', '20240301'),
+    el(0x00080050, 'SH', pad(o.accession)),
+    el(0x00080060, 'CS', pad(o.modality ?? 'MR')),
+    el(0x00100010, 'PN', pad(o.name)),
+    el(0x00100020, 'LO', pad(o.mrn)),
+    el(0x0020000d, 'UI', ui(o.study)),
+    el(0x0020000e, 'UI', ui(`${o.study}.1`)),
+    el(0x00280010, 'US', us(2)),
+    el(0x00280011, 'US', us(2)),
+    el(0x00280100, 'US', us(8)),
+    ...(o.burnedIn ? [el(0x00280301, 'CS', pad(o.burnedIn))] : []),
+    ...(o.damaged ? [el(0x0008103e, 'LO', 'KNEE LEFT')] : []), // SeriesDescription: 9 bytes
+    el(0x7fe00010, 'OB', Buffer.from([1, 2, 3, 4])),
+  ].sort((a, b) => a.readUInt16LE(0) - b.readUInt16LE(0) || a.readUInt16LE(2) - b.readUInt16LE(2));
+  if (o.damaged) elements.reverse(); // Pixel Data first, SOP Class UID last
+  const ds = Buffer.concat(elements);
   const file = join(dir, `i${sop}.dcm`);
   writeFileSync(file, part10(ds, { sopClass, sopInstance: o.metaSop ?? sopUid, ts: UIDS.explicitLE }));
   return file;
@@ -93,7 +97,7 @@ async function startNode(dir: string, extra: Record<string, unknown> = {}) {
   const node = new DeidNode(config, logger);
   running.push(node);
   const { port } = await node.start();
-  return { node, port, logger, logDir: config.logDir, quarantine: config.quarantine };
+  return { node, port, logger, logDir: config.logDir, quarantine: config.quarantine, output: config.output };
 }
 
 describe('the node holds what it must not file silently', () => {
@@ -128,6 +132,36 @@ describe('the node holds what it must not file silently', () => {
     );
     expect(logger.lines.join('\n')).not.toContain(claimed);
     expect(node.status().components.processing?.details).toMatchObject({ quarantinedByReason: { 'uid-mismatch': 1 } });
+  });
+
+  it('an instance out of tag order with an odd-length value is repaired and filed, the repairs in the audit log', async () => {
+    const dir = tempDir('node-input-repair-');
+    const { node, port, logDir, quarantine, output } = await startNode(dir);
+    const file = instance(dir, {
+      name: 'Phi^Delta',
+      mrn: 'MRN9009',
+      accession: 'ACC4242',
+      study: '1.2.826.0.1.3680043.9.9999.5',
+      damaged: true,
+    });
+    // Our SCU sends the data set's bytes as they are (storescu would re-encode them in order).
+    const report = await sendFiles([file], parseDestination(`DEID@127.0.0.1:${port}`), { callingAet: 'MODALITY' });
+    expect(report.outcomes[0]!.outcome.kind).toBe('delivered');
+    await node.whenIdle();
+    expect(await listQuarantine(quarantine)).toEqual([]);
+    const row = audit(logDir)[0]!;
+    expect(row.status).toBe('ok');
+    expect(row.message).toContain('repaired: elements put into ascending tag order (PS3.5 7.1)');
+    expect(row.message).toContain('repaired: odd-length value(s) padded to even length (PS3.5 7.1.1): (0008,103E)');
+    // The filed instance is well formed: dcmdump reads it without a warning, in order, padded.
+    const filed = join(output, row.output_path!);
+    const dump = spawnSync('dcmdump', ['+P', '0008,103e', filed], { encoding: 'utf8' });
+    expect(dump.status, dump.stderr).toBe(0);
+    expect(dump.stderr).toBe('');
+    expect(dump.stdout).toMatch(/\(0008,103e\) LO \[KNEE LEFT\]\s+#\s+10,/); // 9 bytes padded to 10
+    const all = spawnSync('dcmdump', ['-q', filed], { encoding: 'utf8' });
+    expect(all.status).toBe(0);
+    expect(all.stderr).toBe('');
   });
 
   it('one study, one research patient: C (another research ID) is quarantined as study-patient-conflict; A and B are filed', async () => {
