@@ -4,7 +4,7 @@
 // not yet filed, so a restart after a crash processes it. The node owns the spool: it recovers
 // and prepares it before the receiver listens, and releases each instance once it is filed,
 // which goes on after receiving stops. Every part reports its status; status() gathers them.
-import { mkdirSync, promises as fsp } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, relative, sep } from 'node:path';
 import { destinationLabel } from '../forward/destination.js';
@@ -27,10 +27,11 @@ import { listQuarantine, quarantineFile } from './quarantine.js';
 import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { ConfigError, describeSystemError, UsageError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
-import { isLoopbackHost, type NodeConfig } from './nodeConfig.js';
+import { isLoopbackHost, nodeMarkerNames, type NodeConfig } from './nodeConfig.js';
 import { ActivityLog } from './activityLog.js';
 import { DeidNodeApi } from './nodeApi.js';
 import { acquireProcessLock, LockHeldError, type ProcessLock } from '../io/processLock.js';
+import { claimOutputTree } from '../io/projectMarker.js';
 import type { HttpServer } from '../http/server.js';
 import { plural } from '../words.js';
 import { RetrieveService } from '../retrieve/retrieveService.js';
@@ -116,10 +117,11 @@ export class DeidNode {
   /**
    * Starts everything; throws (with a one-line message) when the node cannot run: a UsageError
    * when another process holds the spool or the state (taken before anything is read, recovered
-   * or prepared), a ConfigError naming a TLS file that is missing or unusable, a UsageError for
-   * the HTTP port, the DICOM listen error (EADDRINUSE..., with its `port` and `endpoint`,
-   * 'dicom' or 'dicom-tls') of a port in use; every port is bound before the spool is recovered
-   * or its reserve written, so these fail at once. Resolves with the bound ports: `port` is the first endpoint's (the plain
+   * or prepared) or when the output tree was made with another state's secret (projectMarker.ts),
+   * a ConfigError naming a TLS file that is missing or unusable, a UsageError for the HTTP port,
+   * the DICOM listen error (EADDRINUSE..., with its `port` and `endpoint`, 'dicom' or
+   * 'dicom-tls') of a port in use; every port is bound before the spool is recovered or its
+   * reserve written, so these fail at once. Resolves with the bound ports: `port` is the first endpoint's (the plain
    * one, or the TLS one with tls.only), `tlsPort` the TLS endpoint's, `httpPort` the HTTP side's.
    */
   async start(): Promise<{ port: number; tlsPort?: number; httpPort?: number }> {
@@ -138,8 +140,13 @@ export class DeidNode {
     this.activity = activity;
     const watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => processing.setMapping([...t.rows]));
     this.watcher = watcher;
+    // An output tree made with another project secret is refused (projectMarker.ts), before a
+    // new state would be created for nothing.
+    const names = nodeMarkerNames(c);
+    if (!existsSync(c.db)) claimOutputTree(c.output, null, names, false);
     this.state = await openStateStore(c.db, { create: true });
-    await this.state.uidSecret(); // created once, before two threads could race for it
+    const secret = await this.state.uidSecret(); // created once, before two threads could race for it
+    claimOutputTree(c.output, secret, names, true, (m) => this.logger.warn(m));
     const forwardTo = c.forward.map((d) => d.name); // queue keys
     // Created at its first row: a start that fails before filing anything leaves no audit file.
     this.audit = new AuditLog(c.logDir, new Date(), { lazy: true });

@@ -6,11 +6,12 @@
 // running node's HTTP API (the node's state, audit log and mapping).
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
+import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
 import { processInstance } from './instanceProcessor.js';
 import { loadMapping } from './mappingWatcher.js';
-import type { NodeConfig } from './nodeConfig.js';
+import { nodeMarkerNames, type NodeConfig } from './nodeConfig.js';
 import {
   NOT_REPLAYABLE,
   listQuarantine,
@@ -151,6 +152,12 @@ export async function deleteQuarantined(
 export async function replayQuarantine(c: NodeConfig, sel: QuarantineSelection = {}): Promise<ReplaySummary> {
   const mapping = loadMapping(c.csv);
   const state = await openStateStore(c.db, { create: false });
+  try {
+    claimOutputTree(c.output, await state.uidSecret(), nodeMarkerNames(c), true);
+  } catch (e) {
+    await state.close();
+    throw e;
+  }
   const audit = new AuditLog(c.logDir, new Date(), { lazy: true });
   try {
     return await replayQuarantined(
