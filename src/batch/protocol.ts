@@ -103,7 +103,12 @@ export interface ResultBatch {
   results: JobResult[];
 }
 
-export type WorkerToMain = SessionRequest | ResultBatch | SurveyReply;
+/** A worker's first message: its modules are loaded, it can take work now. */
+export interface WorkerReady {
+  type: 'ready';
+}
+
+export type WorkerToMain = SessionRequest | ResultBatch | SurveyReply | WorkerReady;
 
 /** What happened to one file (a worker's JobResult without its envelope). */
 export type FileOutcome = Omit<JobResult, 'type' | 'jobId'>;

@@ -101,6 +101,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     // Every file's identifiers first: a folder's new name must hold for all the files in it.
     const { plan, studies } = await surveyTree(paths.input, files, new MappingTable(rows), rows, uidSecret, signal, {
       count: pool.waiting,
+      ready: (i) => pool.ready(i),
       surveyOn: (i, rels) => pool.surveyOn(i, rels),
     });
     if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };

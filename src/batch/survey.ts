@@ -56,6 +56,8 @@ export interface Survey {
  */
 export interface SurveyHelpers {
   count: number;
+  /** Resolves when helper `i` can take work (rejects: it never will). */
+  ready(i: number): Promise<void>;
   surveyOn(i: number, rels: string[]): Promise<(IdentifyingValues | null)[]>;
 }
 
@@ -84,8 +86,20 @@ export async function surveyTree(
   const readHere = (start: number): void => {
     chunkRels(start).forEach((rel, i) => (found[start + i] = surveyFile(path.join(inputDir, ...rel.split('/')))));
   };
-  // Each helper takes the next chunk when it answers its last; a failed request is read here.
+  // A helper joins once it is up (a chunk sent to a worker still loading would wait for it), and
+  // not at all when the main thread has read every chunk by then. It takes the next chunk when it
+  // answers its last; a failed request is read here.
+  let mainFinished = (): void => {};
+  const mainDone = new Promise<false>((resolve) => (mainFinished = () => resolve(false)));
   const helping = Array.from({ length: helpers?.count ?? 0 }, async (_, h) => {
+    const up = await Promise.race([
+      helpers!.ready(h).then(
+        () => true,
+        () => false,
+      ),
+      mainDone,
+    ]);
+    if (!up) return;
     for (let start = chunks.shift(); start !== undefined && !signal?.aborted; start = chunks.shift()) {
       try {
         const values = await helpers!.surveyOn(h, chunkRels(start));
@@ -99,6 +113,7 @@ export async function surveyTree(
     readHere(start);
     await new Promise((resolve) => setImmediate(resolve));
   }
+  mainFinished();
   await Promise.all(helping);
 
   const plan = new PathPlan(rows, secret);

@@ -25,6 +25,7 @@ import type {
   SessionRequest,
   SurveyReply,
   WorkerInit,
+  WorkerReady,
 } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -253,3 +254,6 @@ port.on('message', (msg: MainToWorker) => {
     else pending.resolve(msg.n);
   }
 });
+
+// Every module is loaded by now (ES modules load before the body runs): the survey may ask.
+port.postMessage({ type: 'ready' } satisfies WorkerReady);

@@ -59,8 +59,32 @@ export class WorkerPool {
         const at = this.idle.indexOf(w);
         if (at >= 0) this.idle.splice(at, 1);
       });
+      const ready = new Promise<void>((resolve, reject) => {
+        const onMessage = (msg: WorkerToMain): void => {
+          if (msg.type !== 'ready') return;
+          w.off('message', onMessage);
+          resolve();
+        };
+        w.on('message', onMessage);
+        w.once('exit', () => reject(new Error('the worker ended before it was ready')));
+      });
+      ready.catch(() => {}); // a worker ended unasked (closed before it loaded) is no error
+      this.readiness.set(w, ready);
       return w;
     });
+  }
+
+  /** When each worker started by the constructor has loaded its modules (its 'ready' message). */
+  private readonly readiness = new Map<Worker, Promise<void>>();
+
+  /**
+   * Resolves when waiting worker `i` has loaded its modules and can take work (SurveyHelpers);
+   * rejects when there is no such worker or it ended first. Does not keep the process alive.
+   */
+  ready(i: number): Promise<void> {
+    const worker = this.idle[i];
+    const ready = worker && this.readiness.get(worker);
+    return ready ?? Promise.reject(new Error('no waiting worker'));
   }
 
   /** Workers not yet taken by `run` (survey.ts asks them by index: SurveyHelpers). */
