@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import type { Logger } from '../../src/log.js';
 import type { DeidNode } from '../../src/node/deidNode.js';
+import { loadNodeConfig, type NodeConfig } from '../../src/node/nodeConfig.js';
 import { openStateStore } from '../../src/state/openStateStore.js';
 import { waitFor } from './forward-helpers.js';
 
@@ -308,6 +309,30 @@ export async function waitQueue(
 export async function loadDeidNode(): Promise<typeof DeidNode> {
   ensureBuilt();
   return ((await import(join(CLI, '..', 'node', 'deidNode.js'))) as { DeidNode: typeof DeidNode }).DeidNode;
+}
+
+/**
+ * The config of a node run in the test's process (see loadDeidNode): AE title DEID on 127.0.0.1,
+ * any free DICOM and HTTP port (11180 may be taken on a shared machine), everything under `dir`
+ * (output, state/state.sqlite, quarantine, spool, logs), a 64 MiB spool reserve and one
+ * processing thread; `settings` add or override config-file settings. Throws ConfigError as
+ * loadNodeConfig does.
+ */
+export function inProcessNodeConfig(dir: string, csv: string, settings: Record<string, unknown> = {}): NodeConfig {
+  return loadNodeConfig(undefined, {
+    host: '127.0.0.1',
+    port: 0,
+    csv,
+    output: join(dir, 'output'),
+    db: join(dir, 'state', 'state.sqlite'),
+    quarantine: join(dir, 'quarantine'),
+    spool: join(dir, 'spool'),
+    logDir: join(dir, 'logs'),
+    httpPort: 0,
+    spoolReserveMB: 64,
+    processingThreads: 1,
+    ...settings,
+  });
 }
 
 /** A Logger that keeps every line as `level: message {meta as JSON}` in `lines`. */
