@@ -11,7 +11,6 @@ import {
   freePort,
   ORTHANC_BIN,
   rmrf,
-  startOrthanc,
   stopAllPeers,
   tempDir,
   waitFor,
@@ -20,7 +19,7 @@ import {
 import { CHROMIUM, launchChromium } from '../helpers/browser-helpers.js';
 import { listFilesRecursive, startNode, stopAllNodes, type NodeProc } from '../helpers/serve-helpers.js';
 import {
-  loadOrthanc,
+  startOrthancHolding,
   makeCohort,
   readReport,
   reportPathOf,
@@ -96,10 +95,7 @@ describe.skipIf(!ORTHANC_BIN)(
       dir = tempDir('retrieve-node-http');
       nodePort = await freePort();
       const files = makeCohort(join(dir, 'cohort'), COHORT);
-      orthanc = await startOrthanc(join(dir, 'orthanc'), 'ORTHANC', {
-        DicomModalities: { deid: ['DEID', '127.0.0.1', nodePort] },
-      });
-      await loadOrthanc(orthanc, [...files.values()].flat());
+      orthanc = await startOrthancHolding(join(dir, 'orthanc'), nodePort, [...files.values()].flat());
     });
 
     afterEach(async () => {
