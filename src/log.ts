@@ -73,6 +73,12 @@ function formatValue(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/**
+ * The process's Logger on winston: readable (or JSON) lines on stderr unless `console` is false, and JSON
+ * lines in `logDir` when given, rotated by winston-daily-rotate-file at `maxFileBytes` (default 50 MiB) and
+ * each day, `maxFiles` kept (default 10), `<fileName>` a symlink to the current one. Creates `logDir`; throws
+ * its system error (EACCES...) when it cannot. Flush with closeLogger before exit.
+ */
 export function createLogger(options: LoggerOptions = {}): ProcessLogger {
   const winston = winstonModule();
   const level = options.level ?? (process.env.DEBUG === '1' ? 'debug' : 'info');

@@ -49,6 +49,10 @@ export class StatusTracker {
   private sinceIso: string;
   private last: LastError | undefined;
 
+  /**
+   * `name`: the component's name in ComponentStatus; `initial`: its state until set() (default 'starting');
+   * `now`: the clock for since-times (tests).
+   */
   constructor(
     readonly name: string,
     initial: ComponentState = 'starting',

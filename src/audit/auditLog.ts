@@ -39,6 +39,10 @@ export const AUDIT_HEADER = [
   'message',
 ];
 
+/**
+ * One CSV field (RFC 4180): quoted, with inner quotes doubled, when it holds a quote, comma, CR or LF, or
+ * starts or ends with white space; otherwise as it is.
+ */
 export function csvField(v: string): string {
   return /[",\r\n]/.test(v) || /^\s|\s$/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
 }
@@ -47,6 +51,7 @@ function pad(n: number): string {
   return String(n).padStart(2, '0');
 }
 
+/** The audit file's name for `d` in local time: `deid_log_YYYYMMDD_HHMMSS.csv`. */
 export function auditLogName(d: Date): string {
   return `deid_log_${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}_${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}.csv`;
 }
@@ -93,6 +98,11 @@ export class AuditLog {
   private fd: number | undefined;
   private buffer: string[] = [];
 
+  /**
+   * `logDir`: the folder of audit files (created when missing); `now`: the time in the file's name.
+   * Unless `lazy`, creates the file at once (createAuditLogFile): throws its system error (EACCES,
+   * ENOSPC...).
+   */
   constructor(
     private readonly logDir: string,
     private readonly now = new Date(),
@@ -113,17 +123,23 @@ export class AuditLog {
     return this.fd;
   }
 
+  /** Buffers one row; every 256 rows are written out (flush). Throws the write's system error. */
   write(row: AuditRow): void {
     this.buffer.push(formatAuditRow(row));
     if (this.buffer.length >= 256) this.flush();
   }
 
+  /**
+   * Writes the buffered rows (creating the file if it was lazy); synchronous, not fsync'd. Throws the system
+   * error of the creation or write.
+   */
   flush(): void {
     if (this.buffer.length === 0) return;
     fs.writeSync(this.open(), this.buffer.join(''));
     this.buffer = [];
   }
 
+  /** Flushes and closes the file; closing again does nothing. */
   close(): void {
     this.flush();
     if (this.fd !== undefined) fs.closeSync(this.fd);

@@ -7,6 +7,10 @@ import { AUDIT_HEADER_LINE, createAuditLogFile, formatAuditRow, type AuditRow } 
 import { writeFileAtomicSync } from '../io/durableWrite.js';
 import { compareWalkOrder } from './walk.js';
 
+/**
+ * A batch run's audit CSV (see above): rows written as files finish, rewritten in walk order at the end. Key
+ * material: `logDir` must be outside the output tree. Methods throw the file's system errors.
+ */
 export class BatchAuditLog {
   /** The log's path: `<logDir>/deid_log_<YYYYMMDD_HHMMSS>.csv`. */
   readonly file: string;

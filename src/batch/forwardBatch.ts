@@ -13,6 +13,13 @@ export interface BatchForwardResult {
   dead: number;
 }
 
+/**
+ * Queues every path of `files` (the written output files, as the queue stores them) for each destination
+ * (`AET@host:port`, forward/destination.ts) in `state`, sends them with a Forwarder (PS3.4 Storage SCU) as
+ * `callingAet`, and waits up to `waitMs` ms for the destinations' queues to empty. Resolves with the counts
+ * of each destination's whole queue afterwards (items of earlier runs included; a destination with no item at
+ * all is not listed). Rejects with DestinationError for a malformed destination, and with the state's errors.
+ */
 export async function forwardBatch(
   state: StateStore,
   files: string[],

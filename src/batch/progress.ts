@@ -1,15 +1,27 @@
 // A throttled one-line progress bar on stderr, only when stderr is a TTY.
+/**
+ * The progress bar: `[####----] done/total pct files/s counts`, redrawn at most every `intervalMs` ms,
+ * clipped to the terminal's width. Does nothing when stderr is not a TTY (or `enabled` is false).
+ */
 export class Progress {
   private last = 0;
   private readonly start = Date.now();
   private shown = false;
 
+  /**
+   * `total`: files expected; `enabled`: draw at all (default: stderr is a TTY); `intervalMs`: least time
+   * between redraws (default 150 ms).
+   */
   constructor(
     private readonly total: number,
     private readonly enabled: boolean = process.stderr.isTTY === true,
     private readonly intervalMs = 150,
   ) {}
 
+  /**
+   * Redraws with `done` files of `total` and the non-zero `counts` (status -> files); skipped when the last
+   * redraw is under `intervalMs` old unless `force`.
+   */
   update(done: number, counts: Record<string, number>, force = false): void {
     if (!this.enabled) return;
     const now = Date.now();
@@ -30,6 +42,7 @@ export class Progress {
     this.shown = true;
   }
 
+  /** Clears the bar's line, if it was drawn. */
   finish(): void {
     if (this.shown) process.stderr.write('\r\x1b[K');
   }

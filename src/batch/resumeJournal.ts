@@ -59,6 +59,10 @@ function sameKey(a: JournalKey, b: JournalKey): boolean {
   );
 }
 
+/**
+ * The resume journal of batch runs from one input to one output (see above), a JSON-lines file in the log
+ * folder: made by ResumeJournal.for(). Methods throw the file's system errors.
+ */
 export class ResumeJournal {
   private fd: number | null = null;
 

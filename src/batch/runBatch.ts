@@ -54,7 +54,6 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   const say = opts.quiet ? () => {} : out;
   const signal = opts.signal;
   const { paths, rows, workerCount, guard } = prepareBatch(opts);
-  checkOutputWritable(paths, opts);
 
   const walked = await walkTree(paths.input);
   const files = walked.files;
@@ -62,6 +61,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);
   }
   if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
+  checkOutputWritable(paths, opts); // the first thing written: the output folder
 
   const state = await openStateStore(paths.db, { create: true });
   const uidSecret = await state.uidSecret();

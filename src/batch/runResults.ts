@@ -7,6 +7,10 @@ import type { Logger } from '../log.js';
 import { sourceLayout } from './layout.js';
 import type { FileOutcome } from './protocol.js';
 
+/**
+ * A batch run's tallies (see above), filled by record() as the pool reports each file. In memory only; throws
+ * nothing.
+ */
 export class RunResults {
   readonly counts: Record<FileStatus, number> = zeroFileCounts();
   /** Written files whose pixels may hold burned-in text: output path (relative) and why. */
@@ -33,6 +37,10 @@ export class RunResults {
   otherCopied = 0;
   private readonly rowsByLine: Map<number, MappingRow>;
 
+  /**
+   * `rows`: the mapping CSV's rows (a file's notes are found by its row's line); `log`: where warnings go, if
+   * anywhere.
+   */
   constructor(
     rows: readonly MappingRow[],
     private readonly log?: Logger,

@@ -28,6 +28,10 @@ export interface SessionQuestion {
 /** How many files of a session folder are tried to find the study in it. */
 const STUDY_PROBE_FILES = 5;
 
+/**
+ * Session numbers for a batch run (see above), asked of `source` (the StateStore, or a SessionPreview for
+ * --dry-run) one question at a time and cached for the run.
+ */
 export class SessionNumbers {
   /** `researchId \0 key` -> N. */
   private readonly cache = new Map<string, number>();
@@ -35,6 +39,10 @@ export class SessionNumbers {
   private readonly numberedFolders = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
 
+  /**
+   * `source`: where numbers are assigned; `inputDir`: the input tree's root (files are read from it to find
+   * the study of a session folder); `inventory`: the walked tree.
+   */
   constructor(
     private readonly source: SessionNumberSource,
     private readonly inputDir: string,

@@ -4,6 +4,10 @@
 import type { StateStore } from '../state/stateStore.js';
 import type { SessionNumberSource } from './sessionNumbers.js';
 
+/**
+ * The SessionNumberSource of `batch --dry-run` (see above): numbers the state holds, read only, and new ones
+ * counted on from its highest per research ID, in memory. Rejects with the state's read errors.
+ */
 export class SessionPreview implements SessionNumberSource {
   /** `researchId \0 key` -> the number this preview gave it (not in the state). */
   private readonly given = new Map<string, number>();
@@ -14,6 +18,7 @@ export class SessionPreview implements SessionNumberSource {
   /** `state`: opened read only, or null when there is none yet (every number is new). */
   constructor(private readonly state: Pick<StateStore, 'knownSessionIndex' | 'highestSessionIndex'> | null) {}
 
+  /** The number this preview gave (researchId, key), else the state's; undefined when neither has one. */
   async knownSessionIndex(researchId: string, key: string): Promise<number | undefined> {
     return this.given.get(researchId + '\0' + key) ?? (await this.state?.knownSessionIndex(researchId, key));
   }

@@ -11,6 +11,12 @@ export interface WalkResult {
   errors: { rel: string; message: string }[];
 }
 
+/**
+ * Every regular file under `root` (links to files included, links to folders not followed) as a '/'-separated
+ * path relative to `root`, each folder's entries sorted by name (UTF-16 code units). A sub-folder that cannot
+ * be listed goes to `errors` with a one-line reason; rejects with the system error only when `root` itself
+ * cannot be read.
+ */
 export async function walkTree(root: string): Promise<WalkResult> {
   const files: string[] = [];
   const errors: WalkResult['errors'] = [];

@@ -29,6 +29,11 @@ export interface PoolHandlers {
   log?: Logger;
 }
 
+/**
+ * The batch worker pool (see above): node:worker_threads running worker.ts, started at once, used first by
+ * the survey (surveyOn) and then by run(). A worker that crashes is logged, its files get an error
+ * outcome and it is replaced; stop() lets the jobs already sent finish.
+ */
 export class WorkerPool {
   private readonly idle: Worker[];
   private stopping = false;

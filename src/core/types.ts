@@ -150,6 +150,7 @@ export class DicomFormatError extends Error {
  */
 export class MappingError extends Error {
   override name = 'MappingError';
+  /** `message`: one line per problem (with values); `problems`: every problem, also worded without values. */
   constructor(
     message: string,
     readonly problems: readonly CsvProblem[] = [],

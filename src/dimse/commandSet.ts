@@ -27,6 +27,7 @@ export const Priority = { Low: 0x0002, Medium: 0x0000, High: 0x0001 } as const;
 /** (0000,0800) value meaning "no data set follows". */
 export const NO_DATA_SET = 0x0101;
 
+/** A command set that cannot be parsed or lacks a required element (PS3.7 9.3, E.1); one-line message. */
 export class CommandSetError extends Error {
   override name = 'CommandSetError';
 }

@@ -7,14 +7,20 @@ import { PduError } from './pduReader.js';
 
 /** One presentation data value item. */
 export class PdvView {
+  /**
+   * `presentationContextId`: the PDV's context ID; `header`: its message control header byte (PS3.8 E.2);
+   * `value`: the fragment, a view into the PDU (not copied).
+   */
   constructor(
     readonly presentationContextId: number,
     private readonly header: number,
     readonly value: Buffer,
   ) {}
+  /** Bit 0 of the message control header: the fragment is of a command set (else of a data set). */
   isCommand(): boolean {
     return (this.header & 0x01) !== 0;
   }
+  /** Bit 1 of the message control header: the last fragment of its command set or data set. */
   isLastFragment(): boolean {
     return (this.header & 0x02) !== 0;
   }
@@ -52,6 +58,7 @@ export const AbortReason = {
   InvalidPduParameterValue: 6,
 } as const;
 
+/** An A-ABORT PDU (PS3.8 9.3.8): 10 bytes, `source` and `reason` from AbortSource and AbortReason. */
 export function abortPdu(source: number, reason: number): Buffer {
   return Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, source, reason]);
 }

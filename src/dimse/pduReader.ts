@@ -18,6 +18,10 @@ export const PduType = {
   Abort: 0x07,
 } as const;
 
+/**
+ * A peer broke the DICOM Upper Layer protocol (PS3.8 9.3): unknown PDU type, a PDU over the cap, a malformed
+ * P-DATA-TF or DIMSE message. One-line message, no identifier; the association aborts.
+ */
 export class PduError extends Error {
   override name = 'PduError';
 }
@@ -29,6 +33,10 @@ export interface PduReaderOptions {
   onPdu(type: number, pdu: Buffer): void;
 }
 
+/**
+ * Splits a DICOM Upper Layer byte stream (PS3.8 9.3) into PDUs, capped per type (see above): push() socket
+ * chunks, onPdu receives each complete PDU (a view into the chunk when it fits in one).
+ */
 export class PduReader {
   private readonly header = Buffer.alloc(6);
   private headerFill = 0;
@@ -37,6 +45,10 @@ export class PduReader {
   private partialFill = 0;
   private stopped = false;
 
+  /**
+   * `opts.maxLength(type)`: largest PDU length field (bytes after the 6-byte header) per PDU type;
+   * `opts.onPdu`: called with each complete PDU.
+   */
   constructor(private readonly opts: PduReaderOptions) {}
 
   /** True while a PDU has been started but not completed. */

@@ -19,6 +19,10 @@ interface LevelLogger {
 
 let done = false;
 
+/**
+ * Sets dcmjs-dimse's logger and its bundled dcmjs's to 'silent' (see above); once per process, later calls do
+ * nothing. A bundled dcmjs that cannot be found is skipped; never throws.
+ */
 export function silenceLibraryLogs(): void {
   if (done) return;
   done = true;

@@ -83,6 +83,13 @@ interface DestState {
 /** How often, at most, the queue counts of the status are read again from the state (ms). */
 const COUNTS_REFRESH_MS = 1000;
 
+/**
+ * Sends the forward queue (StateStore) to the configured destinations as described above, as a
+ * PS3.4 Storage SCU (storeScu.ts): start() recovers items left in flight and starts one loop per
+ * destination, kick() wakes them, stop() waits for rounds under way and closes the converter.
+ * start() rejects with the state's error when recovery cannot read it; delivery failures are
+ * recorded in the queue and the status ('forwarder'), never thrown.
+ */
 export class Forwarder implements StatusReporter {
   private readonly state: StateStore;
   private readonly logger: Logger;
@@ -107,6 +114,11 @@ export class Forwarder implements StatusReporter {
   private countsAt = 0;
   private countsReading: Promise<void> | null = null;
 
+  /**
+   * Takes the options' defaults: 100 instances per association, backoff 2 s doubling to 5 min (with jitter),
+   * give up after 24 h of failures, idle poll every 5 s, dead items logged once per reason per 60 s.
+   * Destinations are keyed by name (a repeated name is ignored). Touches no file or network.
+   */
   constructor(opts: ForwarderOptions) {
     this.state = opts.state;
     this.logger = opts.logger;

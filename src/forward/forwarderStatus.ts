@@ -45,6 +45,10 @@ export class ForwarderStatus implements StatusReporter {
   private readonly dests = new Map<string, DestinationStatus>();
   private lifecycle: 'starting' | 'running' | 'stopping' | 'stopped' = 'starting';
 
+  /**
+   * `destinations`: the configured ones, in order, all 'unknown' until their first round; `now`: the clock
+   * for ISO times (tests).
+   */
   constructor(
     destinations: readonly Destination[],
     private readonly now: () => Date = () => new Date(),
@@ -115,6 +119,11 @@ export class ForwarderStatus implements StatusReporter {
     return [...this.dests.values()].map((d) => ({ ...d, lastError: d.lastError && { ...d.lastError } }));
   }
 
+  /**
+   * The 'forwarder' component: totals over destinations (down, pending, in flight, dead, delivered and
+   * converted since start), backlog = pending + in flight, each destination in `details`. Degraded while any
+   * destination is down.
+   */
   status(): ComponentStatus {
     const list = this.destinations();
     const sum = (k: 'pending' | 'inFlight' | 'dead' | 'deliveredSinceStart' | 'convertedSinceStart'): number =>

@@ -157,6 +157,7 @@ export interface NodeApi extends RetrieveApi {
 /** An operation refused for a reason the caller can fix; `status` is the HTTP status to answer. */
 export class ApiError extends Error {
   override name = 'ApiError';
+  /** `status`: the HTTP status to answer (400, 404, 409, 503...); `message`: one line, no identifier. */
   constructor(
     readonly status: number,
     message: string,

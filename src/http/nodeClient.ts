@@ -8,6 +8,7 @@ import type { RetrieveJobView, RetrieveResumeInput, RetrieveStartInput } from '.
 /** The node answered with an error (`status`: the HTTP status), or could not be reached (0). */
 export class NodeHttpError extends Error {
   override name = 'NodeHttpError';
+  /** `status`: the HTTP status the node answered, 0 when it could not be reached; `message`: one line. */
   constructor(
     readonly status: number,
     message: string,
@@ -31,6 +32,10 @@ export function nodeHttpUrl(config: Pick<NodeConfig, 'httpHost' | 'httpPort'>): 
   return `http://${host.includes(':') ? `[${host}]` : host}:${config.httpPort}`;
 }
 
+/**
+ * JSON over HTTP (Node's fetch) to a running node's API, with the config's bearer token; every method rejects
+ * with NodeHttpError (see request()).
+ */
 export class NodeClient {
   readonly url: string;
   private readonly token: string;
@@ -87,26 +92,32 @@ export class NodeClient {
     return json as T;
   }
 
+  /** GET /api/status: which node answered (AE title, pid, port, state path). */
   identity(): Promise<NodeIdentityAnswer> {
     return this.request('GET', '/api/status');
   }
 
+  /** POST /api/retrieve/jobs: starts (or continues) a retrieve job on the node. */
   startRetrieve(input: RetrieveStartInput): Promise<{ job: RetrieveJobView; resumed: boolean }> {
     return this.request('POST', '/api/retrieve/jobs', input);
   }
 
+  /** POST /api/retrieve/jobs/:id/resume with new pace and timers. */
   resumeRetrieve(id: number, input: RetrieveResumeInput): Promise<RetrieveJobView> {
     return this.request('POST', `/api/retrieve/jobs/${id}/resume`, input);
   }
 
+  /** GET /api/retrieve/jobs?limit=: the `limit` most recent jobs, newest first. */
   async retrieveJobs(limit: number): Promise<RetrieveJobView[]> {
     return (await this.request<{ jobs: RetrieveJobView[] }>('GET', `/api/retrieve/jobs?limit=${limit}`)).jobs;
   }
 
+  /** GET /api/retrieve/jobs/:id; NodeHttpError 404 when there is none. */
   retrieveJob(id: number): Promise<RetrieveJobView> {
     return this.request('GET', `/api/retrieve/jobs/${id}`);
   }
 
+  /** POST /api/retrieve/jobs/:id/cancel. */
   cancelRetrieve(id: number): Promise<RetrieveJobView> {
     return this.request('POST', `/api/retrieve/jobs/${id}/cancel`, {});
   }

@@ -6,6 +6,10 @@ import type { ByteRange, ByteSource } from '../core/dicom/byteSource.js';
 import { dicomFormOfSource } from '../core/dicom/sniff.js';
 import type { FileRange } from './copyRange.js';
 
+/**
+ * The core's ByteSource (src/core/dicom/byteSource.ts) over a file descriptor range, read with synchronous
+ * positioned reads (fs.readSync); see above.
+ */
 export class FileByteSource implements ByteSource {
   /**
    * The bytes of open file `fd` from `start` on, `size` of them (default: to the end of the

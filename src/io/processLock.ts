@@ -49,6 +49,7 @@ function loadFlock(): typeof flockFn {
 /** The lock is held by another process (`pid`, when it could be read). */
 export class LockHeldError extends Error {
   override name = 'LockHeldError';
+  /** `lockFile`: the lock's path, and `pid` of its holder (null when unreadable), both in the message. */
   constructor(
     readonly lockFile: string,
     readonly pid: number | null,

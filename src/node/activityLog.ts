@@ -31,10 +31,20 @@ interface Failure {
   remindedAt: number;
 }
 
+/**
+ * Folds the node's per-instance events into the console lines above: a group's line is written after
+ * `quietMs` (ms, default 2000) without news of it; a failing cause is logged once, recalled every 10 min with
+ * its count, and once when it clears. Takes research IDs, session folders, AE titles and reasons, never an
+ * original identifier. Throws nothing.
+ */
 export class ActivityLog {
   private readonly groups = new Map<string, Group & { line: (n: number) => string; level: 'info' | 'warn' }>();
   private readonly failures = new Map<string, Failure>();
 
+  /**
+   * `quarantineHint`: where a person sees the quarantine, named in quarantine lines; `quietMs`: the quiet
+   * time before a group's line is written (ms).
+   */
   constructor(
     private readonly logger: Logger,
     /** Where a person sees the quarantine ("/api/quarantine" or the CLI command). */

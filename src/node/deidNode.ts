@@ -44,6 +44,12 @@ function studyOf(rel: string): string {
   return rel.split(sep)[1] ?? rel;
 }
 
+/**
+ * The DICOM node (the `serve` command): start() takes the spool's and the state's locks, recovers the spool,
+ * starts the mapping watcher, processing threads, forwarder, retrieve jobs, the DICOM listener(s) (PS3.8
+ * associations, PS3.4 Storage and Verification SCP) and the HTTP side. stop() ends retrieve jobs, the HTTP
+ * side, receiving, then processing, and releases the locks last. See start() for what it throws.
+ */
 export class DeidNode {
   private state!: StateStore;
   private watcher: MappingWatcher | undefined;

@@ -317,6 +317,10 @@ export async function commitStaged(deps: ProcessorDeps, staged: Staged[]): Promi
   }));
 }
 
+/**
+ * Narrows a processing result: true for a Staged instance (written, to be filed), false for a final Outcome
+ * (quarantined, failed...).
+ */
 export function isStaged(x: Staged | Outcome): x is Staged {
   return (x as Staged).outputPath !== undefined && (x as Outcome).status === undefined;
 }

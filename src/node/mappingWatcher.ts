@@ -26,6 +26,12 @@ function loadLogged(file: string, logger: Logger): MappingTable {
   return table;
 }
 
+/**
+ * The mapping CSV in use by the node, reloaded when the file changes (fs.watchFile polling every `intervalMs`
+ * ms, default 1000): an edit that validates replaces it and calls `onReload`; one that does not is refused,
+ * logged by line and reason without values, and the previous mapping stays. Constructing it throws
+ * MappingError when the CSV cannot be read or does not validate.
+ */
 export class MappingWatcher implements StatusReporter {
   private table: MappingTable;
   private readonly listener = (cur: Stats, prev: Stats) => this.onChange(cur, prev);
@@ -51,12 +57,14 @@ export class MappingWatcher implements StatusReporter {
     return this.table;
   }
 
+  /** Starts polling the file; reports 'running'. */
   start(): void {
     this.tracker.set('running');
     // Polling, not fs.watch: editors replace files (rename), network shares drop inotify events.
     watchFile(this.file, { interval: this.intervalMs }, this.listener);
   }
 
+  /** Stops polling the file; reports 'stopped'. */
   stop(): void {
     unwatchFile(this.file, this.listener);
     this.tracker.set('stopped');

@@ -85,6 +85,11 @@ function packageVersion(): string {
 /** The quarantine is listed at most this often (ms): /metrics and the page both ask. */
 const QUARANTINE_CACHE_MS = 2000;
 
+/**
+ * The NodeApi (src/http/nodeApi.ts) of a running DeidNode, over its parts (`NodeParts`). Refusals the caller
+ * can fix throw ApiError with the HTTP status to answer (400, 404, 409, 503); state and file system errors
+ * are rethrown as they come. Quarantine replays and deletions run one at a time.
+ */
 export class DeidNodeApi implements NodeApi {
   private readonly latencyListeners: ((kind: LatencyKind, ms: number) => void)[] = [];
   /** Replays and deletions run one at a time (the processor stages one instance at a time per thread). */
@@ -93,6 +98,7 @@ export class DeidNodeApi implements NodeApi {
 
   private readonly retrieveApi: NodeRetrieveApi;
 
+  /** `p`: the node's parts; builds the retrieve side (NodeRetrieveApi) over the same state and service. */
   constructor(private readonly p: NodeParts) {
     this.retrieveApi = new NodeRetrieveApi({
       state: p.state,
@@ -103,26 +109,35 @@ export class DeidNodeApi implements NodeApi {
     });
   }
 
+  /** Starts a retrieve job, or resumes the same unfinished one (NodeRetrieveApi.startRetrieve). */
   startRetrieve(input: RetrieveStartInput, who: string): Promise<{ job: RetrieveJobView; resumed: boolean }> {
     return this.retrieveApi.startRetrieve(input, who);
   }
 
+  /** Resumes job `id` with new pace and timers (NodeRetrieveApi.resumeRetrieve). */
   resumeRetrieve(id: number, input: RetrieveResumeInput, who: string): Promise<RetrieveJobView> {
     return this.retrieveApi.resumeRetrieve(id, input, who);
   }
 
+  /** The `limit` most recent retrieve jobs, newest first (NodeRetrieveApi.retrieveJobs). */
   retrieveJobs(limit: number): Promise<RetrieveJobView[]> {
     return this.retrieveApi.retrieveJobs(limit);
   }
 
+  /** Retrieve job `id`; ApiError 404 when there is none (NodeRetrieveApi.retrieveJob). */
   retrieveJob(id: number): Promise<RetrieveJobView> {
     return this.retrieveApi.retrieveJob(id);
   }
 
+  /** Cancels retrieve job `id` (NodeRetrieveApi.cancelRetrieve). */
   cancelRetrieve(id: number, who: string): Promise<RetrieveJobView> {
     return this.retrieveApi.cancelRetrieve(id, who);
   }
 
+  /**
+   * The node's identity and configuration for GET /api/status: AE title, version (package.json), pid, host,
+   * start time, settings and paths; the access token only as 'set' or 'not set'.
+   */
   identity(): NodeIdentity {
     const c = this.p.config;
     return {
@@ -153,6 +168,7 @@ export class DeidNodeApi implements NodeApi {
     };
   }
 
+  /** The node's status (nodeStatus.ts), as DeidNode.status() gathers it. */
   status(): NodeStatus {
     return this.p.status();
   }
@@ -162,10 +178,16 @@ export class DeidNodeApi implements NodeApi {
     for (const l of this.latencyListeners) l(kind, ms);
   }
 
+  /** Adds a listener for every latency (ms) the node measures; never removed. */
   onLatency(listener: (kind: LatencyKind, ms: number) => void): void {
     this.latencyListeners.push(listener);
   }
 
+  /**
+   * Free and total bytes (statfs) of the spool, output, quarantine and state folders with minFreeDiskMB in
+   * bytes; a folder that cannot be read or written gets `problem` (one line, from describeSystemError)
+   * instead of rejecting.
+   */
   async disks(): Promise<DiskRoom[]> {
     const c = this.p.config;
     const min = c.minFreeDiskMB * 1024 * 1024;
@@ -191,6 +213,11 @@ export class DeidNodeApi implements NodeApi {
     );
   }
 
+  /**
+   * Ready when the receiver is running, the state file and its folder are writable, and the spool and output
+   * disks are readable with at least minFreeDiskMB free; otherwise the reasons, one line each. Never rejects
+   * for these checks.
+   */
   async readiness(): Promise<Readiness> {
     const reasons: string[] = [];
     const receiver = this.p.status().components.receiver;
@@ -215,6 +242,10 @@ export class DeidNodeApi implements NodeApi {
     return { ready: reasons.length === 0, reasons };
   }
 
+  /**
+   * The `limit` most recently filed studies (StateStore.recentStudies) with their new accession number, last
+   * filing time (ISO 8601) and forward counts per destination and state.
+   */
   async studies(limit: number): Promise<StudyView[]> {
     const rows = await this.p.state.recentStudies(limit);
     return rows.map((s) => ({
@@ -236,12 +267,18 @@ export class DeidNodeApi implements NodeApi {
     return this.quarantineCache.items;
   }
 
+  /** Quarantined instances per reason, from a listing cached for up to 2 s. */
   async quarantineCounts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
     for (const q of await this.listQuarantineCached()) out[q.sidecar.reason] = (out[q.sidecar.reason] ?? 0) + 1;
     return out;
   }
 
+  /**
+   * Quarantined instances grouped by study folder and reason (listing cached for up to 2 s). With
+   * `identifiers`, each group also carries the patient ID, accession and study date tried, and a CSV row to
+   * complete for the mapping: key material, only for an authenticated user.
+   */
   async quarantine({ identifiers }: { identifiers: boolean }): Promise<QuarantineGroupView[]> {
     const groups = new Map<string, QuarantinedInstance[]>();
     for (const q of await this.listQuarantineCached()) {
@@ -293,6 +330,10 @@ export class DeidNodeApi implements NodeApi {
     return run;
   }
 
+  /**
+   * Files the selected quarantined instances again with the current mapping (replayQuarantined), then wakes
+   * the forwarder. Throws ApiError 400 (synchronously) for a malformed selection.
+   */
   replayQuarantine(input: QuarantineSelectionInput, who: string): Promise<ReplayResult> {
     const sel = this.selection(input);
     return this.serial(async () => {
@@ -322,6 +363,10 @@ export class DeidNodeApi implements NodeApi {
     });
   }
 
+  /**
+   * Deletes the selected quarantined instances (audited, logged with `who`); resolves with how many. Throws
+   * ApiError 400 (synchronously) for a malformed or empty selection.
+   */
   deleteQuarantine(input: QuarantineSelectionInput, who: string): Promise<number> {
     const sel = this.selection(input);
     if (sel.item === undefined && sel.study === undefined && sel.reason === undefined) {
@@ -340,6 +385,11 @@ export class DeidNodeApi implements NodeApi {
     return new Map((details?.destinations ?? []).map((d) => [d.name, d]));
   }
 
+  /**
+   * The forward queue per destination, configured ones first then removed ones still holding items: counts by
+   * state, oldest pending time (ISO 8601), health, and the dead items' reasons (the 100 most common across
+   * destinations).
+   */
   async queue(): Promise<QueueView[]> {
     const counts = new Map((await this.p.state.forwardCounts()).map((c) => [c.destination, c]));
     const reasons = await this.p.state.deadForwardReasons(100);
@@ -366,6 +416,10 @@ export class DeidNodeApi implements NodeApi {
     });
   }
 
+  /**
+   * Makes the dead items of `destination` (or of all) pending again, wakes the forwarder and logs `who`;
+   * resolves with how many.
+   */
   async retryDead(destination: string | undefined, who: string): Promise<number> {
     const n = await this.p.state.retryDeadForwards(destination);
     if (n > 0) this.p.resumeForwarder(destination);
@@ -376,6 +430,10 @@ export class DeidNodeApi implements NodeApi {
     return n;
   }
 
+  /**
+   * Deletes the queue items of a destination no longer configured; resolves with how many. Rejects with
+   * ApiError 409 for a configured destination.
+   */
   async dropDestination(destination: string, who: string): Promise<number> {
     const dest = this.p.config.forward.find((d) => d.name === destination);
     if (dest) {
@@ -389,6 +447,10 @@ export class DeidNodeApi implements NodeApi {
     return n;
   }
 
+  /**
+   * C-ECHO (PS3.7 9.3.5) to the configured destination `name` from the node's calling AE title. Rejects with
+   * ApiError 404 for an unknown name.
+   */
   async echo(name: string): Promise<EchoResult> {
     const dest = this.p.config.forward.find((d) => d.name === name);
     if (!dest) throw new ApiError(404, `no configured destination is named ${JSON.stringify(name)}`);

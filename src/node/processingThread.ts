@@ -68,6 +68,12 @@ interface Flight {
   callingAet: string;
 }
 
+/**
+ * The node's processing workers (node:worker_threads running processingWorker.js), driven from the main
+ * thread as described above. Reports status 'processing' (outcomes, in-flight count, per-reason quarantine
+ * counts). A worker that dies is restarted and its instances are processed again from the spool; its methods
+ * do not throw.
+ */
 export class ProcessingThread implements StatusReporter {
   private readonly workers: Worker[] = [];
   private readonly tracker = new StatusTracker('processing', 'running');
@@ -264,6 +270,7 @@ export class ProcessingThread implements StatusReporter {
     }
   }
 
+  /** Whether this spooled instance is in flight here (from process() until the spool releases it). */
   has(ref: SpoolRef): boolean {
     return this.inFlight.has(spoolRefId(ref));
   }
@@ -319,6 +326,10 @@ export class ProcessingThread implements StatusReporter {
     } satisfies ToWorker);
   }
 
+  /**
+   * Sends new mapping rows to every worker (after a reload); workers started later get them too. Instances
+   * already handed over may still use the previous rows.
+   */
   setMapping(rows: MappingRow[]): void {
     this.init = { ...this.init, rows };
     for (const w of this.workers) w.postMessage({ type: 'mapping', rows } satisfies ToWorker);

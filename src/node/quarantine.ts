@@ -134,6 +134,12 @@ export function requarantine(q: QuarantinedInstance, reason: QuarantineReason, m
   writeFileDurableSync(`${q.file}.json`, JSON.stringify({ ...q.sidecar, reason, message }, null, 2) + '\n', 0o600);
 }
 
+/**
+ * Every quarantined instance under `root` (the quarantine folder), sorted by study folder then file name:
+ * each `.dcm` with its parsed `.json` sidecar; one whose sidecar is missing or not JSON is listed with reason
+ * 'unreadable'. A sidecar without its `.dcm` (a crash between the two writes) is not listed. An absent or
+ * unreadable `root` or study folder gives no entries; never rejects.
+ */
 export async function listQuarantine(root: string): Promise<QuarantinedInstance[]> {
   const out: QuarantinedInstance[] = [];
   let dirs: string[];

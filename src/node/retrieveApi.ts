@@ -48,7 +48,15 @@ function settingsOf(input: Partial<RetrieveSettings>, base: RetrieveSettings): R
   }
 }
 
+/**
+ * The retrieve side of the node's HTTP API (RetrieveApi, src/http/nodeApi.ts): requests become jobs in the
+ * StateStore run by the node's RetrieveService (PS3.4 C-FIND and C-MOVE to the node's own AE title). Refusals
+ * throw ApiError: 400 for a bad setting or a CSV that does not validate (the message names the file, never a
+ * value), 404 for an unknown job, 409 for a job that cannot run (done, cancelled, or run by another process),
+ * 503 while the node starts or stops.
+ */
 export class NodeRetrieveApi implements RetrieveApi {
+  /** `p`: the node's state, AE title, default CSV, retrieve service and logger. */
   constructor(private readonly p: RetrieveApiParts) {}
 
   private service(): RetrieveService {
@@ -69,6 +77,11 @@ export class NodeRetrieveApi implements RetrieveApi {
     }
   }
 
+  /**
+   * Starts a job from `input` over the default settings, or continues the newest unfinished job of
+   * the same PACS, CSV content and plan (`resumed`: its settings become the request's); logs `who`.
+   * Rejects with ApiError 400/409/503 as above.
+   */
   async startRetrieve(input: RetrieveStartInput, who: string): Promise<{ job: RetrieveJobView; resumed: boolean }> {
     this.service();
     const { from, csv, ...rest } = input;
@@ -90,6 +103,10 @@ export class NodeRetrieveApi implements RetrieveApi {
     return { job: await this.retrieveJob(r.job.id), resumed: r.resumed };
   }
 
+  /**
+   * Runs job `id` again with its stored settings overridden by `input` (pace and timers); logs `who`. Rejects
+   * with ApiError 400/404/409/503.
+   */
   async resumeRetrieve(id: number, input: RetrieveResumeInput, who: string): Promise<RetrieveJobView> {
     const job = await this.known(id);
     let base: RetrieveSettings;
@@ -103,15 +120,21 @@ export class NodeRetrieveApi implements RetrieveApi {
     return this.retrieveJob(id);
   }
 
+  /** The `limit` most recent jobs, newest first, as views without identifiers. */
   async retrieveJobs(limit: number): Promise<RetrieveJobView[]> {
     const jobs = await this.p.state.retrieveJobs(limit);
     return Promise.all(jobs.map((j) => this.view(j)));
   }
 
+  /** Job `id` as a view without identifiers; rejects with ApiError 404 when there is none. */
   async retrieveJob(id: number): Promise<RetrieveJobView> {
     return this.view(await this.known(id));
   }
 
+  /**
+   * Cancels job `id` (through the service when it runs, else in the state) and logs `who`; resolves with its
+   * view. Rejects with ApiError 404 for an unknown job.
+   */
   async cancelRetrieve(id: number, who: string): Promise<RetrieveJobView> {
     await this.known(id);
     const service = this.p.service();

@@ -34,6 +34,7 @@ export type PacsErrorKind = 'unreachable' | 'refused' | 'not-supported' | 'dropp
 /** A failure to talk to the PACS, as one log-safe line (AE titles, host, port; no identifier). */
 export class PacsError extends Error {
   override name = 'PacsError';
+  /** `message`: one log-safe line; `kind`: how the PACS failed (see PacsErrorKind). */
   constructor(
     message: string,
     readonly kind: PacsErrorKind,
@@ -82,6 +83,10 @@ export class PacsClient {
   private findQueue: Promise<void> = Promise.resolve();
   private readonly moves = new Set<ScuAssociation>();
 
+  /**
+   * `opts`: the PACS (AE title, host, port), our calling AE title, the socket factory (TLS) and the timers of
+   * query and move associations. Opens no association until the first request.
+   */
   constructor(private readonly opts: PacsClientOptions) {
     const p = opts.pacs;
     this.label = `${p.aeTitle}@${p.host}:${p.port}`;

@@ -141,6 +141,10 @@ export class RetrieveRun {
   private readonly moving = new Map<string, number>();
   private readonly slots: MoveSlots;
 
+  /**
+   * `o.job`: the job as claimed. Its stored settings are read here (jobSettings.ts): throws
+   * SyntaxError when they are not JSON, RangeError (naming the option) when one is out of range.
+   */
   constructor(private readonly o: RetrieveRunOptions) {
     this.settings = settingsFromParams(o.job.params);
     this.slots = new MoveSlots(this.settings.concurrency);

@@ -65,6 +65,12 @@ interface Running {
   done: Promise<RetrieveJobResult>;
 }
 
+/**
+ * Runs retrieve jobs in this process (see above): PS3.4 C-FIND at the PACS, then C-MOVE of each study to the
+ * node's AE title, each job claimed in the StateStore under this process's runner name and released with its
+ * report. Reports status 'retrieve': job counts, running jobs' progress, backlog = studies not yet done.
+ * Refusals to start reject with RetrieveJobBusyError.
+ */
 export class RetrieveService implements StatusReporter {
   private readonly running = new Map<number, Running>();
   private readonly finished = new Map<number, RetrieveJobResult>();
@@ -73,6 +79,10 @@ export class RetrieveService implements StatusReporter {
   private counts = { jobsStarted: 0, jobsDone: 0, jobsPaused: 0, jobsFailed: 0, jobsCancelled: 0 };
   private stopping = false;
 
+  /**
+   * `o`: the state, the node's AE title, address and report folder, its arrival counters and logger;
+   * `o.runner` names this process as a job's runner (default `node:<hostname>:<pid>`).
+   */
   constructor(private readonly o: RetrieveServiceOptions) {
     this.runner = o.runner ?? `node:${hostname()}:${process.pid}`;
   }
@@ -197,6 +207,10 @@ export class RetrieveService implements StatusReporter {
     return [...this.running.keys()];
   }
 
+  /**
+   * The 'retrieve' component: job counts since start, running jobs with their progress in `details`, backlog
+   * = studies left in running jobs.
+   */
   status(): ComponentStatus {
     const jobs = [...this.running.values()].map((r) => r.run.current);
     return this.tracker.report(

@@ -222,10 +222,15 @@ function prepare(db: Database.Database) {
 export class SqliteRetrieveTables {
   private readonly s: ReturnType<typeof prepare>;
 
+  /**
+   * Prepares the statements on `db` (a better-sqlite3 connection migrated to schema v4 or later); throws
+   * SqliteError when a table is missing.
+   */
   constructor(private readonly db: Database.Database) {
     this.s = prepare(db);
   }
 
+  /** StateStore.filedCountsByStudy: one read transaction. */
   filedCountsByStudy(uids: readonly string[]): Map<string, number> {
     const out = new Map<string, number>();
     this.db.transaction(() => {
@@ -234,6 +239,7 @@ export class SqliteRetrieveTables {
     return out;
   }
 
+  /** StateStore.createRetrieveJob: one BEGIN IMMEDIATE transaction; `now` in epoch ms. */
   createJob(spec: RetrieveJobSpec, rows: readonly RetrieveRowSpec[], now: number): RetrieveJob {
     return this.db
       .transaction(() => {
@@ -255,15 +261,18 @@ export class SqliteRetrieveTables {
       .immediate();
   }
 
+  /** StateStore.retrieveJob. */
   job(id: number): RetrieveJob | undefined {
     const r = this.s.jobGet.get(id);
     return r ? toJob(r) : undefined;
   }
 
+  /** StateStore.retrieveJobs: newest first, at most `limit`. */
   jobs(limit: number): RetrieveJob[] {
     return this.s.jobsNewest.all(limit).map(toJob);
   }
 
+  /** StateStore.unfinishedRetrieveJob. */
   unfinishedJob(
     m: Pick<RetrieveJobSpec, 'pacs' | 'moveDestination' | 'csvSha256' | 'planKey'>,
   ): RetrieveJob | undefined {
@@ -271,6 +280,7 @@ export class SqliteRetrieveTables {
     return r ? toJob(r) : undefined;
   }
 
+  /** StateStore.claimRetrieveJob: one BEGIN IMMEDIATE transaction; `staleMs` and `now` in ms. */
   claimJob(
     id: number,
     runner: string,
@@ -292,6 +302,10 @@ export class SqliteRetrieveTables {
       .immediate();
   }
 
+  /**
+   * StateStore.heartbeatRetrieveJob: one BEGIN IMMEDIATE transaction. A job that no longer exists answers not
+   * owned, cancel requested.
+   */
   heartbeat(id: number, runner: string, now: number): RetrieveHeartbeat {
     return this.db
       .transaction((): RetrieveHeartbeat => {
@@ -302,6 +316,10 @@ export class SqliteRetrieveTables {
       .immediate();
   }
 
+  /**
+   * StateStore.releaseRetrieveJob: one BEGIN IMMEDIATE transaction; nothing changes unless `runner` owns the
+   * job.
+   */
   release(
     id: number,
     runner: string,
@@ -316,6 +334,7 @@ export class SqliteRetrieveTables {
       .immediate();
   }
 
+  /** StateStore.cancelRetrieveJob: one BEGIN IMMEDIATE transaction; `staleMs` and `now` in ms. */
   cancel(id: number, staleMs: number, now: number): RetrieveJob | undefined {
     return this.db
       .transaction(() => {
@@ -333,6 +352,7 @@ export class SqliteRetrieveTables {
       .immediate();
   }
 
+  /** StateStore.retrieveRows: in CSV line order, each with the study UIDs linked to it. */
   rows(jobId: number): RetrieveRow[] {
     const links = new Map<number, string[]>();
     for (const l of this.s.rowLinks.all(jobId)) {
@@ -353,6 +373,10 @@ export class SqliteRetrieveTables {
     }));
   }
 
+  /**
+   * StateStore.recordRetrieveRow: one BEGIN IMMEDIATE transaction. Throws Error when the job has no row for
+   * `line` (nothing is recorded).
+   */
   recordRow(jobId: number, line: number, result: RetrieveRowResult, now: number): void {
     this.db
       .transaction(() => {
@@ -379,11 +403,13 @@ export class SqliteRetrieveTables {
     this.s.studyInsert.run(jobId, st.studyUid, seq, line, st.studyDate, st.modalities, st.expected, now);
   }
 
+  /** StateStore.retrieveStudies: in planning order. */
   studies(jobId: number, status?: RetrieveStudyStatus): RetrieveStudy[] {
     const rows = status === undefined ? this.s.studies.all(jobId) : this.s.studiesIn.all(jobId, status);
     return rows.map(toStudy);
   }
 
+  /** StateStore.updateRetrieveStudy: one UPDATE of the fields present in `patch` (none: nothing runs). */
   updateStudy(jobId: number, studyUid: string, patch: RetrieveStudyPatch, now: number): void {
     const sets: string[] = [];
     const values: (string | number | null)[] = [];
@@ -398,6 +424,10 @@ export class SqliteRetrieveTables {
       .run(...values, now, jobId, studyUid);
   }
 
+  /**
+   * StateStore.retrieveJobCounts: rows and studies by status (every status present, 0 when none) and the sums
+   * of expected and filed instances, in one read transaction.
+   */
   counts(jobId: number): RetrieveJobCounts {
     return this.db.transaction(() => {
       const rows = Object.fromEntries(ROW_STATUSES.map((s) => [s, 0])) as Record<RetrieveRowStatus, number>;

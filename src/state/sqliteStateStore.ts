@@ -259,6 +259,13 @@ function prepare(db: Database.Database) {
   };
 }
 
+/**
+ * The StateStore on SQLite through better-sqlite3 (see the header: WAL, 10 s busy timeout, BEGIN
+ * IMMEDIATE per read-modify-write, synchronous FULL). Made by open(). The methods of the interface
+ * carry its docstrings (@inheritDoc) and reject with SQLite's errors as better-sqlite3 throws them
+ * (SqliteError: SQLITE_BUSY after the 10 s timeout, SQLITE_READONLY on a read-only connection,
+ * SQLITE_FULL...).
+ */
 export class SqliteStateStore implements StateStore {
   private secret: Buffer | null = null;
   private readonly s: ReturnType<typeof prepare>;
@@ -339,6 +346,7 @@ export class SqliteStateStore implements StateStore {
     }
   }
 
+  /** @inheritDoc */
   async uidSecret(): Promise<Buffer> {
     if (this.secret) return Buffer.from(this.secret);
     if (this.readOnly) {
@@ -363,10 +371,12 @@ export class SqliteStateStore implements StateStore {
     return Buffer.from(secret);
   }
 
+  /** @inheritDoc */
   async sessionIndex(researchId: string, key: string): Promise<number> {
     return this.assignSessions(researchId, [key]).get(key)!;
   }
 
+  /** @inheritDoc */
   async sessionIndices(
     researchId: string,
     keys: readonly string[],
@@ -413,14 +423,17 @@ export class SqliteStateStore implements StateStore {
     return (this.s.sessionGet.get(researchId, key) ?? this.s.aliasGet.get(researchId, key))?.n;
   }
 
+  /** @inheritDoc */
   async knownSessionIndex(researchId: string, key: string): Promise<number | undefined> {
     return this.known(researchId, key);
   }
 
+  /** @inheritDoc */
   async highestSessionIndex(researchId: string): Promise<number> {
     return this.s.sessionMax.get(researchId)?.m ?? 0;
   }
 
+  /** @inheritDoc */
   async linkSessionKeys(researchId: string, links: Iterable<readonly [key: string, n: number]>): Promise<void> {
     this.db
       .transaction(() => {
@@ -431,6 +444,7 @@ export class SqliteStateStore implements StateStore {
       .immediate();
   }
 
+  /** @inheritDoc */
   async claimStudies(claims: readonly StudyClaim[], now: number = Date.now()): Promise<string[]> {
     for (const c of claims) {
       if (c.studyUid === '' || c.researchId === '') throw new Error('study owner: empty study UID or research ID');
@@ -448,6 +462,7 @@ export class SqliteStateStore implements StateStore {
       .immediate();
   }
 
+  /** @inheritDoc */
   async knownStudyOwners(studyUids: readonly string[]): Promise<Map<string, string>> {
     const owners = new Map<string, string>();
     for (const uid of studyUids) {
@@ -457,6 +472,7 @@ export class SqliteStateStore implements StateStore {
     return owners;
   }
 
+  /** @inheritDoc */
   async fileInstances(
     filings: readonly InstanceFiling[],
     forwardTo: readonly string[],
@@ -487,6 +503,7 @@ export class SqliteStateStore implements StateStore {
       .immediate();
   }
 
+  /** @inheritDoc */
   async filedInstance(newSopUid: string): Promise<FiledInstance | undefined> {
     const r = this.s.filedGet.get(newSopUid);
     if (!r) return undefined;
@@ -504,6 +521,7 @@ export class SqliteStateStore implements StateStore {
     };
   }
 
+  /** @inheritDoc */
   async recentStudies(limit: number): Promise<FiledStudy[]> {
     // One read transaction: the studies and their counts are of one moment.
     return this.db.transaction((): FiledStudy[] => {
@@ -531,10 +549,12 @@ export class SqliteStateStore implements StateStore {
     })();
   }
 
+  /** @inheritDoc */
   async filedInstanceCount(): Promise<number> {
     return this.s.filedCount.get()!.n;
   }
 
+  /** @inheritDoc */
   async enqueueForwards(
     requests: readonly ForwardRequest[],
     now: number = Date.now(),
@@ -550,6 +570,7 @@ export class SqliteStateStore implements StateStore {
       .immediate();
   }
 
+  /** @inheritDoc */
   async claimDueForwards(destination: string, limit: number, now: number = Date.now()): Promise<QueueItem[]> {
     // Read, then write: a deferred transaction would fail at once (SQLITE_BUSY) if another
     // connection wrote in between.
@@ -562,6 +583,7 @@ export class SqliteStateStore implements StateStore {
       .immediate();
   }
 
+  /** @inheritDoc */
   async recordForwardRound(round: ForwardRound): Promise<void> {
     const now = round.now ?? Date.now();
     this.db
@@ -577,14 +599,17 @@ export class SqliteStateStore implements StateStore {
       .immediate();
   }
 
+  /** @inheritDoc */
   async recoverInFlightForwards(destination?: string): Promise<number> {
     return destination === undefined ? this.s.recoverAll.run().changes : this.s.recoverOne.run(destination).changes;
   }
 
+  /** @inheritDoc */
   async nextForwardDueAt(destination: string): Promise<number | null> {
     return this.s.nextDue.get(destination)?.t ?? null;
   }
 
+  /** @inheritDoc */
   async forwardCounts(): Promise<DestinationCounts[]> {
     return this.s.counts.all().map((r) => ({
       destination: r.destination,
@@ -596,25 +621,30 @@ export class SqliteStateStore implements StateStore {
     }));
   }
 
+  /** @inheritDoc */
   async deadForwardReasons(limit = 10): Promise<DeadReason[]> {
     return this.s.deadReasons.all(limit);
   }
 
+  /** @inheritDoc */
   async retryDeadForwards(destination?: string, now: number = Date.now()): Promise<number> {
     return destination === undefined
       ? this.s.retryDeadAll.run(now).changes
       : this.s.retryDeadOne.run(now, destination).changes;
   }
 
+  /** @inheritDoc */
   async dropForwards(destination: string): Promise<number> {
     return this.s.dropDestination.run(destination).changes;
   }
 
+  /** @inheritDoc */
   async forwardItem(id: number): Promise<QueueItem | undefined> {
     const r = this.s.queueById.get(id);
     return r ? toItem(r) : undefined;
   }
 
+  /** @inheritDoc */
   async forwardItems(destination: string, options: { state?: QueueState; limit?: number } = {}): Promise<QueueItem[]> {
     const limit = options.limit ?? 1000;
     const rows =
@@ -624,10 +654,12 @@ export class SqliteStateStore implements StateStore {
     return rows.map(toItem);
   }
 
+  /** @inheritDoc */
   async filedCountsByStudy(originalStudyUids: readonly string[]): Promise<Map<string, number>> {
     return this.retrieve.filedCountsByStudy(originalStudyUids);
   }
 
+  /** @inheritDoc */
   async createRetrieveJob(
     spec: RetrieveJobSpec,
     rows: readonly RetrieveRowSpec[],
@@ -636,20 +668,24 @@ export class SqliteStateStore implements StateStore {
     return this.retrieve.createJob(spec, rows, now);
   }
 
+  /** @inheritDoc */
   async retrieveJob(id: number): Promise<RetrieveJob | undefined> {
     return this.retrieve.job(id);
   }
 
+  /** @inheritDoc */
   async retrieveJobs(limit = 20): Promise<RetrieveJob[]> {
     return this.retrieve.jobs(limit);
   }
 
+  /** @inheritDoc */
   async unfinishedRetrieveJob(
     match: Pick<RetrieveJobSpec, 'pacs' | 'moveDestination' | 'csvSha256' | 'planKey'>,
   ): Promise<RetrieveJob | undefined> {
     return this.retrieve.unfinishedJob(match);
   }
 
+  /** @inheritDoc */
   async claimRetrieveJob(
     id: number,
     runner: string,
@@ -664,10 +700,12 @@ export class SqliteStateStore implements StateStore {
     );
   }
 
+  /** @inheritDoc */
   async heartbeatRetrieveJob(id: number, runner: string, now: number = Date.now()): Promise<RetrieveHeartbeat> {
     return this.retrieve.heartbeat(id, runner, now);
   }
 
+  /** @inheritDoc */
   async releaseRetrieveJob(
     id: number,
     runner: string,
@@ -677,6 +715,7 @@ export class SqliteStateStore implements StateStore {
     this.retrieve.release(id, runner, outcome, now);
   }
 
+  /** @inheritDoc */
   async cancelRetrieveJob(
     id: number,
     options: { staleMs?: number; now?: number } = {},
@@ -684,10 +723,12 @@ export class SqliteStateStore implements StateStore {
     return this.retrieve.cancel(id, options.staleMs ?? DEFAULT_RUNNER_STALE_MS, options.now ?? Date.now());
   }
 
+  /** @inheritDoc */
   async retrieveRows(jobId: number): Promise<RetrieveRow[]> {
     return this.retrieve.rows(jobId);
   }
 
+  /** @inheritDoc */
   async recordRetrieveRow(
     jobId: number,
     line: number,
@@ -697,10 +738,12 @@ export class SqliteStateStore implements StateStore {
     this.retrieve.recordRow(jobId, line, result, now);
   }
 
+  /** @inheritDoc */
   async retrieveStudies(jobId: number, status?: RetrieveStudyStatus): Promise<RetrieveStudy[]> {
     return this.retrieve.studies(jobId, status);
   }
 
+  /** @inheritDoc */
   async updateRetrieveStudy(
     jobId: number,
     studyUid: string,
@@ -710,10 +753,12 @@ export class SqliteStateStore implements StateStore {
     this.retrieve.updateStudy(jobId, studyUid, patch, now);
   }
 
+  /** @inheritDoc */
   async retrieveJobCounts(jobId: number): Promise<RetrieveJobCounts> {
     return this.retrieve.counts(jobId);
   }
 
+  /** @inheritDoc */
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }

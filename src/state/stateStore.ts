@@ -35,6 +35,7 @@ import type {
 /** The state named by `openStateStore(location, { create: false })` does not exist. */
 export class StateNotFoundError extends Error {
   override name = 'StateNotFoundError';
+  /** `location`: the state file's path, named in the message "no state database at <location>". */
   constructor(readonly location: string) {
     super(`no state database at ${location}`);
   }

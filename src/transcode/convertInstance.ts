@@ -143,6 +143,7 @@ export async function writeConvertedFile(converted: ConvertedInstance, outPath: 
   }
 }
 
+/** Narrows an error to ConversionError (the instance cannot be converted: dead-letter it, do not retry). */
 export function isConversionError(e: unknown): e is ConversionError {
   return e instanceof ConversionError;
 }

@@ -13,6 +13,12 @@ function writeTag(b: Buffer, pos: number, tag: number, le: boolean): void {
   }
 }
 
+/**
+ * An element header (PS3.5 7.1.1-7.1.3) in `enc`: 8 bytes (implicit VR, or explicit VR with a 16-bit length),
+ * or 12 bytes for explicit VRs with a 32-bit length (OB, OW, SQ, UN, UT...: LONG_VRS). `length` in bytes;
+ * UNDEFINED_LENGTH (0xFFFFFFFF) for sequences. Throws RangeError when `length` does not fit a 16-bit length
+ * field.
+ */
 export function encodeHeader(tag: number, vr: string, length: number, enc: Encoding): Buffer {
   const le = enc.littleEndian;
   if (!enc.explicitVr) {
@@ -58,8 +64,12 @@ function marker(tag: number, length: number, enc: Encoding): Buffer {
   return b;
 }
 
+/** A sequence element header with undefined length (PS3.5 7.5.1); close it with sequenceEnd. */
 export const sequenceStart = (tag: number, vr: string, enc: Encoding): Buffer =>
   encodeHeader(tag, vr, UNDEFINED_LENGTH, enc);
+/** An Item tag (FFFE,E000) with undefined length: 8 bytes (PS3.5 7.5.1); close it with itemEnd. */
 export const itemStart = (enc: Encoding): Buffer => marker(ITEM, UNDEFINED_LENGTH, enc);
+/** An Item Delimitation Item (FFFE,E00D), length 0: 8 bytes. */
 export const itemEnd = (enc: Encoding): Buffer => marker(ITEM_DELIMITATION, 0, enc);
+/** A Sequence Delimitation Item (FFFE,E0DD), length 0: 8 bytes. */
 export const sequenceEnd = (enc: Encoding): Buffer => marker(SEQUENCE_DELIMITATION, 0, enc);

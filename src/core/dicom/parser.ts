@@ -113,6 +113,7 @@ export const MAX_INFLATED_BYTES = 1 << 30;
 /** Default of ParseOptions.firstReadBytes. */
 const FIRST_READ = 16 * 1024;
 
+/** A tag as DICOM writes it, "(GGGG,EEEE)" in upper-case hex: for messages. */
 function hexTag(tag: number): string {
   const h = (tag >>> 0).toString(16).toUpperCase().padStart(8, '0');
   return `(${h.slice(0, 4)},${h.slice(4)})`;

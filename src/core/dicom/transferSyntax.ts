@@ -20,6 +20,11 @@ export interface TransferSyntaxInfo {
   deflated: boolean;
 }
 
+/**
+ * How the data set of transfer syntax `uid` is encoded (PS3.5 Annex A): implicit VR little endian, explicit
+ * VR big endian (retired), deflated explicit VR little endian (and the two JPIP Referenced Deflate syntaxes),
+ * else explicit VR little endian (every encapsulated syntax, and any UID not known here). Never throws.
+ */
 export function transferSyntaxInfo(uid: string): TransferSyntaxInfo {
   switch (uid) {
     case IMPLICIT_VR_LE:

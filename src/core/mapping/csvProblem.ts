@@ -17,6 +17,7 @@ export interface CsvProblem {
 
 /** A value from the CSV inside a problem's words (see `words`). */
 export class CsvValue {
+  /** `value`: the CSV value as written, quoted in `text` and replaced in `redacted`. */
   constructor(readonly value: string) {}
 }
 

@@ -35,11 +35,16 @@ function index(rows: readonly MappingRow[], key: 'mrn' | 'accession'): Map<strin
   return m;
 }
 
+/**
+ * The mapping CSV's rows indexed by MRN and by accession, for match() as described above. Built from rows
+ * that parseMappingCsv validated; in memory, no I/O, nothing thrown.
+ */
 export class MappingTable {
   readonly rows: readonly MappingRow[];
   private readonly byMrn: Map<string, MappingRow[]>;
   private readonly byAccession: Map<string, MappingRow[]>;
 
+  /** Copies and freezes `rows` (file order kept: the first row of a key wins ties) and indexes them. */
   constructor(rows: MappingRow[]) {
     this.rows = Object.freeze([...rows]);
     this.byMrn = index(this.rows, 'mrn');

@@ -2,11 +2,16 @@
 // chunks handed out are the caller's to keep (the reader's window is reused), and one chunk is
 // the largest buffer the engine fills besides a decoded frame.
 
+/**
+ * Buffers written bytes into chunks of `size` bytes (see above): write() returns the chunks it filled,
+ * flush() the rest. Pure, nothing thrown.
+ */
 export class ChunkWriter {
   /** The chunk being filled; allocated on the first write after a flush. */
   private cur: Buffer | undefined;
   private used = 0;
 
+  /** `size`: bytes per chunk (> 0). */
   constructor(private readonly size: number) {}
 
   /** Copies `b`; returns the chunks it filled (often none). */

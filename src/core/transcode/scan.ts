@@ -76,6 +76,10 @@ export async function scanDataSet(r: SequentialReader, enc: Encoding): Promise<S
   }
 }
 
+/**
+ * Throws ConversionError 'corrupt' (naming the tag and byte offset) when the header just read is an item or
+ * delimitation tag (FFFE,E000/E00D/E0DD) where a data element must be (PS3.5 7.5).
+ */
 export function checkElementTag(h: ElementHeader, r: SequentialReader): void {
   if (h.tag === ITEM || h.tag === ITEM_DELIMITATION || h.tag === SEQUENCE_DELIMITATION) {
     throw corrupt(`unexpected ${hexTag(h.tag)} at byte ${r.position - 8}`);

@@ -47,6 +47,10 @@ export class SequentialReader {
   private base = 0;
   private eof = false;
 
+  /**
+   * `initialWindow`: bytes allocated at first (default 64 KiB); `maxWindow`: the largest `ensure` allowed
+   * (default 16 MiB; ensure throws ConversionError 'corrupt' beyond).
+   */
   constructor(
     private readonly source: SequentialSource,
     initialWindow = 64 * 1024,
@@ -91,6 +95,7 @@ export class SequentialReader {
     return !(await this.ensure(1));
   }
 
+  /** Moves past `n` bytes; the caller has ensured them (nothing is checked). */
   consume(n: number): void {
     this.off += n;
   }

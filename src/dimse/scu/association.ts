@@ -110,6 +110,10 @@ export type AssociationFailureKind =
 /** The outcome of a failed association, as one log-safe line (no identifiers). */
 export class AssociationError extends Error {
   override name = 'AssociationError';
+  /**
+   * `message`: one log-safe line; `kind`: how it failed; `permanent`: retrying will not help (an
+   * A-ASSOCIATE-RJ permanent rejection, PS3.8 9.3.4); `detail`: the reject or abort fields, or the cause.
+   */
   constructor(
     message: string,
     readonly kind: AssociationFailureKind,

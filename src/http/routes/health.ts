@@ -5,6 +5,11 @@ import { allow } from '../access.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { RouteContext } from '../server.js';
 
+/**
+ * Registers GET /healthz (always 200 {status:'ok'}), GET /readyz (200 or 503 with NodeApi.readiness's
+ * reasons; open to anyone) and GET /metrics (prom-client text from `metrics`; 'read' access, access.ts) on
+ * the fastify instance.
+ */
 export function healthRoutes(app: FastifyInstance, { api, policy }: RouteContext, metrics: NodeMetrics): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

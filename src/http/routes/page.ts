@@ -321,6 +321,10 @@ const JS = `'use strict';
 })();
 `;
 
+/**
+ * Registers GET / (the page, with its Content-Security-Policy), /app.css and /app.js on the fastify instance;
+ * open to anyone (they hold no data).
+ */
 export function pageRoutes(app: FastifyInstance, _ctx: RouteContext): void {
   // The page holds no data (its script reads the API, which checks access): served to anyone.
   app.get('/', async (_req, reply) =>

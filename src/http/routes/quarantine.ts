@@ -18,6 +18,11 @@ const selectionSchema = {
   },
 } as const;
 
+/**
+ * Registers the quarantine routes above on the fastify instance: the listing and replay need 'read' access,
+ * identifiers and delete the token (access.ts). Bodies are checked by fastify's JSON schema (400); ApiErrors
+ * of the NodeApi become their status through the server's error handler.
+ */
 export function quarantineRoutes(app: FastifyInstance, { api, policy }: RouteContext): void {
   app.get<{ Querystring: { identifiers?: string } }>('/api/quarantine', async (req, reply) => {
     const identifiers = req.query.identifiers === '1' || req.query.identifiers === 'true';

@@ -14,6 +14,11 @@ const destinationSchema = (required: boolean) =>
     properties: { destination: { type: 'string', minLength: 1, maxLength: 200 } },
   }) as const;
 
+/**
+ * Registers the queue and echo routes above on the fastify instance: 'read' access except drop, which needs
+ * the token (access.ts). Bodies are checked by fastify's JSON schema (400); ApiErrors (404 unknown
+ * destination, 409 configured one) become their status through the error handler.
+ */
 export function queueRoutes(app: FastifyInstance, { api, policy }: RouteContext): void {
   app.get('/api/queue', async (req, reply) => {
     if (!allow(req, reply, policy, 'read')) return reply;

@@ -46,6 +46,12 @@ const resumeSchema = { type: 'object', additionalProperties: false, properties: 
 const emptySchema = { type: 'object', additionalProperties: false, properties: {} } as const;
 const idParams = { type: 'object', required: ['id'], properties: { id: whole(1) } } as const;
 
+/**
+ * Registers the retrieve job routes above on the fastify instance, all with 'read' access (access.ts).
+ * `limit` is clamped to 1..100 (default 10); ids and bodies are checked by fastify's JSON schema (400); a new
+ * job answers 201, a continued one 200; ApiErrors (400, 404, 409, 503) become their status through the error
+ * handler.
+ */
 export function retrieveRoutes(app: FastifyInstance, { api, policy }: RouteContext): void {
   app.get<{ Querystring: { limit?: string } }>('/api/retrieve/jobs', async (req, reply) => {
     if (!allow(req, reply, policy, 'read')) return reply;

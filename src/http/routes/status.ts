@@ -6,6 +6,11 @@ import type { FastifyInstance } from 'fastify';
 import { allow } from '../access.js';
 import type { RouteContext } from '../server.js';
 
+/**
+ * Registers GET /api/status (identity, uptime in seconds, the node's and each component's status, the disks)
+ * and GET /api/studies (`limit` clamped to 1..500, default 50) on the fastify instance, both with 'read'
+ * access (access.ts).
+ */
 export function statusRoutes(app: FastifyInstance, { api, policy }: RouteContext): void {
   app.get('/api/status', async (req, reply) => {
     if (!allow(req, reply, policy, 'read')) return reply;

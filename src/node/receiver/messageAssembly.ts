@@ -44,6 +44,12 @@ export interface DataSetConsumer {
  */
 export type CommandHandler = (message: CommandMessage) => DataSetConsumer | undefined;
 
+/**
+ * Reassembles one association's DIMSE messages from its P-DATA-TF PDUs (PS3.8 9.3.5: PDVs and their message
+ * control headers; PS3.7 9.3 command sets up to 64 KiB), handing each command to `onCommand` and each data
+ * set fragment, uncopied, to the consumer it returned. push() throws PduError for a PDV out of sequence or on
+ * a context not accepted (the association then aborts).
+ */
 export class MessageAssembly {
   /** Fragments of the command set being received, and their context. */
   private commandParts: Buffer[] = [];

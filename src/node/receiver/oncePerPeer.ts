@@ -12,6 +12,11 @@ export interface PeerLogDecision {
 /** Keys kept at most; beyond, the oldest are forgotten (and would be logged again). */
 const MAX_KEYS = 1024;
 
+/**
+ * Rate-limits log lines per key (see above): the first event of a key is logged, repeats within `windowMs`
+ * are counted, and the next logged one carries that count. At most 1024 keys are kept (the least recently
+ * logged is forgotten first). In memory only; throws nothing.
+ */
 export class OncePerPeer {
   private readonly seen = new Map<string, { loggedAt: number; suppressed: number }>();
 

@@ -7,6 +7,11 @@ import type { RejectionCode } from './associationPolicy.js';
 /** How many recent acknowledgements the latency percentiles are taken over. */
 const LATENCY_WINDOW = 1024;
 
+/**
+ * The receiver's counters (connections, associations by outcome, rejections by reason, instances and bytes,
+ * acknowledgement latencies in ms over the last 1024) and its ComponentStatus 'receiver'. Plain counters: no
+ * identifier, nothing thrown.
+ */
 export class ReceiverStats {
   readonly tracker = new StatusTracker('receiver');
   /** Open TCP connections (associated or not). */

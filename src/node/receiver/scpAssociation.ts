@@ -125,6 +125,10 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
   private instances = 0;
   private instanceBytes = 0;
 
+  /**
+   * Takes over an accepted TCP (or TLS) connection: PDUs are read by our PduReader with the PDU size caps of
+   * `ctx.settings` (maxPduLength for P-DATA-TF), not by the library's socket handler.
+   */
   constructor(socket: net.Socket, ctx: ReceiverContext<R>) {
     super(socket, {});
     this.ctx = ctx;
@@ -227,11 +231,13 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
     this.sock.write(commandPdu(pcId, command));
   }
 
+  /** ServicePeer: counts one stored instance of `bytes` data set bytes for the closing log line. */
   instanceStored(bytes: number): void {
     this.instances++;
     this.instanceBytes += bytes;
   }
 
+  /** ServicePeer: a C-STORE was answered; completes an A-RELEASE deferred until the last one was. */
   storeSettled(): void {
     this.lastActivity = Date.now();
     if (this.releaseDeferred && this.storesInFlight === 0) {
@@ -240,6 +246,7 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
     }
   }
 
+  /** ServicePeer: sends an A-ABORT (PS3.8 9.3.8) and closes the connection; `why` is logged. */
   abortAssociation(why: string): void {
     this.protocolAbort(why);
   }
@@ -256,6 +263,12 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
   }
 
   // --- association --------------------------------------------------------------------------
+  /**
+   * A-ASSOCIATE-RQ decoded by dcmjs-dimse (called by the library): applies the policy (AE titles, limits;
+   * associationPolicy.ts), then accepts the presentation contexts (storage SOP classes and Verification, one
+   * transfer syntax each) with an A-ASSOCIATE-AC or answers an A-ASSOCIATE-RJ (PS3.8 9.3.2-9.3.4). An
+   * unexpected failure aborts the association; never throws to the library.
+   */
   override associationRequested(association: Association): void {
     try {
       const { settings, stats } = this.ctx;
@@ -341,6 +354,10 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
     }
   }
 
+  /**
+   * A-RELEASE-RQ (called by the library): answered with an A-RELEASE-RP (PS3.8 9.3.6-9.3.7) at once, or after
+   * the last C-STORE in flight is answered.
+   */
   override associationReleaseRequested(): void {
     if (this.storesInFlight > 0) {
       // A well-behaved requestor waits for the response first; answer the release afterwards.

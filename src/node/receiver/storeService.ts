@@ -43,10 +43,21 @@ export interface StoreServiceOptions<R> {
   track(work: Promise<unknown>): void;
 }
 
+/**
+ * One association's C-ECHO and C-STORE SCP (see above): onCommand is its MessageAssembly CommandHandler, and
+ * throws PduError only for a message that must abort the association (a C-ECHO or unsupported command with a
+ * data set, a response from the requestor). A data set above `maxInstanceBytes` aborts the association
+ * through the peer; sink and store handler failures become failure statuses (src/dimse/status.ts), never
+ * exceptions.
+ */
 export class StoreService<R> {
   /** C-STOREs whose data set arrived and that are not answered yet. */
   private pending = 0;
 
+  /**
+   * `peer`: the association it answers on; `opts`: its sinks, store handler, size cap (bytes), logger,
+   * counters and the tracker of work the receiver's stop waits for.
+   */
   constructor(
     private readonly peer: ServicePeer,
     private readonly opts: StoreServiceOptions<R>,

@@ -28,6 +28,10 @@ export class TlsServer {
   private readonly servers = new Set<tls.Server>();
   private credentials: TlsServerSettings['credentials'];
 
+  /**
+   * `settings`: certificate, key and CA (PEM buffers), whether client certificates are required, and the
+   * handshake timeout (ms). Reads no file; a server is made by `create`.
+   */
   constructor(private readonly settings: TlsServerSettings) {
     this.credentials = settings.credentials;
   }

@@ -90,6 +90,10 @@ export class SpoolPool {
   private retryAfter = 0;
   private closed = false;
 
+  /**
+   * `spoolDir`: the spool folder (the files go to its incoming/ subfolder); `low()`: the number of ready
+   * files below which the pool refills. Touches no file.
+   */
   constructor(
     spoolDir: string,
     private readonly low: () => number,

@@ -45,6 +45,11 @@ export interface SpooledInstance {
   spooledAt: Date;
 }
 
+/**
+ * The node's spool in `dir` (see above): recover() once, then prepare(), then the receiver's sinks; release()
+ * each instance once it is filed or quarantined. Reports status 'spool'. Journal problems go to the status
+ * and `warn` (an error code, no identifier).
+ */
 export class Spool implements StoreSinkFactory<SpoolRef>, StatusReporter {
   readonly journal: SpoolJournal;
   private readonly pool: SpoolPool;
@@ -59,6 +64,7 @@ export class Spool implements StoreSinkFactory<SpoolRef>, StatusReporter {
   private recordsWritten = 0;
   private reserveError: string | undefined;
 
+  /** `dir`: the spool folder (created by recover()). Constructing touches no file. */
   constructor(
     readonly dir: string,
     opts: SpoolOptions,

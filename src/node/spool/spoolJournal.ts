@@ -50,6 +50,7 @@ export const JOURNAL = 'journal';
 /** Each instance is copied into a staging buffer of this size and written in whole blocks. */
 const STAGING = 256 * 1024;
 
+/** `n` bytes rounded up to a whole number of BLOCKs (4096 bytes). */
 export function alignUp(n: number): number {
   return Math.ceil(n / BLOCK) * BLOCK;
 }
@@ -98,6 +99,12 @@ export interface SpoolJournalOptions {
   warn?: (message: string, code: string) => void;
 }
 
+/**
+ * The reserve of segment files in `<spool>/journal/` (see above): recover(), then prepare() writes the
+ * reserve (`reserveBytes`, whole `segmentBytes` segments, never taking the disk's keep-free space);
+ * JournalCursor writes records, release() retires them once filed. A segment that fails an I/O goes
+ * out of use and is reported through `warn`; the writers then fall back to files.
+ */
 export class SpoolJournal {
   readonly dir: string;
   readonly segmentBytes: number;
@@ -111,6 +118,7 @@ export class SpoolJournal {
   private readonly keepFreeBytes: number | undefined;
   private readonly warn: (message: string, code: string) => void;
 
+  /** `spoolDir`: the spool folder (segments go to its journal/ subfolder). Touches no file. */
   constructor(spoolDir: string, opts: SpoolJournalOptions) {
     this.dir = path.join(spoolDir, JOURNAL);
     this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
@@ -524,6 +532,7 @@ export class JournalCursor {
   /** Size of this association's last instance: the next one likely needs as much room. */
   private lastBytes = 0;
 
+  /** A cursor of `journal` holding no segment until its first begin(). */
   constructor(private readonly journal: SpoolJournal) {}
 
   /** A writer for the next record, or undefined (the caller writes a file instead). */
@@ -587,6 +596,10 @@ export class RecordWriter {
   private broken = false;
   private settled = false;
 
+  /**
+   * A record at `segment`'s head of the segment's current use (its stamp); `staging` is the
+   * cursor's buffer; `onSettled` is told once how the record ended.
+   */
   constructor(
     private readonly journal: SpoolJournal,
     readonly segment: Segment,
@@ -608,6 +621,11 @@ export class RecordWriter {
     this.settle(this.broken ? 'failed' : moved ? 'moved' : 'abandoned');
   }
 
+  /**
+   * Adds `chunk` to the record through the staging buffer (whole 256 KiB blocks are written to the segment at
+   * once). Returns false, writing nothing, when the record would pass the segment's end. Throws the write's
+   * system error (the segment is then out of use).
+   */
   append(chunk: Buffer): boolean {
     if (this.offset + this.length + chunk.length > this.journal.segmentBytes) return false;
     let pos = 0;

@@ -28,10 +28,14 @@ export interface Stamp {
   nonce: Buffer;
 }
 
+/** A new use of a segment: `generation` with a fresh random 8-byte nonce (node:crypto). */
 export function newStamp(generation: number): Stamp {
   return { generation, nonce: randomBytes(8) };
 }
 
+/**
+ * The segment header block for `stamp`: BLOCK (4096) bytes, the layout above in bytes 0..39, the rest zeros.
+ */
 export function segmentHeader(stamp: Stamp): Buffer {
   const h = Buffer.alloc(BLOCK);
   SEGMENT_MAGIC.copy(h, 0);

@@ -31,6 +31,7 @@ export interface FileRef {
 
 export type SpoolRef = JournalRef | FileRef;
 
+/** The reference to a spooled (or quarantined) Part 10 file at `path`. */
 export function fileRef(path: string): FileRef {
   return { kind: 'file', path };
 }

@@ -49,6 +49,10 @@ export class SpoolWriter implements StoreSink<SpoolRef> {
   private crc = 0;
   private state: WriterState = 'open';
 
+  /**
+   * Starts the instance: writes `meta` (preamble and file meta) to a journal record or a pool file. Never
+   * throws: an I/O error is kept in `error` and the instance is answered with a failure.
+   */
   constructor(private readonly opts: SpoolWriterOptions) {
     try {
       // The CRC covers everything after the preamble, which the marker overwrites at the end.
