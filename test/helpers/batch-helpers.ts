@@ -21,16 +21,17 @@ export function batchArgv(args: string[]): string[] {
 
 /**
  * Runs `node dist/cli.js batch ...args` to completion (dist/ built first if missing), with DEBUG
- * unset. No time limit unless `timeoutMs` is given (a killed run has status null). Never throws.
+ * unset and `env` added. No time limit unless `timeoutMs` is given (a killed run has status null).
+ * Never throws.
  */
 export function runBatch(
   args: string[],
-  o: { timeoutMs?: number } = {},
+  o: { timeoutMs?: number; env?: Record<string, string> } = {},
 ): { status: number | null; stdout: string; stderr: string } {
   ensureBuilt();
   const r = spawnSync(process.execPath, batchArgv(args), {
     encoding: 'utf8',
-    env: { ...process.env, DEBUG: '' },
+    env: { ...process.env, DEBUG: '', ...o.env },
     timeout: o.timeoutMs,
   });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
