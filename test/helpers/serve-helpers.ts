@@ -11,6 +11,9 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { newAccessionNumber } from '../../src/core/accession.js';
+import { parseMappingCsv } from '../../src/core/mapping/mappingCsv.js';
+import type { DeidPlan } from '../../src/core/types.js';
 import type { Logger } from '../../src/log.js';
 import type { DeidNode } from '../../src/node/deidNode.js';
 import { loadNodeConfig, type NodeConfig } from '../../src/node/nodeConfig.js';
@@ -300,6 +303,28 @@ export async function waitQueue(
       `${e.message}; queue ${JSON.stringify(await queueCounts(node.paths.db))}; node log:\n${node.logs()}`,
     );
   });
+}
+
+/**
+ * The plan a batch run or node used for the first study of the mapping CSV's first row (`csvText`,
+ * the CSV's text): its research ID, accession number 1, day offset and notes, and the UID secret of
+ * the state at `dbPath` (opened read-only while it reads). For comparing outputs with what the
+ * whole-buffer core makes of the same input.
+ */
+export async function firstStudyPlan(csvText: string, dbPath: string): Promise<DeidPlan> {
+  const state = await openStateStore(dbPath, { create: false });
+  try {
+    const row = parseMappingCsv(csvText, 'mapping.csv')[0]!;
+    return {
+      researchId: row.researchId,
+      accessionNumber: newAccessionNumber(row.researchId, 1),
+      dayOffset: row.dayOffset,
+      notes: row.notes,
+      uidSecret: await state.uidSecret(),
+    };
+  } finally {
+    await state.close();
+  }
 }
 
 /**
