@@ -81,11 +81,20 @@ export function formatAuditRow(row: AuditRow): string {
 export function createAuditLogFile(logDir: string, now = new Date()): { file: string; fd: number } {
   fs.mkdirSync(logDir, { recursive: true });
   const base = auditLogName(now);
-  let file = path.join(logDir, base);
-  for (let i = 2; fs.existsSync(file); i++) file = path.join(logDir, base.replace(/\.csv$/, `_${i}.csv`));
-  const fd = fs.openSync(file, 'wx', 0o600);
-  fs.writeSync(fd, AUDIT_HEADER_LINE);
-  return { file, fd };
+  // Exclusive creation, the next name when taken: two runs starting in the same second each get
+  // a file of their own (checking first, then creating, would leave a gap between them).
+  for (let i = 1; ; i++) {
+    const file = path.join(logDir, i === 1 ? base : base.replace(/\.csv$/, `_${i}.csv`));
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'wx', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw e;
+    }
+    fs.writeSync(fd, AUDIT_HEADER_LINE);
+    return { file, fd };
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import type { MappingRow } from '../core/types.js';
 import { describeSystemError, UsageError } from '../errors.js';
 import { mkdirRecursiveSync } from '../io/durableWrite.js';
 import { readMappingFile } from '../io/mappingFile.js';
+import type { MarkerNames } from '../io/projectMarker.js';
 import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import type { Logger } from '../log.js';
 
@@ -64,6 +65,14 @@ export function defaultStatePath(csv: string): string {
 /** The audit log folder's default place: beside the mapping CSV. */
 export function defaultLogDir(csv: string): string {
   return path.join(path.dirname(path.resolve(csv)), 'dicom-deid-logs');
+}
+
+/** How the output tree and the state are named in a refusal (projectMarker.ts): as given on the command line. */
+export function markerNames(opts: BatchOptions, paths: BatchPaths): MarkerNames {
+  return {
+    output: { label: '--output', value: opts.output },
+    db: { label: '--db', value: opts.db ?? paths.db },
+  };
 }
 
 /** True when `child` is `parent` or below it (absolute paths). */

@@ -12,9 +12,10 @@ import { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type MatchedBy } from '../core/types.js';
 import { describeSystemError, UsageError } from '../errors.js';
 import { FileByteSource } from '../io/fileByteSource.js';
+import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
-import { prepareBatch, type BatchOptions } from './batchOptions.js';
+import { markerNames, prepareBatch, type BatchOptions } from './batchOptions.js';
 import { printDryRun, type PlannedFile } from './dryRunReport.js';
 import { inventoryTree } from './inventory.js';
 import { folderSessionKey, sourceLayout, studySessionKey } from './layout.js';
@@ -89,8 +90,12 @@ export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1
   let state: StateStore | null = null;
   if (fs.existsSync(paths.db)) state = await openStateStore(paths.db, { create: false, readOnly: true });
   try {
-    // The secret only names replaced folders (not shown); a state without one yet gets one later.
-    const secret = state ? await state.uidSecret().catch(() => randomBytes(32)) : randomBytes(32);
+    // A state without a secret yet gets a new one in the run: as a new state, refused by an output
+    // tree made with another secret (the run would refuse it too). Nothing is written here.
+    const stateSecret = state ? await state.uidSecret().catch(() => null) : null;
+    claimOutputTree(paths.output, stateSecret, markerNames(opts, paths), false);
+    // The secret only names replaced folders (not shown).
+    const secret = stateSecret ?? randomBytes(32);
     const table = new MappingTable(rows);
     const { plan, studies } = await surveyTree(paths.input, files, table, rows, secret, opts.signal);
     const studyOwners = await previewStudyOwners(state, studies, secret);

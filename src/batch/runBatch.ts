@@ -10,9 +10,10 @@ import path from 'node:path';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { BatchAuditLog } from './batchAuditLog.js';
-import { checkOutputWritable, prepareBatch, type BatchOptions } from './batchOptions.js';
+import { checkOutputWritable, markerNames, prepareBatch, type BatchOptions } from './batchOptions.js';
 import { inventoryTree } from './inventory.js';
 import { placeOtherFile } from './otherFiles.js';
 import type { PathPlan } from './pathPlan.js';
@@ -61,10 +62,22 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);
   }
   if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
-  checkOutputWritable(paths, opts); // the first thing written: the output folder
+  // After the checks that write nothing: it makes the output folder.
+  checkOutputWritable(paths, opts);
 
+  // An output tree made with another project secret is refused before anything is written
+  // (projectMarker.ts); a state that does not exist yet is not created for a refusal.
+  const names = markerNames(opts, paths);
+  if (!fs.existsSync(paths.db)) claimOutputTree(paths.output, null, names, false);
   const state = await openStateStore(paths.db, { create: true });
-  const uidSecret = await state.uidSecret();
+  let uidSecret: Buffer;
+  try {
+    uidSecret = await state.uidSecret();
+    claimOutputTree(paths.output, uidSecret, names, true);
+  } catch (e) {
+    await state.close();
+    throw e;
+  }
   // The workers start now: while they load the core (~100 ms), the main thread starts the
   // survey alone; they join it as soon as they are up.
   const pool = new WorkerPool(

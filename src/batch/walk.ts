@@ -49,7 +49,7 @@ export async function walkTree(root: string): Promise<WalkResult> {
 }
 
 /**
- * The walk's order of two relative paths: folder by folder, names in code point order (a
+ * The walk's order of two relative paths: folder by folder, names in UTF-16 code unit order, as JavaScript compares strings (a
  * folder's files come at the folder's place among its siblings). The audit log's order.
  */
 export function compareWalkOrder(a: string, b: string): number {

@@ -389,9 +389,9 @@ function portInUseError(config: NodeConfig): UsageError {
 }
 
 /**
- * Throws when the node's port is taken. A node running with this config owns its spool: starting
- * another on it (which recovers the spool before it listens) would take records the running node
- * is filing, so the port is checked first.
+ * Throws when the node's port is taken. A node running with this config owns its spool and state
+ * (their locks refuse a second node too); the port is checked first for the clearer message,
+ * which says what to do: stop the node, or let the job be handed to it.
  */
 async function refuseRunningNode(config: NodeConfig): Promise<void> {
   if (await isPortInUse(config.host, config.port)) throw portInUseError(config);

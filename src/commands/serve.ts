@@ -32,9 +32,15 @@ const command: CommandModule<object, NodeArgs> = {
     } catch (e) {
       await node.stop().catch(() => undefined);
       await closeLogger(logger);
-      const err = e as NodeJS.ErrnoException & { port?: number };
+      const err = e as NodeJS.ErrnoException & { port?: number; endpoint?: string };
       const port = err.port ?? config.port;
-      if (err.code === 'EADDRINUSE') throw new UsageError(`the DICOM port ${port} is already in use`);
+      const which = err.endpoint === 'dicom-tls' ? 'DICOM TLS port' : 'DICOM port';
+      const key = err.endpoint === 'dicom-tls' ? 'tls.port' : 'port, --port';
+      if (err.code === 'EADDRINUSE') {
+        throw new UsageError(
+          `the ${which} ${port} is already in use (${key}): another program listens on it; stop it or choose another port`,
+        );
+      }
       if (err.code === 'EACCES')
         throw new UsageError(`not allowed to listen on port ${port} or to write a folder: ${err.message}`);
       if (e instanceof MappingError && e.problems.length > 0) {
@@ -54,10 +60,17 @@ const command: CommandModule<object, NodeArgs> = {
     };
     process.on('SIGHUP', onHangup);
     await new Promise<void>((resolve) => {
+      let stopping = false;
+      // The handlers stay until the process ends: a second signal must not kill the node halfway
+      // through its stop (in-flight stores unanswered). Ctrl-C under `npm start` brings two
+      // SIGINTs at once: the terminal's to the process group, and the one npm forwards.
       const onSignal = (sig: string) => {
+        if (stopping) {
+          logger.info(`${sig}: already stopping (finishing in-flight instances; SIGKILL forces it)`);
+          return;
+        }
+        stopping = true;
         logger.info(`${sig}: stopping (finishing in-flight instances)`);
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
         process.off('SIGHUP', onHangup);
         resolve();
       };

@@ -124,6 +124,17 @@ export interface QuarantineSelectionInput {
   reason?: string;
 }
 
+/**
+ * The status page's counts, true whoever did the work: `filed`, the instances filed since the
+ * node started (its own processing, and quarantine replays from the page, the API or the
+ * `quarantine replay` command, read from the state; an instance filed again counts once);
+ * `quarantined`, the instances its quarantine holds now.
+ */
+export interface StatusTotals {
+  filed: number;
+  quarantined: number;
+}
+
 /** A latency the node measured, in milliseconds: a C-STORE acknowledgement, or an instance's processing. */
 export type LatencyKind = 'ack' | 'processing';
 
@@ -139,6 +150,8 @@ export interface NodeApi extends RetrieveApi {
   quarantine(opts: { identifiers: boolean }): Promise<QuarantineGroupView[]>;
   /** Instances per quarantine reason (for metrics). */
   quarantineCounts(): Promise<Record<string, number>>;
+  /** What the status page counts, from the state and the quarantine folder (see StatusTotals). */
+  totals(): Promise<StatusTotals>;
   /** Files the selected quarantined items with the current mapping; `who` goes to the log. */
   replayQuarantine(sel: QuarantineSelectionInput, who: string): Promise<ReplayResult>;
   /** Deletes the selected quarantined items (audited); returns how many. */

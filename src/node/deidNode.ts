@@ -4,7 +4,8 @@
 // not yet filed, so a restart after a crash processes it. The node owns the spool: it recovers
 // and prepares it before the receiver listens, and releases each instance once it is filed,
 // which goes on after receiving stops. Every part reports its status; status() gathers them.
-import { mkdirSync, promises as fsp } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp } from 'node:fs';
+import net from 'node:net';
 import { dirname, join, relative, sep } from 'node:path';
 import { destinationLabel } from '../forward/destination.js';
 import { Status } from '../dimse/status.js';
@@ -26,10 +27,11 @@ import { listQuarantine, quarantineFile } from './quarantine.js';
 import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { ConfigError, describeSystemError, UsageError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
-import { isLoopbackHost, type NodeConfig } from './nodeConfig.js';
+import { isLoopbackHost, nodeMarkerNames, type NodeConfig } from './nodeConfig.js';
 import { ActivityLog } from './activityLog.js';
 import { DeidNodeApi } from './nodeApi.js';
 import { acquireProcessLock, LockHeldError, type ProcessLock } from '../io/processLock.js';
+import { claimOutputTree } from '../io/projectMarker.js';
 import type { HttpServer } from '../http/server.js';
 import { plural } from '../words.js';
 import { RetrieveService } from '../retrieve/retrieveService.js';
@@ -115,8 +117,11 @@ export class DeidNode {
   /**
    * Starts everything; throws (with a one-line message) when the node cannot run: a UsageError
    * when another process holds the spool or the state (taken before anything is read, recovered
-   * or prepared), a ConfigError naming a TLS file that is missing or unusable, the listen error
-   * of a port in use. Resolves with the bound ports: `port` is the first endpoint's (the plain
+   * or prepared) or when the output tree was made with another state's secret (projectMarker.ts),
+   * a ConfigError naming a TLS file that is missing or unusable, a UsageError for the HTTP port,
+   * the DICOM listen error (EADDRINUSE..., with its `port` and `endpoint`, 'dicom' or
+   * 'dicom-tls') of a port in use; every port is bound before the spool is recovered or its
+   * reserve written, so these fail at once. Resolves with the bound ports: `port` is the first endpoint's (the plain
    * one, or the TLS one with tls.only), `tlsPort` the TLS endpoint's, `httpPort` the HTTP side's.
    */
   async start(): Promise<{ port: number; tlsPort?: number; httpPort?: number }> {
@@ -135,8 +140,13 @@ export class DeidNode {
     this.activity = activity;
     const watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => processing.setMapping([...t.rows]));
     this.watcher = watcher;
+    // An output tree made with another project secret is refused (projectMarker.ts), before a
+    // new state would be created for nothing.
+    const names = nodeMarkerNames(c);
+    if (!existsSync(c.db)) claimOutputTree(c.output, null, names, false);
     this.state = await openStateStore(c.db, { create: true });
-    await this.state.uidSecret(); // created once, before two threads could race for it
+    const secret = await this.state.uidSecret(); // created once, before two threads could race for it
+    claimOutputTree(c.output, secret, names, true, (m) => this.logger.warn(m));
     const forwardTo = c.forward.map((d) => d.name); // queue keys
     // Created at its first row: a start that fails before filing anything leaves no audit file.
     this.audit = new AuditLog(c.logDir, new Date(), { lazy: true });
@@ -205,18 +215,14 @@ export class DeidNode {
         },
       });
     }
-    // The HTTP side, before the slow parts (recovery, the reserve): its port in use fails the
-    // start early, and the status page shows the node starting.
-    if (c.httpEnabled) await this.startHttp(httpsCredentials);
-    await this.forwarder?.start();
-    watcher.start();
-    await this.logStartup();
-    // Instances acknowledged before a crash or stop: process them first.
-    await this.recoverSpool(spool);
-    const pending = await this.scanSpool();
-    if (pending > 0)
-      this.logger.info(`spool: ${plural(pending, 'acknowledged instance')} from a previous run to process`);
-    await this.prepareSpool(spool);
+    // Every port first, before the slow parts (recovery, the reserve): a port in use fails the
+    // start at once, before anything is written, and the status page shows the node starting.
+    // The HTTP port is tried first (bound and closed: the HTTP side's modules take half a second
+    // to load), then the DICOM ports are bound, then the HTTP side starts. The DICOM ports stay
+    // bound (no other program can take them meanwhile) but take associations only once the spool
+    // is ready (listen(), then accept() below): a sender that calls meanwhile waits, unanswered,
+    // for the seconds a new spool's reserve takes. Nothing is accepted into an unready spool.
+    if (c.httpEnabled) await this.probeHttpPort();
     const endpoints: ListenerEndpoint[] = [];
     if (!c.tls?.only) endpoints.push({ name: 'dicom', port: c.port });
     if (c.tls && this.tlsServer)
@@ -238,17 +244,20 @@ export class DeidNode {
       onStore: (inst) => this.onStore(inst),
       onAcknowledged: (ms) => this.api?.emitLatency('ack', ms),
     });
-    this.receiver = receiver;
-    let port: number;
-    let tlsPort: number | undefined;
-    let ports: Record<string, number>;
-    try {
-      ({ port, ports } = await receiver.start());
-      tlsPort = ports['dicom-tls'];
-    } catch (e) {
-      this.receiver = undefined; // it never listened: nothing to stop, nothing to report
-      throw e;
-    }
+    const { port, ports } = await receiver.listen(); // throws the listen error (EADDRINUSE, its port, endpoint)
+    const tlsPort: number | undefined = ports['dicom-tls'];
+    this.receiver = receiver; // listening: stop() closes it if a later step fails
+    if (c.httpEnabled) await this.startHttp(httpsCredentials);
+    await this.forwarder?.start();
+    watcher.start();
+    await this.logStartup();
+    // Instances acknowledged before a crash or stop: process them first.
+    await this.recoverSpool(spool);
+    const pending = await this.scanSpool();
+    if (pending > 0)
+      this.logger.info(`spool: ${plural(pending, 'acknowledged instance')} from a previous run to process`);
+    await this.prepareSpool(spool);
+    receiver.accept();
     this.retrieveService = new RetrieveService({
       state: this.state,
       node: { aeTitle: c.aeTitle, host: c.host, port, callingAet: c.callingAet, reportDir: c.logDir },
@@ -316,6 +325,38 @@ export class DeidNode {
     return { cert: options.cert!, key: options.key! };
   }
 
+  /**
+   * Binds and closes the HTTP port (httpHost, httpPort) so that a port in use fails the start
+   * at once; throws the UsageError startHttp() would. Port 0 (any free port) is not tried.
+   */
+  private async probeHttpPort(): Promise<void> {
+    const c = this.config;
+    if (c.httpPort === 0) return;
+    const probe = net.createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen({ host: c.httpHost, port: c.httpPort, exclusive: true }, () => resolve());
+      });
+    } catch (e) {
+      throw this.httpListenError(e);
+    } finally {
+      await new Promise((r) => probe.close(r));
+    }
+  }
+
+  /** A listen error of the HTTP side as a one-line UsageError naming the settings; others as they are. */
+  private httpListenError(e: unknown): unknown {
+    const c = this.config;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      return new UsageError(
+        `cannot serve HTTP on ${c.httpHost}:${c.httpPort} (httpHost, httpPort): ${describeSystemError(e)}`,
+      );
+    }
+    return e;
+  }
+
   /** Starts the HTTP side (status page, API, metrics) with this node's operations; HTTPS with `https`. */
   private async startHttp(https: { cert: Buffer; key: Buffer } | undefined): Promise<void> {
     const c = this.config;
@@ -325,6 +366,7 @@ export class DeidNode {
       logger: this.logger,
       startedAt: this.startedAt,
       state: this.state,
+      filedMark: await this.state.filedInstanceMark(),
       status: () => this.status(),
       mapping: () => this.watcher!.current,
       audit: (row) => {
@@ -345,13 +387,7 @@ export class DeidNode {
         ...(https ? { https } : {}),
       });
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-        throw new UsageError(
-          `cannot serve HTTP on ${c.httpHost}:${c.httpPort} (httpHost, httpPort): ${describeSystemError(e)}`,
-        );
-      }
-      throw e;
+      throw this.httpListenError(e);
     }
     const auth = c.httpToken
       ? 'access token set'

@@ -28,6 +28,7 @@ import {
   type RetrieveJobView,
   type RetrieveResumeInput,
   type RetrieveStartInput,
+  type StatusTotals,
   type StudyView,
 } from '../http/nodeApi.js';
 import type { RetrieveService } from '../retrieve/retrieveService.js';
@@ -55,6 +56,8 @@ export interface NodeParts {
   logger: Logger;
   startedAt: string;
   state: StateStore;
+  /** The state's filings when the node started (StateStore.filedInstanceMark()). */
+  filedMark: number;
   status: () => NodeStatus;
   mapping: () => MappingTable;
   audit: (row: AuditRow) => void;
@@ -267,6 +270,15 @@ export class DeidNodeApi implements NodeApi {
     return this.quarantineCache.items;
   }
 
+  /** Filed since the node started (from the state: replays by any process count) and held in the quarantine now. */
+  async totals(): Promise<StatusTotals> {
+    const [filed, quarantined] = await Promise.all([
+      this.p.state.filedInstancesSince(this.p.filedMark),
+      this.listQuarantineCached(),
+    ]);
+    return { filed, quarantined: quarantined.length };
+  }
+
   /** Quarantined instances per reason, from a listing cached for up to 2 s. */
   async quarantineCounts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
@@ -283,7 +295,9 @@ export class DeidNodeApi implements NodeApi {
     const groups = new Map<string, QuarantinedInstance[]>();
     for (const q of await this.listQuarantineCached()) {
       const key = `${q.study}\0${q.sidecar.reason}`;
-      groups.set(key, [...(groups.get(key) ?? []), q]);
+      const group = groups.get(key);
+      if (group) group.push(q);
+      else groups.set(key, [q]);
     }
     return [...groups.values()].map((list) => {
       const times = list.map((q) => q.sidecar.receivedAt).sort();

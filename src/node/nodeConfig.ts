@@ -9,6 +9,7 @@ import { isValidAeTitle } from './receiver/associationPolicy.js';
 import { parseAllowedAe } from './receiver/callingAes.js';
 import { splitAttributeList } from '../core/leakGuard/index.js';
 import { warnOnlyTags } from '../leakGuardSettings.js';
+import type { MarkerNames } from '../io/projectMarker.js';
 
 /** The DICOM TLS listener (config `tls`, flags `--tls-*`). */
 export interface NodeTlsConfig {
@@ -424,4 +425,9 @@ function tlsConfig(t: Record<string, unknown>, plainPort: number): NodeTlsConfig
     );
   }
   return { port, cert, key, ...(ca ? { ca } : {}), requireClientCert, only: flag('only') };
+}
+
+/** How the node's output tree and state are named in a refusal (projectMarker.ts): by their settings. */
+export function nodeMarkerNames(c: Pick<NodeConfig, 'output' | 'db'>): MarkerNames {
+  return { output: { label: 'output', value: c.output }, db: { label: 'db', value: c.db } };
 }

@@ -163,12 +163,14 @@ export async function listQuarantine(root: string): Promise<QuarantinedInstance[
       try {
         const sidecar = JSON.parse(await fsp.readFile(`${file}.json`, 'utf8')) as QuarantineSidecar;
         out.push({ id, study: d, file, sidecar });
-      } catch {
+      } catch (e) {
+        // Missing (ENOENT), or there but not JSON (a crash mid-write, an edit by hand).
+        const message = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'sidecar missing' : 'sidecar unreadable';
         out.push({
           id,
           study: d,
           file,
-          sidecar: { reason: 'unreadable', message: 'sidecar missing', receivedAt: '', callingAet: '', keys: {} },
+          sidecar: { reason: 'unreadable', message, receivedAt: '', callingAet: '', keys: {} },
         });
       }
     }

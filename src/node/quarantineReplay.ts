@@ -6,17 +6,19 @@
 // running node's HTTP API (the node's state, audit log and mapping).
 import { AuditLog, type AuditRow } from '../audit/auditLog.js';
 import type { MappingTable } from '../core/mapping/mappingTable.js';
+import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
 import { processInstance } from './instanceProcessor.js';
 import { loadMapping } from './mappingWatcher.js';
-import type { NodeConfig } from './nodeConfig.js';
+import { nodeMarkerNames, type NodeConfig } from './nodeConfig.js';
 import {
   NOT_REPLAYABLE,
   listQuarantine,
   removeFromQuarantine,
   requarantine,
   selectQuarantined,
+  type QuarantinedInstance,
   type QuarantineSelection,
 } from './quarantine.js';
 import { fileRef } from './spool/spoolRef.js';
@@ -51,8 +53,9 @@ export interface ReplayDeps {
 }
 
 /**
- * Files the quarantined items `sel` names (all when empty) with `deps.mapping`. One at a time,
- * yielding to the event loop between instances (the node keeps answering while it replays).
+ * Files the quarantined items `sel` names (all when empty) with `deps.mapping`, in the order they
+ * arrived (byArrival), one at a time, yielding to the event loop between instances (the node
+ * keeps answering while it replays).
  */
 export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelection = {}): Promise<ReplaySummary> {
   const processorDeps = {
@@ -65,7 +68,7 @@ export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelecti
     leakGuardWarnOnly: deps.leakGuardWarnOnly,
     audit: (row: AuditRow) => deps.audit({ ...row, sourcePath: `quarantine:${row.sourcePath}` }),
   };
-  const items = selectQuarantined(await listQuarantine(deps.quarantine), sel);
+  const items = byArrival(selectQuarantined(await listQuarantine(deps.quarantine), sel));
   const summary: ReplaySummary = { selected: items.length, filed: 0, stillUnmatched: 0, skipped: 0, filedStudies: [] };
   const studies = new Set<string>();
   for (const q of items) {
@@ -95,6 +98,25 @@ export async function replayQuarantined(deps: ReplayDeps, sel: QuarantineSelecti
   }
   summary.filedStudies = [...studies].sort();
   return summary;
+}
+
+/**
+ * The items in the order the node received them (sidecar receivedAt; then Study Date, then the
+ * item id, for a stable order). The node numbers a patient's sessions in order of arrival (the
+ * first instance of a new study takes the next number), so a replay gives the studies it files
+ * the numbers, relative to each other, they would have had if their rows had been in the CSV
+ * when they arrived (listQuarantine's order is that of hashed folder names). Items without a
+ * receivedAt go last.
+ */
+export function byArrival(items: readonly QuarantinedInstance[]): QuarantinedInstance[] {
+  const at = (q: QuarantinedInstance) => {
+    const ms = Date.parse(q.sidecar.receivedAt);
+    return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;
+  };
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...items].sort(
+    (a, b) => at(a) - at(b) || cmp(a.sidecar.keys.studyDate ?? '', b.sidecar.keys.studyDate ?? '') || cmp(a.id, b.id),
+  );
 }
 
 /**
@@ -130,6 +152,12 @@ export async function deleteQuarantined(
 export async function replayQuarantine(c: NodeConfig, sel: QuarantineSelection = {}): Promise<ReplaySummary> {
   const mapping = loadMapping(c.csv);
   const state = await openStateStore(c.db, { create: false });
+  try {
+    claimOutputTree(c.output, await state.uidSecret(), nodeMarkerNames(c), true);
+  } catch (e) {
+    await state.close();
+    throw e;
+  }
   const audit = new AuditLog(c.logDir, new Date(), { lazy: true });
   try {
     return await replayQuarantined(

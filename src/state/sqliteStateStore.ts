@@ -172,6 +172,9 @@ function prepare(db: Database.Database) {
 
     filedGet: db.prepare<[string], FiledRow>('SELECT * FROM filed_instance WHERE new_sop_uid = ?'),
     filedCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM filed_instance'),
+    // By rowid: a range of the table's own b-tree, only the rows filed since the mark.
+    filedMark: db.prepare<[], { n: number | null }>('SELECT MAX(rowid) AS n FROM filed_instance'),
+    filedSince: db.prepare<[number], { n: number }>('SELECT COUNT(*) AS n FROM filed_instance WHERE rowid > ?'),
 
     queueInsert: db.prepare<[string, string, number, number]>(
       `INSERT INTO forward_queue(file_path, destination, state, enqueued_at, next_attempt_at)
@@ -552,6 +555,16 @@ export class SqliteStateStore implements StateStore {
   /** @inheritDoc */
   async filedInstanceCount(): Promise<number> {
     return this.s.filedCount.get()!.n;
+  }
+
+  /** @inheritDoc */
+  async filedInstanceMark(): Promise<number> {
+    return this.s.filedMark.get()!.n ?? 0;
+  }
+
+  /** @inheritDoc */
+  async filedInstancesSince(mark: number): Promise<number> {
+    return this.s.filedSince.get(mark)!.n;
   }
 
   /** @inheritDoc */

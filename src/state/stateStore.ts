@@ -260,6 +260,15 @@ export interface StateStore {
   filedInstanceCount(): Promise<number>;
 
   /**
+   * A mark of the filings so far (their highest row id; filings are never deleted and a filing
+   * again updates its row): filedInstancesSince(mark) later counts the instances filed after it.
+   */
+  filedInstanceMark(): Promise<number>;
+
+  /** How many instances were filed for the first time after `mark` (filedInstanceMark()), by any process. */
+  filedInstancesSince(mark: number): Promise<number>;
+
+  /**
    * How many instances of each original Study Instance UID are filed (0 for a study with none);
    * one entry per distinct UID given.
    */

@@ -350,7 +350,8 @@ describe('batch on input to refuse, repair or hold', () => {
   });
 
   it('--dry-run (no state yet) foretold what the first run left out, and why', () => {
-    const r = run('Raw', 'Out', ['--copy-other-files', '--dry-run', '--db', path.join(tmp, 'no-state.sqlite')]);
+    // A new output folder: Out was made with another state, which a run (and so a dry run) refuses.
+    const r = run('Raw', 'OutNew', ['--copy-other-files', '--dry-run', '--db', path.join(tmp, 'no-state.sqlite')]);
     expect(r.status).toBe(1);
     expect(fs.existsSync(path.join(tmp, 'no-state.sqlite'))).toBe(false);
     const listed = r.stdout.split('\nLeft out, and why:\n')[1]!.split('\n\n')[0]!.split('\n');

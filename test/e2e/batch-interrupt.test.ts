@@ -94,7 +94,9 @@ describe('batch interrupted by SIGINT, then run again', () => {
     expect(stdout).toContain(`Audit log so far (contains identifiers, do not share): ${firstLog}`);
     const first = auditRows(firstLog!);
     expect(first.length).toBeGreaterThanOrEqual(40);
-    const writtenFirst = listTree(out);
+    // The output tree: the project marker (projectMarker.ts), written before any file, and the files.
+    const [marker, ...writtenFirst] = listTree(out);
+    expect(marker).toBe('.dicom-deid-project');
     expect(writtenFirst.filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect(writtenFirst).toEqual(
       first
@@ -147,7 +149,9 @@ describe('batch interrupted by SIGINT, then run again', () => {
     // Each output file comes from exactly one ok (or copied) row, in one of the two logs.
     const outputs = [...first, ...second].map((r) => r.output_path).filter((p): p is string => !!p);
     expect(outputs.length).toBe(new Set(outputs).size);
-    expect([...outputs].sort()).toEqual(finalTree.filter((f) => !f.endsWith('/notes.txt')));
+    expect([...outputs].sort()).toEqual(
+      finalTree.filter((f) => !f.endsWith('/notes.txt') && f !== '.dicom-deid-project'),
+    );
   }, 180_000);
 
   it('a second signal stops at once: no partial file under a final name, and a rerun completes the tree', async () => {
@@ -182,7 +186,11 @@ describe('batch interrupted by SIGINT, then run again', () => {
       const r = spawnSync('dcmdump', ['-q', path.join(out, f)], { encoding: 'utf8' });
       expect({ f, status: r.status }).toEqual({ f, status: 0 });
     }
-    expect(written.every((f) => f.endsWith('.dcm') || f.endsWith('.txt') || /\/\.[^/]+\.tmp$/.test(f))).toBe(true);
+    expect(
+      written.every(
+        (f) => f.endsWith('.dcm') || f.endsWith('.txt') || /\/\.[^/]+\.tmp$/.test(f) || f === '.dicom-deid-project',
+      ),
+    ).toBe(true);
 
     // The rerun continues (or starts over) and leaves the tree one uninterrupted run leaves.
     const again = spawnSync(process.execPath, batchArgs(out, db, logDir), { encoding: 'utf8' });

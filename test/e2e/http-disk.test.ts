@@ -104,6 +104,10 @@ describe('the output disk full or read-only', () => {
     expect(storescu(node.port, samples).status).toBe(0);
     await node.waitForLog(/processing failed, will retry: the disk is read-only \(EROFS\)/);
     expect(node.logs()).not.toMatch(/ENOENT|not found/);
+    // The node starts all the same: the output's project marker waits for the next start.
+    expect(node.logs()).toContain(
+      `cannot write ${output}/.dicom-deid-project: the disk is read-only; it is written at the next start`,
+    );
     expect(await node.stop()).toBe(0);
   }, 60_000);
 });

@@ -88,6 +88,7 @@ describe('the status page in headless chromium', () => {
     const quarantineRow = page.locator('#quarantine tbody tr', { hasText: 'no-mapping' });
     await quarantineRow.waitFor({ timeout: 20_000 });
     expect(await quarantineRow.innerText()).toMatch(/no-mapping\s+3\s/);
+    await page.locator('#t-quarantined', { hasText: /^3 held now$/ }).waitFor({ timeout: 20_000 });
     // The dead items show with their reason and a retry button.
     const destRow = page.locator('#destinations tbody tr', { hasText: 'RESEARCH' });
     await destRow.locator('button.retry').waitFor({ timeout: 30_000 });
@@ -118,6 +119,9 @@ describe('the status page in headless chromium', () => {
     await page.locator('#quarantine-result', { hasText: 'replay: 3 of 3 filed' }).waitFor({ timeout: 20_000 });
     await page.locator('#quarantine tbody', { hasText: 'quarantine is empty' }).waitFor({ timeout: 20_000 });
     await page.locator('#studies tbody tr', { hasText: 'RS_72_1' }).waitFor({ timeout: 20_000 });
+    // The totals count the replay: 3 filed on arrival + 3 by the replay; none held any more.
+    await page.locator('#t-quarantined', { hasText: /^0 held now$/ }).waitFor({ timeout: 20_000 });
+    await page.locator('#t-filed', { hasText: /^6\b/ }).waitFor({ timeout: 20_000 });
 
     // The PACS comes up; click "Retry dead": delivered, and the page says so.
     await startStorescp(['-aet', 'RESEARCH'], pacsPort, pacsDir);

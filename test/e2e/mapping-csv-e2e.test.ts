@@ -312,4 +312,34 @@ describe('check-csv', () => {
     ]);
     expect(fs.readdirSync(path.dirname(csv))).toEqual(['mapping.csv']);
   });
+
+  // Found by a new-user trial: an unclosed quote was the only problem shown, hiding the rest.
+  it('a quote never closed is named at the line it opens, after the problems of the lines above it', () => {
+    const csv = writeCsv(
+      'mapping.csv',
+      Buffer.from(
+        'MRN,Accession,New_Patient_ID,Surgery_Date,Notes\r\n' +
+          'M1,A1,R1,2023-02-30,"two\r\nlines, quoted"\r\n' + // lines 2-3: a bad date
+          'M2,A2,R 2,2023-01-01,\r\n' + // line 4: a bad research ID
+          'M3,A3,R3,2023-01-05,"left\r\n' + // line 5: the quote never closed
+          'open\r\nM4,A4,,2023-01-06,\r\n',
+      ),
+    );
+    const r = run(['check-csv', csv]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(stderrLines(r)).toEqual([
+      'dicom-deid: mapping.csv line 2: Surgery_Date "2023-02-30" is not a valid YYYY-MM-DD date',
+      'dicom-deid: mapping.csv line 4: New_Patient_ID "R 2" is not allowed: use 1-64 letters, digits, "_", "-" or "." (not first or last)',
+      'dicom-deid: mapping.csv line 5: a quoted value that starts on this line is never closed (a missing "): the lines after it could not be checked',
+    ]);
+    // A second line of the same record opening the quote: named by that line, not the record's first.
+    const second = writeCsv(
+      'mapping.csv',
+      Buffer.from('MRN,Accession,New_Patient_ID,Surgery_Date,Notes,Extra\nM1,A1,R1,2023-02-01,"a\nb","open\nM2\n'),
+    );
+    expect(stderrLines(run(['check-csv', second]))).toEqual([
+      'dicom-deid: mapping.csv line 3: a quoted value that starts on this line is never closed (a missing "): the lines after it could not be checked',
+    ]);
+  });
 });

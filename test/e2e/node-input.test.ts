@@ -174,7 +174,7 @@ describe('the node holds what it must not file silently', () => {
     expect(conflict.message).toContain('quarantined (study-patient-conflict)');
     expect(conflict.message).toContain('its study belongs to research patient RES_A, but this instance matched RES_C');
     expect((await listQuarantine(quarantine)).map((x) => x.sidecar.reason)).toEqual(['study-patient-conflict']);
-    expect(readdirSync(join(dir, 'output'))).toEqual(['RES_A']);
+    expect(readdirSync(join(dir, 'output')).sort()).toEqual(['.dicom-deid-project', 'RES_A']);
     // Quarantine lines are grouped per sender and reason, written once the group is quiet (2 s).
     await waitFor(
       () => logger.lines.some((l) => l.includes('instance quarantined (study-patient-conflict)')),

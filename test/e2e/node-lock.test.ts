@@ -1,8 +1,8 @@
 // One node per spool and per state: a second `serve` on a spool or state a running node holds is
 // refused (exit 2, naming the holder's PID) before it reads, recovers or prepares anything, so
 // the running node loses nothing; kill -9 of the holder releases the lock for the next start; a
-// start that fails (lock held, DICOM or HTTP port in use) writes no audit file and does not say
-// "stopped". A batch run on the state a node holds works (SQLite serialises the shared tables).
+// start that fails (lock held, DICOM or HTTP port in use) writes no audit file, prepares no spool
+// reserve and does not say "stopped". A batch run on the state a node holds works (SQLite serialises the shared tables).
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { basename, join } from 'node:path';
@@ -122,9 +122,14 @@ describe('one node per spool and per state', () => {
     try {
       const dir = join(root, 'busy-dicom');
       const err = await startNode({ dir, csv, port: busy.port }).catch((e: Error) => e);
-      expect(String(err)).toContain(`the DICOM port ${busy.port} is already in use`);
+      expect(String(err)).toContain(
+        `dicom-deid: the DICOM port ${busy.port} is already in use (port, --port): another program listens on it; stop it or choose another port`,
+      );
       expect(String(err)).not.toMatch(/\bstopped\b/);
       expect(auditFiles(join(dir, 'logs'))).toEqual([]);
+      // Every port is bound before the slow parts: no spool reserve was prepared (nor recovered).
+      expect(String(err)).not.toMatch(/spool reserve/);
+      expect(readdirSync(join(dir, 'spool')).filter((n) => n !== '.lock')).toEqual([]);
 
       const dir2 = join(root, 'busy-http');
       const err2 = await startNode({ dir: dir2, csv, config: { httpPort: busy.port } }).catch((e: Error) => e);

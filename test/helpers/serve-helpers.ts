@@ -252,11 +252,14 @@ export function writeMappingCsv(path: string, rows: { mrn: string; accession: st
   return path;
 }
 
-/** All regular files under `dir`, recursively (empty if it does not exist). */
+/** All regular files under `dir`, recursively (empty if it does not exist), but the project marker. */
 export function listFilesRecursive(dir: string): string[] {
   if (!existsSync(dir)) return [];
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
+    // The output tree's project marker (src/io/projectMarker.ts), written at start-up, is no
+    // filed instance; test/e2e/project-marker.test.ts checks it.
+    if (name === '.dicom-deid-project') continue;
     const p = join(dir, name);
     if (statSync(p).isDirectory()) out.push(...listFilesRecursive(p));
     else out.push(p);

@@ -245,8 +245,12 @@ describe('state store (SQLite)', () => {
       callingAet: 'PACS',
       forwardFile: `/out/R/R_1/CT_S1_00000000/2.25.${i}.dcm`,
     });
+    expect(await db.filedInstanceMark()).toBe(0); // nothing filed yet
     await db.fileInstances([filing(1), filing(2)], ['A@h:1', 'B@h:2'], 1000);
     expect(await db.filedInstanceCount()).toBe(2);
+    const mark = await db.filedInstanceMark();
+    expect(await db.filedInstancesSince(0)).toBe(2);
+    expect(await db.filedInstancesSince(mark)).toBe(0);
     expect(await db.filedInstance('2.25.1')).toEqual({
       newSopUid: '2.25.1',
       originalSopUid: '1.2.3.1',
@@ -271,6 +275,7 @@ describe('state store (SQLite)', () => {
     });
     await db.fileInstances([{ ...filing(1), outputPath: 'moved.dcm' }], ['A@h:1', 'B@h:2'], 2000);
     expect(await db.filedInstanceCount()).toBe(2);
+    expect(await db.filedInstancesSince(mark)).toBe(0); // filed again: not a new instance
     expect(await db.filedInstance('2.25.1')).toMatchObject({ outputPath: 'moved.dcm', filedAt: 2000 });
     // Per original study: the instance without a recorded study is not counted.
     expect(await db.filedCountsByStudy(['1.2.3', '1.2.4', '1.2.3'])).toEqual(
@@ -294,6 +299,8 @@ describe('state store (SQLite)', () => {
     await expect(db.fileInstances([filing(3)], ['A@h:1', 'BAD@h:3'])).rejects.toThrow(/boom/);
     expect(await db.filedInstance('2.25.3')).toBeUndefined();
     expect(await db.forwardItems('A@h:1')).toHaveLength(2);
+    await db.fileInstances([filing(4)], ['A@h:1']);
+    expect(await db.filedInstancesSince(mark)).toBe(1); // the failed one left no row
     await db.fileInstances([], ['A@h:1']); // nothing to file: nothing to do
     await db.close();
     await expect(db.filedInstanceCount()).rejects.toThrow();

@@ -160,15 +160,22 @@ function makeLineCounter(buf: Buffer): (offset: number) => number {
 }
 
 const CSV_PARSE_WORDS: Record<string, string> = {
-  CSV_QUOTE_NOT_CLOSED: 'a quoted value that starts on this line is never closed (a missing ")',
+  CSV_QUOTE_NOT_CLOSED:
+    'a quoted value that starts on this line is never closed (a missing "): the lines after it could not be checked',
   INVALID_OPENING_QUOTE:
     'a quote mark (") inside a value that is not quoted as a whole: put the whole value in quotes and double the quote marks inside it ("")',
   CSV_INVALID_CLOSING_QUOTE:
     'a quote mark (") inside a value that is not quoted as a whole: put the whole value in quotes and double the quote marks inside it ("")',
 };
 
-/** The records of the text with the line each starts on, or the line where the CSV is malformed. */
-function readRecords(text: string, delimiter: CsvDelimiter): { records: RawRecord[] } | { problem: CsvProblem } {
+/**
+ * The records of the text with the line each starts on; when the CSV is malformed, also the
+ * problem, at the line where the record that could not be read starts (for a quote never
+ * closed, the line of that opening quote), and the records before it, still checked: a bad
+ * quote does not hide the problems of the lines above it. What follows it cannot be split into
+ * records (an unclosed quote swallows the rest of the file), so it is not checked.
+ */
+function readRecords(text: string, delimiter: CsvDelimiter): { records: RawRecord[]; problem?: CsvProblem } {
   const buf = Buffer.from(text, 'utf8');
   const lineAt = makeLineCounter(buf);
   const records: RawRecord[] = [];
@@ -189,16 +196,48 @@ function readRecords(text: string, delimiter: CsvDelimiter): { records: RawRecor
     const code = (err as { code?: unknown }).code;
     const known = typeof code === 'string' ? CSV_PARSE_WORDS[code] : undefined;
     const text = known ?? `malformed CSV: ${String((err as Error).message ?? err).split(/\r?\n/)[0]}`;
+    const at = code === 'CSV_QUOTE_NOT_CLOSED' ? (unclosedQuoteAt(buf, start, delimiter) ?? start) : start;
     return {
+      records,
       problem: {
         severity: 'error',
-        line: lineAt(start),
+        line: lineAt(at),
         text,
         redacted: known ?? `malformed CSV (${typeof code === 'string' ? code : 'parse error'})`,
       },
     };
   }
   return { records };
+}
+
+/**
+ * The byte offset of the quote that opens a field and is never closed, scanning the records from
+ * byte `from` as csv-parse reads them (RFC 4180: a field quoted from its first character, `""`
+ * inside it a quote); undefined when every quoted field from there is closed.
+ */
+function unclosedQuoteAt(buf: Buffer, from: number, delimiter: CsvDelimiter): number | undefined {
+  const sep = delimiter.charCodeAt(0);
+  let fieldStart = true;
+  for (let pos = from; pos < buf.length;) {
+    const c = buf[pos]!;
+    if (fieldStart && c === 0x22) {
+      const open = pos++;
+      for (;;) {
+        if (pos >= buf.length) return open;
+        if (buf[pos] === 0x22) {
+          if (buf[pos + 1] !== 0x22) break;
+          pos++;
+        }
+        pos++;
+      }
+      pos++; // the closing quote
+      fieldStart = false;
+      continue;
+    }
+    fieldStart = c === sep || c === 0x0a || c === 0x0d;
+    pos++;
+  }
+  return undefined;
 }
 
 /**
@@ -234,11 +273,10 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
   const delimiter = detectDelimiter(text);
   result.delimiter = delimiter;
   const read = readRecords(text, delimiter);
-  if ('problem' in read) {
-    problems.push(read.problem);
-    return done();
-  }
+  if (read.problem) problems.push(read.problem);
   const records = read.records.filter((r) => r.cells.some((c) => c.trim() !== ''));
+  // A malformed header: nothing below it can be read by column.
+  if (read.problem && records.length === 0) return done();
 
   // --- The header. ---
   const header = records.shift();
@@ -388,7 +426,7 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
     });
   }
 
-  if (records.length === 0) {
+  if (records.length === 0 && !read.problem) {
     add('error', 0, {
       text: 'no rows: the file has a header but no data rows',
       redacted: 'no rows: the file has a header but no data rows',

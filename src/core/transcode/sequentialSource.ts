@@ -75,7 +75,9 @@ export class SequentialReader {
     if (this.off + n > this.buf.length) {
       // Compact (and grow when needed) so the n bytes fit from offset 0.
       const keep = this.end - this.off;
-      const target = n > this.buf.length ? Buffer.allocUnsafe(Math.max(n, this.buf.length * 2)) : this.buf;
+      // Doubling, never past the window: the buffer holds at most maxWindow bytes.
+      const grown = Math.min(this.maxWindow, Math.max(n, this.buf.length * 2));
+      const target = n > this.buf.length ? Buffer.allocUnsafe(grown) : this.buf;
       this.buf.copy(target, 0, this.off, this.end);
       this.buf = target;
       this.base += this.off;

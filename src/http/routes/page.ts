@@ -194,8 +194,10 @@ const JS = `'use strict';
     }));
     var r = s.components.receiver || { counts: {} }, p = s.components.processing || { counts: {} };
     $('#t-received').textContent = (r.counts.instancesStored || 0) + ' instances, ' + bytes(r.counts.bytesReceived || 0) + rate(s, last, 'instancesStored', 'receiver');
-    $('#t-filed').textContent = (p.counts.filed || 0) + rate(s, last, 'filed', 'processing');
-    $('#t-quarantined').textContent = String(p.counts.quarantined || 0);
+    // Totals from the state and the quarantine: replays (here, by the API or the command) count.
+    var t = s.totals || { filed: p.counts.filed || 0, quarantined: p.counts.quarantined || 0 };
+    $('#t-filed').textContent = t.filed + rate(s, last, 'filed', 'processing');
+    $('#t-quarantined').textContent = t.quarantined + ' held now';
     $('#t-failed').textContent = String((p.counts.failed || 0) + (r.counts.instancesFailed || 0));
     $('#t-assoc').textContent = (r.counts.associationsOpen || 0) + ' (accepted ' + (r.counts.associationsAccepted || 0) + ', rejected ' + (r.counts.associationsRejected || 0) + ')';
     $('#t-ack').textContent = (r.counts.ackLatencyMsP95 || 0) + ' ms';

@@ -1,5 +1,5 @@
 // GET /api/status: identity, uptime, the config summary (no secret), each component's status
-// (the status contract) and the disks. GET /api/studies?limit=N: the most recently filed studies
+// (the status contract), the page's totals (filed since start, held in quarantine) and the disks. GET /api/studies?limit=N: the most recently filed studies
 // (research ID, new accession, shifted study date, modalities, instance count, forward state per
 // destination). Nothing original in either.
 import type { FastifyInstance } from 'fastify';
@@ -22,6 +22,7 @@ export function statusRoutes(app: FastifyInstance, { api, policy }: RouteContext
       state: status.state,
       at: status.at,
       components: status.components,
+      totals: await api.totals(),
       disks: await api.disks(),
     };
   });

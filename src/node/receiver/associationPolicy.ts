@@ -46,6 +46,24 @@ export function isValidAeTitle(aet: string): boolean {
   return aet.length >= 1 && aet.length <= 16 && !/[\\\x00-\x1f]/.test(aet);
 }
 
+/**
+ * True when every character of `aet` is of the AE value representation's repertoire (PS3.5 6.2:
+ * the Default Character Repertoire, ISO-IR 6, without backslash and control characters), i.e.
+ * printable ASCII but backslash. The library reads the A-ASSOCIATE-RQ's 16 bytes one character
+ * per byte (latin1), so a non-ASCII byte is a character above U+007E here.
+ */
+export function isDefaultRepertoireAet(aet: string): boolean {
+  return /^[\x20-\x5b\x5d-\x7e]*$/.test(aet);
+}
+
+/**
+ * `aet` as printable ASCII for logs: a character outside the AE repertoire (and a backslash) is
+ * written `\xNN` (its latin1 byte), so a peer's control bytes (C0, C1) never reach a log line.
+ */
+export function escapeAet(aet: string): string {
+  return aet.replace(/[^\x20-\x5b\x5d-\x7e]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /** AE titles are compared exactly after removing padding spaces/NULs. */
 export function normalizeAet(aet: string): string {
   return aet.replace(/^[ \0]+|[ \0]+$/g, '');
@@ -53,13 +71,23 @@ export function normalizeAet(aet: string): string {
 
 /**
  * Accepts or rejects an association request (PS3.8 9.3.4 result/source/reason): a wrong called
- * AE title, and a calling AE title that is not allowed (or not from this address), are rejected
- * permanently as "calling AE title not recognized" (source 1, reason 3); while stopping, over the
+ * AE title is rejected permanently as "called AE title not recognized" (source 1, reason 7); a
+ * calling AE title with a character outside its repertoire (PS3.5 6.2: non-ASCII, control,
+ * backslash), or not allowed (or not from this address), permanently as "calling AE title not
+ * recognized" (source 1, reason 3); while stopping, over the
  * association limit, or over the limit per address, transiently (source 3, reason 1 or 2).
  */
 export function decideAssociation(rq: AssociationRequest, cfg: AssociationPolicyConfig): AssociationDecision {
   if (normalizeAet(rq.calledAet) !== normalizeAet(cfg.aeTitle)) {
     return permanent(RejectReason.CalledAeNotRecognized, 'called AE title not recognized', 'calledAeTitle');
+  }
+  // Not an AE title (PS3.5 6.2): no list can hold it, and the peer is misconfigured or hostile.
+  if (!isDefaultRepertoireAet(rq.callingAet)) {
+    return permanent(
+      RejectReason.CallingAeNotRecognized,
+      'calling AE title not recognized: characters outside the DICOM default repertoire',
+      'callingAeTitle',
+    );
   }
   const verdict = cfg.callingAes.check(rq.callingAet, rq.remoteAddress);
   if (verdict === 'unknownAeTitle') {

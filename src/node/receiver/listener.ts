@@ -99,6 +99,16 @@ export interface ListenerOptions<R> {
 /** What an empty allow-list means on an interface others can reach; see ListenerOptions. */
 export type OpenAccess = 'warn' | 'reject' | 'allow';
 
+/** A connection that arrived before accept(), with its 'close' handler (which forgets it). */
+interface HeldConnection {
+  socket: net.Socket;
+  endpoint: string;
+  onGone: () => void;
+}
+
+/** A held connection's socket errors (a reset) end in its 'close'; nothing else to do. */
+const ignoreError = (): void => undefined;
+
 /** Calling AE checks for "nobody may call" (openAccess 'reject' with an empty list). */
 const NOBODY = { check: () => 'unknownAeTitle' as const };
 
@@ -119,6 +129,8 @@ export class DicomListener<R> implements StatusReporter {
   private sweeper: NodeJS.Timeout | undefined;
   private stopPromise: Promise<void> | undefined;
   private started = false;
+  /** Connections that arrived between listen() and accept(), unread; null once accepting. */
+  private held: HeldConnection[] | null = [];
 
   /** Throws RangeError for an invalid AE title, allowedAets entry or limit. */
   constructor(options: ListenerOptions<R>) {
@@ -197,12 +209,25 @@ export class DicomListener<R> implements StatusReporter {
   }
 
   /**
-   * Resolves the allowedAets host names, then listens on every endpoint; resolves with the first
-   * endpoint's bound port and every endpoint's by name. Throws (e.g. EADDRINUSE, or an Error
-   * naming an allowedAets host that does not resolve) when it cannot listen; endpoints already
-   * listening are closed then.
+   * listen() then accept(): resolves the allowedAets host names, listens on every endpoint and
+   * takes associations at once. Resolves and throws as listen() does.
    */
   async start(): Promise<{ port: number; ports: Record<string, number> }> {
+    const bound = await this.listen();
+    this.accept();
+    return bound;
+  }
+
+  /**
+   * Resolves the allowedAets host names, then binds every endpoint's port without taking
+   * associations yet: a connection that arrives before accept() is held, unread, and handed on
+   * by accept() (its peer waits, as for a slow A-ASSOCIATE-AC; nothing is answered before the
+   * sinks are ready). So the node can bind first, failing at once on a port in use, and prepare
+   * its spool after. Resolves with the first endpoint's bound port and every endpoint's by name.
+   * Throws (e.g. EADDRINUSE, with the error's `port`, or an Error naming an allowedAets host that
+   * does not resolve) when it cannot listen; endpoints already listening are closed then.
+   */
+  async listen(): Promise<{ port: number; ports: Record<string, number> }> {
     if (this.started) throw new Error('DicomListener already started');
     this.started = true;
     const { settings, stats } = this.ctx;
@@ -233,6 +258,10 @@ export class DicomListener<R> implements StatusReporter {
         stats.error(`cannot listen (${errorCode(err)})`);
         stats.tracker.set('failed');
         await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+        // Node's listen error carries the port only for some codes: the one we asked for, always.
+        const e = err as NodeJS.ErrnoException & { port?: number; endpoint?: string };
+        e.port ??= endpoint.port;
+        e.endpoint = endpoint.name;
         throw err;
       }
       server.on('error', (err) => {
@@ -241,6 +270,18 @@ export class DicomListener<R> implements StatusReporter {
       });
       this.boundPorts.set(endpoint.name, (server.address() as net.AddressInfo).port);
     }
+    const ports = Object.fromEntries(this.boundPorts);
+    return { port: this.boundPorts.get(this.endpoints[0]!.name)!, ports };
+  }
+
+  /**
+   * Takes associations from now on (after listen()), starting with the connections held since
+   * listen(); the sinks must be ready. Repeat calls do nothing.
+   */
+  accept(): void {
+    if (!this.started) throw new Error('DicomListener.accept() before listen()');
+    if (this.held === null || this.ctx.stopping) return;
+    const { settings, stats } = this.ctx;
     const { connect, association, pdu, message } = this.timeouts;
     const tick = Math.max(100, Math.min(1000, Math.floor(Math.min(connect, association, pdu, message) / 4)));
     this.sweeper = setInterval(() => this.sweepTimeouts(), tick);
@@ -254,8 +295,12 @@ export class DicomListener<R> implements StatusReporter {
         port: this.boundPorts.get(e.name),
       });
     }
-    const ports = Object.fromEntries(this.boundPorts);
-    return { port: this.boundPorts.get(this.endpoints[0]!.name)!, ports };
+    const held = this.held;
+    this.held = null;
+    for (const { socket, endpoint, onGone } of held) {
+      socket.off('error', ignoreError).off('close', onGone);
+      if (!socket.destroyed) this.onConnection(socket, endpoint);
+    }
   }
 
   /**
@@ -296,6 +341,8 @@ export class DicomListener<R> implements StatusReporter {
     const { ctx } = this;
     ctx.stopping = true;
     ctx.stats.tracker.set('stopping');
+    // Held connections were never read from: closing them loses nothing (no store was received).
+    for (const { socket } of this.held?.splice(0) ?? []) socket.destroy();
     const closed = Promise.all(
       this.servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
     );
@@ -331,6 +378,20 @@ export class DicomListener<R> implements StatusReporter {
     const { ctx } = this;
     if (ctx.stopping) {
       socket.destroy();
+      return;
+    }
+    if (this.held) {
+      // Before accept(): kept unread until the sinks are ready (server.maxConnections bounds them).
+      const entry: HeldConnection = {
+        socket,
+        endpoint,
+        onGone: () => {
+          const i = this.held?.indexOf(entry) ?? -1;
+          if (i >= 0) this.held!.splice(i, 1);
+        },
+      };
+      socket.on('error', ignoreError).once('close', entry.onGone);
+      this.held.push(entry);
       return;
     }
     // One address may not fill the connection table with unassociated sockets either: beyond its

@@ -33,6 +33,7 @@ import tls from 'node:tls';
 import dimse from 'dcmjs-dimse';
 import {
   decideAssociation,
+  escapeAet,
   negotiateContext,
   normalizeAet,
   type AssociationPolicyConfig,
@@ -109,6 +110,11 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
   /** Date.now() of the first byte of the message (or PDU) being received, and its bytes so far. */
   messageStartedAt = Date.now();
   messageBytes = 0;
+  /**
+   * The peer's AE titles as printable ASCII (escapeAet): what logs, sidecars and the audit see.
+   * An accepted association's calling title is printable ASCII already (decideAssociation), so
+   * escaping changes only what a rejection logs.
+   */
   callingAet = '';
   calledAet = '';
   associated = false;
@@ -272,14 +278,17 @@ export class ScpAssociation<R> extends dimse.Scp implements ServicePeer {
   override associationRequested(association: Association): void {
     try {
       const { settings, stats } = this.ctx;
-      this.callingAet = normalizeAet(association.getCallingAeTitle());
-      this.calledAet = normalizeAet(association.getCalledAeTitle());
+      // Decided on the titles as received; never logged raw (a peer's C1 bytes would reach the log).
+      const callingAet = normalizeAet(association.getCallingAeTitle());
+      const calledAet = normalizeAet(association.getCalledAeTitle());
+      this.callingAet = escapeAet(callingAet);
+      this.calledAet = escapeAet(calledAet);
       let fromAddress = 0;
       for (const a of this.ctx.connections) if (a.associated && a.peerAddress === this.peerAddress) fromAddress++;
       const decision = decideAssociation(
         {
-          callingAet: this.callingAet,
-          calledAet: this.calledAet,
+          callingAet,
+          calledAet,
           remoteAddress: this.remoteAddress,
           activeAssociations: stats.associationsOpen,
           activeFromAddress: fromAddress,

@@ -1,7 +1,12 @@
 // Pure parts of the receiver's path: PDU framing, PDV parsing and message assembly, negotiation
 // policy, command sets, file meta.
 import { describe, expect, it } from 'vitest';
-import { decideAssociation, negotiateContext } from '../../../src/node/receiver/associationPolicy.js';
+import {
+  decideAssociation,
+  escapeAet,
+  isDefaultRepertoireAet,
+  negotiateContext,
+} from '../../../src/node/receiver/associationPolicy.js';
 import { ContextResult } from '../../../src/dimse/acse.js';
 import { CallingAeList } from '../../../src/node/receiver/callingAes.js';
 import { CommandSetError, commandPdu, encodeResponse, parseCommand } from '../../../src/dimse/commandSet.js';
@@ -280,6 +285,37 @@ describe('negotiation policy', () => {
       code: 'addressLimit',
     });
     expect(decideAssociation({ ...rq, stopping: true }, cfg)).toMatchObject({ accept: false, result: 2, reason: 1 });
+  });
+
+  it('rejects a calling AE title outside its repertoire (PS3.5 6.2) even with every title allowed; escapes it for logs', async () => {
+    const cfg = {
+      aeTitle: 'DEID',
+      callingAes: await CallingAeList.resolve([]),
+      maxAssociations: 3,
+      maxAssociationsPerAddress: 2,
+    };
+    const rq = {
+      callingAet: 'ANY ~SCU!',
+      calledAet: 'DEID',
+      remoteAddress: '10.9.9.9',
+      activeAssociations: 0,
+      activeFromAddress: 0,
+      stopping: false,
+    };
+    expect(decideAssociation(rq, cfg)).toEqual({ accept: true });
+    for (const bad of ['CT\x85', 'A\\B', 'MR\x7f', 'CT\x00X', 'É']) {
+      expect(decideAssociation({ ...rq, callingAet: bad }, cfg)).toMatchObject({
+        accept: false,
+        result: 1,
+        source: 1,
+        reason: 3,
+        code: 'callingAeTitle',
+      });
+      expect(isDefaultRepertoireAet(bad)).toBe(false);
+    }
+    expect(escapeAet('CT\x85\x9b1')).toBe('CT\\x85\\x9b1');
+    expect(escapeAet('A\\B É\x00')).toBe('A\\x5cB \\xc9\\x00');
+    expect(escapeAet('ANY ~SCU!')).toBe('ANY ~SCU!');
   });
 });
 
