@@ -62,18 +62,8 @@ function write(rel: string, bytes: Buffer | string): void {
 
 /** `batch` from `<tmp>/<input>` into `<tmp>/<out>` (2 workers; the audit log in <tmp>/dicom-deid-logs). */
 function run(input: string, out: string, extra: string[] = []) {
-  const csv = path.join(tmp, 'mapping.csv');
-  return runBatch([
-    '--csv',
-    csv,
-    '--input',
-    path.join(tmp, input),
-    '--output',
-    path.join(tmp, out),
-    '--workers',
-    '2',
-    ...extra,
-  ]);
+  const from = ['--csv', path.join(tmp, 'mapping.csv'), '--input', path.join(tmp, input)];
+  return runBatch([...from, '--output', path.join(tmp, out), '--workers', '2', ...extra]);
 }
 
 function latestAudit(): AuditRow[] {
