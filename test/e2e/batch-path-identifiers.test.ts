@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLogs, auditRows, runBatch, writeNamedTree } from '../helpers/batch-helpers.js';
-import { ensureBuilt } from '../helpers/serve-helpers.js';
 
 const CSV = [
   'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
@@ -110,7 +109,6 @@ beforeAll(() => {
   const raw = path.join(tmp, 'RAW');
   fs.writeFileSync(path.join(tmp, 'mapping.csv'), CSV + '\n');
   writeNamedTree(tmp, { root: raw, files: FILES.map(([rel, p]) => ({ rel, ...p })) });
-  ensureBuilt();
   out = path.join(tmp, 'OUT');
   const csv = path.join(tmp, 'mapping.csv');
   const r = runBatch(['--csv', csv, '--input', raw, '--output', out, '--workers', '2', '--quiet']);

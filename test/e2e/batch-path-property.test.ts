@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditLogs, auditRows, runBatch, writeNamedTree } from '../helpers/batch-helpers.js';
-import { ensureBuilt } from '../helpers/serve-helpers.js';
 
 const SEED = Number(process.env.PATH_PROPERTY_SEED ?? 20241103);
 
@@ -333,7 +332,6 @@ beforeAll(() => {
     })),
   };
   writeNamedTree(tmp, spec);
-  ensureBuilt();
   const r = runBatch([
     '--csv',
     path.join(tmp, 'mapping.csv'),
