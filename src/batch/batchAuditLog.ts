@@ -17,6 +17,8 @@ export class BatchAuditLog {
   private fd: number | null;
   private readonly rows: { sourcePath: string; line: string }[] = [];
   private inOrder = true;
+  /** Rows buffered, not yet written (buffer, flush). */
+  private pending: string[] = [];
 
   /** Creates the log (mode 0600) with its header; throws the system error when it cannot. */
   constructor(logDir: string, now = new Date()) {
@@ -30,12 +32,28 @@ export class BatchAuditLog {
 
   /** Appends one row to the file now (one write: a killed process keeps the rows before it). */
   write(row: AuditRow): void {
+    this.buffer(row);
+    this.flush();
+  }
+
+  /**
+   * Adds one row to write at the next `flush` (the run flushes after each batch of results a
+   * worker sends: one write for several rows, before their resume journal lines).
+   */
+  buffer(row: AuditRow): void {
     if (this.fd === null) throw new Error('audit log closed');
     const line = formatAuditRow(row);
     const last = this.rows[this.rows.length - 1];
     if (last && compareWalkOrder(last.sourcePath, row.sourcePath) > 0) this.inOrder = false;
     this.rows.push({ sourcePath: row.sourcePath, line });
-    const buf = Buffer.from(line);
+    this.pending.push(line);
+  }
+
+  /** Writes the buffered rows (one write). */
+  flush(): void {
+    if (this.fd === null || this.pending.length === 0) return;
+    const buf = Buffer.from(this.pending.join(''));
+    this.pending = [];
     let off = 0;
     while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
   }
@@ -43,6 +61,7 @@ export class BatchAuditLog {
   /** Closes the file, rewritten in walk order (atomically) when rows came out of order. */
   close(): void {
     if (this.fd === null) return;
+    this.flush();
     fs.closeSync(this.fd);
     this.fd = null;
     if (this.inOrder) return;

@@ -65,6 +65,8 @@ function sameKey(a: JournalKey, b: JournalKey): boolean {
  */
 export class ResumeJournal {
   private fd: number | null = null;
+  /** Lines recorded, not yet written (record, flush). */
+  private pending: string[] = [];
 
   private constructor(
     readonly file: string,
@@ -121,9 +123,22 @@ export class ResumeJournal {
     this.append({ auditLog: path.basename(auditLog) });
   }
 
-  /** Records the outcome of one file (one write of one line). */
+  /**
+   * Records the outcome of one file: its line is written at the next `flush` (after the audit
+   * rows of the same files: a crash between the two repeats those files, never loses one).
+   */
   record(rel: string, outcome: FileOutcome): void {
-    this.append({ rel, o: outcome });
+    if (this.fd === null) throw new Error('resume journal not started');
+    this.pending.push(JSON.stringify({ rel, o: outcome } satisfies JournalLine) + '\n');
+  }
+
+  /** Writes the recorded lines (one write). */
+  flush(): void {
+    if (this.fd === null || this.pending.length === 0) return;
+    const buf = Buffer.from(this.pending.join(''));
+    this.pending = [];
+    let off = 0;
+    while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
   }
 
   private append(line: JournalLine): void {
@@ -135,7 +150,10 @@ export class ResumeJournal {
 
   /** Closes the journal; `completed`: the run finished, the journal is removed. */
   close(completed: boolean): void {
-    if (this.fd !== null) fs.closeSync(this.fd);
+    if (this.fd !== null) {
+      this.flush();
+      fs.closeSync(this.fd);
+    }
     this.fd = null;
     if (completed) fs.rmSync(this.file, { force: true });
   }

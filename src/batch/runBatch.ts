@@ -147,10 +147,15 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       sessionIndex: (q) => sessions.index(q),
       done: (rel, outcome) => {
         const row = results.record(rel, outcome);
-        if (row) audit!.write(row);
-        journal!.record(rel, outcome); // after the row: a crash between them repeats the file, never loses it
+        if (row) audit!.buffer(row);
+        journal!.record(rel, outcome);
         done++;
         bar.update(done, results.counts);
+      },
+      // The rows before the journal lines: a crash between them repeats those files, never loses one.
+      settled: () => {
+        audit!.flush();
+        journal!.flush();
       },
       log,
     });

@@ -25,6 +25,8 @@ export interface PoolHandlers {
   sessionIndex(q: SessionQuestion): Promise<number>;
   /** The outcome of one file, in the order they finish. */
   done(rel: string, outcome: FileOutcome): void;
+  /** After the outcomes of one message of results (a few files): write what `done` buffered. */
+  settled?(): void;
   /** Where a crashed worker is logged. */
   log?: Logger;
 }
@@ -185,6 +187,7 @@ export class WorkerPool {
           }
           if (msg.type !== 'results') return; // a survey's answer (surveyOn)
           for (const { type: _type, jobId, ...outcome } of msg.results) settle(jobId, outcome);
+          handlers.settled?.();
           if (next === barrier && inFlightTotal === 0) feedAll();
           else feed();
         });
@@ -196,6 +199,7 @@ export class WorkerPool {
           for (const jobId of [...inFlight.keys()]) {
             settle(jobId, { status: 'error', message: `worker crashed: ${err.message.split('\n')[0]}` });
           }
+          handlers.settled?.();
         });
         worker.on('exit', () => {
           live--;

@@ -138,17 +138,32 @@ export function writeFileAtomicSync(file: string, data: Uint8Array | string | Fi
   writeViaTemp(file, data, mode, false);
 }
 
+/** Random per thread (each has its own copy of this module), then counted: 12 hex digits. */
+const TEMPORARY_PREFIX = randomBytes(3).toString('hex');
+let temporaryCount = 0;
+
+/** A temporary name's 12 hex digits: the thread's random prefix and a counter (no random draw per file). */
+function temporarySuffix(): string {
+  temporaryCount = (temporaryCount + 1) & 0xffffff;
+  return TEMPORARY_PREFIX + temporaryCount.toString(16).padStart(6, '0');
+}
+
 function writeViaTemp(file: string, data: Uint8Array | string | FilePiece[], mode: number, sync: boolean): void {
   const dir = dirname(file);
   mkdirpSync(dir);
-  const tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  let tmp = join(dir, `.${basename(file)}.${temporarySuffix()}.tmp`);
   let fd: number;
   try {
     fd = openSync(tmp, 'wx', mode);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    knownDirs.delete(dir); // the folder was removed behind our back: create it again
-    mkdirpSync(dir);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      // Another thread drew the same 24-bit prefix (one chance in 16 million): a random name.
+      tmp = join(dir, `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+    } else if (code === 'ENOENT') {
+      knownDirs.delete(dir); // the folder was removed behind our back: create it again
+      mkdirpSync(dir);
+    } else throw e;
     fd = openSync(tmp, 'wx', mode);
   }
   try {
