@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { startOrthanc, track, type OrthancPeer, type Peer } from './forward-helpers.js';
-import { CLI, CSV_HEADER, REPO, ensureBuilt } from './serve-helpers.js';
+import { CLI, CSV_HEADER, REPO, ensureBuilt, nodePaths } from './serve-helpers.js';
 
 /** One made-up study (see test/fixtures/make_cohort.py). */
 export interface CohortStudy {
@@ -136,13 +136,7 @@ export function retrieveNode(
   mkdirSync(dir, { recursive: true });
   const csv = join(dir, 'mapping.csv');
   writeFileSync(csv, [CSV_HEADER, ...rows.map((r) => `${r[0]},${r[1]},${r[2]},${r[3]},2024-06-15,`), ''].join('\n'));
-  const paths = {
-    output: join(dir, 'output'),
-    db: join(dir, 'state', 'state.sqlite'),
-    quarantine: join(dir, 'quarantine'),
-    spool: join(dir, 'spool'),
-    logDir: join(dir, 'logs'),
-  };
+  const paths = nodePaths(dir);
   const configPath = join(dir, 'node.json');
   writeFileSync(
     configPath,

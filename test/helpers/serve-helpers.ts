@@ -29,6 +29,23 @@ export function ensureBuilt(): void {
   if (!existsSync(CLI)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'pipe' });
 }
 
+/** Where a test node under `dir` keeps its files (config-file settings): output tree, state, quarantine, spool, logs. */
+export function nodePaths(dir: string): {
+  output: string;
+  db: string;
+  quarantine: string;
+  spool: string;
+  logDir: string;
+} {
+  return {
+    output: join(dir, 'output'),
+    db: join(dir, 'state', 'state.sqlite'),
+    quarantine: join(dir, 'quarantine'),
+    spool: join(dir, 'spool'),
+    logDir: join(dir, 'logs'),
+  };
+}
+
 export interface StartNodeOptions {
   /** Base folder: state, quarantine, spool, logs and the generated config file live under it. */
   dir: string;
@@ -78,13 +95,7 @@ const nodes = new Set<NodeProc>();
 export async function startNode(o: StartNodeOptions): Promise<NodeProc> {
   ensureBuilt();
   mkdirSync(o.dir, { recursive: true });
-  const paths = {
-    output: o.output ?? join(o.dir, 'output'),
-    db: join(o.dir, 'state', 'state.sqlite'),
-    quarantine: join(o.dir, 'quarantine'),
-    spool: join(o.dir, 'spool'),
-    logDir: join(o.dir, 'logs'),
-  };
+  const paths = { ...nodePaths(o.dir), output: o.output ?? join(o.dir, 'output') };
   const configPath = join(o.dir, 'node-config.json');
   writeFileSync(
     configPath,
@@ -351,11 +362,7 @@ export function inProcessNodeConfig(dir: string, csv: string, settings: Record<s
     host: '127.0.0.1',
     port: 0,
     csv,
-    output: join(dir, 'output'),
-    db: join(dir, 'state', 'state.sqlite'),
-    quarantine: join(dir, 'quarantine'),
-    spool: join(dir, 'spool'),
-    logDir: join(dir, 'logs'),
+    ...nodePaths(dir),
     httpPort: 0,
     spoolReserveMB: 64,
     processingThreads: 1,
