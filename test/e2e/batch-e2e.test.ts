@@ -8,59 +8,28 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readInstanceKeys } from '../../src/core/deidentify.js';
+import { latestAuditRows, listTree, runBatch, type AuditRow } from '../helpers/batch-helpers.js';
+import { ensureBuilt, REPO } from '../helpers/serve-helpers.js';
 
-const repo = path.resolve(import.meta.dirname, '../..');
-const cli = path.join(repo, 'dist', 'cli.js');
 const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 interface Manifest {
   files: Record<string, { status: string; matchedBy?: string; researchId?: string }>;
   identifiers: string[];
 }
-type AuditRow = Record<string, string>;
 
 let tmp: string;
 
-function runBatch(out: string, extra: string[] = []) {
-  const r = spawnSync(
-    process.execPath,
-    [
-      cli,
-      'batch',
-      '--csv',
-      path.join(tmp, 'mapping.csv'),
-      '--input',
-      path.join(tmp, 'Raw_Scans'),
-      '--output',
-      out,
-      '--workers',
-      '2',
-      ...extra,
-    ],
-    { encoding: 'utf8', env: { ...process.env, DEBUG: '' } },
-  );
-  return r;
+/** `batch` on the generated tree into `out` (2 workers; the audit log in <tmp>/dicom-deid-logs). */
+function runTreeBatch(out: string, extra: string[] = []) {
+  const csv = path.join(tmp, 'mapping.csv');
+  return runBatch(['--csv', csv, '--input', path.join(tmp, 'Raw_Scans'), '--output', out, '--workers', '2', ...extra]);
 }
 
 function latestAudit(): AuditRow[] {
-  const dir = path.join(tmp, 'dicom-deid-logs');
-  const files = fs.readdirSync(dir).filter((f) => /^deid_log_\d{8}_\d{6}(_\d+)?\.csv$/.test(f));
-  files.sort((a, b) => fs.statSync(path.join(dir, a)).mtimeMs - fs.statSync(path.join(dir, b)).mtimeMs);
-  const text = fs.readFileSync(path.join(dir, files[files.length - 1]!), 'utf8');
-  return parse(text, { columns: true, bom: true, skip_empty_lines: true }) as AuditRow[];
-}
-
-function listFiles(root: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...listFiles(root, r));
-    else out.push(r);
-  }
-  return out.sort();
+  return latestAuditRows(path.join(tmp, 'dicom-deid-logs'));
 }
 
 function manifest(): Manifest {
@@ -80,7 +49,7 @@ function assertNoIdentifiers(outDir: string): void {
   const ids = manifest().identifiers;
   expect(ids.length).toBeGreaterThan(50);
   const leaks: string[] = [];
-  for (const rel of listFiles(outDir)) {
+  for (const rel of listTree(outDir)) {
     const bytes = searchable(fs.readFileSync(path.join(outDir, rel)));
     for (const id of ids) {
       if (rel.toLowerCase().includes(id.toLowerCase())) leaks.push(`${id} in path ${rel}`);
@@ -92,7 +61,7 @@ function assertNoIdentifiers(outDir: string): void {
 
 function assertDcmdumpReads(outDir: string): void {
   // Beside the DICOM files: notes.txt and the project marker (projectMarker.ts).
-  const dicom = listFiles(outDir).filter((f) => !f.endsWith('.txt') && f !== '.dicom-deid-project');
+  const dicom = listTree(outDir).filter((f) => !f.endsWith('.txt') && f !== '.dicom-deid-project');
   expect(dicom.length).toBeGreaterThan(10);
   for (const rel of dicom) {
     // No error and no warning (W:): outputs are valid Part 10 whatever the input was.
@@ -107,8 +76,8 @@ function assertDcmdumpReads(outDir: string): void {
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deid-batch-e2e-'));
-  execFileSync(python, [path.join(repo, 'test', 'fixtures', 'make_tree.py'), tmp], { stdio: 'pipe' });
-  if (!fs.existsSync(cli)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'pipe' });
+  execFileSync(python, [path.join(REPO, 'test', 'fixtures', 'make_tree.py'), tmp], { stdio: 'pipe' });
+  ensureBuilt();
 });
 
 afterAll(() => {
@@ -120,7 +89,7 @@ describe('batch end to end', () => {
   const out1 = () => path.join(tmp, 'Anonymized_1');
 
   it('de-identifies the tree, logs one row per input file, exits 1 for skipped files', () => {
-    const r = runBatch(out1(), ['--copy-other-files']);
+    const r = runTreeBatch(out1(), ['--copy-other-files']);
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/); // no stack traces
     expect(r.status).toBe(1);
     audit1 = latestAudit();
@@ -171,7 +140,7 @@ describe('batch end to end', () => {
     expect(fs.existsSync(path.join(out1(), 'RES002', 'RES002_1', 'notes.txt'))).toBe(false);
     // Key material stays outside the output tree.
     expect(fs.existsSync(path.join(tmp, 'dicom-deid-state.sqlite'))).toBe(true);
-    expect(listFiles(out1()).some((f) => /deid_log|sqlite/.test(f))).toBe(false);
+    expect(listTree(out1()).some((f) => /deid_log|sqlite/.test(f))).toBe(false);
   });
 
   it('writes research IDs and new accessions into the files', () => {
@@ -197,9 +166,9 @@ describe('batch end to end', () => {
   });
 
   it('reruns with a new session folder: same numbers and UIDs for old files, next free for new', () => {
-    execFileSync(python, [path.join(repo, 'test', 'fixtures', 'make_tree.py'), tmp, '--rerun'], { stdio: 'pipe' });
+    execFileSync(python, [path.join(REPO, 'test', 'fixtures', 'make_tree.py'), tmp, '--rerun'], { stdio: 'pipe' });
     const out2 = path.join(tmp, 'Anonymized_2');
-    const r = runBatch(out2, ['--quiet']);
+    const r = runTreeBatch(out2, ['--quiet']);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
     const audit2 = latestAudit();

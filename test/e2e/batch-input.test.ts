@@ -7,17 +7,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readInstanceKeys } from '../../src/core/deidentify.js';
+import { latestAuditRows, listTree, runBatch, type AuditRow } from '../helpers/batch-helpers.js';
 import { el, part10, UIDS, ui, us } from '../helpers/dicomBytes.js';
+import { ensureBuilt, REPO } from '../helpers/serve-helpers.js';
 
-const repo = path.resolve(import.meta.dirname, '../..');
-const cli = path.join(repo, 'dist', 'cli.js');
-const READ_CLEAN = path.join(repo, 'test', 'fixtures', 'read_clean.py');
+const READ_CLEAN = path.join(REPO, 'test', 'fixtures', 'read_clean.py');
 let tmp: string;
-
-type Row = Record<string, string>;
 
 const STUDY_SHARED = '1.2.826.0.1.3680043.9.8888.1';
 let sop = 0;
@@ -63,46 +60,19 @@ function write(rel: string, bytes: Buffer | string): void {
   fs.writeFileSync(file, bytes);
 }
 
+/** `batch` from `<tmp>/<input>` into `<tmp>/<out>` (2 workers; the audit log in <tmp>/dicom-deid-logs). */
 function run(input: string, out: string, extra: string[] = []) {
-  return spawnSync(
-    process.execPath,
-    [
-      cli,
-      'batch',
-      '--csv',
-      path.join(tmp, 'mapping.csv'),
-      '--input',
-      path.join(tmp, input),
-      '--output',
-      path.join(tmp, out),
-      '--workers',
-      '2',
-      ...extra,
-    ],
-    { encoding: 'utf8' },
-  );
+  const from = ['--csv', path.join(tmp, 'mapping.csv'), '--input', path.join(tmp, input)];
+  return runBatch([...from, '--output', path.join(tmp, out), '--workers', '2', ...extra]);
 }
 
-function latestAudit(): Row[] {
-  const dir = path.join(tmp, 'dicom-deid-logs');
-  const files = fs.readdirSync(dir).filter((f) => /^deid_log_.*\.csv$/.test(f));
-  files.sort((a, b) => fs.statSync(path.join(dir, a)).mtimeMs - fs.statSync(path.join(dir, b)).mtimeMs);
-  return parse(fs.readFileSync(path.join(dir, files[files.length - 1]!), 'utf8'), {
-    columns: true,
-    bom: true,
-  }) as Row[];
-}
-
-function listFiles(root: string, rel = ''): string[] {
-  return fs.readdirSync(path.join(root, rel), { withFileTypes: true }).flatMap((e) => {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    return e.isDirectory() ? listFiles(root, r) : [r];
-  });
+function latestAudit(): AuditRow[] {
+  return latestAuditRows(path.join(tmp, 'dicom-deid-logs'));
 }
 
 /** dcmdump and pydicom read every DICOM output without a warning. */
 function assertReadersClean(outDir: string): void {
-  const files = listFiles(outDir)
+  const files = listTree(outDir)
     .filter((f) => f.endsWith('.dcm'))
     .map((f) => path.join(outDir, f));
   expect(files.length).toBeGreaterThan(0);
@@ -133,7 +103,7 @@ const IDENTIFIERS = [
 ];
 
 function assertNoIdentifiers(outDir: string): void {
-  for (const rel of listFiles(outDir)) {
+  for (const rel of listTree(outDir)) {
     const bytes = fs.readFileSync(path.join(outDir, rel)).toString('latin1');
     for (const id of IDENTIFIERS) {
       expect(rel.includes(id), `${id} in path ${rel}`).toBe(false);
@@ -144,7 +114,7 @@ function assertNoIdentifiers(outDir: string): void {
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deid-batch-input-'));
-  if (!fs.existsSync(cli)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'pipe' });
+  ensureBuilt();
   fs.writeFileSync(
     path.join(tmp, 'mapping.csv'),
     [
@@ -264,7 +234,7 @@ afterAll(() => {
 });
 
 describe('batch on input to refuse, repair or hold', () => {
-  let audit: Row[];
+  let audit: AuditRow[];
   let stdout: string;
   const out = () => path.join(tmp, 'Out');
   const row = (src: string) => audit.find((r) => r.source_path === src)!;
@@ -275,7 +245,7 @@ describe('batch on input to refuse, repair or hold', () => {
     expect(r.status).toBe(1);
     stdout = r.stdout;
     audit = latestAudit();
-    expect(audit).toHaveLength(listFiles(path.join(tmp, 'Raw')).length);
+    expect(audit).toHaveLength(listTree(path.join(tmp, 'Raw')).length);
   });
 
   it('a bare data set (no preamble, no meta) is de-identified, never copied; one that cannot be read is refused', () => {

@@ -6,39 +6,12 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditLogs, auditRows, batchArgv, listTree } from '../helpers/batch-helpers.js';
+import { ensureBuilt, REPO } from '../helpers/serve-helpers.js';
 
-const repo = path.resolve(import.meta.dirname, '../..');
-const cli = path.join(repo, 'dist', 'cli.js');
 const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 let tmp: string;
-
-type Row = Record<string, string>;
-
-function listFiles(root: string, rel = ''): string[] {
-  if (!fs.existsSync(path.join(root, rel))) return [];
-  const out: string[] = [];
-  for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-    const r = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...listFiles(root, r));
-    else out.push(r);
-  }
-  return out.sort();
-}
-
-function auditLogs(logDir: string): string[] {
-  if (!fs.existsSync(logDir)) return [];
-  return fs
-    .readdirSync(logDir)
-    .filter((f) => /^deid_log_.*\.csv$/.test(f))
-    .map((f) => path.join(logDir, f))
-    .sort((a, b) => fs.statSync(a).birthtimeMs - fs.statSync(b).birthtimeMs || (a < b ? -1 : 1));
-}
-
-function rows(file: string): Row[] {
-  return parse(fs.readFileSync(file, 'utf8'), { columns: true, bom: true, skip_empty_lines: true }) as Row[];
-}
 
 /** Data rows in an audit log file as it is being written. */
 function rowCount(file: string): number {
@@ -49,10 +22,9 @@ function rowCount(file: string): number {
   }
 }
 
+/** `node dist/cli.js batch` on the generated tree into `out`, with its own state and log folder. */
 function batchArgs(out: string, db: string, logDir: string): string[] {
-  return [
-    cli,
-    'batch',
+  return batchArgv([
     '--csv',
     path.join(tmp, 'mapping.csv'),
     '--input',
@@ -66,14 +38,14 @@ function batchArgs(out: string, db: string, logDir: string): string[] {
     '--workers',
     '2',
     '--copy-other-files',
-  ];
+  ]);
 }
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deid-batch-interrupt-'));
   // 3 patients x 4 sessions x 60 files, a file outside the sessions per patient, 12 notes, 1 unmatched.
-  execFileSync(python, [path.join(repo, 'test', 'fixtures', 'make_many.py'), tmp, '3', '4', '60'], { stdio: 'pipe' });
-  if (!fs.existsSync(cli)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'pipe' });
+  execFileSync(python, [path.join(REPO, 'test', 'fixtures', 'make_many.py'), tmp, '3', '4', '60'], { stdio: 'pipe' });
+  ensureBuilt();
 });
 
 afterAll(() => {
@@ -82,7 +54,7 @@ afterAll(() => {
 
 describe('batch interrupted by SIGINT, then run again', () => {
   it('stops cleanly, and the rerun completes the same tree; every file is in exactly one audit log', async () => {
-    const inputFiles = listFiles(path.join(tmp, 'Raw_Scans'));
+    const inputFiles = listTree(path.join(tmp, 'Raw_Scans'));
     expect(inputFiles.length).toBe(3 * 4 * 61 + 3 + 1);
     const out = path.join(tmp, 'Out');
     const db = path.join(tmp, 'state', 'state.sqlite');
@@ -120,10 +92,10 @@ describe('batch interrupted by SIGINT, then run again', () => {
     // The interrupted run's audit log holds a row for every file it wrote, each output whole.
     const [firstLog] = auditLogs(logDir);
     expect(stdout).toContain(`Audit log so far (contains identifiers, do not share): ${firstLog}`);
-    const first = rows(firstLog!);
+    const first = auditRows(firstLog!);
     expect(first.length).toBeGreaterThanOrEqual(40);
     // The output tree: the project marker (projectMarker.ts), written before any file, and the files.
-    const [marker, ...writtenFirst] = listFiles(out);
+    const [marker, ...writtenFirst] = listTree(out);
     expect(marker).toBe('.dicom-deid-project');
     expect(writtenFirst.filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect(writtenFirst).toEqual(
@@ -151,7 +123,7 @@ describe('batch interrupted by SIGINT, then run again', () => {
     );
     const logs = auditLogs(logDir);
     expect(logs).toHaveLength(2);
-    const second = rows(logs[1]!);
+    const second = auditRows(logs[1]!);
     // Every input file in exactly one of the two audit logs.
     const all = [...first, ...second].map((r) => r.source_path!);
     expect(all.length).toBe(new Set(all).size);
@@ -165,8 +137,8 @@ describe('batch interrupted by SIGINT, then run again', () => {
     const ref = path.join(tmp, 'Ref');
     const whole = spawnSync(process.execPath, batchArgs(ref, db, path.join(tmp, 'logs-ref')), { encoding: 'utf8' });
     expect(whole.status, whole.stderr).toBe(1);
-    const finalTree = listFiles(out);
-    expect(finalTree).toEqual(listFiles(ref));
+    const finalTree = listTree(out);
+    expect(finalTree).toEqual(listTree(ref));
     expect(finalTree.filter((f) => f.endsWith('/notes.txt'))).toHaveLength(15); // every session's row has Notes
     for (const f of finalTree) {
       expect({ f, same: fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(ref, f))) }).toEqual({
@@ -208,7 +180,7 @@ describe('batch interrupted by SIGINT, then run again', () => {
     expect(stderr).toContain('dicom-deid: stopped at once; run the same command again to continue');
     expect(stderr).not.toMatch(/at .*\.js:\d+/);
     // Whatever has a final name is whole; an unfinished file can only be a .tmp.
-    const written = listFiles(out);
+    const written = listTree(out);
     expect(written.filter((f) => f.endsWith('.dcm')).length).toBeGreaterThan(0);
     for (const f of written.filter((f) => f.endsWith('.dcm'))) {
       const r = spawnSync('dcmdump', ['-q', path.join(out, f)], { encoding: 'utf8' });
@@ -229,9 +201,9 @@ describe('batch interrupted by SIGINT, then run again', () => {
     });
     expect(whole.status, whole.stderr).toBe(1);
     // The rerun wrote every file the stop cut short, and removed what was left of them.
-    const finalTree = listFiles(out);
+    const finalTree = listTree(out);
     expect(finalTree.filter((f) => f.endsWith('.tmp'))).toEqual([]);
-    expect(finalTree).toEqual(listFiles(ref));
+    expect(finalTree).toEqual(listTree(ref));
     for (const f of finalTree) {
       expect({ f, same: fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(ref, f))) }).toEqual({
         f,

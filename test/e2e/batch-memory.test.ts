@@ -9,10 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newAccessionNumber } from '../../src/core/accession.js';
 import { deidentify } from '../../src/core/deidentify.js';
-import { parseMappingCsv } from '../../src/core/mapping/mappingCsv.js';
-import { openStateStore } from '../../src/state/openStateStore.js';
+import { firstStudyPlan } from '../helpers/serve-helpers.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const cli = path.join(repo, 'dist', 'cli.js');
@@ -52,20 +50,7 @@ function batch(
 
 /** What the whole-buffer core makes of `file` with the plan the batch used (its state's secret). */
 async function wholeBuffer(file: string, db: string): Promise<Buffer> {
-  const state = await openStateStore(db, { create: false });
-  try {
-    const row = parseMappingCsv(CSV, 'mapping.csv')[0]!;
-    const plan = {
-      researchId: row.researchId,
-      accessionNumber: newAccessionNumber(row.researchId, 1),
-      dayOffset: row.dayOffset,
-      notes: row.notes,
-      uidSecret: await state.uidSecret(),
-    };
-    return deidentify(fs.readFileSync(file), plan).bytes;
-  } finally {
-    await state.close();
-  }
+  return deidentify(fs.readFileSync(file), await firstStudyPlan(CSV, db)).bytes;
 }
 
 beforeAll(() => {

@@ -4,13 +4,13 @@
 // own character set when it has the characters (GB18030, ISO 2022 IR 87), else the data set moves
 // to UTF-8 and the audit log says so; notes.txt holds the notes in UTF-8. pydicom reads the
 // results. All names are made up.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/forward-helpers.js';
-import { ensureBuilt, REPO } from '../helpers/serve-helpers.js';
+import { auditLogs, auditRows, runBatch, writeNamedTree } from '../helpers/batch-helpers.js';
+import { ensureBuilt } from '../helpers/serve-helpers.js';
 
 const python = '/usr/bin/python3';
 const NOTES = {
@@ -52,10 +52,7 @@ beforeAll(() => {
   ensureBuilt();
   tmp = tempDir('notes-charset');
   const spec = { root: path.join(tmp, 'RAW'), files: FILES };
-  fs.writeFileSync(path.join(tmp, 'spec.json'), JSON.stringify(spec));
-  execFileSync(python, [path.join(REPO, 'test', 'fixtures', 'make_named_tree.py'), path.join(tmp, 'spec.json')], {
-    stdio: 'pipe',
-  });
+  writeNamedTree(tmp, spec);
   const lines = [
     'MRN,Accession,New_Patient_ID,Surgery_Date,Notes',
     ...FILES.map((f, i) => {
@@ -66,31 +63,11 @@ beforeAll(() => {
   fs.writeFileSync(path.join(tmp, 'mapping.csv'), '\ufeff' + lines.join('\r\n') + '\r\n', 'utf8');
   out = path.join(tmp, 'OUT');
   const logs = path.join(tmp, 'logs');
-  const run = spawnSync(
-    process.execPath,
-    [
-      path.join(REPO, 'dist', 'cli.js'),
-      'batch',
-      '--csv',
-      path.join(tmp, 'mapping.csv'),
-      '--input',
-      spec.root,
-      '--output',
-      out,
-      '--log-dir',
-      logs,
-      '--db',
-      path.join(tmp, 'state.sqlite'),
-      '--quiet',
-    ],
-    { encoding: 'utf8', env: { ...process.env, DEBUG: '' }, timeout: 60_000 },
-  );
+  const where = ['--csv', path.join(tmp, 'mapping.csv'), '--input', spec.root, '--output', out];
+  const state = ['--log-dir', logs, '--db', path.join(tmp, 'state.sqlite')];
+  const run = runBatch([...where, ...state, '--quiet'], { timeoutMs: 60_000 });
   if (run.status !== 0) throw new Error(`batch exited ${run.status}: ${run.stderr}`);
-  const log = fs.readdirSync(logs).find((f) => f.startsWith('deid_log_'))!;
-  audit = parse(fs.readFileSync(path.join(logs, log), 'utf8'), { columns: true, bom: true }) as Record<
-    string,
-    string
-  >[];
+  audit = auditRows(auditLogs(logs)[0]!);
 });
 
 afterAll(() => {

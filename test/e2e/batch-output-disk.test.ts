@@ -8,19 +8,12 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/forward-helpers.js';
-import { ensureBuilt, listFilesRecursive, REPO } from '../helpers/serve-helpers.js';
+import { CLI, ensureBuilt, listFilesRecursive, REPO } from '../helpers/serve-helpers.js';
+import { mountTmpfs, tmpfsUnavailable, unmountAllTmpfs } from '../helpers/tmpfs-helpers.js';
 
-const CLI = join(REPO, 'dist', 'cli.js');
 let root = '';
-const mounts: string[] = [];
 /** Why tmpfs cannot be mounted here ('' when it can). */
 let cannotMount = '';
-
-function mountTmpfs(dir: string, options: string): void {
-  mkdirSync(dir, { recursive: true });
-  execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'pipe' });
-  mounts.push(dir);
-}
 
 /** Runs `dicom-deid batch` on the tree (8 CT slices of 0.5 MB) into `output`; `as` runs it as another user. */
 function batch(output: string, name: string, as: string[] = []) {
@@ -45,15 +38,11 @@ beforeAll(() => {
   execFileSync('/usr/bin/python3', [join(REPO, 'scripts', 'bench-batch-tree.py'), join(root, 'tree'), '8'], {
     stdio: 'pipe',
   });
-  try {
-    mountTmpfs(join(root, 'probe'), 'size=1m');
-  } catch (e) {
-    cannotMount = `mounting a tmpfs is not permitted here (${String((e as { stderr?: Buffer }).stderr ?? e).trim()}); run as root`;
-  }
+  cannotMount = tmpfsUnavailable(join(root, 'probe'));
 });
 
 afterAll(() => {
-  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
+  unmountAllTmpfs();
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -3,16 +3,11 @@
 // judged against every patient whose files it holds; dates in kept names are moved by the day
 // offset. The DICOM files are written by pydicom in real character sets (ISO 2022 IR 87 and
 // IR 149, GB18030, UTF-8, Latin-1). All names are made up.
-import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const repo = path.resolve(import.meta.dirname, '../..');
-const cli = path.join(repo, 'dist', 'cli.js');
-const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+import { auditLogs, auditRows, runBatch, writeNamedTree } from '../helpers/batch-helpers.js';
 
 const CSV = [
   'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
@@ -113,37 +108,12 @@ beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deid-path-ids-'));
   const raw = path.join(tmp, 'RAW');
   fs.writeFileSync(path.join(tmp, 'mapping.csv'), CSV + '\n');
-  const spec = { root: raw, files: FILES.map(([rel, p]) => ({ rel, ...p })) };
-  fs.writeFileSync(path.join(tmp, 'spec.json'), JSON.stringify(spec));
-  execFileSync(python, [path.join(repo, 'test', 'fixtures', 'make_named_tree.py'), path.join(tmp, 'spec.json')], {
-    stdio: 'pipe',
-  });
-  if (!fs.existsSync(cli)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'pipe' });
+  writeNamedTree(tmp, { root: raw, files: FILES.map(([rel, p]) => ({ rel, ...p })) });
   out = path.join(tmp, 'OUT');
-  const r = spawnSync(
-    process.execPath,
-    [
-      cli,
-      'batch',
-      '--csv',
-      path.join(tmp, 'mapping.csv'),
-      '--input',
-      raw,
-      '--output',
-      out,
-      '--workers',
-      '2',
-      '--quiet',
-    ],
-    { encoding: 'utf8' },
-  );
+  const csv = path.join(tmp, 'mapping.csv');
+  const r = runBatch(['--csv', csv, '--input', raw, '--output', out, '--workers', '2', '--quiet']);
   if (r.status !== 0) throw new Error(`batch exited ${r.status}: ${r.stderr}`);
-  const logDir = path.join(tmp, 'dicom-deid-logs');
-  const log = fs.readdirSync(logDir).find((f) => f.endsWith('.csv'))!;
-  const rows = parse(fs.readFileSync(path.join(logDir, log), 'utf8'), { columns: true, bom: true }) as Record<
-    string,
-    string
-  >[];
+  const rows = auditRows(auditLogs(path.join(tmp, 'dicom-deid-logs'))[0]!);
   for (const row of rows) {
     outputOf.set(row.source_path!, row.output_path!);
     statusOf.set(row.source_path!, row.status!);

@@ -4,16 +4,12 @@
 // for a hiragana reading, romaji, date forms). Through the real CLI, nothing of them may appear
 // in any output path; names holding none of them must be kept. The seed is fixed; a failure
 // prints each counterexample (source path, output path, the value and where it came from).
-import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditLogs, auditRows, runBatch, writeNamedTree } from '../helpers/batch-helpers.js';
 
-const repo = path.resolve(import.meta.dirname, '../..');
-const cli = path.join(repo, 'dist', 'cli.js');
-const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const SEED = Number(process.env.PATH_PROPERTY_SEED ?? 20241103);
 
 /** mulberry32: a small seeded PRNG. */
@@ -335,33 +331,18 @@ beforeAll(() => {
       studyDate: f.patient.studyDate,
     })),
   };
-  fs.writeFileSync(path.join(tmp, 'spec.json'), JSON.stringify(spec));
-  execFileSync(python, [path.join(repo, 'test', 'fixtures', 'make_named_tree.py'), path.join(tmp, 'spec.json')], {
-    stdio: 'pipe',
-  });
-  if (!fs.existsSync(cli)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repo, stdio: 'pipe' });
-  const r = spawnSync(
-    process.execPath,
-    [
-      cli,
-      'batch',
-      '--csv',
-      path.join(tmp, 'mapping.csv'),
-      '--input',
-      spec.root,
-      '--output',
-      path.join(tmp, 'OUT'),
-      '--quiet',
-    ],
-    { encoding: 'utf8' },
-  );
+  writeNamedTree(tmp, spec);
+  const r = runBatch([
+    '--csv',
+    path.join(tmp, 'mapping.csv'),
+    '--input',
+    spec.root,
+    '--output',
+    path.join(tmp, 'OUT'),
+    '--quiet',
+  ]);
   if (r.status !== 0) throw new Error(`batch exited ${r.status}: ${r.stderr}`);
-  const logDir = path.join(tmp, 'dicom-deid-logs');
-  const log = fs.readdirSync(logDir).find((f) => f.endsWith('.csv'))!;
-  const rows = parse(fs.readFileSync(path.join(logDir, log), 'utf8'), { columns: true, bom: true }) as Record<
-    string,
-    string
-  >[];
+  const rows = auditRows(auditLogs(path.join(tmp, 'dicom-deid-logs'))[0]!);
   for (const row of rows) if (row.status === 'ok') outputOf.set(row.source_path!, row.output_path!);
 });
 

@@ -26,6 +26,7 @@ import {
   tempDir,
   testConverter,
   TEST_FILES,
+  writeCorruptSecondFrame,
 } from '../helpers/forward-helpers.js';
 import { ensureBuilt, makeSamples } from '../helpers/serve-helpers.js';
 
@@ -203,29 +204,11 @@ describe('what cannot be converted', () => {
     return out;
   }
 
-  /** SC_rgb_rle_2frame.dcm with its second frame overwritten with noise from the middle on. */
-  function corruptSecondFrame(): string {
-    const bytes = Buffer.from(readFileSync(join(TEST_FILES, 'SC_rgb_rle_2frame.dcm')));
-    let pos = bytes.lastIndexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42])) + 12;
-    pos += 8 + bytes.readUInt32LE(pos + 4); // Basic Offset Table
-    const fragments: [number, number][] = [];
-    while (bytes.readUInt32LE(pos) === 0xe000fffe) {
-      fragments.push([pos + 8, bytes.readUInt32LE(pos + 4)]);
-      pos += 8 + fragments.at(-1)![1];
-    }
-    expect(fragments).toHaveLength(2);
-    const [start, length] = fragments[1]!;
-    for (let i = start + length / 2; i < start + length; i++) bytes[i] = (i * 73) & 0xff;
-    const out = join(work, 'rle-frame2-corrupt.dcm');
-    writeFileSync(out, bytes);
-    return out;
-  }
-
   it('dead letters with their reason; a corrupt frame aborts its association and the files after it go on a new one', async () => {
     const ct = join(TEST_FILES, 'CT_small.dcm');
     const files = [
       ct,
-      corruptSecondFrame(),
+      writeCorruptSecondFrame(work),
       join(TEST_FILES, 'MR_small_RLE.dcm'),
       rowsContradicted(),
       relabelled(ct, MPEG2, 'mpeg2.dcm'),

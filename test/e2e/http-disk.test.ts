@@ -3,8 +3,7 @@
 // output disk; instances received meanwhile are acknowledged, their filing fails with ENOSPC and
 // is logged once (not every 10 s per instance), then filed once room is back, which is logged
 // once; /readyz is 200 again. Read-only: said as "read-only", never as ENOENT.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir, waitFor } from '../helpers/forward-helpers.js';
@@ -17,19 +16,13 @@ import {
   storescu,
   writeMappingCsv,
 } from '../helpers/serve-helpers.js';
+import { mountTmpfs, tmpfsUnavailable, unmountAllTmpfs } from '../helpers/tmpfs-helpers.js';
 
 let root = '';
 let csv = '';
 let samples: string[] = [];
-const mounts: string[] = [];
 /** Why tmpfs cannot be mounted here ('' when it can). */
 let cannotMount = '';
-
-function mountTmpfs(dir: string, options: string): void {
-  mkdirSync(dir, { recursive: true });
-  execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'pipe' });
-  mounts.push(dir);
-}
 
 /** Writes zeros into `file` until the disk is full; returns the bytes written. */
 function fillDisk(file: string): number {
@@ -58,16 +51,12 @@ beforeAll(() => {
   samples = makeSamples(join(root, 'in'), 'MRN6101', 'ACC6101', '1.2.826.0.1.3680043.8.498.6101', 'd').filter((f) =>
     /CT_small|MR_small_implicit|MR_small_bigendian/.test(f),
   );
-  try {
-    mountTmpfs(join(root, 'probe'), 'size=1m');
-  } catch (e) {
-    cannotMount = `mounting a tmpfs is not permitted here (${String((e as { stderr?: Buffer }).stderr ?? e).trim()}); run as root`;
-  }
+  cannotMount = tmpfsUnavailable(join(root, 'probe'));
 });
 
 afterAll(async () => {
   await stopAllNodes();
-  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
+  unmountAllTmpfs();
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -8,8 +8,9 @@
 // missing.
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from '../helpers/browser-helpers.js';
 import { freePort, startStorescp, stopAllPeers, tempDir, waitFor } from '../helpers/forward-helpers.js';
 import {
   CSV_HEADER,
@@ -21,18 +22,6 @@ import {
   storescu,
 } from '../helpers/serve-helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** Without the background-networking flags, chromium's own connections are refused by this machine's network. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const STUDY_A = '1.2.826.0.1.3680043.8.498.7101';
 const STUDY_B = '1.2.826.0.1.3680043.8.498.7102';
 const PHI = [
@@ -81,11 +70,7 @@ describe('the status page in headless chromium', () => {
     });
 
     // A fresh profile (--user-data-dir) for each run.
-    browser = await chromium.launchPersistentContext(join(root, 'profile'), {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1400, height: 1100 },
-    });
+    browser = await launchChromium(join(root, 'profile'), { viewport: { width: 1400, height: 1100 } });
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));

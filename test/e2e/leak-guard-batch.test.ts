@@ -4,48 +4,29 @@
 // not written, audit status `leak-guard` naming the attribute and the kind, never the value, in a
 // line of the summary, exit 1. --leak-guard-warn-only turns the listed attributes' hits into
 // warnings: the file is written, and the audit row says so.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditLogs, auditRows, runBatch } from '../helpers/batch-helpers.js';
+import { REPO } from '../helpers/serve-helpers.js';
 
-const repo = path.resolve(import.meta.dirname, '../..');
-const cli = path.join(repo, 'dist', 'cli.js');
 const python = '/usr/bin/python3';
 /** The sample patient's values (make_leak_guard_samples.py): never in a log, a summary or a hit. */
 const VALUES = ['Quill', 'QUILL', 'Ada', 'QX-ALT-5521', '01.03.2023', '20230301', 'Varga', 'Lind', 'Northwind'];
 let tmp: string;
 
+/** The sample tree and its mapping CSV, as `batch` arguments. */
+const samples = () => ['--csv', path.join(tmp, 'samples', 'mapping.csv'), '--input', path.join(tmp, 'samples', 'tree')];
+
 function batch(name: string, extra: string[] = [], env: Record<string, string> = {}) {
   const logDir = path.join(tmp, `${name}-logs`);
-  const r = spawnSync(
-    process.execPath,
-    [
-      cli,
-      'batch',
-      '--csv',
-      path.join(tmp, 'samples', 'mapping.csv'),
-      '--input',
-      path.join(tmp, 'samples', 'tree'),
-      '--output',
-      path.join(tmp, `${name}-out`),
-      '--db',
-      path.join(tmp, `${name}.sqlite`),
-      '--log-dir',
-      logDir,
-      '--workers',
-      '2',
-      ...extra,
-    ],
-    { encoding: 'utf8', env: { ...process.env, DEBUG: '', ...env } },
-  );
-  const auditFile = fs.readdirSync(logDir).find((f) => f.startsWith('deid_log_'))!;
-  const audit = parse(fs.readFileSync(path.join(logDir, auditFile), 'utf8'), { columns: true, bom: true }) as Record<
-    string,
-    string
-  >[];
+  const state = ['--db', path.join(tmp, `${name}.sqlite`), '--log-dir', logDir];
+  const r = runBatch([...samples(), '--output', path.join(tmp, `${name}-out`), ...state, '--workers', '2', ...extra], {
+    env,
+  });
+  const audit = auditRows(auditLogs(logDir)[0]!);
   const byFile = new Map(audit.map((row) => [path.basename(row.source_path!), row]));
   const runLog = fs.readFileSync(path.join(logDir, 'dicom-deid.log'), 'utf8');
   return { ...r, byFile, runLog, out: path.join(tmp, `${name}-out`) };
@@ -59,7 +40,7 @@ function written(out: string): string[] {
 
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'leak-guard-batch-'));
-  execFileSync(python, [path.join(repo, 'test', 'fixtures', 'make_leak_guard_samples.py'), path.join(tmp, 'samples')]);
+  execFileSync(python, [path.join(REPO, 'test', 'fixtures', 'make_leak_guard_samples.py'), path.join(tmp, 'samples')]);
 });
 
 describe('batch: the leak guard', () => {
@@ -116,18 +97,13 @@ describe('batch: the leak guard', () => {
   });
 
   it('refuses a warn-only entry that is no attribute, before touching anything', () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        cli,
-        'batch',
-        '--csv',
-        path.join(tmp, 'samples', 'mapping.csv'),
-        '--input',
-        path.join(tmp, 'samples', 'tree'),
-      ].concat(['--output', path.join(tmp, 'bad-out'), '--leak-guard-warn-only', 'SeriesDescriptoin']),
-      { encoding: 'utf8' },
-    );
+    const r = runBatch([
+      ...samples(),
+      '--output',
+      path.join(tmp, 'bad-out'),
+      '--leak-guard-warn-only',
+      'SeriesDescriptoin',
+    ]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(
       'dicom-deid: --leak-guard-warn-only: not an attribute: "SeriesDescriptoin" (give keywords such as StudyDescription or tags such as 0008,1030)',

@@ -7,10 +7,10 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadNodeConfig } from '../../src/node/nodeConfig.js';
 import { tempDir } from '../helpers/forward-helpers.js';
 import {
   collectingLogger,
+  inProcessNodeConfig,
   listFilesRecursive,
   loadDeidNode,
   runCli,
@@ -62,19 +62,7 @@ describe('node: the leak guard', () => {
   it('quarantines (reason leak-guard) each instance the broken profile would leak, names the attribute, counts it', async () => {
     const DeidNode = await loadDeidNode();
     const dir = tempDir('leak-guard-node-');
-    const config = loadNodeConfig(undefined, {
-      host: '127.0.0.1',
-      port: 0,
-      csv: join(samples, 'mapping.csv'),
-      output: join(dir, 'output'),
-      db: join(dir, 'state', 'state.sqlite'),
-      quarantine: join(dir, 'quarantine'),
-      spool: join(dir, 'spool'),
-      logDir: join(dir, 'logs'),
-      httpPort: 0, // any free port: the default 11180 may be taken on a shared machine
-      spoolReserveMB: 64,
-      processingThreads: 1,
-    });
+    const config = inProcessNodeConfig(dir, join(samples, 'mapping.csv'));
     const logger = collectingLogger();
     const node = new DeidNode(config, logger);
     running.push(node);

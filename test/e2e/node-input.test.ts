@@ -9,12 +9,18 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadNodeConfig } from '../../src/node/nodeConfig.js';
 import { parseDestination } from '../../src/forward/destination.js';
 import { sendFiles } from '../../src/forward/storeScu.js';
 import { listQuarantine } from '../../src/node/quarantine.js';
 import { stopAllPeers, tempDir, waitFor } from '../helpers/forward-helpers.js';
-import { collectingLogger, loadDeidNode, runCli, storescuAsync, writeMappingCsv } from '../helpers/serve-helpers.js';
+import {
+  collectingLogger,
+  inProcessNodeConfig,
+  loadDeidNode,
+  runCli,
+  storescuAsync,
+  writeMappingCsv,
+} from '../helpers/serve-helpers.js';
 import { el, part10, UIDS, ui, us } from '../helpers/dicomBytes.js';
 
 const running: { stop(): Promise<void> }[] = [];
@@ -79,20 +85,7 @@ async function startNode(dir: string, extra: Record<string, unknown> = {}) {
     { mrn: 'MRN9010', accession: '', researchId: 'RES_C' },
     { mrn: 'MRN7000', accession: '', researchId: 'RES_B' },
   ]);
-  const config = loadNodeConfig(undefined, {
-    host: '127.0.0.1',
-    port: 0,
-    csv,
-    output: join(dir, 'output'),
-    db: join(dir, 'state', 'state.sqlite'),
-    quarantine: join(dir, 'quarantine'),
-    spool: join(dir, 'spool'),
-    logDir: join(dir, 'logs'),
-    httpPort: 0, // any free port: the default 11180 may be taken on a shared machine
-    spoolReserveMB: 64,
-    processingThreads: 1,
-    ...extra,
-  });
+  const config = inProcessNodeConfig(dir, csv, extra);
   const logger = collectingLogger();
   const node = new DeidNode(config, logger);
   running.push(node);

@@ -14,12 +14,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { newAccessionNumber } from '../../src/core/accession.js';
 import { deidentify, readInstanceKeys } from '../../src/core/deidentify.js';
-import { parseMappingCsv } from '../../src/core/mapping/mappingCsv.js';
-import { openStateStore } from '../../src/state/openStateStore.js';
 import { rmrf, sleep, tempDir, waitFor } from '../helpers/forward-helpers.js';
-import { CSV_HEADER, REPO, startNode, stopAllNodes, storescu } from '../helpers/serve-helpers.js';
+import { CSV_HEADER, firstStudyPlan, REPO, startNode, stopAllNodes, storescu } from '../helpers/serve-helpers.js';
 
 const MiB = 1 << 20;
 const CSV = `${CSV_HEADER}\nMFMRN001,MFACC001,RES001,2024-01-01,2024-06-15,\n`;
@@ -106,16 +103,7 @@ describe('the node on instances far larger than its buffers', () => {
       expect(spooledAs(RECORD)).toMatch(/^MODALITY:\d{4}-\d+-\d+ /);
 
       // The bytes: the whole-buffer core on each input, with the plan the node used.
-      const state = await openStateStore(node.paths.db, { create: false });
-      const row = parseMappingCsv(CSV, 'mapping.csv')[0]!;
-      const plan = {
-        researchId: row.researchId,
-        accessionNumber: newAccessionNumber(row.researchId, 1),
-        dayOffset: row.dayOffset,
-        notes: row.notes,
-        uidSecret: await state.uidSecret(),
-      };
-      await state.close();
+      const plan = await firstStudyPlan(CSV, node.paths.db);
       const filed = new Map(outputs(node.paths.output).map((f) => [path.basename(f), f]));
       for (const name of [LARGE, RECORD]) {
         const expected = deidentify(fs.readFileSync(input(name)), plan);

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ComponentStatus } from '../../src/status.js';
 import { overallState } from '../../src/node/nodeStatus.js';
-import { loadNodeConfig } from '../../src/node/nodeConfig.js';
 import { freePort, startStorescp, stopAllPeers, tempDir, waitFor } from '../helpers/forward-helpers.js';
 import {
   collectingLogger,
+  inProcessNodeConfig,
   loadDeidNode,
   makeSamples,
   storescuAsync,
@@ -37,20 +37,7 @@ describe('DeidNode.status()', () => {
       .slice(0, 1);
     expect(matched.length).toBeGreaterThan(2);
     const research = await startStorescp(['-aet', 'RESEARCH'], await freePort(), tempDir('node-status-pacs-'));
-    const config = loadNodeConfig(undefined, {
-      host: '127.0.0.1',
-      port: 0,
-      csv,
-      output: join(dir, 'output'),
-      db: join(dir, 'state', 'state.sqlite'),
-      quarantine: join(dir, 'quarantine'),
-      spool: join(dir, 'spool'),
-      logDir: join(dir, 'logs'),
-      spoolReserveMB: 64,
-      processingThreads: 1,
-      httpPort: 0,
-      forward: [`RESEARCH@127.0.0.1:${research.port}`],
-    });
+    const config = inProcessNodeConfig(dir, csv, { forward: [`RESEARCH@127.0.0.1:${research.port}`] });
     const logger = collectingLogger();
     const node = new DeidNode(config, logger);
     running.push(node);

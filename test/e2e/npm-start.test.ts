@@ -9,7 +9,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, tempDir } from '../helpers/forward-helpers.js';
-import { ensureBuilt, REPO, startNode, stopAllNodes, writeMappingCsv } from '../helpers/serve-helpers.js';
+import { ensureBuilt, nodePaths, REPO, startNode, stopAllNodes, writeMappingCsv } from '../helpers/serve-helpers.js';
 
 let root = '';
 const started = new Set<ChildProcess>();
@@ -83,11 +83,7 @@ async function npmStart(name: string) {
       port,
       httpPort,
       csv,
-      output: join(dir, 'output'),
-      db: join(dir, 'state', 'state.sqlite'),
-      quarantine: join(dir, 'quarantine'),
-      spool: join(dir, 'spool'),
-      logDir: join(dir, 'logs'),
+      ...nodePaths(dir),
       spoolReserveMB: 64,
     }),
   );

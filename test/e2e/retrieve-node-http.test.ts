@@ -11,15 +11,15 @@ import {
   freePort,
   ORTHANC_BIN,
   rmrf,
-  startOrthanc,
   stopAllPeers,
   tempDir,
   waitFor,
   type OrthancPeer,
 } from '../helpers/forward-helpers.js';
+import { CHROMIUM, launchChromium } from '../helpers/browser-helpers.js';
 import { listFilesRecursive, startNode, stopAllNodes, type NodeProc } from '../helpers/serve-helpers.js';
 import {
-  loadOrthanc,
+  startOrthancHolding,
   makeCohort,
   readReport,
   reportPathOf,
@@ -95,10 +95,7 @@ describe.skipIf(!ORTHANC_BIN)(
       dir = tempDir('retrieve-node-http');
       nodePort = await freePort();
       const files = makeCohort(join(dir, 'cohort'), COHORT);
-      orthanc = await startOrthanc(join(dir, 'orthanc'), 'ORTHANC', {
-        DicomModalities: { deid: ['DEID', '127.0.0.1', nodePort] },
-      });
-      await loadOrthanc(orthanc, [...files.values()].flat());
+      orthanc = await startOrthancHolding(join(dir, 'orthanc'), nodePort, [...files.values()].flat());
     });
 
     afterEach(async () => {
@@ -205,22 +202,8 @@ describe.skipIf(!ORTHANC_BIN)(
       };
       expect(status.components.retrieve?.counts.jobsRunning).toBe(1);
       expect(status.components.retrieve?.details?.jobs?.[0]?.jobId).toBe(1);
-      if (existsSync('/usr/bin/chromium')) {
-        const { chromium } = await import('playwright-core');
-        const browser = await chromium.launchPersistentContext(join(node.dir, 'chromium-profile'), {
-          executablePath: '/usr/bin/chromium',
-          // As in http-page.test.ts: without these, chromium's own connections are refused here.
-          args: [
-            '--headless',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-quic',
-            '--no-first-run',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-          ],
-        });
+      if (existsSync(CHROMIUM)) {
+        const browser = await launchChromium(join(node.dir, 'chromium-profile'));
         try {
           const page = await browser.newPage();
           await page.goto(serve.httpUrl + '/');

@@ -12,7 +12,6 @@ import {
   freePort,
   ORTHANC_BIN,
   rmrf,
-  startOrthanc,
   stopAllPeers,
   tempDir,
   track,
@@ -22,7 +21,7 @@ import {
 } from '../helpers/forward-helpers.js';
 import { listFilesRecursive, startNode, stopAllNodes, storescu } from '../helpers/serve-helpers.js';
 import {
-  loadOrthanc,
+  startOrthancHolding,
   makeCohort,
   readReport,
   reportPathOf,
@@ -107,12 +106,10 @@ describe.skipIf(!ORTHANC_BIN)(`retrieve from Orthanc${ORTHANC_BIN ? '' : ' (skip
     dir = tempDir('retrieve-orthanc');
     nodePort = await freePort();
     files = makeCohort(join(dir, 'cohort'), COHORT);
-    orthanc = await startOrthanc(join(dir, 'orthanc'), 'ORTHANC', {
-      DicomModalities: { deid: ['DEID', '127.0.0.1', nodePort] },
+    orthanc = await startOrthancHolding(join(dir, 'orthanc'), nodePort, [...files.values()].flat(), {
       SynchronousCMove: false,
       LimitFindResults: 2,
     });
-    await loadOrthanc(orthanc, [...files.values()].flat());
   });
 
   afterEach(async () => {
@@ -364,10 +361,10 @@ describe.skipIf(!ORTHANC_BIN)(`retrieve from Orthanc${ORTHANC_BIN ? '' : ' (skip
 
   it('the PACS going down mid-job pauses it; resume finishes it when the PACS is back', async () => {
     const pdir = join(dir, 'orthanc-down');
-    const second = await startOrthanc(pdir, 'ORTHANC', { DicomModalities: { deid: ['DEID', '127.0.0.1', nodePort] } });
     const mine = [`${U}.11`, `${U}.12`, `${U}.13`, `${U}.9`];
-    await loadOrthanc(
-      second,
+    const second = await startOrthancHolding(
+      pdir,
+      nodePort,
       mine.flatMap((u) => files.get(u)!),
     );
     const node = retrieveNode(join(dir, 'down'), nodePort, [

@@ -4,14 +4,14 @@
 // the next one, and a process that exits by itself with the thread started. Runs the built
 // worker (dist/).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../src/core/dicom/transferSyntax.js';
 import { ConversionError } from '../../src/core/transcode/conversionError.js';
 import { conversionThread } from '../../src/transcode/conversionThread.js';
 import { inlineConverter, type Converter, type ConvertingSource } from '../../src/transcode/converter.js';
-import { rmrf, tempDir, TEST_FILES } from '../helpers/forward-helpers.js';
+import { rmrf, tempDir, TEST_FILES, writeCorruptSecondFrame } from '../helpers/forward-helpers.js';
 import { ensureBuilt, REPO } from '../helpers/serve-helpers.js';
 
 ensureBuilt();
@@ -33,24 +33,6 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
   );
   expect(e).toBeInstanceOf(Error);
   return e as Error;
-}
-
-/** SC_rgb_rle_2frame.dcm with its second frame overwritten with noise from the middle on. */
-function corruptSecondFrame(): string {
-  const bytes = Buffer.from(readFileSync(join(TEST_FILES, 'SC_rgb_rle_2frame.dcm')));
-  let pos = bytes.lastIndexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42])) + 12;
-  pos += 8 + bytes.readUInt32LE(pos + 4); // Basic Offset Table
-  const fragments: [number, number][] = [];
-  while (bytes.readUInt32LE(pos) === 0xe000fffe) {
-    fragments.push([pos + 8, bytes.readUInt32LE(pos + 4)]);
-    pos += 8 + fragments.at(-1)![1];
-  }
-  expect(fragments).toHaveLength(2);
-  const [start, length] = fragments[1]!;
-  for (let i = start + length / 2; i < start + length; i++) bytes[i] = (i * 73) & 0xff;
-  const path = join(work, 'rle-frame2-corrupt.dcm');
-  writeFileSync(path, bytes);
-  return path;
 }
 
 describe('the conversion thread', () => {
@@ -97,7 +79,7 @@ describe('the conversion thread', () => {
     expect((missing as NodeJS.ErrnoException).code).toBe('ENOENT');
 
     // A corrupt frame: open() succeeds (the headers are fine), reading fails part way.
-    const source = await t.open(corruptSecondFrame(), EXPLICIT_VR_LE);
+    const source = await t.open(writeCorruptSecondFrame(work), EXPLICIT_VR_LE);
     const partWay = await rejection(readAll(source));
     expect(partWay).toBeInstanceOf(ConversionError);
     expect((partWay as ConversionError).kind).toBe('corrupt');

@@ -16,7 +16,7 @@ import {
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { encodeHeader, encodeRaw, encodeText } from '../../src/core/dicom/encoder.js';
 import { buildFileMeta } from '../../src/core/dicom/fileMeta.js';
 import { EXPLICIT_LE, EXPLICIT_VR_LE } from '../../src/core/dicom/transferSyntax.js';
@@ -85,6 +85,29 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
     if (Date.now() > end) throw new Error(`port ${port} did not open within ${timeoutMs} ms`);
     await sleep(50);
   }
+}
+
+/**
+ * Runs `cmd args` without blocking the event loop (for peers of a listener running in the test's
+ * process), with TCP_NODELAY=1 for dcmtk; SIGKILL after `timeoutMs` (default 30 s). Resolves with
+ * the exit code (null when killed) and stdout and stderr together; never rejects.
+ */
+export function runAsync(
+  cmd: string,
+  args: string[],
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -374,4 +397,26 @@ export function compareConverted(
   } finally {
     rmrf(dir);
   }
+}
+
+/**
+ * Writes `<dir>/rle-frame2-corrupt.dcm`: pydicom's SC_rgb_rle_2frame.dcm (RLE, two frames) with
+ * the second half of its second frame's fragment overwritten with noise, so that decoding frame 2
+ * fails while frame 1 decodes; returns its path. Asserts (vitest) that the file has two fragments.
+ */
+export function writeCorruptSecondFrame(dir: string): string {
+  const bytes = Buffer.from(readFileSync(join(TEST_FILES, 'SC_rgb_rle_2frame.dcm')));
+  let pos = bytes.lastIndexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42])) + 12;
+  pos += 8 + bytes.readUInt32LE(pos + 4); // Basic Offset Table
+  const fragments: [number, number][] = [];
+  while (bytes.readUInt32LE(pos) === 0xe000fffe) {
+    fragments.push([pos + 8, bytes.readUInt32LE(pos + 4)]);
+    pos += 8 + fragments.at(-1)![1];
+  }
+  expect(fragments).toHaveLength(2);
+  const [start, length] = fragments[1]!;
+  for (let i = start + length / 2; i < start + length; i++) bytes[i] = (i * 73) & 0xff;
+  const out = join(dir, 'rle-frame2-corrupt.dcm');
+  writeFileSync(out, bytes);
+  return out;
 }

@@ -4,8 +4,8 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { track, type OrthancPeer, type Peer } from './forward-helpers.js';
-import { CLI, CSV_HEADER, REPO, ensureBuilt } from './serve-helpers.js';
+import { startOrthanc, track, type OrthancPeer, type Peer } from './forward-helpers.js';
+import { CLI, CSV_HEADER, REPO, ensureBuilt, nodePaths } from './serve-helpers.js';
 
 /** One made-up study (see test/fixtures/make_cohort.py). */
 export interface CohortStudy {
@@ -44,6 +44,25 @@ export async function loadOrthanc(peer: OrthancPeer, files: string[]): Promise<v
     const r = await fetch(`${peer.base}/instances`, { method: 'POST', body: readFileSync(f) });
     if (!r.ok) throw new Error(`Orthanc refused ${f}: ${r.status}`);
   }
+}
+
+/**
+ * Starts Orthanc (AE title ORTHANC) under `dir` knowing the node as the C-MOVE destination DEID at
+ * 127.0.0.1:`nodePort` (`settings` add Orthanc configuration), and stores `files` in it. Rejects
+ * when Orthanc does not start or refuses a file.
+ */
+export async function startOrthancHolding(
+  dir: string,
+  nodePort: number,
+  files: string[],
+  settings: Record<string, unknown> = {},
+): Promise<OrthancPeer> {
+  const orthanc = await startOrthanc(dir, 'ORTHANC', {
+    DicomModalities: { deid: ['DEID', '127.0.0.1', nodePort] },
+    ...settings,
+  });
+  await loadOrthanc(orthanc, files);
+  return orthanc;
 }
 
 export interface DcmqrscpPeer extends Peer {
@@ -117,13 +136,7 @@ export function retrieveNode(
   mkdirSync(dir, { recursive: true });
   const csv = join(dir, 'mapping.csv');
   writeFileSync(csv, [CSV_HEADER, ...rows.map((r) => `${r[0]},${r[1]},${r[2]},${r[3]},2024-06-15,`), ''].join('\n'));
-  const paths = {
-    output: join(dir, 'output'),
-    db: join(dir, 'state', 'state.sqlite'),
-    quarantine: join(dir, 'quarantine'),
-    spool: join(dir, 'spool'),
-    logDir: join(dir, 'logs'),
-  };
+  const paths = nodePaths(dir);
   const configPath = join(dir, 'node.json');
   writeFileSync(
     configPath,

@@ -11,8 +11,12 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { newAccessionNumber } from '../../src/core/accession.js';
+import { parseMappingCsv } from '../../src/core/mapping/mappingCsv.js';
+import type { DeidPlan } from '../../src/core/types.js';
 import type { Logger } from '../../src/log.js';
 import type { DeidNode } from '../../src/node/deidNode.js';
+import { loadNodeConfig, type NodeConfig } from '../../src/node/nodeConfig.js';
 import { openStateStore } from '../../src/state/openStateStore.js';
 import { waitFor } from './forward-helpers.js';
 
@@ -23,6 +27,23 @@ export const CSV_HEADER = 'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date
 /** Builds dist/ if it is missing (the `npm test` script builds it first anyway). */
 export function ensureBuilt(): void {
   if (!existsSync(CLI)) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'pipe' });
+}
+
+/** Where a test node under `dir` keeps its files (config-file settings): output tree, state, quarantine, spool, logs. */
+export function nodePaths(dir: string): {
+  output: string;
+  db: string;
+  quarantine: string;
+  spool: string;
+  logDir: string;
+} {
+  return {
+    output: join(dir, 'output'),
+    db: join(dir, 'state', 'state.sqlite'),
+    quarantine: join(dir, 'quarantine'),
+    spool: join(dir, 'spool'),
+    logDir: join(dir, 'logs'),
+  };
 }
 
 export interface StartNodeOptions {
@@ -74,13 +95,7 @@ const nodes = new Set<NodeProc>();
 export async function startNode(o: StartNodeOptions): Promise<NodeProc> {
   ensureBuilt();
   mkdirSync(o.dir, { recursive: true });
-  const paths = {
-    output: o.output ?? join(o.dir, 'output'),
-    db: join(o.dir, 'state', 'state.sqlite'),
-    quarantine: join(o.dir, 'quarantine'),
-    spool: join(o.dir, 'spool'),
-    logDir: join(o.dir, 'logs'),
-  };
+  const paths = { ...nodePaths(o.dir), output: o.output ?? join(o.dir, 'output') };
   const configPath = join(o.dir, 'node-config.json');
   writeFileSync(
     configPath,
@@ -305,12 +320,54 @@ export async function waitQueue(
 }
 
 /**
+ * The plan a batch run or node used for the first study of the mapping CSV's first row (`csvText`,
+ * the CSV's text): its research ID, accession number 1, day offset and notes, and the UID secret of
+ * the state at `dbPath` (opened read-only while it reads). For comparing outputs with what the
+ * whole-buffer core makes of the same input.
+ */
+export async function firstStudyPlan(csvText: string, dbPath: string): Promise<DeidPlan> {
+  const state = await openStateStore(dbPath, { create: false });
+  try {
+    const row = parseMappingCsv(csvText, 'mapping.csv')[0]!;
+    return {
+      researchId: row.researchId,
+      accessionNumber: newAccessionNumber(row.researchId, 1),
+      dayOffset: row.dayOffset,
+      notes: row.notes,
+      uidSecret: await state.uidSecret(),
+    };
+  } finally {
+    await state.close();
+  }
+}
+
+/**
  * The DeidNode class of the built dist/ (built first if missing): a node run in the test's process
  * must be dist/'s, since its processing threads load dist/node/processingWorker.js.
  */
 export async function loadDeidNode(): Promise<typeof DeidNode> {
   ensureBuilt();
   return ((await import(join(CLI, '..', 'node', 'deidNode.js'))) as { DeidNode: typeof DeidNode }).DeidNode;
+}
+
+/**
+ * The config of a node run in the test's process (see loadDeidNode): AE title DEID on 127.0.0.1,
+ * any free DICOM and HTTP port (11180 may be taken on a shared machine), everything under `dir`
+ * (output, state/state.sqlite, quarantine, spool, logs), a 64 MiB spool reserve and one
+ * processing thread; `settings` add or override config-file settings. Throws ConfigError as
+ * loadNodeConfig does.
+ */
+export function inProcessNodeConfig(dir: string, csv: string, settings: Record<string, unknown> = {}): NodeConfig {
+  return loadNodeConfig(undefined, {
+    host: '127.0.0.1',
+    port: 0,
+    csv,
+    ...nodePaths(dir),
+    httpPort: 0,
+    spoolReserveMB: 64,
+    processingThreads: 1,
+    ...settings,
+  });
 }
 
 /** A Logger that keeps every line as `level: message {meta as JSON}` in `lines`. */

@@ -3,7 +3,6 @@
 // association slots, and a peer that sends slowly but steadily above the minimum rate is served.
 // Raw sockets from several loopback addresses (127.0.0.2...) play the peers; storescu plays the
 // legitimate sender, from 127.0.0.1.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,26 +11,14 @@ import { DicomListener, type ListenerOptions } from '../../../src/node/receiver/
 import type { ReceivedInstance } from '../../../src/node/receiver/storeSink.js';
 import { Spool } from '../../../src/node/spool/spool.js';
 import type { SpoolRef } from '../../../src/node/spool/spoolRef.js';
+import { runAsync } from '../../helpers/forward-helpers.js';
 import { CT_STORAGE, EXPLICIT_LE, associateRq, cStoreRq, pdata, rawClient } from '../../helpers/raw-dicom.js';
 
 const AET = 'DEID_TEST';
 const CT = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
 
 function storescu(port: number, callingAet = 'STORESCU'): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('storescu', ['-aet', callingAet, '-aec', AET, '127.0.0.1', String(port), CT], {
-      env: { ...process.env, TCP_NODELAY: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
+  return runAsync('storescu', ['-aet', callingAet, '-aec', AET, '127.0.0.1', String(port), CT]);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

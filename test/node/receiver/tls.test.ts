@@ -2,7 +2,6 @@
 // echoscu with +tls: the BCP 195 profile, client certificates when required, refusals logged once
 // per peer with their reason and counted in the receiver's status, certificates replaced while
 // listening. Certificates are made here with the openssl CLI (tls-helpers.ts).
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,24 +12,11 @@ import type { ReceivedInstance } from '../../../src/node/receiver/storeSink.js';
 import { TlsServer } from '../../../src/node/receiver/tlsServer.js';
 import { Spool } from '../../../src/node/spool/spool.js';
 import type { SpoolRef } from '../../../src/node/spool/spoolRef.js';
+import { runAsync } from '../../helpers/forward-helpers.js';
 import { makeTestPki, type TestPki } from '../../helpers/tls-helpers.js';
 
 const AET = 'DEID_TLS';
 const CT = '/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm';
-
-function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, TCP_NODELAY: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
 describe('the DICOM TLS endpoint', () => {
   let tmp: string;
@@ -86,7 +72,7 @@ describe('the DICOM TLS endpoint', () => {
   const counts = () => listener!.status().counts;
   const refusals = () => lines.filter((l) => l.startsWith('warn TLS connection refused'));
   const storescu = (port: number, tlsArgs: string[]) =>
-    run('storescu', [...tlsArgs, '-aet', 'MODALITY', '-aec', AET, '127.0.0.1', String(port), CT]);
+    runAsync('storescu', [...tlsArgs, '-aet', 'MODALITY', '-aec', AET, '127.0.0.1', String(port), CT]);
 
   it('stores over TLS 1.2 and 1.3 with the BCP 195 profile, beside the plain port; refuses older profiles and a peer that does not trust us', async () => {
     const { plain, tls } = await start('anonymous', false);
@@ -115,7 +101,7 @@ describe('the DICOM TLS endpoint', () => {
       expect(untrusting.out).toMatch(/certificate verify failed/);
     }
     // A plain DICOM peer on the TLS port.
-    const plainOnTls = await run('echoscu', ['-aec', AET, '127.0.0.1', String(tls)]);
+    const plainOnTls = await runAsync('echoscu', ['-aec', AET, '127.0.0.1', String(tls)]);
     expect(plainOnTls.code).not.toBe(0);
     expect(stored).toHaveLength(3);
     const logged = refusals();
