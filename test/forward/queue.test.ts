@@ -381,11 +381,10 @@ describe('forwarder dead-item log throttling (injected send)', () => {
 
 describe('queue under concurrent writers (SQLite WAL, several connections)', () => {
   it('claims while another connection keeps committing, without "database is locked"', async () => {
-    const { mkdtempSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const { Worker } = await import('node:worker_threads');
-    const file = join(mkdtempSync(join(tmpdir(), 'queue-wal-')), 'state.sqlite');
+    const { tempDir } = await import('../helpers/forward-helpers.js');
+    const file = join(tempDir('queue-wal'), 'state.sqlite');
     const main = await openStateStore(file, { create: true });
     const setup = new Database(file);
     setup.exec('CREATE TABLE noise (x INTEGER)');
