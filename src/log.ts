@@ -6,11 +6,11 @@
 //
 // winston is loaded on the first createLogger() call, not at start-up: it is ~40 ms of module
 // loading, which batch mode does while its worker threads start.
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Winston from 'winston';
 import type DailyRotateFileType from 'winston-daily-rotate-file';
+import { mkdirRecursiveSync } from './io/durableWrite.js';
 
 /**
  * The one logger interface of the project: every component takes this, never winston itself.
@@ -102,7 +102,7 @@ export function createLogger(options: LoggerOptions = {}): ProcessLogger {
     );
   }
   if (options.logDir) {
-    fs.mkdirSync(options.logDir, { recursive: true });
+    mkdirRecursiveSync(options.logDir);
     // Rotation by size (and by day) with winston-daily-rotate-file: winston's own File transport
     // with maxsize lost every line after its first rotation under a burst (winston 3.19).
     // Files: dicom-deid-YYYY-MM-DD.log, .1, .2...; `dicom-deid.log` links to the current one.

@@ -3,6 +3,7 @@
 // tree.
 import fs from 'node:fs';
 import path from 'node:path';
+import { mkdirRecursiveSync } from '../io/durableWrite.js';
 
 /**
  * What happened to one input: written (`ok`), no mapping row, not DICOM, refused/failed
@@ -79,7 +80,7 @@ export function formatAuditRow(row: AuditRow): string {
  * name is taken) holding the header line; returns its path and open descriptor.
  */
 export function createAuditLogFile(logDir: string, now = new Date()): { file: string; fd: number } {
-  fs.mkdirSync(logDir, { recursive: true });
+  mkdirRecursiveSync(logDir);
   const base = auditLogName(now);
   // Exclusive creation, the next name when taken: two runs starting in the same second each get
   // a file of their own (checking first, then creating, would leave a gap between them).

@@ -134,6 +134,8 @@ export function prepareBatch(opts: BatchOptions): PreparedBatch {
  * naming --output and the cause in words ("the disk is read-only", "permission denied", "the disk is full").
  */
 export function checkOutputWritable(paths: BatchPaths, opts: Pick<BatchOptions, 'output'>): void {
+  const blocker = notAFolderOnTheWay(paths.output);
+  if (blocker !== undefined) throw new UsageError(`--output ${opts.output} cannot be made: ${blocker} is not a folder`);
   const probe = path.join(paths.output, `.dicom-deid-write-check-${process.pid}`);
   try {
     mkdirRecursiveSync(paths.output);
@@ -141,7 +143,11 @@ export function checkOutputWritable(paths: BatchPaths, opts: Pick<BatchOptions, 
   } catch (e) {
     throw new UsageError(`cannot write into --output ${opts.output}: ${describeSystemError(e)}`);
   } finally {
-    fs.rmSync(probe, { force: true });
+    try {
+      fs.rmSync(probe, { force: true });
+    } catch {
+      // nothing was made there
+    }
   }
 }
 

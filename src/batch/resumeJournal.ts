@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FileOutcome } from './protocol.js';
+import { mkdirRecursiveSync } from '../io/durableWrite.js';
 
 /** What must be the same for a run to continue another. */
 export interface JournalKey {
@@ -116,7 +117,7 @@ export class ResumeJournal {
    * the run it continues (`continuing`), or starts a new one. Mode 0600.
    */
   start(auditLog: string, continuing: boolean): void {
-    fs.mkdirSync(path.dirname(this.file), { recursive: true });
+    mkdirRecursiveSync(path.dirname(this.file));
     this.fd = fs.openSync(this.file, continuing ? 'a+' : 'w', 0o600);
     if (continuing && !endsWithNewline(this.fd)) fs.writeSync(this.fd, '\n'); // after a torn line
     if (!continuing) this.append({ v: 1, ...this.key });

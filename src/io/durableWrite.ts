@@ -10,7 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
-  existsSync,
   readdirSync,
   statSync,
   fdatasync,
@@ -23,7 +22,7 @@ import {
   writeSync,
   writevSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { copyRangeSync, type FileRange } from './copyRange.js';
 
 /**
@@ -83,20 +82,32 @@ function removeStaleTemporaries(file: string): void {
 }
 
 /**
- * mkdir -p that reports the real cause: Node's recursive mkdirSync (20.x) throws ENOENT when a
- * folder cannot be created in a read-only (EROFS) or forbidden (EACCES) parent, which would log
- * a read-only output tree as "not found". On ENOENT the first missing folder is created alone,
- * which throws the true error.
+ * mkdir -p, one folder at a time from the nearest existing ancestor, `mode` for the folders it
+ * makes (default 0o777 before the umask). Not Node's `recursive: true`: on Node 20 it loops
+ * forever, ignoring signals, where mkdir says ENOENT although the parent exists (under /proc),
+ * and it reports a read-only (EROFS) or forbidden (EACCES) parent as ENOENT. Throws the first
+ * failing mkdir's error (EROFS, EACCES, ENOTDIR, ENOENT...), which names the folder.
  */
-export function mkdirRecursiveSync(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    let missing = dir;
-    while (dirname(missing) !== missing && !existsSync(dirname(missing))) missing = dirname(missing);
-    mkdirSync(missing); // throws EROFS, EACCES, ENOTDIR... (or succeeds: then try again)
-    mkdirSync(dir, { recursive: true });
+export function mkdirRecursiveSync(dir: string, mode?: number): void {
+  const missing: string[] = [];
+  for (let d = resolvePath(dir); ; d = dirname(d)) {
+    let exists = false;
+    try {
+      statSync(d); // a file here: the mkdir below it says ENOTDIR
+      exists = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw e; // a file further up
+    }
+    if (exists) break;
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d, mode === undefined ? undefined : { mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made meanwhile by another
+    }
   }
 }
 

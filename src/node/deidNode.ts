@@ -4,7 +4,7 @@
 // not yet filed, so a restart after a crash processes it. The node owns the spool: it recovers
 // and prepares it before the receiver listens, and releases each instance once it is filed,
 // which goes on after receiving stops. Every part reports its status; status() gathers them.
-import { existsSync, mkdirSync, promises as fsp } from 'node:fs';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, relative, sep } from 'node:path';
 import { destinationLabel } from '../forward/destination.js';
@@ -35,6 +35,7 @@ import { claimOutputTree } from '../io/projectMarker.js';
 import type { HttpServer } from '../http/server.js';
 import { plural } from '../words.js';
 import { RetrieveService } from '../retrieve/retrieveService.js';
+import { mkdirRecursiveSync } from '../io/durableWrite.js';
 
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
@@ -135,7 +136,7 @@ export class DeidNode {
     }
     const httpsCredentials = c.httpEnabled && c.httpTls ? this.readHttpsCredentials() : undefined;
     for (const d of c.forward) for (const w of checkDestinationTls(d)) this.logger.warn(w);
-    await Promise.all([c.output, c.quarantine, c.logDir].map((d) => fsp.mkdir(d, { recursive: true })));
+    for (const d of [c.output, c.quarantine, c.logDir]) mkdirRecursiveSync(d);
     const activity = new ActivityLog(this.logger, c.httpEnabled ? '/api/quarantine' : '`dicom-deid quarantine list`');
     this.activity = activity;
     const watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => processing.setMapping([...t.rows]));
@@ -293,7 +294,7 @@ export class DeidNode {
       ['state', dirname(c.db), `${c.db}.lock`],
     ];
     for (const [what, folder, lockFile] of targets) {
-      mkdirSync(folder, { recursive: true, mode: 0o700 });
+      mkdirRecursiveSync(folder, 0o700);
       try {
         this.locks.push(acquireProcessLock(lockFile));
       } catch (e) {

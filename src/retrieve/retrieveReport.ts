@@ -3,12 +3,13 @@
 // study, written beside the audit log. Both name MRNs, accession numbers and original Study
 // Instance UIDs: key material, outside the output tree. The summary for the screen and the
 // logs says only counts and CSV line numbers.
-import { mkdirSync, openSync, closeSync, writeSync, fsyncSync } from 'node:fs';
+import { openSync, closeSync, writeSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import { csvField } from '../audit/auditLog.js';
 import { statusHex } from '../dimse/status.js';
 import type { StateStore } from '../state/stateStore.js';
 import type { RetrieveJob, RetrieveRow, RetrieveStudy } from '../state/retrieveRecords.js';
+import { mkdirRecursiveSync } from '../io/durableWrite.js';
 
 export const ROW_REPORT_HEADER = [
   'line',
@@ -100,7 +101,7 @@ export async function writeRetrieveReport(
   const studies = await state.retrieveStudies(job.id);
   const byUid = new Map(studies.map((s) => [s.studyUid, s]));
   const researchOf = new Map(rows.map((r) => [r.line, r.researchId]));
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirRecursiveSync(dir, 0o700);
   let base = `retrieve_${job.id}_${stamp(now)}`;
   for (let i = 2; ; i++) {
     try {

@@ -10,7 +10,7 @@
 // method of this connection can run in the middle of it; the async signatures are the
 // interface's (see stateStore.ts), not a need of this backend.
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate, STATE_SCHEMA_VERSION } from './migrations.js';
@@ -300,7 +300,7 @@ export class SqliteStateStore implements StateStore {
     if (file !== ':memory:') {
       if (!create && !existsSync(file)) throw new StateNotFoundError(file);
       if (create) {
-        mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+        makeFolders(dirname(file), 0o700);
         if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600)); // private before any content
       }
     }
@@ -774,5 +774,35 @@ export class SqliteStateStore implements StateStore {
   /** @inheritDoc */
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+}
+
+/**
+ * mkdir -p one folder at a time (mode for those it makes). src/io's mkdirRecursiveSync does the
+ * same, but src/state imports nothing from outside itself (its tests run it standalone). Node's
+ * `recursive: true` loops forever where mkdir says ENOENT under an existing parent (/proc).
+ * Throws the failing mkdir's error.
+ */
+function makeFolders(dir: string, mode: number): void {
+  const missing: string[] = [];
+  for (let d = dir; !exists(d); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d, { mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -85,6 +85,16 @@ describe('batch into an output it cannot write', () => {
     expect(r.stderr).toBe(`dicom-deid: cannot write into --output ${join(locked, 'out')}: permission denied\n`);
   });
 
+  it('an output under /proc or below a file: one line, exit 2, at once (found by a new-user trial: it hung)', () => {
+    if (process.platform !== 'linux') return;
+    const proc = batch('/proc/dicom-deid-no-such/out', 'proc-state');
+    expect(proc.status, proc.stderr).toBe(2);
+    expect(proc.stderr).toBe('dicom-deid: cannot write into --output /proc/dicom-deid-no-such/out: not found\n');
+    const underFile = batch('/dev/null/out', 'devnull-state');
+    expect(underFile.status, underFile.stderr).toBe(2);
+    expect(underFile.stderr).toBe('dicom-deid: --output /dev/null/out cannot be made: /dev/null is not a folder\n');
+  });
+
   it('a disk that fills during the run: the files that fit are written whole, the rest fail in words', (ctx) => {
     if (cannotMount) ctx.skip(cannotMount);
     const output = join(root, 'small', 'out');

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeFileAtomicSync, writeFileDurableSync } from '../../src/io/durableWrite.js';
+import { mkdirRecursiveSync, writeFileAtomicSync, writeFileDurableSync } from '../../src/io/durableWrite.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'durable-write-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -47,5 +47,27 @@ describe('writeFileAtomicSync', () => {
     writeFileDurableSync(path.join(dir, 'b.dcm'), 'whole');
     expect(fs.existsSync(otherTarget)).toBe(false);
     expect(fs.readdirSync(dir).sort()).toEqual(['.a.dcm.backup.tmp', '.a.dcm.fedcba987654.tmp', 'a.dcm', 'b.dcm']);
+  });
+});
+
+describe('mkdirRecursiveSync', () => {
+  it('makes every missing folder, and accepts one that exists', () => {
+    const dir = path.join(tmp, 'a', 'b', 'c');
+    mkdirRecursiveSync(dir, 0o700);
+    expect(fs.statSync(dir).isDirectory()).toBe(true);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+    mkdirRecursiveSync(dir);
+  });
+
+  it('throws where mkdir says ENOENT under an existing parent (/proc), instead of looping as Node 20 does', () => {
+    // Found by a new-user trial: batch --output /proc/x spun at 100% CPU, deaf to SIGTERM.
+    if (process.platform !== 'linux') return;
+    expect(() => mkdirRecursiveSync('/proc/dicom-deid-no-such/x')).toThrow(/ENOENT/);
+  });
+
+  it('names a file on the way (ENOTDIR)', () => {
+    const file = path.join(tmp, 'plain-file');
+    fs.writeFileSync(file, 'x');
+    expect(() => mkdirRecursiveSync(path.join(file, 'sub', 'dir'))).toThrow(/ENOTDIR/);
   });
 });

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { closeQuietly, fsyncPathSync } from '../../io/durableWrite.js';
+import { closeQuietly, fsyncPathSync, mkdirRecursiveSync } from '../../io/durableWrite.js';
 
 export const INCOMING = 'incoming';
 const MARKER_MAGIC = Buffer.from('DICOM-DEID-SPOOL', 'latin1');
@@ -182,7 +182,7 @@ export function discardFile(f: { fd?: number; path: string }): void {
  */
 export async function recoverSpool(spoolDir: string): Promise<{ recovered: number; partials: number }> {
   const incoming = path.join(spoolDir, INCOMING);
-  await fs.promises.mkdir(incoming, { recursive: true });
+  mkdirRecursiveSync(incoming);
   let recovered = 0;
   let partials = 0;
   for (const name of await fs.promises.readdir(spoolDir)) {

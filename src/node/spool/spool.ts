@@ -16,6 +16,7 @@ import { SpoolPool, recoverSpool } from './fileSpool.js';
 import { JournalCursor, SpoolJournal } from './spoolJournal.js';
 import { fileRef, type SpoolRef } from './spoolRef.js';
 import { SpoolWriter } from './spoolWriter.js';
+import { mkdirRecursiveSync } from '../../io/durableWrite.js';
 
 export interface SpoolOptions {
   /** Most bytes the journal's segments may take together (spoolReserveMB); 0: a file per instance. */
@@ -89,7 +90,7 @@ export class Spool implements StoreSinkFactory<SpoolRef>, StatusReporter {
    */
   recover(): Promise<SpoolRecovery> {
     this.recovered ??= (async () => {
-      await fs.promises.mkdir(this.dir, { recursive: true });
+      mkdirRecursiveSync(this.dir);
       const { recovered, partials } = await recoverSpool(this.dir);
       const journal = await this.journal.recover();
       return { journalRecords: journal.records.length, filesRecovered: recovered, partialsDeleted: partials };
