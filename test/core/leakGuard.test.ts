@@ -13,6 +13,7 @@ import {
   parseAttributeList,
   scanOutput,
   splitAttributeList,
+  NOTES_WHERE,
   type LeakHit,
 } from '../../src/core/leakGuard/index.js';
 import type { DeidPlan } from '../../src/core/types.js';
@@ -148,13 +149,16 @@ describe('leak guard', () => {
       accessionNumber: 'QX4417_1',
       notes: 'Ada Quill, QX4417, left knee',
     };
-    expect(scan('clean', { plan: own, notesText: 'Ada Quill, QX4417, left knee\n' })).toEqual([]);
+    // Kept as written, but the researcher is told (found by a new-user trial: a surname typed
+    // into Notes reached the shared tree without a word).
+    const told = { where: NOTES_WHERE, kind: 'patient-name', action: 'warn' };
+    expect(scan('clean', { plan: own, notesText: 'Ada Quill, QX4417, left knee\n' })).toEqual([told]);
     // Notes with a character the data set's character set lacks, written '?' (it cannot move to
     // UTF-8: an item has a character set of its own): still the researcher's.
     const arrow: DeidPlan = { ...plan, notes: 'Quill → knee' };
     const r = deidentifySource(readFileSync(join(dir, 'item_charset.dcm')), arrow);
     expect(r.notices.join(' ')).toContain("written as '?'");
-    expect(scan('item_charset', { plan: arrow, notesText: 'Quill → knee\n' })).toEqual([]);
+    expect(scan('item_charset', { plan: arrow, notesText: 'Quill → knee\n' })).toEqual([told]);
     // A day offset of 0 keeps every date as it was: the researcher's anchor, not a leak.
     expect(scan('date_text', { plan: { ...plan, dayOffset: 0 } })).toEqual([]);
     // ...but a research ID is left out only as a whole word.

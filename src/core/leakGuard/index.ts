@@ -3,6 +3,7 @@
 export {
   scanOutput,
   describeLeakHits,
+  NOTES_WHERE,
   type LeakAction,
   type LeakHit,
   type LeakScanInput,

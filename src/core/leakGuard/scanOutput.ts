@@ -7,7 +7,8 @@
 //
 // What the researcher supplied is not an identifier of the source and is not judged: the
 // research ID and the new AccessionNumber wherever they appear (as whole words: `RES001` in
-// `RES001_1/...`), the notes where the core wrote them (PatientComments, notes.txt), and dates
+// `RES001_1/...`), the notes where the core wrote them (PatientComments, notes.txt: an identifier
+// of the patient in the notes themselves is a warning, never a hold), and dates
 // the anchor made (an original date that some original date plus the day offset equals is not
 // looked for: with a day offset of 0 no date is). Values the core writes itself (dummies such as
 // ANONYMIZED, the de-identification method) are not judged either. Words of the institution
@@ -105,6 +106,8 @@ const FLOAT_PIXEL_DATA = 0x7fe00008;
 const DOUBLE_FLOAT_PIXEL_DATA = 0x7fe00009;
 /** Where the core writes the notes: 'IMPORT_NOTES: <notes>' (deidentify.ts). */
 const NOTES_PREFIX = 'IMPORT_NOTES: ';
+/** Where a hit in the researcher's notes is reported (a warning: LeakHit.where). */
+export const NOTES_WHERE = 'the Notes of its mapping CSV row';
 /**
  * Between values searched at once. It cannot hide an identifier in a value (a control character
  * ends words, dates, numbers and UIDs; the letter keeps an ID's digits from touching the next
@@ -167,6 +170,11 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
       add(formatAttributePath(step), kinds, () => warnOnly);
     });
   }
+
+  // The notes are the researcher's and are written as given (PatientComments, notes.txt): never
+  // held, but an identifier of this patient in them is a warning, so that a name or a real date
+  // typed into the Notes column is seen rather than shared unnoticed.
+  add(NOTES_WHERE, matcher.find(mask(input.supplied.notes.trim())), () => true);
 
   // Paths: the kinds the path plan keeps in names are warnings (they never made a name change).
   const inPath = (k: IdentifierKind) => NAMES_PATHS_MAY_HOLD.has(k);
