@@ -66,7 +66,7 @@ run_node() { # -> "acked filed forwarded peak_receive peak_file peak_forward idl
   cat >"$dir/config.json" <<JSON
 { "host": "127.0.0.1", "port": $port, "aeTitle": "DEID", "csv": "$WORK/mapping.csv",
   "output": "$dir/output", "db": "$dir/state/state.sqlite", "quarantine": "$dir/quarantine",
-  "spool": "$dir/spool", "logDir": "$dir/logs", "forward": ["RESEARCH@127.0.0.1:$fport"] }
+  "spool": "$dir/spool", "logDir": "$dir/logs", "forward": ["RESEARCH@127.0.0.1:$fport"], "httpPort": 0 }
 JSON
   node dist/cli.js serve --config "$dir/config.json" >/dev/null 2>"$dir/serve.log" & pid=$!
   wait_port "$port" 1200 || { kill $pid $fpid; echo "node did not listen within 60 s: $dir/serve.log" >&2; return 1; }

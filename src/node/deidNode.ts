@@ -136,11 +136,49 @@ export class DeidNode {
     }
     const httpsCredentials = c.httpEnabled && c.httpTls ? this.readHttpsCredentials() : undefined;
     for (const d of c.forward) for (const w of checkDestinationTls(d)) this.logger.warn(w);
-    for (const d of [c.output, c.quarantine, c.logDir]) mkdirRecursiveSync(d);
     const activity = new ActivityLog(this.logger, c.httpEnabled ? '/api/quarantine' : '`dicom-deid quarantine list`');
     this.activity = activity;
     const watcher = new MappingWatcher(c.csv, this.logger, 1000, (t) => processing.setMapping([...t.rows]));
     this.watcher = watcher;
+    const spool = new Spool(c.spool, {
+      reserveBytes: c.spoolReserveMB * 1024 * 1024,
+      warn: (message, code) => this.logger.warn(message, { code }),
+    });
+    this.spool = spool;
+    // Every port first, before the folders, the state, the output's marker and the slow parts
+    // (recovery, the reserve): a port in use fails the start at once, before anything is written
+    // (found by a new-user trial: a failed start had made a state and marked the output).
+    // The HTTP port is tried first (bound and closed: the HTTP side's modules take half a second
+    // to load), then the DICOM ports are bound, then the HTTP side starts. The DICOM ports stay
+    // bound (no other program can take them meanwhile) but take associations only once the spool
+    // is ready (listen(), then accept() below): a sender that calls meanwhile waits, unanswered,
+    // for the seconds a new spool's reserve takes. Nothing is accepted into an unready spool.
+    if (c.httpEnabled) await this.probeHttpPort();
+    const endpoints: ListenerEndpoint[] = [];
+    if (!c.tls?.only) endpoints.push({ name: 'dicom', port: c.port });
+    if (c.tls && this.tlsServer)
+      endpoints.push({ name: 'dicom-tls', port: c.tls.port, createServer: this.tlsServer.create });
+    const receiver = new DicomListener<SpoolRef>({
+      aeTitle: c.aeTitle,
+      host: c.host,
+      endpoints,
+      allowedCallingAets: c.allowedAets,
+      openAccess: c.openAccess,
+      maxAssociations: c.maxAssociations,
+      maxAssociationsPerAddress: c.maxAssociationsPerAddress,
+      timeouts: { message: c.messageDeadlineSeconds * 1000 },
+      minReceiveBytesPerSecond: c.minReceiveBytesPerSecond,
+      maxPduLength: c.maxPduLength,
+      maxInstanceBytes: c.maxInstanceMB * 1024 * 1024,
+      logger: this.logger,
+      sinks: spool,
+      onStore: (inst) => this.onStore(inst),
+      onAcknowledged: (ms) => this.api?.emitLatency('ack', ms),
+    });
+    const { port, ports } = await receiver.listen(); // throws the listen error (EADDRINUSE, its port, endpoint)
+    const tlsPort: number | undefined = ports['dicom-tls'];
+    this.receiver = receiver; // listening: stop() closes it if a later step fails
+    for (const d of [c.output, c.quarantine, c.logDir]) mkdirRecursiveSync(d);
     // An output tree made with another project secret is refused (projectMarker.ts), before a
     // new state would be created for nothing.
     const names = nodeMarkerNames(c);
@@ -151,11 +189,6 @@ export class DeidNode {
     const forwardTo = c.forward.map((d) => d.name); // queue keys
     // Created at its first row: a start that fails before filing anything leaves no audit file.
     this.audit = new AuditLog(c.logDir, new Date(), { lazy: true });
-    const spool = new Spool(c.spool, {
-      reserveBytes: c.spoolReserveMB * 1024 * 1024,
-      warn: (message, code) => this.logger.warn(message, { code }),
-    });
-    this.spool = spool;
     const processing = new ProcessingThread(
       {
         db: c.db,
@@ -216,38 +249,6 @@ export class DeidNode {
         },
       });
     }
-    // Every port first, before the slow parts (recovery, the reserve): a port in use fails the
-    // start at once, before anything is written, and the status page shows the node starting.
-    // The HTTP port is tried first (bound and closed: the HTTP side's modules take half a second
-    // to load), then the DICOM ports are bound, then the HTTP side starts. The DICOM ports stay
-    // bound (no other program can take them meanwhile) but take associations only once the spool
-    // is ready (listen(), then accept() below): a sender that calls meanwhile waits, unanswered,
-    // for the seconds a new spool's reserve takes. Nothing is accepted into an unready spool.
-    if (c.httpEnabled) await this.probeHttpPort();
-    const endpoints: ListenerEndpoint[] = [];
-    if (!c.tls?.only) endpoints.push({ name: 'dicom', port: c.port });
-    if (c.tls && this.tlsServer)
-      endpoints.push({ name: 'dicom-tls', port: c.tls.port, createServer: this.tlsServer.create });
-    const receiver = new DicomListener<SpoolRef>({
-      aeTitle: c.aeTitle,
-      host: c.host,
-      endpoints,
-      allowedCallingAets: c.allowedAets,
-      openAccess: c.openAccess,
-      maxAssociations: c.maxAssociations,
-      maxAssociationsPerAddress: c.maxAssociationsPerAddress,
-      timeouts: { message: c.messageDeadlineSeconds * 1000 },
-      minReceiveBytesPerSecond: c.minReceiveBytesPerSecond,
-      maxPduLength: c.maxPduLength,
-      maxInstanceBytes: c.maxInstanceMB * 1024 * 1024,
-      logger: this.logger,
-      sinks: spool,
-      onStore: (inst) => this.onStore(inst),
-      onAcknowledged: (ms) => this.api?.emitLatency('ack', ms),
-    });
-    const { port, ports } = await receiver.listen(); // throws the listen error (EADDRINUSE, its port, endpoint)
-    const tlsPort: number | undefined = ports['dicom-tls'];
-    this.receiver = receiver; // listening: stop() closes it if a later step fails
     if (c.httpEnabled) await this.startHttp(httpsCredentials);
     await this.forwarder?.start();
     watcher.start();

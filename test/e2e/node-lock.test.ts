@@ -130,6 +130,10 @@ describe('one node per spool and per state', () => {
       // Every port is bound before the slow parts: no spool reserve was prepared (nor recovered).
       expect(String(err)).not.toMatch(/spool reserve/);
       expect(readdirSync(join(dir, 'spool')).filter((n) => n !== '.lock')).toEqual([]);
+      // Nor a state, nor a marked output (found by a new-user trial: a start that failed on its
+      // port had made both, so a corrected --db would then have found the output "another's").
+      expect(existsSync(join(dir, 'state', 'state.sqlite'))).toBe(false);
+      expect(existsSync(join(dir, 'output'))).toBe(false);
 
       const dir2 = join(root, 'busy-http');
       const err2 = await startNode({ dir: dir2, csv, config: { httpPort: busy.port } }).catch((e: Error) => e);

@@ -339,6 +339,7 @@ export class DicomListener<R> implements StatusReporter {
 
   private async doStop(): Promise<void> {
     const { ctx } = this;
+    const accepted = this.held === null; // a start that failed after listen() never took one
     ctx.stopping = true;
     ctx.stats.tracker.set('stopping');
     // Held connections were never read from: closing them loses nothing (no store was received).
@@ -353,7 +354,7 @@ export class DicomListener<R> implements StatusReporter {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
     ctx.stats.tracker.set('stopped');
-    ctx.settings.logger.info('DICOM node stopped', { ...this.status().counts });
+    if (accepted) ctx.settings.logger.info('DICOM node stopped', { ...this.status().counts });
   }
 
   /**
