@@ -47,6 +47,10 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 # port [tries of 50 ms, default 100]: the node first writes its 1 GiB spool reserve (7-8 s on a
 # loaded machine), so it gets longer.
 wait_port() { for _ in $(seq "${2:-100}"); do (echo > /dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+# port [tries of 50 ms]: the node answers C-ECHO, i.e. takes associations. It binds its port before
+# it writes the spool reserve and accepts only once the spool is ready: a push timed from the bind
+# would time the reserve too.
+wait_node() { for _ in $(seq "${2:-100}"); do echoscu -to 1 -aec DEID 127.0.0.1 "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$1/status; }
 
 # storescu's transport options: none (plain), or TLS verifying the peer against the test CA.
@@ -106,11 +110,11 @@ run_node() { # assoc [tls] -> "acked filed acked_reused filed_reused rss" (secon
   cat > "$dir/config.json" <<JSON
 { "host": "127.0.0.1", "port": $port_plain, "aeTitle": "DEID", "csv": "$WORK/mapping.csv",
   "output": "$dir/output", "db": "$dir/state/state.sqlite", "quarantine": "$dir/quarantine",
-  "spool": "$dir/spool", "logDir": "$dir/logs"$tls }
+  "spool": "$dir/spool", "logDir": "$dir/logs", "httpPort": 0$tls }
 JSON
   # stdout not inherited: the caller reads this function's output until every writer is gone.
   node dist/cli.js serve --config "$dir/config.json" >/dev/null 2>"$dir/serve.log" & pid=$!
-  wait_port "$port" 1200 || { kill $pid; echo "node did not listen within 60 s: $dir/serve.log" >&2; return 1; }
+  wait_node "$port_plain" 1200 || { kill $pid; echo "node did not answer C-ECHO within 60 s: $dir/serve.log" >&2; return 1; }
   t0=$(now)
   s=$(push "$port" "$1" DEID)
   while [ "$(filed_rows "$dir")" -lt "${#FILES[@]}" ]; do sleep 0.02; done
@@ -152,11 +156,11 @@ if [ "${CONVERT:-0}" = 1 ]; then
     cat > "$dir/config.json" <<JSON
 { "host": "127.0.0.1", "port": $port, "aeTitle": "DEID", "csv": "$WORK/mapping.csv",
   "output": "$dir/output", "db": "$dir/state/state.sqlite", "quarantine": "$dir/quarantine",
-  "spool": "$dir/spool", "logDir": "$dir/logs", "forward": $forward }
+  "spool": "$dir/spool", "logDir": "$dir/logs", "forward": $forward, "httpPort": 0 }
 JSON
     DICOM_DEID_CONVERT=$([ "$mode" = inline ] && echo inline) \
       node dist/cli.js serve --config "$dir/config.json" >/dev/null 2>"$dir/serve.log" & pid=$!
-    wait_port "$port" 1200 || { kill $pid; echo "node did not listen within 60 s: $dir/serve.log" >&2; return 1; }
+    wait_node "$port" 1200 || { kill $pid; echo "node did not answer C-ECHO within 60 s: $dir/serve.log" >&2; return 1; }
     storescu -xv -aec DEID 127.0.0.1 "$port" "${BACKLOG[@]}" >/dev/null 2>&1
     while [ "$(filed_rows "$dir")" -lt "${#BACKLOG[@]}" ]; do sleep 0.02; done
     out=$(node scripts/bench-ack-push.mjs dist "$port" DEID "$WORK/push.list" | jq -r '"\(.seconds) \(.p50) \(.p95) \(.p99) \(.max)"')
