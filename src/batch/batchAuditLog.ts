@@ -4,7 +4,7 @@
 // walk order (walk.ts compareWalkOrder), since the workers finish files in any order.
 import fs from 'node:fs';
 import { AUDIT_HEADER_LINE, createAuditLogFile, formatAuditRow, type AuditRow } from '../audit/auditLog.js';
-import { writeFileAtomicSync } from '../io/durableWrite.js';
+import { writeFileAtomicSync, writevAll } from '../io/durableWrite.js';
 import { compareWalkOrder } from './walk.js';
 
 /**
@@ -52,10 +52,8 @@ export class BatchAuditLog {
   /** Writes the buffered rows (one write). */
   flush(): void {
     if (this.fd === null || this.pending.length === 0) return;
-    const buf = Buffer.from(this.pending.join(''));
+    writevAll(this.fd, [Buffer.from(this.pending.join(''))]);
     this.pending = [];
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
   }
 
   /** Closes the file, rewritten in walk order (atomically) when rows came out of order. */

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FileOutcome } from './protocol.js';
-import { mkdirRecursiveSync } from '../io/durableWrite.js';
+import { mkdirRecursiveSync, writevAll } from '../io/durableWrite.js';
 
 /** What must be the same for a run to continue another. */
 export interface JournalKey {
@@ -136,17 +136,13 @@ export class ResumeJournal {
   /** Writes the recorded lines (one write). */
   flush(): void {
     if (this.fd === null || this.pending.length === 0) return;
-    const buf = Buffer.from(this.pending.join(''));
+    writevAll(this.fd, [Buffer.from(this.pending.join(''))]);
     this.pending = [];
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
   }
 
   private append(line: JournalLine): void {
     if (this.fd === null) throw new Error('resume journal not started');
-    const buf = Buffer.from(JSON.stringify(line) + '\n');
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off);
+    writevAll(this.fd, [Buffer.from(JSON.stringify(line) + '\n')]);
   }
 
   /** Closes the journal; `completed`: the run finished, the journal is removed. */
