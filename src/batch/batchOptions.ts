@@ -33,6 +33,8 @@ export interface BatchOptions {
   out?: (line: string) => void;
   /** Stops the run (the CLI aborts it on SIGINT/SIGTERM): see runBatch. */
   signal?: AbortSignal;
+  /** Told the audit log's path once it is created (the CLI names it if a second signal ends the process). */
+  onAuditLog?: (file: string) => void;
   /** Attributes (keywords or tags) whose leak guard hits are warnings only (--leak-guard-warn-only). */
   leakGuardWarnOnly?: string[];
 }

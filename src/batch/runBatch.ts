@@ -125,6 +125,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     }
     const continued = earlier && !earlier.stale ? earlier : undefined;
     audit = new BatchAuditLog(paths.logDir);
+    opts.onAuditLog?.(audit.file);
     journal.start(audit.file, continued !== undefined);
     const log: Logger | undefined = opts.logger ?? opts.createLog?.(paths.logDir);
     const started = Date.now();

@@ -158,7 +158,11 @@ const command: CommandModule<object, BatchArgs> = {
         consoleLevel: args.verbose || process.env.DEBUG === '1' ? 'debug' : 'warn',
         console: !args.quiet,
       }));
-    const stop = stopOnSignals();
+    let auditLog: string | undefined;
+    const stop = stopOnSignals(() => {
+      if (auditLog && !args.quiet)
+        process.stdout.write(`Audit log so far (contains identifiers, do not share): ${auditLog}\n`);
+    });
     try {
       const summary = await runBatch({
         ...batchOptionsOf(args),
@@ -166,6 +170,7 @@ const command: CommandModule<object, BatchArgs> = {
         quiet: args.quiet,
         createLog,
         signal: stop.signal,
+        onAuditLog: (file) => (auditLog = file),
       });
       if (summary.exitCode === 130) return reportInterrupted(summary, args.quiet);
       process.exitCode = summary.exitCode;
@@ -212,10 +217,11 @@ function reportInterrupted(r: BatchInterrupted, quiet: boolean): void {
 
 /**
  * Turns the first SIGINT (Ctrl-C) or SIGTERM into an abort of `signal`: the run stops taking
- * files and finishes those in flight. A second one ends the process at once (exit 130): files
- * being written are left under their temporary names (`.<name>.<hex>.tmp`), never whole-looking.
+ * files and finishes those in flight. A second one ends the process at once (exit 130), after
+ * `beforeExit` (which names the audit log): files being written are left under their temporary
+ * names (`.<name>.<hex>.tmp`), never whole-looking, and the next run removes them.
  */
-function stopOnSignals(): { signal: AbortSignal; dispose: () => void } {
+function stopOnSignals(beforeExit: () => void = () => {}): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
   const onSignal = (): void => {
     if (!controller.signal.aborted) {
@@ -224,6 +230,7 @@ function stopOnSignals(): { signal: AbortSignal; dispose: () => void } {
       return;
     }
     process.stderr.write('dicom-deid: stopped at once; run the same command again to continue\n');
+    beforeExit();
     process.exit(130);
   };
   process.on('SIGINT', onSignal);

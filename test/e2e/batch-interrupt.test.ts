@@ -160,7 +160,9 @@ describe('batch interrupted by SIGINT, then run again', () => {
     const logDir = path.join(tmp, 'logs-term');
     const child = spawn(process.execPath, batchArgs(out, db, logDir), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     let sent = 0;
     const poll = setInterval(() => {
@@ -179,6 +181,8 @@ describe('batch interrupted by SIGINT, then run again', () => {
     expect(code, stderr).toBe(130);
     expect(stderr).toContain('dicom-deid: stopped at once; run the same command again to continue');
     expect(stderr).not.toMatch(/at .*\.js:\d+/);
+    // It says where the audit log is, as a first Ctrl-C does (found by a new-user trial).
+    expect(stdout).toContain(`Audit log so far (contains identifiers, do not share): ${auditLogs(logDir)[0]}`);
     // Whatever has a final name is whole; an unfinished file can only be a .tmp.
     const written = listTree(out);
     expect(written.filter((f) => f.endsWith('.dcm')).length).toBeGreaterThan(0);
