@@ -63,16 +63,25 @@ export const AUDIT_HEADER_LINE = '\uFEFF' + AUDIT_HEADER.join(',') + '\r\n';
 /** One row as a CSV line (CRLF-terminated). */
 export function formatAuditRow(row: AuditRow): string {
   const fields = [
-    row.sourcePath,
+    asText(row.sourcePath),
     row.status,
     row.matchedBy ?? '',
-    row.researchId ?? '',
-    row.newAccession ?? '',
+    asText(row.researchId ?? ''),
+    asText(row.newAccession ?? ''),
     row.dayOffset === undefined ? '' : String(row.dayOffset),
-    row.outputPath ?? '',
-    row.message ?? '',
+    asText(row.outputPath ?? ''),
+    asText(row.message ?? ''),
   ];
   return fields.map(csvField).join(',') + '\r\n';
+}
+
+/**
+ * A text value Excel and LibreOffice will not run as a formula when they open the log: one that
+ * starts with =, +, -, @ (a folder named `=HYPERLINK(...)`) gets a leading apostrophe (OWASP, CSV
+ * injection). Numbers are left alone.
+ */
+function asText(v: string): string {
+  return /^[=+\-@]/.test(v) && !/^[-+]?\d+(\.\d+)?$/.test(v) ? `'${v}` : v;
 }
 
 /**
