@@ -27,6 +27,31 @@ const command: CommandModule<object, NodeArgs> = {
     // which every other command would pay for nothing.
     const { DeidNode } = await import('../node/deidNode.js');
     const node = new DeidNode(config, logger);
+    // SIGHUP: new certificates (rotation without a restart) and allowedAets host names again.
+    const onHangup = () => {
+      logger.info('SIGHUP: reloading certificates and allowed AE host names');
+      void node.reload();
+    };
+    // The handlers are there from before the start (a Ctrl-C while the spool reserve is written
+    // stops the node as soon as it is up; found by a new-user trial: it was lost) and stay until
+    // the process ends: a second signal must not kill the node halfway through its stop (in-flight
+    // stores unanswered). Ctrl-C under `npm start` brings two SIGINTs at once: the terminal's to
+    // the process group, and the one npm forwards.
+    let stopping = false;
+    let requestStop = (): void => {};
+    const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+    const onSignal = (sig: string) => {
+      if (stopping) {
+        logger.info(`${sig}: already stopping (finishing in-flight instances; SIGKILL forces it)`);
+        return;
+      }
+      stopping = true;
+      logger.info(`${sig}: stopping (finishing in-flight instances)`);
+      process.off('SIGHUP', onHangup);
+      requestStop();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
     try {
       await node.start();
     } catch (e) {
@@ -53,30 +78,8 @@ const command: CommandModule<object, NodeArgs> = {
       if (err.name === 'MappingError' || err.name === 'ConfigError') throw new UsageError(err.message);
       throw e;
     }
-    // SIGHUP: new certificates (rotation without a restart) and allowedAets host names again.
-    const onHangup = () => {
-      logger.info('SIGHUP: reloading certificates and allowed AE host names');
-      void node.reload();
-    };
     process.on('SIGHUP', onHangup);
-    await new Promise<void>((resolve) => {
-      let stopping = false;
-      // The handlers stay until the process ends: a second signal must not kill the node halfway
-      // through its stop (in-flight stores unanswered). Ctrl-C under `npm start` brings two
-      // SIGINTs at once: the terminal's to the process group, and the one npm forwards.
-      const onSignal = (sig: string) => {
-        if (stopping) {
-          logger.info(`${sig}: already stopping (finishing in-flight instances; SIGKILL forces it)`);
-          return;
-        }
-        stopping = true;
-        logger.info(`${sig}: stopping (finishing in-flight instances)`);
-        process.off('SIGHUP', onHangup);
-        resolve();
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    });
+    await stopRequested;
     await node.stop();
     await closeLogger(logger);
     process.exitCode = 0;
