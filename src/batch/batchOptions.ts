@@ -130,6 +130,38 @@ export function prepareBatch(opts: BatchOptions): PreparedBatch {
 }
 
 /**
+ * Makes the audit log folder (--log-dir) and the state's folder (--db), so that one that cannot be
+ * made is one line and exit 2 before the output is made and marked. Throws UsageError naming the
+ * option and the cause in words.
+ */
+export function makeKeyMaterialFolders(paths: BatchPaths, opts: Pick<BatchOptions, 'logDir' | 'db'>): void {
+  for (const [dir, option, given] of [
+    [paths.logDir, '--log-dir', opts.logDir ?? paths.logDir],
+    [path.dirname(paths.db), '--db', opts.db ?? paths.db],
+  ] as const) {
+    try {
+      mkdirRecursiveSync(dir);
+    } catch (e) {
+      throw new UsageError(`cannot make the folder ${dir} (${option} ${given}): ${describeSystemError(e)}`);
+    }
+  }
+}
+
+/**
+ * The state database could not be opened or created (a device, a read-only disk, not SQLite):
+ * a UsageError (exit 2) naming --db; other errors (a newer schema...) as they are.
+ */
+export function stateOpenError(e: unknown, db: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.syscall === 'string')
+    return new UsageError(`cannot open the state database ${db} (--db): ${describeSystemError(err)}`);
+  if (typeof err?.code === 'string' && err.code.startsWith('SQLITE_')) {
+    return new UsageError(`cannot open the state database ${db} (--db): ${err.message} (${err.code})`);
+  }
+  return e;
+}
+
+/**
  * Makes the output folder and checks that files can be written in it (one probe file, removed),
  * so that an output on a read-only or full disk, or in a folder this user may not write, is one
  * clear line before the run instead of one error per input file. Throws UsageError (exit 2)

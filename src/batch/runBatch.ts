@@ -13,7 +13,14 @@ import type { Logger } from '../log.js';
 import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
 import { BatchAuditLog } from './batchAuditLog.js';
-import { checkOutputWritable, markerNames, prepareBatch, type BatchOptions } from './batchOptions.js';
+import {
+  checkOutputWritable,
+  makeKeyMaterialFolders,
+  markerNames,
+  prepareBatch,
+  stateOpenError,
+  type BatchOptions,
+} from './batchOptions.js';
 import { inventoryTree } from './inventory.js';
 import { placeOtherFile } from './otherFiles.js';
 import type { PathPlan } from './pathPlan.js';
@@ -62,14 +69,18 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);
   }
   if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
-  // After the checks that write nothing: it makes the output folder.
+  // After the checks that write nothing: the folders of the key material (a --log-dir or --db
+  // that cannot be made fails before the output is made and marked), then the output folder.
+  makeKeyMaterialFolders(paths, opts);
   checkOutputWritable(paths, opts);
 
   // An output tree made with another project secret is refused before anything is written
   // (projectMarker.ts); a state that does not exist yet is not created for a refusal.
   const names = markerNames(opts, paths);
   if (!fs.existsSync(paths.db)) claimOutputTree(paths.output, null, names, false);
-  const state = await openStateStore(paths.db, { create: true });
+  const state = await openStateStore(paths.db, { create: true }).catch((e: unknown) => {
+    throw stateOpenError(e, paths.db);
+  });
   let uidSecret: Buffer;
   try {
     uidSecret = await state.uidSecret();

@@ -16,9 +16,10 @@ let root = '';
 let cannotMount = '';
 
 /** Runs `dicom-deid batch` on the tree (8 CT slices of 0.5 MB) into `output`; `as` runs it as another user. */
-function batch(output: string, name: string, as: string[] = []) {
+function batch(output: string, name: string, as: string[] = [], where: { db?: string; logDir?: string } = {}) {
   const args = [CLI, 'batch', '--csv', join(root, 'tree', 'mapping.csv'), '--input', join(root, 'tree', 'Raw_Scans')];
-  args.push('--output', output, '--db', join(root, name, 'state.sqlite'), '--log-dir', join(root, name, 'logs'));
+  args.push('--output', output, '--db', where.db ?? join(root, name, 'state.sqlite'));
+  args.push('--log-dir', where.logDir ?? join(root, name, 'logs'));
   const [cmd, ...rest] = as.length > 0 ? [...as, process.execPath, ...args] : [process.execPath, ...args];
   const r = spawnSync(cmd!, rest, { encoding: 'utf8', env: { ...process.env, DEBUG: '' }, timeout: 60_000 });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
@@ -55,7 +56,8 @@ describe('batch into an output it cannot write', () => {
     expect(r.stderr).toBe(
       `dicom-deid: cannot write into --output ${join(root, 'ro', 'Anonymized_Data')}: the disk is read-only\n`,
     );
-    expect(existsSync(join(root, 'ro-state', 'logs'))).toBe(false); // no run, so no audit log
+    const logs = join(root, 'ro-state', 'logs'); // made before the output is checked; no run, so no audit log
+    expect(existsSync(logs) ? readdirSync(logs).filter((f) => f.startsWith('deid_log_')) : []).toEqual([]);
   });
 
   it('a disk already full: one line, exit 2', (ctx) => {
@@ -93,6 +95,22 @@ describe('batch into an output it cannot write', () => {
     const underFile = batch('/dev/null/out', 'devnull-state');
     expect(underFile.status, underFile.stderr).toBe(2);
     expect(underFile.stderr).toBe('dicom-deid: --output /dev/null/out cannot be made: /dev/null is not a folder\n');
+  });
+
+  it('a --log-dir or --db that cannot be made: one line, exit 2, and no output made or marked (found by a new-user trial)', () => {
+    if (process.platform !== 'linux') return;
+    const out = join(root, 'never-made');
+    const logs = batch(out, 'logs-state', [], { logDir: '/proc/dicom-deid-no-such/logs' });
+    expect(logs.status, logs.stderr).toBe(2);
+    expect(logs.stderr).toBe(
+      'dicom-deid: cannot make the folder /proc/dicom-deid-no-such/logs (--log-dir /proc/dicom-deid-no-such/logs): not found\n',
+    );
+    const db = batch(out, 'db-state', [], { db: '/proc/dicom-deid-no-such/state.sqlite' });
+    expect(db.status, db.stderr).toBe(2);
+    expect(db.stderr).toBe(
+      'dicom-deid: cannot make the folder /proc/dicom-deid-no-such (--db /proc/dicom-deid-no-such/state.sqlite): not found\n',
+    );
+    expect(existsSync(out)).toBe(false);
   });
 
   it('a disk that fills during the run: the files that fit are written whole, the rest fail in words', (ctx) => {
