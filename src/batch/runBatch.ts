@@ -205,6 +205,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       otherFilesCopied: results.otherCopied,
       otherFilesLeftOutBy: results.otherFilesLeftOutBy,
       review: results.review,
+      leakGuardWarned: results.leakGuardWarned,
       sessions: results.sessions,
       auditLog: audit.file,
       state: paths.db,

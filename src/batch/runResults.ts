@@ -15,6 +15,8 @@ export class RunResults {
   readonly counts: Record<FileStatus, number> = zeroFileCounts();
   /** Written files whose pixels may hold burned-in text: output path (relative) and why. */
   readonly review: { outputPath: string; reason: string }[] = [];
+  /** Files written with a leak guard warning (warn-only attributes, identifiers in the Notes). */
+  leakGuardWarned = 0;
   /** Why non-DICOM files were left out (with --copy-other-files): reason -> count. */
   readonly otherFilesLeftOutBy = new Map<string, number>();
   /** researchId -> session folder name -> number of files written. */
@@ -72,6 +74,7 @@ export class RunResults {
       this.studyLinks.set(r.researchId, links);
     }
     if (r.status === 'ok' && r.outRel && r.review) this.review.push({ outputPath: r.outRel, reason: r.review });
+    if (r.status === 'ok' && r.message?.includes('leak guard warning:')) this.leakGuardWarned++;
     if (r.status === 'ok' && r.outRel && r.researchId && r.sessionName) {
       const previous = this.outputs.get(r.outRel);
       if (previous !== undefined && previous !== rel) {

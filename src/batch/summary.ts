@@ -12,6 +12,8 @@ export interface BatchSummary {
   otherFilesLeftOutBy: Map<string, number>;
   /** Written files whose pixels may hold burned-in text: output path (relative) and why. */
   review: { outputPath: string; reason: string }[];
+  /** Files written with a leak guard warning (the audit log says which attribute and kind). */
+  leakGuardWarned: number;
   /** researchId -> session folder name -> number of files written. */
   sessions: Map<string, Map<string, number>>;
   auditLog: string;
@@ -67,6 +69,11 @@ export function printSummary(s: BatchSummary, secs: number, say: (line: string) 
     const sess = [...s.sessions.get(id)!.entries()].sort(([a], [b]) => sessionOrder(a, b));
     say(
       `  ${id}: ${plural(sess.length, 'session')}: ${sess.map(([n, k]) => `${n} (${plural(k, 'file')})`).join(', ')}`,
+    );
+  }
+  if (s.leakGuardWarned > 0) {
+    say(
+      `Leak guard warnings: ${plural(s.leakGuardWarned, 'written file')} (an identifier of the patient in a warn-only attribute or in the row's Notes; the audit log says where)`,
     );
   }
   if (s.review.length > 0) {

@@ -94,6 +94,8 @@ describe('batch: the leak guard', () => {
       expect(fs.existsSync(path.join(r.out, row.output_path!))).toBe(true);
     }
     expect(r.byFile.get('japanese.dcm')!.status).toBe('leak-guard');
+    // The summary says so too (found by a new-user trial: warnings were in the audit log only).
+    expect(r.stdout).toMatch(/^Leak guard warnings: [3-9] written files \(/m);
   });
 
   it('refuses a warn-only entry that is no attribute, before touching anything', () => {
