@@ -38,9 +38,12 @@ const command: CommandModule<object, NodeArgs> = {
     // stores unanswered). Ctrl-C under `npm start` brings two SIGINTs at once: the terminal's to
     // the process group, and the one npm forwards.
     let stopping = false;
+    /** Set before the logger closes: a signal after that has nothing to do and nowhere to log. */
+    let closing = false;
     let requestStop = (): void => {};
     const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
     const onSignal = (sig: string) => {
+      if (closing) return;
       if (stopping) {
         logger.info(`${sig}: already stopping (finishing in-flight instances; SIGKILL forces it)`);
         return;
@@ -56,6 +59,7 @@ const command: CommandModule<object, NodeArgs> = {
       await node.start();
     } catch (e) {
       await node.stop().catch(() => undefined);
+      closing = true;
       await closeLogger(logger);
       const err = e as NodeJS.ErrnoException & { port?: number; endpoint?: string };
       const port = err.port ?? config.port;
@@ -81,6 +85,7 @@ const command: CommandModule<object, NodeArgs> = {
     process.on('SIGHUP', onHangup);
     await stopRequested;
     await node.stop();
+    closing = true;
     await closeLogger(logger);
     process.exitCode = 0;
   },
