@@ -137,6 +137,9 @@ export function closeLogger(logger: ProcessLogger): Promise<void> {
       }
     };
     logger.on('finish', finish);
+    // A line logged after this (a socket closing late, a last signal) is dropped: winston would
+    // emit 'error' (write after end), and unhandled that ends the process with status 1.
+    logger.on('error', () => {});
     logger.end();
     setTimeout(finish, 2000).unref();
   });
