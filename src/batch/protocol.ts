@@ -92,6 +92,8 @@ export interface JobResult {
   note?: MatchNote;
   /** Written, but its pixels may hold burned-in text: why it is listed for review. */
   review?: string;
+  /** Written with a leak guard warning (a warn-only attribute, the patient in the row's Notes). */
+  leakGuardWarned?: boolean;
   /** Time the leak guard took on this file, and the whole job (ms of this worker's time). */
   guardMs?: number;
   jobMs?: number;

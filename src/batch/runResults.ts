@@ -74,7 +74,7 @@ export class RunResults {
       this.studyLinks.set(r.researchId, links);
     }
     if (r.status === 'ok' && r.outRel && r.review) this.review.push({ outputPath: r.outRel, reason: r.review });
-    if (r.status === 'ok' && r.message?.includes('leak guard warning:')) this.leakGuardWarned++;
+    if (r.status === 'ok' && r.leakGuardWarned) this.leakGuardWarned++;
     if (r.status === 'ok' && r.outRel && r.researchId && r.sessionName) {
       const previous = this.outputs.get(r.outRel);
       if (previous !== undefined && previous !== rel) {

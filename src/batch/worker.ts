@@ -192,6 +192,7 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
       studyKey,
       outRel: outParts.join('/'),
       guardMs,
+      ...(warned.length > 0 ? { leakGuardWarned: true } : {}),
       review,
       message:
         [warning, note?.text, review && `review: ${review}`, ...result.notices].filter(Boolean).join('; ') || undefined,
