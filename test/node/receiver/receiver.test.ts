@@ -555,14 +555,17 @@ describe('DicomListener failure paths', () => {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('binds its port at listen() but answers nobody before accept(): a caller meanwhile is served after it', async () => {
-    // The node binds first (a port in use fails at once) and prepares its spool after: nothing
-    // may be accepted into a spool that is not ready.
-    const spoolDir = path.join(tmp, 'late-accept');
+  /**
+   * A listener on `spool` that answers every store Success, and what it stored; made `server`
+   * and `currentSpool` (closed after the test).
+   */
+  function collectingListener(spool: Spool): {
+    listener: DicomListener<SpoolRef>;
+    stored: ReceivedInstance<SpoolRef>[];
+  } {
     const stored: ReceivedInstance<SpoolRef>[] = [];
-    const spool = new Spool(spoolDir, { reserveBytes: 64 * 1024 * 1024 });
     currentSpool = spool;
-    server = new DicomListener({
+    const listener = new DicomListener({
       aeTitle: AET,
       host: HOST,
       port: 0,
@@ -573,47 +576,44 @@ describe('DicomListener failure paths', () => {
         return 0;
       },
     });
-    const { port } = await server.listen();
+    server = listener;
+    return { listener, stored };
+  }
+
+  it('binds its port at listen() but answers nobody before accept(): a caller meanwhile is served after it', async () => {
+    // The node binds first (a port in use fails at once) and prepares its spool after: nothing
+    // may be accepted into a spool that is not ready.
+    const spoolDir = path.join(tmp, 'late-accept');
+    const spool = new Spool(spoolDir, { reserveBytes: 64 * 1024 * 1024 });
+    const { listener, stored } = collectingListener(spool);
+    const { port } = await listener.listen();
     const sending = run('storescu', ['-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
     let done = false;
     void sending.then(() => (done = true));
     await new Promise((r) => setTimeout(r, 1000));
     expect(done).toBe(false); // waiting, unanswered
-    expect(count(server, 'associationsAccepted')).toBe(0);
+    expect(count(listener, 'associationsAccepted')).toBe(0);
     expect(listSpool(spoolDir)).toEqual([]); // the spool is untouched: not prepared yet
     await spool.recover();
     await spool.prepare();
-    server.accept();
+    listener.accept();
     const r = await sending;
     expect(r.code, r.out).toBe(0);
     expect(stored).toHaveLength(1);
     expect(isCompleteSpoolItem(stored[0]!.ref)).toBe(true);
-    expect(count(server, 'associationsAccepted')).toBe(1);
+    expect(count(listener, 'associationsAccepted')).toBe(1);
   });
 
   it('closes the connections held before accept() when stopped, having stored nothing', async () => {
-    const spool = new Spool(path.join(tmp, 'stop-held'), { reserveBytes: 0 });
-    currentSpool = spool;
-    const stored: ReceivedInstance<SpoolRef>[] = [];
-    server = new DicomListener({
-      aeTitle: AET,
-      host: HOST,
-      port: 0,
-      sinks: spool,
-      logger: silentLogger().logger,
-      onStore: async (inst) => {
-        stored.push(inst);
-        return 0;
-      },
-    });
-    const { port } = await server.listen();
+    const { listener, stored } = collectingListener(new Spool(path.join(tmp, 'stop-held'), { reserveBytes: 0 }));
+    const { port } = await listener.listen();
     const sending = run('storescu', ['-aec', AET, HOST, String(port), path.join(FILES, 'CT_small.dcm')]);
     await new Promise((r) => setTimeout(r, 500));
-    await server.stop();
+    await listener.stop();
     const r = await sending;
     expect(r.code).not.toBe(0);
     expect(stored).toEqual([]);
-    expect(count(server, 'associationsAccepted')).toBe(0);
+    expect(count(listener, 'associationsAccepted')).toBe(0);
   });
 
   it('answers a failure, never success, when the spool cannot be written', async () => {
