@@ -38,12 +38,17 @@ const command: CommandModule<object, NodeArgs> = {
     // stores unanswered). Ctrl-C under `npm start` brings two SIGINTs at once: the terminal's to
     // the process group, and the one npm forwards.
     let stopping = false;
-    /** Set before the logger closes: a signal after that has nothing to do and nowhere to log. */
+    /** Set before the logger closes: a signal after that has nothing left to do. */
     let closing = false;
     let requestStop = (): void => {};
     const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
     const onSignal = (sig: string) => {
-      if (closing) return;
+      if (closing) {
+        // The log is closing (the stop is all but done): answer on stderr directly, so a second
+        // Ctrl-C is never met with silence (CI found the test's second signal landing here).
+        process.stderr.write(`${sig}: already stopping (the log is closed; the node ends now)\n`);
+        return;
+      }
       if (stopping) {
         logger.info(`${sig}: already stopping (finishing in-flight instances; SIGKILL forces it)`);
         return;
