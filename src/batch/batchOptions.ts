@@ -139,10 +139,12 @@ export function makeKeyMaterialFolders(paths: BatchPaths, opts: Pick<BatchOption
     [paths.logDir, '--log-dir', opts.logDir ?? paths.logDir],
     [path.dirname(paths.db), '--db', opts.db ?? paths.db],
   ] as const) {
+    const existing = nearestExisting(dir);
     try {
       mkdirRecursiveSync(dir);
     } catch (e) {
-      throw new UsageError(`cannot make the folder ${dir} (${option} ${given}): ${describeSystemError(e)}`);
+      const why = noNewFolders(dir, existing, e) ?? describeSystemError(e);
+      throw new UsageError(`cannot make the folder ${dir} (${option} ${given}): ${why}`);
     }
   }
 }
@@ -171,16 +173,49 @@ export function checkOutputWritable(paths: BatchPaths, opts: Pick<BatchOptions, 
   const blocker = notAFolderOnTheWay(paths.output);
   if (blocker !== undefined) throw new UsageError(`--output ${opts.output} cannot be made: ${blocker} is not a folder`);
   const probe = path.join(paths.output, `.dicom-deid-write-check-${process.pid}`);
+  const existing = nearestExisting(paths.output);
   try {
     mkdirRecursiveSync(paths.output);
     fs.writeFileSync(probe, 'x');
   } catch (e) {
+    fs.rmSync(probe, { force: true });
+    removeEmptyFoldersUpTo(paths.output, existing); // a refused run leaves nothing behind
+    const noFolders = noNewFolders(paths.output, existing, e);
+    if (noFolders) throw new UsageError(`--output ${opts.output} cannot be made: ${noFolders}`);
     throw new UsageError(`cannot write into --output ${opts.output}: ${describeSystemError(e)}`);
   } finally {
     try {
       fs.rmSync(probe, { force: true });
     } catch {
       // nothing was made there
+    }
+  }
+}
+
+/** The nearest path at or above `p` that exists (undefined if none can be seen). */
+function nearestExisting(p: string): string | undefined {
+  for (let dir = path.resolve(p); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(dir)) return dir;
+    if (dir === path.dirname(dir)) return undefined;
+  }
+}
+
+/**
+ * Words for a mkdir that said ENOENT although its nearest existing parent `existing` is there: a
+ * file system that takes no new folders (/proc, /sys). Undefined for any other failure.
+ */
+function noNewFolders(dir: string, existing: string | undefined, e: unknown): string | undefined {
+  if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || existing === undefined || fs.existsSync(dir)) return undefined;
+  return `${existing} takes no new folders (a system folder?)`;
+}
+
+/** Removes `dir` and its parents below `stop` while they are empty (the folders a refused run made). */
+function removeEmptyFoldersUpTo(dir: string, stop: string | undefined): void {
+  for (let d = path.resolve(dir); stop !== undefined && d !== stop && d !== path.dirname(d); d = path.dirname(d)) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      return; // not empty, or not there: nothing more to undo
     }
   }
 }
@@ -206,8 +241,12 @@ function keyMaterialPathProblems(paths: BatchPaths): string[] {
   if (logBlocker !== undefined) {
     problems.push(`the audit log folder ${paths.logDir} cannot be made: ${logBlocker} is not a folder (see --log-dir)`);
   }
-  if (fs.existsSync(paths.db) && fs.statSync(paths.db).isDirectory()) {
+  const dbStat = fs.statSync(paths.db, { throwIfNoEntry: false });
+  if (dbStat?.isDirectory()) {
     problems.push(`the state database ${paths.db} is a folder: pass --db with a file name`);
+  } else if (dbStat !== undefined && !dbStat.isFile()) {
+    // SQLite would write its journal beside it (/dev/null-journal) and then fail.
+    problems.push(`the state database ${paths.db} is a device or a pipe, not a file: pass --db with a file name`);
   } else {
     const dbBlocker = notAFolderOnTheWay(path.dirname(paths.db));
     if (dbBlocker !== undefined) {

@@ -1,6 +1,6 @@
 // The node's configuration: embedded defaults (config/default.json), then a config file, then
 // command-line flags. Relative paths are resolved against the working directory.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, describeSystemError } from '../errors.js';
@@ -356,6 +356,12 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
     if (p === out || p.startsWith(out + '/')) {
       throw new ConfigError(`${k} (${p}) is inside the output tree (${out}): key material must live outside it`);
     }
+  }
+  // SQLite would put its journal and lock beside a device (/dev/null-journal) and then fail.
+  const db = statSync(c.db, { throwIfNoEntry: false });
+  if (db?.isDirectory()) throw new ConfigError(`db (${c.db}) is a folder: give the database's file name`);
+  if (db !== undefined && !db.isFile()) {
+    throw new ConfigError(`db (${c.db}) is a device or a pipe, not a file: give the database's file name`);
   }
   return c;
 }

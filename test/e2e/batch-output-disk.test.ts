@@ -67,6 +67,8 @@ describe('batch into an output it cannot write', () => {
     const r = batch(join(root, 'full', 'out'), 'full-state');
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toBe(`dicom-deid: cannot write into --output ${join(root, 'full', 'out')}: the disk is full\n`);
+    // The refused run leaves no empty output folder behind (found at the last stop).
+    expect(existsSync(join(root, 'full', 'out'))).toBe(false);
   });
 
   it('a folder this user may not write: one line, exit 2', (ctx) => {
@@ -91,7 +93,9 @@ describe('batch into an output it cannot write', () => {
     if (process.platform !== 'linux') return;
     const proc = batch('/proc/dicom-deid-no-such/out', 'proc-state');
     expect(proc.status, proc.stderr).toBe(2);
-    expect(proc.stderr).toBe('dicom-deid: cannot write into --output /proc/dicom-deid-no-such/out: not found\n');
+    expect(proc.stderr).toBe(
+      'dicom-deid: --output /proc/dicom-deid-no-such/out cannot be made: /proc takes no new folders (a system folder?)\n',
+    );
     const underFile = batch('/dev/null/out', 'devnull-state');
     expect(underFile.status, underFile.stderr).toBe(2);
     expect(underFile.stderr).toBe('dicom-deid: --output /dev/null/out cannot be made: /dev/null is not a folder\n');
@@ -103,14 +107,26 @@ describe('batch into an output it cannot write', () => {
     const logs = batch(out, 'logs-state', [], { logDir: '/proc/dicom-deid-no-such/logs' });
     expect(logs.status, logs.stderr).toBe(2);
     expect(logs.stderr).toBe(
-      'dicom-deid: cannot make the folder /proc/dicom-deid-no-such/logs (--log-dir /proc/dicom-deid-no-such/logs): not found\n',
+      'dicom-deid: cannot make the folder /proc/dicom-deid-no-such/logs (--log-dir /proc/dicom-deid-no-such/logs): /proc takes no new folders (a system folder?)\n',
     );
     const db = batch(out, 'db-state', [], { db: '/proc/dicom-deid-no-such/state.sqlite' });
     expect(db.status, db.stderr).toBe(2);
     expect(db.stderr).toBe(
-      'dicom-deid: cannot make the folder /proc/dicom-deid-no-such (--db /proc/dicom-deid-no-such/state.sqlite): not found\n',
+      'dicom-deid: cannot make the folder /proc/dicom-deid-no-such (--db /proc/dicom-deid-no-such/state.sqlite): /proc takes no new folders (a system folder?)\n',
     );
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('a --db that is a device: one line, exit 2, and SQLite leaves no journal beside it (/dev/null-journal)', () => {
+    if (process.platform !== 'linux') return;
+    const before = readdirSync('/dev').filter((f) => f.startsWith('null'));
+    const r = batch(join(root, 'dev-db-out'), 'dev-db-state', [], { db: '/dev/null' });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toBe(
+      'dicom-deid: the state database /dev/null is a device or a pipe, not a file: pass --db with a file name\n',
+    );
+    expect(readdirSync('/dev').filter((f) => f.startsWith('null'))).toEqual(before);
+    expect(existsSync(join(root, 'dev-db-out'))).toBe(false);
   });
 
   it('a disk that fills during the run: the files that fit are written whole, the rest fail in words', (ctx) => {

@@ -108,3 +108,19 @@ describe('node config: HTTPS for the HTTP side (httpTls)', () => {
     }
   });
 });
+
+describe('node config: the state database', () => {
+  it('refuses a db that is a folder or a device, in one line (SQLite left /dev/null-journal behind)', () => {
+    const folder = tempDir('cfg-db');
+    dirs.push(folder);
+    for (const [db, re] of [
+      [folder, /^db \(.*\) is a folder: give the database's file name$/],
+      ['/dev/null', /^db \(\/dev\/null\) is a device or a pipe, not a file: give the database's file name$/],
+    ] as const) {
+      const load = () => loadNodeConfig(configFile({ db }), {});
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(re);
+    }
+    expect(loadNodeConfig(configFile({ db: join(folder, 'state.sqlite') }), {}).db).toBe(join(folder, 'state.sqlite'));
+  });
+});
