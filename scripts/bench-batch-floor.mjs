@@ -42,7 +42,10 @@ if (isMainThread) {
     const size = fstatSync(src).size;
     readSync(src, header, 0, header.length, 0);
     const out = path.join(output, rel);
-    if (!made.has(path.dirname(out))) mkdirSync(path.dirname(out), { recursive: true }), made.add(path.dirname(out));
+    if (!made.has(path.dirname(out))) {
+      mkdirSync(path.dirname(out), { recursive: true });
+      made.add(path.dirname(out));
+    }
     const tmp = path.join(path.dirname(out), `.${path.basename(out)}.${n++}.tmp`);
     const dst = openSync(tmp, 'wx');
     writeSync(dst, header, 0, Math.min(HEADER, size));
