@@ -186,7 +186,7 @@ function readJson(file: string): Record<string, unknown> {
 function validAet(v: string, what: string): string {
   const t = v.trim();
   if (!isValidAeTitle(t)) {
-    throw new ConfigError(`${what} "${v}" is not a valid AE title (1-16 characters, no backslash)`);
+    throw new ConfigError(`${what} "${v}" is not a valid AE title (1-16 printable ASCII characters, no backslash)`);
   }
   return t;
 }

@@ -151,8 +151,19 @@ describe('dicom-deid CLI', () => {
     r = run(['serve', '--config', cfg, ...common]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual([
-      'dicom-deid: aeTitle "THIS_AE_TITLE_IS_TOO_LONG" is not a valid AE title (1-16 characters, no backslash)',
+      'dicom-deid: aeTitle "THIS_AE_TITLE_IS_TOO_LONG" is not a valid AE title (1-16 printable ASCII characters, no backslash)',
     ]);
+    // A letter beyond ASCII, a DEL, only spaces: a peer would read other bytes, or nothing (PS3.5 6.2).
+    for (const aet of ['DÉID', 'DEID\x7f']) {
+      r = run(['serve', '--aet', aet, ...common]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        `dicom-deid: aeTitle "${aet}" is not a valid AE title (1-16 printable ASCII characters, no backslash)`,
+      ]);
+    }
+    r = run(['serve', '--aet', '   ', ...common]);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['dicom-deid: command line: "aeTitle" must be a non-empty string']);
   });
 
   it.each(['queue', 'queue retry', 'quarantine list', 'quarantine replay'])(

@@ -41,9 +41,13 @@ export type AssociationDecision =
   | { accept: true }
   | { accept: false; result: number; source: number; reason: number; why: string; code: RejectionCode };
 
-/** An AE title we can be configured with: 1-16 characters, no backslash or control character. */
+/**
+ * An AE title we can be configured with (PS3.5 6.2, AE): 1-16 characters of the Default
+ * Character Repertoire without backslash (printable ASCII: no control character, DEL or
+ * non-ASCII letter, which a peer would read as other bytes), and not only spaces.
+ */
 export function isValidAeTitle(aet: string): boolean {
-  return aet.length >= 1 && aet.length <= 16 && !/[\\\x00-\x1f]/.test(aet);
+  return aet.length >= 1 && aet.length <= 16 && isDefaultRepertoireAet(aet) && aet.trim() !== '';
 }
 
 /**

@@ -42,7 +42,9 @@ export function parseAllowedAe(entry: string): AllowedAeEntry {
   const at = text.indexOf('@');
   const aeTitle = normalizeAet(at < 0 ? text : text.slice(0, at));
   if (!isValidAeTitle(aeTitle)) {
-    throw new RangeError(`allowed AE "${entry}": "${aeTitle}" is not a valid AE title (1-16 characters, no backslash)`);
+    throw new RangeError(
+      `allowed AE "${entry}": "${aeTitle}" is not a valid AE title (1-16 printable ASCII characters, no backslash)`,
+    );
   }
   if (at < 0) return { aeTitle, from: { kind: 'any' } };
   let where = text.slice(at + 1);
