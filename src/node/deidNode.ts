@@ -334,17 +334,21 @@ export class DeidNode {
   private async probeHttpPort(): Promise<void> {
     const c = this.config;
     if (c.httpPort === 0) return;
-    const probe = net.createServer();
-    try {
-      await new Promise<void>((resolve, reject) => {
-        probe.once('error', reject);
-        probe.listen({ host: c.httpHost, port: c.httpPort, exclusive: true }, () => resolve());
-      });
-    } catch (e) {
-      throw this.httpListenError(e);
-    } finally {
-      await new Promise((r) => probe.close(r));
+    const e = await listenError(c.httpHost, c.httpPort);
+    if (e === null) return;
+    const err = this.httpListenError(e);
+    if (!(err instanceof UsageError)) throw err;
+    // The DICOM ports are bound next: one taken as well is said now, not at the next attempt.
+    const lines = [err.message];
+    const dicomPorts: [number, string, string][] = [];
+    if (!c.tls?.only && c.port !== 0) dicomPorts.push([c.port, 'DICOM port', 'port, --port']);
+    if (c.tls && c.tls.port !== 0) dicomPorts.push([c.tls.port, 'DICOM TLS port', 'tls.port']);
+    for (const [port, which, key] of dicomPorts) {
+      if ((await listenError(c.host, port))?.code === 'EADDRINUSE') {
+        lines.push(`the ${which} ${port} is already in use too (${key})`);
+      }
     }
+    throw new UsageError(lines.join('\n'));
   }
 
   /** A listen error of the HTTP side as a one-line UsageError naming the settings; others as they are. */
@@ -652,5 +656,21 @@ export class DeidNode {
         failed: counts(processing, 'failed'),
       });
     }
+  }
+}
+
+/** Binds `port` on `host` and closes it at once: null if it could be bound, else the listen error (EADDRINUSE...). */
+async function listenError(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+  const probe = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ host, port, exclusive: true }, () => resolve());
+    });
+    return null;
+  } catch (e) {
+    return e as NodeJS.ErrnoException;
+  } finally {
+    await new Promise((r) => probe.close(r));
   }
 }

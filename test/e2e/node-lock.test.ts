@@ -144,6 +144,21 @@ describe('one node per spool and per state', () => {
       expect(auditFiles(join(dir2, 'logs'))).toEqual([]);
       // It failed before the slow parts: no spool reserve was prepared.
       expect(readdirSync(join(dir2, 'spool')).filter((n) => n !== '.lock')).toEqual([]);
+
+      // Both taken: one start says both (it named only the HTTP port; the DICOM one came next time).
+      const busy2 = await occupyPort();
+      try {
+        const dir3 = join(root, 'busy-both');
+        const err3 = await startNode({ dir: dir3, csv, port: busy2.port, config: { httpPort: busy.port } }).catch(
+          (e: Error) => e,
+        );
+        expect(String(err3)).toContain(
+          `dicom-deid: cannot serve HTTP on 127.0.0.1:${busy.port} (httpHost, httpPort): the port is already in use\n` +
+            `dicom-deid: the DICOM port ${busy2.port} is already in use too (port, --port)`,
+        );
+      } finally {
+        await busy2.close();
+      }
     } finally {
       await busy.close();
     }
