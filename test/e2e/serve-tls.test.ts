@@ -64,10 +64,14 @@ function testDir(name: string): string {
 }
 
 /** The TLS port from the node's "listening as ... (DICOM TLS...)" line. */
-function tlsPort(node: NodeProc): number {
-  const m = /listening as \S+ on [^\s:]+:(\d+) \(DICOM TLS/.exec(node.logs());
-  if (!m) throw new Error(`no DICOM TLS listening line:\n${node.logs()}`);
-  return Number(m[1]);
+/**
+ * The DICOM TLS port from its "listening as" line. startNode returns on the first such line; the
+ * TLS one follows it and may come in a later read of the pipe (a flake under load): wait for it.
+ */
+async function tlsPort(node: NodeProc): Promise<number> {
+  const re = /listening as \S+ on [^\s:]+:(\d+) \(DICOM TLS/;
+  await node.waitForLog(re);
+  return Number(re.exec(node.logs())![1]);
 }
 
 function filed(node: NodeProc): string[] {
@@ -81,7 +85,7 @@ describe('receiving over DICOM TLS', () => {
       csv,
       config: { tls: { port: 0, cert: pki.server.cert, key: pki.server.key } },
     });
-    const port = tlsPort(node);
+    const port = await tlsPort(node);
     expect(port).not.toBe(node.port);
     const r = storescu(port, study, { args: ['+tla', '+cf', pki.ca.cert] });
     expect(r.status, r.output).toBe(0);
@@ -105,7 +109,7 @@ describe('receiving over DICOM TLS', () => {
     });
     expect(node.logs()).toMatch(/listening as DEID on 127\.0\.0\.1:\d+ \(DICOM TLS, client certificates required\)/);
     expect(node.logs().match(/listening as/g)).toHaveLength(1); // no plain port
-    const port = tlsPort(node);
+    const port = await tlsPort(node);
     const ok = storescu(port, study, { args: ['+tls', pki.client.key, pki.client.cert, '+cf', pki.ca.cert] });
     expect(ok.status, ok.output).toBe(0);
     await node.waitForLog(/association accepted .*clientCertificate=deid-client/);
@@ -127,7 +131,7 @@ describe('receiving over DICOM TLS', () => {
     copyFileSync(pki.expiredServer.cert, cert);
     const node = await startNode({ dir, csv, config: { tls: { port: 0, cert, key: pki.server.key } } });
     expect(node.logs()).toMatch(/warn\S*: tls: the certificate \S+node\.pem expired on 2020-01-02/);
-    const port = tlsPort(node);
+    const port = await tlsPort(node);
     const before = storescu(port, study.slice(0, 1), { args: ['+tla', '+cf', pki.ca.cert] });
     expect(before.status).not.toBe(0);
     copyFileSync(pki.server.cert, cert);
@@ -236,7 +240,7 @@ describe('the HTTP side over HTTPS', () => {
       (await httpsGet(`${node.httpUrl}/metrics`, pki.ca.cert)).text,
     );
     expect(refusedBefore?.[1]).toBe('0');
-    const wrongCa = storescu(tlsPort(node), study.slice(0, 1), { args: ['+tla', '+cf', pki.otherCa.cert] });
+    const wrongCa = storescu(await tlsPort(node), study.slice(0, 1), { args: ['+tla', '+cf', pki.otherCa.cert] });
     expect(wrongCa.status).not.toBe(0);
     await node.waitForLog(/TLS connection refused/);
     const metrics = (await httpsGet(`${node.httpUrl}/metrics`, pki.ca.cert)).text;
