@@ -193,7 +193,7 @@ export function checkOutputWritable(paths: BatchPaths, opts: Pick<BatchOptions, 
 }
 
 /** The nearest path at or above `p` that exists (undefined if none can be seen). */
-function nearestExisting(p: string): string | undefined {
+export function nearestExisting(p: string): string | undefined {
   for (let dir = path.resolve(p); ; dir = path.dirname(dir)) {
     if (fs.existsSync(dir)) return dir;
     if (dir === path.dirname(dir)) return undefined;
@@ -210,7 +210,7 @@ function noNewFolders(dir: string, existing: string | undefined, e: unknown): st
 }
 
 /** Removes `dir` and its parents below `stop` while they are empty (the folders a refused run made). */
-function removeEmptyFoldersUpTo(dir: string, stop: string | undefined): void {
+export function removeEmptyFoldersUpTo(dir: string, stop: string | undefined): void {
   for (let d = path.resolve(dir); stop !== undefined && d !== stop && d !== path.dirname(d); d = path.dirname(d)) {
     try {
       fs.rmdirSync(d);

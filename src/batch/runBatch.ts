@@ -12,14 +12,18 @@ import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
+import type { StateStore } from '../state/stateStore.js';
 import { BatchAuditLog } from './batchAuditLog.js';
 import {
   checkOutputWritable,
   makeKeyMaterialFolders,
   markerNames,
+  nearestExisting,
   prepareBatch,
+  removeEmptyFoldersUpTo,
   stateOpenError,
   type BatchOptions,
+  type BatchPaths,
 } from './batchOptions.js';
 import { inventoryTree } from './inventory.js';
 import { placeOtherFile } from './otherFiles.js';
@@ -69,24 +73,18 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);
   }
   if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
-  // After the checks that write nothing: the folders of the key material (a --log-dir or --db
-  // that cannot be made fails before the output is made and marked), then the output folder.
-  makeKeyMaterialFolders(paths, opts);
-  checkOutputWritable(paths, opts);
-
-  // An output tree made with another project secret is refused before anything is written
-  // (projectMarker.ts); a state that does not exist yet is not created for a refusal.
-  const names = markerNames(opts, paths);
-  if (!fs.existsSync(paths.db)) claimOutputTree(paths.output, null, names, false);
-  const state = await openStateStore(paths.db, { create: true }).catch((e: unknown) => {
-    throw stateOpenError(e, paths.db);
-  });
+  // A refusal from here to the run (a state that cannot be opened, an output tree of another
+  // project...) removes the folders it made, while they are empty: nothing is left behind.
+  const made = [paths.output, paths.logDir, path.dirname(paths.db)].map((dir) => ({
+    dir,
+    existing: nearestExisting(dir),
+  }));
+  let state: StateStore;
   let uidSecret: Buffer;
   try {
-    uidSecret = await state.uidSecret();
-    claimOutputTree(paths.output, uidSecret, names, true);
+    ({ state, uidSecret } = await openRun(paths, opts));
   } catch (e) {
-    await state.close();
+    for (const { dir, existing } of made) removeEmptyFoldersUpTo(dir, existing);
     throw e;
   }
   // The workers start now: while they load the core (~100 ms), the main thread starts the
@@ -232,6 +230,31 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     audit?.close();
     journal?.close(completed);
     await state.close();
+  }
+}
+
+/**
+ * Makes the folders of the run and opens its state: the folders of the key material first (a
+ * --log-dir or --db that cannot be made fails before the output is made and marked), then the
+ * output folder; an output tree made with another project secret is refused before anything is
+ * written in it (projectMarker.ts), and a state that does not exist yet is not created for that
+ * refusal. Throws UsageError (exit 2) for each refusal.
+ */
+async function openRun(paths: BatchPaths, opts: BatchOptions): Promise<{ state: StateStore; uidSecret: Buffer }> {
+  makeKeyMaterialFolders(paths, opts);
+  checkOutputWritable(paths, opts);
+  const names = markerNames(opts, paths);
+  if (!fs.existsSync(paths.db)) claimOutputTree(paths.output, null, names, false);
+  const state = await openStateStore(paths.db, { create: true }).catch((e: unknown) => {
+    throw stateOpenError(e, paths.db);
+  });
+  try {
+    const uidSecret = await state.uidSecret();
+    claimOutputTree(paths.output, uidSecret, names, true);
+    return { state, uidSecret };
+  } catch (e) {
+    await state.close();
+    throw e;
   }
 }
 

@@ -129,6 +129,21 @@ describe('batch into an output it cannot write', () => {
     expect(existsSync(join(root, 'dev-db-out'))).toBe(false);
   });
 
+  it('a --db that is not SQLite: exit 2, and none of the folders the run made is left (found by a new-user trial)', () => {
+    const base = join(root, 'notadb');
+    mkdirSync(base);
+    const db = join(base, 'mapping.csv');
+    writeFileSync(db, 'MRN,Accession,New_Patient_ID\n'.repeat(10)); // not a state database
+    const output = join(base, 'new', 'out');
+    const logDir = join(base, 'new-logs', 'logs');
+    const r = batch(output, 'notadb-state', [], { db, logDir });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(
+      /^dicom-deid: cannot open the state database .*: .*not an SQLite database \(SQLITE_NOTADB\)\n$/,
+    );
+    expect(readdirSync(base)).toEqual(['mapping.csv']);
+  });
+
   it('a disk that fills during the run: the files that fit are written whole, the rest fail in words', (ctx) => {
     if (cannotMount) ctx.skip(cannotMount);
     const output = join(root, 'small', 'out');
