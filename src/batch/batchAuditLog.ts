@@ -4,12 +4,14 @@
 // walk order (walk.ts compareWalkOrder), since the workers finish files in any order.
 import fs from 'node:fs';
 import { AUDIT_HEADER_LINE, createAuditLogFile, formatAuditRow, type AuditRow } from '../audit/auditLog.js';
+import { describeSystemError } from '../errors.js';
 import { writeFileAtomicSync, writevAll } from '../io/durableWrite.js';
 import { compareWalkOrder } from './walk.js';
 
 /**
  * A batch run's audit CSV (see above): rows written as files finish, rewritten in walk order at the end. Key
- * material: `logDir` must be outside the output tree. Methods throw the file's system errors.
+ * material: `logDir` must be outside the output tree. Methods throw an Error naming the log and the cause in words
+ * ("the disk is full") when it cannot be written.
  */
 export class BatchAuditLog {
   /** The log's path: `<logDir>/deid_log_<YYYYMMDD_HHMMSS>.csv`. */
@@ -52,7 +54,11 @@ export class BatchAuditLog {
   /** Writes the buffered rows (one write). */
   flush(): void {
     if (this.fd === null || this.pending.length === 0) return;
-    writevAll(this.fd, [Buffer.from(this.pending.join(''))]);
+    try {
+      writevAll(this.fd, [Buffer.from(this.pending.join(''))]);
+    } catch (e) {
+      throw this.cannotWrite(e);
+    }
     this.pending = [];
   }
 
@@ -65,6 +71,18 @@ export class BatchAuditLog {
     if (this.inOrder) return;
     this.rows.sort((a, b) => compareWalkOrder(a.sourcePath, b.sourcePath));
     const body = Buffer.from(AUDIT_HEADER_LINE + this.rows.map((r) => r.line).join(''));
-    writeFileAtomicSync(this.file, body, 0o600);
+    try {
+      writeFileAtomicSync(this.file, body, 0o600);
+    } catch (e) {
+      // Every row is in the file already, in the order the files finished.
+      throw new Error(
+        `cannot sort the audit log ${this.file} in walk order: ${describeSystemError(e)} (its rows are all there)`,
+      );
+    }
+  }
+
+  /** A write that failed (a full disk), in words naming the log: the run stops, since a file without its row is lost to the key holder. */
+  private cannotWrite(e: unknown): Error {
+    return new Error(`cannot write the audit log ${this.file}: ${describeSystemError(e)}`);
   }
 }

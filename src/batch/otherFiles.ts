@@ -15,6 +15,7 @@ import { describeSystemError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/durableWrite.js';
 import { folderSessionKey, sourceLayout } from './layout.js';
 import type { PathPlan } from './pathPlan.js';
+import type { WriteFailure } from './sessionNotes.js';
 import type { SessionNumbers } from './sessionNumbers.js';
 
 /** What to do with one non-DICOM file. */
@@ -112,25 +113,27 @@ export async function planOtherFile(rel: string, ctx: OtherFilesContext): Promis
  * Places one non-DICOM file: copies it (atomically, the bytes that were checked, not the file
  * again: it could have changed since) or leaves it out. Returns its audit row and, when it was
  * left out for a reason, that reason without details (the summary counts these). A failed copy
- * is a row too, never a throw.
+ * is a row too, and its `failure` (the run's exit status is then 1), never a throw.
  */
 export async function placeOtherFile(
   rel: string,
   ctx: OtherFilesContext,
-): Promise<{ row: AuditRow; leftOutReason?: string }> {
+): Promise<{ row: AuditRow; leftOutReason?: string; failure?: WriteFailure }> {
   const p = await planOtherFile(rel, ctx);
   let why = p.kind === 'left-out' ? p.why : null;
+  let failure: WriteFailure | undefined;
   if (p.kind === 'copy') {
     try {
       writeFileAtomicSync(path.join(ctx.outputDir, ...p.outRel.split('/')), p.bytes);
       const message = 'not DICOM: a text file without identifiers, copied (--copy-other-files)';
       return { row: { sourcePath: rel, status: 'not-dicom', researchId: p.researchId, outputPath: p.outRel, message } };
     } catch (err) {
-      why = `copy failed: ${describeSystemError(err)}`;
+      failure = { outputPath: p.outRel, why: describeSystemError(err) };
+      why = `copy failed: ${failure.why}`;
     }
   }
   if (why === null) return { row: { sourcePath: rel, status: 'not-dicom', message: 'not DICOM: left out' } };
   // The kinds of identifier found are for the audit log; the summary counts the reasons.
   const row: AuditRow = { sourcePath: rel, status: 'not-dicom', message: `not DICOM: left out (${why})` };
-  return { row, leftOutReason: reasonWithoutDetails(why) };
+  return { row, leftOutReason: reasonWithoutDetails(why), failure };
 }

@@ -32,7 +32,7 @@ import { Progress } from './progress.js';
 import type { FileOutcome } from './protocol.js';
 import { fileSha256, ResumeJournal, type EarlierRuns } from './resumeJournal.js';
 import { RunResults } from './runResults.js';
-import { writeSessionNotes } from './sessionNotes.js';
+import { writeSessionNotes, type WriteFailure } from './sessionNotes.js';
 import { SessionNumbers } from './sessionNumbers.js';
 import { exitCodeOf, printSummary, type BatchSummary } from './summary.js';
 import { claimStudyOwners } from './studyOwners.js';
@@ -181,8 +181,11 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       results.recordWalkError();
       audit.write({ sourcePath: e.rel, status: 'error', message: e.message });
     }
+    // Files of the output other than the instances that could not be written (a full disk): the
+    // run goes on, the summary lists them and the exit status is 1.
+    const notWritten: WriteFailure[] = [];
     for (const rel of results.notDicom) {
-      const { row, leftOutReason } = await placeOtherFile(rel, {
+      const { row, leftOutReason, failure } = await placeOtherFile(rel, {
         inputDir: paths.input,
         outputDir: paths.output,
         copyOtherFiles: opts.copyOtherFiles === true,
@@ -192,8 +195,10 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       });
       results.recordOther(row, leftOutReason);
       audit.write(row);
+      if (failure) notWritten.push(failure);
     }
-    writeSessionNotes(paths.output, results.notesBySession);
+    notWritten.push(...writeSessionNotes(paths.output, results.notesBySession));
+    for (const f of notWritten) log?.warn('a file of the output could not be written', { ...f });
     completed = true;
 
     const c = results.counts;
@@ -207,7 +212,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       sessions: results.sessions,
       auditLog: audit.file,
       state: paths.db,
-      exitCode: exitCodeOf(c),
+      notWritten,
+      exitCode: notWritten.length > 0 ? 1 : exitCodeOf(c),
       written: [...results.outputs.keys()].map((rel) => path.join(paths.output, ...rel.split('/'))),
       lostLeadingZeros: results.lostLeadingZeros,
       continued: continued && { files: carried.size, auditLogs: continued.auditLogs },

@@ -19,7 +19,9 @@ export interface BatchSummary {
   auditLog: string;
   /** The state database (UID secret, session numbers). */
   state: string;
-  /** 1 when some DICOM file was not de-identified (no row, failed, held), or none was found. */
+  /** Files of the output other than the instances that could not be written (notes.txt, copies): output path and why. */
+  notWritten: { outputPath: string; why: string }[];
+  /** 1 when some DICOM file was not de-identified (no row, failed, held), or none was found, or `notWritten` is not empty. */
   exitCode: 0 | 1;
   /** Absolute paths of the de-identified files written by this run. */
   written: string[];
@@ -89,6 +91,12 @@ export function printSummary(s: BatchSummary, secs: number, say: (line: string) 
         `${lines.length === 1 ? 'line' : 'lines'} ${lines.join(', ')} with leading zeros put back: ` +
         'Excel drops them; if they are the same, format that column as Text in Excel, type the zeros again, and run again',
     );
+  }
+  if (s.notWritten.length > 0) {
+    // Output paths are de-identified: they can be shown.
+    say(`Not written (${plural(s.notWritten.length, 'file')}; run the same command again once fixed):`);
+    for (const f of s.notWritten.slice(0, 20)) say(`  ${f.outputPath}: ${f.why}`);
+    if (s.notWritten.length > 20) say(`  ... and ${s.notWritten.length - 20} more`);
   }
   say(`Audit log (contains identifiers, do not share): ${s.auditLog}`);
   // Without it a new run makes a new UID secret and numbers sessions from 1 again.

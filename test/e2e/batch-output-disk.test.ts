@@ -4,7 +4,7 @@
 // full", never ENOSPC), keeps going, and leaves no partial file. The disks are tmpfs mounts
 // (mounting needs root: skipped with the reason otherwise).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/forward-helpers.js';
@@ -16,8 +16,15 @@ let root = '';
 let cannotMount = '';
 
 /** Runs `dicom-deid batch` on the tree (8 CT slices of 0.5 MB) into `output`; `as` runs it as another user. */
-function batch(output: string, name: string, as: string[] = [], where: { db?: string; logDir?: string } = {}) {
-  const args = [CLI, 'batch', '--csv', join(root, 'tree', 'mapping.csv'), '--input', join(root, 'tree', 'Raw_Scans')];
+function batch(
+  output: string,
+  name: string,
+  as: string[] = [],
+  where: { db?: string; logDir?: string; tree?: string; extra?: string[] } = {},
+) {
+  const tree = where.tree ?? join(root, 'tree');
+  const args = [CLI, 'batch', '--csv', join(tree, 'mapping.csv'), '--input', join(tree, 'Raw_Scans')];
+  args.push(...(where.extra ?? []));
   args.push('--output', output, '--db', where.db ?? join(root, name, 'state.sqlite'));
   args.push('--log-dir', where.logDir ?? join(root, name, 'logs'));
   const [cmd, ...rest] = as.length > 0 ? [...as, process.execPath, ...args] : [process.execPath, ...args];
@@ -165,5 +172,34 @@ describe('batch into an output it cannot write', () => {
       expect(f).toMatch(/\.dcm$/);
       expect(spawnSync('dcmdump', ['-q', f]).status, f).toBe(0);
     }
+  });
+
+  it('a disk that fills before notes.txt and the other files: each is a line of the summary, exit 1 (found by a new-user trial: ENOSPC crash)', (ctx) => {
+    if (cannotMount) ctx.skip(cannotMount);
+    // The same tree, with Notes on every mapping row and a text file to copy (--copy-other-files).
+    const tree = join(root, 'notes-tree');
+    cpSync(join(root, 'tree'), tree, { recursive: true });
+    const csv = readFileSync(join(tree, 'mapping.csv'), 'utf8');
+    writeFileSync(join(tree, 'mapping.csv'), csv.replace(/,\n/g, ',Left side revision\n'));
+    writeFileSync(join(tree, 'Raw_Scans', 'Patient_0', '2023-01-01_CT', 'protocol.txt'), 'protocol: standard knee\n');
+    // Room for a few files' inodes only: once the instances took them, nothing more can be made,
+    // whatever the order the workers write in.
+    const output = join(root, 'few-inodes', 'out');
+    mountTmpfs(join(root, 'few-inodes'), 'size=8m,nr_inodes=8');
+    const r = batch(output, 'few-inodes-state', [], { tree, extra: ['--copy-other-files'] });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr + r.stdout).not.toMatch(/ENOSPC|at .*\.js:\d+/);
+    const rows = auditRows('few-inodes-state');
+    const ok = rows.filter((l) => l.split(',')[1] === 'ok');
+    expect(ok.length).toBeGreaterThan(0);
+    expect(rows.filter((l) => l.endsWith(',not written: the disk is full')).length).toBeGreaterThan(0);
+    // Every session with a written file has Notes: its notes.txt is one line of the summary.
+    const sessions = new Set(ok.map((l) => l.split(',')[6]!.split('/').slice(0, 2).join('/')));
+    const notWritten = r.stdout.split('\n').filter((l) => l.endsWith(': the disk is full') && l.startsWith('  BENCH'));
+    expect(notWritten.filter((l) => l.endsWith('/notes.txt: the disk is full')).sort()).toEqual(
+      [...sessions].map((s) => `  ${s}/notes.txt: the disk is full`).sort(),
+    );
+    expect(r.stdout).toMatch(/^Not written \(\d+ files; run the same command again once fixed\):$/m);
+    expect(r.stdout).toMatch(/^Audit log \(contains identifiers, do not share\): /m);
   });
 });
