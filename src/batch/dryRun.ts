@@ -161,7 +161,7 @@ export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1
         sessions,
       });
       if (d.kind === 'copy') f.copiedTo = d.outRel;
-      else f.message = d.why === null ? 'not DICOM: left out' : `not DICOM: left out (${d.why})`;
+      else f.message = d.message;
     }
     const walkErrors = walked.errors.map((e) => ({ rel: e.rel, status: 'error' as const, message: e.message }));
     const all = [...walkErrors, ...files.map((rel) => planned.get(rel)!)];

@@ -82,9 +82,12 @@ export interface OtherFilesContext {
   sessions: SessionNumbers;
 }
 
-/** Where one non-DICOM file goes: left out (`why`; null without --copy-other-files) or copied. */
+/**
+ * Where one non-DICOM file goes: left out (`why`; null without --copy-other-files, `message` its
+ * audit row's words) or copied.
+ */
 export type OtherFilePlan =
-  | { kind: 'left-out'; why: string | null }
+  | { kind: 'left-out'; why: string | null; message: string }
   /** `outRel`: relative to the output folder, '/'-separated; `bytes`: the bytes checked. */
   | { kind: 'copy'; researchId: string; outRel: string; bytes: Buffer };
 
@@ -93,9 +96,11 @@ export type OtherFilePlan =
  * Rejects only when the state cannot give its session a number.
  */
 export async function planOtherFile(rel: string, ctx: OtherFilesContext): Promise<OtherFilePlan> {
-  if (!ctx.copyOtherFiles) return { kind: 'left-out', why: null };
+  const misnamed = dicomNamedProblem(ctx.inputDir, rel);
+  if (misnamed !== null) return { kind: 'left-out', why: misnamed, message: `${misnamed}: left out` };
+  if (!ctx.copyOtherFiles) return { kind: 'left-out', why: null, message: 'not DICOM: left out' };
   const d = decideOtherFile(ctx.inputDir, rel, ctx.researchIdsOfPatientFolder, ctx.plan);
-  if (d.kind === 'left-out') return { kind: 'left-out', why: d.why };
+  if (d.kind === 'left-out') return { kind: 'left-out', why: d.why, message: `not DICOM: left out (${d.why})` };
   const l = sourceLayout(rel);
   const parts = [d.researchId];
   if (l.patientFolder !== null && l.sessionFolder !== null) {
@@ -107,6 +112,29 @@ export async function planOtherFile(rel: string, ctx: OtherFilesContext): Promis
   }
   parts.push(...d.dirs, d.fileName);
   return { kind: 'copy', researchId: d.researchId, outRel: parts.join('/'), bytes: d.bytes };
+}
+
+/** File name endings that say DICOM (compared without case: `.DCM`, `.IMA` from Siemens). */
+const DICOM_NAMES = ['.dcm', '.dicom', '.ima'];
+
+/**
+ * Why a file whose name says DICOM, but which is not (a zero-byte file, a text file, a transfer
+ * cut short), is left out whatever --copy-other-files says: `named .dcm but not DICOM`, with
+ * `(empty)` for a zero-byte file. Null for any other name. Never copied: its name promises an
+ * image that is not there, and a text under it (a dump of a header?) is no text file anyone
+ * meant to share.
+ */
+function dicomNamedProblem(inputDir: string, rel: string): string | null {
+  const lower = rel.slice(rel.lastIndexOf('/') + 1).toLowerCase();
+  const ending = DICOM_NAMES.find((e) => lower.endsWith(e) && lower.length > e.length);
+  if (ending === undefined) return null;
+  let empty = false;
+  try {
+    empty = fs.statSync(path.join(inputDir, ...rel.split('/'))).size === 0;
+  } catch {
+    // gone since the walk: said as the other files are
+  }
+  return `named ${ending} but not DICOM${empty ? ' (empty)' : ''}`;
 }
 
 /**
@@ -132,8 +160,9 @@ export async function placeOtherFile(
       why = `copy failed: ${failure.why}`;
     }
   }
-  if (why === null) return { row: { sourcePath: rel, status: 'not-dicom', message: 'not DICOM: left out' } };
+  const message = p.kind === 'left-out' ? p.message : `not DICOM: left out (${why})`;
+  if (why === null) return { row: { sourcePath: rel, status: 'not-dicom', message } };
   // The kinds of identifier found are for the audit log; the summary counts the reasons.
-  const row: AuditRow = { sourcePath: rel, status: 'not-dicom', message: `not DICOM: left out (${why})` };
+  const row: AuditRow = { sourcePath: rel, status: 'not-dicom', message };
   return { row, leftOutReason: reasonWithoutDetails(why), failure };
 }

@@ -159,6 +159,10 @@ beforeAll(() => {
   write('Doe_J/s1/report.txt', 'Report for DOE^JOHN MRN1001\n');
   write('Doe_J/s1/protocol.txt', 'Knee protocol v2, 3 T, sagittal PD\n');
   write('Doe_J/s1/scan.txt', 'Scanned 2024-03-01 by the night shift\n');
+  // Named DICOM, but not: a transfer cut to nothing, a text file (found by a new-user trial: copied).
+  write('Doe_J/s1/empty.dcm', '');
+  write('Doe_J/s1/notes.dcm', 'Knee protocol v2, 3 T, sagittal PD\n');
+  write('Doe_J/s1/scout.IMA', 'Knee protocol v2, 3 T, sagittal PD\n');
   write('Doe_J/s1/thumb.png', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]));
   write(
     'Doe_J/s1/DICOMDIR',
@@ -276,10 +280,23 @@ describe('batch on input to refuse, repair or hold', () => {
     expect(row('Doe_J/s1/thumb.png').message).toBe('not DICOM: left out (not a text file (binary content))');
     expect(fs.existsSync(path.join(out(), 'RES_D/RES_D_1/report.txt'))).toBe(false);
     // The summary says how many and why (never which file: paths may hold names).
-    expect(stdout).toMatch(/not DICOM: +4 \(3 left out, 1 copied\)/);
+    expect(stdout).toMatch(/not DICOM: +7 \(6 left out, 1 copied\)/);
     expect(stdout).toMatch(/left out, its text holds an identifier of the patient: 1/);
     expect(stdout).toMatch(/left out, its text holds a date: 1/);
     expect(stdout).toMatch(/left out, not a text file: 1/);
+  });
+
+  it('a file named .dcm, .dicom or .ima that is not DICOM is left out in words, never copied (found by a new-user trial)', () => {
+    expect(row('Doe_J/s1/empty.dcm')).toMatchObject({
+      status: 'not-dicom',
+      output_path: '',
+      message: 'named .dcm but not DICOM (empty): left out',
+    });
+    expect(row('Doe_J/s1/notes.dcm')).toMatchObject({ output_path: '', message: 'named .dcm but not DICOM: left out' });
+    expect(row('Doe_J/s1/scout.IMA')).toMatchObject({ output_path: '', message: 'named .ima but not DICOM: left out' });
+    expect(listTree(out()).filter((f) => /(empty|notes)\.dcm$|scout/i.test(f))).toEqual([]);
+    expect(stdout).toMatch(/left out, named \.dcm but not DICOM: 2/);
+    expect(stdout).toMatch(/left out, named \.ima but not DICOM: 1/);
   });
 
   it('a DICOMDIR is left out as a media index, with its own status, and is no failure', () => {
