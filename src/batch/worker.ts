@@ -172,6 +172,7 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
       source: result.sourceValues,
       supplied,
       warnOnly,
+      cohort: table.cohort(),
     });
     const guardMs = performance.now() - guardStarted;
     const held = hits.filter((h) => h.action === 'hold');

@@ -16,6 +16,7 @@
 // used. An instance that matches nothing but would have matched a CSV value with its leading
 // zeros put back (Excel drops them) is not matched, but unmatchedNote says so.
 
+import { CohortMatcher } from '../identifiers/cohortMatcher.js';
 import type { Match, MappingRow, MatchedBy, MatchNote } from '../types.js';
 import { isNoInformation } from './mappingCsv.js';
 
@@ -49,6 +50,23 @@ export class MappingTable {
     this.rows = Object.freeze([...rows]);
     this.byMrn = index(this.rows, 'mrn');
     this.byAccession = index(this.rows, 'accession');
+  }
+
+  private cohortMatcher: CohortMatcher | undefined;
+
+  /**
+   * Every row's MRN and Accession as identifiers of its research patient, for the leak guard's
+   * search for other patients in an output (identifiers/cohortMatcher.ts). Built on first use,
+   * then kept: a table is replaced, never changed, when the CSV is reloaded.
+   */
+  cohort(): CohortMatcher {
+    if (this.cohortMatcher) return this.cohortMatcher;
+    const cohort = new CohortMatcher();
+    for (const row of this.rows) {
+      if (row.mrn !== null) cohort.addId('mrn', row.mrn, row.researchId);
+      if (row.accession !== null) cohort.addId('csv-accession', row.accession, row.researchId);
+    }
+    return (this.cohortMatcher = cohort);
   }
 
   /**
