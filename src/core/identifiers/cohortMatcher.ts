@@ -40,6 +40,18 @@ function nameTokens(component: string): string[] {
   return letterRuns(fold(component)).filter((t) => [...t].length >= 2);
 }
 
+/** One identifier of a run's patient: what CohortMatcher.of takes (and what batch sends its workers). */
+export interface CohortEntry {
+  kind: IdentifierKind;
+  /** The value as decoded (a PN value with its '^' and '=' for a name). */
+  value: string;
+  /** The research ID of its patient; for a file no mapping row matched, any other text that is not ''. */
+  owner: string;
+}
+
+/** The kinds CohortMatcher reads as names (the others as IDs). */
+const NAME_KINDS: ReadonlySet<IdentifierKind> = new Set(['patient-name']);
+
 /**
  * The identifiers of a run's patients, found in text by the rules above. Build it once per run
  * (or per mapping CSV) with `addId` and `addName`; `find` never returns a value, only kinds.
@@ -54,6 +66,16 @@ export class CohortMatcher {
   /** Names written in Han, kana or Hangul: their family and given runs, found anywhere in the text. */
   private readonly cjkNames: { family: string; given: string; kind: IdentifierKind; owner: string }[] = [];
   private count = 0;
+
+  /** A matcher of `entries` (names for 'patient-name', IDs for the other kinds). */
+  static of(entries: Iterable<CohortEntry>): CohortMatcher {
+    const m = new CohortMatcher();
+    for (const e of entries) {
+      if (NAME_KINDS.has(e.kind)) m.addName(e.kind, e.value, e.owner);
+      else m.addId(e.kind, e.value, e.owner);
+    }
+    return m;
+  }
 
   /** True when nothing can match. */
   get empty(): boolean {

@@ -150,7 +150,9 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
   const add = (where: string, kinds: IdentifierKind[], warn: (k: IdentifierKind) => boolean, other = false): void => {
     for (const kind of kinds) {
       const key = `${where}\0${kind}\0${other}`;
-      if (seen.has(key)) continue;
+      // Found as this patient's already: the same value may be another's too (a namesake, a
+      // file of the tree no row matched); one hit says it.
+      if (seen.has(key) || (other && seen.has(`${where}\0${kind}\0false`))) continue;
       seen.add(key);
       hits.push({
         where,

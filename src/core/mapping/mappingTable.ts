@@ -16,7 +16,7 @@
 // used. An instance that matches nothing but would have matched a CSV value with its leading
 // zeros put back (Excel drops them) is not matched, but unmatchedNote says so.
 
-import { CohortMatcher } from '../identifiers/cohortMatcher.js';
+import { CohortMatcher, type CohortEntry } from '../identifiers/cohortMatcher.js';
 import type { Match, MappingRow, MatchedBy, MatchNote } from '../types.js';
 import { isNoInformation } from './mappingCsv.js';
 
@@ -60,13 +60,17 @@ export class MappingTable {
    * then kept: a table is replaced, never changed, when the CSV is reloaded.
    */
   cohort(): CohortMatcher {
-    if (this.cohortMatcher) return this.cohortMatcher;
-    const cohort = new CohortMatcher();
+    return (this.cohortMatcher ??= CohortMatcher.of(this.cohortEntries()));
+  }
+
+  /** Every row's MRN and Accession, owned by its research ID (what cohort() is made of). */
+  cohortEntries(): CohortEntry[] {
+    const out: CohortEntry[] = [];
     for (const row of this.rows) {
-      if (row.mrn !== null) cohort.addId('mrn', row.mrn, row.researchId);
-      if (row.accession !== null) cohort.addId('csv-accession', row.accession, row.researchId);
+      if (row.mrn !== null) out.push({ kind: 'mrn', value: row.mrn, owner: row.researchId });
+      if (row.accession !== null) out.push({ kind: 'csv-accession', value: row.accession, owner: row.researchId });
     }
-    return (this.cohortMatcher = cohort);
+    return out;
   }
 
   /**
