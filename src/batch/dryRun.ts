@@ -82,7 +82,7 @@ function classify(abs: string, table: MappingTable, allowBurnedIn: boolean): Cla
 export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1 }> {
   const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
   const { paths, rows } = prepareBatch(opts);
-  const walked = await walkTree(paths.input);
+  const walked = await walkTree(paths.input, [paths.output]);
   const files = walked.files;
   if (files.length === 0 && walked.errors.length === 0) {
     throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);

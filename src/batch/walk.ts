@@ -1,26 +1,42 @@
 // Recursive walk of the input tree: relative '/'-separated paths of regular files, sorted.
-// Symbolic links to files are followed; links to folders are not (no cycles). A folder that
-// cannot be read is reported, and the walk goes on.
+// Symbolic links are followed, to files and to folders alike (a scan folder linked in from
+// another disk is walked as if it were there). A link to a folder above it, or in a cycle of
+// links, would be walked forever: each folder's identity (device and inode) on the way down is
+// remembered, and such a link is one error instead. A link to nothing, a folder that cannot be
+// read and the output folder reached through a link are reported too, and the walk goes on.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describeSystemError } from '../errors.js';
 
 export interface WalkResult {
   files: string[];
-  /** Sub-folders that could not be listed (relative path + reason). */
+  /** Paths that could not be walked (relative path + reason): unreadable folders, links to nothing, loops. */
   errors: { rel: string; message: string }[];
 }
 
+/** A folder's identity whatever the path it is reached by. */
+function folderId(st: { dev: number | bigint; ino: number | bigint }): string {
+  return `${st.dev}:${st.ino}`;
+}
+
 /**
- * Every regular file under `root` (links to files included, links to folders not followed) as a '/'-separated
- * path relative to `root`, each folder's entries sorted by name (UTF-16 code units). A sub-folder that cannot
- * be listed goes to `errors` with a one-line reason; rejects with the system error only when `root` itself
- * cannot be read.
+ * Every regular file under `root` (links to files and to folders followed) as a '/'-separated path relative
+ * to `root`, each folder's entries sorted by name (UTF-16 code units). Goes to `errors`, one line each, and
+ * is not walked: a sub-folder that cannot be listed, a link to nothing ("a link to nothing"), a link to a
+ * folder that holds it (a loop), and a folder that is one of `skip` (absolute paths: the output folder,
+ * reached through a link). Rejects with the system error only when `root` itself cannot be read.
  */
-export async function walkTree(root: string): Promise<WalkResult> {
+export async function walkTree(root: string, skip: readonly string[] = []): Promise<WalkResult> {
   const files: string[] = [];
   const errors: WalkResult['errors'] = [];
-  async function visit(dir: string, rel: string): Promise<void> {
+  const skipped = new Set<string>();
+  for (const s of skip) {
+    const st = await fs.stat(s).catch(() => undefined);
+    if (st?.isDirectory()) skipped.add(folderId(st));
+  }
+  /** The folders from `root` down to the one being walked. */
+  const above = new Set<string>();
+  async function visit(dir: string, rel: string, id: string): Promise<void> {
     let entries;
     try {
       entries = await fs.readdir(dir, { withFileTypes: true });
@@ -29,22 +45,43 @@ export async function walkTree(root: string): Promise<WalkResult> {
       errors.push({ rel, message: `unreadable folder: ${describeSystemError(err)}` });
       return;
     }
+    above.add(id);
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const childRel = rel ? `${rel}/${e.name}` : e.name;
       const abs = path.join(dir, e.name);
-      if (e.isDirectory()) await visit(abs, childRel);
-      else if (e.isFile()) files.push(childRel);
-      else if (e.isSymbolicLink()) {
-        try {
-          if ((await fs.stat(abs)).isFile()) files.push(childRel);
-        } catch {
-          /* dangling link */
-        }
+      if (e.isFile()) {
+        files.push(childRel);
+        continue;
+      }
+      if (!e.isDirectory() && !e.isSymbolicLink()) continue; // sockets, pipes, devices: no scans
+      let st;
+      try {
+        st = await fs.stat(abs); // through the link
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const message =
+          code === 'ENOENT' || code === 'ENOTDIR'
+            ? 'a link to nothing: not followed'
+            : code === 'ELOOP'
+              ? 'a link in a loop of links: not followed'
+              : `unreadable: ${describeSystemError(err)}`;
+        errors.push({ rel: childRel, message });
+        continue;
+      }
+      if (st.isFile()) files.push(childRel);
+      else if (st.isDirectory()) {
+        const childId = folderId(st);
+        if (above.has(childId)) {
+          errors.push({ rel: childRel, message: 'a link to a folder that holds it (a loop): not followed' });
+        } else if (skipped.has(childId)) {
+          errors.push({ rel: childRel, message: 'the output folder, reached through a link: not walked' });
+        } else await visit(abs, childRel, childId);
       }
     }
+    above.delete(id);
   }
-  await visit(root, '');
+  await visit(root, '', folderId(await fs.stat(root)));
   return { files, errors };
 }
 
