@@ -11,6 +11,7 @@ import path from 'node:path';
 import type Winston from 'winston';
 import type DailyRotateFileType from 'winston-daily-rotate-file';
 import { mkdirRecursiveSync } from './io/durableWrite.js';
+import { escapeControlCharacters } from './printable.js';
 
 /**
  * The one logger interface of the project: every component takes this, never winston itself.
@@ -63,12 +64,13 @@ function consoleFormat(winston: typeof Winston): Winston.Logform.Format {
     const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
     const extra = Object.keys(rest).filter((k) => typeof k === 'string');
     const fields = extra.length ? ' ' + extra.map((k) => `${k}=${formatValue(rest[k])}`).join(' ') : '';
-    return `${String(timestamp)} ${String(level)}: ${String(message)}${fields}`;
+    // A message or value from outside (a file name) never moves the cursor or starts an escape sequence.
+    return `${String(timestamp)} ${String(level)}: ${escapeControlCharacters(String(message))}${fields}`;
   });
 }
 
 function formatValue(v: unknown): string {
-  if (typeof v === 'string') return /\s/.test(v) ? JSON.stringify(v) : v;
+  if (typeof v === 'string') return escapeControlCharacters(/\s/.test(v) ? JSON.stringify(v) : v);
   if (v instanceof Error) return JSON.stringify(v.message);
   return JSON.stringify(v);
 }

@@ -11,6 +11,7 @@ import { readInstanceKeys } from '../core/deidentify.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { DicomFormatError, type MatchedBy } from '../core/types.js';
 import { describeSystemError, UsageError } from '../errors.js';
+import { escapeControlCharacters } from '../printable.js';
 import { FileByteSource } from '../io/fileByteSource.js';
 import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
@@ -80,7 +81,9 @@ function classify(abs: string, table: MappingTable, allowBurnedIn: boolean): Cla
  * as a run does. Writes nothing.
  */
 export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1 }> {
-  const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  const print = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  // Source paths may hold control characters (a folder named with a newline, ESC): shown as \x0a, \x1b.
+  const out = (line: string) => print(escapeControlCharacters(line));
   const { paths, rows } = prepareBatch(opts);
   const walked = await walkTree(paths.input, [paths.output]);
   const files = walked.files;

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { MappingTable } from '../core/mapping/mappingTable.js';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { escapeControlCharacters } from '../printable.js';
 import { claimOutputTree } from '../io/projectMarker.js';
 import { openStateStore } from '../state/openStateStore.js';
 import type { StateStore } from '../state/stateStore.js';
@@ -62,7 +63,9 @@ export interface BatchInterrupted {
  * same command again continues from there.
  */
 export async function runBatch(opts: BatchOptions): Promise<BatchSummary | BatchInterrupted> {
-  const out = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  const print = opts.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  // Paths may hold control characters (a folder named with a newline, ESC): shown as \x0a, \x1b.
+  const out = (line: string) => print(escapeControlCharacters(line));
   const say = opts.quiet ? () => {} : out;
   const signal = opts.signal;
   const { paths, rows, workerCount, guard } = prepareBatch(opts);

@@ -43,6 +43,20 @@ describe('the process logger', () => {
     expect(out).not.toContain('\u001b[');
   });
 
+  it('writes control characters of a message or value (a file name) escaped on readable lines', () => {
+    ensureBuilt();
+    const script = `
+      import { createLogger, closeLogger } from ${JSON.stringify(join(REPO, 'dist', 'log.js'))};
+      const logger = createLogger({});
+      logger.warn('cannot read \\x1b[31mred.txt', { file: '\\x1b[2Jx\\x85', folder: 'Doe\\nJohn' });
+      await closeLogger(logger);
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/ warn: cannot read \\x1b\[31mred\.txt file=\\x1b\[2Jx\\x85 folder="Doe\\nJohn"\n$/);
+    expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  });
+
   it('rotates the log file by size and keeps at most maxFiles files', () => {
     const dir = tempDir('log-rotate');
     runLogger({ logDir: dir, console: false, maxFileBytes: 4000, maxFiles: 3 }, 300);

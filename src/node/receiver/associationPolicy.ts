@@ -5,6 +5,7 @@ import { ContextResult, RejectReason, RejectResult, RejectSource, type ContextAn
 import { VERIFICATION_SOP_CLASS, isAcceptedStorageSyntax } from './storageSopClasses.js';
 import type { CallingAeVerdict } from './callingAes.js';
 import { pickTransferSyntax } from './transferSyntaxes.js';
+import { escapeCharacters } from '../../printable.js';
 
 /** The receiver's settings that decide associations (config aeTitle, allowedAets, the limits). */
 export interface AssociationPolicyConfig {
@@ -65,7 +66,7 @@ export function isDefaultRepertoireAet(aet: string): boolean {
  * written `\xNN` (its latin1 byte), so a peer's control bytes (C0, C1) never reach a log line.
  */
 export function escapeAet(aet: string): string {
-  return aet.replace(/[^\x20-\x5b\x5d-\x7e]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escapeCharacters(aet, /[^\x20-\x5b\x5d-\x7e]/g);
 }
 
 /** AE titles are compared exactly after removing padding spaces/NULs. */

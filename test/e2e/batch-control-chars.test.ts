@@ -1,0 +1,88 @@
+// Batch on file and folder names holding control characters (the built CLI, dist/): the dry run's
+// plan and the summary show them escaped (`\x0a`, `\x1b`), so a name never splits a line or
+// reaches the terminal as an escape sequence (found by a new-user trial); the audit log keeps the
+// real names and stays valid CSV. Names, IDs and UIDs are made up.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { escapeAet } from '../../src/node/receiver/associationPolicy.js';
+import { escapeControlCharacters } from '../../src/printable.js';
+import { latestAuditRows, runBatch } from '../helpers/batch-helpers.js';
+import { el, part10, UIDS, ui, us } from '../helpers/dicomBytes.js';
+
+let tmp = '';
+const FOLDER = 'Doe\nJohn/s\n1';
+const RED = '\x1b[31mred.txt';
+
+function instance(): Buffer {
+  const sopUid = '1.2.826.0.1.3680043.9.6666.2.1';
+  const study = '1.2.826.0.1.3680043.9.6666.1';
+  const ds = Buffer.concat([
+    el(0x00080016, 'UI', ui(UIDS.mrStorage)),
+    el(0x00080018, 'UI', ui(sopUid)),
+    el(0x00080020, 'DA', '20240301'),
+    el(0x00080060, 'CS', 'MR'),
+    el(0x00100010, 'PN', 'Doe^John'),
+    el(0x00100020, 'LO', 'MRN3131 '),
+    el(0x0020000d, 'UI', ui(study)),
+    el(0x0020000e, 'UI', ui(`${study}.1`)),
+    el(0x00280010, 'US', us(2)),
+    el(0x00280011, 'US', us(2)),
+    el(0x00280100, 'US', us(8)),
+    el(0x7fe00010, 'OB', Buffer.from([1, 2, 3, 4])),
+  ]);
+  return part10(ds, { sopClass: UIDS.mrStorage, sopInstance: sopUid, ts: UIDS.explicitLE });
+}
+
+function run(out: string, extra: string[] = []) {
+  const from = ['--csv', path.join(tmp, 'mapping.csv'), '--input', path.join(tmp, 'Raw')];
+  return runBatch([...from, '--output', path.join(tmp, out), '--workers', '1', ...extra], { timeoutMs: 60_000 });
+}
+
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'deid-batch-control-'));
+  fs.writeFileSync(
+    path.join(tmp, 'mapping.csv'),
+    'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date,Notes\nMRN3131,,RES_N,2024-01-01,2024-06-15,\n',
+  );
+  const dir = path.join(tmp, 'Raw', ...FOLDER.split('/'));
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'a.dcm'), instance());
+  fs.writeFileSync(path.join(dir, RED), 'a note\n');
+});
+
+afterAll(() => {
+  if (tmp && !process.env.KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('batch on names with control characters', () => {
+  it('one escaping helper: control characters as \\xNN, other scripts as they are; AE titles as before', () => {
+    expect(escapeControlCharacters('Doe\nJohn\x1b[31m\x7f\x85 Müller 李')).toBe(
+      'Doe\\x0aJohn\\x1b[31m\\x7f\\x85 Müller 李',
+    );
+    expect(escapeAet('EVIL\x1b[2J\\É')).toBe('EVIL\\x1b[2J\\x5c\\xc9');
+  });
+
+  it('the dry run plan shows them escaped, one line per entry', () => {
+    const r = run('OutDry', ['--dry-run', '--db', path.join(tmp, 'dry.sqlite')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    const lines = r.stdout.split('\n');
+    expect(lines).toContain('  Doe\\x0aJohn/s\\x0a1/\\x1b[31mred.txt: not DICOM: left out');
+    expect(lines.some((l) => l.startsWith('  Doe\\x0aJohn/s\\x0a1 -> RES_N_1 (new): 2 files'))).toBe(true);
+    expect(lines.filter((l) => l.startsWith('John') || l.startsWith('1'))).toEqual([]);
+  });
+
+  it('a run prints nothing raw; the audit log keeps the real names as valid CSV', () => {
+    const r = run('Out', ['--copy-other-files']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    const rows = latestAuditRows(path.join(tmp, 'dicom-deid-logs'));
+    expect(rows.map((x) => [x.source_path, x.status])).toEqual([
+      [`${FOLDER}/${RED}`, 'not-dicom'],
+      [`${FOLDER}/a.dcm`, 'ok'],
+    ]);
+    expect(rows[1]!.output_path).toMatch(/^RES_N\/RES_N_1\//);
+  });
+});
