@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Winston from 'winston';
 import type DailyRotateFileType from 'winston-daily-rotate-file';
+import { describeSystemError } from './errors.js';
 import { mkdirRecursiveSync } from './io/durableWrite.js';
 import { escapeControlCharacters } from './printable.js';
 
@@ -85,6 +86,7 @@ export function createLogger(options: LoggerOptions = {}): ProcessLogger {
   const winston = winstonModule();
   const level = options.level ?? (process.env.DEBUG === '1' ? 'debug' : 'info');
   const transports: Winston.transport[] = [];
+  let fileTransport: Winston.transport | undefined;
   if (options.console !== false) {
     // Colours only for a person at a terminal: a journal, a file or a pipe gets plain text.
     const colours = process.stderr.isTTY === true && !process.env.NO_COLOR;
@@ -110,22 +112,34 @@ export function createLogger(options: LoggerOptions = {}): ProcessLogger {
     // Files: dicom-deid-YYYY-MM-DD.log, .1, .2...; `dicom-deid.log` links to the current one.
     const DailyRotateFile = dailyRotateFileModule();
     const base = (options.fileName ?? 'dicom-deid.log').replace(/\.log$/, '');
-    transports.push(
-      new DailyRotateFile({
-        dirname: options.logDir,
-        filename: `${base}-%DATE%.log`,
-        datePattern: 'YYYY-MM-DD',
-        maxSize: options.maxFileBytes ?? 50 * 1024 * 1024,
-        maxFiles: options.maxFiles ?? 10,
-        createSymlink: true,
-        symlinkName: `${base}.log`,
-        auditFile: path.join(options.logDir, `.${base}-log-audit.json`),
-        format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-      }),
-    );
+    fileTransport = new DailyRotateFile({
+      dirname: options.logDir,
+      filename: `${base}-%DATE%.log`,
+      datePattern: 'YYYY-MM-DD',
+      maxSize: options.maxFileBytes ?? 50 * 1024 * 1024,
+      maxFiles: options.maxFiles ?? 10,
+      createSymlink: true,
+      symlinkName: `${base}.log`,
+      auditFile: path.join(options.logDir, `.${base}-log-audit.json`),
+      format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    });
+    transports.push(fileTransport);
   }
   if (transports.length === 0) transports.push(new winston.transports.Console({ silent: true }));
-  return winston.createLogger({ level, transports });
+  const logger = winston.createLogger({ level, transports });
+  // A log file that cannot be written (a full disk) is one warning, and the log goes on on the
+  // console: unheard, the rotator's stream 'error' would end the process with a stack trace.
+  const stream = (fileTransport as unknown as { logStream?: NodeJS.EventEmitter } | undefined)?.logStream;
+  stream?.on('error', (e: unknown) => {
+    if (!transports.includes(fileTransport!)) return;
+    transports.splice(transports.indexOf(fileTransport!), 1);
+    logger.remove(fileTransport!);
+    process.stderr.write(
+      `dicom-deid: warning: cannot write the log in ${escapeControlCharacters(options.logDir!)}: ` +
+        `${describeSystemError(e)}; logging on the console only\n`,
+    );
+  });
+  return logger;
 }
 
 /** Flushes file transports before exit (winston writes asynchronously). */

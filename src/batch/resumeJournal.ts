@@ -10,7 +10,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FileOutcome } from './protocol.js';
+import { describeSystemError } from '../errors.js';
 import { mkdirRecursiveSync, writevAll } from '../io/durableWrite.js';
+import { escapeControlCharacters } from '../printable.js';
 
 /** What must be the same for a run to continue another. */
 export interface JournalKey {
@@ -62,12 +64,14 @@ function sameKey(a: JournalKey, b: JournalKey): boolean {
 
 /**
  * The resume journal of batch runs from one input to one output (see above), a JSON-lines file in the log
- * folder: made by ResumeJournal.for(). Methods throw the file's system errors.
+ * folder: made by ResumeJournal.for(). A journal that cannot be written is one warning (write), never a throw.
  */
 export class ResumeJournal {
   private fd: number | null = null;
   /** Lines recorded, not yet written (record, flush). */
   private pending: string[] = [];
+  /** A write failed: the journal is written no more (write). */
+  private broken = false;
 
   private constructor(
     readonly file: string,
@@ -114,7 +118,8 @@ export class ResumeJournal {
 
   /**
    * Opens the journal for this run, whose audit log is `auditLog`: appends to the journal of
-   * the run it continues (`continuing`), or starts a new one. Mode 0600.
+   * the run it continues (`continuing`), or starts a new one. Mode 0600. Throws the system error when it
+   * cannot be opened.
    */
   start(auditLog: string, continuing: boolean): void {
     mkdirRecursiveSync(path.dirname(this.file));
@@ -129,6 +134,7 @@ export class ResumeJournal {
    * rows of the same files: a crash between the two repeats those files, never loses one).
    */
   record(rel: string, outcome: FileOutcome): void {
+    if (this.broken) return;
     if (this.fd === null) throw new Error('resume journal not started');
     this.pending.push(JSON.stringify({ rel, o: outcome } satisfies JournalLine) + '\n');
   }
@@ -136,13 +142,31 @@ export class ResumeJournal {
   /** Writes the recorded lines (one write). */
   flush(): void {
     if (this.fd === null || this.pending.length === 0) return;
-    writevAll(this.fd, [Buffer.from(this.pending.join(''))]);
+    this.write(this.pending.join(''));
     this.pending = [];
   }
 
   private append(line: JournalLine): void {
     if (this.fd === null) throw new Error('resume journal not started');
-    writevAll(this.fd, [Buffer.from(JSON.stringify(line) + '\n')]);
+    this.write(JSON.stringify(line) + '\n');
+  }
+
+  /**
+   * Appends `text`. The journal only saves work: one that cannot be written (a full disk) is a
+   * warning and is written no more, and the run goes on (an interrupted run then starts over).
+   */
+  private write(text: string): void {
+    try {
+      writevAll(this.fd!, [Buffer.from(text)]);
+    } catch (e) {
+      this.broken = true;
+      fs.closeSync(this.fd!);
+      this.fd = null;
+      process.stderr.write(
+        `dicom-deid: warning: cannot write the resume journal ${escapeControlCharacters(this.file)}: ` +
+          `${describeSystemError(e)}; if this run is interrupted, the next one starts over\n`,
+      );
+    }
   }
 
   /** Closes the journal; `completed`: the run finished, the journal is removed. */

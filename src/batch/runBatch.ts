@@ -237,9 +237,12 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
     signal?.removeEventListener('abort', stop);
     pool.close();
     progress?.finish();
-    audit?.close();
-    journal?.close(completed);
-    await state.close();
+    try {
+      audit?.close(); // throws again when its disk is full: the state is closed all the same
+    } finally {
+      journal?.close(completed);
+      await state.close();
+    }
   }
 }
 

@@ -152,7 +152,8 @@ export class WorkerPool {
    * before any file from `barrier` on is sent (session folders are numbered before the studies
    * outside them). Resolves when every file has an outcome, or after `stop`, when the files in
    * flight have theirs; a crashed worker's files are errors and it is replaced. Rejects when the
-   * first workers cannot even start.
+   * first workers cannot even start, or, once the files in flight are done, with the error of a
+   * handler that threw.
    */
   run(order: readonly string[], barrier: number, handlers: PoolHandlers): Promise<void> {
     let next = 0;
@@ -164,6 +165,13 @@ export class WorkerPool {
       const feeders = new Set<() => void>();
       let live = 0;
       let finished = false;
+      // A handler that throws (the audit log cannot be written) stops the run: the files in
+      // flight finish, then run() rejects with its error.
+      let handlerError: unknown;
+      const handlerFailed = (e: unknown): void => {
+        handlerError ??= e;
+        this.stop();
+      };
       const feedAll = (): void => {
         for (const f of [...feeders]) f();
       };
@@ -219,8 +227,12 @@ export class WorkerPool {
             return;
           }
           if (msg.type !== 'results') return; // a survey's answer (surveyOn)
-          for (const { type: _type, jobId, ...outcome } of msg.results) settle(jobId, outcome);
-          handlers.settled?.();
+          try {
+            for (const { type: _type, jobId, ...outcome } of msg.results) settle(jobId, outcome);
+            handlers.settled?.();
+          } catch (e) {
+            handlerFailed(e);
+          }
           if (next === barrier && inFlightTotal === 0) feedAll();
           else feed();
         });
@@ -229,10 +241,14 @@ export class WorkerPool {
           failed = true;
           feeders.delete(feed);
           handlers.log?.error('batch worker crashed', { error: err.message });
-          for (const jobId of [...inFlight.keys()]) {
-            settle(jobId, { status: 'error', message: `worker crashed: ${err.message.split('\n')[0]}` });
+          try {
+            for (const jobId of [...inFlight.keys()]) {
+              settle(jobId, { status: 'error', message: `worker crashed: ${err.message.split('\n')[0]}` });
+            }
+            handlers.settled?.();
+          } catch (e) {
+            handlerFailed(e);
           }
-          handlers.settled?.();
         });
         worker.on('exit', () => {
           live--;
@@ -250,7 +266,8 @@ export class WorkerPool {
           }
           if (live === 0) {
             finished = true;
-            resolve();
+            if (handlerError !== undefined) reject(handlerError);
+            else resolve();
           } else feedAll();
         });
         feed();

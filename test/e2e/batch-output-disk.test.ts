@@ -202,4 +202,20 @@ describe('batch into an output it cannot write', () => {
     expect(r.stdout).toMatch(/^Not written \(\d+ files; run the same command again once fixed\):$/m);
     expect(r.stdout).toMatch(/^Audit log \(contains identifiers, do not share\): /m);
   });
+
+  it('a log folder that fills: the run stops with one line naming the audit log, exit 1, no ENOSPC, no stack', (ctx) => {
+    if (cannotMount) ctx.skip(cannotMount);
+    const tree = join(root, 'tree60');
+    mkdirSync(tree);
+    execFileSync('/usr/bin/python3', [join(REPO, 'scripts', 'bench-batch-tree.py'), tree, '60'], { stdio: 'pipe' });
+    const logDir = join(root, 'small-logs');
+    mountTmpfs(logDir, 'size=12k'); // three pages: the run log's, the journal's, the audit log's first
+    const r = batch(join(root, 'logs-full-out'), 'logs-full-state', [], { tree, logDir });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).not.toMatch(/ENOSPC|at .*\.js:\d+/);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines[lines.length - 1]).toMatch(
+      new RegExp(`^dicom-deid: cannot write the audit log ${logDir}/deid_log_\\d{8}_\\d{6}\\.csv: the disk is full$`),
+    );
+  });
 });
