@@ -4,8 +4,10 @@ import { closeLogger, createLogger } from '../log.js';
 import { basename } from 'node:path';
 import { formatProblems } from '../core/mapping/csvProblem.js';
 import { MappingError } from '../core/types.js';
-import { UsageError } from '../errors.js';
+import { describeSystemError, UsageError } from '../errors.js';
+import { makeNodeFolder } from '../node/nodeFolders.js';
 import { nodeConfigFrom, withServeOptions, type NodeArgs } from './nodeOptions.js';
+import { settingLabel } from '../node/nodeConfig.js';
 
 const command: CommandModule<object, NodeArgs> = {
   command: 'serve',
@@ -17,6 +19,7 @@ const command: CommandModule<object, NodeArgs> = {
     ),
   handler: async (args) => {
     const config = nodeConfigFrom(args);
+    makeNodeFolder(config.logDir, 'logDir'); // before the logger, which would throw a raw EACCES
     const logger = createLogger({
       logDir: config.logDir,
       consoleFormat: config.logFormat,
@@ -69,14 +72,18 @@ const command: CommandModule<object, NodeArgs> = {
       const err = e as NodeJS.ErrnoException & { port?: number; endpoint?: string };
       const port = err.port ?? config.port;
       const which = err.endpoint === 'dicom-tls' ? 'DICOM TLS port' : 'DICOM port';
-      const key = err.endpoint === 'dicom-tls' ? 'tls.port' : 'port, --port';
+      const key = settingLabel(err.endpoint === 'dicom-tls' ? 'tls.port' : 'port');
       if (err.code === 'EADDRINUSE') {
         throw new UsageError(
           `the ${which} ${port} is already in use (${key}): another program listens on it; stop it or choose another port`,
         );
       }
-      if (err.code === 'EACCES')
-        throw new UsageError(`not allowed to listen on port ${port} or to write a folder: ${err.message}`);
+      if ((err.code === 'EACCES' || err.code === 'EPERM') && err.syscall === 'listen') {
+        // Linux: binding below net.ipv4.ip_unprivileged_port_start (1024) needs a capability.
+        const why =
+          port > 0 && port < 1024 ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE' : describeSystemError(err);
+        throw new UsageError(`not allowed to listen on port ${port} (${key}): ${why}`);
+      }
       if (e instanceof MappingError && e.problems.length > 0) {
         // The node's output goes to journals and log collectors: never the CSV's values (MRNs...).
         const lines = formatProblems(e.problems, 'error', basename(config.csv), true);

@@ -35,7 +35,7 @@ import { claimOutputTree } from '../io/projectMarker.js';
 import type { HttpServer } from '../http/server.js';
 import { plural } from '../words.js';
 import { RetrieveService } from '../retrieve/retrieveService.js';
-import { mkdirRecursiveSync } from '../io/durableWrite.js';
+import { makeNodeFolder } from './nodeFolders.js';
 
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
@@ -178,7 +178,7 @@ export class DeidNode {
     const { port, ports } = await receiver.listen(); // throws the listen error (EADDRINUSE, its port, endpoint)
     const tlsPort: number | undefined = ports['dicom-tls'];
     this.receiver = receiver; // listening: stop() closes it if a later step fails
-    for (const d of [c.output, c.quarantine, c.logDir]) mkdirRecursiveSync(d);
+    for (const k of ['output', 'quarantine', 'logDir'] as const) makeNodeFolder(c[k], k);
     // An output tree made with another project secret is refused (projectMarker.ts), before a
     // new state would be created for nothing.
     const names = nodeMarkerNames(c);
@@ -290,12 +290,17 @@ export class DeidNode {
    */
   private takeLocks(): void {
     const c = this.config;
-    const targets: [what: string, folder: string, lockFile: string][] = [
-      ['spool', c.spool, join(c.spool, '.lock')],
-      ['state', dirname(c.db), `${c.db}.lock`],
+    const targets: [what: string, setting: 'spool' | 'db', folder: string, lockFile: string][] = [
+      ['spool', 'spool', c.spool, join(c.spool, '.lock')],
+      ['state', 'db', dirname(c.db), `${c.db}.lock`],
     ];
-    for (const [what, folder, lockFile] of targets) {
-      mkdirRecursiveSync(folder, 0o700);
+    for (const [what, setting, folder, lockFile] of targets) {
+      try {
+        makeNodeFolder(folder, setting, 0o700);
+      } catch (e) {
+        this.releaseLocks();
+        throw e;
+      }
       try {
         this.locks.push(acquireProcessLock(lockFile));
       } catch (e) {
@@ -356,9 +361,11 @@ export class DeidNode {
     const c = this.config;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      return new UsageError(
-        `cannot serve HTTP on ${c.httpHost}:${c.httpPort} (httpHost, httpPort): ${describeSystemError(e)}`,
-      );
+      const why =
+        code === 'EACCES' && c.httpPort > 0 && c.httpPort < 1024
+          ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
+          : describeSystemError(e);
+      return new UsageError(`cannot serve HTTP on ${c.httpHost}:${c.httpPort} (httpHost, httpPort): ${why}`);
     }
     return e;
   }

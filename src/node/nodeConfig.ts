@@ -195,6 +195,27 @@ const NUMBER_RULES: Record<(typeof NUMBERS)[number] | (typeof OPTIONAL_NUMBERS)[
   logMaxFiles: { flag: '--log-max-files', whole: true, min: 1 },
 };
 
+/** The flags of the settings that are paths, and of the others a start error may name. */
+const OTHER_FLAGS: Record<string, string> = {
+  csv: '--csv',
+  output: '--output',
+  db: '--db',
+  quarantine: '--quarantine',
+  spool: '--spool',
+  logDir: '--log-dir',
+  httpTokenFile: '--http-token-file',
+  'tls.port': '--tls-port',
+};
+
+/**
+ * A setting as an error names it: its config key and its flag, "output, --output" (the key alone
+ * when it has no flag).
+ */
+export function settingLabel(key: string): string {
+  const flag = OTHER_FLAGS[key] ?? NUMBER_RULES[key as keyof typeof NUMBER_RULES]?.flag;
+  return flag === undefined ? key : `${key}, ${flag}`;
+}
+
 /** What a rule allows, in words: "a whole number from 1 to 16", "a number more than 0 (MiB)". */
 function ruleWords(r: NumberRule): string {
   const kind = r.whole ? 'a whole number' : 'a number';
@@ -340,7 +361,7 @@ function httpTokenOf(c: NodeConfig): string {
     try {
       token = readFileSync(resolve(c.httpTokenFile), 'utf8').trim();
     } catch (e) {
-      throw new ConfigError(`httpTokenFile ${c.httpTokenFile}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      throw new ConfigError(`cannot read httpTokenFile ${c.httpTokenFile}: ${describeSystemError(e)}`);
     }
   }
   if (token !== '' && (token.length < 16 || /\s/.test(token))) {
