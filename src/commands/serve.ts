@@ -19,7 +19,7 @@ const command: CommandModule<object, NodeArgs> = {
     ),
   handler: async (args) => {
     const config = nodeConfigFrom(args);
-    makeNodeFolder(config.logDir, 'logDir'); // before the logger, which would throw a raw EACCES
+    makeNodeFolder(config.logDir, 'logDir', { mustWrite: true }); // before the logger, which would throw a raw EACCES
     const logger = createLogger({
       logDir: config.logDir,
       consoleFormat: config.logFormat,

@@ -296,7 +296,7 @@ export class DeidNode {
     ];
     for (const [what, setting, folder, lockFile] of targets) {
       try {
-        makeNodeFolder(folder, setting, 0o700);
+        makeNodeFolder(folder, setting, { mode: 0o700, mustWrite: true });
       } catch (e) {
         this.releaseLocks();
         throw e;

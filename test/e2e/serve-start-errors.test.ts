@@ -68,7 +68,8 @@ describe('serve: start errors the admin can fix', () => {
         `cannot create the folder ${join(locked, 'logs')} (logDir, --log-dir): permission denied`,
       ],
       [{ db: join(locked, 'state.sqlite') }, `cannot write in the folder ${locked} (db, --db): permission denied`],
-      [{ output: locked }, `cannot write in the folder ${locked} (output, --output): permission denied`],
+      [{ spool: locked }, `cannot write in the folder ${locked} (spool, --spool): permission denied`],
+      [{ 'log-dir': locked }, `cannot write in the folder ${locked} (logDir, --log-dir): permission denied`],
       [
         { port: '104' },
         'not allowed to listen on port 104 (port, --port): ports below 1024 need root or CAP_NET_BIND_SERVICE',
