@@ -8,6 +8,7 @@ import { describeSystemError, UsageError } from '../errors.js';
 import { makeNodeFolder } from '../node/nodeFolders.js';
 import { nodeConfigFrom, withServeOptions, type NodeArgs } from './nodeOptions.js';
 import { settingLabel } from '../node/nodeConfig.js';
+import { shellQuote } from '../shellQuote.js';
 
 const command: CommandModule<object, NodeArgs> = {
   command: 'serve',
@@ -88,7 +89,7 @@ const command: CommandModule<object, NodeArgs> = {
         // The node's output goes to journals and log collectors: never the CSV's values (MRNs...).
         const lines = formatProblems(e.problems, 'error', basename(config.csv), true);
         throw new UsageError(
-          [...lines, `the values are not shown; dicom-deid check-csv ${config.csv} shows them`].join('\n'),
+          [...lines, `the values are not shown; dicom-deid check-csv ${shellQuote(config.csv)} shows them`].join('\n'),
         );
       }
       if (err.name === 'MappingError' || err.name === 'ConfigError') throw new UsageError(err.message);

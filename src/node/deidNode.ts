@@ -420,7 +420,7 @@ export class DeidNode {
    */
   private async logStartup(): Promise<void> {
     const c = this.config;
-    this.logger.info(`mapping CSV ${c.csv}: ${this.watcher!.current.rows.length} rows`);
+    this.logger.info(`mapping CSV ${c.csv}: ${plural(this.watcher!.current.rows.length, 'row')}`);
     // An empty list on an interface others can reach is the listener's to say (openAccess: a
     // warning, or every association rejected); on loopback only, it is no risk.
     if (c.allowedAets.length > 0) {
