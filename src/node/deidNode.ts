@@ -646,6 +646,8 @@ export class DeidNode {
     await this.http?.close();
     await this.receiver?.stop();
     await this.processing?.close();
+    // Acknowledged instances not filed (a full disk...): they stay in the spool for the next start.
+    const leftInSpool = this.spool?.status().backlog ?? 0;
     await this.spool?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();
@@ -660,7 +662,10 @@ export class DeidNode {
         received: counts(receiver, 'instancesStored'),
         filed: counts(processing, 'filed'),
         quarantined: counts(processing, 'quarantined'),
-        failed: counts(processing, 'failed'),
+        // Instances, not attempts: a full disk fails each waiting instance every 10 s (found by a
+        // fresh-user trial: "failed=24" when no instance had failed, only retries).
+        leftInSpool,
+        failedAttempts: counts(processing, 'failed'),
       });
     }
   }
