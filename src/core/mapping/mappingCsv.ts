@@ -58,10 +58,21 @@ export function isExcelScientific(value: string): boolean {
   return /^[+-]?\d+([.,]\d+)?E[+-]?\d+$/i.test(value);
 }
 
-/** A date Excel rewrote in the computer's own format (`10.03.2023`, `3/10/2023`) or as a serial. */
+/** An English month name or its abbreviation, as Excel displays it (`Mar`, `March`, `Sept`). */
+const MONTH_WORD = '(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\\.?';
+/** Excel's date displays with a month name: `14-Mar-25`, `14-Mar-2025`, `14 March 2025`, `Mar 14, 2025`. */
+const EXCEL_NAMED_DATE = new RegExp(
+  `^(?:\\d{1,2}[- ]${MONTH_WORD}[- ]\\d{2,4}|${MONTH_WORD}[- ]\\d{1,2},? \\d{2,4}|${MONTH_WORD}[- ]\\d{2,4})$`,
+  'i',
+);
+
+/**
+ * A date Excel rewrote in the computer's own format (`10.03.2023`, `3/10/2023`, `14-Mar-25`,
+ * `Mar 14, 2025`) or as a serial (`45000`).
+ */
 function looksLikeExcelDate(value: string): boolean {
   if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return false; // the right form, just not a real date
-  return /^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$/.test(value) || /^\d{5}$/.test(value);
+  return /^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$/.test(value) || /^\d{5}$/.test(value) || EXCEL_NAMED_DATE.test(value);
 }
 
 export type CsvDelimiter = ',' | ';' | '\t';

@@ -286,6 +286,30 @@ describe('checkMappingCsv: what Excel does to a file', () => {
     expect(wrongDay).toBe('4: Surgery_Date "2023-02-29" is not a valid YYYY-MM-DD date');
   });
 
+  it("gives the Excel hint for Excel's other date displays too, naming line and column", () => {
+    const list = errors(
+      [
+        'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
+        'M1,A1,R1,14-Mar-25,',
+        'M2,A2,R2,2024-01-01,14-Mar-2025',
+        'M3,A3,R3,"Mar 14, 2025",',
+        'M4,A4,R4,14.03.2025,',
+        'M5,A5,R5,14 March 2025,',
+        'M6,A6,R6,soon,',
+      ].join('\n'),
+    );
+    const hint = " (Excel writes dates in your computer's format";
+    expect(list.map((e) => e.slice(0, e.indexOf(' is not'))).slice(0, 5)).toEqual([
+      '2: Surgery_Date "14-Mar-25"',
+      '3: Anchor_Date "14-Mar-2025"',
+      '4: Surgery_Date "Mar 14, 2025"',
+      '5: Surgery_Date "14.03.2025"',
+      '6: Surgery_Date "14 March 2025"',
+    ]);
+    for (const e of list.slice(0, 5)) expect(e).toContain(hint);
+    expect(list[5]).toBe('7: Surgery_Date "soon" is not a valid YYYY-MM-DD date');
+  });
+
   it('accession collisions: every later ID against the first of its group, across rows with other errors', () => {
     const text = [
       'MRN,Accession,New_Patient_ID,Surgery_Date',
