@@ -22,6 +22,13 @@ import { mappingErrorOf, v, words, type CsvProblem, type Severity } from './csvP
 
 export const DEFAULT_ANCHOR_DATE = '2024-06-15';
 
+/**
+ * The years a Surgery_Date or Anchor_Date may fall in: outside them a date is a typo, and the
+ * shift (up to 200 years within them) would take study dates beyond DICOM's years 0000-9999.
+ */
+export const MIN_YEAR = 1900;
+export const MAX_YEAR = 2100;
+
 /** Longest research ID: the DICOM LO value length limit. */
 export const MAX_RESEARCH_ID_LENGTH = 64;
 
@@ -406,6 +413,22 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
       fail(
         words`${anchorName} ${v(anchorDate)} is not a valid YYYY-MM-DD date${looksLikeExcelDate(anchorDate) ? dateHint : ''}`,
       );
+    }
+
+    // A real date far from today is a typo (9999-12-31, 0025-01-01): it would shift the studies'
+    // dates by thousands of years, beyond what DICOM dates can hold (they would be emptied).
+    if (isValidIsoDate(surgeryDate) && isValidIsoDate(anchorDate)) {
+      const days = daysBetweenIso(surgeryDate, anchorDate);
+      const shift = `dates would move by ${days} days (${Math.round(days / 365.2425)} years)`;
+      for (const [name, value] of [
+        [surgeryName, surgeryDate],
+        [anchorName, anchorDate],
+      ] as const) {
+        const year = Number(value.slice(0, 4));
+        if (year < MIN_YEAR || year > MAX_YEAR) {
+          fail(words`${name} ${v(value)} is outside the years ${MIN_YEAR}-${MAX_YEAR} (check the year): ${shift}`);
+        }
+      }
     }
 
     if (isValidResearchId(researchId)) idRows.push({ researchId, line });

@@ -286,6 +286,26 @@ describe('checkMappingCsv: what Excel does to a file', () => {
     expect(wrongDay).toBe('4: Surgery_Date "2023-02-29" is not a valid YYYY-MM-DD date');
   });
 
+  it('refuses a Surgery_Date or Anchor_Date before 1900 or after 2100 (a typo that would shift dates out of DICOM range)', () => {
+    const text = [
+      'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
+      'M1,,R1,2025-01-01,9999-12-31',
+      'M2,,R2,0025-01-01,',
+      'M3,,R3,1899-12-31,2101-01-01',
+      'M4,,R4,1900-01-01,2100-12-31',
+    ].join('\n');
+    expect(errors(text)).toEqual([
+      '2: Anchor_Date "9999-12-31" is outside the years 1900-2100 (check the year): dates would move by 2912807 days (7975 years)',
+      '3: Surgery_Date "0025-01-01" is outside the years 1900-2100 (check the year): dates would move by 730285 days (1999 years)',
+      '4: Surgery_Date "1899-12-31" is outside the years 1900-2100 (check the year): dates would move by 73415 days (201 years)',
+      '4: Anchor_Date "2101-01-01" is outside the years 1900-2100 (check the year): dates would move by 73415 days (201 years)',
+    ]);
+    // The redacted wording (for the node's log) does not show the date.
+    const redacted = checkMappingCsv(text).problems.map((p) => p.redacted);
+    expect(redacted.join('\n')).not.toMatch(/9999|0025|1899|2101/);
+    expect(warnings(text)).toEqual([]);
+  });
+
   it("gives the Excel hint for Excel's other date displays too, naming line and column", () => {
     const list = errors(
       [
