@@ -19,6 +19,7 @@ import { daysBetweenIso, isValidIsoDate } from '../dates.js';
 import type { MappingRow } from '../types.js';
 import { decodeCsvBytes, SAVE_AS_CSV_UTF8, type CsvEncoding } from './csvEncoding.js';
 import { mappingErrorOf, v, words, type CsvProblem, type Severity } from './csvProblem.js';
+import { notesIdentifierProblems, type NotesRow } from './notesIdentifiers.js';
 
 export const DEFAULT_ANCHOR_DATE = '2024-06-15';
 
@@ -350,6 +351,8 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
   const rows: MappingRow[] = [];
   /** Every row with a valid research ID, even one with other problems (for the accession check). */
   const idRows: { researchId: string; line: number }[] = [];
+  /** Every row's identifiers and notes, even a row with other problems (for the notes check). */
+  const notesRows: NotesRow[] = [];
   const byMrn = new Map<string, { researchId: string; line: number }>();
   const byAcc = new Map<string, { researchId: string; line: number }>();
   const dateHint =
@@ -431,6 +434,7 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
       }
     }
 
+    notesRows.push({ line, mrn, accession, notes: cell(col.notes) });
     if (isValidResearchId(researchId)) idRows.push({ researchId, line });
     if (researchId !== '') {
       for (const [name, value, index] of [
@@ -491,6 +495,12 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
       list[0]!.line,
       words`the rows of ${idName} ${v(list[0]!.researchId)} give different day offsets (${detail}, from ${surgeryName} and ${anchorName}), so the time between studies matched by different rows is not kept; each study takes the offset of the row it matches, and the audit log says which row a study matched by MRN alone used`,
     );
+  }
+
+  // --- Notes that hold an MRN, an Accession or a date (see notesIdentifiers.ts). ---
+  if (col.notes >= 0) {
+    const notesName = nameOf(col.notes, COLUMNS.notes);
+    problems.push(...notesIdentifierProblems(notesRows, { notes: notesName, mrn: mrnName, accession: accName }));
   }
 
   // --- The encoding, when it was a guess: show what was read so the researcher can judge. ---

@@ -306,6 +306,27 @@ describe('checkMappingCsv: what Excel does to a file', () => {
     expect(warnings(text)).toEqual([]);
   });
 
+  it('warns when Notes hold an MRN, an Accession or a date, naming line and column, never the value', () => {
+    const text = [
+      'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date,NOTES',
+      'MRN1001,ACC5001,R1,2025-01-01,,"Pt Testpat Alpha, MRN1001, DOB 14.02.1960, surgery 2025-03-14"',
+      'MRN1002,ACC5002,R2,2025-01-01,,acc 5001 was the first; ACC-5002 this one',
+      'MRN1003,,R3,2025-01-01,,seen 03/14/2025 and 20250314',
+      'MRN1004,,R4,2025-01-01,,"left side, revision; grade 2 of 4, 12 mm, protocol v1.2.3"',
+      'MRN1005,,R5,2025-01-01,,',
+    ].join('\n');
+    const csv = checkMappingCsv(text);
+    expect(csv.problems.filter((p) => p.severity === 'error')).toEqual([]);
+    expect(warnings(text)).toEqual([
+      "2: NOTES holds this row's MRN and a date: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES",
+      "3: NOTES holds this row's Accession and the Accession of line 2: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES",
+      '4: NOTES holds a date: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES',
+    ]);
+    // No value in either wording; the rows are still usable (a warning, not an error).
+    for (const p of csv.problems) expect(p.redacted).toBe(p.text);
+    expect(csv.rows).toHaveLength(5);
+  });
+
   it("gives the Excel hint for Excel's other date displays too, naming line and column", () => {
     const list = errors(
       [
