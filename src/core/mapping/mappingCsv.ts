@@ -434,7 +434,7 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
       }
     }
 
-    notesRows.push({ line, mrn, accession, notes: cell(col.notes) });
+    notesRows.push({ line, researchId, mrn, accession, notes: cell(col.notes) });
     if (isValidResearchId(researchId)) idRows.push({ researchId, line });
     if (researchId !== '') {
       for (const [name, value, index] of [

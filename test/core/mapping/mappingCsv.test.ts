@@ -319,7 +319,7 @@ describe('checkMappingCsv: what Excel does to a file', () => {
     expect(csv.problems.filter((p) => p.severity === 'error')).toEqual([]);
     expect(warnings(text)).toEqual([
       "2: NOTES holds this row's MRN and a date: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES",
-      "3: NOTES holds this row's Accession and the Accession of line 2: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES",
+      "3: NOTES holds this row's Accession and another patient's Accession: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES",
       '4: NOTES holds a date: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES',
     ]);
     // No value in either wording; the rows are still usable (a warning, not an error).
