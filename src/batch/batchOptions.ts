@@ -241,7 +241,12 @@ function keyMaterialPathProblems(paths: BatchPaths): string[] {
   if (logBlocker !== undefined) {
     problems.push(`the audit log folder ${paths.logDir} cannot be made: ${logBlocker} is not a folder (see --log-dir)`);
   }
-  const dbStat = fs.statSync(paths.db, { throwIfNoEntry: false });
+  let dbStat: fs.Stats | undefined;
+  try {
+    dbStat = fs.statSync(paths.db, { throwIfNoEntry: false });
+  } catch {
+    dbStat = undefined; // ENOTDIR: a file on the way, said below
+  }
   if (dbStat?.isDirectory()) {
     problems.push(`the state database ${paths.db} is a folder: pass --db with a file name`);
   } else if (dbStat !== undefined && !dbStat.isFile()) {

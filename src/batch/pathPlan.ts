@@ -13,10 +13,12 @@
 // when they have several offsets, or the date's day and month cannot be told apart, the name is
 // replaced instead.
 import {
+  CohortMatcher,
   IdentifierMatcher,
   findDates,
   identifiersOf,
   shiftDatesInName,
+  type CohortEntry,
   type Identifier,
   type IdentifierKind,
   type IdentifyingValues,
@@ -81,6 +83,16 @@ export class PathPlan {
   private readonly uids = new IdentifierMatcher();
   private readonly folderNames = new Map<string, string>();
 
+  /**
+   * The identifiers of every patient of the run, each owned by its research ID (a file no row
+   * matched: by STRAY): the CSV's MRNs and Accessions, and the names and IDs of every file read.
+   * A name holding one of another patient's is replaced too, and the leak guard of every written
+   * file looks for them (the workers get `cohortEntries`).
+   */
+  readonly cohortEntries: CohortEntry[] = [];
+  private readonly cohortKeys = new Set<string>();
+  private cohortMatcher: CohortMatcher | undefined;
+
   /** `secret`: the project secret that keys the folder HMAC. */
   constructor(
     rows: readonly MappingRow[],
@@ -91,7 +103,23 @@ export class PathPlan {
       if (row.mrn) this.addTo(p, { kind: 'mrn', value: row.mrn });
       if (row.accession) this.addTo(p, { kind: 'csv-accession', value: row.accession });
       p.offsets.add(row.dayOffset);
+      if (row.mrn) this.addToCohort({ kind: 'mrn', value: row.mrn, owner: row.researchId });
+      if (row.accession) this.addToCohort({ kind: 'csv-accession', value: row.accession, owner: row.researchId });
     }
+  }
+
+  private addToCohort(e: CohortEntry): void {
+    const key = `${e.kind}\0${e.value}\0${e.owner}`;
+    if (this.cohortKeys.has(key)) return;
+    this.cohortKeys.add(key);
+    this.cohortEntries.push(e);
+    this.cohortMatcher = undefined;
+  }
+
+  /** The cohort's identifiers found in `text`, of patients other than `except` ('' for anyone's). */
+  private cohortFind(text: string, except = ''): IdentifierKind[] {
+    this.cohortMatcher ??= CohortMatcher.of(this.cohortEntries);
+    return this.cohortMatcher.find(text, except);
   }
 
   private patient(researchId: string): Patient {
@@ -115,6 +143,9 @@ export class PathPlan {
     this.files.set(f.rel, { researchId: f.researchId, dayOffset: f.dayOffset });
     for (const uid of f.values.uids) this.uids.add({ kind: 'uid', value: uid });
     const ids = identifiersOf(f.values, PATH_KINDS);
+    for (const id of ids) {
+      if (id.kind !== 'birth-date') this.addToCohort({ ...id, owner: f.researchId ?? STRAY });
+    }
     if (layout.patientFolder !== null) ids.push({ kind: 'patient-folder', value: layout.patientFolder });
     if (f.researchId !== null) {
       const p = this.patient(f.researchId);
@@ -156,6 +187,7 @@ export class PathPlan {
   /** True when `name` holds an identifier of one of `researchIds`, of `strays`, or a source UID. */
   private identifying(name: string, researchIds: Iterable<string>, strays: Identifier[] = []): boolean {
     if (this.uids.matches(name)) return true;
+    if (this.cohortFind(name).length > 0) return true; // any patient's of the run, by the cohort's rules
     for (const id of researchIds) if (this.matcherOf(id).matches(name)) return true;
     return strays.length > 0 && new IdentifierMatcher(strays).matches(name);
   }
@@ -216,6 +248,8 @@ export class PathPlan {
   textProblem(text: string, researchId: string): string | null {
     const kinds = new Set([...this.matcherOf(researchId).find(text), ...this.uids.find(text)]);
     if (kinds.size > 0) return `its text holds an identifier of the patient (${[...kinds].sort().join(', ')})`;
+    const others = this.cohortFind(text, researchId);
+    if (others.length > 0) return `its text holds an identifier of another patient (${others.sort().join(', ')})`;
     if (findDates(text.normalize('NFKC')).length > 0) return 'its text holds a date (dates are moved, a copy is not)';
     return null;
   }
@@ -229,6 +263,9 @@ export class PathPlan {
     return { researchId, dirs: this.dirs(rel), fileName };
   }
 }
+
+/** The owner of the identifiers of files no mapping row matched (never a research ID, never ''). */
+const STRAY = '\u0000no mapping row';
 
 /** The relative paths of the folders of `rel` below its session folder, outermost first. */
 function deeperDirPaths(rel: string): string[] {

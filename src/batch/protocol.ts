@@ -1,5 +1,5 @@
 // Messages between the batch main thread and its workers.
-import type { IdentifyingValues } from '../core/identifiers/index.js';
+import type { CohortEntry, IdentifyingValues } from '../core/identifiers/index.js';
 import type { MappingRow, MatchedBy, MatchNote } from '../core/types.js';
 import type { PlannedPath } from './pathPlan.js';
 
@@ -54,7 +54,16 @@ export interface JobBatch {
   jobs: JobMessage[];
 }
 
-export type MainToWorker = JobBatch | SessionReply | SurveyRequest;
+/**
+ * The identifiers of every patient of the run (PathPlan.cohortEntries: the CSV's and the tree's),
+ * for the leak guard; sent once to each worker before its first jobs.
+ */
+export interface CohortMessage {
+  type: 'cohort';
+  entries: CohortEntry[];
+}
+
+export type MainToWorker = JobBatch | SessionReply | SurveyRequest | CohortMessage;
 
 /** The identifying values of a SurveyRequest's files, in its order (null: not DICOM or unreadable). */
 export interface SurveyReply {

@@ -116,6 +116,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
       surveyOn: (i, rels) => pool.surveyOn(i, rels),
     });
     if (signal?.aborted) return { exitCode: 130, done: 0, total: files.length };
+    pool.setCohort(plan.cohortEntries);
     const studyOwners = await claimStudyOwners(state, studies, uidSecret);
     const inventory = inventoryTree(files);
     const sessions = new SessionNumbers(state, paths.input, inventory);

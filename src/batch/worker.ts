@@ -15,6 +15,7 @@ import { writeFileAtomicSync } from '../io/durableWrite.js';
 import { FileByteSource } from '../io/fileByteSource.js';
 import { newAccessionNumber, sessionFolderName } from '../core/accession.js';
 import { MappingTable } from '../core/mapping/mappingTable.js';
+import { CohortMatcher } from '../core/identifiers/index.js';
 import { folderSessionKey, sourceLayout, studySessionKey } from './layout.js';
 import { surveyFile } from './survey.js';
 import type {
@@ -32,6 +33,8 @@ const init = workerData as WorkerInit;
 const port = parentPort!;
 const secret = Buffer.from(init.uidSecret);
 const table = new MappingTable(init.rows);
+/** Every patient's identifiers for the leak guard: the CSV's, then the whole tree's (a 'cohort' message). */
+let cohort: CohortMatcher = table.cohort();
 const warnOnly = new Set(init.leakGuardWarnOnly);
 const deidOptions = init.testOnlyKeep.length > 0 ? { testOnlyKeep: new Set(init.testOnlyKeep) } : undefined;
 
@@ -172,6 +175,7 @@ async function processSource(job: JobMessage, source: FileByteSource): Promise<J
       source: result.sourceValues,
       supplied,
       warnOnly,
+      cohort,
     });
     const guardMs = performance.now() - guardStarted;
     const held = hits.filter((h) => h.action === 'hold');
@@ -247,6 +251,8 @@ port.on('message', (msg: MainToWorker) => {
   } else if (msg.type === 'survey') {
     const values = msg.rels.map((rel) => surveyFile(path.join(init.inputDir, ...rel.split('/'))));
     port.postMessage({ type: 'surveyed', reqId: msg.reqId, values } satisfies SurveyReply);
+  } else if (msg.type === 'cohort') {
+    cohort = CohortMatcher.of(msg.entries);
   } else if (msg.type === 'session') {
     const pending = pendingSessions.get(msg.reqId);
     if (!pending) return;

@@ -4,7 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { PlannedPath } from './pathPlan.js';
-import type { IdentifyingValues } from '../core/identifiers/index.js';
+import type { CohortEntry, IdentifyingValues } from '../core/identifiers/index.js';
 import type { FileOutcome, JobMessage, MainToWorker, SurveyRequest, WorkerInit, WorkerToMain } from './protocol.js';
 import type { SessionQuestion } from './sessionNumbers.js';
 
@@ -127,6 +127,14 @@ export class WorkerPool {
     });
   }
 
+  /** The run's patients' identifiers, sent to each worker before its jobs (setCohort). */
+  private cohort: CohortEntry[] | undefined;
+
+  /** The identifiers every worker's leak guard looks for besides its file's own (the survey's, PathPlan.cohortEntries). */
+  setCohort(entries: CohortEntry[]): void {
+    this.cohort = entries;
+  }
+
   /** Survey requests each waiting worker has not answered yet. */
   private readonly surveying = new Map<Worker, number>();
 
@@ -163,6 +171,7 @@ export class WorkerPool {
       const startWorker = (): void => {
         const worker = this.idle.shift() ?? this.spawn();
         worker.ref();
+        if (this.cohort) worker.postMessage({ type: 'cohort', entries: this.cohort } satisfies MainToWorker);
         const inFlight = new Map<number, string>();
         live++;
         const feed = (): void => {

@@ -232,6 +232,7 @@ async function stageOne(
     source: result.sourceValues,
     supplied,
     warnOnly: deps.leakGuardWarnOnly,
+    cohort: mapping.cohort(),
   });
   const held = hits.filter((h) => h.action === 'hold');
   const warned = hits.filter((h) => h.action === 'warn');

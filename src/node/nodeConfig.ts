@@ -423,7 +423,12 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
     }
   }
   // SQLite would put its journal and lock beside a device (/dev/null-journal) and then fail.
-  const db = statSync(c.db, { throwIfNoEntry: false });
+  let db: ReturnType<typeof statSync>;
+  try {
+    db = statSync(c.db, { throwIfNoEntry: false });
+  } catch {
+    db = undefined; // ENOTDIR: a file on the way; opening the state says so
+  }
   if (db?.isDirectory()) throw new ConfigError(`db (${c.db}) is a folder: give the database's file name`);
   if (db !== undefined && !db.isFile()) {
     throw new ConfigError(`db (${c.db}) is a device or a pipe, not a file: give the database's file name`);

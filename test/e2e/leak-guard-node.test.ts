@@ -3,10 +3,11 @@
 // the attribute and the kind, the application log never the value, and DeidNode.status() counts
 // it (processing: quarantined by reason `leak-guard`). Warn-only attributes are filed with a
 // warning; a replay leaves a held instance in quarantine with reason leak-guard.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { writeNamedTree } from '../helpers/batch-helpers.js';
 import { tempDir } from '../helpers/forward-helpers.js';
 import {
   collectingLogger,
@@ -150,6 +151,37 @@ describe('node: the leak guard', () => {
     const after = quarantined(node.paths.quarantine);
     expect(after.map((x) => [x.reason, x.message])).toEqual([['leak-guard', 'patient-name in (0018,99A1)']]);
     expect(existsSync(after[0]!.file)).toBe(true);
+  });
+
+  it('quarantines an instance naming another patient of the mapping CSV (found by a new-user trial: it was forwarded)', async () => {
+    const dir = tempDir('leak-guard-others-');
+    const root = join(dir, 'in');
+    const doe = { patientId: 'MRN1001', accession: 'ACC1001', patientName: 'DOE^JOHN', charset: 'ISO_IR 100' };
+    writeNamedTree(dir, {
+      root,
+      files: [
+        { rel: 'a.dcm', ...doe, seriesDescription: 'compare MRN 7654321' },
+        { rel: 'b.dcm', ...doe, seriesDescription: 'knee left' },
+      ],
+    });
+    const csv = join(dir, 'map.csv');
+    writeFileSync(
+      csv,
+      'MRN,Accession,New_Patient_ID,Surgery_Date\nMRN1001,ACC1001,RES001,2023-01-10\n7654321,ACC2002,RES002,2023-01-10\n',
+    );
+    const node = await startNode({ dir: join(dir, 'node'), csv });
+    expect(storescu(node.port, [join(root, 'a.dcm'), join(root, 'b.dcm')]).status).toBe(0);
+    await node.waitForLog(
+      /instance quarantined \(leak-guard: mrn of another patient in \(0008,103E\) SeriesDescription\)/,
+    );
+    const filed = () => listFilesRecursive(node.paths.output).filter((f) => f.endsWith('.dcm')).length;
+    for (let i = 0; i < 200 && filed() < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(filed()).toBe(1);
+    expect(await node.stop()).toBe(0);
+    expect(quarantined(node.paths.quarantine).map((x) => [x.reason, x.message])).toEqual([
+      ['leak-guard', 'mrn of another patient in (0008,103E) SeriesDescription'],
+    ]);
+    expect(readFileSync(join(node.paths.logDir, 'dicom-deid.log'), 'utf8') + node.logs()).not.toContain('7654321');
   });
 
   it('refuses a warn-only entry that is no attribute, naming it', () => {

@@ -1,6 +1,7 @@
 // Identifying values of a source instance and where they reappear in text (paths, values).
 // Pure: no I/O.
 export { IdentifierMatcher, type Identifier, type IdentifierKind, type MatcherOptions } from './matcher.js';
+export { CohortMatcher, type CohortEntry } from './cohortMatcher.js';
 export {
   identifyingValues,
   readIdentifyingValues,

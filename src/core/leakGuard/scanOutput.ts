@@ -37,6 +37,7 @@ import {
   fold,
   identifiersOf,
   toDA,
+  type CohortMatcher,
   type IdentifierKind,
   type IdentifyingValues,
 } from '../identifiers/index.js';
@@ -55,6 +56,8 @@ export interface LeakHit {
   where: string;
   kind: IdentifierKind;
   action: LeakAction;
+  /** Set when the identifier is another patient's of the run (LeakScanInput.cohort). */
+  otherPatient?: true;
 }
 
 /** What the researcher supplied for this output (the mapping row): excluded from the scan. */
@@ -93,6 +96,13 @@ export interface LeakScanInput {
   supplied: SuppliedValues;
   /** Attributes (tags) whose hits, at any depth and in anything below them, are warnings only. */
   warnOnly?: ReadonlySet<number>;
+  /**
+   * The identifiers of the run's patients (the mapping CSV's MRNs and Accessions; in batch also
+   * the IDs and names of every file of the tree), each owned by a research ID: those of patients
+   * other than `supplied.researchId` are looked for too (cohortMatcher.ts's stricter rules), and
+   * held like the source's own, as `otherPatient` hits.
+   */
+  cohort?: CohortMatcher;
 }
 
 /** Kinds the path plan deliberately lets into kept folder and file names (README, the output tree). */
@@ -131,17 +141,25 @@ interface ParsedOutput {
 export function scanOutput(input: LeakScanInput): LeakHit[] {
   const output = parseOutput(input.head, input.pixelData ?? null, input.tail);
   const matcher = matcherFor(input.source, input.supplied.dayOffset, output.manufacturer);
-  if (matcher.empty) return [];
+  const cohort = input.cohort && !input.cohort.empty ? input.cohort : undefined;
+  if (matcher.empty && !cohort) return [];
   const mask = masker(input.supplied);
   const written = writtenValues(input.supplied.notes);
   const hits: LeakHit[] = [];
   const seen = new Set<string>();
-  const add = (where: string, kinds: IdentifierKind[], warn: (k: IdentifierKind) => boolean): void => {
+  const add = (where: string, kinds: IdentifierKind[], warn: (k: IdentifierKind) => boolean, other = false): void => {
     for (const kind of kinds) {
-      const key = `${where}\0${kind}`;
-      if (seen.has(key)) continue;
+      const key = `${where}\0${kind}\0${other}`;
+      // Found as this patient's already: the same value may be another's too (a namesake, a
+      // file of the tree no row matched); one hit says it.
+      if (seen.has(key) || (other && seen.has(`${where}\0${kind}\0false`))) continue;
       seen.add(key);
-      hits.push({ where, kind, action: warn(kind) ? 'warn' : 'hold' });
+      hits.push({
+        where,
+        kind,
+        action: warn(kind) ? 'warn' : 'hold',
+        ...(other ? { otherPatient: true as const } : {}),
+      });
     }
   };
 
@@ -184,7 +202,60 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
     const lines = sidecar.text.split(/\r?\n/).filter((l) => !isWritten(l, written));
     add(sidecar.path, matcher.find(lines.map(mask).join('\n')), () => false);
   }
+  if (cohort) scanForOthers(input, output, cohort, mask, written, add);
   return hits;
+}
+
+/**
+ * VRs not searched for other patients: dates, times, numbers, ages and UIDs. Their digits are
+ * not an ID (a time 101530 is not the MRN 101530 of one of thousands of patients); the file's
+ * own identifiers are still looked for in them.
+ */
+const NOT_FOR_OTHERS: ReadonlySet<string> = new Set(['DA', 'TM', 'DT', 'DS', 'IS', 'AS', 'UI']);
+
+/** Values found clean of every identifier of a cohort (whoever's output): a series repeats its header. */
+const cohortCleanSets = new WeakMap<CohortMatcher, Set<string>>();
+
+/**
+ * The same places again, for the identifiers of the run's other patients (LeakScanInput.cohort):
+ * every value, the notes (a warning, as the source's own), the path and the sidecars.
+ */
+function scanForOthers(
+  input: LeakScanInput,
+  output: ParsedOutput,
+  cohort: CohortMatcher,
+  mask: (text: string) => string,
+  written: readonly string[],
+  add: (where: string, kinds: IdentifierKind[], warn: (k: IdentifierKind) => boolean, other?: boolean) => void,
+): void {
+  const except = input.supplied.researchId;
+  let clean = cohortCleanSets.get(cohort);
+  if (!clean) cohortCleanSets.set(cohort, (clean = new Set()));
+  const fresh: string[] = [];
+  eachValue(output, (text, _tag, _parent, vr) => {
+    if (!NOT_FOR_OTHERS.has(vr) && !clean.has(text) && !isWritten(text, written)) fresh.push(text);
+  });
+  // Cached as clean only when no one's identifier is in them (this patient's included).
+  if (fresh.length > 0 && cohort.find(mask(fresh.join(SEPARATOR)), '').length === 0) {
+    if (clean.size + fresh.length > CLEAN_VALUES) clean.clear();
+    for (const text of fresh) clean.add(text);
+  } else if (fresh.length > 0) {
+    eachValue(output, (text, tag, parent, vr) => {
+      if (NOT_FOR_OTHERS.has(vr) || isWritten(text, written)) return;
+      const kinds = cohort.find(mask(text), except);
+      if (kinds.length === 0) return;
+      const step = { tag, parent };
+      const warnOnly = input.warnOnly !== undefined && pathHasTag(step, input.warnOnly);
+      add(formatAttributePath(step), kinds, () => warnOnly, true);
+    });
+  }
+  add(NOTES_WHERE, cohort.find(mask(input.supplied.notes.trim()), except), () => true, true);
+  add('output path', cohort.find(mask(input.path), except), () => false, true);
+  for (const sidecar of input.sidecars ?? []) {
+    add(`${sidecar.path} (name)`, cohort.find(mask(sidecar.path), except), () => false, true);
+    const lines = sidecar.text.split(/\r?\n/).filter((l) => !isWritten(l, written));
+    add(sidecar.path, cohort.find(lines.map(mask).join('\n'), except), () => false, true);
+  }
 }
 
 /**
@@ -192,7 +263,7 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
  * ('patient-name in (0008,103E) SeriesDescription; date in output path').
  */
 export function describeLeakHits(hits: readonly LeakHit[]): string {
-  return hits.map((h) => `${h.kind} in ${h.where}`).join('; ');
+  return hits.map((h) => `${h.kind}${h.otherPatient ? ' of another patient' : ''} in ${h.where}`).join('; ');
 }
 
 /**
@@ -431,7 +502,7 @@ function valueText(el: Element, data: Buffer, cs: SpecificCharacterSet, vr: stri
   return decodeText(data.subarray(el.valueStart, el.valueStart + el.length), cs, vr);
 }
 
-type ValueVisitor = (text: string, tag: number, parent: PathStep | undefined) => void;
+type ValueVisitor = (text: string, tag: number, parent: PathStep | undefined, vr: string) => void;
 
 /** Calls `visit` with every value of the output as text: file meta, then the data set at every depth. */
 function eachValue(output: ParsedOutput, visit: ValueVisitor): void {
@@ -474,6 +545,6 @@ function walk(
     const vr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? 'UN') : el.vr;
     if (BINARY_VRS.has(vr)) continue;
     // Text VRs under the character set; OB and UN as bytes (Latin-1: ASCII text in them shows).
-    visit(valueText(el, data, cs, vr), el.tag, parent);
+    visit(valueText(el, data, cs, vr), el.tag, parent, vr);
   }
 }

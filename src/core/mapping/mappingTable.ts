@@ -16,6 +16,7 @@
 // used. An instance that matches nothing but would have matched a CSV value with its leading
 // zeros put back (Excel drops them) is not matched, but unmatchedNote says so.
 
+import { CohortMatcher, type CohortEntry } from '../identifiers/cohortMatcher.js';
 import type { Match, MappingRow, MatchedBy, MatchNote } from '../types.js';
 import { isNoInformation } from './mappingCsv.js';
 
@@ -49,6 +50,27 @@ export class MappingTable {
     this.rows = Object.freeze([...rows]);
     this.byMrn = index(this.rows, 'mrn');
     this.byAccession = index(this.rows, 'accession');
+  }
+
+  private cohortMatcher: CohortMatcher | undefined;
+
+  /**
+   * Every row's MRN and Accession as identifiers of its research patient, for the leak guard's
+   * search for other patients in an output (identifiers/cohortMatcher.ts). Built on first use,
+   * then kept: a table is replaced, never changed, when the CSV is reloaded.
+   */
+  cohort(): CohortMatcher {
+    return (this.cohortMatcher ??= CohortMatcher.of(this.cohortEntries()));
+  }
+
+  /** Every row's MRN and Accession, owned by its research ID (what cohort() is made of). */
+  cohortEntries(): CohortEntry[] {
+    const out: CohortEntry[] = [];
+    for (const row of this.rows) {
+      if (row.mrn !== null) out.push({ kind: 'mrn', value: row.mrn, owner: row.researchId });
+      if (row.accession !== null) out.push({ kind: 'csv-accession', value: row.accession, owner: row.researchId });
+    }
+    return out;
   }
 
   /**
