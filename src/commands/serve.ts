@@ -85,6 +85,14 @@ const command: CommandModule<object, NodeArgs> = {
           port > 0 && port < 1024 ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE' : describeSystemError(err);
         throw new UsageError(`not allowed to listen on port ${port} (${key}): ${why}`);
       }
+      if (
+        (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') &&
+        (err.syscall === 'listen' || err.syscall === 'getaddrinfo')
+      ) {
+        // In words, but exit 1, not 2: at boot an address (or a name) may come up after the node,
+        // and systemd starts it again (RestartPreventExitStatus=2 would leave it down).
+        throw new Error(`cannot listen on ${config.host} (${settingLabel('host')}): ${describeSystemError(err)}`);
+      }
       if (e instanceof MappingError && e.problems.length > 0) {
         // The node's output goes to journals and log collectors: never the CSV's values (MRNs...).
         const lines = formatProblems(e.problems, 'error', basename(config.csv), true);

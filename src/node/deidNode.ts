@@ -27,7 +27,7 @@ import { listQuarantine, quarantineFile } from './quarantine.js';
 import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { ConfigError, describeSystemError, UsageError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
-import { isLoopbackHost, nodeMarkerNames, type NodeConfig } from './nodeConfig.js';
+import { isLoopbackHost, nodeMarkerNames, settingLabel, type NodeConfig } from './nodeConfig.js';
 import { ActivityLog } from './activityLog.js';
 import { DeidNodeApi } from './nodeApi.js';
 import { acquireProcessLock, LockHeldError, type ProcessLock } from '../io/processLock.js';
@@ -346,8 +346,8 @@ export class DeidNode {
     // The DICOM ports are bound next: one taken as well is said now, not at the next attempt.
     const lines = [err.message];
     const dicomPorts: [number, string, string][] = [];
-    if (!c.tls?.only && c.port !== 0) dicomPorts.push([c.port, 'DICOM port', 'port, --port']);
-    if (c.tls && c.tls.port !== 0) dicomPorts.push([c.tls.port, 'DICOM TLS port', 'tls.port']);
+    if (!c.tls?.only && c.port !== 0) dicomPorts.push([c.port, 'DICOM port', settingLabel('port')]);
+    if (c.tls && c.tls.port !== 0) dicomPorts.push([c.tls.port, 'DICOM TLS port', settingLabel('tls.port')]);
     for (const [port, which, key] of dicomPorts) {
       if ((await listenError(c.host, port))?.code === 'EADDRINUSE') {
         lines.push(`the ${which} ${port} is already in use too (${key})`);

@@ -197,6 +197,7 @@ const NUMBER_RULES: Record<(typeof NUMBERS)[number] | (typeof OPTIONAL_NUMBERS)[
 
 /** The flags of the settings that are paths, and of the others a start error may name. */
 const OTHER_FLAGS: Record<string, string> = {
+  host: '--host',
   csv: '--csv',
   output: '--output',
   db: '--db',

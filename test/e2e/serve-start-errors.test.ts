@@ -84,6 +84,20 @@ describe('serve: start errors the admin can fix', () => {
     expect(existsSync(join(locked, 'out'))).toBe(false);
   });
 
+  it('an address this machine does not have: one line in words, exit 1 (systemd tries again: it may come up after boot)', () => {
+    for (const [host, why] of [
+      ['192.0.2.1', 'the address is not available on this machine'], // TEST-NET-1 (RFC 5737): nobody's
+      // .invalid never resolves (RFC 2606); a machine without a reachable DNS server says "now".
+      ['no-such-host.invalid', '(host name not found|host name could not be looked up now \\(DNS\\))'],
+    ]) {
+      const r = serve({ host: host!, 'open-access': 'allow' });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(`^dicom-deid: cannot listen on ${host!.replace(/\./g, '\\.')} \\(host, --host\\): ${why}\n$`),
+      );
+    }
+  });
+
   it('a token file that is not there: one line in words, exit 2', () => {
     const r = serve({ 'http-token-file': '/nonexistent-dicom-deid/token' });
     expect(r.status, r.stderr).toBe(2);
