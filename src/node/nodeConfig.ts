@@ -173,7 +173,7 @@ interface NumberRule {
   /** min itself is not allowed (a number more than min). */
   above?: boolean;
   max?: number;
-  /** Why the range, when not obvious. */
+  /** Said after the range: its unit, or what 0 means. */
   note?: string;
 }
 const TCP_PORT = { whole: true, min: 0, max: 65535, note: 'a TCP port; 0 = any free one' } as const;
