@@ -48,6 +48,7 @@ const SYSTEM_WORDS: Record<string, string> = {
   ETIMEDOUT: 'timed out',
   EHOSTUNREACH: 'host unreachable',
   ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name could not be looked up now (DNS)',
 };
 
 /**

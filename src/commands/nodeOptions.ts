@@ -1,6 +1,7 @@
 // Options of the commands that work on the node's configuration and state: `serve` takes every
 // setting of the config file as a flag (SETTINGS); `queue` and `quarantine` take only what they
 // use (--config, and the paths they read). Flags override the config file.
+import { statSync } from 'node:fs';
 import type { Argv, Options } from 'yargs';
 import { loadNodeConfig, type NodeConfig } from '../node/nodeConfig.js';
 import { ConfigError, UsageError } from '../errors.js';
@@ -219,9 +220,28 @@ export async function openNodeState(config: NodeConfig, a: NodeArgs): Promise<St
     return await openStateStore(config.db, { create: false });
   } catch (e) {
     if (!(e instanceof StateNotFoundError)) throw e;
-    const from = a.db !== undefined ? '--db' : a.config !== undefined ? `--config ${a.config}` : 'the default config';
+    const from = settingSource(a, 'db');
     throw new UsageError(
       `no node state at ${config.db} (from ${from}): pass --config with the node's config file, or --db with its state database`,
     );
   }
+}
+
+/** Where a path setting came from, for a message: its flag, the --config file, or the default config. */
+function settingSource(a: NodeArgs, flag: string): string {
+  return a[flag] !== undefined ? `--${flag}` : a.config !== undefined ? `--config ${a.config}` : 'the default config';
+}
+
+/**
+ * Checks that the node's quarantine folder exists, for `quarantine list|replay`: a path that is not
+ * there is most likely not the node's (the node makes it at start), so it is a UsageError (exit 2)
+ * saying where it looked and what to pass, like openNodeState, rather than "quarantine is empty".
+ */
+export function checkNodeQuarantine(config: NodeConfig, a: NodeArgs): void {
+  const st = statSync(config.quarantine, { throwIfNoEntry: false });
+  if (st?.isDirectory()) return;
+  const what = st === undefined ? 'no quarantine at' : 'not a folder: the quarantine';
+  throw new UsageError(
+    `${what} ${config.quarantine} (from ${settingSource(a, 'quarantine')}): pass --config with the node's config file, or --quarantine with its quarantine folder`,
+  );
 }

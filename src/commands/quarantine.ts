@@ -4,7 +4,13 @@ import type { Argv, CommandModule } from 'yargs';
 import { listQuarantine } from '../node/quarantine.js';
 import { replayQuarantine } from '../node/quarantineReplay.js';
 import { plural } from '../words.js';
-import { nodeConfigFrom, openNodeState, withQuarantineOptions, type NodeArgs } from './nodeOptions.js';
+import {
+  checkNodeQuarantine,
+  nodeConfigFrom,
+  openNodeState,
+  withQuarantineOptions,
+  type NodeArgs,
+} from './nodeOptions.js';
 
 type QArgs = NodeArgs & {
   action: 'list' | 'replay';
@@ -21,6 +27,7 @@ const command: CommandModule<object, QArgs> = {
     const config = nodeConfigFrom(args);
     // Only a node's own state and quarantine make sense here: say so when there is no state.
     await (await openNodeState(config, args)).close();
+    checkNodeQuarantine(config, args);
     if (args.action === 'list') {
       const items = await listQuarantine(config.quarantine);
       if (items.length === 0) {
@@ -33,7 +40,9 @@ const command: CommandModule<object, QArgs> = {
         studies.set(key, [...(studies.get(key) ?? []), it]);
       }
       process.stdout.write(
-        `${plural(items.length, 'instance')} in ${plural(studies.size, 'study', 'studies')} in ${config.quarantine}\n`,
+        `${plural(items.length, 'instance')} in ${plural(studies.size, 'study', 'studies')} in ${config.quarantine}\n` +
+          // The wording of check-csv's help and batch --dry-run's plan: this list is key material.
+          `This list shows PatientID, Accession and StudyDate: it is for the researcher who holds the key, never to be shared.\n`,
       );
       for (const [study, list] of studies) {
         const k = list[0]!.sidecar.keys;

@@ -1,5 +1,8 @@
 // `dicom-deid queue [retry]`: the forward queue's state, and putting dead items back.
 import type { Argv, CommandModule } from 'yargs';
+import { UsageError } from '../errors.js';
+import type { NodeConfig } from '../node/nodeConfig.js';
+import type { StateStore } from '../state/stateStore.js';
 import { plural } from '../words.js';
 import { nodeConfigFrom, openNodeState, withQueueOptions, type NodeArgs } from './nodeOptions.js';
 
@@ -25,6 +28,7 @@ const command: CommandModule<object, QueueArgs> = {
     const state = await openNodeState(config, args);
     try {
       if (args.action === 'retry') {
+        if (args.destination !== undefined) await checkDestination(args.destination, config, state);
         const n = await state.retryDeadForwards(args.destination);
         process.stdout.write(
           `${plural(n, 'dead item is', 'dead items are')} pending again (a running node sends them on its next pass)\n`,
@@ -49,5 +53,22 @@ const command: CommandModule<object, QueueArgs> = {
     }
   },
 };
+
+/**
+ * Refuses a --destination that names neither a destination of the config nor one with items in
+ * the queue (a typo would "retry 0 items" and exit 0): a UsageError naming the known ones.
+ */
+async function checkDestination(name: string, config: NodeConfig, state: StateStore): Promise<void> {
+  const known = new Set([
+    ...config.forward.map((d) => d.name),
+    ...(await state.forwardCounts()).map((r) => r.destination),
+  ]);
+  if (known.has(name)) return;
+  throw new UsageError(
+    known.size === 0
+      ? `no destination "${name}": the node's config has no forward destinations and its queue is empty`
+      : `no destination "${name}" in the node's config or its queue (known: ${[...known].sort().join(', ')})`,
+  );
+}
 
 export default command;

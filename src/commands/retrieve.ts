@@ -35,6 +35,7 @@ import {
   statusOnNode,
 } from './retrieveOnNode.js';
 import type { RetrieveJobResult } from '../retrieve/retrieveService.js';
+import { shellQuote } from '../shellQuote.js';
 
 interface RetrieveArgs extends NodeArgs {
   action?: 'status' | 'resume' | 'cancel';
@@ -301,7 +302,7 @@ async function runJob(config: NodeConfig, args: RetrieveArgs, job: RetrieveJob, 
       process.stdout.write(`  report: ${result.reportPath} (key material: it names MRNs and studies)\n`);
     if (after.state === 'paused' || after.state === 'failed') {
       process.stdout.write(
-        `  continue with: dicom-deid retrieve resume --job ${job.id}${args.config ? ` --config ${args.config}` : ''}\n`,
+        `  continue with: dicom-deid retrieve resume --job ${job.id}${args.config ? ` --config ${shellQuote(args.config)}` : ''}\n`,
       );
     }
     const c = await state.retrieveJobCounts(job.id);

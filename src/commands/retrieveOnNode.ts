@@ -11,6 +11,7 @@ import { NodeClient, NodeHttpError } from '../http/nodeClient.js';
 import type { NodeConfig } from '../node/nodeConfig.js';
 import type { RetrieveSettings } from '../retrieve/jobSettings.js';
 import { progressBar } from './retrieveProgressBar.js';
+import { shellQuote } from '../shellQuote.js';
 
 /** How often a followed job's progress is asked for (ms). */
 const FOLLOW_POLL_MS = 500;
@@ -70,7 +71,7 @@ function usage(e: unknown): never {
 
 /** How the command names the config in the hints it prints. */
 function configWords(configArg: string | undefined): string {
-  return configArg ? ` --config ${configArg}` : '';
+  return configArg ? ` --config ${shellQuote(configArg)}` : '';
 }
 
 /** Starts (or continues) the job on the node and follows it; sets the exit status as a run here does. */

@@ -4,8 +4,11 @@ import { closeLogger, createLogger } from '../log.js';
 import { basename } from 'node:path';
 import { formatProblems } from '../core/mapping/csvProblem.js';
 import { MappingError } from '../core/types.js';
-import { UsageError } from '../errors.js';
+import { describeSystemError, UsageError } from '../errors.js';
+import { makeNodeFolder } from '../node/nodeFolders.js';
 import { nodeConfigFrom, withServeOptions, type NodeArgs } from './nodeOptions.js';
+import { settingLabel } from '../node/nodeConfig.js';
+import { shellQuote } from '../shellQuote.js';
 
 const command: CommandModule<object, NodeArgs> = {
   command: 'serve',
@@ -17,6 +20,7 @@ const command: CommandModule<object, NodeArgs> = {
     ),
   handler: async (args) => {
     const config = nodeConfigFrom(args);
+    makeNodeFolder(config.logDir, 'logDir', { mustWrite: true }); // before the logger, which would throw a raw EACCES
     const logger = createLogger({
       logDir: config.logDir,
       consoleFormat: config.logFormat,
@@ -69,19 +73,31 @@ const command: CommandModule<object, NodeArgs> = {
       const err = e as NodeJS.ErrnoException & { port?: number; endpoint?: string };
       const port = err.port ?? config.port;
       const which = err.endpoint === 'dicom-tls' ? 'DICOM TLS port' : 'DICOM port';
-      const key = err.endpoint === 'dicom-tls' ? 'tls.port' : 'port, --port';
+      const key = settingLabel(err.endpoint === 'dicom-tls' ? 'tls.port' : 'port');
       if (err.code === 'EADDRINUSE') {
         throw new UsageError(
           `the ${which} ${port} is already in use (${key}): another program listens on it; stop it or choose another port`,
         );
       }
-      if (err.code === 'EACCES')
-        throw new UsageError(`not allowed to listen on port ${port} or to write a folder: ${err.message}`);
+      if ((err.code === 'EACCES' || err.code === 'EPERM') && err.syscall === 'listen') {
+        // Linux: binding below net.ipv4.ip_unprivileged_port_start (1024) needs a capability.
+        const why =
+          port > 0 && port < 1024 ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE' : describeSystemError(err);
+        throw new UsageError(`not allowed to listen on port ${port} (${key}): ${why}`);
+      }
+      if (
+        (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') &&
+        (err.syscall === 'listen' || err.syscall === 'getaddrinfo')
+      ) {
+        // In words, but exit 1, not 2: at boot an address (or a name) may come up after the node,
+        // and systemd starts it again (RestartPreventExitStatus=2 would leave it down).
+        throw new Error(`cannot listen on ${config.host} (${settingLabel('host')}): ${describeSystemError(err)}`);
+      }
       if (e instanceof MappingError && e.problems.length > 0) {
         // The node's output goes to journals and log collectors: never the CSV's values (MRNs...).
         const lines = formatProblems(e.problems, 'error', basename(config.csv), true);
         throw new UsageError(
-          [...lines, `the values are not shown; dicom-deid check-csv ${config.csv} shows them`].join('\n'),
+          [...lines, `the values are not shown; dicom-deid check-csv ${shellQuote(config.csv)} shows them`].join('\n'),
         );
       }
       if (err.name === 'MappingError' || err.name === 'ConfigError') throw new UsageError(err.message);

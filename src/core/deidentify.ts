@@ -211,6 +211,10 @@ interface Repairs {
   values: Map<string, Set<number>>;
   /** Kept values that break their VR's rules beyond a safe repair, passed on as they are: why -> tags. */
   invalidKept: Map<string, Set<number>>;
+  /** DA/DT elements with a value that is not a date, emptied instead of shifted. */
+  datesInvalid: Set<number>;
+  /** DA/DT elements with a date the day offset moves outside the years 0000-9999, emptied. */
+  datesOutOfRange: Set<number>;
 }
 
 function repairNotices(r: Repairs): string[] {
@@ -231,6 +235,14 @@ function repairNotices(r: Repairs): string[] {
   }
   for (const [problem, set] of r.invalidKept) {
     out.push(`kept as received, although it ${problem} (PS3.5 Table 6.2-1): ${tags(set)}`);
+  }
+  if (r.datesInvalid.size > 0) {
+    out.push(`emptied: value(s) that are not a valid date (PS3.5 Table 6.2-1): ${tags(r.datesInvalid)}`);
+  }
+  if (r.datesOutOfRange.size > 0) {
+    out.push(
+      `emptied: date(s) the day offset moves outside the years 0000-9999 (check Surgery_Date and Anchor_Date in the mapping CSV): ${tags(r.datesOutOfRange)}`,
+    );
   }
   return out;
 }
@@ -427,7 +439,9 @@ function processElement(el: Element, enc: Encoding, ctx: Context, out: Buffer[])
     }
     case 'shift': {
       const v = stringValue(ctx.data, el);
-      const shifted = effVr === 'DT' ? shiftDT(v, ctx.dayOffset) : shiftDA(v, ctx.dayOffset);
+      const shift = effVr === 'DT' ? shiftDT : shiftDA;
+      const shifted = shift(v, ctx.dayOffset);
+      noteEmptiedDates(el.tag, v, shifted, shift, ctx.repairs);
       out.push(encodeText(el.tag, el.vr, shifted, enc));
       return;
     }
@@ -435,6 +449,27 @@ function processElement(el: Element, enc: Encoding, ctx: Context, out: Buffer[])
       out.push(encodeText(el.tag, el.vr, binAge(stringValue(ctx.data, el)), enc));
       return;
   }
+}
+
+/**
+ * Records in `repairs` a DA or DT value (`value`, shifted by `shift` into `shifted`) of which a
+ * value became empty: because it is not a valid date, or because the day offset takes it outside
+ * the years 0000-9999 (dates.ts empties both rather than pass anything on).
+ */
+function noteEmptiedDates(
+  tag: number,
+  value: string,
+  shifted: string,
+  shift: (value: string, days: number) => string,
+  repairs: Repairs,
+): void {
+  const before = value.split('\\');
+  const after = shifted.split('\\');
+  before.forEach((one, i) => {
+    if (one.replace(/^[\s\0]+|[\s\0]+$/g, '') === '' || (after[i] ?? '') !== '') return;
+    // A value that stays a date with no shift is a date the offset took out of range.
+    (shift(one, 0) === '' ? repairs.datesInvalid : repairs.datesOutOfRange).add(tag);
+  });
 }
 
 function dummyElement(el: Element, effVr: string, enc: Encoding, ctx: Context): Buffer {
@@ -622,6 +657,8 @@ export function deidentifySource(
     relabelled: new Set(),
     values: new Map(),
     invalidKept: new Map(),
+    datesInvalid: new Set(),
+    datesOutOfRange: new Set(),
   };
   const notices: string[] = [];
   if (p.form !== 'part10') {

@@ -27,7 +27,7 @@ import { listQuarantine, quarantineFile } from './quarantine.js';
 import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { ConfigError, describeSystemError, UsageError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
-import { isLoopbackHost, nodeMarkerNames, type NodeConfig } from './nodeConfig.js';
+import { isLoopbackHost, nodeMarkerNames, settingLabel, type NodeConfig } from './nodeConfig.js';
 import { ActivityLog } from './activityLog.js';
 import { DeidNodeApi } from './nodeApi.js';
 import { acquireProcessLock, LockHeldError, type ProcessLock } from '../io/processLock.js';
@@ -35,7 +35,7 @@ import { claimOutputTree } from '../io/projectMarker.js';
 import type { HttpServer } from '../http/server.js';
 import { plural } from '../words.js';
 import { RetrieveService } from '../retrieve/retrieveService.js';
-import { mkdirRecursiveSync } from '../io/durableWrite.js';
+import { makeNodeFolder } from './nodeFolders.js';
 
 /** After an unexpected processing failure (disk full...), the spool is scanned again this often. */
 const RETRY_SCAN_MS = 10_000;
@@ -178,7 +178,7 @@ export class DeidNode {
     const { port, ports } = await receiver.listen(); // throws the listen error (EADDRINUSE, its port, endpoint)
     const tlsPort: number | undefined = ports['dicom-tls'];
     this.receiver = receiver; // listening: stop() closes it if a later step fails
-    for (const d of [c.output, c.quarantine, c.logDir]) mkdirRecursiveSync(d);
+    for (const k of ['output', 'quarantine', 'logDir'] as const) makeNodeFolder(c[k], k);
     // An output tree made with another project secret is refused (projectMarker.ts), before a
     // new state would be created for nothing.
     const names = nodeMarkerNames(c);
@@ -290,12 +290,17 @@ export class DeidNode {
    */
   private takeLocks(): void {
     const c = this.config;
-    const targets: [what: string, folder: string, lockFile: string][] = [
-      ['spool', c.spool, join(c.spool, '.lock')],
-      ['state', dirname(c.db), `${c.db}.lock`],
+    const targets: [what: string, setting: 'spool' | 'db', folder: string, lockFile: string][] = [
+      ['spool', 'spool', c.spool, join(c.spool, '.lock')],
+      ['state', 'db', dirname(c.db), `${c.db}.lock`],
     ];
-    for (const [what, folder, lockFile] of targets) {
-      mkdirRecursiveSync(folder, 0o700);
+    for (const [what, setting, folder, lockFile] of targets) {
+      try {
+        makeNodeFolder(folder, setting, { mode: 0o700, mustWrite: true });
+      } catch (e) {
+        this.releaseLocks();
+        throw e;
+      }
       try {
         this.locks.push(acquireProcessLock(lockFile));
       } catch (e) {
@@ -341,8 +346,8 @@ export class DeidNode {
     // The DICOM ports are bound next: one taken as well is said now, not at the next attempt.
     const lines = [err.message];
     const dicomPorts: [number, string, string][] = [];
-    if (!c.tls?.only && c.port !== 0) dicomPorts.push([c.port, 'DICOM port', 'port, --port']);
-    if (c.tls && c.tls.port !== 0) dicomPorts.push([c.tls.port, 'DICOM TLS port', 'tls.port']);
+    if (!c.tls?.only && c.port !== 0) dicomPorts.push([c.port, 'DICOM port', settingLabel('port')]);
+    if (c.tls && c.tls.port !== 0) dicomPorts.push([c.tls.port, 'DICOM TLS port', settingLabel('tls.port')]);
     for (const [port, which, key] of dicomPorts) {
       if ((await listenError(c.host, port))?.code === 'EADDRINUSE') {
         lines.push(`the ${which} ${port} is already in use too (${key})`);
@@ -356,9 +361,11 @@ export class DeidNode {
     const c = this.config;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      return new UsageError(
-        `cannot serve HTTP on ${c.httpHost}:${c.httpPort} (httpHost, httpPort): ${describeSystemError(e)}`,
-      );
+      const why =
+        code === 'EACCES' && c.httpPort > 0 && c.httpPort < 1024
+          ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
+          : describeSystemError(e);
+      return new UsageError(`cannot serve HTTP on ${c.httpHost}:${c.httpPort} (httpHost, httpPort): ${why}`);
     }
     return e;
   }
@@ -413,7 +420,7 @@ export class DeidNode {
    */
   private async logStartup(): Promise<void> {
     const c = this.config;
-    this.logger.info(`mapping CSV ${c.csv}: ${this.watcher!.current.rows.length} rows`);
+    this.logger.info(`mapping CSV ${c.csv}: ${plural(this.watcher!.current.rows.length, 'row')}`);
     // An empty list on an interface others can reach is the listener's to say (openAccess: a
     // warning, or every association rejected); on loopback only, it is no risk.
     if (c.allowedAets.length > 0) {
@@ -639,6 +646,8 @@ export class DeidNode {
     await this.http?.close();
     await this.receiver?.stop();
     await this.processing?.close();
+    // Acknowledged instances not filed (a full disk...): they stay in the spool for the next start.
+    const leftInSpool = this.spool?.status().backlog ?? 0;
     await this.spool?.close();
     this.watcher?.stop();
     await this.forwarder?.stop();
@@ -653,7 +662,10 @@ export class DeidNode {
         received: counts(receiver, 'instancesStored'),
         filed: counts(processing, 'filed'),
         quarantined: counts(processing, 'quarantined'),
-        failed: counts(processing, 'failed'),
+        // Instances, not attempts: a full disk fails each waiting instance every 10 s (found by a
+        // fresh-user trial: "failed=24" when no instance had failed, only retries).
+        leftInSpool,
+        failedAttempts: counts(processing, 'failed'),
       });
     }
   }

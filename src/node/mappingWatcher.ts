@@ -10,6 +10,8 @@ import { MappingError } from '../core/types.js';
 import { checkMappingFile, readMappingFile } from '../io/mappingFile.js';
 import type { Logger } from '../log.js';
 import { StatusTracker, type ComponentStatus, type StatusReporter } from '../status.js';
+import { shellQuote } from '../shellQuote.js';
+import { plural } from '../words.js';
 
 /** Reads and validates the CSV; throws MappingError (message names the row and value). */
 export function loadMapping(file: string): MappingTable {
@@ -97,14 +99,14 @@ export class MappingWatcher implements StatusReporter {
       this.reloads++;
       this.loadedAt = new Date().toISOString();
       this.tracker.set('running');
-      this.logger.info(`mapping CSV reloaded: ${this.table.rows.length} rows`);
+      this.logger.info(`mapping CSV reloaded: ${plural(this.table.rows.length, 'row')}`);
       return true;
     } catch (e) {
       if (e instanceof MappingError && e.problems.length > 0) {
         const lines = formatProblems(e.problems, 'error', basename(this.file), true);
         for (const line of lines) this.logger.error(`mapping CSV not reloaded: ${line}`);
         this.logger.error(
-          `mapping CSV not reloaded, keeping the previous mapping: the values are not logged; dicom-deid check-csv ${this.file} shows them`,
+          `mapping CSV not reloaded, keeping the previous mapping: the values are not logged; dicom-deid check-csv ${shellQuote(this.file)} shows them`,
         );
         this.refused(
           `mapping CSV not reloaded: ${lines[0] ?? 'invalid'}${lines.length > 1 ? ` (+${lines.length - 1} more)` : ''}`,

@@ -160,6 +160,84 @@ const NUMBERS = [
 ] as const;
 /** Numbers that may be left out (see NodeConfig for their defaults). */
 const OPTIONAL_NUMBERS = ['maxAssociationsPerAddress'] as const;
+
+/**
+ * What each number setting may hold: its flag, whole or not, its range (inclusive; `above`: the
+ * lowest value is excluded). Checked before anything starts, so that a value that cannot work is a
+ * ConfigError (exit 2: systemd does not restart it), never an error thrown later by the listener.
+ */
+interface NumberRule {
+  flag: string;
+  whole: boolean;
+  min: number;
+  /** min itself is not allowed (a number more than min). */
+  above?: boolean;
+  max?: number;
+  /** Said after the range: its unit, or what 0 means. */
+  note?: string;
+}
+const TCP_PORT = { whole: true, min: 0, max: 65535, note: 'a TCP port; 0 = any free one' } as const;
+const NUMBER_RULES: Record<(typeof NUMBERS)[number] | (typeof OPTIONAL_NUMBERS)[number], NumberRule> = {
+  port: { flag: '--port', ...TCP_PORT },
+  maxAssociations: { flag: '--max-associations', whole: true, min: 1 },
+  maxAssociationsPerAddress: { flag: '--max-associations-per-address', whole: true, min: 1 },
+  messageDeadlineSeconds: { flag: '--message-deadline-seconds', whole: false, min: 0, above: true },
+  minReceiveBytesPerSecond: { flag: '--min-receive-bytes-per-second', whole: true, min: 0 },
+  // PS3.8 9.3.1: the Maximum Length Received is a 32-bit count; below 4096 no command set fits.
+  maxPduLength: { flag: '--max-pdu-length', whole: true, min: 4096, max: 4294967295, note: 'bytes' },
+  maxInstanceMB: { flag: '--max-instance-mb', whole: false, min: 0, above: true, note: 'MiB' },
+  forwardGiveUpHours: { flag: '--forward-give-up-hours', whole: false, min: 0, above: true },
+  processingThreads: { flag: '--processing-threads', whole: true, min: 1, max: 16 },
+  spoolReserveMB: { flag: '--spool-reserve-mb', whole: true, min: 0, note: 'MiB' },
+  httpPort: { flag: '--http-port', ...TCP_PORT },
+  minFreeDiskMB: { flag: '--min-free-disk-mb', whole: false, min: 0, note: 'MiB' },
+  logMaxSizeMB: { flag: '--log-max-size-mb', whole: false, min: 0, above: true, note: 'MiB' },
+  logMaxFiles: { flag: '--log-max-files', whole: true, min: 1 },
+};
+
+/** The flags of the settings that are paths, and of the others a start error may name. */
+const OTHER_FLAGS: Record<string, string> = {
+  host: '--host',
+  csv: '--csv',
+  output: '--output',
+  db: '--db',
+  quarantine: '--quarantine',
+  spool: '--spool',
+  logDir: '--log-dir',
+  httpTokenFile: '--http-token-file',
+  'tls.port': '--tls-port',
+};
+
+/**
+ * A setting as an error names it: its config key and its flag, "output, --output" (the key alone
+ * when it has no flag).
+ */
+export function settingLabel(key: string): string {
+  const flag = OTHER_FLAGS[key] ?? NUMBER_RULES[key as keyof typeof NUMBER_RULES]?.flag;
+  return flag === undefined ? key : `${key}, ${flag}`;
+}
+
+/** What a rule allows, in words: "a whole number from 1 to 16", "a number more than 0 (MiB)". */
+function ruleWords(r: NumberRule): string {
+  const kind = r.whole ? 'a whole number' : 'a number';
+  const range =
+    r.max !== undefined ? ` from ${r.min} to ${r.max}` : r.above ? ` more than ${r.min}` : `, ${r.min} or more`;
+  return `${kind}${range}${r.note ? ` (${r.note})` : ''}`;
+}
+
+/**
+ * Checks a number setting against its rule; throws ConfigError naming the setting and its flag:
+ * "maxAssociations (--max-associations) is 3.5: it must be a whole number, 1 or more".
+ */
+function checkNumber(key: string, v: unknown, r: NumberRule): void {
+  const ok =
+    typeof v === 'number' &&
+    Number.isFinite(v) &&
+    (!r.whole || Number.isSafeInteger(v)) &&
+    (r.above ? v > r.min : v >= r.min) &&
+    (r.max === undefined || v <= r.max);
+  if (!ok) throw new ConfigError(`${key} (${r.flag}) is ${String(v)}: it must be ${ruleWords(r)}`);
+}
 const LISTS = ['allowedAets'] as const;
 const BOOLEANS = ['allowBurnedIn', 'httpEnabled'] as const;
 const OPEN_ACCESS = ['warn', 'reject', 'allow'] as const;
@@ -201,9 +279,12 @@ function merge(base: Partial<NodeConfig>, layer: Record<string, unknown>, where:
         throw new ConfigError(`${where}: "${k}" must be a non-empty string`);
       out[k] = v;
     } else if ((NUMBERS as readonly string[]).includes(k) || (OPTIONAL_NUMBERS as readonly string[]).includes(k)) {
-      const n = typeof v === 'string' ? Number(v) : v;
-      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0)
-        throw new ConfigError(`${where}: "${k}" must be a number >= 0`);
+      // A number (or a string of one, from the environment); its range is checked once merged.
+      const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+      if (typeof n !== 'number' || !Number.isFinite(n)) {
+        const rule = NUMBER_RULES[k as keyof typeof NUMBER_RULES];
+        throw new ConfigError(`${where}: ${k} (${rule.flag}) must be ${ruleWords(rule)}`);
+      }
       out[k] = n;
     } else if ((BOOLEANS as readonly string[]).includes(k)) {
       const b = v === 'true' ? true : v === 'false' ? false : v;
@@ -281,7 +362,7 @@ function httpTokenOf(c: NodeConfig): string {
     try {
       token = readFileSync(resolve(c.httpTokenFile), 'utf8').trim();
     } catch (e) {
-      throw new ConfigError(`httpTokenFile ${c.httpTokenFile}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      throw new ConfigError(`cannot read httpTokenFile ${c.httpTokenFile}: ${describeSystemError(e)}`);
     }
   }
   if (token !== '' && (token.length < 16 || /\s/.test(token))) {
@@ -299,33 +380,18 @@ export function loadNodeConfig(configFile: string | undefined, flags: Record<str
   for (const k of [...STRINGS, ...NUMBERS, ...LISTS, ...BOOLEANS, 'forward'] as const) {
     if (c[k] === undefined) throw new ConfigError(`missing setting "${k}"`);
   }
-  if (!Number.isInteger(c.port) || c.port > 65535) throw new ConfigError(`port ${c.port} is not a TCP port`);
-  if (!Number.isInteger(c.processingThreads) || c.processingThreads < 1 || c.processingThreads > 16) {
-    throw new ConfigError(`processingThreads ${c.processingThreads} must be a whole number from 1 to 16`);
+  for (const [k, rule] of Object.entries(NUMBER_RULES)) {
+    const v = c[k as keyof typeof NUMBER_RULES];
+    if (v !== undefined) checkNumber(k, v, rule);
   }
-  if (!Number.isInteger(c.spoolReserveMB) || c.spoolReserveMB < 0) {
-    throw new ConfigError(`spoolReserveMB ${c.spoolReserveMB} must be a whole number of MiB, 0 or more`);
-  }
-  if (!Number.isInteger(c.httpPort) || c.httpPort > 65535)
-    throw new ConfigError(`httpPort ${c.httpPort} is not a TCP port`);
   if (c.logFormat !== 'text' && c.logFormat !== 'json') {
     throw new ConfigError(`logFormat "${String(c.logFormat)}" must be "text" or "json"`);
   }
-  if (c.logMaxFiles < 1 || c.logMaxSizeMB <= 0) throw new ConfigError('logMaxSizeMB and logMaxFiles must be above 0');
   c.httpToken = httpTokenOf(c);
   if (c.httpEnabled && !isLoopbackHost(c.httpHost) && c.httpToken === '') {
     throw new ConfigError(
       `httpHost ${c.httpHost} is not a loopback address: set an access token (httpToken, or httpTokenFile naming a file that holds it, at least 16 characters) so that only its holders reach the node's HTTP side, or keep httpHost 127.0.0.1`,
     );
-  }
-  if (
-    c.maxAssociationsPerAddress !== undefined &&
-    !(Number.isInteger(c.maxAssociationsPerAddress) && c.maxAssociationsPerAddress >= 1)
-  ) {
-    throw new ConfigError(`maxAssociationsPerAddress ${c.maxAssociationsPerAddress} must be a whole number, 1 or more`);
-  }
-  if (!(c.messageDeadlineSeconds > 0)) {
-    throw new ConfigError(`messageDeadlineSeconds ${c.messageDeadlineSeconds} must be more than 0`);
   }
   c.openAccess ??= 'warn';
   c.aeTitle = validAet(c.aeTitle, 'aeTitle');
@@ -407,7 +473,9 @@ function httpTlsConfig(v: unknown, tls: NodeTlsConfig | undefined): NodeHttpTlsC
 function tlsConfig(t: Record<string, unknown>, plainPort: number): NodeTlsConfig {
   const port = typeof t.port === 'string' ? Number(t.port) : t.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError('tls.port must be a TCP port (the DICOM TLS port, e.g. 2762)');
+    throw new ConfigError(
+      `tls.port (--tls-port) is ${String(t.port ?? 'missing')}: it must be a whole number from 0 to 65535 (the DICOM TLS port, e.g. 2762)`,
+    );
   }
   if (port !== 0 && port === plainPort) {
     throw new ConfigError(`tls.port ${port} is also the plain DICOM port: give TLS a port of its own`);

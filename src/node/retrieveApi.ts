@@ -24,6 +24,7 @@ import { retrieveSummary } from '../retrieve/retrieveReport.js';
 import type { RetrieveService } from '../retrieve/retrieveService.js';
 import type { RetrieveJob } from '../state/retrieveRecords.js';
 import type { StateStore } from '../state/stateStore.js';
+import { shellQuote } from '../shellQuote.js';
 
 export interface RetrieveApiParts {
   state: StateStore;
@@ -93,7 +94,10 @@ export class NodeRetrieveApi implements RetrieveApi {
     } catch (e) {
       // The CSV's problems name values (MRNs...): the answer only says where to look.
       if (e instanceof MappingError) {
-        throw new ApiError(400, `the mapping CSV ${csvPath} does not validate: see dicom-deid check-csv ${csvPath}`);
+        throw new ApiError(
+          400,
+          `the mapping CSV ${csvPath} does not validate: see dicom-deid check-csv ${shellQuote(csvPath)}`,
+        );
       }
       if (e instanceof UsageError) throw new ApiError(400, e.message);
       throw e;

@@ -44,6 +44,11 @@ describe('cohort matcher', () => {
     expect(cohort.find('MRN 42517', 'RS_1')).toEqual(['mrn']); // leading zeros aside
     expect(cohort.find('slice 27654321', 'RS_1')).toEqual([]);
     expect(cohort.find('CT 2024 follow-up', 'RS_1')).toEqual([]);
+    // Not inside a UID: an MRN 10008 is in no SOP Class UID the output keeps.
+    const uidRoot = new CohortMatcher();
+    uidRoot.addId('mrn', '10008', 'RS_9');
+    expect(uidRoot.find('1.2.840.10008.5.1.4.1.1.2', 'RS_1')).toEqual([]);
+    expect(uidRoot.find('MRN 10008', 'RS_1')).toEqual(['mrn']);
   });
 
   it('finds a name only when its family and a given name are both there, as words', () => {

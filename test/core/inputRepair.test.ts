@@ -473,3 +473,41 @@ describe('value rules by VR (PS3.5 Table 6.2-1, as pydicom checks them)', () => 
 
 // What the tests wrote under the temp folder is never left behind (a full disk fails other suites).
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('dates that cannot be shifted are emptied, and the notices say so', () => {
+  /** An MR instance with StudyDate 20240301, a ContentDate and an AcquisitionDateTime as given. */
+  const withDates = (contentDate: string, acquisitionDateTime: string): Buffer => {
+    const els = mrElements();
+    return part10(
+      Buffer.concat([
+        ...els.slice(0, 4), // ... StudyDate (0008,0020)
+        el(0x00080023, 'DA', contentDate),
+        el(0x0008002a, 'DT', acquisitionDateTime),
+        ...els.slice(4),
+      ]),
+      { sopClass: UIDS.mrStorage, sopInstance: SOP, ts: UIDS.explicitLE },
+    );
+  };
+
+  it('a day offset that takes dates beyond the year 9999 (Anchor_Date 9999-12-31): emptied, with the tags', () => {
+    // Surgery 2025-01-01 -> anchor 9999-12-31: what comes after the surgery goes beyond 9999.
+    const r = deidentify(withDates('20260101', '20260101120000'), { ...plan, dayOffset: 2_912_807 });
+    expect(r.notices).toEqual([
+      'emptied: date(s) the day offset moves outside the years 0000-9999 (check Surgery_Date and Anchor_Date in the mapping CSV): (0008,0023) (0008,002A)',
+    ]);
+    const back = readBack('dates-beyond-9999.dcm', r.bytes);
+    expect(back.values['00080023']).toBe('');
+    expect(back.values['0008002A']).toBe('');
+    expect(back.values['00080020']).toBe('99990228'); // 306 days before the surgery: 306 days before 9999-12-31
+  });
+
+  it('a date value that is not a date: emptied, with the tag; valid dates give no notice', () => {
+    const r = deidentify(withDates('20241399', '2024030112'), plan);
+    expect(r.notices).toEqual(['emptied: value(s) that are not a valid date (PS3.5 Table 6.2-1): (0008,0023)']);
+    const back = readBack('dates-invalid.dcm', r.bytes);
+    expect(back.values['00080023']).toBe('');
+    expect(back.values['00080020']).toBe('20240311');
+    expect(back.values['0008002A']).toBe('2024031112');
+    expect(deidentify(withDates('20240229', '20240301'), plan).notices).toEqual([]);
+  });
+});

@@ -92,6 +92,7 @@ describe('batch --dry-run', () => {
         '  Unknown_Pat/Visit_1/IM1.dcm: no row matches PatientID or AccessionNumber',
         '',
         'A run would de-identify 10 of 15 files; 1 without a mapping row, 0 unreadable, 4 not DICOM (0 copied, 4 left out).',
+        'The leak guard reads each file as it is written: a run may hold some of these (exit 1).',
         '',
       ].join('\n'),
     );

@@ -164,6 +164,25 @@ describe('dicom-deid CLI', () => {
     r = run(['serve', '--aet', '   ', ...common]);
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr.trim().split('\n')).toEqual(['dicom-deid: command line: "aeTitle" must be a non-empty string']);
+    // Found by a fresh-user trial: these were a RangeError from the listener, exit 1, and systemd
+    // (RestartPreventExitStatus=2) restarted the node forever.
+    for (const [flag, value, line] of [
+      ['--max-associations', '0', 'maxAssociations (--max-associations) is 0: it must be a whole number, 1 or more'],
+      [
+        '--max-associations',
+        '3.5',
+        'maxAssociations (--max-associations) is 3.5: it must be a whole number, 1 or more',
+      ],
+      [
+        '--max-pdu-length',
+        '10',
+        'maxPduLength (--max-pdu-length) is 10: it must be a whole number from 4096 to 4294967295 (bytes)',
+      ],
+    ]) {
+      r = run(['serve', '--csv', bad, flag!, value!, ...common]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([`dicom-deid: ${line}`]);
+    }
   });
 
   it.each(['queue', 'queue retry', 'quarantine list', 'quarantine replay'])(

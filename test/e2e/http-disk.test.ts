@@ -91,6 +91,12 @@ describe('the output disk full or read-only', () => {
     await waitFor(async () => (await readyz(node.httpUrl)).status === 200, 5000, 'ready again');
     expect(listFilesRecursive(join(output, 'RS_61'))).toHaveLength(3);
     expect(await node.stop()).toBe(0);
+    // The stop line counts instances apart from failed attempts (found by a fresh-user trial:
+    // "failed=24" when every instance was filed, the 24 being retries on the full disk).
+    expect(node.logs()).toMatch(
+      /stopped received=3 filed=3 quarantined=0 leftInSpool=0 failedAttempts=([3-9]|\d\d+)\n/,
+    );
+    expect(node.logs()).not.toMatch(/\bfailed=/);
   }, 90_000);
 
   it('a read-only output folder is reported as read-only, not as "not found"', async (ctx) => {
@@ -109,5 +115,7 @@ describe('the output disk full or read-only', () => {
       `cannot write ${output}/.dicom-deid-project: the disk is read-only; it is written at the next start`,
     );
     expect(await node.stop()).toBe(0);
+    // Nothing failed for good: the three wait in the spool for the next start, and the line says so.
+    expect(node.logs()).toMatch(/stopped received=3 filed=0 quarantined=0 leftInSpool=3 failedAttempts=\d+\n/);
   }, 60_000);
 });

@@ -313,6 +313,38 @@ describe('check-csv', () => {
     expect(fs.readdirSync(path.dirname(csv))).toEqual(['mapping.csv']);
   });
 
+  // Found by a new-user trial: notes holding the row's MRN and a birth date passed as valid.
+  it('warns about Notes holding an MRN or a date (line and column, no value); valid, exit 0', () => {
+    const csv = writeCsv(
+      'mapping.csv',
+      Buffer.from(
+        'MRN,Accession,New_Patient_ID,Surgery_Date,Notes\n' +
+          'MRN1001,,R1,2025-01-01,left side\n' +
+          'MRN1002,,R2,2025-01-01,"Pt Testpat Beta, MRN1002, DOB 14.02.1960, surgery 2025-03-14"\n',
+      ),
+    );
+    const r = run(['check-csv', csv]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^mapping\.csv: valid: 2 rows/);
+    expect(stderrLines(r)).toEqual([
+      "dicom-deid: warning: mapping.csv line 3: Notes holds this row's MRN and a date: notes are copied into every file of the patient and into notes.txt; remove identifiers from Notes",
+    ]);
+  });
+
+  // Found by a new-user trial: Anchor_Date 9999-12-31 passed, and batch emptied the study dates.
+  it('refuses an Anchor_Date far outside 1900-2100 (exit 2), naming line and column', () => {
+    const csv = writeCsv(
+      'mapping.csv',
+      Buffer.from('MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date\nMRN1001,,R2,2025-01-01,9999-12-31\n'),
+    );
+    const r = run(['check-csv', csv]);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(stderrLines(r)).toEqual([
+      'dicom-deid: mapping.csv line 2: Anchor_Date "9999-12-31" is outside the years 1900-2100 (check the year): dates would move by 2912807 days (7975 years)',
+    ]);
+  });
+
   // Found by a new-user trial: an unclosed quote was the only problem shown, hiding the rest.
   it('a quote never closed is named at the line it opens, after the problems of the lines above it', () => {
     const csv = writeCsv(

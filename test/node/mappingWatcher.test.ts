@@ -1,5 +1,6 @@
 // The node's hot reload of the mapping CSV: a refused edit keeps the previous mapping and logs
 // each problem by line and words, never the value (it may be an identifier).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -68,6 +69,39 @@ describe('MappingWatcher reload', () => {
       'warn: mapping CSV warning: map2.csv line 2: the rows of New Patient ID (value not shown) give different day offsets (line 2: 166 days, line 3: 106 days, from Surgery Date and Anchor_Date), so the time between studies matched by different rows is not kept; each study takes the offset of the row it matches, and the audit log says which row a study matched by MRN alone used',
       'info: mapping CSV reloaded: 2 rows',
     ]);
+  });
+
+  it('suggests check-csv with a path a shell takes as one word, and counts one row as "1 row"', () => {
+    // Found by a fresh-user trial: the suggestion was unquoted, and the reload said "1 rows".
+    const dir = path.join(tmp, "study data (Jo's)");
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'mapping.csv');
+    fs.writeFileSync(file, `${HEADER}MRN777,ACC1,RS_07,2024-01-01\nMRN778,ACC2,RS_08,2024-01-01\n`);
+    const logger = collectingLogger();
+    const watcher = new MappingWatcher(file, logger);
+    fs.writeFileSync(file, `${HEADER}MRN31337,ACC4242,RS_08,2024-02-30\n`);
+    expect(watcher.reload()).toBe(false);
+    expect(logger.lines.at(-1)).toBe(
+      `error: mapping CSV not reloaded, keeping the previous mapping: the values are not logged; dicom-deid check-csv '${dir.replace("'", "'\\''")}/mapping.csv' shows them`,
+    );
+    // The suggestion, run by a shell, names the file.
+    const echoed = spawnSync(
+      '/bin/sh',
+      [
+        '-c',
+        `printf %s ${logger.lines
+          .at(-1)!
+          .split('check-csv ')[1]!
+          .replace(/ shows them$/, '')}`,
+      ],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(echoed.stdout).toBe(file);
+    fs.writeFileSync(file, `${HEADER}MRN777,ACC1,RS_07,2024-01-01\n`);
+    expect(watcher.reload()).toBe(true);
+    expect(logger.lines.at(-1)).toBe('info: mapping CSV reloaded: 1 row');
   });
 
   it('a CSV that disappeared or became a folder: words, not codes; previous mapping kept', () => {

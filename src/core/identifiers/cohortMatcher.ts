@@ -9,7 +9,8 @@
 //   - an ID counts from 5 letters and digits (a 4-digit number is as often a year or a size),
 //     found as a whole run of letters and digits of the text, or as two adjacent runs joined
 //     ('MRN-7654321' for MRN7654321), or as a number of 5+ digits that does not touch other
-//     digits, leading zeros aside ('7654321' in 'IM_7654321');
+//     digits, leading zeros aside ('7654321' in 'IM_7654321'); never inside a dotted number (a
+//     UID: '10008' is in every SOP Class UID the output keeps);
 //   - a name counts when its family name and a given name both stand as whole words of the text,
 //     in any order ('Roe Jane', 'JANE ROE', 'ROE^JANE', 'RoeJane'): a family name alone is too
 //     often a word ('Head', 'Long', 'White') to hold a file on. In Han, kana or Hangul, where words
@@ -18,6 +19,9 @@
 // its own identifiers being matcher.ts's to find. Pure: no I/O.
 import { CJK_CHAR, cjkRuns, fold, letterRuns, words } from './fold.js';
 import type { IdentifierKind } from './matcher.js';
+
+/** Three or more numbers joined by dots: a UID (kept ones such as SOP Class UIDs are in every output). */
+const UID_LIKE = /\d+(?:\.\d+){2,}/g;
 
 /** A number the way the cohort compares it: without leading zeros. */
 function numberKey(digits: string): string {
@@ -126,14 +130,16 @@ export class CohortMatcher {
         for (const o of owners) if (o !== except) return void found.add(kind);
       });
     };
-    const folded = fold(text.normalize('NFKC'));
+    // A dotted number (a UID: '1.2.840.10008.5.1.4.1.1.2') is no ID: its parts would be numbers.
+    const plain = text.normalize('NFKC').replace(UID_LIKE, ' ');
+    const folded = fold(plain);
     const runs = folded.match(/[\p{L}\p{N}]+/gu) ?? [];
     for (let i = 0; i < runs.length; i++) {
       const run = runs[i]!;
       hit(this.ids.get(run));
       if (i + 1 < runs.length) hit(this.ids.get(run + runs[i + 1]!));
     }
-    for (const digits of text.normalize('NFKC').match(/\d{5,}/g) ?? []) hit(this.numbers.get(numberKey(digits)));
+    for (const digits of plain.match(/\d{5,}/g) ?? []) hit(this.numbers.get(numberKey(digits)));
     if (this.names.size > 0) {
       const seen = new Set(words(text).map((w) => fold(w)));
       for (const w of seen) {

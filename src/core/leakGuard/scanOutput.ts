@@ -206,6 +206,13 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
   return hits;
 }
 
+/**
+ * VRs not searched for other patients: dates, times, numbers, ages and UIDs. Their digits are
+ * not an ID (a time 101530 is not the MRN 101530 of one of thousands of patients); the file's
+ * own identifiers are still looked for in them.
+ */
+const NOT_FOR_OTHERS: ReadonlySet<string> = new Set(['DA', 'TM', 'DT', 'DS', 'IS', 'AS', 'UI']);
+
 /** Values found clean of every identifier of a cohort (whoever's output): a series repeats its header. */
 const cohortCleanSets = new WeakMap<CohortMatcher, Set<string>>();
 
@@ -225,16 +232,16 @@ function scanForOthers(
   let clean = cohortCleanSets.get(cohort);
   if (!clean) cohortCleanSets.set(cohort, (clean = new Set()));
   const fresh: string[] = [];
-  eachValue(output, (text) => {
-    if (!clean.has(text) && !isWritten(text, written)) fresh.push(text);
+  eachValue(output, (text, _tag, _parent, vr) => {
+    if (!NOT_FOR_OTHERS.has(vr) && !clean.has(text) && !isWritten(text, written)) fresh.push(text);
   });
   // Cached as clean only when no one's identifier is in them (this patient's included).
   if (fresh.length > 0 && cohort.find(mask(fresh.join(SEPARATOR)), '').length === 0) {
     if (clean.size + fresh.length > CLEAN_VALUES) clean.clear();
     for (const text of fresh) clean.add(text);
   } else if (fresh.length > 0) {
-    eachValue(output, (text, tag, parent) => {
-      if (isWritten(text, written)) return;
+    eachValue(output, (text, tag, parent, vr) => {
+      if (NOT_FOR_OTHERS.has(vr) || isWritten(text, written)) return;
       const kinds = cohort.find(mask(text), except);
       if (kinds.length === 0) return;
       const step = { tag, parent };
@@ -495,7 +502,7 @@ function valueText(el: Element, data: Buffer, cs: SpecificCharacterSet, vr: stri
   return decodeText(data.subarray(el.valueStart, el.valueStart + el.length), cs, vr);
 }
 
-type ValueVisitor = (text: string, tag: number, parent: PathStep | undefined) => void;
+type ValueVisitor = (text: string, tag: number, parent: PathStep | undefined, vr: string) => void;
 
 /** Calls `visit` with every value of the output as text: file meta, then the data set at every depth. */
 function eachValue(output: ParsedOutput, visit: ValueVisitor): void {
@@ -538,6 +545,6 @@ function walk(
     const vr = el.vr === 'UN' ? (dictionaryVr(el.tag) ?? 'UN') : el.vr;
     if (BINARY_VRS.has(vr)) continue;
     // Text VRs under the character set; OB and UN as bytes (Latin-1: ASCII text in them shows).
-    visit(valueText(el, data, cs, vr), el.tag, parent);
+    visit(valueText(el, data, cs, vr), el.tag, parent, vr);
   }
 }

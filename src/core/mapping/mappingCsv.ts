@@ -19,8 +19,16 @@ import { daysBetweenIso, isValidIsoDate } from '../dates.js';
 import type { MappingRow } from '../types.js';
 import { decodeCsvBytes, SAVE_AS_CSV_UTF8, type CsvEncoding } from './csvEncoding.js';
 import { mappingErrorOf, v, words, type CsvProblem, type Severity } from './csvProblem.js';
+import { notesIdentifierProblems, type NotesRow } from './notesIdentifiers.js';
 
 export const DEFAULT_ANCHOR_DATE = '2024-06-15';
+
+/**
+ * The years a Surgery_Date or Anchor_Date may fall in: outside them a date is a typo, and the
+ * shift (up to 200 years within them) would take study dates beyond DICOM's years 0000-9999.
+ */
+export const MIN_YEAR = 1900;
+export const MAX_YEAR = 2100;
 
 /** Longest research ID: the DICOM LO value length limit. */
 export const MAX_RESEARCH_ID_LENGTH = 64;
@@ -58,10 +66,21 @@ export function isExcelScientific(value: string): boolean {
   return /^[+-]?\d+([.,]\d+)?E[+-]?\d+$/i.test(value);
 }
 
-/** A date Excel rewrote in the computer's own format (`10.03.2023`, `3/10/2023`) or as a serial. */
+/** An English month name or its abbreviation, as Excel displays it (`Mar`, `March`, `Sept`). */
+const MONTH_WORD = '(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\\.?';
+/** Excel's date displays with a month name: `14-Mar-25`, `14-Mar-2025`, `14 March 2025`, `Mar 14, 2025`. */
+const EXCEL_NAMED_DATE = new RegExp(
+  `^(?:\\d{1,2}[- ]${MONTH_WORD}[- ]\\d{2,4}|${MONTH_WORD}[- ]\\d{1,2},? \\d{2,4}|${MONTH_WORD}[- ]\\d{2,4})$`,
+  'i',
+);
+
+/**
+ * A date Excel rewrote in the computer's own format (`10.03.2023`, `3/10/2023`, `14-Mar-25`,
+ * `Mar 14, 2025`) or as a serial (`45000`).
+ */
 function looksLikeExcelDate(value: string): boolean {
   if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return false; // the right form, just not a real date
-  return /^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$/.test(value) || /^\d{5}$/.test(value);
+  return /^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}$/.test(value) || /^\d{5}$/.test(value) || EXCEL_NAMED_DATE.test(value);
 }
 
 export type CsvDelimiter = ',' | ';' | '\t';
@@ -332,6 +351,8 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
   const rows: MappingRow[] = [];
   /** Every row with a valid research ID, even one with other problems (for the accession check). */
   const idRows: { researchId: string; line: number }[] = [];
+  /** Every row's identifiers and notes, even a row with other problems (for the notes check). */
+  const notesRows: NotesRow[] = [];
   const byMrn = new Map<string, { researchId: string; line: number }>();
   const byAcc = new Map<string, { researchId: string; line: number }>();
   const dateHint =
@@ -397,6 +418,23 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
       );
     }
 
+    // A real date far from today is a typo (9999-12-31, 0025-01-01): it would shift the studies'
+    // dates by thousands of years, beyond what DICOM dates can hold (they would be emptied).
+    if (isValidIsoDate(surgeryDate) && isValidIsoDate(anchorDate)) {
+      const days = daysBetweenIso(surgeryDate, anchorDate);
+      const shift = `dates would move by ${days} days (${Math.round(days / 365.2425)} years)`;
+      for (const [name, value] of [
+        [surgeryName, surgeryDate],
+        [anchorName, anchorDate],
+      ] as const) {
+        const year = Number(value.slice(0, 4));
+        if (year < MIN_YEAR || year > MAX_YEAR) {
+          fail(words`${name} ${v(value)} is outside the years ${MIN_YEAR}-${MAX_YEAR} (check the year): ${shift}`);
+        }
+      }
+    }
+
+    notesRows.push({ line, researchId, mrn, accession, notes: cell(col.notes) });
     if (isValidResearchId(researchId)) idRows.push({ researchId, line });
     if (researchId !== '') {
       for (const [name, value, index] of [
@@ -457,6 +495,12 @@ export function checkMappingCsv(input: Uint8Array | string): MappingCsv {
       list[0]!.line,
       words`the rows of ${idName} ${v(list[0]!.researchId)} give different day offsets (${detail}, from ${surgeryName} and ${anchorName}), so the time between studies matched by different rows is not kept; each study takes the offset of the row it matches, and the audit log says which row a study matched by MRN alone used`,
     );
+  }
+
+  // --- Notes that hold an MRN, an Accession or a date (see notesIdentifiers.ts). ---
+  if (col.notes >= 0) {
+    const notesName = nameOf(col.notes, COLUMNS.notes);
+    problems.push(...notesIdentifierProblems(notesRows, { notes: notesName, mrn: mrnName, accession: accName }));
   }
 
   // --- The encoding, when it was a guess: show what was read so the researcher can judge. ---

@@ -141,7 +141,9 @@ export class StoreService<R> {
   /** Over the size cap: counted as failed, and the association is aborted (once per instance). */
   overflow(): void {
     this.opts.stats.instancesFailed++;
-    this.peer.abortAssociation('instance exceeds maxInstanceBytes');
+    // Named as the admin sets it (config maxInstanceMB, --max-instance-mb), not by this option.
+    const mib = Math.round((this.opts.maxInstanceBytes / 1024 / 1024) * 100) / 100;
+    this.peer.abortAssociation(`instance exceeds maxInstanceMB (${mib} MiB)`);
   }
 
   /** An abandoned partial instance: its sink (when it had one) lets go of what was written. */

@@ -286,6 +286,71 @@ describe('checkMappingCsv: what Excel does to a file', () => {
     expect(wrongDay).toBe('4: Surgery_Date "2023-02-29" is not a valid YYYY-MM-DD date');
   });
 
+  it('refuses a Surgery_Date or Anchor_Date before 1900 or after 2100 (a typo that would shift dates out of DICOM range)', () => {
+    const text = [
+      'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
+      'M1,,R1,2025-01-01,9999-12-31',
+      'M2,,R2,0025-01-01,',
+      'M3,,R3,1899-12-31,2101-01-01',
+      'M4,,R4,1900-01-01,2100-12-31',
+    ].join('\n');
+    expect(errors(text)).toEqual([
+      '2: Anchor_Date "9999-12-31" is outside the years 1900-2100 (check the year): dates would move by 2912807 days (7975 years)',
+      '3: Surgery_Date "0025-01-01" is outside the years 1900-2100 (check the year): dates would move by 730285 days (1999 years)',
+      '4: Surgery_Date "1899-12-31" is outside the years 1900-2100 (check the year): dates would move by 73415 days (201 years)',
+      '4: Anchor_Date "2101-01-01" is outside the years 1900-2100 (check the year): dates would move by 73415 days (201 years)',
+    ]);
+    // The redacted wording (for the node's log) does not show the date.
+    const redacted = checkMappingCsv(text).problems.map((p) => p.redacted);
+    expect(redacted.join('\n')).not.toMatch(/9999|0025|1899|2101/);
+    expect(warnings(text)).toEqual([]);
+  });
+
+  it('warns when Notes hold an MRN, an Accession or a date, naming line and column, never the value', () => {
+    const text = [
+      'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date,NOTES',
+      'MRN1001,ACC5001,R1,2025-01-01,,"Pt Testpat Alpha, MRN1001, DOB 14.02.1960, surgery 2025-03-14"',
+      'MRN1002,ACC5002,R2,2025-01-01,,acc 5001 was the first; ACC-5002 this one',
+      'MRN1003,,R3,2025-01-01,,seen 03/14/2025 and 20250314',
+      'MRN1004,,R4,2025-01-01,,"left side, revision; grade 2 of 4, 12 mm, protocol v1.2.3"',
+      'MRN1005,,R5,2025-01-01,,',
+    ].join('\n');
+    const csv = checkMappingCsv(text);
+    expect(csv.problems.filter((p) => p.severity === 'error')).toEqual([]);
+    expect(warnings(text)).toEqual([
+      "2: NOTES holds this row's MRN and a date: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES",
+      "3: NOTES holds this row's Accession and another patient's Accession: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES",
+      '4: NOTES holds a date: notes are copied into every file of the patient and into notes.txt; remove identifiers from NOTES',
+    ]);
+    // No value in either wording; the rows are still usable (a warning, not an error).
+    for (const p of csv.problems) expect(p.redacted).toBe(p.text);
+    expect(csv.rows).toHaveLength(5);
+  });
+
+  it("gives the Excel hint for Excel's other date displays too, naming line and column", () => {
+    const list = errors(
+      [
+        'MRN,Accession,New_Patient_ID,Surgery_Date,Anchor_Date',
+        'M1,A1,R1,14-Mar-25,',
+        'M2,A2,R2,2024-01-01,14-Mar-2025',
+        'M3,A3,R3,"Mar 14, 2025",',
+        'M4,A4,R4,14.03.2025,',
+        'M5,A5,R5,14 March 2025,',
+        'M6,A6,R6,soon,',
+      ].join('\n'),
+    );
+    const hint = " (Excel writes dates in your computer's format";
+    expect(list.map((e) => e.slice(0, e.indexOf(' is not'))).slice(0, 5)).toEqual([
+      '2: Surgery_Date "14-Mar-25"',
+      '3: Anchor_Date "14-Mar-2025"',
+      '4: Surgery_Date "Mar 14, 2025"',
+      '5: Surgery_Date "14.03.2025"',
+      '6: Surgery_Date "14 March 2025"',
+    ]);
+    for (const e of list.slice(0, 5)) expect(e).toContain(hint);
+    expect(list[5]).toBe('7: Surgery_Date "soon" is not a valid YYYY-MM-DD date');
+  });
+
   it('accession collisions: every later ID against the first of its group, across rows with other errors', () => {
     const text = [
       'MRN,Accession,New_Patient_ID,Surgery_Date',

@@ -149,7 +149,9 @@ describe('node config: security settings', () => {
     expect(error({ tls: { port: 11112, cert: 'a', key: 'b' } })).toMatch(
       /^tls\.port 11112 is also the plain DICOM port/,
     );
-    expect(error({ tls: { port: 70000, cert: 'a', key: 'b' } })).toMatch(/^tls\.port must be a TCP port/);
+    expect(error({ tls: { port: 70000, cert: 'a', key: 'b' } })).toMatch(
+      /^tls\.port \(--tls-port\) is 70000: it must be a whole number from 0 to 65535/,
+    );
     expect(error({ tls: { port: 2762, cert: 'a', key: 'b', requireClientCert: true } })).toMatch(/needs tls\.ca/);
     expect(error({ tls: { port: 2762, cert: 'a', key: 'b', only: 'yes' } })).toMatch(
       /^tls\.only must be true or false/,
@@ -160,7 +162,11 @@ describe('node config: security settings', () => {
     expect(error({ allowedAets: ['CT@10.1.2.0/40'] })).toMatch(
       /^allowed AE "CT@10\.1\.2\.0\/40": the network prefix length/,
     );
-    expect(error({ maxAssociationsPerAddress: 0 })).toMatch(/^maxAssociationsPerAddress 0 must be a whole number/);
-    expect(error({ messageDeadlineSeconds: 0 })).toMatch(/^messageDeadlineSeconds 0 must be more than 0/);
+    expect(error({ maxAssociationsPerAddress: 0 })).toMatch(
+      /^maxAssociationsPerAddress \(--max-associations-per-address\) is 0: it must be a whole number, 1 or more/,
+    );
+    expect(error({ messageDeadlineSeconds: 0 })).toMatch(
+      /^messageDeadlineSeconds \(--message-deadline-seconds\) is 0: it must be a number more than 0/,
+    );
   });
 });

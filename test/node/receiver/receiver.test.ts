@@ -710,7 +710,8 @@ describe('DicomListener failure paths', () => {
     expect(stored).toEqual([]);
     expect(count(server!, 'instancesFailed')).toBe(1);
     expect(log.lines.filter((l) => l.startsWith('error '))).toEqual([]);
-    expect(log.lines.some((l) => l.includes('instance exceeds maxInstanceBytes'))).toBe(true);
+    // Named as the admin sets it (found by a fresh-user trial: the log said maxInstanceBytes).
+    expect(log.lines.some((l) => l.includes('instance exceeds maxInstanceMB (0.01 MiB)'))).toBe(true);
     expect(partialFiles(spool)).toEqual([]);
     expect(currentSpool!.journal.liveRecords()).toEqual([]);
   });

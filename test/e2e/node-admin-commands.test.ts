@@ -1,0 +1,79 @@
+// `queue retry` and `quarantine list` on a node's state and quarantine (the built CLI, dist/):
+// what a fresh-user trial found. An unknown --destination "retried 0 items" and exit 0; a
+// --quarantine folder that does not exist was "quarantine is empty"; the list showed PatientID,
+// Accession and StudyDate with no word that it is key material.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileRef } from '../../src/node/spool/spoolRef.js';
+import { quarantineFile } from '../../src/node/quarantine.js';
+import { openStateStore } from '../../src/state/openStateStore.js';
+import { rmrf, tempDir } from '../helpers/forward-helpers.js';
+import { ensureBuilt, runCli } from '../helpers/serve-helpers.js';
+
+let dir = '';
+let db = '';
+let quarantine = '';
+
+beforeAll(async () => {
+  ensureBuilt();
+  dir = tempDir('admin');
+  db = join(dir, 'state', 'state.sqlite');
+  mkdirSync(join(dir, 'state'));
+  const state = await openStateStore(db, { create: true });
+  await state.enqueueForwards([{ filePath: join(dir, 'out', 'a.dcm'), destination: 'RESEARCH@127.0.0.1:11113' }]);
+  await state.close();
+  quarantine = join(dir, 'quarantine');
+  mkdirSync(quarantine);
+  const held = join(dir, 'held.dcm');
+  writeFileSync(held, Buffer.alloc(256));
+  quarantineFile(quarantine, fileRef(held), {
+    reason: 'no-mapping',
+    message: 'no row of the mapping CSV',
+    receivedAt: '2026-11-30T10:00:00.000Z',
+    callingAet: 'MODALITY',
+    keys: {
+      patientId: 'FAKE_PT_0042',
+      accessionNumber: 'FAKEACC42',
+      studyDate: '20240101',
+      studyInstanceUid: '1.2.3.4',
+    },
+  });
+});
+afterAll(() => rmrf(dir));
+
+describe('node admin commands', () => {
+  it('queue retry --destination with a name the node does not know: exit 2 naming the known ones', () => {
+    const r = runCli(['queue', 'retry', '--db', db, '--destination', 'NOPE']);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      'dicom-deid: no destination "NOPE" in the node\'s config or its queue (known: RESEARCH@127.0.0.1:11113)\n',
+    );
+    const known = runCli(['queue', 'retry', '--db', db, '--destination', 'RESEARCH@127.0.0.1:11113']);
+    expect(known.status, known.stderr).toBe(0);
+    expect(known.stdout).toMatch(/^0 dead items are pending again/);
+  });
+
+  it('quarantine list on a folder that does not exist: exit 2 saying where it looked, as queue does for a state', () => {
+    for (const action of ['list', 'replay']) {
+      const r = runCli(['quarantine', action, '--db', db, '--quarantine', join(dir, 'nonexistent', 'q')]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        `dicom-deid: no quarantine at ${join(dir, 'nonexistent', 'q')} (from --quarantine): pass --config with the node's config file, or --quarantine with its quarantine folder\n`,
+      );
+    }
+  });
+
+  it('quarantine list says its identifiers are for the key holder', () => {
+    const r = runCli(['quarantine', 'list', '--db', db, '--quarantine', quarantine]);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe(`1 instance in 1 study in ${quarantine}`);
+    expect(lines[1]).toBe(
+      'This list shows PatientID, Accession and StudyDate: it is for the researcher who holds the key, never to be shared.',
+    );
+    expect(lines[2]).toMatch(/PatientID "FAKE_PT_0042", Accession "FAKEACC42", StudyDate 20240101; reason: no-mapping/);
+  });
+});
