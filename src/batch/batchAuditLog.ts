@@ -22,9 +22,13 @@ export class BatchAuditLog {
   /** Rows buffered, not yet written (buffer, flush). */
   private pending: string[] = [];
 
-  /** Creates the log (mode 0600) with its header; throws the system error when it cannot. */
+  /** Creates the log (mode 0600) with its header; throws an Error naming `logDir` and the cause in words when it cannot. */
   constructor(logDir: string, now = new Date()) {
-    ({ file: this.file, fd: this.fd } = createAuditLogFile(logDir, now));
+    try {
+      ({ file: this.file, fd: this.fd } = createAuditLogFile(logDir, now));
+    } catch (e) {
+      throw new Error(`cannot create the audit log in ${logDir}: ${describeSystemError(e)}`);
+    }
   }
 
   /** How many rows were written. */

@@ -57,8 +57,10 @@ export interface BatchInterrupted {
 /**
  * Runs a batch: de-identifies every DICOM file of `opts.input` into `opts.output`, writes the
  * audit log, prints the summary (unless quiet) and returns it. Throws UsageError or
- * MappingError (exit 2) before anything is written; exitCode 1 when some DICOM file was not
- * de-identified. When `opts.signal` aborts, no file is started any more, the files in flight
+ * MappingError (exit 2) before anything is written (removing the folders it made); exitCode 1
+ * when some DICOM file was not de-identified, or a notes.txt or copied file could not be
+ * written. Throws an Error in words when the audit log cannot be written (the files in flight
+ * are finished first). When `opts.signal` aborts, no file is started any more, the files in flight
  * are finished, their audit rows written, and it resolves with BatchInterrupted; running the
  * same command again continues from there.
  */
