@@ -12,6 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
 import { asBatchCommand, repeatedOptions, usageHints, type KnownOptions } from './commands/usageHints.js';
 import { describeSystemError, UsageError } from './errors.js';
+import { escapeControlCharacters } from './printable.js';
 import { MappingError } from './core/types.js';
 
 // yargs' CommonJS build: its help wraps at word boundaries; the ES module build's (cliui's
@@ -58,7 +59,9 @@ function fail(err: unknown, code: number): void {
     .filter((l) => l !== '');
   // A usage or mapping CSV error may be several problems, one per line (every bad CSV line at
   // once); anything else shows its first line only.
-  for (const line of code === 2 ? lines : lines.slice(0, 1)) process.stderr.write(`dicom-deid: ${line}\n`);
+  // A path in the message (a folder named with ESC) never reaches the terminal raw.
+  for (const line of code === 2 ? lines : lines.slice(0, 1))
+    process.stderr.write(`dicom-deid: ${escapeControlCharacters(line)}\n`);
   if (lines.length === 0) process.stderr.write('dicom-deid: error\n');
   if (verbose && err instanceof Error && err.stack && code !== 2) process.stderr.write(err.stack + '\n');
   process.exitCode = code;

@@ -85,4 +85,17 @@ describe('batch on names with control characters', () => {
     ]);
     expect(rows[1]!.output_path).toMatch(/^RES_N\/RES_N_1\//);
   });
+
+  it('an error naming such a path says it escaped too', () => {
+    const r = runBatch([
+      '--csv',
+      path.join(tmp, 'mapping.csv'),
+      '--input',
+      path.join(tmp, '\x1b[2JGone'),
+      '--output',
+      path.join(tmp, 'OutGone'),
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(`dicom-deid: input folder not found: ${path.join(tmp, '\\x1b[2JGone')}\n`);
+  });
 });

@@ -154,11 +154,15 @@ describe('dicom-deid CLI', () => {
       'dicom-deid: aeTitle "THIS_AE_TITLE_IS_TOO_LONG" is not a valid AE title (1-16 printable ASCII characters, no backslash)',
     ]);
     // A letter beyond ASCII, a DEL, only spaces: a peer would read other bytes, or nothing (PS3.5 6.2).
-    for (const aet of ['DÉID', 'DEID\x7f']) {
-      r = run(['serve', '--aet', aet, ...common]);
+    // The DEL is shown escaped (no control character reaches the terminal).
+    for (const [aet, shown] of [
+      ['DÉID', 'DÉID'],
+      ['DEID\x7f', 'DEID\\x7f'],
+    ]) {
+      r = run(['serve', '--aet', aet!, ...common]);
       expect(r.status, r.stderr).toBe(2);
       expect(r.stderr.trim().split('\n')).toEqual([
-        `dicom-deid: aeTitle "${aet}" is not a valid AE title (1-16 printable ASCII characters, no backslash)`,
+        `dicom-deid: aeTitle "${shown}" is not a valid AE title (1-16 printable ASCII characters, no backslash)`,
       ]);
     }
     r = run(['serve', '--aet', '   ', ...common]);
