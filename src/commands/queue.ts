@@ -1,4 +1,5 @@
-// `dicom-deid queue [retry]`: the forward queue's state, and putting dead items back.
+// `dicom-deid queue [retry|drop]`: the forward queue's state, putting dead items back, and dropping
+// the items of a destination removed from the config (as POST /api/queue/drop, without the token).
 import type { Argv, CommandModule } from 'yargs';
 import { UsageError } from '../errors.js';
 import type { NodeConfig } from '../node/nodeConfig.js';
@@ -7,26 +8,45 @@ import { plural } from '../words.js';
 import { nodeConfigFrom, openNodeState, withQueueOptions, type NodeArgs } from './nodeOptions.js';
 
 type QueueArgs = NodeArgs & {
-  action?: 'retry';
+  action?: 'retry' | 'drop';
   destination?: string;
 };
 
 const command: CommandModule<object, QueueArgs> = {
   command: 'queue [action]',
-  describe: 'Show forward queue counts (pending / delivered / dead); "retry" puts dead items back',
+  describe:
+    'Show forward queue counts (pending / delivered / dead); "retry" puts dead items back; "drop --destination N" drops the items of a destination no longer configured',
   builder: (y: Argv) =>
     withQueueOptions(
       y
-        .positional('action', { choices: ['retry'] as const, describe: 'retry: dead items become pending again' })
+        .positional('action', {
+          choices: ['retry', 'drop'] as const,
+          describe: 'retry: dead items become pending again; drop: delete the items of a removed destination',
+        })
         .option('destination', {
           type: 'string',
-          describe: 'Only this destination for retry (its name: AET@host:port for a string destination)',
+          describe:
+            'Only this destination for retry; the one to drop (its name: AET@host:port for a string destination)',
         }),
     ) as unknown as Argv<QueueArgs>,
   handler: async (args) => {
     const config = nodeConfigFrom(args);
     const state = await openNodeState(config, args);
     try {
+      if (args.action === 'drop') {
+        if (args.destination === undefined) {
+          throw new UsageError('queue drop needs --destination NAME: the removed destination whose items to drop');
+        }
+        await checkDestination(args.destination, config, state);
+        if (config.forward.some((d) => d.name === args.destination)) {
+          throw new UsageError(
+            `${args.destination} is configured: only the items of a destination removed from the config can be dropped`,
+          );
+        }
+        const n = await state.dropForwards(args.destination);
+        process.stdout.write(`${plural(n, 'item')} of ${args.destination} dropped (they will not be sent)\n`);
+        return;
+      }
       if (args.action === 'retry') {
         if (args.destination !== undefined) await checkDestination(args.destination, config, state);
         const n = await state.retryDeadForwards(args.destination);

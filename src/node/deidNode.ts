@@ -446,7 +446,7 @@ export class DeidNode {
       if (!configured.has(q.destination)) {
         if (waiting + q.dead > 0) {
           this.logger.warn(
-            `forward queue: ${plural(waiting + q.dead, 'item')} of ${q.destination}, which is no longer configured: add it back to send them, or drop them (POST /api/queue/drop)`,
+            `forward queue: ${plural(waiting + q.dead, 'item')} of ${q.destination}, which is no longer configured: add it back to send them, or drop them (dicom-deid queue drop --destination NAME, or POST /api/queue/drop)`,
           );
         }
       } else if (waiting + q.dead > 0) {

@@ -55,6 +55,35 @@ describe('node admin commands', () => {
     expect(known.stdout).toMatch(/^0 dead items are pending again/);
   });
 
+  it('queue drop deletes the items of a destination no longer configured, without the HTTP token', async () => {
+    const drop = join(dir, 'drop.sqlite');
+    const state = await openStateStore(drop, { create: true });
+    await state.enqueueForwards([
+      { filePath: join(dir, 'out', 'b.dcm'), destination: 'OLDPACS@127.0.0.1:11114' },
+      { filePath: join(dir, 'out', 'c.dcm'), destination: 'OLDPACS@127.0.0.1:11114' },
+    ]);
+    await state.close();
+    const none = runCli(['queue', 'drop', '--db', drop]);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toBe(
+      'dicom-deid: queue drop needs --destination NAME: the removed destination whose items to drop\n',
+    );
+    const typo = runCli(['queue', 'drop', '--db', drop, '--destination', 'OLDPAC']);
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toMatch(
+      /no destination "OLDPAC" in the node's config or its queue \(known: OLDPACS@127\.0\.0\.1:11114\)/,
+    );
+    const config = join(dir, 'drop-node.json');
+    writeFileSync(config, JSON.stringify({ db: drop, forward: ['OLDPACS@127.0.0.1:11114'] }));
+    const configured = runCli(['queue', 'drop', '--config', config, '--destination', 'OLDPACS@127.0.0.1:11114']);
+    expect(configured.status, configured.stderr).toBe(2);
+    expect(configured.stderr).toMatch(/is configured: only the items of a destination removed from the config/);
+    const r = runCli(['queue', 'drop', '--db', drop, '--destination', 'OLDPACS@127.0.0.1:11114']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('2 items of OLDPACS@127.0.0.1:11114 dropped (they will not be sent)\n');
+    expect(runCli(['queue', '--db', drop]).stdout).toBe('forward queue is empty\n');
+  });
+
   it('quarantine list on a folder that does not exist: exit 2 saying where it looked, as queue does for a state', () => {
     for (const action of ['list', 'replay']) {
       const r = runCli(['quarantine', action, '--db', db, '--quarantine', join(dir, 'nonexistent', 'q')]);
