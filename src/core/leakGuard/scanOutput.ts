@@ -170,23 +170,25 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
   const clean = cleanValues(matcher.shared, mask);
   const fresh: string[] = [];
   let uidSeen = false;
-  eachValue(output, (text) => {
+  // Every value decoded once, for this patient's search and the other patients'.
+  const values = valuesOf(output);
+  for (const { text } of values) {
     uidSeen ||= matcher.mayHoldUid(text);
     if (!clean.has(text) && !isWritten(text, written)) fresh.push(text);
-  });
+  }
   const sharedHit = fresh.length > 0 && matcher.shared.find(mask(fresh.join(SEPARATOR))).length > 0;
   if (!sharedHit && !uidSeen) {
     if (clean.size + fresh.length > CLEAN_VALUES) clean.clear();
     for (const text of fresh) clean.add(text);
   } else {
-    eachValue(output, (text, tag, parent) => {
-      if (isWritten(text, written)) return;
+    for (const { text, tag, parent } of values) {
+      if (isWritten(text, written)) continue;
       const kinds = matcher.find(mask(text));
-      if (kinds.length === 0) return;
+      if (kinds.length === 0) continue;
       const step = { tag, parent };
       const warnOnly = input.warnOnly !== undefined && pathHasTag(step, input.warnOnly);
       add(formatAttributePath(step), kinds, () => warnOnly);
-    });
+    }
   }
 
   // The notes are the researcher's and are written as given (PatientComments, notes.txt): never
@@ -202,7 +204,7 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
     const lines = sidecar.text.split(/\r?\n/).filter((l) => !isWritten(l, written));
     add(sidecar.path, matcher.find(lines.map(mask).join('\n')), () => false);
   }
-  if (cohort) scanForOthers(input, output, cohort, mask, written, add);
+  if (cohort) scanForOthers(input, values, cohort, mask, written, add);
   return hits;
 }
 
@@ -222,7 +224,7 @@ const cohortCleanSets = new WeakMap<CohortMatcher, Set<string>>();
  */
 function scanForOthers(
   input: LeakScanInput,
-  output: ParsedOutput,
+  values: readonly OutputValue[],
   cohort: CohortMatcher,
   mask: (text: string) => string,
   written: readonly string[],
@@ -232,22 +234,22 @@ function scanForOthers(
   let clean = cohortCleanSets.get(cohort);
   if (!clean) cohortCleanSets.set(cohort, (clean = new Set()));
   const fresh: string[] = [];
-  eachValue(output, (text, _tag, _parent, vr) => {
+  for (const { text, vr } of values) {
     if (!NOT_FOR_OTHERS.has(vr) && !clean.has(text) && !isWritten(text, written)) fresh.push(text);
-  });
+  }
   // Cached as clean only when no one's identifier is in them (this patient's included).
   if (fresh.length > 0 && cohort.find(mask(fresh.join(SEPARATOR)), '').length === 0) {
     if (clean.size + fresh.length > CLEAN_VALUES) clean.clear();
     for (const text of fresh) clean.add(text);
   } else if (fresh.length > 0) {
-    eachValue(output, (text, tag, parent, vr) => {
-      if (NOT_FOR_OTHERS.has(vr) || isWritten(text, written)) return;
+    for (const { text, tag, parent, vr } of values) {
+      if (NOT_FOR_OTHERS.has(vr) || isWritten(text, written)) continue;
       const kinds = cohort.find(mask(text), except);
-      if (kinds.length === 0) return;
+      if (kinds.length === 0) continue;
       const step = { tag, parent };
       const warnOnly = input.warnOnly !== undefined && pathHasTag(step, input.warnOnly);
       add(formatAttributePath(step), kinds, () => warnOnly, true);
-    });
+    }
   }
   add(NOTES_WHERE, cohort.find(mask(input.supplied.notes.trim()), except), () => true, true);
   add('output path', cohort.find(mask(input.path), except), () => false, true);
@@ -504,9 +506,21 @@ function valueText(el: Element, data: Buffer, cs: SpecificCharacterSet, vr: stri
 
 type ValueVisitor = (text: string, tag: number, parent: PathStep | undefined, vr: string) => void;
 
-/** Calls `visit` with every value of the output as text: file meta, then the data set at every depth. */
-function eachValue(output: ParsedOutput, visit: ValueVisitor): void {
-  for (const part of output.parts) walk(part.elements, part.data, part.cs, undefined, visit);
+/** One value of the output as text, where it is, and its VR. */
+interface OutputValue {
+  text: string;
+  tag: number;
+  parent: PathStep | undefined;
+  vr: string;
+}
+
+/** Every value of the output as text, decoded once: file meta, then the data set at every depth. */
+function valuesOf(output: ParsedOutput): OutputValue[] {
+  const out: OutputValue[] = [];
+  for (const part of output.parts) {
+    walk(part.elements, part.data, part.cs, undefined, (text, tag, parent, vr) => out.push({ text, tag, parent, vr }));
+  }
+  return out;
 }
 
 const characterSets = new Map<string, SpecificCharacterSet>();
