@@ -85,7 +85,7 @@ export async function dryRunBatch(opts: BatchOptions): Promise<{ exitCode: 0 | 1
   // Source paths may hold control characters (a folder named with a newline, ESC): shown as \x0a, \x1b.
   const out = (line: string) => print(escapeControlCharacters(line));
   const { paths, rows } = prepareBatch(opts);
-  const walked = await walkTree(paths.input, [paths.output]);
+  const walked = await walkTree(paths.input, [paths.output, paths.logDir, path.dirname(paths.db)], opts.signal);
   const files = walked.files;
   if (files.length === 0 && walked.errors.length === 0) {
     throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);

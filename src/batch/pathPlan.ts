@@ -144,7 +144,11 @@ export class PathPlan {
     for (const uid of f.values.uids) this.uids.add({ kind: 'uid', value: uid });
     const ids = identifiersOf(f.values, PATH_KINDS);
     for (const id of ids) {
-      if (id.kind !== 'birth-date') this.addToCohort({ ...id, owner: f.researchId ?? STRAY });
+      if (id.kind === 'birth-date') continue;
+      // The names of files no row matches are most often phantoms and QA scans ('PHANTOM^HEAD',
+      // 'QA^WATER'): words that every other study uses. Their IDs are looked for, not their names.
+      if (f.researchId === null && id.kind === 'patient-name') continue;
+      this.addToCohort({ ...id, owner: f.researchId ?? STRAY });
     }
     if (layout.patientFolder !== null) ids.push({ kind: 'patient-folder', value: layout.patientFolder });
     if (f.researchId !== null) {

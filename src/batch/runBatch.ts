@@ -72,7 +72,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary | Batch
   const signal = opts.signal;
   const { paths, rows, workerCount, guard } = prepareBatch(opts);
 
-  const walked = await walkTree(paths.input, [paths.output]);
+  const walked = await walkTree(paths.input, [paths.output, paths.logDir, path.dirname(paths.db)], opts.signal);
   const files = walked.files;
   if (files.length === 0 && walked.errors.length === 0) {
     throw new UsageError(`--input ${opts.input} holds no files: nothing to de-identify`);

@@ -28,6 +28,7 @@ import { testOnlyKeep, warnOnlyTags } from '../leakGuardSettings.js';
 import { ConfigError, describeSystemError, UsageError } from '../errors.js';
 import { MappingWatcher } from './mappingWatcher.js';
 import { isLoopbackHost, nodeMarkerNames, settingLabel, type NodeConfig } from './nodeConfig.js';
+import { shellQuote } from '../shellQuote.js';
 import { ActivityLog } from './activityLog.js';
 import { DeidNodeApi } from './nodeApi.js';
 import { acquireProcessLock, LockHeldError, type ProcessLock } from '../io/processLock.js';
@@ -446,7 +447,7 @@ export class DeidNode {
       if (!configured.has(q.destination)) {
         if (waiting + q.dead > 0) {
           this.logger.warn(
-            `forward queue: ${plural(waiting + q.dead, 'item')} of ${q.destination}, which is no longer configured: add it back to send them, or drop them (dicom-deid queue drop --destination NAME, or POST /api/queue/drop)`,
+            `forward queue: ${plural(waiting + q.dead, 'item')} of ${q.destination}, which is no longer configured: add it back to send them, or drop them (dicom-deid queue drop --destination ${shellQuote(q.destination)}, or POST /api/queue/drop)`,
           );
         }
       } else if (waiting + q.dead > 0) {

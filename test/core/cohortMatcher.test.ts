@@ -44,6 +44,17 @@ describe('cohort matcher', () => {
     expect(cohort.find('MRN 42517', 'RS_1')).toEqual(['mrn']); // leading zeros aside
     expect(cohort.find('slice 27654321', 'RS_1')).toEqual([]);
     expect(cohort.find('CT 2024 follow-up', 'RS_1')).toEqual([]);
+    // Written in pieces shorter than 5 (a second new-user trial: 'see CX-55-1234' was filed).
+    const dashed = new CohortMatcher();
+    dashed.addId('mrn', 'CX-55-1234', 'RS_8');
+    dashed.addId('mrn', '123-45-6789', 'RS_8');
+    dashed.addId('csv-accession', 'AB-12-345', 'RS_8');
+    dashed.addId('patient-id', 'WATER', 'RS_8'); // letters only: a word (a phantom's ID)
+    expect(dashed.find('see CX-55-1234', 'RS_1')).toEqual(['mrn']);
+    expect(dashed.find('ref 123 45 6789', 'RS_1')).toEqual(['mrn']);
+    expect(dashed.find('ref AB-12-345', 'RS_1')).toEqual(['csv-accession']);
+    expect(dashed.find('T1 DIXON WATER', 'RS_1')).toEqual([]);
+    expect(dashed.find('slice 12 45 6789', 'RS_1')).toEqual([]);
     // Not inside a UID: an MRN 10008 is in no SOP Class UID the output keeps.
     const uidRoot = new CohortMatcher();
     uidRoot.addId('mrn', '10008', 'RS_9');

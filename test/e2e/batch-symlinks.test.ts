@@ -106,13 +106,40 @@ describe('batch on input with symbolic links', () => {
     expect(r.status, r.stdout).toBe(1);
     const rows = latestAuditRows(path.join(tmp, 'loop-logs'));
     expect(rows.map((x) => [x.source_path, x.status, x.message])).toEqual([
-      ['Cycle/A/toB/toA', 'error', 'a link to a folder that holds it (a loop): not followed'],
-      ['Cycle/B/toA/toB', 'error', 'a link to a folder that holds it (a loop): not followed'],
+      ['Cycle/A/toB', 'error', 'a second path to a folder already walked: not walked again'],
+      ['Cycle/B/toA', 'error', 'a second path to a folder already walked: not walked again'],
       ['Roe_J/s1/a.dcm', 'ok', ''],
       ['Roe_J/s1/gone', 'error', 'a link to nothing: not followed'],
       ['Roe_J/s1/gone.dcm', 'error', 'a link to nothing: not followed'],
       ['Roe_J/s1/up', 'error', 'a link to a folder that holds it (a loop): not followed'],
     ]);
+  });
+
+  it('a link to a folder holding the input (/), to a sibling session, or to the audit log: one row each, at once', () => {
+    // A second new-user trial: a link to / walked the whole disk, deaf to Ctrl-C; 'latest -> s1'
+    // wrote the session twice; a link to the CSV's folder copied the audit log (day offsets) out.
+    fs.mkdirSync(path.join(tmp, 'Odd', 'Roe_Jane'), { recursive: true });
+    fs.cpSync(path.join(tmp, 'Elsewhere', 'Raw Scans', 'Roe_Jane', 's1'), path.join(tmp, 'Odd', 'Roe_Jane', 's1'), {
+      recursive: true,
+    });
+    link('/', 'Odd/Roe_Jane/s1/root');
+    link(path.join(tmp, 'Odd', 'Roe_Jane', 's1'), 'Odd/Roe_Jane/latest');
+    fs.mkdirSync(path.join(tmp, 'odd-logs'));
+    fs.writeFileSync(path.join(tmp, 'odd-logs', 'old.txt'), 'day offsets\n');
+    link(path.join(tmp, 'odd-logs'), 'Odd/Roe_Jane/s1/keys');
+    const started = Date.now();
+    const r = run('Odd', 'OutOdd', ['--log-dir', path.join(tmp, 'odd-logs'), '--copy-other-files']);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    const rows = latestAuditRows(path.join(tmp, 'odd-logs'));
+    const why = (rel: string) => rows.find((x) => x.source_path === rel)?.message;
+    expect(why('Roe_Jane/s1/root')).toBe('a link to a folder that holds the input (a loop): not followed');
+    expect(why('Roe_Jane/latest')).toBe('a second path to a folder already walked: not walked again');
+    expect(why('Roe_Jane/s1/keys')).toBe(
+      'the output folder or a folder of key material (audit log, state), reached through a link: not walked',
+    );
+    expect(rows.filter((x) => x.status === 'ok')).toHaveLength(3);
+    expect(listTree(path.join(tmp, 'OutOdd')).some((f) => f.includes('old.txt'))).toBe(false);
   });
 
   it('a link to the output folder is not walked (the run would read what it writes)', () => {
@@ -127,7 +154,7 @@ describe('batch on input with symbolic links', () => {
     const rows = latestAuditRows(path.join(tmp, 'out-logs'));
     expect(rows.find((x) => x.source_path === 'Roe_Jane/s1/out')).toMatchObject({
       status: 'error',
-      message: 'the output folder, reached through a link: not walked',
+      message: 'the output folder or a folder of key material (audit log, state), reached through a link: not walked',
     });
     expect(rows.filter((x) => x.status === 'ok')).toHaveLength(3);
   });

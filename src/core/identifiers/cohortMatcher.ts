@@ -7,8 +7,8 @@
 // The cohort can hold thousands of patients, so its rules are stricter than matcher.ts's (and
 // cost one pass over the text, map lookups only, whatever the cohort's size):
 //   - an ID counts from 5 letters and digits (a 4-digit number is as often a year or a size),
-//     found as a whole run of letters and digits of the text, or as two adjacent runs joined
-//     ('MRN-7654321' for MRN7654321), or as a number of 5+ digits that does not touch other
+//     with a digit (letters alone, 'WATER', are a word), found as a whole run of letters and
+//     digits of the text, or as up to 4 adjacent runs joined ('MRN-7654321', 'CX-55-1234'), or as a number of 5+ digits that does not touch other
 //     digits, leading zeros aside ('7654321' in 'IM_7654321'); never inside a dotted number (a
 //     UID: '10008' is in every SOP Class UID the output keeps);
 //   - a name counts when its family name and a given name both stand as whole words of the text,
@@ -22,6 +22,9 @@ import type { IdentifierKind } from './matcher.js';
 
 /** Three or more numbers joined by dots: a UID (kept ones such as SOP Class UIDs are in every output). */
 const UID_LIKE = /\d+(?:\.\d+){2,}/g;
+
+/** Runs of letters and digits joined to find an ID written in pieces ('AB-12-345-6': 4). */
+const JOINED = 4;
 
 /** A number the way the cohort compares it: without leading zeros. */
 function numberKey(digits: string): string {
@@ -89,7 +92,8 @@ export class CohortMatcher {
   /** An ID (PatientID, AccessionNumber, the CSV's MRN or Accession) of the patient `owner` (a research ID). */
   addId(kind: IdentifierKind, value: string, owner: string): void {
     const c = fold(value.normalize('NFKC')).replace(/[^\p{L}\p{N}]/gu, '');
-    if ([...c].length < 5) return;
+    // Letters only ('WATER', 'ORIGINAL': a phantom's or QA file's PatientID) is a word, not an ID.
+    if ([...c].length < 5 || !/\p{N}/u.test(c)) return;
     own(this.ids, c, kind, owner);
     for (const digits of value.normalize('NFKC').match(/\d{5,}/g) ?? []) {
       const key = numberKey(digits);
@@ -134,10 +138,13 @@ export class CohortMatcher {
     const plain = text.normalize('NFKC').replace(UID_LIKE, ' ');
     const folded = fold(plain);
     const runs = folded.match(/[\p{L}\p{N}]+/gu) ?? [];
+    // An ID written with dashes or spaces ('CX-55-1234', '123 45 6789'): up to JOINED runs joined.
     for (let i = 0; i < runs.length; i++) {
-      const run = runs[i]!;
-      hit(this.ids.get(run));
-      if (i + 1 < runs.length) hit(this.ids.get(run + runs[i + 1]!));
+      let joined = '';
+      for (let k = i; k < runs.length && k < i + JOINED; k++) {
+        joined += runs[k]!;
+        hit(this.ids.get(joined));
+      }
     }
     for (const digits of plain.match(/\d{5,}/g) ?? []) hit(this.numbers.get(numberKey(digits)));
     if (this.names.size > 0) {

@@ -209,11 +209,11 @@ export function scanOutput(input: LeakScanInput): LeakHit[] {
 }
 
 /**
- * VRs not searched for other patients: dates, times, numbers, ages and UIDs. Their digits are
- * not an ID (a time 101530 is not the MRN 101530 of one of thousands of patients); the file's
+ * VRs not searched for other patients: dates, times, numbers, ages, UIDs and code strings
+ * (MONOCHROME2, ORIGINAL: defined terms, never a name). Their digits are not an ID (a time 101530 is not the MRN 101530 of one of thousands of patients); the file's
  * own identifiers are still looked for in them.
  */
-const NOT_FOR_OTHERS: ReadonlySet<string> = new Set(['DA', 'TM', 'DT', 'DS', 'IS', 'AS', 'UI']);
+const NOT_FOR_OTHERS: ReadonlySet<string> = new Set(['DA', 'TM', 'DT', 'DS', 'IS', 'AS', 'UI', 'CS']);
 
 /** Values found clean of every identifier of a cohort (whoever's output): a series repeats its header. */
 const cohortCleanSets = new WeakMap<CohortMatcher, Set<string>>();
