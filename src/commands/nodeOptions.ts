@@ -219,8 +219,14 @@ export async function openNodeState(config: NodeConfig, a: NodeArgs): Promise<St
   try {
     return await openStateStore(config.db, { create: false });
   } catch (e) {
-    if (!(e instanceof StateNotFoundError)) throw e;
     const from = settingSource(a, 'db');
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('SQLITE_')) {
+      // Not a state database (a CSV given as --db, a damaged file): a usage error, exit 2.
+      const why = (e as Error).message.replace(/^state database .*?: /, '');
+      throw new UsageError(`${config.db} (from ${from}) is not the node's state database: ${why}`);
+    }
+    if (!(e instanceof StateNotFoundError)) throw e;
     throw new UsageError(
       `no node state at ${config.db} (from ${from}): pass --config with the node's config file, or --db with its state database`,
     );

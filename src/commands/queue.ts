@@ -34,7 +34,7 @@ const command: CommandModule<object, QueueArgs> = {
     const state = await openNodeState(config, args);
     try {
       if (args.action === 'drop') {
-        if (args.destination === undefined) {
+        if (args.destination === undefined || args.destination.trim() === '') {
           throw new UsageError('queue drop needs --destination NAME: the removed destination whose items to drop');
         }
         await checkDestination(args.destination, config, state);

@@ -68,6 +68,15 @@ describe('node admin commands', () => {
     expect(none.stderr).toBe(
       'dicom-deid: queue drop needs --destination NAME: the removed destination whose items to drop\n',
     );
+    const empty = runCli(['queue', 'drop', '--db', drop, '--destination', '']);
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toMatch(/queue drop needs --destination NAME/);
+    // A --db that is no state database (a second new-user trial gave the CSV): exit 2, in words.
+    const csv = join(dir, 'not-a-state.csv');
+    writeFileSync(csv, 'MRN,Accession,New_Patient_ID,Surgery_Date\n');
+    const notState = runCli(['queue', 'drop', '--db', csv, '--destination', 'X']);
+    expect(notState.status, notState.stderr).toBe(2);
+    expect(notState.stderr).toMatch(/not-a-state\.csv \(from --db\) is not the node's state database: /);
     const typo = runCli(['queue', 'drop', '--db', drop, '--destination', 'OLDPAC']);
     expect(typo.status).toBe(2);
     expect(typo.stderr).toMatch(
