@@ -12,7 +12,7 @@
 // idempotent: the output path and bytes depend only on the instance and the state.
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { newAccessionNumber, sessionFolderName, studySessionKey } from '../core/accession.js';
 import { shiftDA } from '../core/dates.js';
 import { burnedInVerdict } from '../core/burnedIn.js';
@@ -84,14 +84,19 @@ const reader = new SpoolItemReader();
 let staging = false;
 
 /** Series folder from de-identified values only: modality, series number, new series UID hash. */
-export function seriesFolderName(r: DeidInstanceInfo): string {
+export function seriesFolderName(r: DeidInstanceInfo, consonants = false): string {
   const clean = (s: string) => s.replace(/[^A-Za-z0-9]+/g, '').slice(0, 16);
-  const hash = createHash('sha256')
+  const hex = createHash('sha256')
     .update(r.seriesInstanceUid || r.sopInstanceUid)
     .digest('hex')
     .slice(0, 8);
+  // The same hash in 16 consonants: no digits (a date, an ID's number) and no word of a name.
+  const hash = consonants ? [...hex].map((c) => CONSONANTS[parseInt(c, 16)]).join('') : hex;
   return `${clean(r.modality) || 'OT'}_S${clean(r.seriesNumber) || '0'}_${hash}`;
 }
+
+/** The alphabet of seriesFolderName's fallback hash. */
+const CONSONANTS = 'bcdfghjklmnpqrst';
 
 /** An instance written to the output tree whose filing is not committed yet. */
 export interface Staged {
@@ -218,22 +223,34 @@ async function stageOne(
   }
   const sessionName = sessionFolderName(row.researchId, n);
   const sessionDir = join(deps.outputDir, row.researchId, sessionName);
-  const outputPath = join(sessionDir, seriesFolderName(result), `${result.sopInstanceUid}.dcm`);
-  const rel = relative(deps.outputDir, outputPath);
   // The leak guard reads what would be filed (and so forwarded: the filed file is what is sent)
   // before it is written, and the notes.txt its row adds to its session folder.
-  const hits = scanOutput({
-    head: result.head,
-    pixelData: result.pixelData,
-    tail: result.tail,
-    path: rel.split(sep).join('/'),
-    sidecars:
-      row.notes.trim() !== '' ? [{ path: `${row.researchId}/${sessionName}/notes.txt`, text: row.notes.trim() }] : [],
-    source: result.sourceValues,
-    supplied,
-    warnOnly: deps.leakGuardWarnOnly,
-    cohort: mapping.cohort(),
-  });
+  const scan = (path: string) =>
+    scanOutput({
+      head: result.head,
+      pixelData: result.pixelData,
+      tail: result.tail,
+      path,
+      sidecars:
+        row.notes.trim() !== '' ? [{ path: `${row.researchId}/${sessionName}/notes.txt`, text: row.notes.trim() }] : [],
+      source: result.sourceValues,
+      supplied,
+      warnOnly: deps.leakGuardWarnOnly,
+      cohort: mapping.cohort(),
+    });
+  const relOf = (series: string) => [row.researchId, sessionName, series, `${result.sopInstanceUid}.dcm`].join('/');
+  let series = seriesFolderName(result);
+  let hits = scan(relOf(series));
+  if (hits.some((h) => h.where === 'output path')) {
+    // The series folder's hex hash can spell a patient's number by chance ('CT_S1_0002a784' for
+    // P0002: a false hold the suite met). The same hash in consonants, decided alike for every
+    // instance of the series (the same patient's values): taken when it clears the path.
+    const other = seriesFolderName(result, true);
+    const otherHits = scan(relOf(other));
+    if (!otherHits.some((h) => h.where === 'output path')) [series, hits] = [other, otherHits];
+  }
+  const outputPath = join(sessionDir, series, `${result.sopInstanceUid}.dcm`);
+  const rel = relative(deps.outputDir, outputPath);
   const held = hits.filter((h) => h.action === 'hold');
   const warned = hits.filter((h) => h.action === 'warn');
   const warning = warned.length > 0 ? `leak guard warning: ${describeLeakHits(warned)}` : '';
