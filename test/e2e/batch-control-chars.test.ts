@@ -9,30 +9,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { escapeAet } from '../../src/node/receiver/associationPolicy.js';
 import { escapeControlCharacters } from '../../src/printable.js';
 import { latestAuditRows, runBatch } from '../helpers/batch-helpers.js';
-import { el, part10, UIDS, ui, us } from '../helpers/dicomBytes.js';
+import { tinyMrInstance } from '../helpers/dicomBytes.js';
 
 let tmp = '';
 const FOLDER = 'Doe\nJohn/s\n1';
 const RED = '\x1b[31mred.txt';
 
 function instance(): Buffer {
-  const sopUid = '1.2.826.0.1.3680043.9.6666.2.1';
-  const study = '1.2.826.0.1.3680043.9.6666.1';
-  const ds = Buffer.concat([
-    el(0x00080016, 'UI', ui(UIDS.mrStorage)),
-    el(0x00080018, 'UI', ui(sopUid)),
-    el(0x00080020, 'DA', '20240301'),
-    el(0x00080060, 'CS', 'MR'),
-    el(0x00100010, 'PN', 'Doe^John'),
-    el(0x00100020, 'LO', 'MRN3131 '),
-    el(0x0020000d, 'UI', ui(study)),
-    el(0x0020000e, 'UI', ui(`${study}.1`)),
-    el(0x00280010, 'US', us(2)),
-    el(0x00280011, 'US', us(2)),
-    el(0x00280100, 'US', us(8)),
-    el(0x7fe00010, 'OB', Buffer.from([1, 2, 3, 4])),
-  ]);
-  return part10(ds, { sopClass: UIDS.mrStorage, sopInstance: sopUid, ts: UIDS.explicitLE });
+  return tinyMrInstance({
+    sopUid: '1.2.826.0.1.3680043.9.6666.2.1',
+    study: '1.2.826.0.1.3680043.9.6666.1',
+    patientName: 'Doe^John',
+    patientId: 'MRN3131',
+  });
 }
 
 function run(out: string, extra: string[] = []) {

@@ -7,29 +7,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { latestAuditRows, listTree, runBatch } from '../helpers/batch-helpers.js';
-import { el, part10, UIDS, ui, us } from '../helpers/dicomBytes.js';
+import { tinyMrInstance } from '../helpers/dicomBytes.js';
 
 let tmp = '';
 let sop = 0;
 
 /** An MR instance of made-up patient `mrn` in study `study`, as Part 10. */
 function instance(mrn: string, study: string): Buffer {
-  const sopUid = `1.2.826.0.1.3680043.9.7777.2.${++sop}`;
-  const ds = Buffer.concat([
-    el(0x00080016, 'UI', ui(UIDS.mrStorage)),
-    el(0x00080018, 'UI', ui(sopUid)),
-    el(0x00080020, 'DA', '20240301'),
-    el(0x00080060, 'CS', 'MR'),
-    el(0x00100010, 'PN', 'Roe^Jane'),
-    el(0x00100020, 'LO', mrn.length % 2 ? mrn + ' ' : mrn),
-    el(0x0020000d, 'UI', ui(study)),
-    el(0x0020000e, 'UI', ui(`${study}.1`)),
-    el(0x00280010, 'US', us(2)),
-    el(0x00280011, 'US', us(2)),
-    el(0x00280100, 'US', us(8)),
-    el(0x7fe00010, 'OB', Buffer.from([1, 2, 3, 4])),
-  ]);
-  return part10(ds, { sopClass: UIDS.mrStorage, sopInstance: sopUid, ts: UIDS.explicitLE });
+  return tinyMrInstance({
+    sopUid: `1.2.826.0.1.3680043.9.7777.2.${++sop}`,
+    study,
+    patientName: 'Roe^Jane',
+    patientId: mrn,
+  });
 }
 
 function write(rel: string, bytes: Buffer): void {

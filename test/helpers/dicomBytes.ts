@@ -85,3 +85,26 @@ export function us(...values: number[]): Buffer {
   values.forEach((v, i) => b.writeUInt16LE(v, i * 2));
   return b;
 }
+
+/**
+ * A tiny MR instance (2x2 pixels of 8 bits) as Part 10, explicit VR LE: SOP Instance `sopUid` of
+ * patient `patientName` / `patientId` in study `study` (its series `${study}.1`), study date
+ * 2024-03-01. For tests that need a valid DICOM file and nothing more.
+ */
+export function tinyMrInstance(o: { sopUid: string; study: string; patientName: string; patientId: string }): Buffer {
+  const ds = Buffer.concat([
+    el(0x00080016, 'UI', ui(UIDS.mrStorage)),
+    el(0x00080018, 'UI', ui(o.sopUid)),
+    el(0x00080020, 'DA', '20240301'),
+    el(0x00080060, 'CS', 'MR'),
+    el(0x00100010, 'PN', o.patientName.length % 2 ? o.patientName + ' ' : o.patientName),
+    el(0x00100020, 'LO', o.patientId.length % 2 ? o.patientId + ' ' : o.patientId),
+    el(0x0020000d, 'UI', ui(o.study)),
+    el(0x0020000e, 'UI', ui(`${o.study}.1`)),
+    el(0x00280010, 'US', us(2)),
+    el(0x00280011, 'US', us(2)),
+    el(0x00280100, 'US', us(8)),
+    el(0x7fe00010, 'OB', Buffer.from([1, 2, 3, 4])),
+  ]);
+  return part10(ds, { sopClass: UIDS.mrStorage, sopInstance: o.sopUid, ts: UIDS.explicitLE });
+}
