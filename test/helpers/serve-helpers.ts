@@ -272,7 +272,10 @@ export function listFilesRecursive(dir: string): string[] {
     // filed instance; test/e2e/project-marker.test.ts checks it.
     if (name === '.dicom-deid-project') continue;
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listFilesRecursive(p));
+    // A writer's temporary file can be renamed between readdir and stat (a running node, polled).
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (st === undefined) continue;
+    if (st.isDirectory()) out.push(...listFilesRecursive(p));
     else out.push(p);
   }
   return out.sort();
