@@ -6,6 +6,7 @@
 // (`/`: the whole disk), and a second path to a folder already walked (its files would be written
 // twice). A link to nothing, a folder that cannot be read, and the output or key material folders
 // reached through a link are reported too, and the walk goes on. An aborted `signal` ends it.
+import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describeSystemError } from '../errors.js';
@@ -62,10 +63,13 @@ export async function walkTree(root: string, skip: readonly string[] = [], signa
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     // The real sub-folders are theirs to walk: a sibling link to one ('latest -> s1') is the
     // second path, whichever sorts first.
+    const folderStats = new Map<string, Stats>();
     for (const e of entries) {
       if (!e.isDirectory()) continue;
       const st = await fs.stat(path.join(dir, e.name)).catch(() => undefined);
-      if (st) walked.add(folderId(st));
+      if (!st) continue;
+      folderStats.set(e.name, st);
+      walked.add(folderId(st));
     }
     for (const e of entries) {
       const childRel = rel ? `${rel}/${e.name}` : e.name;
@@ -75,9 +79,9 @@ export async function walkTree(root: string, skip: readonly string[] = [], signa
         continue;
       }
       if (!e.isDirectory() && !e.isSymbolicLink()) continue; // sockets, pipes, devices: no scans
-      let st;
+      let st = folderStats.get(e.name);
       try {
-        st = await fs.stat(abs); // through the link
+        st ??= await fs.stat(abs); // through the link
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         const message =
